@@ -1,0 +1,98 @@
+# sandd: plain make with pkg-config. See README.
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+PYDIR	?= $(PREFIX)/lib/sandd/python
+DESTDIR	?=
+
+CC	?= cc
+PKGS	 = libevent libevent_openssl openssl jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes \
+	   -Wshadow -Wpointer-arith -Wsign-compare -Wstrict-prototypes \
+	   -Wno-unused-parameter
+CFLAGS	?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+LIBS	 = $(PKG_LIBS) -lwslay -lutil
+
+SRCS	 = $(wildcard src/*.c)
+OBJS	 = $(SRCS:src/%.c=build/%.o)
+ASAN_OBJS = $(SRCS:src/%.c=build/asan/%.o)
+HDRS	 = $(wildcard src/*.h)
+
+UNIT_SRCS = $(wildcard tests/unit/*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+LIB_OBJS  = $(filter-out build/asan/sandd.o,$(ASAN_OBJS))
+
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	     -fno-sanitize-recover=undefined
+
+.PHONY: all deps asan check unit test test-asan demo bench install clean \
+	lint-man
+
+all: sandd
+
+deps:
+	@sh scripts/deps.sh
+
+sandd: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LIBS) $(LDFLAGS)
+
+build/%.o: src/%.c $(HDRS)
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+asan: sandd-asan
+
+sandd-asan: $(ASAN_OBJS)
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) $(LIBS)
+
+build/asan/%.o: src/%.c $(HDRS)
+	@mkdir -p build/asan
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
+	    -c -o $@ $<
+
+build/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p build/unit
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
+	    -Isrc -o $@ $< $(LIB_OBJS) $(LIBS)
+
+unit: $(UNIT_BINS)
+	@sh tests/unit/run.sh $(UNIT_BINS)
+
+lint-man:
+	@for m in man/*.[0-9]; do mandoc -Tlint -W warning $$m || exit 1; done
+
+# The whole suite: dependencies, both builds, unit tests, man page lint,
+# then every integration test against the sanitizer build.
+check: deps
+	$(MAKE) all asan
+	$(MAKE) unit
+	$(MAKE) lint-man
+	SANDD_BIN=$(CURDIR)/sandd-asan python3 tests/run.py
+
+test: all
+	python3 tests/run.py
+
+demo: deps
+	$(MAKE) all
+	sh scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	python3 tests/bench.py
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PYDIR)
+	install -m 755 sandd $(DESTDIR)$(BINDIR)/sandd
+	install -m 644 man/sandd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/sandd-control.7 man/sandd-wire.7 \
+	    $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 contrib/python/sandd.py $(DESTDIR)$(PYDIR)/
+
+clean:
+	rm -rf build sandd sandd-asan

@@ -1,0 +1,128 @@
+/*
+ * compat.c: the few calls that differ between Linux, macOS and FreeBSD.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compat.h"
+
+/* Return the uid of the process at the other end of a UNIX socket. */
+int
+compat_peer_uid(int fd, uid_t *uid)
+{
+#if defined(SO_PEERCRED)
+	struct ucred	cr;
+	socklen_t	len = sizeof cr;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
+		return (-1);
+	*uid = cr.uid;
+	return (0);
+#else
+	gid_t	gid;
+
+	return (getpeereid(fd, uid, &gid));
+#endif
+}
+
+/* Ask the kernel to kill this (child) process when its parent dies. */
+void
+compat_set_pdeathsig(void)
+{
+#if defined(__linux__)
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+}
+
+/* Close every descriptor from lowfd up, in a freshly forked child. */
+void
+compat_closefrom(int lowfd)
+{
+#if defined(__FreeBSD__)
+	closefrom(lowfd);
+#else
+	long	maxfd, fd;
+
+	maxfd = sysconf(_SC_OPEN_MAX);
+	if (maxfd < 0 || maxfd > 65536)
+		maxfd = 65536;
+#if defined(SYS_close_range)
+	/* close_range(2) is one syscall where the kernel has it. */
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
+		return;
+#endif
+	for (fd = lowfd; fd < maxfd; fd++)
+		close((int)fd);
+#endif
+}
+
+/* closefrom(lowfd), but keep fd open (it is close-on-exec). */
+void
+compat_closefrom_except(int lowfd, int keep)
+{
+	long	maxfd, fd;
+
+	if (keep < lowfd) {
+		compat_closefrom(lowfd);
+		return;
+	}
+	for (fd = lowfd; fd < keep; fd++)
+		close((int)fd);
+	maxfd = sysconf(_SC_OPEN_MAX);
+	if (maxfd < 0 || maxfd > 65536)
+		maxfd = 65536;
+#if defined(SYS_close_range)
+	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) == 0)
+		return;
+#endif
+	for (fd = keep + 1; fd < maxfd; fd++)
+		close((int)fd);
+}
+
+/* Undo compat_set_pdeathsig in a child about to exec something else. */
+void
+compat_set_pdeathsig_off(void)
+{
+#if defined(__linux__)
+	prctl(PR_SET_PDEATHSIG, 0);
+#endif
+}
+
+/* pipe(2) with both ends close-on-exec. */
+int
+compat_pipe_cloexec(int fds[2])
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+	return (pipe2(fds, O_CLOEXEC));
+#else
+	if (pipe(fds) == -1)
+		return (-1);
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	return (0);
+#endif
+}
+
+/* Wipe a secret so that the compiler cannot drop the store. */
+void
+compat_explicit_bzero(void *p, size_t len)
+{
+#if defined(__APPLE__)
+	memset_s(p, len, 0, len);
+#else
+	explicit_bzero(p, len);
+#endif
+}

@@ -1,0 +1,43 @@
+/*
+ * compat.h: the platform differences sandd cares about, in one place.
+ * Linux is the first platform; macOS and FreeBSD keep building.
+ */
+#ifndef COMPAT_H
+#define COMPAT_H
+
+#include <sys/types.h>
+
+#if defined(__linux__)
+#include <pty.h>
+#elif defined(__APPLE__)
+#include <util.h>
+#else
+#include <libutil.h>
+#endif
+
+#include <sys/queue.h>
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+#ifndef __dead
+#define __dead __attribute__((__noreturn__))
+#endif
+#ifndef __unused
+#define __unused __attribute__((__unused__))
+#endif
+
+/* compat.c */
+int	 compat_peer_uid(int, uid_t *);
+void	 compat_set_pdeathsig(void);
+void	 compat_closefrom(int);
+void	 compat_closefrom_except(int, int);
+void	 compat_set_pdeathsig_off(void);
+int	 compat_pipe_cloexec(int [2]);
+void	 compat_explicit_bzero(void *, size_t);
+
+#endif

@@ -1,0 +1,542 @@
+/*
+ * control.c: the UNIX-domain control socket. Splits each client's bytes
+ * into JSON lines (and raw payloads after a line that announces them),
+ * hands requests to control-cmd.c, and writes replies. Reading stops
+ * while the client's replies back up or its payload waits on a worker,
+ * so a client can make the server hold only a bounded amount for it.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "sandd.h"
+
+struct client {
+	struct bufferevent	*bev;
+	int			 fd;
+	uid_t			 uid;
+	int			 refs;
+	int			 flags;
+#define CLIENT_DEAD		0x1
+#define CLIENT_EOF		0x2	/* read side shut: finish, then close */
+#define CLIENT_DISCARD		0x4	/* skipping the rest of a long line */
+#define CLIENT_PAUSED		0x8	/* waiting for a payload sink */
+	int			 topics;
+	uint64_t		 payload_left;
+	struct chan		*sink;		/* where payload bytes go */
+	struct event		*more;		/* re-arm after a bounded batch */
+	struct event		*hup;		/* polls for a full close */
+	struct event		*reaper;
+	TAILQ_ENTRY(client)	 entry;
+};
+static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
+static size_t			 nclients;
+static struct evconnlistener	*control_listener;
+static char			*control_path;
+
+#define LINES_PER_CALLBACK	64
+
+static void	 control_client_read_cb(struct bufferevent *, void *);
+static void	 control_client_close(struct client *, const char *);
+
+struct client *
+control_client_ref(struct client *cl)
+{
+	cl->refs++;
+	return (cl);
+}
+
+static void
+control_client_reap_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct client	*cl = arg;
+
+	event_free(cl->more);
+	event_free(cl->hup);
+	event_free(cl->reaper);
+	free(cl);
+}
+
+void
+control_client_unref(struct client *cl)
+{
+	if (--cl->refs > 0)
+		return;
+	cl->reaper = event_new(ev_base, -1, 0, control_client_reap_cb, cl);
+	event_active(cl->reaper, EV_TIMEOUT, 0);
+}
+
+int
+control_client_dead(struct client *cl)
+{
+	return (cl->flags & CLIENT_DEAD);
+}
+
+size_t
+control_client_count(void)
+{
+	return (nclients);
+}
+
+/* Is the client keeping up with what we write? */
+int
+control_client_writable(struct client *cl)
+{
+	if (cl->flags & CLIENT_DEAD)
+		return (1);	/* nothing will be written: do not hold */
+	return (evbuffer_get_length(bufferevent_get_output(cl->bev)) <
+	    CONTROL_OUT_HIGH);
+}
+
+/* Write one message as a line. */
+void
+control_client_send(struct client *cl, json_t *msg)
+{
+	struct evbuffer	*out;
+	char		*s;
+
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	if ((s = json_dumps(msg, JSON_COMPACT)) == NULL) {
+		log_warnx("%s: cannot encode a reply", __func__);
+		return;
+	}
+	out = bufferevent_get_output(cl->bev);
+	evbuffer_add_reference(out, s, strlen(s),
+	    (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
+	evbuffer_add(out, "\n", 1);
+}
+
+/*
+ * Write a message announcing a raw payload, then the payload: len bytes
+ * from data, or all of buf (moved, not copied) if buf is given.
+ */
+void
+control_client_send_raw(struct client *cl, json_t *msg, const void *data,
+    size_t len, struct evbuffer *buf)
+{
+	if (buf != NULL)
+		len = evbuffer_get_length(buf);
+	json_object_set_new(msg, "bytes", json_integer((json_int_t)len));
+	control_client_send(cl, msg);
+	if (cl->flags & CLIENT_DEAD) {
+		if (buf != NULL)
+			evbuffer_drain(buf, len);
+		return;
+	}
+	if (buf != NULL)
+		evbuffer_add_buffer(bufferevent_get_output(cl->bev), buf);
+	else
+		evbuffer_add(bufferevent_get_output(cl->bev), data, len);
+}
+
+/* Subscribe the client to topics (TOPIC_*). */
+void
+control_client_subscribe(struct client *cl, int topics)
+{
+	cl->topics |= topics;
+}
+
+/* Send ev to every client subscribed to topic. */
+void
+control_broadcast_event(int topic, json_t *ev)
+{
+	struct client	*cl;
+
+	TAILQ_FOREACH(cl, &clients, entry)
+		if (cl->topics & topic)
+			control_client_send(cl, ev);
+}
+
+/*
+ * Payload bytes after a request go to sink (a channel's input) or, with
+ * no sink, nowhere. Called by the request handler.
+ */
+void
+control_client_set_sink(struct client *cl, struct chan *sink)
+{
+	cl->sink = sink;
+}
+
+/* The sink went away: discard the rest of its payload. */
+void
+control_client_sink_gone(struct chan *c)
+{
+	struct client	*cl;
+
+	TAILQ_FOREACH(cl, &clients, entry) {
+		if (cl->sink != c)
+			continue;
+		cl->sink = NULL;
+		if (cl->flags & CLIENT_PAUSED) {
+			cl->flags &= ~CLIENT_PAUSED;
+			event_active(cl->more, EV_TIMEOUT, 0);
+		}
+	}
+}
+
+/* The sink took some input: read on if we stopped for it. */
+void
+control_client_sink_drained(struct chan *c)
+{
+	struct client	*cl;
+
+	TAILQ_FOREACH(cl, &clients, entry) {
+		if (cl->sink == c && (cl->flags & CLIENT_PAUSED) &&
+		    chan_input_backlog(c) < WIRE_WINDOW) {
+			cl->flags &= ~CLIENT_PAUSED;
+			event_active(cl->more, EV_TIMEOUT, 0);
+		}
+	}
+}
+
+/* After a write to c, stop reading from cl while c's input is backed up. */
+void
+control_client_wait_sink(struct client *cl, struct chan *c)
+{
+	if (chan_input_backlog(c) >= WIRE_WINDOW) {
+		cl->sink = c;
+		cl->flags |= CLIENT_PAUSED;
+	}
+}
+
+/* Feed payload bytes from the input to the sink, within its window. */
+static int
+control_client_payload(struct client *cl, struct evbuffer *in)
+{
+	size_t	 n, avail = evbuffer_get_length(in);
+	uint8_t	*p;
+
+	while (cl->payload_left > 0 && avail > 0) {
+		if (cl->sink != NULL &&
+		    chan_input_backlog(cl->sink) >= WIRE_WINDOW) {
+			cl->flags |= CLIENT_PAUSED;
+			return (0);
+		}
+		n = avail < cl->payload_left ? avail : cl->payload_left;
+		if (n > WIRE_CHUNK)
+			n = WIRE_CHUNK;
+		if (cl->sink != NULL) {
+			p = evbuffer_pullup(in, (ssize_t)n);
+			chan_input(cl->sink, p, n);
+		}
+		evbuffer_drain(in, n);
+		cl->payload_left -= n;
+		avail -= n;
+	}
+	if (cl->payload_left == 0 && cl->sink != NULL) {
+		control_cmd_payload_done(cl, cl->sink);
+		cl->sink = NULL;
+	}
+	return (cl->payload_left == 0);
+}
+
+/* Reply too_large for a line we could not take. */
+static void
+control_client_too_large(struct client *cl)
+{
+	json_t	*err;
+
+	err = json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code",
+	    "too_large", "message", "request line over the server's limit");
+	server_count_error("too_large");
+	control_client_send(cl, err);
+	json_decref(err);
+}
+
+/* Process what the client sent, a bounded batch at a time. */
+static void
+control_client_input(struct client *cl)
+{
+	struct evbuffer		*in = bufferevent_get_input(cl->bev);
+	struct evbuffer_ptr	 eol;
+	size_t			 len, nlines = 0;
+	uint64_t		 bytes;
+	char			*line;
+	json_t			*msg;
+	json_error_t		 jerr;
+
+	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED))) {
+		if (cl->payload_left > 0) {
+			if (!control_client_payload(cl, in))
+				break;
+			continue;
+		}
+		if (!control_client_writable(cl))
+			break;		/* the write callback resumes */
+		if (nlines++ == LINES_PER_CALLBACK) {
+			event_active(cl->more, EV_TIMEOUT, 0);
+			break;
+		}
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			len = evbuffer_get_length(in);
+			if (len > serve_opts.max_line) {
+				evbuffer_drain(in, len);
+				if (!(cl->flags & CLIENT_DISCARD))
+					control_client_too_large(cl);
+				cl->flags |= CLIENT_DISCARD;
+			}
+			break;
+		}
+		len = (size_t)eol.pos;
+		if (cl->flags & CLIENT_DISCARD) {
+			evbuffer_drain(in, len + 1);
+			cl->flags &= ~CLIENT_DISCARD;
+			continue;
+		}
+		if (len > serve_opts.max_line) {
+			evbuffer_drain(in, len + 1);
+			control_client_too_large(cl);
+			continue;
+		}
+		line = (char *)evbuffer_pullup(in, (ssize_t)len + 1);
+		msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+		evbuffer_drain(in, len + 1);
+		bytes = 0;
+		if (msg != NULL && json_is_object(msg) &&
+		    json_is_integer(json_object_get(msg, "bytes")) &&
+		    json_integer_value(json_object_get(msg, "bytes")) > 0)
+			bytes = (uint64_t)json_integer_value(
+			    json_object_get(msg, "bytes"));
+		cl->sink = NULL;
+		control_cmd_dispatch(cl, msg, len, msg == NULL ? jerr.text :
+		    NULL);
+		json_decref(msg);
+		cl->payload_left = bytes;
+	}
+	if ((cl->flags & CLIENT_EOF) && !(cl->flags & CLIENT_DEAD))
+		control_cmd_client_idle(cl);
+}
+
+static void
+control_client_read_cb(__unused struct bufferevent *bev, void *arg)
+{
+	control_client_input(arg);
+}
+
+static void
+control_client_more_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	control_client_input(arg);
+}
+
+static void
+control_client_write_cb(__unused struct bufferevent *bev, void *arg)
+{
+	struct client	*cl = arg;
+
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	control_cmd_client_drained(cl);
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	if (control_client_writable(cl))
+		control_client_input(cl);
+	if (!(cl->flags & CLIENT_DEAD))
+		control_client_check_finished(cl);
+}
+
+/* After EOF, notice when the client closes its side for good. */
+static void
+control_client_hup_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct client	*cl = arg;
+	struct pollfd	 pfd = { cl->fd, 0, 0 };
+	struct timeval	 tv = { 0, 200000 };
+
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR))) {
+		control_client_close(cl, "closed");
+		return;
+	}
+	evtimer_add(cl->hup, &tv);
+}
+
+static void
+control_client_event_cb(__unused struct bufferevent *bev, short what,
+    void *arg)
+{
+	struct client	*cl = arg;
+	struct timeval	 tv = { 0, 200000 };
+
+	if (what & BEV_EVENT_EOF) {
+		/* Half-close: finish what was asked, then close. */
+		cl->flags |= CLIENT_EOF;
+		bufferevent_disable(cl->bev, EV_READ);
+		control_client_input(cl);
+		if (!(cl->flags & CLIENT_DEAD))
+			evtimer_add(cl->hup, &tv);
+		return;
+	}
+	control_client_close(cl, "error");
+}
+
+/*
+ * The client's read side is shut and nothing is left for it: close once
+ * the replies are written. Called by control-cmd.c.
+ */
+void
+control_client_finish(struct client *cl)
+{
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+		control_client_close(cl, "done");
+	else
+		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+}
+
+/* Drop the client: cancel its execs, free it when unreferenced. */
+static void
+control_client_close(struct client *cl, const char *why)
+{
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	log_debug("%s: client fd %d: %s", __func__, cl->fd, why);
+	cl->flags |= CLIENT_DEAD;
+	TAILQ_REMOVE(&clients, cl, entry);
+	nclients--;
+	evtimer_del(cl->hup);
+	event_del(cl->more);
+	control_cmd_client_gone(cl);
+	bufferevent_free(cl->bev);
+	cl->bev = NULL;
+	control_client_unref(cl);
+}
+
+/* After output drains on a finished client, close it. */
+void
+control_client_check_finished(struct client *cl)
+{
+	if ((cl->flags & CLIENT_EOF) && !(cl->flags & CLIENT_DEAD) &&
+	    control_cmd_client_pending(cl) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+		control_client_close(cl, "done");
+}
+
+static void
+control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
+    __unused struct sockaddr *sa, __unused int salen, __unused void *arg)
+{
+	struct client	*cl;
+
+	if (nclients >= CONTROL_MAX_CLIENTS) {
+		log_warnx("%s: too many control clients", __func__);
+		close(fd);
+		return;
+	}
+	cl = xcalloc(1, sizeof *cl);
+	cl->fd = fd;
+	cl->refs = 1;
+	if (compat_peer_uid(fd, &cl->uid) != 0)
+		cl->uid = (uid_t)-1;
+	cl->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl->more = event_new(ev_base, -1, 0, control_client_more_cb, cl);
+	cl->hup = evtimer_new(ev_base, control_client_hup_cb, cl);
+	bufferevent_setcb(cl->bev, control_client_read_cb,
+	    control_client_write_cb, control_client_event_cb, cl);
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, 4 * WIRE_CHUNK);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, CONTROL_OUT_HIGH / 2, 0);
+	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&clients, cl, entry);
+	nclients++;
+	log_debug("%s: client fd %d uid %ld", __func__, fd, (long)cl->uid);
+}
+
+/*
+ * Listen on the control socket at path with mode. A stale socket file is
+ * replaced; a live one is an error.
+ */
+int
+control_listen(const char *path, int mode, char **cause)
+{
+	struct sockaddr_un	 sun;
+	char			*dir, *slash;
+	int			 fd, probe;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		xasprintf(cause, "control socket path too long: %s", path);
+		return (-1);
+	}
+	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == 0)
+			log_info("created %s", dir);
+	}
+	free(dir);
+
+	if ((probe = socket(AF_UNIX, SOCK_STREAM, 0)) != -1) {
+		if (connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0) {
+			close(probe);
+			xasprintf(cause, "control socket %s: a server is "
+			    "already running there", path);
+			return (-1);
+		}
+		close(probe);
+	}
+	if (unlink(path) == 0)
+		log_info("removed stale control socket %s", path);
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		xasprintf(cause, "bind %s: %s", path, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	if (chmod(path, (mode_t)mode) == -1) {
+		xasprintf(cause, "chmod %s: %s", path, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	control_listener = evconnlistener_new(ev_base, control_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE, 128, fd);
+	if (control_listener == NULL) {
+		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	control_path = xstrdup(path);
+	return (0);
+}
+
+/* Close every client and the socket; remove the socket file. */
+void
+control_close(void)
+{
+	struct client	*cl;
+
+	while ((cl = TAILQ_FIRST(&clients)) != NULL)
+		control_client_close(cl, "server stopping");
+	if (control_listener != NULL) {
+		evconnlistener_free(control_listener);
+		control_listener = NULL;
+	}
+	if (control_path != NULL) {
+		unlink(control_path);
+		free(control_path);
+		control_path = NULL;
+	}
+}

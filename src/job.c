@@ -1,0 +1,864 @@
+/*
+ * job.c: the worker's side of every channel. A job owns a process (or,
+ * for files, a descriptor) and its streams. Output is read only while
+ * the stream's unacknowledged bytes stay under the window; what has been
+ * sent but not acknowledged is kept, so that after a reconnect it is sent
+ * again from the last ack and nothing is lost. A job completes only when
+ * its output reached EOF and its process was reaped; its result is kept
+ * until the controller releases it.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandd.h"
+#include "job.h"
+
+static TAILQ_HEAD(, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
+static struct event	*orphan_ev;
+static int		 resume_window = DEFAULT_RESUME_WINDOW;
+
+static void	 job_stream_read_cb(evutil_socket_t, short, void *);
+static void	 job_stdin_cb(evutil_socket_t, short, void *);
+static void	 job_try_end(struct job *);
+static void	 job_maybe_free(struct job *);
+
+static const struct job_ops exec_ops;
+
+void
+job_init(void)
+{
+	orphan_ev = evtimer_new(ev_base, job_orphans_cb, NULL);
+}
+
+/* A new job on channel ch; the caller fills it in. */
+struct job *
+job_create(uint32_t ch, int kind, const struct job_ops *ops)
+{
+	struct job	*j;
+	int		 s;
+
+	j = xcalloc(1, sizeof *j);
+	j->ch = ch;
+	j->kind = kind;
+	j->ops = ops;
+	j->pid = -1;
+	j->in_fd = -1;
+	j->started = util_now();
+	for (s = 0; s < WIRE_NSTREAMS; s++) {
+		j->out[s].fd = -1;
+		j->out[s].buf = evbuffer_new();
+		j->out[s].eof = 1;	/* until a descriptor is attached */
+	}
+	j->in_buf = evbuffer_new();
+	TAILQ_INSERT_TAIL(&jobs, j, entry);
+	return (j);
+}
+
+struct job *
+job_find(uint32_t ch)
+{
+	struct job	*j;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (j->ch == ch)
+			return (j);
+	return (NULL);
+}
+
+/* Find a job by its handle or session id. */
+struct job *
+job_find_handle(const char *handle)
+{
+	struct job	*j;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (strcmp(j->handle, handle) == 0)
+			return (j);
+	return (NULL);
+}
+
+/* Walk the jobs: NULL gives the first. */
+struct job *
+job_next(struct job *j)
+{
+	return (j == NULL ? TAILQ_FIRST(&jobs) : TAILQ_NEXT(j, entry));
+}
+
+static void
+job_close_stream(struct job *j, int s)
+{
+	struct job_stream	*st = &j->out[s];
+
+	if (st->ev != NULL) {
+		event_free(st->ev);
+		st->ev = NULL;
+	}
+	if (st->fd != -1 && st->fd != j->in_fd)
+		close(st->fd);
+	st->fd = -1;
+	st->eof = 1;
+}
+
+static void
+job_close_stdin(struct job *j)
+{
+	if (j->in_ev != NULL) {
+		event_free(j->in_ev);
+		j->in_ev = NULL;
+	}
+	if (j->in_fd != -1 && j->in_fd != j->out[WIRE_OUT].fd)
+		close(j->in_fd);
+	j->in_fd = -1;
+}
+
+/* Free a job now: everything it holds goes. */
+void
+job_free(struct job *j)
+{
+	int	s;
+
+	TAILQ_REMOVE(&jobs, j, entry);
+	if (j->ops != NULL && j->ops->free != NULL)
+		j->ops->free(j);
+	for (s = 0; s < WIRE_NSTREAMS; s++) {
+		job_close_stream(j, s);
+		evbuffer_free(j->out[s].buf);
+	}
+	job_close_stdin(j);
+	evbuffer_free(j->in_buf);
+	if (j->timeout_ev != NULL)
+		event_free(j->timeout_ev);
+	if (j->kill_ev != NULL)
+		event_free(j->kill_ev);
+	json_decref(j->end);
+	free(j);
+}
+
+/* Bytes of stream s produced and not yet acknowledged. */
+static size_t
+job_unacked(struct job *j, int s)
+{
+	return (evbuffer_get_length(j->out[s].buf));
+}
+
+/* Send stream s from sent up to what is produced, as the link allows. */
+static void
+job_stream_flush(struct job *j, int s)
+{
+	struct job_stream	*st = &j->out[s];
+	uint64_t		 end = st->base + evbuffer_get_length(st->buf);
+	size_t			 n;
+	uint8_t			*p;
+
+	while (st->sent < end && worker_writable()) {
+		n = (size_t)(end - st->sent);
+		if (n > WIRE_CHUNK)
+			n = WIRE_CHUNK;
+		p = evbuffer_pullup(st->buf, (ssize_t)(st->sent - st->base + n));
+		if (worker_send_data(s, j->ch, st->sent,
+		    p + (st->sent - st->base), n) != 0)
+			return;
+		st->sent += n;
+	}
+}
+
+/* Send what can be sent on every stream, then the end if it is due. */
+void
+job_flush(struct job *j)
+{
+	int	s;
+
+	if ((j->flags & JOB_CANCELLED) || !worker_connected())
+		return;
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++)
+		job_stream_flush(j, s);
+	job_try_end(j);
+}
+
+/* (Re)arm reading of stream s if there is room in its window. */
+static void
+job_stream_arm(struct job *j, int s)
+{
+	struct job_stream	*st = &j->out[s];
+
+	if (st->ev == NULL || st->eof)
+		return;
+	if (job_unacked(j, s) < worker_opts.window) {
+		if (st->paused) {
+			st->paused = 0;
+			event_add(st->ev, NULL);
+		}
+	} else if (!st->paused) {
+		st->paused = 1;
+		event_del(st->ev);
+	}
+}
+
+/* Add produced bytes to stream s (for jobs that make their own output). */
+void
+job_stream_push(struct job *j, int s, const void *data, size_t len)
+{
+	evbuffer_add(j->out[s].buf, data, len);
+	job_flush(j);
+}
+
+/* Room left in the window of stream s. */
+size_t
+job_stream_room(struct job *j, int s)
+{
+	size_t	used = job_unacked(j, s);
+
+	return (used < worker_opts.window ? worker_opts.window - used : 0);
+}
+
+static void
+job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct job_stream	*st = arg;
+	struct job		*j = st->job;
+	int			 s = (int)(st - j->out);
+	size_t			 room = job_stream_room(j, s);
+	ssize_t			 n;
+	uint8_t			*p;
+	struct evbuffer_iovec	 vec;
+
+	if (room == 0) {
+		job_stream_arm(j, s);
+		return;
+	}
+	if (room > WIRE_CHUNK)
+		room = WIRE_CHUNK;
+	if (evbuffer_reserve_space(st->buf, (ssize_t)room, &vec, 1) < 1)
+		fatalx("evbuffer_reserve_space");
+	p = vec.iov_base;
+	n = read(fd, p, room);
+	if (n > 0) {
+		vec.iov_len = (size_t)n;
+		evbuffer_commit_space(st->buf, &vec, 1);
+		if (j->ops != NULL && j->ops->output != NULL)
+			j->ops->output(j, s, p, (size_t)n);
+		job_stream_arm(j, s);
+		job_flush(j);
+		return;
+	}
+	evbuffer_commit_space(st->buf, &vec, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* EOF, or EIO on a PTY whose program has gone. */
+	job_close_stream(j, s);
+	if (j->ops != NULL && j->ops->eof != NULL)
+		j->ops->eof(j, s);
+	job_try_end(j);
+	job_maybe_free(j);
+}
+
+/* Read stream s from fd (non-blocking, owned by the job). */
+void
+job_stream_attach(struct job *j, int s, int fd)
+{
+	struct job_stream	*st = &j->out[s];
+
+	evutil_make_socket_nonblocking(fd);
+	st->job = j;
+	st->fd = fd;
+	st->eof = 0;
+	st->ev = event_new(ev_base, fd, EV_READ | EV_PERSIST,
+	    job_stream_read_cb, st);
+	event_add(st->ev, NULL);
+}
+
+/* The controller consumed stream s up to off. */
+static void
+job_stream_acked(struct job *j, int s, uint64_t off)
+{
+	struct job_stream	*st = &j->out[s];
+	uint64_t		 end = st->base + evbuffer_get_length(st->buf);
+
+	if (off <= st->base || off > end)
+		return;
+	evbuffer_drain(st->buf, (size_t)(off - st->base));
+	st->base = off;
+	if (st->sent < off)
+		st->sent = off;
+	job_stream_arm(j, s);
+	if (j->ops != NULL && j->ops->acked != NULL)
+		j->ops->acked(j, s);
+	job_maybe_free(j);
+}
+
+/* Set the result; it is sent once all output is sent. */
+void
+job_set_end(struct job *j, json_t *end)
+{
+	json_decref(j->end);
+	j->end = end;
+	json_object_set_new(end, "t", json_string("end"));
+	json_object_set_new(end, "ch", json_integer(j->ch));
+	job_try_end(j);
+}
+
+static void
+job_try_end(struct job *j)
+{
+	int	s;
+
+	if (j->end == NULL || (j->flags & (JOB_END_SENT | JOB_CANCELLED)) ||
+	    !worker_connected())
+		return;
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++)
+		if (!j->out[s].eof || j->out[s].sent !=
+		    j->out[s].base + evbuffer_get_length(j->out[s].buf))
+			return;
+	worker_send(j->end);
+	j->flags |= JOB_END_SENT;
+}
+
+/* Free a cancelled job once nothing of it runs. */
+static void
+job_maybe_free(struct job *j)
+{
+	if ((j->flags & JOB_CANCELLED) && j->pid == -1 &&
+	    j->out[WIRE_OUT].eof && j->out[WIRE_ERR].eof)
+		job_free(j);
+}
+
+/* ---- input ---- */
+
+/* Tell the controller how much input was consumed. */
+void
+job_ack_input(struct job *j)
+{
+	json_t	*m;
+
+	m = json_pack("{s:s, s:I, s:I}", "t", "ack", "ch", (json_int_t)j->ch,
+	    "in", (json_int_t)j->in_done);
+	worker_send(m);
+	json_decref(m);
+}
+
+static void
+job_stdin_write(struct job *j)
+{
+	ssize_t	 n;
+	size_t	 len;
+
+	while ((len = evbuffer_get_length(j->in_buf)) > 0 && j->in_fd != -1) {
+		if (len > WIRE_CHUNK)
+			len = WIRE_CHUNK;
+		n = write(j->in_fd, evbuffer_pullup(j->in_buf, (ssize_t)len),
+		    len);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			event_add(j->in_ev, NULL);
+			break;
+		}
+		if (n <= 0) {
+			/* The program closed its stdin: drop the rest. */
+			j->in_done += evbuffer_get_length(j->in_buf);
+			evbuffer_drain(j->in_buf, evbuffer_get_length(
+			    j->in_buf));
+			job_close_stdin(j);
+			break;
+		}
+		evbuffer_drain(j->in_buf, (size_t)n);
+		j->in_done += (uint64_t)n;
+	}
+	if (evbuffer_get_length(j->in_buf) == 0 && j->in_eof_set &&
+	    j->in_done == j->in_eof_at && j->in_fd != -1 &&
+	    j->kind == CHAN_EXEC)
+		job_close_stdin(j);
+	job_ack_input(j);
+}
+
+static void
+job_stdin_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	job_stdin_write(arg);
+}
+
+/* Input bytes [off, off+len) for channel ch. */
+void
+job_input(uint32_t ch, uint64_t off, const uint8_t *data, size_t len)
+{
+	struct job	*j = job_find(ch);
+	uint64_t	 skip;
+
+	if (j == NULL || (j->flags & JOB_CANCELLED))
+		return;
+	if (off > j->in_off) {
+		log_warnx("channel %u: input gap at %llu", ch,
+		    (unsigned long long)off);
+		return;
+	}
+	skip = j->in_off - off;
+	if (skip >= len)
+		return;
+	data += skip;
+	len -= skip;
+	j->in_off += len;
+	if (j->ops != NULL && j->ops->input != NULL) {
+		j->ops->input(j, data, len);
+		return;
+	}
+	if (j->in_fd == -1) {
+		j->in_done += len;	/* nobody reads it: consume */
+		job_ack_input(j);
+		return;
+	}
+	evbuffer_add(j->in_buf, data, len);
+	job_stdin_write(j);
+}
+
+/* Use fd as the job's stdin (non-blocking, owned by the job). */
+void
+job_stdin_attach(struct job *j, int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	j->in_fd = fd;
+	j->in_ev = event_new(ev_base, fd, EV_WRITE, job_stdin_cb, j);
+}
+
+/* ---- processes ---- */
+
+/* Signal the job's process group. */
+void
+job_kill(struct job *j, int sig)
+{
+	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
+		kill(j->pid, sig);
+}
+
+static void
+job_kill_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct job	*j = arg;
+
+	log_info("channel %u: pid %ld still there after the grace period, "
+	    "SIGKILL", j->ch, (long)j->pid);
+	job_kill(j, SIGKILL);
+}
+
+/* TERM now, KILL after the grace period. */
+void
+job_terminate(struct job *j)
+{
+	struct timeval	tv;
+
+	if (j->pid <= 0)
+		return;
+	job_kill(j, SIGTERM);
+	if (j->kill_ev == NULL)
+		j->kill_ev = evtimer_new(ev_base, job_kill_cb, j);
+	util_timeval(&tv, j->kill_grace);
+	evtimer_add(j->kill_ev, &tv);
+}
+
+static void
+job_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct job	*j = arg;
+
+	log_info("channel %u: timed out, stopping pid %ld", j->ch,
+	    (long)j->pid);
+	j->flags |= JOB_TIMED_OUT;
+	job_terminate(j);
+}
+
+/* The exec's process was reaped. */
+static void
+job_exec_reaped(pid_t pid, int status, void *arg)
+{
+	struct job	*j = arg;
+	json_t		*end;
+	double		 ms = (util_now() - j->started) * 1000.0;
+
+	j->pid = -1;
+	/* Stray members of the group must not hold the pipes for ever. */
+	killpg(pid, SIGKILL);
+	if (j->kill_ev != NULL)
+		evtimer_del(j->kill_ev);
+	if (j->timeout_ev != NULL)
+		evtimer_del(j->timeout_ev);
+	if (j->flags & JOB_CANCELLED) {
+		job_maybe_free(j);
+		return;
+	}
+	end = json_pack("{s:f, s:b, s:I}", "duration_ms",
+	    (double)(long long)(ms * 1000) / 1000.0, "timed_out",
+	    (j->flags & JOB_TIMED_OUT) != 0, "pid", (json_int_t)pid);
+	if (WIFEXITED(status)) {
+		json_object_set_new(end, "exit_code",
+		    json_integer(WEXITSTATUS(status)));
+		json_object_set_new(end, "signal", json_null());
+		json_object_set_new(end, "reason", json_string(
+		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "exit"));
+	} else {
+		json_object_set_new(end, "exit_code", json_null());
+		json_object_set_new(end, "signal", json_string(
+		    util_signal_name(WTERMSIG(status))));
+		json_object_set_new(end, "reason", json_string(
+		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "signal"));
+	}
+	log_debug("channel %u: pid %ld done", j->ch, (long)pid);
+	job_set_end(j, end);
+}
+
+/* Does the allowlist (if any) let this command run? */
+static int
+job_allowed(json_t *open)
+{
+	json_t		*pat, *argv;
+	const char	*cmd;
+	size_t		 i;
+
+	if (json_array_size(worker_opts.allow) == 0)
+		return (1);
+	cmd = json_string_value(json_object_get(open, "cmd"));
+	argv = json_object_get(open, "argv");
+	if (cmd == NULL)
+		cmd = json_string_value(json_array_get(argv, 0));
+	if (cmd == NULL)
+		return (0);
+	json_array_foreach(worker_opts.allow, i, pat)
+		if (fnmatch(json_string_value(pat), cmd, 0) == 0)
+			return (1);
+	return (0);
+}
+
+/* Fail an open with an error end. */
+void
+job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+	json_t	*e;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	log_info("channel %u: %s", j->ch, msg);
+	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (err != 0)
+		json_object_set_new(e, "errno", json_string(
+		    util_errno_name(err)));
+	free(msg);
+	job_set_end(j, json_pack("{s:o}", "error", e));
+}
+
+/* Start an exec job from its open message. */
+static void
+job_exec_open(struct job *j, json_t *open)
+{
+	struct spawn_req	 sr;
+	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int			 err[2] = { -1, -1 }, e = 0;
+	char			*cause = NULL;
+	struct timeval		 tv;
+	json_t			*v, *m;
+	pid_t			 pid;
+	int			 merge;
+
+	memset(&sr, 0, sizeof sr);
+	j->kill_grace = DEFAULT_KILL_GRACE;
+	if (json_is_number(v = json_object_get(open, "kill_grace")))
+		j->kill_grace = json_number_value(v);
+	if (json_is_true(json_object_get(open, "detached")))
+		j->flags |= JOB_DETACHED;
+	if (!job_allowed(open)) {
+		job_fail(j, "denied", 0, "command refused by the allowlist of "
+		    "worker %s", worker_opts.id);
+		return;
+	}
+	sr.argv = spawn_build_argv(open, &cause);
+	if (sr.argv == NULL) {
+		job_fail(j, "exec_failed", 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	sr.envp = spawn_build_env(json_object_get(open, "env"),
+	    json_is_true(json_object_get(open, "env_clear")), NULL);
+	sr.cwd = json_string_value(json_object_get(open, "cwd"));
+	sr.user = json_string_value(json_object_get(open, "user"));
+	sr.limits = json_object_get(open, "limits");
+	merge = json_is_true(json_object_get(open, "merge_stderr"));
+
+	if (compat_pipe_cloexec(in) == -1 || compat_pipe_cloexec(out) == -1 ||
+	    (!merge && compat_pipe_cloexec(err) == -1)) {
+		e = errno;
+		goto fail_pipes;
+	}
+	sr.fd_in = in[0];
+	sr.fd_out = out[1];
+	sr.fd_err = merge ? out[1] : err[1];
+	pid = spawn_process(&sr, &e, &cause);
+	close(in[0]);
+	close(out[1]);
+	if (err[1] != -1)
+		close(err[1]);
+	spawn_free_strv(sr.argv);
+	spawn_free_strv(sr.envp);
+	if (pid == -1) {
+		close(in[1]);
+		close(out[0]);
+		if (err[0] != -1)
+			close(err[0]);
+		job_fail(j, "exec_failed", e, "%s", cause);
+		free(cause);
+		return;
+	}
+	j->pid = pid;
+	j->started = util_now();
+	worker_child_add(pid, job_exec_reaped, j);
+	job_stdin_attach(j, in[1]);
+	job_stream_attach(j, WIRE_OUT, out[0]);
+	if (err[0] != -1)
+		job_stream_attach(j, WIRE_ERR, err[0]);
+	if (json_is_number(v = json_object_get(open, "timeout")) &&
+	    json_number_value(v) > 0) {
+		j->timeout_ev = evtimer_new(ev_base, job_timeout_cb, j);
+		util_timeval(&tv, json_number_value(v));
+		evtimer_add(j->timeout_ev, &tv);
+	}
+	m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
+	    (json_int_t)j->ch, "pid", (json_int_t)pid);
+	worker_send(m);
+	json_decref(m);
+	log_debug("channel %u: started pid %ld", j->ch, (long)pid);
+	return;
+
+fail_pipes:
+	spawn_free_strv(sr.argv);
+	spawn_free_strv(sr.envp);
+	for (int i = 0; i < 2; i++) {
+		if (in[i] != -1)
+			close(in[i]);
+		if (out[i] != -1)
+			close(out[i]);
+		if (err[i] != -1)
+			close(err[i]);
+	}
+	job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
+}
+
+/* An `open` from the controller. */
+void
+job_open(uint32_t ch, json_t *open)
+{
+	struct job	*j;
+	const char	*handle;
+	int		 kind = (int)json_integer_value(json_object_get(open,
+			    "kind"));
+
+	if ((j = job_find(ch)) != NULL) {
+		/* Sent again after a reconnect: we have it already. */
+		log_debug("channel %u: open again, ignored", ch);
+		return;
+	}
+	switch (kind) {
+	case CHAN_EXEC:
+		j = job_create(ch, kind, &exec_ops);
+		break;
+	case CHAN_SESSION:
+		worker_session_open(ch, open);
+		return;
+	case CHAN_PUT:
+	case CHAN_GET:
+		worker_file_open(ch, kind, open);
+		return;
+	default:
+		log_warnx("channel %u: unknown kind %d", ch, kind);
+		return;
+	}
+	handle = json_string_value(json_object_get(open, "handle"));
+	if (handle != NULL)
+		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	job_exec_open(j, open);
+}
+
+/* Stop a job nobody waits for: kill it, send nothing more, free it. */
+void
+job_cancel(struct job *j)
+{
+	j->flags |= JOB_CANCELLED;
+	if (j->ops != NULL && j->ops->cancel != NULL) {
+		j->ops->cancel(j);
+		return;
+	}
+	job_close_stdin(j);
+	job_close_stream(j, WIRE_OUT);
+	job_close_stream(j, WIRE_ERR);
+	if (j->pid > 0)
+		job_terminate(j);
+	job_maybe_free(j);
+}
+
+/* Any message for channel ch other than open. */
+void
+job_message(uint32_t ch, const char *t, json_t *msg)
+{
+	struct job	*j = job_find(ch);
+	json_t		*v;
+	int		 sig;
+
+	if (j == NULL) {
+		log_debug("channel %u: '%s' for no job", ch, t);
+		return;
+	}
+	if (strcmp(t, "ack") == 0) {
+		v = json_object_get(msg, "s");
+		if (json_integer_value(v) == WIRE_OUT ||
+		    json_integer_value(v) == WIRE_ERR)
+			job_stream_acked(j, (int)json_integer_value(v),
+			    (uint64_t)json_integer_value(json_object_get(msg,
+			    "off")));
+	} else if (strcmp(t, "eof") == 0) {
+		j->in_eof_set = 1;
+		j->in_eof_at = (uint64_t)json_integer_value(json_object_get(msg,
+		    "off"));
+		if (j->ops != NULL && j->ops->input_eof != NULL)
+			j->ops->input_eof(j);
+		else
+			job_stdin_write(j);
+	} else if (strcmp(t, "signal") == 0) {
+		sig = util_signal_number(json_string_value(json_object_get(msg,
+		    "signal")));
+		if (sig > 0)
+			job_kill(j, sig);
+	} else if (strcmp(t, "detach") == 0)
+		j->flags |= JOB_DETACHED;
+	else if (strcmp(t, "release") == 0) {
+		if (j->ops != NULL && j->ops->release != NULL)
+			j->ops->release(j);
+		else if (j->pid > 0 || !j->out[WIRE_OUT].eof ||
+		    !j->out[WIRE_ERR].eof)
+			job_cancel(j);
+		else
+			job_free(j);
+	} else if (strcmp(t, "cancel") == 0)
+		job_cancel(j);
+	else if (j->ops != NULL && j->ops->message != NULL)
+		j->ops->message(j, t, msg);
+	else
+		log_debug("channel %u: unknown message '%s'", ch, t);
+}
+
+/* ---- the link ---- */
+
+/* Every channel we hold, for the hello. */
+json_t *
+job_list_json(void)
+{
+	struct job	*j;
+	json_t		*list = json_array(), *a;
+
+	TAILQ_FOREACH(j, &jobs, entry) {
+		if (j->flags & JOB_CANCELLED)
+			continue;
+		a = json_pack("{s:I, s:i, s:I, s:b, s:[I, I, I], s:b}",
+		    "ch", (json_int_t)j->ch, "kind", j->kind,
+		    "in", (json_int_t)j->in_off,
+		    "eof", j->in_eof_set,
+		    "out", (json_int_t)0, (json_int_t)j->out[WIRE_OUT].base,
+		    (json_int_t)j->out[WIRE_ERR].base,
+		    "detached", (j->flags & JOB_DETACHED) != 0);
+		if (*j->handle != '\0')
+			json_object_set_new(a, "handle", json_string(j->handle));
+		if (j->ops != NULL && j->ops->describe != NULL)
+			j->ops->describe(j, a);
+		json_array_append_new(list, a);
+	}
+	return (list);
+}
+
+/* The controller welcomed us: send everything again from the acks. */
+void
+job_link_up(json_t *welcome)
+{
+	struct job	*j, *j1;
+	int		 s;
+	json_t		*v;
+
+	if (json_is_integer(v = json_object_get(welcome, "resume_window")))
+		resume_window = (int)json_integer_value(v);
+	evtimer_del(orphan_ev);
+	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		for (s = WIRE_OUT; s <= WIRE_ERR; s++)
+			j->out[s].sent = j->out[s].base;
+		j->flags &= ~JOB_END_SENT;
+		/* What we took but could not ack while away. */
+		job_ack_input(j);
+		job_flush(j);
+	}
+}
+
+/* The link dropped: keep going; orphans die after the resume window. */
+void
+job_link_down(void)
+{
+	struct timeval	tv = { resume_window, 0 };
+
+	evtimer_add(orphan_ev, &tv);
+}
+
+/* The link can take more: send what waits. */
+void
+job_link_writable(void)
+{
+	struct job	*j, *j1;
+
+	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		job_flush(j);
+		if (!worker_writable())
+			break;
+	}
+}
+
+/* The controller did not come back in time: end what nobody can reach. */
+void
+job_orphans_cb(__unused evutil_socket_t fd, __unused short what,
+    __unused void *arg)
+{
+	struct job	*j, *j1;
+
+	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		if (j->kind == CHAN_SESSION || (j->flags & JOB_DETACHED))
+			continue;
+		log_warnx("channel %u: no controller for %d seconds, ending "
+		    "orphaned pid %ld", j->ch, resume_window, (long)j->pid);
+		job_cancel(j);
+	}
+}
+
+/* The worker is stopping: terminate every process. */
+void
+job_shutdown(void)
+{
+	struct job	*j;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		job_kill(j, SIGTERM);
+}
+
+void
+job_free_all(void)
+{
+	struct job	*j;
+
+	while ((j = TAILQ_FIRST(&jobs)) != NULL) {
+		job_kill(j, SIGKILL);
+		job_free(j);
+	}
+	if (orphan_ev != NULL)
+		event_free(orphan_ev);
+}
+
+static const struct job_ops exec_ops = {
+	NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};

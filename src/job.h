@@ -1,0 +1,89 @@
+/*
+ * job.h: the worker's channel object, shared by job.c (commands),
+ * worker-session.c (PTY sessions) and worker-file.c (transfers).
+ */
+#ifndef JOB_H
+#define JOB_H
+
+struct job;
+
+/* One output stream: bytes [base, base+len(buf)) are unacknowledged. */
+struct job_stream {
+	struct job	*job;
+	int		 fd;
+	struct event	*ev;
+	struct evbuffer	*buf;
+	uint64_t	 base;		/* acked by the controller */
+	uint64_t	 sent;		/* sent on the current link */
+	int		 eof;
+	int		 paused;	/* window full: not reading */
+};
+
+/* What differs between kinds of job; every hook may be NULL. */
+struct job_ops {
+	void	(*output)(struct job *, int, const uint8_t *, size_t);
+	void	(*eof)(struct job *, int);
+	void	(*acked)(struct job *, int);
+	void	(*input)(struct job *, const uint8_t *, size_t);
+	void	(*input_eof)(struct job *);
+	void	(*message)(struct job *, const char *, json_t *);
+	void	(*release)(struct job *);
+	void	(*cancel)(struct job *);
+	void	(*describe)(struct job *, json_t *);
+	void	(*free)(struct job *);
+};
+
+struct job {
+	uint32_t		 ch;
+	int			 kind;
+	char			 handle[40];
+	int			 flags;
+#define JOB_DETACHED	0x1	/* survives its requester (yield_after) */
+#define JOB_CANCELLED	0x2
+#define JOB_TIMED_OUT	0x4
+#define JOB_END_SENT	0x8
+	pid_t			 pid;
+	double			 started;
+	double			 kill_grace;
+	const struct job_ops	*ops;
+
+	struct job_stream	 out[WIRE_NSTREAMS];	/* [1] and [2] used */
+
+	int			 in_fd;
+	struct event		*in_ev;
+	struct evbuffer		*in_buf;	/* received, not yet written */
+	uint64_t		 in_off;	/* next input offset expected */
+	uint64_t		 in_done;	/* input consumed */
+	int			 in_eof_set;
+	uint64_t		 in_eof_at;
+
+	json_t			*end;
+	struct event		*timeout_ev;
+	struct event		*kill_ev;
+	void			*data;		/* per kind */
+	TAILQ_ENTRY(job)	 entry;
+};
+
+/* job.c */
+void		 job_init(void);
+struct job	*job_create(uint32_t, int, const struct job_ops *);
+struct job	*job_find(uint32_t);
+struct job	*job_find_handle(const char *);
+struct job	*job_next(struct job *);
+void		 job_free(struct job *);
+void		 job_flush(struct job *);
+void		 job_stream_attach(struct job *, int, int);
+void		 job_stream_push(struct job *, int, const void *, size_t);
+size_t		 job_stream_room(struct job *, int);
+void		 job_stdin_attach(struct job *, int);
+void		 job_ack_input(struct job *);
+void		 job_set_end(struct job *, json_t *);
+void		 job_fail(struct job *, const char *, int, const char *, ...)
+		     __attribute__((format(printf, 4, 5)));
+void		 job_kill(struct job *, int);
+void		 job_terminate(struct job *);
+void		 job_cancel(struct job *);
+void		 job_orphans_cb(evutil_socket_t, short, void *);
+void		 job_free_all(void);
+
+#endif

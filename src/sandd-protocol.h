@@ -1,0 +1,70 @@
+/*
+ * sandd-protocol.h: constants of the two protocols, control (clients) and
+ * wire (worker <-> controller). The wire protocol is described in
+ * sandd-wire(7); the control protocol in sandd-control(7).
+ */
+#ifndef SANDD_PROTOCOL_H
+#define SANDD_PROTOCOL_H
+
+#define SANDD_VERSION		"0.1.0"
+#define CONTROL_PROTOCOL	1
+#define WIRE_PROTOCOL		1
+#define WIRE_SUBPROTOCOL	"sandd.1"
+#define WIRE_PATH		"/ws"
+
+/*
+ * Binary frame header: every binary WebSocket message starts with it.
+ *   u8 type, u8 flags, u16 zero, u32 channel, u64 offset (all big endian)
+ * followed by the payload. offset is the absolute position of the first
+ * payload byte in its stream.
+ */
+#define WIRE_HDR_LEN		16
+#define WIRE_IN			0	/* controller -> worker: stdin, pty, put */
+#define WIRE_OUT		1	/* worker -> controller: stdout, pty, get */
+#define WIRE_ERR		2	/* worker -> controller: stderr */
+#define WIRE_NSTREAMS		3
+
+/* Largest payload in one binary frame. */
+#define WIRE_CHUNK		(256 * 1024)
+/* Largest WebSocket message either side accepts. */
+#define WIRE_MAX_MSG		(WIRE_CHUNK + WIRE_HDR_LEN + 64 * 1024)
+/* Default credit window of one stream, in bytes. */
+#define WIRE_WINDOW		(1024 * 1024)
+#define WIRE_MIN_WINDOW		(64 * 1024)
+#define WIRE_MAX_WINDOW		(64 * 1024 * 1024)
+
+/* Channel kinds. */
+#define CHAN_EXEC		1
+#define CHAN_SESSION		2
+#define CHAN_PUT		3
+#define CHAN_GET		4
+
+/* Limits of the control socket. */
+#define CONTROL_MAX_LINE	(1024 * 1024)		/* default --max-line */
+#define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
+#define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
+#define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */
+#define CONTROL_MAX_CLIENTS	1024
+
+/* Limits of the WebSocket listener. */
+#define HTTP_MAX_HEADER		(8 * 1024)
+#define HTTP_HANDSHAKE_TIMEOUT	10
+#define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
+#define WS_OUT_LOW		(1024 * 1024)
+#define SERVER_MAX_HANDSHAKES	256
+
+/* Worker ids: 1 to 64 of A-Za-z0-9._- */
+#define WORKER_ID_MAX		64
+
+/* Defaults of timers, in seconds. */
+#define DEFAULT_RESUME_WINDOW	30
+#define DEFAULT_PING_INTERVAL	10
+#define DEFAULT_PING_TIMEOUT	30
+#define DEFAULT_KILL_GRACE	2
+#define DEFAULT_SESSION_LINGER	600
+#define DEFAULT_RING_SIZE	(1024 * 1024)
+#define BACKOFF_START_MS	500
+#define BACKOFF_CAP_MS		30000
+#define BACKOFF_STABLE_S	60
+
+#endif

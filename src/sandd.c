@@ -1,0 +1,406 @@
+/*
+ * sandd.c: main and the subcommand table. `serve` and `worker` parse
+ * their options here and hand over to server.c and worker.c; every other
+ * subcommand is a client of the control socket (client.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandd.h"
+
+struct event_base	*ev_base;
+struct serve_options	 serve_opts;
+struct worker_options	 worker_opts;
+
+static int	 sandd_serve(int, char **);
+static int	 sandd_worker(int, char **);
+static __dead void usage(int);
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+	const char	*help;
+} sandd_cmds[] = {
+	{ "serve", sandd_serve, "run the controller" },
+	{ "worker", sandd_worker, "run a worker that dials the controller" },
+	{ "exec", NULL, "run a command on a worker" },
+	{ "shell", NULL, "open an interactive session on a worker" },
+	{ "attach", NULL, "attach to a running session" },
+	{ "sessions", NULL, "list sessions" },
+	{ "cp", NULL, "copy files to and from workers" },
+	{ "workers", NULL, "list workers" },
+	{ "wait", NULL, "wait for a worker to connect" },
+	{ "stats", NULL, "print the controller's counters" },
+	{ "ctl", NULL, "send JSON requests from stdin, print replies" },
+};
+
+static __dead void
+usage(int status)
+{
+	size_t	i;
+	FILE	*f = status == 0 ? stdout : stderr;
+
+	fprintf(f, "usage: sandd command [options]\n\ncommands:\n");
+	for (i = 0; i < sizeof sandd_cmds / sizeof sandd_cmds[0]; i++)
+		fprintf(f, "  %-10s %s\n", sandd_cmds[i].name,
+		    sandd_cmds[i].help);
+	fprintf(f, "\n`sandd COMMAND --help` describes one; see sandd(8).\n");
+	exit(status);
+}
+
+/* One-line error for a bad option, exit 2. */
+static __dead void
+bad_option(const char *cmd, const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "sandd %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see sandd %s --help)\n", cmd);
+	exit(2);
+}
+
+static void
+serve_usage(void)
+{
+	printf("usage: sandd serve --listen HOST:PORT --control PATH"
+	    " [--control-mode OCTAL]\n"
+	    "\t[--token-file F] [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+	    "\t[--resume-window SECS] [--ping-interval SECS]"
+	    " [--ping-timeout SECS]\n"
+	    "\t[--max-line BYTES] [--max-output BYTES]"
+	    " [--max-handshakes N] [--syslog] [-v]\n");
+}
+
+static int
+sandd_serve(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'L' },
+		{ "control", required_argument, NULL, 'c' },
+		{ "control-mode", required_argument, NULL, 'm' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-client-ca", required_argument, NULL, 'A' },
+		{ "resume-window", required_argument, NULL, 'r' },
+		{ "ping-interval", required_argument, NULL, 'p' },
+		{ "ping-timeout", required_argument, NULL, 'P' },
+		{ "max-line", required_argument, NULL, 'l' },
+		{ "max-output", required_argument, NULL, 'o' },
+		{ "max-handshakes", required_argument, NULL, 'H' },
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct serve_options	*o = &serve_opts;
+	char			*end;
+	int			 ch, level = 0;
+	long			 n;
+
+	o->control_mode = 0660;
+	o->resume_window = DEFAULT_RESUME_WINDOW;
+	o->ping_interval = DEFAULT_PING_INTERVAL;
+	o->ping_timeout = DEFAULT_PING_TIMEOUT;
+	o->max_line = CONTROL_MAX_LINE;
+	o->max_output = CONTROL_MAX_OUTPUT;
+	o->max_handshakes = SERVER_MAX_HANDSHAKES;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'L':
+			o->listen = optarg;
+			break;
+		case 'c':
+			o->control = optarg;
+			break;
+		case 'm':
+			n = strtol(optarg, &end, 8);
+			if (*end != '\0' || n < 0 || n > 0777)
+				bad_option("serve", "bad --control-mode '%s'",
+				    optarg);
+			o->control_mode = (int)n;
+			break;
+		case 't':
+			o->token_file = optarg;
+			break;
+		case 'C':
+			o->tls_cert = optarg;
+			break;
+		case 'K':
+			o->tls_key = optarg;
+			break;
+		case 'A':
+			o->tls_client_ca = optarg;
+			break;
+		case 'r':
+			if (util_parse_seconds(optarg, &o->resume_window) != 0)
+				bad_option("serve", "bad --resume-window '%s'",
+				    optarg);
+			break;
+		case 'p':
+			if (util_parse_seconds(optarg, &o->ping_interval) != 0
+			    || o->ping_interval == 0)
+				bad_option("serve", "bad --ping-interval '%s'",
+				    optarg);
+			break;
+		case 'P':
+			if (util_parse_seconds(optarg, &o->ping_timeout) != 0 ||
+			    o->ping_timeout == 0)
+				bad_option("serve", "bad --ping-timeout '%s'",
+				    optarg);
+			break;
+		case 'l':
+			if (util_parse_size(optarg, &o->max_line) != 0 ||
+			    o->max_line < CONTROL_MAX_LINE)
+				bad_option("serve", "bad --max-line '%s' (at "
+				    "least 1M)", optarg);
+			break;
+		case 'o':
+			if (util_parse_size(optarg, &o->max_output) != 0)
+				bad_option("serve", "bad --max-output '%s'",
+				    optarg);
+			break;
+		case 'H':
+			n = strtol(optarg, &end, 10);
+			if (*end != '\0' || n < 1 || n > 100000)
+				bad_option("serve", "bad --max-handshakes '%s'",
+				    optarg);
+			o->max_handshakes = (int)n;
+			break;
+		case 'S':
+			o->syslog = 1;
+			break;
+		case 'v':
+			level++;
+			break;
+		case 'h':
+			serve_usage();
+			exit(0);
+		default:
+			exit(2);
+		}
+	}
+	if (optind != argc)
+		bad_option("serve", "unexpected argument '%s'", argv[optind]);
+	if (o->listen == NULL)
+		bad_option("serve", "--listen HOST:PORT is required");
+	if (o->control == NULL)
+		o->control = util_default_control_path();
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+		bad_option("serve", "--tls-cert and --tls-key go together");
+	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
+		bad_option("serve", "--tls-client-ca needs --tls-cert");
+	log_init("sandd-serve", level, o->syslog);
+	return (server_main());
+}
+
+static void
+worker_usage(void)
+{
+	printf("usage: sandd worker -s ws[s]://HOST:PORT/ws [-d ID]"
+	    " [-l K=V]... [--labels K=V,K=V]\n"
+	    "\t[--token-file F] [--ca F] [--tls-cert F --tls-key F]"
+	    " [--root DIR]\n"
+	    "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
+	    "\t[--session-linger SECS] [--ping-interval SECS]"
+	    " [--ping-timeout SECS] [--syslog] [-v]\n"
+	    "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN\n");
+}
+
+/* Add "k=v" to the labels object; -1 if it has no '='. */
+static int
+worker_add_label(json_t *labels, const char *kv)
+{
+	const char	*eq = strchr(kv, '=');
+	char		*k;
+
+	if (eq == NULL || eq == kv)
+		return (-1);
+	k = xstrndup(kv, (size_t)(eq - kv));
+	json_object_set_new(labels, k, json_string(eq + 1));
+	free(k);
+	return (0);
+}
+
+static int
+sandd_worker(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "server-url", required_argument, NULL, 's' },
+		{ "id", required_argument, NULL, 'd' },
+		{ "daemon-id", required_argument, NULL, 'd' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "labels", required_argument, NULL, 'L' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "ca", required_argument, NULL, 'a' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "allow", required_argument, NULL, 'A' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "ring-size", required_argument, NULL, 'R' },
+		{ "session-linger", required_argument, NULL, 'g' },
+		{ "ping-interval", required_argument, NULL, 'p' },
+		{ "ping-timeout", required_argument, NULL, 'P' },
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct worker_options	*o = &worker_opts;
+	static char		 host[256];
+	char			*copy, *tok, *save;
+	int			 ch, level = 0;
+
+	o->labels = json_object();
+	o->allow = json_array();
+	o->window = WIRE_WINDOW;
+	o->ring_size = DEFAULT_RING_SIZE;
+	o->session_linger = DEFAULT_SESSION_LINGER;
+	o->ping_interval = DEFAULT_PING_INTERVAL;
+	o->ping_timeout = DEFAULT_PING_TIMEOUT;
+	o->url = getenv("SERVER_URL");
+	o->id = getenv("DAEMON_ID");
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "s:d:l:vh", longopts, NULL))
+	    != -1) {
+		switch (ch) {
+		case 's':
+			o->url = optarg;
+			break;
+		case 'd':
+			o->id = optarg;
+			break;
+		case 'l':
+			if (worker_add_label(o->labels, optarg) != 0)
+				bad_option("worker", "bad label '%s' (want "
+				    "KEY=VALUE)", optarg);
+			break;
+		case 'L':
+			copy = xstrdup(optarg);
+			for (tok = strtok_r(copy, ",", &save); tok != NULL;
+			    tok = strtok_r(NULL, ",", &save))
+				if (worker_add_label(o->labels, tok) != 0)
+					bad_option("worker", "bad label '%s' "
+					    "(want KEY=VALUE)", tok);
+			free(copy);
+			break;
+		case 't':
+			o->token_file = optarg;
+			break;
+		case 'a':
+			o->ca = optarg;
+			break;
+		case 'C':
+			o->tls_cert = optarg;
+			break;
+		case 'K':
+			o->tls_key = optarg;
+			break;
+		case 'r':
+			o->root = optarg;
+			break;
+		case 'A':
+			json_array_append_new(o->allow, json_string(optarg));
+			break;
+		case 'w':
+			if (util_parse_size(optarg, &o->window) != 0 ||
+			    o->window < WIRE_MIN_WINDOW ||
+			    o->window > WIRE_MAX_WINDOW)
+				bad_option("worker", "bad --window '%s' (64K "
+				    "to 64M)", optarg);
+			break;
+		case 'R':
+			if (util_parse_size(optarg, &o->ring_size) != 0 ||
+			    o->ring_size < DEFAULT_RING_SIZE)
+				bad_option("worker", "bad --ring-size '%s' (at "
+				    "least 1M)", optarg);
+			break;
+		case 'g':
+			if (util_parse_seconds(optarg, &o->session_linger) != 0)
+				bad_option("worker", "bad --session-linger "
+				    "'%s'", optarg);
+			break;
+		case 'p':
+			if (util_parse_seconds(optarg, &o->ping_interval) != 0
+			    || o->ping_interval == 0)
+				bad_option("worker", "bad --ping-interval '%s'",
+				    optarg);
+			break;
+		case 'P':
+			if (util_parse_seconds(optarg, &o->ping_timeout) != 0 ||
+			    o->ping_timeout == 0)
+				bad_option("worker", "bad --ping-timeout '%s'",
+				    optarg);
+			break;
+		case 'S':
+			o->syslog = 1;
+			break;
+		case 'v':
+			level++;
+			break;
+		case 'h':
+			worker_usage();
+			exit(0);
+		default:
+			exit(2);
+		}
+	}
+	if (optind != argc)
+		bad_option("worker", "unexpected argument '%s'", argv[optind]);
+	if (o->url == NULL || *o->url == '\0')
+		bad_option("worker", "--server-url (or $SERVER_URL) is "
+		    "required");
+	if (o->id == NULL || *o->id == '\0') {
+		if (gethostname(host, sizeof host) != 0)
+			bad_option("worker", "no --id and no host name");
+		host[sizeof host - 1] = '\0';
+		o->id = host;
+	}
+	if (!util_valid_id(o->id))
+		bad_option("worker", "invalid worker id '%s' (1 to 64 of "
+		    "A-Za-z0-9._-)", o->id);
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+		bad_option("worker", "--tls-cert and --tls-key go together");
+	log_init("sandd-worker", level, o->syslog);
+	return (worker_main());
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t	i;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2)
+		usage(2);
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("sandd %s\n", SANDD_VERSION);
+		return (0);
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0)
+		usage(0);
+	for (i = 0; i < sizeof sandd_cmds / sizeof sandd_cmds[0]; i++) {
+		if (strcmp(argv[1], sandd_cmds[i].name) != 0)
+			continue;
+		if (sandd_cmds[i].fn != NULL) {
+			if ((ev_base = event_base_new()) == NULL)
+				fatalx("event_base_new failed");
+			return (sandd_cmds[i].fn(argc - 1, argv + 1));
+		}
+		return (client_main(argv[1], argc - 1, argv + 1));
+	}
+	fprintf(stderr, "sandd: unknown command '%s' (see sandd --help)\n",
+	    argv[1]);
+	return (2);
+}

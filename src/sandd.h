@@ -1,0 +1,432 @@
+/*
+ * sandd.h: the internal header. Forward declarations, shared structures
+ * and the prototypes of every file, under a banner naming the file.
+ */
+#ifndef SANDD_H
+#define SANDD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <jansson.h>
+
+#include "compat.h"
+#include "sandd-protocol.h"
+
+struct ws_conn;
+struct worker;
+struct chan;
+struct client;
+struct req;
+
+extern struct event_base *ev_base;
+
+/* Options of `sandd serve`. */
+struct serve_options {
+	const char	*listen;
+	const char	*control;
+	int		 control_mode;
+	const char	*token_file;
+	const char	*tls_cert;
+	const char	*tls_key;
+	const char	*tls_client_ca;
+	int		 resume_window;
+	int		 ping_interval;
+	int		 ping_timeout;
+	size_t		 max_line;
+	size_t		 max_output;
+	int		 max_handshakes;
+	int		 syslog;
+};
+extern struct serve_options serve_opts;
+
+/* Options of `sandd worker`. */
+struct worker_options {
+	const char	*url;
+	const char	*id;
+	json_t		*labels;
+	const char	*token_file;
+	const char	*ca;
+	const char	*tls_cert;
+	const char	*tls_key;
+	const char	*root;
+	json_t		*allow;
+	size_t		 window;
+	size_t		 ring_size;
+	int		 session_linger;
+	int		 ping_interval;
+	int		 ping_timeout;
+	int		 syslog;
+};
+extern struct worker_options worker_opts;
+
+/* log.c */
+void	 log_init(const char *, int, int);
+void	 log_add_level(int);
+int	 log_get_level(void);
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+__dead void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
+__dead void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
+char	*log_escape(const char *, size_t);
+
+/* xmalloc.c */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+int	 xasprintf(char **, const char *, ...)
+	     __attribute__((format(printf, 2, 3)));
+int	 xvasprintf(char **, const char *, va_list);
+
+/* util.c */
+double	 util_now(void);
+void	 util_rfc3339(time_t, char *, size_t);
+int	 util_valid_id(const char *);
+size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
+int	 util_utf8_valid(const uint8_t *, size_t);
+json_t	*util_bytes_json(const void *, size_t);
+int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
+int	 util_json_get_bytes(json_t *, const char *, struct evbuffer *,
+	     char **);
+char	*util_base64(const void *, size_t);
+void	 util_random_hex(char *, size_t);
+void	 util_sha256_hex(const unsigned char *, char [65]);
+int	 util_signal_number(const char *);
+const char *util_signal_name(int);
+const char *util_errno_name(int);
+void	 util_timeval(struct timeval *, double);
+int	 util_parse_hostport(const char *, char **, char **);
+char	*util_default_control_path(void);
+int	 util_parse_size(const char *, size_t *);
+int	 util_parse_seconds(const char *, int *);
+
+/* http.c */
+struct http_msg {
+	char	*method;	/* request only */
+	char	*target;	/* request only */
+	int	 status;	/* response only */
+	char	*reason;	/* response only */
+	int	 nheaders;
+	char	*names[64];
+	char	*values[64];
+};
+int	 http_msg_parse(struct http_msg *, const char *, size_t, int, int *);
+void	 http_msg_clear(struct http_msg *);
+const char *http_msg_get(struct http_msg *, const char *);
+int	 http_has_token(const char *, const char *);
+char	*http_ws_accept(const char *);
+void	 http_respond(struct bufferevent *, int, const char *, const char *,
+	     const char *);
+
+/* tls.c */
+struct ssl_ctx_st;
+struct ssl_ctx_st *tls_server_ctx(const char *, const char *, const char *,
+	     char **);
+struct ssl_ctx_st *tls_client_ctx(const char *, const char *, const char *,
+	     char **);
+void	*tls_client_ssl(struct ssl_ctx_st *, const char *);
+void	*tls_server_ssl(struct ssl_ctx_st *);
+char	*tls_error_string(void);
+
+/* ws.c */
+struct ws_callbacks {
+	void	(*text)(struct ws_conn *, const char *, size_t, void *);
+	void	(*binary)(struct ws_conn *, const uint8_t *, size_t, void *);
+	void	(*closed)(struct ws_conn *, const char *, void *);
+	void	(*drained)(struct ws_conn *, void *);
+};
+struct ws_conn *ws_conn_create(struct bufferevent *, int,
+	     const struct ws_callbacks *, void *, int, int);
+void	 ws_conn_free(struct ws_conn *);
+int	 ws_conn_send_json(struct ws_conn *, json_t *);
+int	 ws_conn_send_data(struct ws_conn *, int, uint32_t, uint64_t,
+	     const void *, size_t);
+size_t	 ws_conn_backlog(struct ws_conn *);
+int	 ws_conn_writable(struct ws_conn *);
+void	 ws_conn_close(struct ws_conn *, uint16_t, const char *);
+void	 ws_conn_set_arg(struct ws_conn *, void *);
+void	 ws_conn_stats(struct ws_conn *, uint64_t *, uint64_t *);
+int	 ws_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
+	     uint64_t *, const uint8_t **, size_t *);
+
+/* server.c */
+struct server_stats {
+	uint64_t	 execs_total;
+	uint64_t	 execs_running;
+	uint64_t	 bytes_in;
+	uint64_t	 bytes_out;
+	uint64_t	 auth_failures;
+	uint64_t	 handshakes_refused;
+	json_t		*errors;
+};
+extern struct server_stats server_stats;
+int	 server_main(void);
+void	 server_count_error(const char *);
+int	 server_check_token(const char *, const char *);
+void	 server_shutdown(void);
+
+/* server-worker.c */
+struct worker *server_worker_next(struct worker *);
+void	 server_worker_accept(struct bufferevent *, const char *);
+struct worker *server_worker_find(const char *);
+json_t	*server_worker_json(struct worker *);
+int	 server_worker_matches(struct worker *, json_t *);
+int	 server_worker_connected(struct worker *);
+int	 server_worker_away(struct worker *);
+size_t	 server_worker_count(int);
+void	 server_worker_send(struct worker *, json_t *);
+struct chan *server_worker_chan_open(struct worker *, int, json_t *);
+void	 server_worker_free_all(void);
+int	 server_worker_running(struct worker *);
+int	 server_worker_sessions(struct worker *);
+const char *server_worker_id(struct worker *);
+void	 server_worker_chan_unlink(struct worker *, struct chan *);
+struct chans *server_worker_chan_list(struct worker *);
+void	 server_worker_send_data(struct worker *, int, uint32_t, uint64_t,
+	     const void *, size_t);
+int	 server_worker_writable(struct worker *);
+
+/* chan.c (controller side of one channel) */
+#define CHAN_BUFFERED	0x1	/* collect output for the final reply */
+#define CHAN_STREAM	0x2	/* output goes to the owner as events */
+#define CHAN_HANDLE	0x4	/* detached: output waits for `read` */
+#define CHAN_ENDED	0x8	/* worker sent `end` */
+#define CHAN_MERGE	0x10
+#define CHAN_STDIN_OPEN	0x20
+#define CHAN_CANCELLED	0x40
+#define CHAN_RAW	0x80	/* get: raw data events */
+struct chan {
+	struct worker	*worker;
+	uint32_t	 ch;
+	int		 kind;
+	int		 flags;
+	struct req	*req;		/* owner, NULL when detached */
+	char		 handle[40];	/* exec handle or session id */
+	json_t		*open;		/* the open message, for resend */
+	json_t		*end;		/* the worker's end message */
+
+	struct evbuffer	*out[WIRE_NSTREAMS];	/* received, not consumed */
+	uint64_t	 recv[WIRE_NSTREAMS];	/* next offset expected */
+	uint64_t	 acked[WIRE_NSTREAMS];	/* consumed and acked */
+	uint64_t	 dropped[WIRE_NSTREAMS];/* past max_output */
+	size_t		 max_output;
+	uint8_t		 carry[WIRE_NSTREAMS][4];
+	size_t		 ncarry[WIRE_NSTREAMS];
+
+	struct evbuffer	*in;		/* input not yet acked */
+	uint64_t	 in_base;	/* offset of first byte of in */
+	uint64_t	 in_sent;	/* offset up to which sent */
+	int		 in_eof;	/* eof requested */
+	int		 in_eof_sent;
+
+	struct event	*timer;		/* yield_after */
+	void		*data;		/* per-kind state */
+	TAILQ_ENTRY(chan) wentry;	/* worker's list */
+	TAILQ_ENTRY(chan) rentry;	/* request's list */
+};
+TAILQ_HEAD(chans, chan);
+struct chan *chan_create(struct worker *, uint32_t, int);
+void	 chan_free(struct chan *);
+void	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
+void	 chan_ack(struct chan *, int);
+void	 chan_input(struct chan *, const void *, size_t);
+void	 chan_input_eof(struct chan *);
+void	 chan_input_acked(struct chan *, uint64_t);
+void	 chan_flush_input(struct chan *);
+size_t	 chan_input_backlog(struct chan *);
+void	 chan_resume(struct chan *, json_t *);
+void	 chan_end(struct chan *, json_t *);
+void	 chan_lost(struct chan *, const char *, const char *);
+void	 chan_cancel(struct chan *);
+void	 chan_release(struct chan *);
+void	 chan_drain_to(struct chan *, struct client *);
+json_t	*chan_take_output(struct chan *, int, size_t);
+size_t	 chan_event_bytes(json_t *, struct chan *, int, const uint8_t *,
+	     size_t, int);
+
+/* control.c */
+struct client *control_client_ref(struct client *);
+void	 control_client_unref(struct client *);
+int	 control_client_dead(struct client *);
+int	 control_client_writable(struct client *);
+void	 control_client_send(struct client *, json_t *);
+void	 control_client_send_raw(struct client *, json_t *, const void *,
+	     size_t, struct evbuffer *);
+void	 control_client_subscribe(struct client *, int);
+void	 control_client_set_sink(struct client *, struct chan *);
+void	 control_client_sink_gone(struct chan *);
+void	 control_client_sink_drained(struct chan *);
+void	 control_client_wait_sink(struct client *, struct chan *);
+void	 control_client_finish(struct client *);
+void	 control_client_check_finished(struct client *);
+int	 control_listen(const char *, int, char **);
+void	 control_close(void);
+size_t	 control_client_count(void);
+void	 control_broadcast_event(int, json_t *);
+#define TOPIC_WORKERS	0x1
+#define TOPIC_SESSIONS	0x2
+
+/* control-cmd.c */
+struct req {
+	struct client	*client;
+	json_t		*id;		/* echoed, may be NULL */
+	json_t		*msg;		/* the request */
+	const char	*op;
+	int		 flags;
+#define REQ_BROADCAST	0x2
+#define REQ_WAIT	0x4	/* a `wait` op */
+#define REQ_EXPIRED	0x8	/* its deadline passed */
+#define REQ_SUBSCRIPTION 0x10	/* owes no reply */
+	struct chans	 chans;
+	json_t		*results;	/* broadcast */
+	json_t		*pending;	/* broadcast: worker ids not started */
+	int		 running;
+	int		 max_concurrency;
+	struct event	*timer;
+	void		*data;
+	void		(*data_free)(void *);
+	TAILQ_ENTRY(req) entry;
+};
+TAILQ_HEAD(reqs, req);
+struct req *req_create(struct client *, json_t *);
+void	 req_free(struct req *);
+void	 req_reply(struct req *, json_t *);
+void	 req_error(struct req *, const char *, const char *, ...)
+	     __attribute__((format(printf, 3, 4)));
+void	 req_error_json(struct req *, json_t *);
+void	 req_event(struct req *, json_t *);
+json_t	*req_error_object(const char *, const char *, ...)
+	     __attribute__((format(printf, 2, 3)));
+int	 req_get_string(struct req *, const char *, const char **);
+int	 req_get_number(struct req *, const char *, double *);
+int	 req_get_int(struct req *, const char *, json_int_t *);
+int	 req_get_bool(struct req *, const char *, int *);
+int	 req_get_object(struct req *, const char *, json_t **);
+struct worker *req_get_worker(struct req *);
+void	 control_cmd_dispatch(struct client *, json_t *, size_t,
+	     const char *);
+void	 control_cmd_client_gone(struct client *);
+void	 control_cmd_client_idle(struct client *);
+int	 control_cmd_client_pending(struct client *);
+void	 control_cmd_client_drained(struct client *);
+void	 control_cmd_worker_lost(struct worker *, const char *,
+	     const char *);
+void	 control_cmd_rpc(struct req *, struct worker *, json_t *,
+	     void (*)(struct req *, json_t *));
+void	 control_cmd_rpc_forward(struct req *, json_t *);
+struct chan *control_cmd_find_handle(const char *, int);
+void	 control_cmd_payload_done(struct client *, struct chan *);
+void	 control_cmd_worker_connected(struct worker *);
+void	 control_cmd_worker_reply(struct worker *, json_t *);
+void	 control_cmd_chan_done(struct chan *);
+void	 control_cmd_chan_started(struct chan *, json_t *);
+void	 control_cmd_chan_event(struct chan *, const char *, json_t *);
+void	 control_cmd_chan_output(struct chan *);
+void	 control_cmd_chan_input_acked(struct chan *);
+void	 control_cmd_chan_lost(struct chan *, const char *, const char *);
+void	 control_cmd_chan_freed(struct chan *);
+void	 control_cmd_session_adopted(struct chan *, json_t *);
+json_t	*control_cmd_stream_event(struct chan *, int);
+
+/* control-exec.c */
+void	 control_exec_cmd(struct req *);
+void	 control_exec_read(struct req *);
+void	 control_exec_write(struct req *);
+void	 control_exec_signal(struct req *);
+void	 control_exec_read_gone(struct req *);
+
+/* control-session.c */
+void	 control_session_open(struct req *);
+void	 control_session_attach(struct req *);
+void	 control_session_detach(struct req *);
+void	 control_session_write(struct req *);
+void	 control_session_resize(struct req *);
+void	 control_session_read(struct req *);
+void	 control_session_run(struct req *);
+void	 control_session_close(struct req *);
+void	 control_session_list(struct req *);
+void	 control_session_signal(struct req *, const char *);
+void	 control_session_client_gone(struct client *);
+void	 control_session_client_drained(struct client *);
+void	 control_session_output(struct chan *);
+void	 control_session_event(struct chan *, const char *, json_t *);
+void	 control_session_lost(struct chan *, const char *);
+void	 control_session_freed(struct chan *);
+
+/* control-file.c */
+void	 control_file_put(struct req *);
+void	 control_file_get(struct req *);
+void	 control_file_stat(struct req *);
+void	 control_file_get_drain(struct chan *);
+void	 control_file_started(struct chan *, json_t *);
+void	 control_file_output(struct chan *);
+void	 control_file_freed(struct chan *);
+
+/* worker.c */
+int	 worker_main(void);
+void	 worker_send(json_t *);
+int	 worker_connected(void);
+int	 worker_writable(void);
+int	 worker_send_data(int, uint32_t, uint64_t, const void *, size_t);
+size_t	 worker_backlog(void);
+void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
+void	 worker_reply(json_t *, json_t *);
+void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
+	     __attribute__((format(printf, 4, 5)));
+
+/* worker-session.c */
+void	 worker_session_open(uint32_t, json_t *);
+void	 worker_session_rpc(const char *, json_t *);
+
+/* worker-file.c */
+void	 worker_file_open(uint32_t, int, json_t *);
+void	 worker_file_stat(json_t *);
+
+/* job.c */
+struct job;
+void	 job_open(uint32_t, json_t *);
+void	 job_message(uint32_t, const char *, json_t *);
+void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);
+void	 job_link_up(json_t *);
+void	 job_link_down(void);
+void	 job_link_writable(void);
+json_t	*job_list_json(void);
+void	 job_shutdown(void);
+
+/* spawn.c */
+struct spawn_req {
+	char		**argv;
+	char		**envp;
+	const char	*cwd;
+	const char	*user;
+	int		 fd_in;
+	int		 fd_out;
+	int		 fd_err;
+	json_t		*limits;
+	int		 pty;
+	int		 rows;
+	int		 cols;
+};
+pid_t	 spawn_process(struct spawn_req *, int *, char **);
+char	**spawn_build_env(json_t *, int, const char *);
+char	**spawn_build_argv(json_t *, char **);
+void	 spawn_free_strv(char **);
+__dead void spawn_child_exec(struct spawn_req *, const char *, int);
+__dead void spawn_pty_child(struct spawn_req *, int);
+
+/* client.c */
+int	 client_main(const char *, int, char **);
+
+#endif

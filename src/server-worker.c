@@ -1,0 +1,644 @@
+/*
+ * server-worker.c: the controller's side of connected workers. A worker
+ * record outlives its connections: when the link drops it waits out the
+ * resume window with its channels intact, and a worker that comes back
+ * with the same boot id resumes every stream where it stopped.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sandd.h"
+
+struct worker {
+	char		 id[WORKER_ID_MAX + 1];
+	json_t		*info;		/* hostname, os, arch, version */
+	json_t		*labels;
+	char		 boot[40];
+	char		 addr[64];
+	time_t		 connected_at;
+
+	int		 state;
+#define WORKER_CONNECTED	1
+#define WORKER_AWAY		2	/* inside its resume window */
+#define WORKER_GONE		3	/* kept a while for `workers all` */
+	struct ws_conn	*ws;		/* link->ws while connected */
+	struct link	*link;
+	struct event	*timer;		/* resume window, then expiry */
+	uint32_t	 next_ch;
+	struct chans	 chans;
+	TAILQ_ENTRY(worker) entry;
+};
+static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
+
+/* A link that has upgraded but not yet said hello. */
+struct link {
+	struct ws_conn	*ws;
+	char		 addr[64];
+	struct event	*timer;		/* hello timeout, NULL after */
+	struct worker	*worker;	/* once registered */
+};
+
+#define HELLO_TIMEOUT	10
+#define GONE_KEEP	600
+
+static const char *worker_state_names[] = { "none", "connected",
+    "disconnected", "gone" };
+
+static void	 link_text_cb(struct ws_conn *, const char *, size_t, void *);
+static void	 link_binary_cb(struct ws_conn *, const uint8_t *, size_t,
+		     void *);
+static void	 link_closed_cb(struct ws_conn *, const char *, void *);
+static void	 link_drained_cb(struct ws_conn *, void *);
+static void	 link_free(struct link *);
+static void	 worker_free(struct worker *);
+
+static const struct ws_callbacks link_callbacks = {
+	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
+};
+
+/* Move w to state, log old -> new and tell subscribers. */
+static void
+worker_set_state(struct worker *w, int state)
+{
+	json_t	*ev;
+
+	if (w->state == state)
+		return;
+	log_info("worker %s: %s -> %s", w->id, worker_state_names[w->state],
+	    worker_state_names[state]);
+	w->state = state;
+	ev = json_pack("{s:s, s:s, s:s}", "event", "worker", "worker", w->id,
+	    "state", worker_state_names[state]);
+	control_broadcast_event(TOPIC_WORKERS, ev);
+	json_decref(ev);
+}
+
+/* Find a worker record by id (any state). */
+struct worker *
+server_worker_find(const char *id)
+{
+	struct worker	*w;
+
+	TAILQ_FOREACH(w, &all_workers, entry)
+		if (strcmp(w->id, id) == 0)
+			return (w);
+	return (NULL);
+}
+
+/* Walk every worker record: NULL gives the first. */
+struct worker *
+server_worker_next(struct worker *w)
+{
+	return (w == NULL ? TAILQ_FIRST(&all_workers) : TAILQ_NEXT(w, entry));
+}
+
+const char *
+server_worker_id(struct worker *w)
+{
+	return (w->id);
+}
+
+int
+server_worker_connected(struct worker *w)
+{
+	return (w->state == WORKER_CONNECTED);
+}
+
+/* Inside the resume window: requests wait for it. */
+int
+server_worker_away(struct worker *w)
+{
+	return (w->state == WORKER_AWAY);
+}
+
+/* Workers connected (connected_only) or all records. */
+size_t
+server_worker_count(int connected_only)
+{
+	struct worker	*w;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(w, &all_workers, entry)
+		if (!connected_only || w->state == WORKER_CONNECTED)
+			n++;
+	return (n);
+}
+
+int
+server_worker_running(struct worker *w)
+{
+	struct chan	*c;
+	int		 n = 0;
+
+	TAILQ_FOREACH(c, &w->chans, wentry)
+		if (c->kind == CHAN_EXEC && !(c->flags & CHAN_ENDED))
+			n++;
+	return (n);
+}
+
+int
+server_worker_sessions(struct worker *w)
+{
+	struct chan	*c;
+	int		 n = 0;
+
+	TAILQ_FOREACH(c, &w->chans, wentry)
+		if (c->kind == CHAN_SESSION)
+			n++;
+	return (n);
+}
+
+/* Does w carry every label in want (an object, or NULL)? */
+int
+server_worker_matches(struct worker *w, json_t *want)
+{
+	const char	*k;
+	json_t		*v, *have;
+
+	if (want == NULL)
+		return (1);
+	json_object_foreach(want, k, v) {
+		have = json_object_get(w->labels, k);
+		if (have == NULL || !json_equal(have, v))
+			return (0);
+	}
+	return (1);
+}
+
+/* The worker object of the control protocol; caller owns it. */
+json_t *
+server_worker_json(struct worker *w)
+{
+	char	 when[32];
+	json_t	*o;
+
+	util_rfc3339(w->connected_at, when, sizeof when);
+	o = json_pack("{s:s, s:b, s:O, s:s, s:s, s:s, s:s, s:s, s:s, s:i, "
+	    "s:i, s:s}",
+	    "id", w->id,
+	    "connected", w->state == WORKER_CONNECTED,
+	    "labels", w->labels,
+	    "hostname", json_string_value(json_object_get(w->info,
+	    "hostname")) ?: "",
+	    "os", json_string_value(json_object_get(w->info, "os")) ?: "",
+	    "arch", json_string_value(json_object_get(w->info, "arch")) ?: "",
+	    "version", json_string_value(json_object_get(w->info,
+	    "version")) ?: "",
+	    "addr", w->addr,
+	    "connected_at", when,
+	    "running", server_worker_running(w),
+	    "sessions", server_worker_sessions(w),
+	    "state", worker_state_names[w->state]);
+	return (o);
+}
+
+/* Send a wire message to the worker if its link is up. */
+void
+server_worker_send(struct worker *w, json_t *msg)
+{
+	if (w->state == WORKER_CONNECTED && w->ws != NULL)
+		ws_conn_send_json(w->ws, msg);
+}
+
+/*
+ * Open a channel of kind on w with the open message msg (not stolen;
+ * "t" and "ch" are set on it). It is sent now if the link is up, else on
+ * resume.
+ */
+struct chan *
+server_worker_chan_open(struct worker *w, int kind, json_t *msg)
+{
+	struct chan	*c;
+
+	c = chan_create(w, w->next_ch++, kind);
+	if (w->next_ch == 0)
+		w->next_ch = 1;
+	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
+	json_object_set_new(msg, "t", json_string("open"));
+	json_object_set_new(msg, "ch", json_integer(c->ch));
+	c->open = json_incref(msg);
+	server_worker_send(w, msg);
+	return (c);
+}
+
+static struct chan *
+worker_chan_find(struct worker *w, uint32_t ch)
+{
+	struct chan	*c;
+
+	TAILQ_FOREACH(c, &w->chans, wentry)
+		if (c->ch == ch)
+			return (c);
+	return (NULL);
+}
+
+/* End every channel of w with worker_lost. */
+static void
+worker_lose_chans(struct worker *w, const char *why)
+{
+	struct chan	*c, *c1;
+
+	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1)
+		chan_lost(c, "worker_lost", why);
+	control_cmd_worker_lost(w, "worker_lost", why);
+}
+
+static void
+worker_timer_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct timeval	 tv = { GONE_KEEP, 0 };
+	char		 why[128];
+
+	if (w->state == WORKER_AWAY) {
+		snprintf(why, sizeof why, "worker '%s' did not come back "
+		    "within %d seconds", w->id, serve_opts.resume_window);
+		worker_lose_chans(w, why);
+		worker_set_state(w, WORKER_GONE);
+		evtimer_add(w->timer, &tv);
+		return;
+	}
+	if (w->state == WORKER_GONE) {
+		TAILQ_REMOVE(&all_workers, w, entry);
+		worker_free(w);
+	}
+}
+
+/* The worker's link dropped: wait for it within the resume window. */
+static void
+worker_link_lost(struct worker *w, const char *why)
+{
+	struct timeval	tv = { serve_opts.resume_window, 0 };
+
+	log_warnx("worker %s (%s): link lost: %s", w->id, w->addr, why);
+	w->ws = NULL;
+	worker_set_state(w, WORKER_AWAY);
+	evtimer_add(w->timer, &tv);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	struct chan	*c;
+
+	while ((c = TAILQ_FIRST(&w->chans)) != NULL)
+		chan_free(c);
+	event_free(w->timer);
+	json_decref(w->info);
+	json_decref(w->labels);
+	free(w);
+}
+
+/* Close every link and free every record, at shutdown. */
+void
+server_worker_free_all(void)
+{
+	struct worker	*w;
+
+	while ((w = TAILQ_FIRST(&all_workers)) != NULL) {
+		TAILQ_REMOVE(&all_workers, w, entry);
+		if (w->link != NULL) {
+			ws_conn_close(w->ws, 1001, "controller stopping");
+			link_free(w->link);
+		}
+		worker_free(w);
+	}
+}
+
+static void
+link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct link	*l = arg;
+
+	log_warnx("%s: no hello within %d seconds", l->addr, HELLO_TIMEOUT);
+	ws_conn_close(l->ws, 1008, "no hello");
+	link_free(l);
+}
+
+/* A WebSocket link was accepted: wait for its hello. */
+void
+server_worker_accept(struct bufferevent *bev, const char *addr)
+{
+	struct link	*l;
+	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
+
+	l = xcalloc(1, sizeof *l);
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	l->ws = ws_conn_create(bev, 1, &link_callbacks, l,
+	    serve_opts.ping_interval, serve_opts.ping_timeout);
+	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
+	evtimer_add(l->timer, &tv);
+	log_debug("%s: %s: upgraded", __func__, addr);
+}
+
+/* Free a link; its worker (if any) is told first by the caller. */
+static void
+link_free(struct link *l)
+{
+	if (l->timer != NULL)
+		event_free(l->timer);
+	ws_conn_free(l->ws);
+	free(l);
+}
+
+/* Refuse a link with a close frame that says why. */
+static void
+link_refuse(struct link *l, const char *why)
+{
+	log_warnx("%s: refused: %s", l->addr, why);
+	ws_conn_close(l->ws, 1008, why);
+}
+
+/*
+ * Adopt a channel a worker announced that this controller does not know
+ * (it restarted): sessions and detached execs live on, the rest is
+ * cancelled.
+ */
+static void
+worker_adopt(struct worker *w, json_t *a)
+{
+	json_t		*m;
+	uint32_t	 ch = (uint32_t)json_integer_value(json_object_get(a,
+			    "ch"));
+	const char	*handle = json_string_value(json_object_get(a,
+			    "handle"));
+	int		 kind = (int)json_integer_value(json_object_get(a,
+			    "kind"));
+	struct chan	*c;
+
+	if (ch >= w->next_ch)
+		w->next_ch = ch + 1;
+	if (handle != NULL && strlen(handle) < sizeof c->handle &&
+	    (kind == CHAN_SESSION || (kind == CHAN_EXEC &&
+	    json_is_true(json_object_get(a, "detached"))))) {
+		c = chan_create(w, ch, kind);
+		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
+		snprintf(c->handle, sizeof c->handle, "%s", handle);
+		c->flags |= CHAN_HANDLE;
+		chan_resume(c, a);
+		log_info("worker %s: adopted %s %s", w->id,
+		    kind == CHAN_SESSION ? "session" : "exec", handle);
+		if (kind == CHAN_SESSION)
+			control_cmd_session_adopted(c, a);
+		return;
+	}
+	m = json_pack("{s:s, s:I}", "t", "cancel", "ch", (json_int_t)ch);
+	ws_conn_send_json(w->ws, m);
+	json_decref(m);
+}
+
+/* Handle the first message of a link: who is this worker? */
+static void
+link_hello(struct link *l, json_t *msg)
+{
+	const char	*id, *boot;
+	json_t		*labels, *chans, *a, *welcome;
+	struct worker	*w;
+	struct chan	*c, *c1;
+	size_t		 i;
+	int		 resume = 0, found;
+
+	id = json_string_value(json_object_get(msg, "id"));
+	boot = json_string_value(json_object_get(msg, "boot"));
+	labels = json_object_get(msg, "labels");
+	chans = json_object_get(msg, "channels");
+	if (id == NULL || !util_valid_id(id)) {
+		link_refuse(l, "invalid worker id");
+		return;
+	}
+	if (boot == NULL || strlen(boot) >= sizeof ((struct worker *)0)->boot ||
+	    (labels != NULL && !json_is_object(labels)) ||
+	    (chans != NULL && !json_is_array(chans)) ||
+	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
+		link_refuse(l, "bad hello");
+		return;
+	}
+
+	if ((w = server_worker_find(id)) == NULL) {
+		w = xcalloc(1, sizeof *w);
+		snprintf(w->id, sizeof w->id, "%s", id);
+		TAILQ_INIT(&w->chans);
+		w->timer = evtimer_new(ev_base, worker_timer_cb, w);
+		w->next_ch = 1;
+		TAILQ_INSERT_TAIL(&all_workers, w, entry);
+	} else {
+		evtimer_del(w->timer);
+		if (w->link != NULL) {
+			log_warnx("worker %s: new connection from %s replaces "
+			    "the one from %s", id, l->addr, w->addr);
+			w->link->worker = NULL;
+			ws_conn_close(w->link->ws, 1000, "replaced by a new "
+			    "connection");
+			w->link = NULL;
+			w->ws = NULL;
+		}
+		if (strcmp(w->boot, boot) == 0 && w->state != WORKER_GONE)
+			resume = 1;
+		else if (!TAILQ_EMPTY(&w->chans)) {
+			log_warnx("worker %s restarted: its requests are lost",
+			    id);
+			worker_lose_chans(w, "the worker restarted");
+		}
+	}
+	snprintf(w->boot, sizeof w->boot, "%s", boot);
+	snprintf(w->addr, sizeof w->addr, "%s", l->addr);
+	json_decref(w->info);
+	w->info = json_incref(msg);
+	json_decref(w->labels);
+	w->labels = labels != NULL ? json_incref(labels) : json_object();
+	w->connected_at = time(NULL);
+	w->ws = l->ws;
+	w->link = l;
+	l->worker = w;
+	if (l->timer != NULL) {
+		event_free(l->timer);
+		l->timer = NULL;
+	}
+
+	welcome = json_pack("{s:s, s:b, s:i, s:I}", "t", "welcome",
+	    "resumed", resume, "resume_window", serve_opts.resume_window,
+	    "proto", (json_int_t)WIRE_PROTOCOL);
+	ws_conn_send_json(w->ws, welcome);
+	json_decref(welcome);
+	worker_set_state(w, WORKER_CONNECTED);
+	log_info("worker %s connected from %s%s", id, w->addr,
+	    resume ? " (resumed)" : "");
+
+	/* Match the worker's channels against ours. */
+	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
+		found = 0;
+		json_array_foreach(chans, i, a) {
+			if (json_integer_value(json_object_get(a, "ch")) ==
+			    (json_int_t)c->ch) {
+				found = 1;
+				break;
+			}
+		}
+		if (found)
+			chan_resume(c, a);
+		else if (c->open != NULL) {
+			/* The open never arrived: send it again. */
+			ws_conn_send_json(w->ws, c->open);
+			c->in_sent = c->in_base;
+			c->in_eof_sent = 0;
+			chan_flush_input(c);
+		}
+	}
+	json_array_foreach(chans, i, a) {
+		TAILQ_FOREACH(c, &w->chans, wentry)
+			if (json_integer_value(json_object_get(a, "ch")) ==
+			    (json_int_t)c->ch)
+				break;
+		if (c == NULL)
+			worker_adopt(w, a);
+	}
+	control_cmd_worker_connected(w);
+}
+
+/* Route one wire message from a registered worker. */
+static void
+worker_message(struct worker *w, json_t *msg)
+{
+	const char	*t = json_string_value(json_object_get(msg, "t"));
+	json_t		*chv = json_object_get(msg, "ch");
+	struct chan	*c = NULL;
+
+	if (t == NULL) {
+		log_warnx("worker %s: message without type", w->id);
+		return;
+	}
+	if (chv != NULL)
+		c = worker_chan_find(w, (uint32_t)json_integer_value(chv));
+	if (strcmp(t, "res") == 0) {
+		control_cmd_worker_reply(w, msg);
+		return;
+	}
+	if (c == NULL) {
+		log_debug("worker %s: '%s' for unknown channel", w->id, t);
+		return;
+	}
+	if (strcmp(t, "ack") == 0)
+		chan_input_acked(c, (uint64_t)json_integer_value(
+		    json_object_get(msg, "in")));
+	else if (strcmp(t, "started") == 0)
+		control_cmd_chan_started(c, msg);
+	else if (strcmp(t, "end") == 0)
+		chan_end(c, msg);
+	else if (strcmp(t, "exit") == 0 || strcmp(t, "info") == 0)
+		control_cmd_chan_event(c, t, msg);
+	else
+		log_debug("worker %s: unknown message '%s'", w->id, t);
+}
+
+static void
+link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
+    void *arg)
+{
+	struct link	*l = arg;
+	json_t		*msg;
+	json_error_t	 err;
+	char		*esc;
+	const char	*t;
+
+	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
+	if (msg == NULL || !json_is_object(msg)) {
+		esc = log_escape(p, len);
+		log_warnx("%s: bad wire message: %s", l->addr, esc);
+		free(esc);
+		json_decref(msg);
+		return;
+	}
+	t = json_string_value(json_object_get(msg, "t"));
+	if (l->worker != NULL)
+		worker_message(l->worker, msg);
+	else if (l->timer == NULL)
+		;	/* replaced: ignore what the old link still says */
+	else if (t != NULL && strcmp(t, "hello") == 0)
+		link_hello(l, msg);
+	else
+		log_warnx("%s: message before hello", l->addr);
+	json_decref(msg);
+}
+
+static void
+link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
+    void *arg)
+{
+	struct link	*l = arg;
+	struct chan	*c;
+	const uint8_t	*data;
+	size_t		 dlen;
+	uint64_t	 off;
+	uint32_t	 ch;
+	int		 type;
+
+	if (l->worker == NULL)
+		return;
+	if (ws_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
+	    type == WIRE_IN) {
+		log_warnx("worker %s: bad binary frame", l->worker->id);
+		return;
+	}
+	if ((c = worker_chan_find(l->worker, ch)) == NULL)
+		return;		/* cancelled: the worker stops soon */
+	chan_data(c, type, off, data, dlen);
+}
+
+static void
+link_closed_cb(__unused struct ws_conn *ws, const char *why, void *arg)
+{
+	struct link	*l = arg;
+	struct worker	*w = l->worker;
+
+	if (w != NULL) {
+		w->link = NULL;
+		w->ws = NULL;
+		worker_link_lost(w, why);
+	} else
+		log_debug("%s: closed: %s", l->addr, why);
+	link_free(l);
+}
+
+/* The link drained: streams held back by its backlog may go on. */
+static void
+link_drained_cb(__unused struct ws_conn *ws, void *arg)
+{
+	struct link	*l = arg;
+	struct chan	*c;
+
+	if (l->worker == NULL)
+		return;
+	TAILQ_FOREACH(c, &l->worker->chans, wentry)
+		chan_flush_input(c);
+}
+
+struct chans *
+server_worker_chan_list(struct worker *w)
+{
+	return (&w->chans);
+}
+
+/* Take c off its worker's list. */
+void
+server_worker_chan_unlink(struct worker *w, struct chan *c)
+{
+	TAILQ_REMOVE(&w->chans, c, wentry);
+	c->worker = NULL;
+}
+
+/* Send one binary frame to the worker if its link is up. */
+void
+server_worker_send_data(struct worker *w, int type, uint32_t ch,
+    uint64_t off, const void *data, size_t len)
+{
+	if (w->state == WORKER_CONNECTED && w->ws != NULL)
+		ws_conn_send_data(w->ws, type, ch, off, data, len);
+}
+
+/* May more input be queued to this worker now? */
+int
+server_worker_writable(struct worker *w)
+{
+	return (w->ws != NULL && ws_conn_writable(w->ws));
+}

@@ -1,0 +1,609 @@
+/*
+ * server.c: `sandd serve`. The WebSocket listener with its HTTP front
+ * door (upgrade, /health, /metrics, admission control), worker
+ * authentication from the token file, signals, and the main loop.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "sandd.h"
+
+struct server_stats server_stats;
+
+/* One connection before its upgrade: reading the HTTP head. */
+struct handshake {
+	struct bufferevent	*bev;
+	char			 addr[64];
+	struct event		*timer;
+	int			 closing;
+	TAILQ_ENTRY(handshake)	 entry;
+};
+static TAILQ_HEAD(, handshake) handshakes =
+    TAILQ_HEAD_INITIALIZER(handshakes);
+static int		 nhandshakes;
+
+/* One grant of the token file: id (or *) and the token's SHA-256. */
+struct grant {
+	char		 id[WORKER_ID_MAX + 1];
+	unsigned char	 digest[32];
+};
+static struct grant	*grants;
+static size_t		 ngrants;
+
+static struct evconnlistener	*listener;
+static SSL_CTX			*server_tls;
+static struct event		*ev_sigterm, *ev_sigint, *ev_sighup;
+
+static void	 handshake_free(struct handshake *);
+
+/* Count one error reply by code, for stats and metrics. */
+void
+server_count_error(const char *code)
+{
+	json_t	*n;
+
+	n = json_object_get(server_stats.errors, code);
+	json_object_set_new(server_stats.errors, code,
+	    json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
+}
+
+static void
+sha256(const void *p, size_t len, unsigned char md[32])
+{
+	unsigned int	mdlen;
+
+	if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256 failed");
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/*
+ * (Re)load the token file. On error the old grants stay and -1 is
+ * returned with *cause.
+ */
+static int
+server_load_tokens(const char *path, char **cause)
+{
+	FILE		*f;
+	char		*line = NULL, *id, *tok, *save;
+	size_t		 cap = 0, n = 0, lineno = 0, i;
+	struct grant	*g = NULL;
+	ssize_t		 len;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		xasprintf(cause, "open %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		line[strcspn(line, "#")] = '\0';
+		if ((id = strtok_r(line, " \t\r\n", &save)) == NULL)
+			continue;
+		tok = strtok_r(NULL, " \t\r\n", &save);
+		if (tok == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL ||
+		    (strcmp(id, "*") != 0 && !util_valid_id(id))) {
+			xasprintf(cause, "%s:%zu: want 'ID TOKEN' or "
+			    "'ID sha256:HEX'", path, lineno);
+			goto fail;
+		}
+		g = xrealloc(g, (n + 1) * sizeof *g);
+		snprintf(g[n].id, sizeof g[n].id, "%s", id);
+		if (strncmp(tok, "sha256:", 7) == 0) {
+			tok += 7;
+			if (strlen(tok) != 64) {
+				xasprintf(cause, "%s:%zu: sha256 needs 64 hex "
+				    "digits", path, lineno);
+				goto fail;
+			}
+			for (i = 0; i < 32; i++) {
+				int hi = hexval(tok[2 * i]);
+				int lo = hexval(tok[2 * i + 1]);
+				if (hi < 0 || lo < 0) {
+					xasprintf(cause, "%s:%zu: bad hex",
+					    path, lineno);
+					goto fail;
+				}
+				g[n].digest[i] = (unsigned char)(hi << 4 | lo);
+			}
+		} else
+			sha256(tok, strlen(tok), g[n].digest);
+		compat_explicit_bzero(line, (size_t)len);
+		n++;
+	}
+	if (line != NULL)
+		compat_explicit_bzero(line, cap);
+	free(line);
+	fclose(f);
+	if (grants != NULL)
+		compat_explicit_bzero(grants, ngrants * sizeof *grants);
+	free(grants);
+	grants = g;
+	ngrants = n;
+	log_info("%s: %zu grants from %s", __func__, n, path);
+	return (0);
+fail:
+	if (line != NULL)
+		compat_explicit_bzero(line, cap);
+	free(line);
+	free(g);
+	fclose(f);
+	return (-1);
+}
+
+/* Does token grant worker id? Constant time in the token. */
+int
+server_check_token(const char *id, const char *token)
+{
+	unsigned char	md[32];
+	size_t		i;
+	int		ok = 0;
+
+	if (serve_opts.token_file == NULL)
+		return (1);
+	if (token == NULL)
+		return (0);
+	sha256(token, strlen(token), md);
+	for (i = 0; i < ngrants; i++) {
+		if (strcmp(grants[i].id, "*") != 0 &&
+		    strcmp(grants[i].id, id) != 0)
+			continue;
+		if (CRYPTO_memcmp(md, grants[i].digest, sizeof md) == 0)
+			ok = 1;
+	}
+	compat_explicit_bzero(md, sizeof md);
+	return (ok);
+}
+
+/* Prometheus text for GET /metrics; caller frees. */
+static char *
+server_metrics(void)
+{
+	struct evbuffer	*b = evbuffer_new();
+	const char	*code;
+	json_t		*v;
+	char		*out;
+	size_t		 len;
+
+	evbuffer_add_printf(b,
+	    "# HELP sandd_workers_connected Workers connected now.\n"
+	    "# TYPE sandd_workers_connected gauge\n"
+	    "sandd_workers_connected %zu\n"
+	    "# HELP sandd_execs_total Commands started.\n"
+	    "# TYPE sandd_execs_total counter\n"
+	    "sandd_execs_total %llu\n"
+	    "# HELP sandd_execs_running Commands running now.\n"
+	    "# TYPE sandd_execs_running gauge\n"
+	    "sandd_execs_running %llu\n"
+	    "# HELP sandd_bytes_in_total Payload bytes from workers.\n"
+	    "# TYPE sandd_bytes_in_total counter\n"
+	    "sandd_bytes_in_total %llu\n"
+	    "# HELP sandd_bytes_out_total Payload bytes to workers.\n"
+	    "# TYPE sandd_bytes_out_total counter\n"
+	    "sandd_bytes_out_total %llu\n"
+	    "# HELP sandd_control_clients Control connections now.\n"
+	    "# TYPE sandd_control_clients gauge\n"
+	    "sandd_control_clients %zu\n"
+	    "# HELP sandd_auth_failures_total Refused worker handshakes.\n"
+	    "# TYPE sandd_auth_failures_total counter\n"
+	    "sandd_auth_failures_total %llu\n"
+	    "# HELP sandd_handshakes_refused_total Handshakes sent 503.\n"
+	    "# TYPE sandd_handshakes_refused_total counter\n"
+	    "sandd_handshakes_refused_total %llu\n"
+	    "# HELP sandd_errors_total Error replies by code.\n"
+	    "# TYPE sandd_errors_total counter\n",
+	    server_worker_count(1),
+	    (unsigned long long)server_stats.execs_total,
+	    (unsigned long long)server_stats.execs_running,
+	    (unsigned long long)server_stats.bytes_in,
+	    (unsigned long long)server_stats.bytes_out,
+	    control_client_count(),
+	    (unsigned long long)server_stats.auth_failures,
+	    (unsigned long long)server_stats.handshakes_refused);
+	json_object_foreach(server_stats.errors, code, v)
+		evbuffer_add_printf(b, "sandd_errors_total{code=\"%s\"} %lld\n",
+		    code, (long long)json_integer_value(v));
+	len = evbuffer_get_length(b);
+	out = xmalloc(len + 1);
+	evbuffer_remove(b, out, len);
+	out[len] = '\0';
+	evbuffer_free(b);
+	return (out);
+}
+
+static void
+handshake_close_cb(struct bufferevent *bev, void *arg)
+{
+	struct handshake	*hs = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		handshake_free(hs);
+}
+
+static void
+handshake_event_cb(__unused struct bufferevent *bev, short what, void *arg)
+{
+	struct handshake	*hs = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_debug("%s: %s: closed during handshake", __func__,
+		    hs->addr);
+		handshake_free(hs);
+	}
+}
+
+/* Send a response and close once it is written. */
+static void
+handshake_respond(struct handshake *hs, int status, const char *reason,
+    const char *extra, const char *body)
+{
+	http_respond(hs->bev, status, reason, extra, body);
+	hs->closing = 1;
+	bufferevent_disable(hs->bev, EV_READ);
+	bufferevent_setcb(hs->bev, NULL, handshake_close_cb,
+	    handshake_event_cb, hs);
+	bufferevent_enable(hs->bev, EV_WRITE);
+}
+
+/* Handle a complete request head. */
+static void
+handshake_request(struct handshake *hs, struct http_msg *m)
+{
+	const char	*key, *ver, *auth, *id;
+	char		*accept, *metrics, *esc;
+	struct evbuffer	*out;
+
+	if (strcmp(m->target, "/health") == 0 && strcmp(m->method, "GET") == 0) {
+		handshake_respond(hs, 200, "OK", NULL, "OK");
+		return;
+	}
+	if (strcmp(m->target, "/metrics") == 0 &&
+	    strcmp(m->method, "GET") == 0) {
+		metrics = server_metrics();
+		handshake_respond(hs, 200, "OK", NULL, metrics);
+		free(metrics);
+		return;
+	}
+	if (strcmp(m->target, WIRE_PATH) != 0) {
+		handshake_respond(hs, 404, "Not Found", NULL, "not found\n");
+		return;
+	}
+	if (strcmp(m->method, "GET") != 0) {
+		handshake_respond(hs, 405, "Method Not Allowed",
+		    "Allow: GET\r\n", "method not allowed\n");
+		return;
+	}
+	if (!http_has_token(http_msg_get(m, "Upgrade"), "websocket") ||
+	    !http_has_token(http_msg_get(m, "Connection"), "upgrade")) {
+		handshake_respond(hs, 426, "Upgrade Required",
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+		    "websocket upgrade required\n");
+		return;
+	}
+	ver = http_msg_get(m, "Sec-WebSocket-Version");
+	if (ver == NULL || strcmp(ver, "13") != 0) {
+		handshake_respond(hs, 426, "Upgrade Required",
+		    "Sec-WebSocket-Version: 13\r\n",
+		    "websocket version 13 required\n");
+		return;
+	}
+	key = http_msg_get(m, "Sec-WebSocket-Key");
+	if (key == NULL || strlen(key) != 24) {
+		handshake_respond(hs, 400, "Bad Request", NULL,
+		    "bad Sec-WebSocket-Key\n");
+		return;
+	}
+	id = http_msg_get(m, "Sandd-Worker-Id");
+	if (id == NULL || !util_valid_id(id)) {
+		esc = log_escape(id != NULL ? id : "", id != NULL ?
+		    strlen(id) : 0);
+		log_warnx("%s: %s: invalid worker id '%s'", __func__, hs->addr,
+		    esc);
+		free(esc);
+		handshake_respond(hs, 400, "Bad Request", NULL,
+		    "invalid worker id (1 to 64 of A-Za-z0-9._-)\n");
+		return;
+	}
+	auth = http_msg_get(m, "Authorization");
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
+		auth += 7;
+	else
+		auth = NULL;
+	if (!server_check_token(id, auth)) {
+		server_stats.auth_failures++;
+		log_warnx("%s: %s: worker %s refused: %s token", __func__,
+		    hs->addr, id, auth == NULL ? "no" : "wrong");
+		handshake_respond(hs, 401, "Unauthorized",
+		    "WWW-Authenticate: Bearer\r\n", "bad or missing token\n");
+		return;
+	}
+
+	accept = http_ws_accept(key);
+	out = bufferevent_get_output(hs->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", accept);
+	if (http_has_token(http_msg_get(m, "Sec-WebSocket-Protocol"),
+	    WIRE_SUBPROTOCOL))
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n",
+		    WIRE_SUBPROTOCOL);
+	evbuffer_add(out, "\r\n", 2);
+	free(accept);
+
+	/* Hand the bufferevent over to the WebSocket layer. */
+	event_del(hs->timer);
+	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
+	server_worker_accept(hs->bev, hs->addr);
+	hs->bev = NULL;
+	handshake_free(hs);
+}
+
+static void
+handshake_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct handshake	*hs = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct http_msg		 m;
+	size_t			 len = evbuffer_get_length(in);
+	int			 used, r;
+	char			*p;
+
+	if (hs->closing)
+		return;
+	if (len > HTTP_MAX_HEADER)
+		len = HTTP_MAX_HEADER;
+	p = (char *)evbuffer_pullup(in, (ssize_t)len);
+	r = http_msg_parse(&m, p, len, 1, &used);
+	if (r == 0)
+		return;
+	if (r == -2) {
+		handshake_respond(hs, 431, "Request Header Fields Too Large",
+		    NULL, "header too large\n");
+		return;
+	}
+	if (r == -1) {
+		log_info("%s: %s: malformed HTTP request", __func__, hs->addr);
+		handshake_respond(hs, 400, "Bad Request", NULL,
+		    "malformed request\n");
+		return;
+	}
+	evbuffer_drain(in, (size_t)used);
+	handshake_request(hs, &m);
+	http_msg_clear(&m);
+}
+
+static void
+handshake_timeout_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct handshake	*hs = arg;
+
+	log_info("%s: %s: handshake timed out", __func__, hs->addr);
+	handshake_free(hs);
+}
+
+static void
+handshake_free(struct handshake *hs)
+{
+	TAILQ_REMOVE(&handshakes, hs, entry);
+	nhandshakes--;
+	event_free(hs->timer);
+	if (hs->bev != NULL)
+		bufferevent_free(hs->bev);
+	free(hs);
+}
+
+static void
+server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, __unused void *arg)
+{
+	struct handshake	*hs;
+	struct timeval		 tv = { HTTP_HANDSHAKE_TIMEOUT, 0 };
+	char			 host[INET6_ADDRSTRLEN], extra[64];
+	int			 one = 1, port = 0;
+
+	hs = xcalloc(1, sizeof *hs);
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		port = ntohs(sin->sin_port);
+		snprintf(hs->addr, sizeof hs->addr, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
+		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		port = ntohs(sin6->sin6_port);
+		snprintf(hs->addr, sizeof hs->addr, "[%s]:%d", host, port);
+	} else
+		snprintf(hs->addr, sizeof hs->addr, "unknown");
+	(void)salen;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	if (server_tls != NULL)
+		hs->bev = bufferevent_openssl_socket_new(ev_base, fd,
+		    tls_server_ssl(server_tls), BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+	else
+		hs->bev = bufferevent_socket_new(ev_base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (hs->bev == NULL) {
+		close(fd);
+		free(hs);
+		return;
+	}
+	if (server_tls != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(hs->bev, 1);
+	TAILQ_INSERT_TAIL(&handshakes, hs, entry);
+	nhandshakes++;
+	hs->timer = evtimer_new(ev_base, handshake_timeout_cb, hs);
+	evtimer_add(hs->timer, &tv);
+
+	if (nhandshakes > serve_opts.max_handshakes) {
+		/* Admission control: tell the worker when to come back. */
+		server_stats.handshakes_refused++;
+		snprintf(extra, sizeof extra, "Retry-After: %d\r\n",
+		    1 + (int)(arc4random_uniform(5)));
+		log_debug("%s: %s: too many handshakes, 503", __func__,
+		    hs->addr);
+		handshake_respond(hs, 503, "Service Unavailable", extra,
+		    "busy, retry later\n");
+		return;
+	}
+	bufferevent_setcb(hs->bev, handshake_read_cb, NULL,
+	    handshake_event_cb, hs);
+	bufferevent_setwatermark(hs->bev, EV_READ, 0, HTTP_MAX_HEADER + 1);
+	bufferevent_enable(hs->bev, EV_READ | EV_WRITE);
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+{
+	char	*cause;
+
+	if (sig == SIGHUP) {
+		if (serve_opts.token_file == NULL)
+			return;
+		if (server_load_tokens(serve_opts.token_file, &cause) != 0) {
+			log_warnx("SIGHUP: %s (keeping the old grants)", cause);
+			free(cause);
+		} else
+			log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
+		return;
+	}
+	log_info("%s: signal %d, stopping", __func__, (int)sig);
+	server_shutdown();
+}
+
+/* Stop listening, close every connection, and leave the loop. */
+void
+server_shutdown(void)
+{
+	struct handshake	*hs;
+
+	if (listener != NULL) {
+		evconnlistener_free(listener);
+		listener = NULL;
+	}
+	while ((hs = TAILQ_FIRST(&handshakes)) != NULL)
+		handshake_free(hs);
+	control_close();
+	server_worker_free_all();
+	event_base_loopexit(ev_base, NULL);
+}
+
+/* Bind the listener on HOST:PORT; -1 with *cause on failure. */
+static int
+server_listen(const char *hostport, char **cause)
+{
+	struct evutil_addrinfo	 hints, *ai = NULL;
+	char			*host, *port;
+	int			 r;
+
+	if (util_parse_hostport(hostport, &host, &port) != 0) {
+		xasprintf(cause, "bad --listen '%s' (want HOST:PORT)",
+		    hostport);
+		return (-1);
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE;
+	r = evutil_getaddrinfo(*host != '\0' ? host : NULL, port, &hints, &ai);
+	if (r != 0) {
+		xasprintf(cause, "listen %s: %s", hostport,
+		    evutil_gai_strerror(r));
+		free(host);
+		free(port);
+		return (-1);
+	}
+	listener = evconnlistener_new_bind(ev_base, server_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	free(host);
+	free(port);
+	if (listener == NULL) {
+		xasprintf(cause, "listen %s: %s", hostport,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+/* Run the controller until a signal stops it. */
+int
+server_main(void)
+{
+	char	*cause;
+
+	server_stats.errors = json_object();
+	if (serve_opts.token_file != NULL) {
+		if (server_load_tokens(serve_opts.token_file, &cause) != 0) {
+			fprintf(stderr, "sandd serve: %s\n", cause);
+			return (1);
+		}
+	} else
+		log_warnx("no --token-file: any worker may connect");
+	if (serve_opts.tls_cert != NULL) {
+		server_tls = tls_server_ctx(serve_opts.tls_cert,
+		    serve_opts.tls_key, serve_opts.tls_client_ca, &cause);
+		if (server_tls == NULL) {
+			fprintf(stderr, "sandd serve: %s\n", cause);
+			return (1);
+		}
+	}
+	if (server_listen(serve_opts.listen, &cause) != 0) {
+		fprintf(stderr, "sandd serve: %s\n", cause);
+		return (1);
+	}
+	if (control_listen(serve_opts.control, serve_opts.control_mode,
+	    &cause) != 0) {
+		fprintf(stderr, "sandd serve: %s\n", cause);
+		return (1);
+	}
+	ev_sigterm = evsignal_new(ev_base, SIGTERM, server_signal_cb, NULL);
+	ev_sigint = evsignal_new(ev_base, SIGINT, server_signal_cb, NULL);
+	ev_sighup = evsignal_new(ev_base, SIGHUP, server_signal_cb, NULL);
+	evsignal_add(ev_sigterm, NULL);
+	evsignal_add(ev_sigint, NULL);
+	evsignal_add(ev_sighup, NULL);
+	log_info("listening on %s%s, control %s", serve_opts.listen,
+	    server_tls != NULL ? " (TLS)" : "", serve_opts.control);
+
+	event_base_dispatch(ev_base);
+
+	event_free(ev_sigterm);
+	event_free(ev_sigint);
+	event_free(ev_sighup);
+	if (server_tls != NULL)
+		SSL_CTX_free(server_tls);
+	free(grants);
+	json_decref(server_stats.errors);
+	event_base_free(ev_base);
+	log_info("stopped");
+	return (0);
+}

@@ -1,0 +1,415 @@
+/*
+ * spawn.c: starting a program. posix_spawn where nothing but descriptors,
+ * a process group and a folder need setting (the fast path); fork where
+ * rlimits or another user are asked for; and the child half shared with
+ * forkpty for sessions. Errors are found before the fork where possible,
+ * so the message can say which part was wrong.
+ */
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandd.h"
+
+extern char	**environ;
+
+#define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
+
+void
+spawn_free_strv(char **v)
+{
+	char	**p;
+
+	if (v == NULL)
+		return;
+	for (p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+/*
+ * The argv of an open message: "cmd" runs under /bin/sh -c, "argv" as it
+ * is. NULL with *cause if neither is usable.
+ */
+char **
+spawn_build_argv(json_t *open, char **cause)
+{
+	json_t		*argv = json_object_get(open, "argv"), *v;
+	const char	*cmd = json_string_value(json_object_get(open, "cmd"));
+	char		**out;
+	size_t		 i, n;
+
+	if (cmd != NULL) {
+		out = xcalloc(4, sizeof *out);
+		out[0] = xstrdup("/bin/sh");
+		out[1] = xstrdup("-c");
+		out[2] = xstrdup(cmd);
+		return (out);
+	}
+	if (!json_is_array(argv) || (n = json_array_size(argv)) == 0) {
+		xasprintf(cause, "no command given");
+		return (NULL);
+	}
+	out = xcalloc(n + 1, sizeof *out);
+	json_array_foreach(argv, i, v)
+		out[i] = xstrdup(json_string_value(v) != NULL ?
+		    json_string_value(v) : "");
+	return (out);
+}
+
+/*
+ * The environment for a child: the worker's own (unless clear), with
+ * env's entries merged over it, and TERM if term is given.
+ */
+char **
+spawn_build_env(json_t *env, int clear, const char *term)
+{
+	char		**out, **p;
+	size_t		 n = 0, i, klen;
+	const char	*k;
+	json_t		*v;
+	int		 replaced;
+
+	if (!clear)
+		for (p = environ; *p != NULL; p++)
+			n++;
+	out = xcalloc(n + json_object_size(env) + 2, sizeof *out);
+	n = 0;
+	if (!clear)
+		for (p = environ; *p != NULL; p++)
+			out[n++] = xstrdup(*p);
+	json_object_foreach(env, k, v) {
+		if (!json_is_string(v))
+			continue;
+		klen = strlen(k);
+		replaced = 0;
+		for (i = 0; i < n; i++) {
+			if (strncmp(out[i], k, klen) == 0 &&
+			    out[i][klen] == '=') {
+				free(out[i]);
+				xasprintf(&out[i], "%s=%s", k,
+				    json_string_value(v));
+				replaced = 1;
+				break;
+			}
+		}
+		if (!replaced)
+			xasprintf(&out[n++], "%s=%s", k, json_string_value(v));
+	}
+	if (term != NULL && json_object_get(env, "TERM") == NULL) {
+		for (i = 0; i < n; i++)
+			if (strncmp(out[i], "TERM=", 5) == 0)
+				break;
+		if (i == n)
+			n++;
+		else
+			free(out[i]);
+		xasprintf(&out[i], "TERM=%s", term);
+	}
+	out[n] = NULL;
+	return (out);
+}
+
+/* The value of PATH in envp, or the default. */
+static const char *
+spawn_env_path(char **envp)
+{
+	char	**p;
+
+	for (p = envp; *p != NULL; p++)
+		if (strncmp(*p, "PATH=", 5) == 0)
+			return (*p + 5);
+	return (DEFAULT_PATH);
+}
+
+/*
+ * Find the program to run: argv[0] itself if it has a slash, else the
+ * first executable of that name in PATH. Allocated; NULL with *err.
+ */
+static char *
+spawn_resolve(const char *prog, char **envp, int *err)
+{
+	const char	*path, *p, *colon;
+	char		*cand;
+	struct stat	 sb;
+	size_t		 len;
+
+	*err = ENOENT;
+	if (strchr(prog, '/') != NULL) {
+		if (stat(prog, &sb) == -1) {
+			*err = errno;
+			return (NULL);
+		}
+		if (S_ISDIR(sb.st_mode)) {
+			*err = EISDIR;
+			return (NULL);
+		}
+		if (access(prog, X_OK) == -1) {
+			*err = errno;
+			return (NULL);
+		}
+		return (xstrdup(prog));
+	}
+	path = spawn_env_path(envp);
+	for (p = path; ; p = colon + 1) {
+		colon = strchr(p, ':');
+		len = colon != NULL ? (size_t)(colon - p) : strlen(p);
+		xasprintf(&cand, "%.*s/%s", (int)len, len == 0 ? "." : p, prog);
+		if (stat(cand, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			if (access(cand, X_OK) == 0)
+				return (cand);
+			*err = EACCES;
+		}
+		free(cand);
+		if (colon == NULL)
+			break;
+	}
+	return (NULL);
+}
+
+/* Check what can be checked before forking; -1 with *err and *cause. */
+static int
+spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
+{
+	struct stat	sb;
+
+	if (sr->cwd != NULL) {
+		if (stat(sr->cwd, &sb) == -1) {
+			*err = errno;
+			xasprintf(cause, "cwd %s: %s", sr->cwd, strerror(errno));
+			return (-1);
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			*err = ENOTDIR;
+			xasprintf(cause, "cwd %s: not a folder", sr->cwd);
+			return (-1);
+		}
+	}
+	if (sr->user != NULL) {
+		errno = 0;
+		if (getpwnam(sr->user) == NULL) {
+			*err = errno != 0 ? errno : ENOENT;
+			xasprintf(cause, "user %s: no such user", sr->user);
+			return (-1);
+		}
+		if (geteuid() != 0) {
+			*err = EPERM;
+			xasprintf(cause, "user %s: needs a worker running as "
+			    "root", sr->user);
+			return (-1);
+		}
+	}
+	if ((*prog = spawn_resolve(sr->argv[0], sr->envp, err)) == NULL) {
+		if (*err == ENOENT && strchr(sr->argv[0], '/') == NULL)
+			xasprintf(cause, "%s: no such program in PATH",
+			    sr->argv[0]);
+		else
+			xasprintf(cause, "%s: %s", sr->argv[0],
+			    strerror(*err));
+		return (-1);
+	}
+	return (0);
+}
+
+static const struct {
+	const char	*name;
+	int		 res;
+	rlim_t		 scale;
+} spawn_limits[] = {
+	{ "cpu_s", RLIMIT_CPU, 1 },
+	{ "memory_mb", RLIMIT_AS, 1024 * 1024 },
+	{ "nproc", RLIMIT_NPROC, 1 },
+	{ "nofile", RLIMIT_NOFILE, 1 },
+	{ "fsize_mb", RLIMIT_FSIZE, 1024 * 1024 },
+};
+
+/*
+ * The child half, after fork or forkpty: descriptors are in place.
+ * Reset signals, set folder, limits and user, and exec prog. On failure
+ * write errno to errfd and exit 127.
+ */
+__dead void
+spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
+{
+	struct passwd	*pw;
+	struct rlimit	 rl;
+	sigset_t	 set;
+	json_t		*v;
+	size_t		 i;
+	int		 e, sig;
+
+	for (sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	compat_set_pdeathsig_off();
+	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
+		goto fail;
+	for (i = 0; i < sizeof spawn_limits / sizeof spawn_limits[0]; i++) {
+		v = json_object_get(sr->limits, spawn_limits[i].name);
+		if (!json_is_integer(v))
+			continue;
+		rl.rlim_cur = rl.rlim_max = (rlim_t)json_integer_value(v) *
+		    spawn_limits[i].scale;
+		if (getrlimit(spawn_limits[i].res, &rl) == 0 &&
+		    rl.rlim_max != RLIM_INFINITY &&
+		    (rlim_t)json_integer_value(v) * spawn_limits[i].scale >
+		    rl.rlim_max)
+			continue;	/* the worker's own cap wins */
+		rl.rlim_cur = rl.rlim_max = (rlim_t)json_integer_value(v) *
+		    spawn_limits[i].scale;
+		if (setrlimit(spawn_limits[i].res, &rl) == -1)
+			goto fail;
+	}
+	if (sr->user != NULL) {
+		if ((pw = getpwnam(sr->user)) == NULL) {
+			errno = ENOENT;
+			goto fail;
+		}
+		if (setgid(pw->pw_gid) == -1 ||
+		    initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+		    setuid(pw->pw_uid) == -1)
+			goto fail;
+	}
+	execve(prog, sr->argv, sr->envp);
+fail:
+	e = errno;
+	if (errfd != -1)
+		(void)!write(errfd, &e, sizeof e);
+	_exit(127);
+}
+
+/* The fast path: posix_spawn in a new process group. */
+static pid_t
+spawn_fast(struct spawn_req *sr, const char *prog, int *err)
+{
+	posix_spawn_file_actions_t	fa;
+	posix_spawnattr_t		attr;
+	sigset_t			all, none;
+	pid_t				pid;
+	int				r;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_adddup2(&fa, sr->fd_in, 0);
+	posix_spawn_file_actions_adddup2(&fa, sr->fd_out, 1);
+	posix_spawn_file_actions_adddup2(&fa, sr->fd_err, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 29)
+	if (sr->cwd != NULL)
+		posix_spawn_file_actions_addchdir_np(&fa, sr->cwd);
+#endif
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	r = posix_spawn(&pid, prog, &fa, &attr, sr->argv, sr->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0) {
+		*err = r;
+		return (-1);
+	}
+	return (pid);
+}
+
+/* The general path: fork, then the child half; errno comes back by pipe. */
+static pid_t
+spawn_fork(struct spawn_req *sr, const char *prog, int *err)
+{
+	int	ep[2], e;
+	pid_t	pid;
+	ssize_t	n;
+
+	if (compat_pipe_cloexec(ep) == -1) {
+		*err = errno;
+		return (-1);
+	}
+	if ((pid = fork()) == -1) {
+		*err = errno;
+		close(ep[0]);
+		close(ep[1]);
+		return (-1);
+	}
+	if (pid == 0) {
+		close(ep[0]);
+		setpgid(0, 0);
+		if (dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
+		    dup2(sr->fd_err, 2) == -1) {
+			e = errno;
+			(void)!write(ep[1], &e, sizeof e);
+			_exit(127);
+		}
+		compat_closefrom_except(3, ep[1]);
+		spawn_child_exec(sr, prog, ep[1]);
+	}
+	close(ep[1]);
+	do
+		n = read(ep[0], &e, sizeof e);
+	while (n == -1 && errno == EINTR);
+	close(ep[0]);
+	if (n == sizeof e) {
+		waitpid(pid, NULL, 0);
+		*err = e;
+		return (-1);
+	}
+	return (pid);
+}
+
+/*
+ * Start sr's program with its stdio on sr's descriptors, in a new process
+ * group. Returns the pid, or -1 with *err and *cause (allocated).
+ */
+pid_t
+spawn_process(struct spawn_req *sr, int *err, char **cause)
+{
+	char	*prog;
+	pid_t	 pid;
+
+	*err = 0;
+	if (spawn_precheck(sr, &prog, err, cause) != 0)
+		return (-1);
+	if (sr->user == NULL && json_object_size(sr->limits) == 0)
+		pid = spawn_fast(sr, prog, err);
+	else
+		pid = spawn_fork(sr, prog, err);
+	if (pid == -1)
+		xasprintf(cause, "%s: %s", sr->argv[0], strerror(*err));
+	free(prog);
+	return (pid);
+}
+
+/*
+ * For forkpty's child: find the program, or write errno to errfd and
+ * exit. Does not return.
+ */
+__dead void
+spawn_pty_child(struct spawn_req *sr, int errfd)
+{
+	char	*prog;
+	int	 e;
+
+	if ((prog = spawn_resolve(sr->argv[0], sr->envp, &e)) == NULL) {
+		(void)!write(errfd, &e, sizeof e);
+		_exit(127);
+	}
+	compat_closefrom_except(3, errfd);
+	spawn_child_exec(sr, prog, errfd);
+}

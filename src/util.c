@@ -1,0 +1,430 @@
+/*
+ * util.c: small pure helpers shared by every mode: time, ids, UTF-8,
+ * base64 and the text/bytes rule, signal and errno names.
+ */
+#include <sys/time.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "sandd.h"
+
+/* Seconds since the epoch, as a double. */
+double
+util_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+/* Format t as RFC 3339 UTC: 2026-11-26T19:35:49Z. */
+void
+util_rfc3339(time_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Is s a valid worker id: 1 to 64 of A-Za-z0-9._- ? */
+int
+util_valid_id(const char *s)
+{
+	size_t	n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= WORKER_ID_MAX)
+			return (0);
+		if (!isalnum((unsigned char)s[n]) && strchr("._-", s[n]) == NULL)
+			return (0);
+	}
+	return (n > 0);
+}
+
+/* Length of the UTF-8 sequence that starts with c, 0 if c cannot start one. */
+static int
+utf8_seqlen(uint8_t c)
+{
+	if (c < 0x80)
+		return (1);
+	if (c >= 0xc2 && c <= 0xdf)
+		return (2);
+	if (c >= 0xe0 && c <= 0xef)
+		return (3);
+	if (c >= 0xf0 && c <= 0xf4)
+		return (4);
+	return (0);
+}
+
+/* Check one sequence of n bytes at p (n from utf8_seqlen). */
+static int
+utf8_seq_ok(const uint8_t *p, int n)
+{
+	int	i;
+
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return (0);
+	if (n == 3) {
+		if (p[0] == 0xe0 && p[1] < 0xa0)
+			return (0);		/* overlong */
+		if (p[0] == 0xed && p[1] >= 0xa0)
+			return (0);		/* surrogate */
+	}
+	if (n == 4) {
+		if (p[0] == 0xf0 && p[1] < 0x90)
+			return (0);
+		if (p[0] == 0xf4 && p[1] >= 0x90)
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * Return how many leading bytes of buf form whole UTF-8 sequences; the rest
+ * (at most 3 bytes) is an incomplete sequence at the end. *valid is set to 0
+ * if the bytes are not UTF-8 at all.
+ */
+size_t
+util_utf8_complete(const uint8_t *buf, size_t len, int *valid)
+{
+	size_t	i = 0;
+	int	n, k;
+
+	*valid = 1;
+	while (i < len) {
+		if (buf[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((n = utf8_seqlen(buf[i])) == 0) {
+			*valid = 0;
+			return (len);
+		}
+		if (i + (size_t)n > len) {
+			/* Possibly incomplete: check what is there. */
+			for (k = 1; i + (size_t)k < len; k++) {
+				if ((buf[i + k] & 0xc0) != 0x80) {
+					*valid = 0;
+					return (len);
+				}
+			}
+			return (i);
+		}
+		if (!utf8_seq_ok(buf + i, n)) {
+			*valid = 0;
+			return (len);
+		}
+		i += (size_t)n;
+	}
+	return (len);
+}
+
+/* Are these bytes valid UTF-8? */
+int
+util_utf8_valid(const uint8_t *buf, size_t len)
+{
+	int	valid;
+
+	return (util_utf8_complete(buf, len, &valid) == len && valid);
+}
+
+/* Base64 of len bytes, NUL-terminated; caller frees. */
+char *
+util_base64(const void *p, size_t len)
+{
+	char	*out;
+
+	out = xmalloc(4 * ((len + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)out, p, (int)len);
+	return (out);
+}
+
+/*
+ * Set field name (text) or name_b64 (base64) on obj from bytes, by the
+ * text/bytes rule of the control protocol.
+ */
+int
+util_json_set_bytes(json_t *obj, const char *name, const void *p, size_t len)
+{
+	char	*b64, key[64];
+
+	if (util_utf8_valid(p, len))
+		return (json_object_set_new(obj, name,
+		    json_stringn_nocheck(p, len)));
+	snprintf(key, sizeof key, "%s_b64", name);
+	b64 = util_base64(p, len);
+	json_object_set_new(obj, key, json_string(b64));
+	free(b64);
+	return (0);
+}
+
+/*
+ * Read bytes from field name or name_b64 of obj into out. Returns 1 if
+ * present, 0 if absent, -1 with *cause if ill-typed.
+ */
+int
+util_json_get_bytes(json_t *obj, const char *name, struct evbuffer *out,
+    char **cause)
+{
+	json_t		*v;
+	char		 key[64];
+	const char	*s;
+	size_t		 len, n;
+	unsigned char	*dec;
+	int		 r;
+
+	if ((v = json_object_get(obj, name)) != NULL) {
+		if (!json_is_string(v)) {
+			xasprintf(cause, "field '%s' must be a string", name);
+			return (-1);
+		}
+		evbuffer_add(out, json_string_value(v), json_string_length(v));
+		return (1);
+	}
+	snprintf(key, sizeof key, "%s_b64", name);
+	if ((v = json_object_get(obj, key)) == NULL)
+		return (0);
+	if (!json_is_string(v)) {
+		xasprintf(cause, "field '%s' must be a string", key);
+		return (-1);
+	}
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len % 4 != 0) {
+		xasprintf(cause, "field '%s' is not valid base64", key);
+		return (-1);
+	}
+	dec = xmalloc(len / 4 * 3 + 1);
+	r = EVP_DecodeBlock(dec, (const unsigned char *)s, (int)len);
+	if (r < 0) {
+		free(dec);
+		xasprintf(cause, "field '%s' is not valid base64", key);
+		return (-1);
+	}
+	n = (size_t)r;
+	/* EVP_DecodeBlock counts padding as zero bytes: take them off. */
+	if (len >= 1 && s[len - 1] == '=')
+		n--;
+	if (len >= 2 && s[len - 2] == '=')
+		n--;
+	evbuffer_add(out, dec, n);
+	free(dec);
+	return (1);
+}
+
+/* Fill buf (len-1 hex digits) with random hex and NUL-terminate it. */
+void
+util_random_hex(char *buf, size_t len)
+{
+	unsigned char	raw[64];
+	size_t		i, ndigits = len - 1;
+
+	if (ndigits > 2 * sizeof raw)
+		ndigits = 2 * sizeof raw;
+	if (RAND_bytes(raw, (int)(ndigits + 1) / 2) != 1)
+		fatalx("RAND_bytes failed");
+	for (i = 0; i < ndigits; i++)
+		buf[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+	buf[i] = '\0';
+}
+
+/* Hex of a 32-byte SHA-256 digest. */
+void
+util_sha256_hex(const unsigned char *md, char out[65])
+{
+	int	i;
+
+	for (i = 0; i < 32; i++)
+		snprintf(out + i * 2, 3, "%02x", md[i]);
+}
+
+static const struct {
+	const char	*name;
+	int		 sig;
+} signal_names[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+	{ "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
+	{ "BUS", SIGBUS }, { "FPE", SIGFPE }, { "KILL", SIGKILL },
+	{ "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+	{ "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
+	{ "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH },
+	{ "IO", SIGIO }, { "SYS", SIGSYS },
+};
+
+/* Signal number from a name (INT, SIGINT) or a number; -1 if unknown. */
+int
+util_signal_number(const char *name)
+{
+	size_t		i;
+	char		*end;
+	long		n;
+
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+		if (strcasecmp(name, signal_names[i].name) == 0)
+			return (signal_names[i].sig);
+	n = strtol(name, &end, 10);
+	if (*name != '\0' && *end == '\0' && n > 0 && n < NSIG)
+		return ((int)n);
+	return (-1);
+}
+
+/* Name of a signal without SIG, or its number as text. */
+const char *
+util_signal_name(int sig)
+{
+	static char	buf[16];
+	size_t		i;
+
+	for (i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+		if (signal_names[i].sig == sig)
+			return (signal_names[i].name);
+	snprintf(buf, sizeof buf, "%d", sig);
+	return (buf);
+}
+
+/* Symbolic name of an errno value: ENOENT. */
+const char *
+util_errno_name(int e)
+{
+	static const struct {
+		int		 e;
+		const char	*name;
+	} names[] = {
+		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EIO, "EIO" },
+		{ EBADF, "EBADF" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
+		{ EEXIST, "EEXIST" }, { ENOTDIR, "ENOTDIR" },
+		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" }, { EMFILE, "EMFILE" },
+		{ ENFILE, "ENFILE" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
+		{ EROFS, "EROFS" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+		{ ELOOP, "ELOOP" }, { ENOTEMPTY, "ENOTEMPTY" },
+		{ EXDEV, "EXDEV" }, { ETXTBSY, "ETXTBSY" }, { EDQUOT, "EDQUOT" },
+		{ EAGAIN, "EAGAIN" }, { ENOEXEC, "ENOEXEC" }, { E2BIG, "E2BIG" },
+		{ ESRCH, "ESRCH" }, { EINTR, "EINTR" },
+	};
+	static char	buf[16];
+	size_t		i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].e == e)
+			return (names[i].name);
+	snprintf(buf, sizeof buf, "E%d", e);
+	return (buf);
+}
+
+/* A timeval from seconds. */
+void
+util_timeval(struct timeval *tv, double secs)
+{
+	if (secs < 0)
+		secs = 0;
+	tv->tv_sec = (time_t)secs;
+	tv->tv_usec = (suseconds_t)((secs - (double)tv->tv_sec) * 1e6);
+}
+
+/* Split HOST:PORT (or [V6]:PORT); both allocated. */
+int
+util_parse_hostport(const char *s, char **host, char **port)
+{
+	const char	*colon;
+
+	if (*s == '[') {
+		if ((colon = strstr(s, "]:")) == NULL)
+			return (-1);
+		*host = xstrndup(s + 1, (size_t)(colon - s - 1));
+		colon++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return (-1);
+		*host = xstrndup(s, (size_t)(colon - s));
+	}
+	if (colon[1] == '\0' || strspn(colon + 1, "0123456789") !=
+	    strlen(colon + 1)) {
+		free(*host);
+		return (-1);
+	}
+	*port = xstrdup(colon + 1);
+	return (0);
+}
+
+/*
+ * The control socket path when none is given: $SANDD_CONTROL, else
+ * /run/sandd/control.sock for root, else /tmp/sandd-UID/control.sock.
+ * Caller frees.
+ */
+char *
+util_default_control_path(void)
+{
+	const char	*env;
+	char		*path;
+
+	if ((env = getenv("SANDD_CONTROL")) != NULL && *env != '\0')
+		return (xstrdup(env));
+	if (geteuid() == 0)
+		return (xstrdup("/run/sandd/control.sock"));
+	xasprintf(&path, "/tmp/sandd-%ld/control.sock", (long)geteuid());
+	return (path);
+}
+
+/* Parse a size with an optional K, M or G suffix (powers of 1024). */
+int
+util_parse_size(const char *s, size_t *out)
+{
+	char			*end;
+	unsigned long long	 n;
+
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *s == '-')
+		return (-1);
+	switch (*end) {
+	case 'k': case 'K':
+		n <<= 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		n <<= 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		n <<= 30;
+		end++;
+		break;
+	}
+	if (*end != '\0' || n > (unsigned long long)SIZE_MAX / 2)
+		return (-1);
+	*out = (size_t)n;
+	return (0);
+}
+
+/* Parse a whole number of seconds, 0 to 1 year. */
+int
+util_parse_seconds(const char *s, int *out)
+{
+	char	*end;
+	long	 n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || n < 0 || n > 31536000)
+		return (-1);
+	*out = (int)n;
+	return (0);
+}

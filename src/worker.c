@@ -1,0 +1,629 @@
+/*
+ * worker.c: `sandd worker`. Dials the controller (ws:// or wss://),
+ * upgrades, says hello with every channel it still holds, and routes
+ * wire messages to jobs. When the link drops it dials again with
+ * exponential backoff and full jitter; the jobs run on meanwhile.
+ */
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "sandd.h"
+#include "job.h"
+
+static struct {
+	int		 tls;
+	char		*host;
+	char		*port;
+	char		*path;
+} url;
+
+static char		 boot[33];
+static char		*token;
+static SSL_CTX		*worker_tls;
+static struct evdns_base *dns;
+
+static int		 state;
+#define LINK_IDLE	0	/* waiting to dial */
+#define LINK_DIALING	1	/* TCP/TLS connect and HTTP upgrade */
+#define LINK_UP		2	/* hello sent */
+#define LINK_WELCOMED	3	/* controller answered */
+#define LINK_STOPPING	4
+static const char *state_names[] = { "idle", "dialing", "up", "welcomed",
+    "stopping" };
+
+static struct bufferevent *dial_bev;
+static struct ws_conn	*link_ws;
+static char		 ws_key[25];
+static struct event	*redial_ev, *stable_ev, *stop_ev;
+static struct event	*sig_ev[4];
+static int		 attempt;
+static double		 retry_after;
+
+/* Children: pid -> callback, so jobs and sessions share one reaper. */
+struct child {
+	pid_t		 pid;
+	void		(*cb)(pid_t, int, void *);
+	void		*arg;
+	TAILQ_ENTRY(child) entry;
+};
+static TAILQ_HEAD(, child) children = TAILQ_HEAD_INITIALIZER(children);
+
+static void	 worker_dial(void);
+static void	 worker_schedule(void);
+
+static void
+worker_set_state(int s)
+{
+	if (s == state)
+		return;
+	log_debug("link: %s -> %s", state_names[state], state_names[s]);
+	state = s;
+}
+
+/* Call cb(pid, status, arg) when pid is reaped. */
+void
+worker_child_add(pid_t pid, void (*cb)(pid_t, int, void *), void *arg)
+{
+	struct child	*c;
+
+	c = xcalloc(1, sizeof *c);
+	c->pid = pid;
+	c->cb = cb;
+	c->arg = arg;
+	TAILQ_INSERT_TAIL(&children, c, entry);
+}
+
+static void
+worker_reap(void)
+{
+	struct child	*c;
+	pid_t		 pid;
+	int		 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		TAILQ_FOREACH(c, &children, entry)
+			if (c->pid == pid)
+				break;
+		if (c == NULL)
+			continue;
+		TAILQ_REMOVE(&children, c, entry);
+		c->cb(pid, status, c->arg);
+		free(c);
+	}
+}
+
+int
+worker_connected(void)
+{
+	return (state == LINK_WELCOMED && link_ws != NULL);
+}
+
+/* Send a wire message if the link is up (dropped otherwise: resent later). */
+void
+worker_send(json_t *msg)
+{
+	if (link_ws != NULL && state >= LINK_UP && state != LINK_STOPPING)
+		ws_conn_send_json(link_ws, msg);
+}
+
+/* Send one binary frame; -1 when the link is down. */
+int
+worker_send_data(int type, uint32_t ch, uint64_t off, const void *p,
+    size_t len)
+{
+	if (!worker_connected())
+		return (-1);
+	return (ws_conn_send_data(link_ws, type, ch, off, p, len));
+}
+
+/* Bytes queued toward the controller. */
+size_t
+worker_backlog(void)
+{
+	return (link_ws != NULL ? ws_conn_backlog(link_ws) : 0);
+}
+
+int
+worker_writable(void)
+{
+	return (worker_connected() && ws_conn_writable(link_ws));
+}
+
+/* Reply to an RPC with res (stolen): t and rid are set here. */
+void
+worker_reply(json_t *req, json_t *res)
+{
+	json_object_set_new(res, "t", json_string("res"));
+	json_object_set(res, "rid", json_object_get(req, "rid"));
+	worker_send(res);
+	json_decref(res);
+}
+
+/* An error reply to an RPC. */
+void
+worker_reply_error(json_t *req, const char *code, int err, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	*msg;
+	json_t	*e;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (err != 0)
+		json_object_set_new(e, "errno", json_string(
+		    util_errno_name(err)));
+	free(msg);
+	worker_reply(req, json_pack("{s:b, s:o}", "ok", 0, "error", e));
+}
+
+static void
+worker_rpc(json_t *msg)
+{
+	const char	*op = json_string_value(json_object_get(msg, "op"));
+
+	if (op == NULL)
+		worker_reply_error(msg, "bad_request", 0, "rpc without op");
+	else if (strncmp(op, "session.", 8) == 0)
+		worker_session_rpc(op, msg);
+	else if (strcmp(op, "stat") == 0)
+		worker_file_stat(msg);
+	else
+		worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
+}
+
+static void
+link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
+    __unused void *arg)
+{
+	json_t		*msg;
+	json_error_t	 err;
+	const char	*t;
+	json_t		*chv;
+
+	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
+	if (msg == NULL || !json_is_object(msg) ||
+	    (t = json_string_value(json_object_get(msg, "t"))) == NULL) {
+		log_warnx("link: bad message from the controller");
+		json_decref(msg);
+		return;
+	}
+	chv = json_object_get(msg, "ch");
+	if (strcmp(t, "welcome") == 0) {
+		worker_set_state(LINK_WELCOMED);
+		log_info("link: registered as %s%s", worker_opts.id,
+		    json_is_true(json_object_get(msg, "resumed")) ?
+		    " (resumed)" : "");
+		job_link_up(msg);
+	} else if (state != LINK_WELCOMED)
+		log_warnx("link: '%s' before welcome", t);
+	else if (strcmp(t, "req") == 0)
+		worker_rpc(msg);
+	else if (strcmp(t, "open") == 0 && json_is_integer(chv))
+		job_open((uint32_t)json_integer_value(chv), msg);
+	else if (json_is_integer(chv))
+		job_message((uint32_t)json_integer_value(chv), t, msg);
+	else
+		log_warnx("link: unknown message '%s'", t);
+	json_decref(msg);
+}
+
+static void
+link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
+    __unused void *arg)
+{
+	const uint8_t	*data;
+	size_t		 dlen;
+	uint64_t	 off;
+	uint32_t	 ch;
+	int		 type;
+
+	if (ws_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
+	    type != WIRE_IN) {
+		log_warnx("link: bad binary frame");
+		return;
+	}
+	job_input(ch, off, data, dlen);
+}
+
+static void
+link_closed_cb(__unused struct ws_conn *ws, const char *why,
+    __unused void *arg)
+{
+	int	was = state;
+
+	log_warnx("link: lost: %s", why);
+	ws_conn_free(link_ws);
+	link_ws = NULL;
+	event_del(stable_ev);
+	if (was == LINK_WELCOMED)
+		job_link_down();
+	if (state == LINK_STOPPING) {
+		event_base_loopexit(ev_base, NULL);
+		return;
+	}
+	worker_set_state(LINK_IDLE);
+	worker_schedule();
+}
+
+static void
+link_drained_cb(__unused struct ws_conn *ws, __unused void *arg)
+{
+	if (worker_connected())
+		job_link_writable();
+}
+
+static const struct ws_callbacks link_callbacks = {
+	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
+};
+
+/* Say who we are, with every channel we still hold. */
+static void
+worker_hello(void)
+{
+	struct utsname	 u;
+	char		 host[256];
+	json_t		*hello;
+
+	uname(&u);
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "unknown");
+	host[sizeof host - 1] = '\0';
+	hello = json_pack("{s:s, s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:s, "
+	    "s:o}", "t", "hello", "proto", WIRE_PROTOCOL, "id", worker_opts.id,
+	    "boot", boot, "labels", worker_opts.labels, "hostname", host,
+	    "os", u.sysname, "arch", u.machine, "version", SANDD_VERSION,
+	    "channels", job_list_json());
+	ws_conn_send_json(link_ws, hello);
+	json_decref(hello);
+}
+
+static void
+stable_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
+{
+	attempt = 0;
+}
+
+/* The upgrade answer arrived: check it and start the WebSocket. */
+static void
+dial_read_cb(struct bufferevent *bev, __unused void *arg)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	struct http_msg	 m;
+	struct timeval	 tv = { BACKOFF_STABLE_S, 0 };
+	const char	*acc, *ra;
+	char		*want;
+	size_t		 len = evbuffer_get_length(in);
+	int		 used, r, ok;
+
+	if (len > HTTP_MAX_HEADER)
+		len = HTTP_MAX_HEADER;
+	r = http_msg_parse(&m, (char *)evbuffer_pullup(in, (ssize_t)len), len,
+	    0, &used);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		log_warnx("link: %s:%s sent a malformed HTTP answer", url.host,
+		    url.port);
+		goto fail;
+	}
+	evbuffer_drain(in, (size_t)used);
+	if (m.status != 101) {
+		if (m.status == 401)
+			log_warnx("link: %s:%s refused our token (401); check "
+			    "--token-file", url.host, url.port);
+		else
+			log_warnx("link: %s:%s answered %d %s", url.host,
+			    url.port, m.status, m.reason);
+		if (m.status == 503 && (ra = http_msg_get(&m, "Retry-After"))
+		    != NULL)
+			retry_after = atof(ra);
+		http_msg_clear(&m);
+		goto fail;
+	}
+	acc = http_msg_get(&m, "Sec-WebSocket-Accept");
+	want = http_ws_accept(ws_key);
+	ok = acc != NULL && strcmp(acc, want) == 0;
+	free(want);
+	http_msg_clear(&m);
+	if (!ok) {
+		log_warnx("link: bad Sec-WebSocket-Accept from %s:%s",
+		    url.host, url.port);
+		goto fail;
+	}
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	dial_bev = NULL;
+	link_ws = ws_conn_create(bev, 0, &link_callbacks, NULL,
+	    worker_opts.ping_interval, worker_opts.ping_timeout);
+	worker_set_state(LINK_UP);
+	worker_hello();
+	evtimer_add(stable_ev, &tv);
+	return;
+fail:
+	bufferevent_free(dial_bev);
+	dial_bev = NULL;
+	worker_set_state(LINK_IDLE);
+	worker_schedule();
+}
+
+/* Connected: send the upgrade request. */
+static void
+dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
+{
+	struct evbuffer	*out;
+	unsigned char	 raw[16];
+	char		*b64, *err;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		RAND_bytes(raw, sizeof raw);
+		b64 = util_base64(raw, sizeof raw);
+		snprintf(ws_key, sizeof ws_key, "%s", b64);
+		free(b64);
+		out = bufferevent_get_output(bev);
+		evbuffer_add_printf(out, "GET %s HTTP/1.1\r\n"
+		    "Host: %s:%s\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+		    "Sec-WebSocket-Version: 13\r\n"
+		    "Sec-WebSocket-Protocol: %s\r\n"
+		    "Sandd-Worker-Id: %s\r\nUser-Agent: sandd/%s\r\n",
+		    url.path, url.host, url.port, ws_key, WIRE_SUBPROTOCOL,
+		    worker_opts.id, SANDD_VERSION);
+		if (token != NULL)
+			evbuffer_add_printf(out, "Authorization: Bearer %s\r\n",
+			    token);
+		evbuffer_add(out, "\r\n", 2);
+		return;
+	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+		if (bufferevent_get_openssl_error(bev) != 0) {
+			err = tls_error_string();
+			log_warnx("link: TLS with %s:%s failed: %s", url.host,
+			    url.port, err);
+			free(err);
+		} else if (what & BEV_EVENT_EOF)
+			log_warnx("link: %s:%s closed the connection",
+			    url.host, url.port);
+		else
+			log_warnx("link: connect to %s:%s: %s", url.host,
+			    url.port, strerror(EVUTIL_SOCKET_ERROR()));
+		bufferevent_free(dial_bev);
+		dial_bev = NULL;
+		worker_set_state(LINK_IDLE);
+		worker_schedule();
+	}
+}
+
+static void
+worker_dial(void)
+{
+	struct timeval	tv = { HTTP_HANDSHAKE_TIMEOUT, 0 };
+
+	worker_set_state(LINK_DIALING);
+	attempt++;
+	if (worker_tls != NULL) {
+		dial_bev = bufferevent_openssl_socket_new(ev_base, -1,
+		    tls_client_ssl(worker_tls, url.host),
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_openssl_set_allow_dirty_shutdown(dial_bev, 1);
+	} else
+		dial_bev = bufferevent_socket_new(ev_base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(dial_bev, dial_read_cb, NULL, dial_event_cb, NULL);
+	bufferevent_set_timeouts(dial_bev, &tv, &tv);
+	bufferevent_enable(dial_bev, EV_READ | EV_WRITE);
+	log_debug("link: dialing %s:%s (attempt %d)", url.host, url.port,
+	    attempt);
+	if (bufferevent_socket_connect_hostname(dial_bev, dns, AF_UNSPEC,
+	    url.host, atoi(url.port)) != 0) {
+		log_warnx("link: cannot dial %s:%s", url.host, url.port);
+		bufferevent_free(dial_bev);
+		dial_bev = NULL;
+		worker_set_state(LINK_IDLE);
+		worker_schedule();
+	}
+}
+
+static void
+redial_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
+{
+	worker_dial();
+}
+
+/* Wait before the next dial: full jitter over an exponential cap. */
+static void
+worker_schedule(void)
+{
+	struct timeval	tv;
+	double		cap, delay;
+	uint32_t	r;
+
+	cap = BACKOFF_START_MS;
+	for (int i = 1; i < attempt && cap < BACKOFF_CAP_MS; i++)
+		cap *= 2;
+	if (cap > BACKOFF_CAP_MS)
+		cap = BACKOFF_CAP_MS;
+	RAND_bytes((unsigned char *)&r, sizeof r);
+	delay = cap * ((double)r / 4294967296.0) / 1000.0;
+	if (retry_after > 0) {
+		delay = retry_after + delay / 4;
+		retry_after = 0;
+	}
+	log_debug("link: next dial in %.2f s", delay);
+	util_timeval(&tv, delay);
+	evtimer_add(redial_ev, &tv);
+}
+
+static void
+worker_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+{
+	struct timeval	tv = { 2, 0 };
+
+	if (sig == SIGCHLD) {
+		worker_reap();
+		return;
+	}
+	if (sig == SIGHUP)
+		return;
+	log_info("signal %d: stopping", (int)sig);
+	if (state == LINK_STOPPING)
+		return;
+	event_del(redial_ev);
+	job_shutdown();
+	if (dial_bev != NULL) {
+		bufferevent_free(dial_bev);
+		dial_bev = NULL;
+	}
+	if (link_ws != NULL) {
+		worker_set_state(LINK_STOPPING);
+		ws_conn_close(link_ws, 1001, "worker stopping");
+		evtimer_add(stop_ev, &tv);	/* do not wait for ever */
+		return;
+	}
+	event_base_loopexit(ev_base, NULL);
+}
+
+static void
+stop_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
+{
+	event_base_loopexit(ev_base, NULL);
+}
+
+/* Split ws[s]://HOST:PORT/PATH. */
+static int
+worker_parse_url(const char *s, char **cause)
+{
+	const char	*p, *slash;
+	char		*hp;
+
+	if (strncmp(s, "ws://", 5) == 0)
+		p = s + 5;
+	else if (strncmp(s, "wss://", 6) == 0) {
+		p = s + 6;
+		url.tls = 1;
+	} else {
+		xasprintf(cause, "bad --server-url '%s' (want ws://HOST:PORT/ws "
+		    "or wss://...)", s);
+		return (-1);
+	}
+	slash = strchr(p, '/');
+	hp = slash != NULL ? xstrndup(p, (size_t)(slash - p)) : xstrdup(p);
+	url.path = xstrdup(slash != NULL ? slash : WIRE_PATH);
+	if (util_parse_hostport(hp, &url.host, &url.port) != 0) {
+		if (strchr(hp, ':') != NULL || *hp == '\0') {
+			xasprintf(cause, "bad host or port in --server-url "
+			    "'%s'", s);
+			free(hp);
+			return (-1);
+		}
+		url.host = xstrdup(hp);
+		url.port = xstrdup(url.tls ? "443" : "80");
+	}
+	free(hp);
+	return (0);
+}
+
+/* Read the token from --token-file or $SANDD_TOKEN. */
+static int
+worker_load_token(char **cause)
+{
+	FILE		*f;
+	char		 buf[4096];
+	const char	*env;
+	size_t		 n, start, end;
+
+	if (worker_opts.token_file != NULL) {
+		if ((f = fopen(worker_opts.token_file, "r")) == NULL) {
+			xasprintf(cause, "open %s: %s", worker_opts.token_file,
+			    strerror(errno));
+			return (-1);
+		}
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		for (start = 0; start < n && strchr(" \t\r\n", buf[start]);
+		    start++)
+			;
+		for (end = n; end > start && strchr(" \t\r\n", buf[end - 1]);
+		    end--)
+			;
+		if (end == start) {
+			xasprintf(cause, "%s is empty", worker_opts.token_file);
+			return (-1);
+		}
+		token = xstrndup(buf + start, end - start);
+		compat_explicit_bzero(buf, sizeof buf);
+	} else if ((env = getenv("SANDD_TOKEN")) != NULL && *env != '\0')
+		token = xstrdup(env);
+	return (0);
+}
+
+/* Run the worker until SIGTERM or SIGINT. */
+int
+worker_main(void)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	char	*cause;
+	int	 i;
+
+	if (worker_parse_url(worker_opts.url, &cause) != 0 ||
+	    worker_load_token(&cause) != 0) {
+		fprintf(stderr, "sandd worker: %s\n", cause);
+		return (2);
+	}
+	if (url.tls) {
+		worker_tls = tls_client_ctx(worker_opts.ca, worker_opts.tls_cert,
+		    worker_opts.tls_key, &cause);
+		if (worker_tls == NULL) {
+			fprintf(stderr, "sandd worker: %s\n", cause);
+			return (1);
+		}
+	}
+	util_random_hex(boot, sizeof boot);
+	dns = evdns_base_new(ev_base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	redial_ev = evtimer_new(ev_base, redial_cb, NULL);
+	stable_ev = evtimer_new(ev_base, stable_cb, NULL);
+	stop_ev = evtimer_new(ev_base, stop_cb, NULL);
+	for (i = 0; i < 4; i++) {
+		sig_ev[i] = evsignal_new(ev_base, sigs[i], worker_signal_cb,
+		    NULL);
+		evsignal_add(sig_ev[i], NULL);
+	}
+	job_init();
+	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
+	    worker_opts.url);
+	worker_dial();
+	event_base_dispatch(ev_base);
+
+	job_free_all();
+	if (link_ws != NULL)
+		ws_conn_free(link_ws);
+	for (i = 0; i < 4; i++)
+		event_free(sig_ev[i]);
+	event_free(redial_ev);
+	event_free(stable_ev);
+	event_free(stop_ev);
+	if (dns != NULL)
+		evdns_base_free(dns, 0);
+	if (worker_tls != NULL)
+		SSL_CTX_free(worker_tls);
+	if (token != NULL) {
+		compat_explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	log_info("stopped");
+	return (0);
+}
