@@ -28,7 +28,9 @@ chan_create(struct worker *w, uint32_t ch, int kind)
 	for (i = 0; i < WIRE_NSTREAMS; i++)
 		c->out[i] = evbuffer_new();
 	c->in = evbuffer_new();
-	snprintf(c->handle, sizeof c->handle, "h-");
+	/* Sessions are named s-..., everything else h-... */
+	snprintf(c->handle, sizeof c->handle, "%s",
+	    kind == CHAN_SESSION ? "s-" : "h-");
 	util_random_hex(c->handle + 2, 17);
 	return (c);
 }

@@ -151,9 +151,7 @@ exec_start(struct req *r, struct worker *w)
 	for (f = exec_pass; *f != NULL; f++)
 		if ((v = json_object_get(r->msg, *f)) != NULL)
 			json_object_set(open, *f, v);
-	json_object_set_new(open, "kind", json_integer(CHAN_EXEC));
 	c = server_worker_chan_open(w, CHAN_EXEC, open);
-	json_object_set_new(open, "handle", json_string(c->handle));
 	json_decref(open);
 	c->req = r;
 	TAILQ_INSERT_TAIL(&r->chans, c, rentry);

@@ -203,7 +203,7 @@ server_worker_send(struct worker *w, json_t *msg)
 
 /*
  * Open a channel of kind on w with the open message msg (not stolen;
- * "t" and "ch" are set on it). It is sent now if the link is up, else on
+ * "t", "ch", "kind" and "handle" are set on it). It is sent now if the link is up, else on
  * resume.
  */
 struct chan *
@@ -217,6 +217,8 @@ server_worker_chan_open(struct worker *w, int kind, json_t *msg)
 	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
 	json_object_set_new(msg, "t", json_string("open"));
 	json_object_set_new(msg, "ch", json_integer(c->ch));
+	json_object_set_new(msg, "kind", json_integer(kind));
+	json_object_set_new(msg, "handle", json_string(c->handle));
 	c->open = json_incref(msg);
 	server_worker_send(w, msg);
 	return (c);
