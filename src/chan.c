@@ -95,13 +95,11 @@ size_t
 chan_event_bytes(json_t *ev, struct chan *c, int s, const uint8_t *data,
     size_t len, int final)
 {
-	const char	*name = s == WIRE_ERR ? "stderr" : "stdout";
+	const char	*name = "data";
 	uint8_t		*buf;
 	size_t		 n, whole;
 	int		 valid;
 
-	if (c->kind == CHAN_SESSION || c->kind == CHAN_GET)
-		name = "data";
 	n = c->ncarry[s] + len;
 	buf = xmalloc(n + 1);
 	memcpy(buf, c->carry[s], c->ncarry[s]);

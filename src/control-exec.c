@@ -38,6 +38,8 @@ exec_validate(struct req *r)
 	int		 b;
 	const char	*s, *k;
 	size_t		 i;
+	struct evbuffer	*in;
+	char		*cause = NULL;
 
 	if ((cmd == NULL) == (argv == NULL)) {
 		req_error(r, "bad_request", "exec needs exactly one of 'cmd' "
@@ -95,6 +97,14 @@ exec_validate(struct req *r)
 			}
 		}
 	}
+	in = evbuffer_new();
+	if (util_json_get_bytes(r->msg, "stdin", in, &cause) < 0) {
+		evbuffer_free(in);
+		req_error(r, "bad_request", "%s", cause);
+		free(cause);
+		return (-1);
+	}
+	evbuffer_free(in);
 	if (json_is_true(json_object_get(r->msg, "stdin_open")) &&
 	    !json_is_true(json_object_get(r->msg, "stream")) &&
 	    json_object_get(r->msg, "yield_after") == NULL) {

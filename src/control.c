@@ -282,7 +282,8 @@ control_client_input(struct client *cl)
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
 			len = evbuffer_get_length(in);
-			if (len > serve_opts.max_line) {
+			if (len > serve_opts.max_line ||
+			    (cl->flags & CLIENT_DISCARD)) {
 				evbuffer_drain(in, len);
 				if (!(cl->flags & CLIENT_DISCARD))
 					control_client_too_large(cl);
@@ -448,7 +449,9 @@ control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	cl->hup = evtimer_new(ev_base, control_client_hup_cb, cl);
 	bufferevent_setcb(cl->bev, control_client_read_cb,
 	    control_client_write_cb, control_client_event_cb, cl);
-	bufferevent_setwatermark(cl->bev, EV_READ, 0, 4 * WIRE_CHUNK);
+	/* A whole line must fit; payloads stream through in chunks. */
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, serve_opts.max_line +
+	    WIRE_CHUNK);
 	bufferevent_setwatermark(cl->bev, EV_WRITE, CONTROL_OUT_HIGH / 2, 0);
 	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&clients, cl, entry);

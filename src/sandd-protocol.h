@@ -33,6 +33,9 @@
 #define WIRE_MIN_WINDOW		(64 * 1024)
 #define WIRE_MAX_WINDOW		(64 * 1024 * 1024)
 
+/* WebSocket close code: a worker with the same id took over; do not redial. */
+#define WS_CLOSE_REPLACED	4001
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
@@ -40,7 +43,7 @@
 #define CHAN_GET		4
 
 /* Limits of the control socket. */
-#define CONTROL_MAX_LINE	(1024 * 1024)		/* default --max-line */
+#define CONTROL_MAX_LINE	(4 * 1024 * 1024)	/* default --max-line */
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
 #define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
 #define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */

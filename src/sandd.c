@@ -102,7 +102,7 @@ sandd_serve(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct serve_options	*o = &serve_opts;
-	char			*end;
+	char			*end, *host, *port;
 	int			 ch, level = 0;
 	long			 n;
 
@@ -117,6 +117,11 @@ sandd_serve(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'L':
+			if (util_parse_hostport(optarg, &host, &port) != 0)
+				bad_option("serve", "bad --listen '%s' (want "
+				    "HOST:PORT)", optarg);
+			free(host);
+			free(port);
 			o->listen = optarg;
 			break;
 		case 'c':
@@ -160,9 +165,10 @@ sandd_serve(int argc, char **argv)
 			break;
 		case 'l':
 			if (util_parse_size(optarg, &o->max_line) != 0 ||
-			    o->max_line < CONTROL_MAX_LINE)
-				bad_option("serve", "bad --max-line '%s' (at "
-				    "least 1M)", optarg);
+			    o->max_line < 1024 ||
+			    o->max_line > 1024 * 1024 * 1024)
+				bad_option("serve", "bad --max-line '%s' (1K "
+				    "to 1G)", optarg);
 			break;
 		case 'o':
 			if (util_parse_size(optarg, &o->max_output) != 0)
@@ -270,6 +276,8 @@ sandd_worker(int argc, char **argv)
 	o->ping_timeout = DEFAULT_PING_TIMEOUT;
 	o->url = getenv("SERVER_URL");
 	o->id = getenv("DAEMON_ID");
+	if (o->id != NULL && *o->id == '\0')
+		o->id = NULL;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "s:d:l:vh", longopts, NULL))
 	    != -1) {
@@ -278,6 +286,9 @@ sandd_worker(int argc, char **argv)
 			o->url = optarg;
 			break;
 		case 'd':
+			if (*optarg == '\0')
+				bad_option("worker", "invalid worker id '' (1 "
+				    "to 64 of A-Za-z0-9._-)");
 			o->id = optarg;
 			break;
 		case 'l':

@@ -158,6 +158,7 @@ int	 ws_conn_writable(struct ws_conn *);
 void	 ws_conn_close(struct ws_conn *, uint16_t, const char *);
 void	 ws_conn_set_arg(struct ws_conn *, void *);
 void	 ws_conn_stats(struct ws_conn *, uint64_t *, uint64_t *);
+int	 ws_conn_close_code(struct ws_conn *);
 int	 ws_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
 	     uint64_t *, const uint8_t **, size_t *);
 
@@ -207,6 +208,7 @@ int	 server_worker_writable(struct worker *);
 #define CHAN_STDIN_OPEN	0x20
 #define CHAN_CANCELLED	0x40
 #define CHAN_RAW	0x80	/* get: raw data events */
+#define CHAN_SENT	0x100	/* the open reached a link */
 struct chan {
 	struct worker	*worker;
 	uint32_t	 ch;

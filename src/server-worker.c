@@ -220,7 +220,10 @@ server_worker_chan_open(struct worker *w, int kind, json_t *msg)
 	json_object_set_new(msg, "kind", json_integer(kind));
 	json_object_set_new(msg, "handle", json_string(c->handle));
 	c->open = json_incref(msg);
-	server_worker_send(w, msg);
+	if (w->state == WORKER_CONNECTED) {
+		server_worker_send(w, msg);
+		c->flags |= CHAN_SENT;
+	}
 	return (c);
 }
 
@@ -235,14 +238,19 @@ worker_chan_find(struct worker *w, uint32_t ch)
 	return (NULL);
 }
 
-/* End every channel of w with worker_lost. */
+/*
+ * End the channels of w with worker_lost: all of them, or (sent_only)
+ * those whose open reached the worker; queued ones then go to the new
+ * instance.
+ */
 static void
-worker_lose_chans(struct worker *w, const char *why)
+worker_lose_chans(struct worker *w, const char *why, int sent_only)
 {
 	struct chan	*c, *c1;
 
 	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1)
-		chan_lost(c, "worker_lost", why);
+		if (!sent_only || (c->flags & CHAN_SENT))
+			chan_lost(c, "worker_lost", why);
 	control_cmd_worker_lost(w, "worker_lost", why);
 }
 
@@ -256,7 +264,7 @@ worker_timer_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	if (w->state == WORKER_AWAY) {
 		snprintf(why, sizeof why, "worker '%s' did not come back "
 		    "within %d seconds", w->id, serve_opts.resume_window);
-		worker_lose_chans(w, why);
+		worker_lose_chans(w, why, 0);
 		worker_set_state(w, WORKER_GONE);
 		evtimer_add(w->timer, &tv);
 		return;
@@ -430,8 +438,13 @@ link_hello(struct link *l, json_t *msg)
 			log_warnx("worker %s: new connection from %s replaces "
 			    "the one from %s", id, l->addr, w->addr);
 			w->link->worker = NULL;
-			ws_conn_close(w->link->ws, 1000, "replaced by a new "
-			    "connection");
+			/* Another process with this id: the old one stops. */
+			if (strcmp(w->boot, boot) != 0)
+				ws_conn_close(w->link->ws, WS_CLOSE_REPLACED,
+				    "replaced by another worker with this id");
+			else
+				ws_conn_close(w->link->ws, 1000, "replaced by "
+				    "a new connection");
 			w->link = NULL;
 			w->ws = NULL;
 		}
@@ -440,7 +453,7 @@ link_hello(struct link *l, json_t *msg)
 		else if (!TAILQ_EMPTY(&w->chans)) {
 			log_warnx("worker %s restarted: its requests are lost",
 			    id);
-			worker_lose_chans(w, "the worker restarted");
+			worker_lose_chans(w, "the worker restarted", 1);
 		}
 	}
 	snprintf(w->boot, sizeof w->boot, "%s", boot);
@@ -482,6 +495,7 @@ link_hello(struct link *l, json_t *msg)
 		else if (c->open != NULL) {
 			/* The open never arrived: send it again. */
 			ws_conn_send_json(w->ws, c->open);
+			c->flags |= CHAN_SENT;
 			c->in_sent = c->in_base;
 			c->in_eof_sent = 0;
 			chan_flush_input(c);

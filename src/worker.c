@@ -49,6 +49,7 @@ static char		 ws_key[25];
 static struct event	*redial_ev, *stable_ev, *stop_ev;
 static struct event	*sig_ev[4];
 static int		 attempt;
+static int		 exit_status;
 static double		 retry_after;
 
 /* Children: pid -> callback, so jobs and sessions share one reaper. */
@@ -247,6 +248,13 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why,
 	int	was = state;
 
 	log_warnx("link: lost: %s", why);
+	if (ws_conn_close_code(link_ws) == WS_CLOSE_REPLACED) {
+		log_warnx("link: another worker connected with id '%s' and "
+		    "replaced this one; stopping", worker_opts.id);
+		worker_set_state(LINK_STOPPING);
+		exit_status = 1;
+		job_shutdown();
+	}
 	ws_conn_free(link_ws);
 	link_ws = NULL;
 	event_del(stable_ev);
@@ -625,5 +633,5 @@ worker_main(void)
 		free(token);
 	}
 	log_info("stopped");
-	return (0);
+	return (exit_status);
 }

@@ -38,6 +38,7 @@ struct ws_conn {
 	uint8_t			*scratch;	/* one outgoing binary frame */
 	struct event		*kick;
 	struct event		*reaper;
+	uint16_t		 close_code;	/* from the peer's close */
 };
 
 static void	ws_conn_closed(struct ws_conn *, const char *);
@@ -108,6 +109,7 @@ ws_msg_cb(__unused wslay_event_context_ptr ctx,
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 		log_debug("%s: close received (%u)", __func__, m->status_code);
+		ws->close_code = m->status_code;
 		break;
 	}
 }
@@ -427,6 +429,13 @@ ws_conn_close(struct ws_conn *ws, uint16_t code, const char *reason)
 	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason,
 	    strlen(reason));
 	ws_conn_flush(ws);
+}
+
+/* The status code of the peer's close frame, 0 if none came. */
+int
+ws_conn_close_code(struct ws_conn *ws)
+{
+	return (ws->close_code);
 }
 
 /* Bytes received and sent on the socket. */
