@@ -277,9 +277,10 @@ req_get_worker(struct req *r)
 {
 	const char	*id = NULL;
 	struct worker	*w;
+	int		 have;
 
-	if (req_get_string(r, "worker", &id) != 1) {
-		if (id == NULL && json_object_get(r->msg, "worker") == NULL)
+	if ((have = req_get_string(r, "worker", &id)) != 1) {
+		if (have == 0)
 			req_error(r, "bad_request", "field 'worker' is "
 			    "required");
 		return (NULL);
@@ -339,9 +340,11 @@ control_cmd_dispatch(struct client *cl, json_t *msg, size_t len,
 		    "an integer");
 		return;
 	}
-	if (req_get_string(r, "op", &op) != 1) {
-		if (json_object_get(msg, "op") == NULL)
-			req_error(r, "bad_request", "field 'op' is required");
+	switch (req_get_string(r, "op", &op)) {
+	case -1:
+		return;
+	case 0:
+		req_error(r, "bad_request", "field 'op' is required");
 		return;
 	}
 	for (i = 0; i < sizeof control_cmds / sizeof control_cmds[0]; i++) {
