@@ -105,6 +105,16 @@ util_utf8_complete(const uint8_t *buf, size_t len, int *valid)
 
 	*valid = 1;
 	while (i < len) {
+		/* Most output is ASCII: skip it eight bytes at a time. */
+		while (i + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, buf + i, sizeof w);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		if (buf[i] < 0x80) {
 			i++;
 			continue;

@@ -5,7 +5,10 @@
  * exponential backoff and full jitter; the jobs run on meanwhile.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -375,8 +378,12 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 	struct evbuffer	*out;
 	unsigned char	 raw[16];
 	char		*b64, *err;
+	int		 one = 1;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		/* Small messages (acks, replies) must not wait for Nagle. */
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+		    &one, sizeof one);
 		RAND_bytes(raw, sizeof raw);
 		b64 = util_base64(raw, sizeof raw);
 		snprintf(ws_key, sizeof ws_key, "%s", b64);
