@@ -17,7 +17,8 @@ static int	 log_level;	/* 0 warnings, 1 info, 2 debug */
 static int	 log_syslog;
 static const char *log_name = "sandd";
 
-static void	 log_vwrite(int, const char *, va_list);
+static void	 log_vwrite(int, const char *, va_list)
+		     __attribute__((format(printf, 2, 0)));
 
 static void
 log_event_cb(int severity, const char *msg)

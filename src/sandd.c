@@ -20,6 +20,8 @@ struct worker_options	 worker_opts;
 static int	 sandd_serve(int, char **);
 static int	 sandd_worker(int, char **);
 static __dead void usage(int);
+static __dead void bad_option(const char *, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
 
 static const struct {
 	const char	*name;
