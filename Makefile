@@ -27,6 +27,8 @@ UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 LIB_OBJS  = $(filter-out build/asan/sandd.o,$(ASAN_OBJS))
 
+# The sanitizer build uses clang, so that both compilers see the code.
+ASAN_CC	?= clang
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	     -fno-sanitize-recover=undefined
 
@@ -48,16 +50,16 @@ build/%.o: src/%.c $(HDRS)
 asan: sandd-asan
 
 sandd-asan: $(ASAN_OBJS)
-	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) $(LIBS)
+	$(ASAN_CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) $(LIBS)
 
 build/asan/%.o: src/%.c $(HDRS)
 	@mkdir -p build/asan
-	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
+	$(ASAN_CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
 	    -c -o $@ $<
 
 build/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p build/unit
-	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
+	$(ASAN_CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
 	    -Isrc -o $@ $< $(LIB_OBJS) $(LIBS)
 
 unit: $(UNIT_BINS)

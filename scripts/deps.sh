@@ -8,7 +8,8 @@
 set -eu
 
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
-libjansson-dev libwslay-dev python3 socat mandoc openssl procps iproute2 tmux"
+libjansson-dev libwslay-dev libclang-rt-14-dev python3 socat mandoc openssl procps
+iproute2 tmux openssh-server openssh-client"
 
 dry_run=0
 case "${1:-}" in
