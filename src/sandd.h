@@ -191,6 +191,7 @@ size_t	 server_worker_count(int);
 void	 server_worker_send(struct worker *, json_t *);
 struct chan *server_worker_chan_open(struct worker *, int, json_t *);
 void	 server_worker_free_all(void);
+int	 server_worker_close_all(void);
 int	 server_worker_running(struct worker *);
 int	 server_worker_sessions(struct worker *);
 const char *server_worker_id(struct worker *);

@@ -40,6 +40,8 @@ struct link {
 };
 
 #define HELLO_TIMEOUT	10
+
+static int	stopping;	/* closing links for a shutdown */
 #define GONE_KEEP	600
 
 static const char *worker_state_names[] = { "none", "connected",
@@ -52,6 +54,7 @@ static void	 link_closed_cb(struct ws_conn *, const char *, void *);
 static void	 link_drained_cb(struct ws_conn *, void *);
 static void	 link_free(struct link *);
 static void	 worker_free(struct worker *);
+static int	 server_worker_links(void);
 
 static const struct ws_callbacks link_callbacks = {
 	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
@@ -300,7 +303,40 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-/* Close every link and free every record, at shutdown. */
+/*
+ * Start the close handshake on every link. Returns how many links are
+ * still open; server_stopping_link_closed() is told as each one ends.
+ */
+int
+server_worker_close_all(void)
+{
+	struct worker	*w;
+	int		 n = 0;
+
+	stopping = 1;
+	TAILQ_FOREACH(w, &all_workers, entry) {
+		if (w->link != NULL) {
+			ws_conn_close(w->ws, 1001, "controller stopping");
+			n++;
+		}
+	}
+	return (n);
+}
+
+/* How many workers still have a link. */
+static int
+server_worker_links(void)
+{
+	struct worker	*w;
+	int		 n = 0;
+
+	TAILQ_FOREACH(w, &all_workers, entry)
+		if (w->link != NULL)
+			n++;
+	return (n);
+}
+
+/* Free every record and whatever link is left, after the loop ended. */
 void
 server_worker_free_all(void)
 {
@@ -607,6 +643,14 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why, void *arg)
 	struct link	*l = arg;
 	struct worker	*w = l->worker;
 
+	if (w != NULL && stopping) {
+		w->link = NULL;
+		w->ws = NULL;
+		link_free(l);
+		if (server_worker_links() == 0)
+			event_base_loopexit(ev_base, NULL);
+		return;
+	}
 	if (w != NULL) {
 		w->link = NULL;
 		w->ws = NULL;

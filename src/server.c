@@ -503,6 +503,7 @@ void
 server_shutdown(void)
 {
 	struct handshake	*hs;
+	struct timeval		 tv = { 1, 0 };
 
 	if (listener != NULL) {
 		evconnlistener_free(listener);
@@ -511,8 +512,11 @@ server_shutdown(void)
 	while ((hs = TAILQ_FIRST(&handshakes)) != NULL)
 		handshake_free(hs);
 	control_close();
-	server_worker_free_all();
-	event_base_loopexit(ev_base, NULL);
+	/* Let the close frames go out, for a second at most. */
+	if (server_worker_close_all() == 0)
+		event_base_loopexit(ev_base, NULL);
+	else
+		event_base_loopexit(ev_base, &tv);
 }
 
 /* Bind the listener on HOST:PORT; -1 with *cause on failure. */
@@ -595,6 +599,7 @@ server_main(void)
 	    server_tls != NULL ? " (TLS)" : "", serve_opts.control);
 
 	event_base_dispatch(ev_base);
+	server_worker_free_all();
 
 	event_free(ev_sigterm);
 	event_free(ev_sigint);
