@@ -243,6 +243,11 @@ job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 	if (n > 0) {
 		vec.iov_len = (size_t)n;
 		evbuffer_commit_space(st->buf, &vec, 1);
+		if (j->flags & JOB_CANCELLED) {
+			/* Nobody wants it, but the program may still write. */
+			evbuffer_drain(st->buf, (size_t)n);
+			return;
+		}
 		if (j->ops != NULL && j->ops->output != NULL)
 			j->ops->output(j, s, p, (size_t)n);
 		job_stream_arm(j, s);
@@ -691,9 +696,17 @@ job_cancel(struct job *j)
 		j->ops->cancel(j);
 		return;
 	}
+	/*
+	 * Keep reading (and dropping) its output: a TERM handler that
+	 * prints must not die of SIGPIPE during its grace period.
+	 */
 	job_close_stdin(j);
-	job_close_stream(j, WIRE_OUT);
-	job_close_stream(j, WIRE_ERR);
+	evbuffer_drain(j->out[WIRE_OUT].buf, evbuffer_get_length(
+	    j->out[WIRE_OUT].buf));
+	evbuffer_drain(j->out[WIRE_ERR].buf, evbuffer_get_length(
+	    j->out[WIRE_ERR].buf));
+	job_stream_arm(j, WIRE_OUT);
+	job_stream_arm(j, WIRE_ERR);
 	if (j->pid > 0)
 		job_terminate(j);
 	job_maybe_free(j);
