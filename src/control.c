@@ -108,7 +108,8 @@ control_client_send(struct client *cl, json_t *msg)
 
 	if (cl->flags & CLIENT_DEAD)
 		return;
-	if ((s = json_dumps(msg, JSON_COMPACT)) == NULL) {
+	if ((s = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(12)))
+	    == NULL) {
 		log_warnx("%s: cannot encode a reply", __func__);
 		return;
 	}

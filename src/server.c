@@ -568,6 +568,7 @@ server_main(void)
 	if (serve_opts.token_file != NULL) {
 		if (server_load_tokens(serve_opts.token_file, &cause) != 0) {
 			fprintf(stderr, "sandd serve: %s\n", cause);
+			free(cause);
 			return (1);
 		}
 	} else
@@ -577,16 +578,19 @@ server_main(void)
 		    serve_opts.tls_key, serve_opts.tls_client_ca, &cause);
 		if (server_tls == NULL) {
 			fprintf(stderr, "sandd serve: %s\n", cause);
+			free(cause);
 			return (1);
 		}
 	}
 	if (server_listen(serve_opts.listen, &cause) != 0) {
 		fprintf(stderr, "sandd serve: %s\n", cause);
+		free(cause);
 		return (1);
 	}
 	if (control_listen(serve_opts.control, serve_opts.control_mode,
 	    &cause) != 0) {
 		fprintf(stderr, "sandd serve: %s\n", cause);
+		free(cause);
 		return (1);
 	}
 	ev_sigterm = evsignal_new(ev_base, SIGTERM, server_signal_cb, NULL);

@@ -171,6 +171,8 @@ util_json_set_bytes(json_t *obj, const char *name, const void *p, size_t len)
 {
 	char	*b64, key[64];
 
+	if (len == 0)
+		return (json_object_set_new(obj, name, json_string("")));
 	if (util_utf8_valid(p, len))
 		return (json_object_set_new(obj, name,
 		    json_stringn_nocheck(p, len)));

@@ -597,6 +597,7 @@ worker_main(void)
 	if (worker_parse_url(worker_opts.url, &cause) != 0 ||
 	    worker_load_token(&cause) != 0) {
 		fprintf(stderr, "sandd worker: %s\n", cause);
+		free(cause);
 		return (2);
 	}
 	if (url.tls) {
@@ -604,6 +605,7 @@ worker_main(void)
 		    worker_opts.tls_key, &cause);
 		if (worker_tls == NULL) {
 			fprintf(stderr, "sandd worker: %s\n", cause);
+			free(cause);
 			return (1);
 		}
 	}
