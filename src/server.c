@@ -571,8 +571,7 @@ server_main(void)
 			free(cause);
 			return (1);
 		}
-	} else
-		log_warnx("no --token-file: any worker may connect");
+	}
 	if (serve_opts.tls_cert != NULL) {
 		server_tls = tls_server_ctx(serve_opts.tls_cert,
 		    serve_opts.tls_key, serve_opts.tls_client_ca, &cause);
@@ -593,6 +592,8 @@ server_main(void)
 		free(cause);
 		return (1);
 	}
+	if (serve_opts.token_file == NULL)
+		log_warnx("no --token-file: any worker may connect");
 	ev_sigterm = evsignal_new(ev_base, SIGTERM, server_signal_cb, NULL);
 	ev_sigint = evsignal_new(ev_base, SIGINT, server_signal_cb, NULL);
 	ev_sighup = evsignal_new(ev_base, SIGHUP, server_signal_cb, NULL);
