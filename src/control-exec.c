@@ -173,9 +173,12 @@ exec_start(struct req *r, struct worker *w)
 		c->flags |= CHAN_STREAM;
 	else {
 		c->flags |= CHAN_BUFFERED;
+		/* The server's --max-output bounds what a client may ask. */
 		if (json_is_integer(json_object_get(r->msg, "max_output")))
 			max = json_integer_value(json_object_get(r->msg,
 			    "max_output"));
+		if (max > (json_int_t)serve_opts.max_output)
+			max = (json_int_t)serve_opts.max_output;
 		c->max_output = (size_t)max;
 	}
 	if (json_is_true(json_object_get(r->msg, "stdin_open")))
