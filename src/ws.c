@@ -249,7 +249,6 @@ ws_conn_create(struct bufferevent *bev, int server,
 	ws->ping_interval = ping_interval;
 	ws->ping_timeout = ping_timeout;
 	ws->last_rx = util_now();
-	ws->scratch = xmalloc(WIRE_HDR_LEN + WIRE_CHUNK);
 	if (server)
 		r = wslay_event_context_server_init(&ws->ctx,
 		    &ws_wslay_callbacks, ws);
@@ -363,6 +362,9 @@ ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
 		return (-1);
 	if (len > WIRE_CHUNK)
 		fatalx("%s: chunk of %zu bytes", __func__, len);
+	/* Allocated on first use: most controller links never send data. */
+	if (h == NULL)
+		h = ws->scratch = xmalloc(WIRE_HDR_LEN + WIRE_CHUNK);
 	h[0] = (uint8_t)type;
 	h[1] = h[2] = h[3] = 0;
 	for (i = 0; i < 4; i++)
