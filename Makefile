@@ -4,6 +4,7 @@ PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 PYDIR	?= $(PREFIX)/lib/sandd/python
+BASHDIR	?= $(PREFIX)/share/bash-completion/completions
 DESTDIR	?=
 
 CC	?= cc
@@ -89,12 +90,13 @@ bench: deps
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man7 \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PYDIR)
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PYDIR) $(DESTDIR)$(BASHDIR)
 	install -m 755 sandd $(DESTDIR)$(BINDIR)/sandd
 	install -m 644 man/sandd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/sandd-control.7 man/sandd-wire.7 \
 	    $(DESTDIR)$(MANDIR)/man7/
 	install -m 644 contrib/python/sandd.py $(DESTDIR)$(PYDIR)/
+	install -m 644 contrib/completion/sandd.bash $(DESTDIR)$(BASHDIR)/sandd
 
 clean:
 	rm -rf build sandd sandd-asan
