@@ -144,6 +144,24 @@ exec_yield_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	req_reply(r, reply);
 }
 
+/* Log who runs what on which worker; the command text is escaped. */
+static void
+exec_audit(struct req *r, struct worker *w, struct chan *c)
+{
+	json_t	*cmd = json_object_get(r->msg, "cmd");
+	char	*text, *esc;
+
+	if (cmd == NULL)
+		cmd = json_object_get(r->msg, "argv");
+	text = json_dumps(cmd, JSON_COMPACT | JSON_ENCODE_ANY);
+	esc = log_escape(text != NULL ? text : "", text != NULL ?
+	    strlen(text) : 0);
+	log_audit("uid %ld exec on %s (%s): %s", control_client_uid(
+	    r->client), server_worker_id(w), c->handle, esc);
+	free(esc);
+	free(text);
+}
+
 /* Open the command on worker w for request r. */
 static void
 exec_start(struct req *r, struct worker *w)
@@ -163,6 +181,7 @@ exec_start(struct req *r, struct worker *w)
 			json_object_set(open, *f, v);
 	c = server_worker_chan_open(w, CHAN_EXEC, open);
 	json_decref(open);
+	exec_audit(r, w, c);
 	c->req = r;
 	TAILQ_INSERT_TAIL(&r->chans, c, rentry);
 	server_stats.execs_total++;

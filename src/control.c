@@ -83,6 +83,13 @@ control_client_dead(struct client *cl)
 	return (cl->flags & CLIENT_DEAD);
 }
 
+/* The uid of the client's process (SO_PEERCRED), -1 if unknown. */
+long
+control_client_uid(struct client *cl)
+{
+	return (cl->uid == (uid_t)-1 ? -1 : (long)cl->uid);
+}
+
 size_t
 control_client_count(void)
 {

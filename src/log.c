@@ -122,6 +122,19 @@ log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Who ran what where: always logged, whatever the level. */
+void
+log_audit(const char *fmt, ...)
+{
+	char	buf[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	log_warnx("audit: %s", buf);
+}
+
 __dead void
 fatal(const char *fmt, ...)
 {

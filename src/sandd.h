@@ -76,6 +76,7 @@ void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_audit(const char *, ...) __attribute__((format(printf, 1, 2)));
 __dead void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
 __dead void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
 char	*log_escape(const char *, size_t);
@@ -278,6 +279,7 @@ void	 control_client_check_finished(struct client *);
 int	 control_listen(const char *, int, char **);
 void	 control_close(void);
 size_t	 control_client_count(void);
+long	 control_client_uid(struct client *);
 void	 control_broadcast_event(int, json_t *);
 #define TOPIC_WORKERS	0x1
 #define TOPIC_SESSIONS	0x2
