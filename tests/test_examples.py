@@ -66,6 +66,7 @@ def test_example_py_runs():
         assert "exec: exit 0" in out, out
         assert "timeout: kept 'partial\\n'" in out, out
         assert "stream: line 3" in out and "stream: exit 0" in out, out
+        assert "file: b'hello from example.py\\n'" in out, out
         assert "Daemon no-such-worker not found" in out, out
 
 

@@ -41,10 +41,11 @@ def main() -> int:
         if not r.success:
             return 1
 
-        # A command's own timeout raises TimeoutError with partial output.
+        # A command's own timeout raises CommandTimeout (a TimeoutError)
+        # that carries the partial output.
         try:
             c.exec(target, "echo partial; sleep 10", timeout=0.5)
-        except TimeoutError as e:
+        except sandd.CommandTimeout as e:
             print("timeout: kept %r" % e.result.stdout)
 
         # Stream output as it is printed.
@@ -52,7 +53,7 @@ def main() -> int:
                                 "sleep 0.1; done"):
             if ev.type == "stdout":
                 sys.stdout.write("stream: " + ev.text)
-            elif ev.type == "result":
+            elif ev.type == "result" and ev.result is not None:
                 print("stream: exit %s" % ev.result.exit_code)
 
         # Copy a file there and back (raw payloads, streamed).
@@ -69,10 +70,10 @@ def main() -> int:
             except sandd.SanddError:
                 pass
 
-        # Unknown workers raise ValueError.
+        # Unknown workers raise WorkerNotFound (a ValueError).
         try:
             c.exec("no-such-worker", "true")
-        except ValueError as e:
+        except sandd.WorkerNotFound as e:
             print("error: %s (code %s)" % (e, e.code))
     return 0
 
