@@ -235,6 +235,9 @@ control_client_payload(struct client *cl, struct evbuffer *in)
 		n = avail < cl->payload_left ? avail : cl->payload_left;
 		if (n > WIRE_CHUNK)
 			n = WIRE_CHUNK;
+		/* Whole chunks: small frames cost more than they carry. */
+		if (cl->sink != NULL && n < WIRE_CHUNK && n < cl->payload_left)
+			break;
 		if (cl->sink != NULL) {
 			p = evbuffer_pullup(in, (ssize_t)n);
 			chan_input(cl->sink, p, n);
@@ -461,6 +464,9 @@ control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setwatermark(cl->bev, EV_READ, 0, serve_opts.max_line +
 	    WIRE_CHUNK);
 	bufferevent_setwatermark(cl->bev, EV_WRITE, CONTROL_OUT_HIGH / 2, 0);
+	/* libevent moves 16 KiB per call by default: too little for bulk. */
+	bufferevent_set_max_single_read(cl->bev, WIRE_CHUNK);
+	bufferevent_set_max_single_write(cl->bev, WIRE_CHUNK);
 	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&clients, cl, entry);
 	nclients++;

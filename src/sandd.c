@@ -167,9 +167,9 @@ sandd_serve(int argc, char **argv)
 			break;
 		case 'l':
 			if (util_parse_size(optarg, &o->max_line) != 0 ||
-			    o->max_line < 1024 ||
+			    o->max_line < 1024 * 1024 ||
 			    o->max_line > 1024 * 1024 * 1024)
-				bad_option("serve", "bad --max-line '%s' (1K "
+				bad_option("serve", "bad --max-line '%s' (1M "
 				    "to 1G)", optarg);
 			break;
 		case 'o':

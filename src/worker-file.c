@@ -1,20 +1,885 @@
 /*
  * worker-file.c: file transfers on the worker.
+ *
+ * A put writes its input to an unnamed temporary file (O_TMPFILE) in the
+ * target's folder, or, where the filesystem has none, to a locked dot
+ * file named FILE_TEMP_PREFIX.XXXXXX; it hashes the bytes on the way,
+ * acknowledges input only once written, flushes the file and links or
+ * renames it into place when every byte arrived. A reader never sees a
+ * half-written file, and a failed or cut transfer leaves the old file as
+ * it was: the unnamed file vanishes with its descriptor, a dot file is
+ * removed on failure, and one left by a killed worker (its lock gone) is
+ * removed by the next put into that folder.
+ *
+ * A get reads the file only while its stream's window has room, a
+ * bounded batch per callback, and goes on when the controller acks.
+ * stat is an RPC. With --root every path must resolve inside the root.
  */
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
 #include "sandd.h"
 #include "job.h"
 
-void
-worker_file_open(uint32_t ch, int kind, json_t *open)
-{
-	struct job	*j = job_create(ch, kind, NULL);
+#define FILE_TEMP_PREFIX	".sandd-put."
+#define FILE_TEMP_STALE		10	/* s: an unlocked temp older is stale */
+#define FILE_GET_BATCH		4	/* chunks read per callback */
+#define FILE_WRITE_BATCH	(256 * 1024)	/* put: written and acked at once */
+#define FILE_SYNC_EVERY		(8 * 1024 * 1024)	/* start writeback */
+#define FILE_LEFT_UNKNOWN	UINT64_MAX	/* read to EOF */
 
-	(void)open;
-	job_fail(j, "unknown_op", 0, "files are not available yet");
+struct file_xfer {
+	const char	*op;		/* "put" or "get", for messages */
+	char		*path;		/* as asked */
+	char		*dir;		/* put: its folder */
+	char		*base;		/* put: its last component */
+	int		 dirfd;
+	int		 fd;
+	char		*temp;		/* put: named temp file in dir */
+	uint8_t		*wbuf;		/* put: received, not yet written */
+	size_t		 wlen;
+	int		 unnamed;	/* put: fd is an O_TMPFILE */
+	mode_t		 mode;
+	uint64_t	 size;		/* put: written; get: file size */
+	uint64_t	 expect;	/* put: announced size (preallocated) */
+	uint64_t	 synced;	/* put: writeback started up to */
+	uint64_t	 pos;		/* get: next offset to read */
+	uint64_t	 left;		/* get: bytes still to read */
+	uint64_t	 sent;		/* get: bytes read and sent */
+	uint64_t	 max;		/* get: inline limit, 0 for none */
+	EVP_MD_CTX	*md;
+	struct event	*ev;		/* get: read more */
+	int		 done;		/* finished or failed */
+};
+
+static void	 file_put_input(struct job *, const uint8_t *, size_t);
+static void	 file_put_input_eof(struct job *);
+static void	 file_get_acked(struct job *, int);
+static void	 file_forget(struct job *);
+static void	 file_free(struct job *);
+
+static const struct job_ops file_put_ops = {
+	NULL, NULL, NULL, file_put_input, file_put_input_eof, NULL,
+	file_forget, file_forget, NULL, file_free
+};
+static const struct job_ops file_get_ops = {
+	NULL, NULL, file_get_acked, NULL, NULL, NULL,
+	file_forget, file_forget, NULL, file_free
+};
+
+/* The worker's root, resolved once; NULL when there is none. */
+static const char *
+file_root(void)
+{
+	static char	*root;
+
+	if (worker_opts.root == NULL)
+		return (NULL);
+	if (root == NULL && (root = realpath(worker_opts.root, NULL)) == NULL)
+		root = xstrdup(worker_opts.root);
+	return (root);
 }
 
+/* Is resolved (a canonical path) inside the root? */
+static int
+file_inside(const char *resolved)
+{
+	const char	*root = file_root();
+	size_t		 n;
+
+	if (root == NULL || strcmp(root, "/") == 0)
+		return (1);
+	n = strlen(root);
+	return (strncmp(resolved, root, n) == 0 &&
+	    (resolved[n] == '\0' || resolved[n] == '/'));
+}
+
+/*
+ * Cut the last component off p (in place, after trailing slashes); p
+ * stays absolute, "/" when nothing is left. Returns 1 if the component
+ * cut was "..".
+ */
+static int
+file_cut(char *p)
+{
+	size_t	 n = strlen(p);
+	char	*slash;
+	int	 dotdot;
+
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	slash = strrchr(p, '/');
+	dotdot = strcmp(slash + 1, "..") == 0;
+	if (slash == p)
+		p[1] = '\0';
+	else
+		*slash = '\0';
+	return (dotdot);
+}
+
+/*
+ * May path be used under --root? Its folder (or, with follow or for a
+ * last component "." or "..", the path itself) must resolve inside the
+ * root. For a part that does not exist yet, the nearest existing folder
+ * counts, and the missing part must not climb out with "..".
+ */
+static int
+file_allowed(const char *path, int follow)
+{
+	char		*p, *real;
+	const char	*base;
+	struct stat	 st;
+	int		 ok = 0;
+
+	if (file_root() == NULL)
+		return (1);
+	/* The root itself (not a link to it) is inside. */
+	if ((real = realpath(path, NULL)) != NULL) {
+		ok = strcmp(real, file_root()) == 0 && lstat(path, &st) == 0 &&
+		    !S_ISLNK(st.st_mode);
+		free(real);
+		if (ok)
+			return (1);
+	}
+	p = xstrdup(path);
+	base = strrchr(path, '/') + 1;
+	if (!follow && strcmp(base, ".") != 0 && strcmp(base, "..") != 0 &&
+	    *base != '\0')
+		file_cut(p);
+	for (;;) {
+		if ((real = realpath(p, NULL)) != NULL) {
+			ok = file_inside(real);
+			free(real);
+			break;
+		}
+		if (errno == ENOMEM || strcmp(p, "/") == 0)
+			break;
+		if (file_cut(p))
+			break;		/* a missing part climbs with ".." */
+	}
+	free(p);
+	return (ok);
+}
+
+/* A new transfer for job j. */
+static struct file_xfer *
+file_xfer_create(struct job *j, const char *op, const char *path)
+{
+	struct file_xfer	*x;
+
+	x = xcalloc(1, sizeof *x);
+	x->op = op;
+	x->path = xstrdup(path);
+	x->dirfd = -1;
+	x->fd = -1;
+	if ((x->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1)
+		fatalx("EVP_DigestInit_ex");
+	j->data = x;
+	return (x);
+}
+
+/* Close what the transfer holds; an unfinished put leaves no file. */
+static void
+file_close(struct file_xfer *x)
+{
+	if (x->ev != NULL)
+		event_del(x->ev);	/* freed with the job */
+	if (x->fd != -1) {
+		close(x->fd);	/* an unlinked O_TMPFILE goes with it */
+		x->fd = -1;
+	}
+	if (x->temp != NULL) {
+		if (unlinkat(x->dirfd, x->temp, 0) == -1 && errno != ENOENT)
+			log_warn("%s: unlink %s/%s", __func__, x->dir, x->temp);
+		free(x->temp);
+		x->temp = NULL;
+	}
+	if (x->dirfd != -1) {
+		close(x->dirfd);
+		x->dirfd = -1;
+	}
+}
+
+/* job_ops.free: the job goes; so does everything of its transfer. */
+static void
+file_free(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+
+	if (x == NULL)
+		return;
+	file_close(x);
+	if (x->ev != NULL)
+		event_free(x->ev);
+	EVP_MD_CTX_free(x->md);
+	free(x->wbuf);
+	free(x->path);
+	free(x->dir);
+	free(x->base);
+	free(x);
+	j->data = NULL;
+}
+
+/* job_ops.release and cancel: the controller is done with it. */
+static void
+file_forget(struct job *j)
+{
+	job_free(j);
+}
+
+/* End the transfer with an error of code; the message names it all. */
+static void
+file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
+{
+	struct file_xfer	*x = j->data;
+	va_list			 ap;
+	char			*detail;
+
+	va_start(ap, fmt);
+	xvasprintf(&detail, fmt, ap);
+	va_end(ap);
+	x->done = 1;
+	file_close(x);
+	j->out[WIRE_OUT].eof = 1;
+	job_fail(j, code, err, "%s %s on %s: %s", x->op, x->path,
+	    worker_opts.id, detail);
+	free(detail);
+}
+
+/* An io_error for errno err. */
+static void
+file_fail_errno(struct job *j, int err, const char *what)
+{
+	if (what != NULL)
+		file_fail(j, "io_error", err, "%s: %s", what, strerror(err));
+	else
+		file_fail(j, "io_error", err, "%s", strerror(err));
+}
+
+/* The digest so far, as hex. */
+static void
+file_digest(struct file_xfer *x, char hex[65])
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	len;
+
+	if (EVP_DigestFinal_ex(x->md, md, &len) != 1)
+		fatalx("EVP_DigestFinal_ex");
+	util_sha256_hex(md, hex);
+}
+
+/* ---- put ---- */
+
+/* Create the missing folders of dir, each 0755 whatever the umask. */
+static int
+file_mkdirs(const char *dir, char **failed)
+{
+	char	*p = xstrdup(dir), *s, c;
+	int	 e;
+
+	for (s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		c = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) == 0) {
+			if (chmod(p, 0755) == -1)
+				goto fail;
+		} else if (errno != EEXIST)
+			goto fail;
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return (0);
+fail:
+	e = errno;
+	*failed = p;
+	errno = e;
+	return (-1);
+}
+
+/*
+ * Remove dot temp files in the folder that a dead put left: no process
+ * holds their lock and they have not changed for a while.
+ */
+static void
+file_clean_stale(int dirfd, const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	int		 fd, dup_fd;
+	time_t		 now = time(NULL);
+
+	if ((dup_fd = dup(dirfd)) == -1)
+		return;
+	if ((d = fdopendir(dup_fd)) == NULL) {
+		close(dup_fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, FILE_TEMP_PREFIX,
+		    strlen(FILE_TEMP_PREFIX)) != 0)
+			continue;
+		fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_mtime + FILE_TEMP_STALE < now &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    unlinkat(dirfd, de->d_name, 0) == 0)
+			log_info("%s: removed stale %s/%s", __func__, dir,
+			    de->d_name);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* Create a locked dot temp file in the folder; its name goes in x. */
+static int
+file_temp_named(struct file_xfer *x)
+{
+	char	name[sizeof FILE_TEMP_PREFIX + 8], rnd[7];
+	int	tries;
+
+	file_clean_stale(x->dirfd, x->dir);
+	for (tries = 0; tries < 100; tries++) {
+		util_random_hex(rnd, sizeof rnd);
+		snprintf(name, sizeof name, "%s%s", FILE_TEMP_PREFIX, rnd);
+		x->fd = openat(x->dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (x->fd != -1) {
+			/* Held while the put runs: the lock tells it is live. */
+			if (flock(x->fd, LOCK_EX) == -1)
+				log_warn("%s: flock %s", __func__, name);
+			x->temp = xstrdup(name);
+			return (0);
+		}
+		if (errno != EEXIST)
+			return (-1);
+	}
+	return (-1);
+}
+
+/*
+ * The temporary file: unnamed where the filesystem can (set
+ * SANDD_PUT_NO_TMPFILE to force the named way, for tests), else named.
+ */
+static int
+file_temp_create(struct file_xfer *x)
+{
+#ifdef O_TMPFILE
+	const char	*no = getenv("SANDD_PUT_NO_TMPFILE");
+
+	if (no == NULL || *no == '\0') {
+		x->fd = openat(x->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+		    0600);
+		if (x->fd != -1) {
+			x->unnamed = 1;
+			return (0);
+		}
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return (-1);
+	}
+#endif
+	return (file_temp_named(x));
+}
+
+/* Give the unnamed temp file the name name in the folder. */
+static int
+file_link_unnamed(struct file_xfer *x, const char *name)
+{
+	char	proc[64];
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", x->fd);
+	if (linkat(AT_FDCWD, proc, x->dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return (0);
+#ifdef AT_EMPTY_PATH
+	if (errno == ENOENT &&
+	    linkat(x->fd, "", x->dirfd, name, AT_EMPTY_PATH) == 0)
+		return (0);
+#endif
+	return (-1);
+}
+
+/*
+ * Put the finished temp file in place: link an unnamed one straight to
+ * the target when there is none, else under a temp name and rename that
+ * over the target (atomic either way).
+ */
+static int
+file_publish(struct file_xfer *x)
+{
+	char	name[sizeof FILE_TEMP_PREFIX + 8], rnd[7];
+	int	tries, e;
+
+	if (!x->unnamed)
+		return (renameat(x->dirfd, x->temp, x->dirfd, x->base));
+	if (file_link_unnamed(x, x->base) == 0)
+		return (0);
+	if (errno != EEXIST)
+		return (-1);
+	for (tries = 0;; tries++) {
+		util_random_hex(rnd, sizeof rnd);
+		snprintf(name, sizeof name, "%s%s", FILE_TEMP_PREFIX, rnd);
+		if (file_link_unnamed(x, name) == 0)
+			break;
+		if (errno != EEXIST || tries == 100)
+			return (-1);
+	}
+	if (renameat(x->dirfd, name, x->dirfd, x->base) == -1) {
+		e = errno;
+		unlinkat(x->dirfd, name, 0);
+		errno = e;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Every byte is written: flush, set the mode, rename, reply. */
+static void
+file_put_commit(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	char			 hex[65];
+
+	if (x->expect != x->size && ftruncate(x->fd, (off_t)x->size) == -1) {
+		file_fail_errno(j, errno, "truncate");
+		return;
+	}
+	if (fchmod(x->fd, x->mode) == -1) {
+		file_fail_errno(j, errno, "chmod");
+		return;
+	}
+	if (fsync(x->fd) == -1) {
+		file_fail_errno(j, errno, "fsync");
+		return;
+	}
+	if (file_publish(x) == -1) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	free(x->temp);
+	x->temp = NULL;		/* it is the target now */
+	if (fsync(x->dirfd) == -1 && errno != EINVAL)
+		log_warn("%s: fsync %s", __func__, x->dir);
+	x->done = 1;
+	file_close(x);
+	file_digest(x, hex);
+	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
+	    (unsigned long long)x->size);
+	job_set_end(j, json_pack("{s:I, s:s}", "size", (json_int_t)x->size,
+	    "sha256", hex));
+}
+
+/*
+ * Write what is buffered, then acknowledge it: the controller's window
+ * opens only for bytes that are in the file. -1 with errno on failure.
+ */
+static int
+file_put_write(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	size_t			 off = 0;
+	ssize_t			 n;
+
+	while (off < x->wlen) {
+		n = write(x->fd, x->wbuf + off, x->wlen - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return (-1);
+		}
+		off += (size_t)n;
+	}
+	x->size += x->wlen;
+	j->in_done += x->wlen;
+	x->wlen = 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* Start writeback as we go, so the final fsync has little left. */
+	if (x->size - x->synced >= FILE_SYNC_EVERY) {
+		sync_file_range(x->fd, (off_t)x->synced,
+		    (off_t)(x->size - x->synced), SYNC_FILE_RANGE_WRITE);
+		x->synced = x->size;
+	}
+#endif
+	job_ack_input(j);
+	return (0);
+}
+
+/* Commit once the input's end is known and all of it arrived. */
+static void
+file_put_check_done(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+
+	if (x == NULL || x->done || !j->in_eof_set || j->in_off < j->in_eof_at)
+		return;
+	if (file_put_write(j) == -1)
+		file_fail_errno(j, errno, NULL);
+	else
+		file_put_commit(j);
+}
+
+/*
+ * job_ops.input: hash, and write in batches (input comes in frames of
+ * any size, often small).
+ */
+static void
+file_put_input(struct job *j, const uint8_t *data, size_t len)
+{
+	struct file_xfer	*x = j->data;
+	size_t			 n;
+
+	if (x == NULL || x->done) {
+		j->in_done += len;	/* failed: the rest is dropped */
+		job_ack_input(j);
+		return;
+	}
+	if (EVP_DigestUpdate(x->md, data, len) != 1)
+		fatalx("EVP_DigestUpdate");
+	if (x->wbuf == NULL)
+		x->wbuf = xmalloc(FILE_WRITE_BATCH);
+	while (len > 0) {
+		n = FILE_WRITE_BATCH - x->wlen;
+		if (n > len)
+			n = len;
+		memcpy(x->wbuf + x->wlen, data, n);
+		x->wlen += n;
+		data += n;
+		len -= n;
+		if (x->wlen == FILE_WRITE_BATCH && file_put_write(j) == -1) {
+			file_fail_errno(j, errno, NULL);
+			return;
+		}
+	}
+	file_put_check_done(j);
+}
+
+/* job_ops.input_eof: the input ends at j->in_eof_at. */
+static void
+file_put_input_eof(struct job *j)
+{
+	file_put_check_done(j);
+}
+
+/* Split the put's path into folder and name; -1 if it names a folder. */
+static int
+file_put_split(struct file_xfer *x)
+{
+	const char	*slash = strrchr(x->path, '/');
+
+	if (slash[1] == '\0' || strcmp(slash + 1, ".") == 0 ||
+	    strcmp(slash + 1, "..") == 0)
+		return (-1);
+	x->base = xstrdup(slash + 1);
+	if (slash == x->path)
+		x->dir = xstrdup("/");
+	else
+		x->dir = xstrndup(x->path, (size_t)(slash - x->path));
+	return (0);
+}
+
+/* Start a put: check, make folders, open the temporary file. */
+static void
+file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
+{
+	json_t		*v;
+	struct stat	 st;
+	char		*failed = NULL;
+	int		 e;
+
+	x->mode = 0644;
+	if (json_is_integer(v = json_object_get(msg, "mode")))
+		x->mode = (mode_t)(json_integer_value(v) & 07777);
+	if (json_is_integer(v = json_object_get(msg, "size")) &&
+	    json_integer_value(v) > 0)
+		x->expect = (uint64_t)json_integer_value(v);
+	if (!file_allowed(x->path, 0)) {
+		file_fail(j, "denied", 0, "outside the worker's root %s",
+		    file_root());
+		return;
+	}
+	if (file_put_split(x) == -1) {
+		file_fail_errno(j, EISDIR, NULL);
+		return;
+	}
+	if (json_is_true(json_object_get(msg, "mkdir"))) {
+		if (file_mkdirs(x->dir, &failed) == -1) {
+			e = errno;
+			file_fail(j, "io_error", e, "mkdir %s: %s", failed,
+			    strerror(e));
+			free(failed);
+			return;
+		}
+		if (!file_allowed(x->path, 0)) {
+			file_fail(j, "denied", 0, "outside the worker's root "
+			    "%s", file_root());
+			return;
+		}
+	}
+	x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (x->dirfd == -1) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		file_fail_errno(j, EISDIR, NULL);
+		return;
+	}
+	if (file_temp_create(x) == -1) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+#ifdef __linux__
+	/* Claim the space now: a full disk fails before the bytes flow. */
+	if (x->expect > 0 && fallocate(x->fd, 0, 0, (off_t)x->expect) == -1 &&
+	    (errno == ENOSPC || errno == EFBIG || errno == EDQUOT)) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+#endif
+	log_debug("channel %u: put %s (%llu bytes, mode %04o%s)", j->ch,
+	    x->path, (unsigned long long)x->expect, (unsigned)x->mode,
+	    x->unnamed ? "" : ", named temp");
+	/* An empty put may have had its eof already: nothing to wait for. */
+	file_put_check_done(j);
+}
+
+/* ---- get ---- */
+
+/* Everything is read: the end carries the size, mode and digest. */
+static void
+file_get_finish(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	char			 hex[65];
+
+	x->done = 1;
+	file_close(x);
+	file_digest(x, hex);
+	j->out[WIRE_OUT].eof = 1;
+	log_debug("channel %u: get %s: %llu bytes sent", j->ch, x->path,
+	    (unsigned long long)x->sent);
+	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size",
+	    (json_int_t)x->size, "mode", (int)x->mode, "sha256", hex));
+}
+
+/* Read a bounded batch while the window has room; re-arm for more. */
+static void
+file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct job		*j = arg;
+	struct file_xfer	*x = j->data;
+	struct evbuffer		*buf = j->out[WIRE_OUT].buf;
+	struct evbuffer_iovec	 vec;
+	size_t			 room, want;
+	ssize_t			 n;
+	int			 i;
+
+	for (i = 0; i < FILE_GET_BATCH && x->left > 0; i++) {
+		if ((room = job_stream_room(j, WIRE_OUT)) == 0)
+			return;		/* file_get_acked goes on */
+		want = room < WIRE_CHUNK ? room : WIRE_CHUNK;
+		if (want > x->left)
+			want = (size_t)x->left;
+		if (evbuffer_reserve_space(buf, (ssize_t)want, &vec, 1) < 1)
+			fatalx("evbuffer_reserve_space");
+		n = pread(x->fd, vec.iov_base, want, (off_t)x->pos);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			file_fail_errno(j, errno, "read");
+			return;
+		}
+		if (n == 0) {		/* shorter than it was */
+			x->left = 0;
+			break;
+		}
+		if (EVP_DigestUpdate(x->md, vec.iov_base, (size_t)n) != 1)
+			fatalx("EVP_DigestUpdate");
+		vec.iov_len = (size_t)n;
+		evbuffer_commit_space(buf, &vec, 1);
+		x->pos += (uint64_t)n;
+		x->sent += (uint64_t)n;
+		if (x->left != FILE_LEFT_UNKNOWN)
+			x->left -= (uint64_t)n;
+		else if (x->size < x->pos)
+			x->size = x->pos;
+		if (x->max != 0 && x->sent > x->max) {
+			file_fail(j, "too_large", 0, "more than the inline "
+			    "limit of %llu bytes (use raw)",
+			    (unsigned long long)x->max);
+			return;
+		}
+		job_flush(j);
+	}
+	if (x->left == 0) {
+		file_get_finish(j);
+		return;
+	}
+	if (job_stream_room(j, WIRE_OUT) > 0)
+		event_active(x->ev, EV_TIMEOUT, 0);
+}
+
+/* job_ops.acked: the window opened again. */
+static void
+file_get_acked(struct job *j, int s)
+{
+	struct file_xfer	*x = j->data;
+
+	if (x != NULL && s == WIRE_OUT && !x->done && x->ev != NULL && x->left > 0)
+		event_active(x->ev, EV_TIMEOUT, 0);
+}
+
+/* Start a get: open, check, plan the range. */
+static void
+file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
+{
+	json_t		*v;
+	struct stat	 st;
+	uint64_t	 offset = 0, length = FILE_LEFT_UNKNOWN;
+
+	if (json_is_integer(v = json_object_get(msg, "offset")) &&
+	    json_integer_value(v) > 0)
+		offset = (uint64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(msg, "length")) &&
+	    json_integer_value(v) >= 0)
+		length = (uint64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(msg, "max")) &&
+	    json_integer_value(v) > 0)
+		x->max = (uint64_t)json_integer_value(v);
+	if (!file_allowed(x->path, 1)) {
+		file_fail(j, "denied", 0, "outside the worker's root %s",
+		    file_root());
+		return;
+	}
+	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (x->fd == -1) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (fstat(x->fd, &st) == -1) {
+		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		file_fail_errno(j, EISDIR, NULL);
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		file_fail(j, "io_error", EINVAL, "not a regular file");
+		return;
+	}
+	x->size = (uint64_t)st.st_size;
+	x->mode = st.st_mode & 07777;
+	x->pos = offset;
+	if (st.st_size == 0)		/* /proc and the like: read to EOF */
+		x->left = length;
+	else {
+		x->left = offset < x->size ? x->size - offset : 0;
+		if (length < x->left)
+			x->left = length;
+	}
+	if (x->max != 0 && x->left != FILE_LEFT_UNKNOWN && x->left > x->max) {
+		file_fail(j, "too_large", 0, "%llu bytes is over the inline "
+		    "limit of %llu (use raw)", (unsigned long long)x->left,
+		    (unsigned long long)x->max);
+		return;
+	}
+#ifdef POSIX_FADV_SEQUENTIAL
+	posix_fadvise(x->fd, (off_t)offset, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+	log_debug("channel %u: get %s (offset %llu)", j->ch, x->path,
+	    (unsigned long long)offset);
+	j->out[WIRE_OUT].eof = 0;
+	x->ev = event_new(ev_base, -1, 0, file_get_read_cb, j);
+	event_active(x->ev, EV_TIMEOUT, 0);
+}
+
+/* ---- entry points ---- */
+
+/* An open of kind CHAN_PUT or CHAN_GET on channel ch. */
+void
+worker_file_open(uint32_t ch, int kind, json_t *msg)
+{
+	struct job		*j;
+	struct file_xfer	*x;
+	const char		*path, *handle;
+
+	j = job_create(ch, kind, kind == CHAN_PUT ? &file_put_ops :
+	    &file_get_ops);
+	if ((handle = json_string_value(json_object_get(msg, "handle"))) !=
+	    NULL)
+		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	path = json_string_value(json_object_get(msg, "path"));
+	if (path == NULL || *path != '/') {
+		job_fail(j, "bad_request", 0, "field 'path' must be an "
+		    "absolute path");
+		return;
+	}
+	x = file_xfer_create(j, kind == CHAN_PUT ? "put" : "get", path);
+	if (kind == CHAN_PUT)
+		file_put_open(j, x, msg);
+	else
+		file_get_open(j, x, msg);
+}
+
+/* The stat RPC: what lstat says about a path. */
 void
 worker_file_stat(json_t *msg)
 {
-	worker_reply_error(msg, "unknown_op", 0, "stat is not available yet");
+	const char	*path, *type;
+	struct stat	 st;
+	int		 e;
+
+	path = json_string_value(json_object_get(msg, "path"));
+	if (path == NULL || *path != '/') {
+		worker_reply_error(msg, "bad_request", 0, "field 'path' must "
+		    "be an absolute path");
+		return;
+	}
+	if (!file_allowed(path, 0)) {
+		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
+		    "the worker's root %s", path, worker_opts.id, file_root());
+		return;
+	}
+	if (lstat(path, &st) == -1) {
+		e = errno;
+		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
+		    path, worker_opts.id, strerror(e));
+		return;
+	}
+	if (S_ISREG(st.st_mode))
+		type = "file";
+	else if (S_ISDIR(st.st_mode))
+		type = "dir";
+	else if (S_ISLNK(st.st_mode))
+		type = "link";
+	else
+		type = "other";
+	worker_reply(msg, json_pack("{s:b, s:s, s:I, s:i, s:I}", "ok", 1,
+	    "type", type, "size", (json_int_t)st.st_size,
+	    "mode", (int)(st.st_mode & 07777),
+	    "mtime", (json_int_t)st.st_mtime));
 }

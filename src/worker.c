@@ -357,6 +357,8 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 		goto fail;
 	}
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	/* The handshake deadline is over: pings watch the link from now. */
+	bufferevent_set_timeouts(bev, NULL, NULL);
 	dial_bev = NULL;
 	link_ws = ws_conn_create(bev, 0, &link_callbacks, NULL,
 	    worker_opts.ping_interval, worker_opts.ping_timeout);

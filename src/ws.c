@@ -262,6 +262,9 @@ ws_conn_create(struct bufferevent *bev, int server,
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
 	bufferevent_setwatermark(bev, EV_READ, 0, WIRE_MAX_MSG);
 	bufferevent_setwatermark(bev, EV_WRITE, WS_OUT_LOW, 0);
+	/* libevent moves 16 KiB per call by default: too little for bulk. */
+	bufferevent_set_max_single_read(bev, WIRE_CHUNK);
+	bufferevent_set_max_single_write(bev, WIRE_CHUNK);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 
 	ws->ping = event_new(ev_base, -1, EV_PERSIST, ws_ping_cb, ws);

@@ -1,7 +1,9 @@
 """Integration test harness for sandd (stdlib only).
 
 Runs real `sandd serve` and `sandd worker` processes in a private temporary
-folder, talks to the control socket, and cleans everything up on every path.
+folder, talks to the control socket, and cleans everything up on every path
+(process groups are killed; any process still carrying the cluster's
+environment marker is killed too; daemon logs are kept for failure output).
 
     import harness as h
     with h.Cluster(workers={"w1": {"role": "a"}}) as c:
@@ -9,10 +11,30 @@ folder, talks to the control socket, and cleans everything up on every path.
         r = ctl.call({"op": "exec", "worker": "w1", "cmd": "echo hi"})
     h.run_main(globals())
 
+Beyond the API in the brief:
+    h.T(s)                      scale a deadline by $SANDD_TEST_TIMEOUT
+    h.ok(r) / h.err(r, code)    assert a final reply; return it
+    h.out(msg, "stdout")        bytes of a text/bytes field (or its _b64)
+    h.is_final(msg)             "ok" present and not an event
+    h.wait_for(pred, timeout)   poll until pred() is true
+    h.run_sandd(args)           run the binary, CompletedProcess (bytes)
+    h.http_get(port, path, tls=, ca=) -> (status, headers, body)
+    h.gen_certs(dir)            CA + server/client certs via openssl CLI
+    h.free_port()
+    Cluster(tls=True|"mutual", token=True|"TOKEN", wait=True)
+    c.proxy() -> Proxy          TCP proxy to cut worker links: drop(),
+                                refuse(on); start_worker(..., url=p.url)
+    c.run(args)                 client subcommand with SANDD_CONTROL set
+    c.stop_server(sig), c.wait_worker(name), c.log("serve"|"worker-NAME")
+    c.certs, c.token_value, c.workers[name] (Popen), c.serve (Popen)
+    ctl.collect(id) -> (events, final) for a request sent with send()
+    ctl.recv_until(pred) -> (skipped, msg); ctl.at_eof(); ctl.shutdown_write()
+
 Environment:
     SANDD_BIN           the binary (default: <repo>/sandd)
     SANDD_TEST_TIMEOUT  multiplier for every deadline (e.g. 3 for ASan builds)
     SANDD_KEEP_TMP      keep the temporary folders (for debugging)
+A sanitizer report (ASan/UBSan/LSan) in a daemon log fails the test.
 """
 
 import base64

@@ -519,4 +519,15 @@ def test_max_line_accepts_size_suffix():
         h.err(ctl.recv(timeout=20), "too_large")
 
 
+def test_half_close_with_pending_wait_gets_its_reply_then_eof():
+    with h.Cluster(workers={}) as c:
+        ctl = c.connect()
+        ctl.send({"op": "wait", "worker": "nobody", "timeout": 1, "id": "w"})
+        ctl.shutdown_write()
+        r = ctl.recv(timeout=10)
+        assert r["id"] == "w", r
+        h.err(r, "timeout")
+        assert ctl.at_eof(timeout=5)
+
+
 h.run_main(globals())

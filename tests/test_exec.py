@@ -1149,4 +1149,16 @@ def test_execs_running_returns_to_zero():
         assert w["running"] == 0, w
 
 
+def test_broadcast_to_twenty_workers():
+    names = ["n%02d" % i for i in range(20)]
+    with h.Cluster(workers={n: {"fleet": "x"} for n in names}) as c:
+        ctl = c.connect()
+        r = h.ok(ctl.call({"op": "workers", "labels": {"fleet": "x"}}))
+        assert len(r["workers"]) == 20, r
+        fin = h.ok(ctl.call({"op": "exec", "labels": {"fleet": "x"},
+                             "cmd": "echo $$"}, timeout=60))
+        assert sorted(x["worker"] for x in fin["results"]) == names
+        assert all(x["ok"] and x["exit_code"] == 0 for x in fin["results"])
+
+
 h.run_main(globals())
