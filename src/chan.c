@@ -290,6 +290,9 @@ chan_resume(struct chan *c, json_t *a)
 	json_t		*out = json_object_get(a, "out");
 	int		s;
 
+	/* An adopted channel's input goes on from what the worker has. */
+	if (c->in_base == 0 && evbuffer_get_length(c->in) == 0 && in > 0)
+		c->in_base = c->in_sent = in;
 	if (in > c->in_base && in <= c->in_base + evbuffer_get_length(c->in))
 		chan_input_acked(c, in);
 	c->in_sent = c->in_base;

@@ -783,6 +783,8 @@ job_list_json(void)
 		    "detached", (j->flags & JOB_DETACHED) != 0);
 		if (*j->handle != '\0')
 			json_object_set_new(a, "handle", json_string(j->handle));
+		if (j->in_fd != -1 && !j->in_eof_set)
+			json_object_set_new(a, "stdin_open", json_true());
 		if (j->ops != NULL && j->ops->describe != NULL)
 			j->ops->describe(j, a);
 		json_array_append_new(list, a);

@@ -422,6 +422,8 @@ worker_adopt(struct worker *w, json_t *a)
 		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
 		snprintf(c->handle, sizeof c->handle, "%s", handle);
 		c->flags |= CHAN_HANDLE;
+		if (json_is_true(json_object_get(a, "stdin_open")))
+			c->flags |= CHAN_STDIN_OPEN;
 		chan_resume(c, a);
 		log_info("worker %s: adopted %s %s", w->id,
 		    kind == CHAN_SESSION ? "session" : "exec", handle);
