@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,6 +70,8 @@ static void	 file_put_input_eof(struct job *);
 static void	 file_get_acked(struct job *, int);
 static void	 file_forget(struct job *);
 static void	 file_free(struct job *);
+static void	 file_fail(struct job *, const char *, int, const char *, ...)
+		     __attribute__((format(printf, 4, 5)));
 
 static const struct job_ops file_put_ops = {
 	NULL, NULL, NULL, file_put_input, file_put_input_eof, NULL,
@@ -171,6 +174,26 @@ file_allowed(const char *path, int follow)
 	}
 	free(p);
 	return (ok);
+}
+
+/*
+ * Is what fd opened inside the root? Checked again after opening, so a
+ * folder swapped for a symlink meanwhile does not lead out. Without
+ * /proc there is nothing more to check.
+ */
+static int
+file_fd_allowed(int fd)
+{
+	char	proc[64], real[PATH_MAX];
+	ssize_t	n;
+
+	if (file_root() == NULL)
+		return (1);
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if ((n = readlink(proc, real, sizeof real - 1)) <= 0)
+		return (1);
+	real[n] = '\0';
+	return (*real != '/' || file_inside(real));
 }
 
 /* A new transfer for job j. */
@@ -641,6 +664,11 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		file_fail_errno(j, errno, NULL);
 		return;
 	}
+	if (!file_fd_allowed(x->dirfd)) {
+		file_fail(j, "denied", 0, "outside the worker's root %s",
+		    file_root());
+		return;
+	}
 	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISDIR(st.st_mode)) {
 		file_fail_errno(j, EISDIR, NULL);
@@ -779,6 +807,11 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 		file_fail_errno(j, errno, NULL);
 		return;
 	}
+	if (!file_fd_allowed(x->fd)) {
+		file_fail(j, "denied", 0, "outside the worker's root %s",
+		    file_root());
+		return;
+	}
 	if (fstat(x->fd, &st) == -1) {
 		file_fail_errno(j, errno, NULL);
 		return;
@@ -823,10 +856,19 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 void
 worker_file_open(uint32_t ch, int kind, json_t *msg)
 {
+	static int		 once;
 	struct job		*j;
 	struct file_xfer	*x;
 	const char		*path, *handle;
 
+	/*
+	 * Past RLIMIT_FSIZE a write should fail with EFBIG, not kill the
+	 * worker (children get every signal reset by spawn).
+	 */
+	if (!once) {
+		signal(SIGXFSZ, SIG_IGN);
+		once = 1;
+	}
 	j = job_create(ch, kind, kind == CHAN_PUT ? &file_put_ops :
 	    &file_get_ops);
 	if ((handle = json_string_value(json_object_get(msg, "handle"))) !=
