@@ -215,6 +215,14 @@ chan_input(struct chan *c, const void *data, size_t len)
 	chan_flush_input(c);
 }
 
+/* Move n bytes of src into the channel's input, without copying them. */
+void
+chan_input_buffer(struct chan *c, struct evbuffer *src, size_t n)
+{
+	evbuffer_remove_buffer(src, c->in, n);
+	chan_flush_input(c);
+}
+
 /* No more input after what is queued. */
 void
 chan_input_eof(struct chan *c)
@@ -237,7 +245,6 @@ chan_flush_input(struct chan *c)
 	uint64_t	 end = c->in_base + evbuffer_get_length(c->in);
 	uint64_t	 limit = c->in_base + WIRE_WINDOW;
 	size_t		 n;
-	uint8_t		*p;
 	json_t		*m;
 
 	if (!server_worker_connected(c->worker))
@@ -248,10 +255,8 @@ chan_flush_input(struct chan *c)
 		n = (size_t)(limit - c->in_sent);
 		if (n > WIRE_CHUNK)
 			n = WIRE_CHUNK;
-		p = evbuffer_pullup(c->in, (ssize_t)(c->in_sent - c->in_base +
-		    n));
-		server_worker_send_data(c->worker, WIRE_IN, c->ch, c->in_sent,
-		    p + (c->in_sent - c->in_base), n);
+		server_worker_send_buf(c->worker, WIRE_IN, c->ch, c->in_sent,
+		    c->in, (size_t)(c->in_sent - c->in_base), n);
 		c->in_sent += n;
 		server_stats.bytes_out += n;
 	}

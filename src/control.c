@@ -224,7 +224,6 @@ static int
 control_client_payload(struct client *cl, struct evbuffer *in)
 {
 	size_t	 n, avail = evbuffer_get_length(in);
-	uint8_t	*p;
 
 	while (cl->payload_left > 0 && avail > 0) {
 		if (cl->sink != NULL &&
@@ -238,11 +237,10 @@ control_client_payload(struct client *cl, struct evbuffer *in)
 		/* Whole chunks: small frames cost more than they carry. */
 		if (cl->sink != NULL && n < WIRE_CHUNK && n < cl->payload_left)
 			break;
-		if (cl->sink != NULL) {
-			p = evbuffer_pullup(in, (ssize_t)n);
-			chan_input(cl->sink, p, n);
-		}
-		evbuffer_drain(in, n);
+		if (cl->sink != NULL)
+			chan_input_buffer(cl->sink, in, n);
+		else
+			evbuffer_drain(in, n);
 		cl->payload_left -= n;
 		avail -= n;
 	}

@@ -156,15 +156,13 @@ job_stream_flush(struct job *j, int s)
 	struct job_stream	*st = &j->out[s];
 	uint64_t		 end = st->base + evbuffer_get_length(st->buf);
 	size_t			 n;
-	uint8_t			*p;
 
 	while (st->sent < end && worker_writable()) {
 		n = (size_t)(end - st->sent);
 		if (n > WIRE_CHUNK)
 			n = WIRE_CHUNK;
-		p = evbuffer_pullup(st->buf, (ssize_t)(st->sent - st->base + n));
-		if (worker_send_data(s, j->ch, st->sent,
-		    p + (st->sent - st->base), n) != 0)
+		if (worker_send_buf(s, j->ch, st->sent, st->buf,
+		    (size_t)(st->sent - st->base), n) != 0)
 			return;
 		st->sent += n;
 	}

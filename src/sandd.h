@@ -155,6 +155,8 @@ void	 ws_conn_free(struct ws_conn *);
 int	 ws_conn_send_json(struct ws_conn *, json_t *);
 int	 ws_conn_send_data(struct ws_conn *, int, uint32_t, uint64_t,
 	     const void *, size_t);
+int	 ws_conn_send_buf(struct ws_conn *, int, uint32_t, uint64_t,
+	     struct evbuffer *, size_t, size_t);
 size_t	 ws_conn_backlog(struct ws_conn *);
 int	 ws_conn_writable(struct ws_conn *);
 void	 ws_conn_close(struct ws_conn *, uint16_t, const char *);
@@ -201,6 +203,8 @@ struct chans *server_worker_chan_list(struct worker *);
 void	 server_worker_send_data(struct worker *, int, uint32_t, uint64_t,
 	     const void *, size_t);
 int	 server_worker_writable(struct worker *);
+void	 server_worker_send_buf(struct worker *, int, uint32_t, uint64_t,
+	     struct evbuffer *, size_t, size_t);
 
 /* chan.c (controller side of one channel) */
 #define CHAN_BUFFERED	0x1	/* collect output for the final reply */
@@ -247,6 +251,7 @@ void	 chan_free(struct chan *);
 void	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
 void	 chan_ack(struct chan *, int);
 void	 chan_input(struct chan *, const void *, size_t);
+void	 chan_input_buffer(struct chan *, struct evbuffer *, size_t);
 void	 chan_input_eof(struct chan *);
 void	 chan_input_acked(struct chan *, uint64_t);
 void	 chan_flush_input(struct chan *);
@@ -386,6 +391,8 @@ void	 worker_send(json_t *);
 int	 worker_connected(void);
 int	 worker_writable(void);
 int	 worker_send_data(int, uint32_t, uint64_t, const void *, size_t);
+int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
+	     size_t);
 size_t	 worker_backlog(void);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
 void	 worker_reply(json_t *, json_t *);

@@ -698,6 +698,15 @@ server_worker_send_data(struct worker *w, int type, uint32_t ch,
 		ws_conn_send_data(w->ws, type, ch, off, data, len);
 }
 
+/* Send len bytes of buf from skip as one binary frame, if the link is up. */
+void
+server_worker_send_buf(struct worker *w, int type, uint32_t ch,
+    uint64_t off, struct evbuffer *buf, size_t skip, size_t len)
+{
+	if (w->state == WORKER_CONNECTED && w->ws != NULL)
+		ws_conn_send_buf(w->ws, type, ch, off, buf, skip, len);
+}
+
 /* May more input be queued to this worker now? */
 int
 server_worker_writable(struct worker *w)

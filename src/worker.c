@@ -132,6 +132,16 @@ worker_send_data(int type, uint32_t ch, uint64_t off, const void *p,
 	return (ws_conn_send_data(link_ws, type, ch, off, p, len));
 }
 
+/* Send len bytes of buf from skip as one binary frame; -1 if down. */
+int
+worker_send_buf(int type, uint32_t ch, uint64_t off, struct evbuffer *buf,
+    size_t skip, size_t len)
+{
+	if (!worker_connected())
+		return (-1);
+	return (ws_conn_send_buf(link_ws, type, ch, off, buf, skip, len));
+}
+
 /* Bytes queued toward the controller. */
 size_t
 worker_backlog(void)

@@ -44,6 +44,8 @@ struct ws_conn {
 static void	ws_conn_closed(struct ws_conn *, const char *);
 static void	ws_conn_pump(struct ws_conn *);
 static void	ws_conn_flush(struct ws_conn *);
+static int	ws_conn_send_frame(struct ws_conn *, int, uint32_t, uint64_t,
+		    const void *, struct evbuffer *, size_t, size_t);
 
 static ssize_t
 ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
@@ -357,7 +359,26 @@ int
 ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
     const void *data, size_t len)
 {
+	return (ws_conn_send_frame(ws, type, ch, off, data, NULL, 0, len));
+}
+
+/*
+ * Queue one binary frame whose payload is len bytes of buf starting at
+ * skip, copied straight out of the buffer (no pullup).
+ */
+int
+ws_conn_send_buf(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+    struct evbuffer *buf, size_t skip, size_t len)
+{
+	return (ws_conn_send_frame(ws, type, ch, off, NULL, buf, skip, len));
+}
+
+static int
+ws_conn_send_frame(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+    const void *data, struct evbuffer *buf, size_t skip, size_t len)
+{
 	struct wslay_event_msg	 m;
+	struct evbuffer_ptr	 pos;
 	uint8_t			*h = ws->scratch;
 	int			 i;
 
@@ -374,7 +395,13 @@ ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
 		h[4 + i] = (uint8_t)(ch >> (24 - 8 * i));
 	for (i = 0; i < 8; i++)
 		h[8 + i] = (uint8_t)(off >> (56 - 8 * i));
-	memcpy(h + WIRE_HDR_LEN, data, len);
+	if (buf != NULL) {
+		if (evbuffer_ptr_set(buf, &pos, skip, EVBUFFER_PTR_SET) != 0 ||
+		    evbuffer_copyout_from(buf, &pos, h + WIRE_HDR_LEN, len) !=
+		    (ev_ssize_t)len)
+			fatalx("%s: range past the buffer", __func__);
+	} else
+		memcpy(h + WIRE_HDR_LEN, data, len);
 	m.opcode = WSLAY_BINARY_FRAME;
 	m.msg = h;
 	m.msg_length = WIRE_HDR_LEN + len;
