@@ -183,6 +183,23 @@ util_json_set_bytes(json_t *obj, const char *name, const void *p, size_t len)
 	return (0);
 }
 
+/* Strict base64: the alphabet, and '=' only as the last one or two. */
+static int
+util_base64_valid(const char *s, size_t len)
+{
+	size_t	i, pad = 0;
+
+	if (len >= 1 && s[len - 1] == '=')
+		pad++;
+	if (len >= 2 && s[len - 2] == '=')
+		pad++;
+	for (i = 0; i < len - pad; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '+' && s[i] != '/')
+			return (0);
+	}
+	return (1);
+}
+
 /*
  * Read bytes from field name or name_b64 of obj into out. Returns 1 if
  * present, 0 if absent, -1 with *cause if ill-typed.
@@ -215,7 +232,7 @@ util_json_get_bytes(json_t *obj, const char *name, struct evbuffer *out,
 	}
 	s = json_string_value(v);
 	len = json_string_length(v);
-	if (len % 4 != 0) {
+	if (len % 4 != 0 || !util_base64_valid(s, len)) {
 		xasprintf(cause, "field '%s' is not valid base64", key);
 		return (-1);
 	}
@@ -401,6 +418,7 @@ util_parse_size(const char *s, size_t *out)
 {
 	char			*end;
 	unsigned long long	 n;
+	int			 shift = 0;
 
 	errno = 0;
 	n = strtoull(s, &end, 10);
@@ -408,20 +426,21 @@ util_parse_size(const char *s, size_t *out)
 		return (-1);
 	switch (*end) {
 	case 'k': case 'K':
-		n <<= 10;
+		shift = 10;
 		end++;
 		break;
 	case 'm': case 'M':
-		n <<= 20;
+		shift = 20;
 		end++;
 		break;
 	case 'g': case 'G':
-		n <<= 30;
+		shift = 30;
 		end++;
 		break;
 	}
-	if (*end != '\0' || n > (unsigned long long)SIZE_MAX / 2)
+	if (*end != '\0' || n > ((unsigned long long)SIZE_MAX / 2) >> shift)
 		return (-1);
+	n <<= shift;
 	*out = (size_t)n;
 	return (0);
 }
