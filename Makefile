@@ -33,8 +33,8 @@ ASAN_CC	?= clang
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	     -fno-sanitize-recover=undefined
 
-.PHONY: all deps asan check unit test test-asan demo bench install clean \
-	lint-man
+.PHONY: all deps asan check unit fuzz test test-asan demo bench install \
+	clean lint-man
 
 all: sandd
 
@@ -58,13 +58,17 @@ build/asan/%.o: src/%.c $(HDRS)
 	$(ASAN_CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
 	    -c -o $@ $<
 
-build/unit/%: tests/unit/%.c $(LIB_OBJS)
+build/unit/%: tests/unit/%.c tests/unit/stubs.h $(LIB_OBJS)
 	@mkdir -p build/unit
 	$(ASAN_CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
 	    -Isrc -o $@ $< $(LIB_OBJS) $(LIBS)
 
 unit: $(UNIT_BINS)
 	@sh tests/unit/run.sh $(UNIT_BINS)
+
+# A short libFuzzer run of every parser of peer input.
+fuzz:
+	@sh tests/fuzz/run.sh
 
 lint-man:
 	@for m in man/*.[0-9]; do mandoc -Tlint -W warning $$m || exit 1; done
@@ -74,6 +78,7 @@ lint-man:
 check: deps
 	$(MAKE) all asan
 	$(MAKE) unit
+	$(MAKE) fuzz
 	$(MAKE) lint-man
 	SANDD_BIN=$(CURDIR)/sandd-asan python3 tests/run.py
 

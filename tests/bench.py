@@ -1,0 +1,869 @@
+#!/usr/bin/env python3
+"""sandd benchmark: `make bench` (python3 tests/bench.py).
+
+Starts a real `sandd serve` and one `sandd worker` on 127.0.0.1 in a private
+temporary folder (tests/harness.py), then measures and prints:
+
+  - exec round trip of /bin/true (argv form) through the control socket:
+    sequential latency (p50, p99, mean) and execs per second with 1 and
+    with 8 requests pipelined on one connection;
+  - the same command spawned locally from Python (os.posix_spawn + waitpid,
+    and subprocess.run) as a baseline, and the ratios sandd / local;
+  - put and get of a random file with raw payloads, against a plain loopback
+    copy with socat and against scp to a private sshd on 127.0.0.1;
+  - peak RSS (VmHWM) of serve and worker after each section.
+
+Stdlib only. Every section that cannot run prints "n/a (reason)"; the exit
+status is 0 unless the cluster itself cannot start.
+
+Environment (for quick runs): BENCH_N (sequential execs, default 300),
+BENCH_WARMUP (20), BENCH_SECONDS (per throughput run, 5), BENCH_CONC (8),
+BENCH_FILE_MB (1024), SANDD_BIN (the binary), SANDD_KEEP_TMP.
+"""
+
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def _env_int(name, default):
+    try:
+        v = int(os.environ.get(name, default))
+        return v if v > 0 else default
+    except ValueError:
+        return default
+
+
+N = _env_int("BENCH_N", 300)
+WARMUP = _env_int("BENCH_WARMUP", 20)
+SECONDS = _env_int("BENCH_SECONDS", 5)
+CONC = _env_int("BENCH_CONC", 8)
+FILE_MB = _env_int("BENCH_FILE_MB", 1024)
+FILE_SIZE = FILE_MB * 1024 * 1024
+CMD = ["/bin/true"]
+WATCHDOG = 300          # seconds: the whole run is cut off past this
+SOCAT_BLOCK = 262144    # socat -b, same as one sandd wire chunk
+WORKER = "bench1"
+
+
+class Watchdog(BaseException):
+    """The whole run took too long (not caught by per-section handlers)."""
+
+
+class NotAvailable(Exception):
+    """A section cannot be measured here; the message says why."""
+
+
+# ---------------------------------------------------------------- helpers
+
+def pct(sorted_vals, p):
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, int(math.ceil(p / 100.0 * len(sorted_vals))) - 1)
+    return sorted_vals[k]
+
+
+def lat_stats(samples):
+    """(p50, p99, mean) in milliseconds from samples in seconds."""
+    s = sorted(samples)
+    return (pct(s, 50) * 1e3, pct(s, 99) * 1e3,
+            sum(s) / len(s) * 1e3 if s else float("nan"))
+
+
+def vmhwm(pid):
+    """Peak resident set size of pid in KiB (VmHWM), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_secs(pid):
+    """User + system CPU seconds used so far by pid, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / \
+            float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuMeter:
+    """CPU seconds used by this client, serve and the worker over a span."""
+
+    def __init__(self, cl):
+        self.pids = (cl.serve.pid, cl.workers[WORKER].pid)
+        self.t0 = (time.process_time(),) + tuple(cpu_secs(p)
+                                                 for p in self.pids)
+
+    def done(self):
+        t1 = (time.process_time(),) + tuple(cpu_secs(p) for p in self.pids)
+        return tuple(None if a is None or b is None else b - a
+                     for a, b in zip(self.t0, t1))
+
+
+def fmt_kib(k):
+    return "n/a" if k is None else "%.1f MiB" % (k / 1024.0)
+
+
+def fmt(v, spec="%.3f"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return spec % v
+
+
+def ratio(a, b):
+    if a is None or b is None or not b or \
+            (isinstance(a, float) and math.isnan(a)) or \
+            (isinstance(b, float) and math.isnan(b)):
+        return None
+    return a / b
+
+
+def listening(port):
+    """Is something listening on 127.0.0.1:port (per /proc/net/tcp)?"""
+    want = ":%04X" % port
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1].endswith(want) and parts[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def wait_listen(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        if proc.poll() is not None:
+            raise NotAvailable("exited with status %s before listening"
+                               % proc.returncode)
+        if time.monotonic() > deadline:
+            raise NotAvailable("not listening on port %d in time" % port)
+        time.sleep(0.01)
+
+
+def stop_group(p, grace=3):
+    """SIGTERM a process group we started, then SIGKILL."""
+    if p is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            p.wait(grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def rm(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- control
+
+class Conn:
+    """A lean control-socket client: JSON lines plus raw payloads, with
+    payloads streamed to a file descriptor instead of kept in memory."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(120)
+        self.sock.connect(path)
+        self.buf = bytearray()
+        self.chunk = bytearray(1 << 20)
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, obj):
+        self.sock.sendall(json.dumps(obj, separators=(",", ":")).encode()
+                          + b"\n")
+
+    def _fill(self):
+        n = self.sock.recv_into(self.chunk)
+        if n == 0:
+            raise EOFError("server closed the control connection")
+        self.buf += memoryview(self.chunk)[:n]
+
+    def recv(self, sink=None):
+        """Next message. A raw payload that follows it is written to the
+        file descriptor sink (or dropped); its size is in msg["bytes"]."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                break
+            self._fill()
+        msg = json.loads(bytes(self.buf[:i]))
+        del self.buf[:i + 1]
+        n = msg.get("bytes") if isinstance(msg, dict) else None
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            take = min(n, len(self.buf))
+            if sink is not None and take:
+                os.write(sink, self.buf[:take])
+            del self.buf[:take]
+            left = n - take
+            view = memoryview(self.chunk)
+            while left > 0:
+                k = self.sock.recv_into(view[:min(left, len(self.chunk))])
+                if k == 0:
+                    raise EOFError("server closed mid-payload")
+                if sink is not None:
+                    mv = view[:k]
+                    while mv:
+                        w = os.write(sink, mv)
+                        mv = mv[w:]
+                left -= k
+        return msg
+
+    def final(self, rid, sink=None):
+        """Read until the final reply of request rid; return it."""
+        while True:
+            m = self.recv(sink)
+            if m.get("id") == rid and "ok" in m and "event" not in m:
+                return m
+
+
+def check_op(reply, what):
+    """Raise NotAvailable for unknown_op, RuntimeError for other errors."""
+    if reply.get("ok") is True:
+        return reply
+    code = (reply.get("error") or {}).get("code")
+    if code == "unknown_op":
+        raise NotAvailable("not available")
+    raise RuntimeError("%s failed: %s" % (what, json.dumps(reply)[:300]))
+
+
+# ---------------------------------------------------------------- exec
+
+def exec_req(rid):
+    return {"op": "exec", "id": rid, "worker": WORKER, "argv": CMD}
+
+
+def sandd_latency(control):
+    c = Conn(control)
+    try:
+        samples = []
+        for i in range(WARMUP + N):
+            t0 = time.perf_counter()
+            c.send(exec_req(i))
+            r = c.final(i)
+            dt = time.perf_counter() - t0
+            check_op(r, "exec")
+            if r.get("exit_code") != 0:
+                raise RuntimeError("exec /bin/true: %r" % r)
+            if i >= WARMUP:
+                samples.append(dt)
+        return lat_stats(samples)
+    finally:
+        c.close()
+
+
+def sandd_throughput(control, conc, seconds):
+    """Execs per second with conc requests in flight on one connection."""
+    c = Conn(control)
+    try:
+        rid = 0
+        inflight = 0
+        done = 0
+        t0 = time.perf_counter()
+        end = t0 + seconds
+        for _ in range(conc):
+            c.send(exec_req(rid))
+            rid += 1
+            inflight += 1
+        last = t0
+        while inflight > 0:
+            m = c.recv()
+            if "ok" not in m or "event" in m:
+                continue
+            check_op(m, "exec")
+            inflight -= 1
+            done += 1
+            last = time.perf_counter()
+            if last < end:
+                c.send(exec_req(rid))
+                rid += 1
+                inflight += 1
+        return done / (last - t0), done
+    finally:
+        c.close()
+
+
+def local_spawn_latency():
+    samples = []
+    env = dict(os.environ)
+    for i in range(WARMUP + N):
+        t0 = time.perf_counter()
+        pid = os.posix_spawn(CMD[0], CMD, env)
+        os.waitpid(pid, 0)
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - t0)
+    return lat_stats(samples)
+
+
+def local_subprocess_latency():
+    samples = []
+    for i in range(WARMUP + N):
+        t0 = time.perf_counter()
+        subprocess.run(CMD)
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - t0)
+    return lat_stats(samples)
+
+
+def local_spawn_throughput(conc, seconds):
+    """posix_spawn with conc children running; waits oldest first (never
+    waitpid(-1): the daemons are our children too)."""
+    env = dict(os.environ)
+    pids = []
+    done = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    for _ in range(conc):
+        pids.append(os.posix_spawn(CMD[0], CMD, env))
+    last = t0
+    while pids:
+        os.waitpid(pids.pop(0), 0)
+        done += 1
+        last = time.perf_counter()
+        if last < end:
+            pids.append(os.posix_spawn(CMD[0], CMD, env))
+    return done / (last - t0), done
+
+
+def local_subprocess_throughput(conc, seconds):
+    procs = []
+    done = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    for _ in range(conc):
+        procs.append(subprocess.Popen(CMD))
+    last = t0
+    while procs:
+        procs.pop(0).wait()
+        done += 1
+        last = time.perf_counter()
+        if last < end:
+            procs.append(subprocess.Popen(CMD))
+    return done / (last - t0), done
+
+
+# ---------------------------------------------------------------- files
+
+def make_file(path, size):
+    rnd = random.Random(0x5a4dd)
+    step = 16 << 20
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(step, left)
+            f.write(rnd.randbytes(n))
+            left -= n
+
+
+def sandd_put(control, src, dst, size, want_sha):
+    c = Conn(control)
+    try:
+        t0 = time.perf_counter()
+        c.send({"op": "put", "id": "put", "worker": WORKER, "path": dst,
+                "bytes": size})
+        with open(src, "rb") as f:
+            c.sock.sendfile(f)
+        r = c.final("put")
+        dt = time.perf_counter() - t0
+        check_op(r, "put")
+        if r.get("size") != size or r.get("sha256") != want_sha:
+            raise RuntimeError("put: size/sha256 differ: %r" % r)
+        return dt
+    finally:
+        c.close()
+
+
+def sandd_get(control, src, dst, size, want_sha):
+    c = Conn(control)
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        t0 = time.perf_counter()
+        c.send({"op": "get", "id": "get", "worker": WORKER, "path": src,
+                "raw": True})
+        r = c.final("get", sink=fd)
+        dt = time.perf_counter() - t0
+        check_op(r, "get")
+        if r.get("size") != size or r.get("sha256") != want_sha:
+            raise RuntimeError("get: size/sha256 differ: %r" % r)
+        return dt
+    finally:
+        os.close(fd)
+        c.close()
+
+
+def socat_copy(src, dst, size):
+    if shutil.which("socat") is None:
+        raise NotAvailable("socat not found")
+    port = h.free_port()
+    recv = subprocess.Popen(
+        ["socat", "-u", "-b", str(SOCAT_BLOCK),
+         "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr" % port,
+         "OPEN:%s,creat,trunc,wronly" % dst],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        wait_listen(port, recv)
+        t0 = time.perf_counter()
+        send = subprocess.run(
+            ["socat", "-u", "-b", str(SOCAT_BLOCK), "OPEN:%s,rdonly" % src,
+             "TCP:127.0.0.1:%d" % port],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        recv.wait(120)
+        dt = time.perf_counter() - t0
+        if send.returncode != 0 or recv.returncode != 0:
+            raise RuntimeError("socat failed: %s" % send.stderr[-300:])
+        if os.path.getsize(dst) != size:
+            raise RuntimeError("socat copied %d bytes" % os.path.getsize(dst))
+        # sandd's put flushes the file before it replies: time that too.
+        t1 = time.perf_counter()
+        fd = os.open(dst, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return dt, dt + time.perf_counter() - t1
+    finally:
+        stop_group(recv)
+
+
+class Sshd:
+    """A private sshd on 127.0.0.1 with a generated host key and an
+    authorized key, all in a temporary folder."""
+
+    SSHD = "/usr/sbin/sshd"
+
+    def __init__(self, folder):
+        self.dir = folder
+        self.proc = None
+
+    def start(self):
+        if not os.path.exists(self.SSHD):
+            raise NotAvailable("%s not found" % self.SSHD)
+        for tool in ("ssh-keygen", "scp", "ssh"):
+            if shutil.which(tool) is None:
+                raise NotAvailable("%s not found" % tool)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        p = lambda n: os.path.join(self.dir, n)
+        for key in ("host_key", "user_key"):
+            r = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                                "-f", p(key)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+            if r.returncode != 0:
+                raise NotAvailable("ssh-keygen failed: %s" % r.stdout[-200:])
+        shutil.copy(p("user_key.pub"), p("authorized_keys"))
+        os.chmod(p("authorized_keys"), 0o600)
+        self.key = p("user_key")
+        self.port = h.free_port()
+        with open(p("sshd_config"), "w") as f:
+            f.write("""Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+""" % (self.port, p("host_key"), p("sshd.pid"), p("authorized_keys")))
+        self.note = ""
+        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+            # sshd refuses to start as root without its privilege
+            # separation folder (the package normally makes it at boot).
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+            self.note = "created /run/sshd (sshd's privsep folder)"
+        self.log = open(p("sshd.log"), "wb")
+        self.proc = subprocess.Popen([self.SSHD, "-D", "-e", "-f",
+                                      p("sshd_config")],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        try:
+            wait_listen(self.port, self.proc)
+        except NotAvailable as e:
+            raise NotAvailable("sshd %s: %s" % (e, self.tail()))
+        # One login first, so that scp timings do not include a failure.
+        r = subprocess.run(self.ssh_base("ssh") + ["-p", str(self.port),
+                                                   self.target(), "true"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        if r.returncode != 0:
+            raise NotAvailable("ssh login failed: %s" %
+                               r.stdout.decode(errors="replace")[-200:])
+
+    def tail(self):
+        try:
+            with open(os.path.join(self.dir, "sshd.log"), "rb") as f:
+                return f.read()[-300:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def ssh_base(self, tool):
+        return [tool, "-F", "/dev/null", "-i", self.key, "-o",
+                "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o",
+                "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR"]
+
+    def target(self):
+        import getpass
+        return "%s@127.0.0.1" % getpass.getuser()
+
+    def scp(self, a, b):
+        t0 = time.perf_counter()
+        r = subprocess.run(self.ssh_base("scp") + ["-q", "-P", str(self.port),
+                                                   a, b],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=300)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError("scp failed: %s" %
+                               r.stdout.decode(errors="replace")[-300:])
+        return dt
+
+    def stop(self):
+        stop_group(self.proc)
+        if self.proc is not None:
+            self.log.close()
+
+
+# ---------------------------------------------------------------- cluster
+
+class BenchCluster(h.Cluster):
+    """The harness's cluster without -v: logging each exec is not what we
+    want to measure."""
+
+    def _serve_argv(self):
+        return [h.SANDD, "serve", "--listen", "127.0.0.1:%d" % self.port,
+                "--control", self.control] + self._serve_extra + \
+            self.serve_args
+
+    def worker_argv(self, name, labels=None, args=(), url=None):
+        argv = [h.SANDD, "worker", "--server-url", url or self.url,
+                "--id", name]
+        return argv + self._worker_extra + self.worker_args + list(args)
+
+
+# ---------------------------------------------------------------- report
+
+class Report:
+    def __init__(self):
+        self.rss = []           # (section, serve KiB, worker KiB)
+
+    def rss_after(self, section, cl):
+        self.rss.append((section, vmhwm(cl.serve.pid),
+                         vmhwm(cl.workers[WORKER].pid)))
+
+
+def row(cols, widths):
+    out = []
+    for i, (c, w) in enumerate(zip(cols, widths)):
+        out.append(c.ljust(w) if i == 0 else c.rjust(w))
+    return "  ".join(out).rstrip()
+
+
+def table(title, header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows)
+              for i in range(len(header))]
+    print()
+    print(title)
+    print(row(header, widths))
+    print(row(["-" * w for w in widths], widths))
+    for r in rows:
+        print(row(r, widths))
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            mem = "%.1f GiB" % (int(f.readline().split()[1]) / 1048576.0)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        aff = len(os.sched_getaffinity(0))
+    except AttributeError:
+        aff = os.cpu_count()
+    ver = subprocess.run([h.SANDD, "--version"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode().strip()
+    print("machine: nproc %s, %s, kernel %s %s, RAM %s" % (
+        aff, cpu, platform.system(), platform.release(), mem))
+    print("software: %s (%s), Python %s, %s" % (
+        ver or "sandd ?", h.SANDD, platform.python_version(),
+        time.strftime("%Y-%m-%d %H:%M:%S %Z")))
+
+
+def _watchdog(signum, frame):
+    raise Watchdog("benchmark took longer than %ds" % WATCHDOG)
+
+
+def exec_section(cl, rep):
+    rows = []
+    notes = []
+    res = {}
+    try:
+        res["sandd"] = sandd_latency(cl.control)
+        rep.rss_after("exec latency (%d)" % (WARMUP + N), cl)
+        res["sandd_t1"] = sandd_throughput(cl.control, 1, SECONDS)
+        res["sandd_tc"] = sandd_throughput(cl.control, CONC, SECONDS)
+        rep.rss_after("exec throughput", cl)
+    except NotAvailable as e:
+        notes.append("sandd exec: n/a (%s)" % e)
+    except Exception as e:
+        notes.append("sandd exec: n/a (error: %s)" % e)
+    res["spawn"] = local_spawn_latency()
+    res["spawn_t1"] = local_spawn_throughput(1, SECONDS)
+    res["spawn_tc"] = local_spawn_throughput(CONC, SECONDS)
+    res["subp"] = local_subprocess_latency()
+    res["subp_t1"] = local_subprocess_throughput(1, SECONDS)
+    res["subp_tc"] = local_subprocess_throughput(CONC, SECONDS)
+
+    def line(name, key):
+        lat = res.get(key)
+        t1 = res.get(key + "_t1")
+        tc = res.get(key + "_tc")
+        if lat is None:
+            return [name, "n/a", "", "", "", ""]
+        return [name, fmt(lat[0]), fmt(lat[1]), fmt(lat[2]),
+                fmt(t1[0] if t1 else None, "%.0f"),
+                fmt(tc[0] if tc else None, "%.0f")]
+
+    def rline(name, a, b):
+        la, lb = res.get(a), res.get(b)
+        if la is None or lb is None:
+            return [name, "-", "-", "-", "-", "-"]
+        return [name] + [fmt(ratio(la[i], lb[i]), "%.2fx") for i in range(3)] \
+            + [fmt(ratio(res[a + k][0], res[b + k][0]), "%.2fx")
+               for k in ("_t1", "_tc")]
+
+    rows.append(line("sandd exec (control socket)", "sandd"))
+    rows.append(line("local os.posix_spawn+waitpid", "spawn"))
+    rows.append(line("local subprocess.run", "subp"))
+    rows.append(rline("ratio sandd / posix_spawn", "sandd", "spawn"))
+    rows.append(rline("ratio sandd / subprocess", "sandd", "subp"))
+    table("exec %s: round trip, sequential N=%d after %d warm-up (ms); "
+          "per second over %ds" % (" ".join(CMD), N, WARMUP, SECONDS),
+          ["", "p50 ms", "p99 ms", "mean ms", "per s (1)",
+           "per s (%d)" % CONC], rows)
+    counts = []
+    for k, what in (("sandd", "sandd"), ("spawn", "posix_spawn"),
+                    ("subp", "subprocess")):
+        if res.get(k + "_t1"):
+            counts.append("%s %d/%d" % (what, res[k + "_t1"][1],
+                                        res[k + "_tc"][1]))
+    print("  (per s (1): one at a time; per s (%d): %d in flight -- sandd: "
+          "pipelined on one control connection, local: %d children at "
+          "once. Execs done in those runs: %s)" % (
+              CONC, CONC, CONC, ", ".join(counts)))
+    for n in notes:
+        print("  " + n)
+
+
+def file_section(cl, rep, work):
+    mb = FILE_SIZE / 1e6
+    src = os.path.join(work, "src.bin")
+    t0 = time.perf_counter()
+    make_file(src, FILE_SIZE)
+    gen = time.perf_counter() - t0
+    want = file_sha256(src)
+    res = {}
+    notes = []
+
+    def attempt(key, fn, *args):
+        try:
+            res[key] = fn(*args)
+        except NotAvailable as e:
+            res[key] = "n/a (%s)" % e
+        except Exception as e:
+            res[key] = "n/a (error)"
+            notes.append("%s: %s" % (key, str(e)[:300]))
+
+    cpu = {}
+    dst = os.path.join(work, "put.bin")
+    m = CpuMeter(cl)
+    attempt("put", sandd_put, cl.control, src, dst, FILE_SIZE, want)
+    cpu["put"] = m.done()
+    rm(dst)
+    rep.rss_after("put %d MiB" % FILE_MB, cl)
+    dst = os.path.join(work, "get.bin")
+    m = CpuMeter(cl)
+    attempt("get", sandd_get, cl.control, src, dst, FILE_SIZE, want)
+    cpu["get"] = m.done()
+    if isinstance(res.get("get"), float) and file_sha256(dst) != want:
+        res["get"] = "n/a (error)"
+        notes.append("get: the local copy's sha256 differs")
+    rm(dst)
+    rep.rss_after("get %d MiB" % FILE_MB, cl)
+    dst = os.path.join(work, "socat.bin")
+    attempt("socat", socat_copy, src, dst, FILE_SIZE)
+    if isinstance(res.get("socat"), tuple):
+        res["socat"], res["socat_sync"] = res["socat"]
+    rm(dst)
+
+    sshd = Sshd(os.path.join(work, "ssh"))
+    try:
+        try:
+            sshd.start()
+            if sshd.note:
+                notes.append(sshd.note)
+            ok = True
+        except NotAvailable as e:
+            res["scp_up"] = res["scp_down"] = "n/a (%s)" % e
+            ok = False
+        if ok:
+            dst = os.path.join(work, "scp-up.bin")
+            attempt("scp_up", sshd.scp, src, "%s:%s" % (sshd.target(), dst))
+            if isinstance(res.get("scp_up"), float) and \
+                    os.path.getsize(dst) != FILE_SIZE:
+                res["scp_up"] = "n/a (short copy)"
+            rm(dst)
+            dst = os.path.join(work, "scp-down.bin")
+            attempt("scp_down", sshd.scp, "%s:%s" % (sshd.target(), src),
+                    dst)
+            if isinstance(res.get("scp_down"), float) and \
+                    os.path.getsize(dst) != FILE_SIZE:
+                res["scp_down"] = "n/a (short copy)"
+            rm(dst)
+    finally:
+        sshd.stop()
+    rm(src)
+
+    def mbps(k):
+        v = res.get(k)
+        return mb / v if isinstance(v, float) else None
+
+    def cell(k, spec="%.0f"):
+        v = res.get(k)
+        if isinstance(v, float):
+            return fmt(mb / v, spec)
+        return v or "-"
+
+    rows = []
+    for name, k in (("sandd put (raw payload)", "put"),
+                    ("sandd get (raw events)", "get"),
+                    ("socat TCP 127.0.0.1 file->file", "socat"),
+                    ("socat, then fsync of the copy", "socat_sync"),
+                    ("scp upload (private sshd)", "scp_up"),
+                    ("scp download (private sshd)", "scp_down")):
+        v = res.get(k)
+        c = cpu.get(k) if isinstance(v, float) else None
+        rows.append([name, cell(k),
+                     fmt(v, "%.2f") if isinstance(v, float) else "-"] +
+                    [fmt(x, "%.2f") if c else "-" for x in (c or (0, 0, 0))])
+    table("file transfer of %d MiB of random data, loopback (MB/s = 10^6 "
+          "bytes/s; generated in %.1fs)" % (FILE_MB, gen),
+          ["", "MB/s", "seconds", "client CPU s", "serve CPU s",
+           "worker CPU s"], rows)
+    rrows = []
+    for name, a, b in (("put / socat", "put", "socat"),
+                       ("put / (socat + fsync)", "put", "socat_sync"),
+                       ("get / socat", "get", "socat"),
+                       ("put / scp upload", "put", "scp_up"),
+                       ("get / scp download", "get", "scp_down")):
+        rrows.append([name, fmt(ratio(mbps(a), mbps(b)), "%.2fx")])
+    table("throughput ratios (sandd / other; >1 means sandd is faster)",
+          ["", "ratio"], rrows)
+    print("  (put: from the request line until the reply, which comes after "
+          "the worker fsync'd and renamed the file, so compare it with "
+          "socat + fsync; get: until the final reply, payloads written to a "
+          "local file by this Python client (its CPU is in the table); "
+          "socat -b %d; scp: default cipher, one new SSH connection each, "
+          "sftp mode; all on one machine, source file in the page cache)"
+          % SOCAT_BLOCK)
+    for n in notes:
+        print("  " + n)
+
+
+def main():
+    signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm(WATCHDOG)
+    t_start = time.monotonic()
+    print("sandd benchmark")
+    machine()
+    print("counts: exec N=%d (+%d warm-up), throughput %ds at 1 and %d in "
+          "flight, file %d MiB" % (N, WARMUP, SECONDS, CONC, FILE_MB))
+    rep = Report()
+    work = tempfile.mkdtemp(prefix="sandd-bench-", dir="/tmp")
+    os.chmod(work, 0o700)
+
+    cl = BenchCluster(workers={WORKER: {}})
+    try:
+        try:
+            cl.__enter__()
+        except Exception as e:
+            print("FAIL: the cluster did not start: %s" % e)
+            return 1
+        rep.rss_after("start", cl)
+        exec_section(cl, rep)
+        file_section(cl, rep, work)
+        table("peak RSS (VmHWM) after each section",
+              ["after", "serve", "worker"],
+              [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
+    except Watchdog as e:
+        print("stopped: %s" % e)
+    finally:
+        signal.alarm(0)
+        cl.cleanup()
+        if not os.environ.get("SANDD_KEEP_TMP"):
+            shutil.rmtree(work, ignore_errors=True)
+    for name, text in sorted(cl.logs.items()):
+        if cl.sanitizer_reports and text.strip():
+            print("--- %s" % name)
+            print(text)
+    print("\ntotal time %.0fs" % (time.monotonic() - t_start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
