@@ -331,9 +331,13 @@ control_client_input(struct client *cl)
 }
 
 static void
-control_client_read_cb(__unused struct bufferevent *bev, void *arg)
+control_client_read_cb(struct bufferevent *bev, void *arg)
 {
-	control_client_input(arg);
+	struct client	*cl = arg;
+
+	if (!(cl->flags & CLIENT_PAUSED))
+		util_bev_slurp(bev, serve_opts.max_line + WIRE_CHUNK);
+	control_client_input(cl);
 }
 
 static void

@@ -113,6 +113,7 @@ int	 util_parse_hostport(const char *, char **, char **);
 char	*util_default_control_path(void);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
+void	 util_bev_slurp(struct bufferevent *, size_t);
 
 /* http.c */
 struct http_msg {

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -458,4 +459,44 @@ util_parse_seconds(const char *s, int *out)
 		return (-1);
 	*out = (int)n;
 	return (0);
+}
+
+/*
+ * libevent 2.1 reads at most 4 KiB per call on a socket. On a plain
+ * socket bufferevent, read what is waiting in large pieces straight into
+ * its input, until limit bytes are buffered or the socket is drained.
+ * EOF and errors are left for libevent to see on its next read.
+ */
+void
+util_bev_slurp(struct bufferevent *bev, size_t limit)
+{
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_iovec	 vec;
+	evutil_socket_t		 fd = bufferevent_getfd(bev);
+	size_t			 have, want;
+	ssize_t			 n;
+
+	if (fd == -1 || bufferevent_openssl_get_ssl(bev) != NULL)
+		return;
+	/* A socket bufferevent keeps the end of its input frozen. */
+	evbuffer_unfreeze(in, 0);
+	while ((have = evbuffer_get_length(in)) < limit) {
+		want = limit - have;
+		if (want > WIRE_CHUNK)
+			want = WIRE_CHUNK;
+		if (evbuffer_reserve_space(in, (ev_ssize_t)want, &vec, 1) < 1)
+			break;
+		if (vec.iov_len > want)
+			vec.iov_len = want;
+		n = read(fd, vec.iov_base, vec.iov_len);
+		if (n <= 0) {
+			evbuffer_commit_space(in, &vec, 0);
+			break;
+		}
+		vec.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &vec, 1);
+		if ((size_t)n < want)
+			break;		/* drained */
+	}
+	evbuffer_freeze(in, 0);
 }

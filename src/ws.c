@@ -157,8 +157,9 @@ ws_conn_pump(struct ws_conn *ws)
 }
 
 static void
-ws_read_cb(__unused struct bufferevent *bev, void *arg)
+ws_read_cb(struct bufferevent *bev, void *arg)
 {
+	util_bev_slurp(bev, WIRE_MAX_MSG);
 	ws_conn_pump(arg);
 }
 
