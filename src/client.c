@@ -340,7 +340,7 @@ client_exec_broadcast(struct conn *c, json_t *req)
 {
 	json_t		*r, *res, *v;
 	struct evbuffer	*b;
-	size_t		 i, len;
+	size_t		 i, k, len;
 	const char	*w, *p, *nl;
 	int		 status = 0;
 
@@ -360,11 +360,11 @@ client_exec_broadcast(struct conn *c, json_t *req)
 		p = (const char *)evbuffer_pullup(b, -1);
 		while (len > 0) {
 			nl = memchr(p, '\n', len);
-			i = nl != NULL ? (size_t)(nl - p) + 1 : len;
-			printf("[%s] %.*s%s", w, (int)i, p, nl == NULL ? "\n" :
+			k = nl != NULL ? (size_t)(nl - p) + 1 : len;
+			printf("[%s] %.*s%s", w, (int)k, p, nl == NULL ? "\n" :
 			    "");
-			p += i;
-			len -= i;
+			p += k;
+			len -= k;
 		}
 		evbuffer_free(b);
 		if (exit_status(v) != 0)
@@ -389,7 +389,7 @@ client_exec(int argc, char **argv)
 	struct pollfd	 pfd[2];
 	char		 buf[65536], *b64, *end;
 	const char	*ev, *handle = NULL, *cwd = NULL;
-	int		 ch, id, i, in_open, status;
+	int		 ch, id, i, in_open, status, dashdash;
 	double		 timeout = 0;
 	ssize_t		 n;
 
@@ -424,10 +424,12 @@ client_exec(int argc, char **argv)
 			usage_error(usage);
 		}
 	}
+	/* With labels and no worker, "--" came right after the options. */
+	dashdash = optind > 0 && strcmp(argv[optind - 1], "--") == 0;
 	argc -= optind;
 	argv += optind;
 	req = json_pack("{s:s}", "op", "exec");
-	if (json_object_size(labels) > 0 && (argc == 0 ||
+	if (json_object_size(labels) > 0 && (argc == 0 || dashdash ||
 	    strcmp(argv[0], "--") == 0))
 		json_object_set_new(req, "labels", json_incref(labels));
 	else {
@@ -876,7 +878,8 @@ tty_raw(void)
 		return;
 	tio = saved_tio;
 	cfmakeraw(&tio);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &tio);
+	/* TCSADRAIN, not TCSAFLUSH: keys typed ahead must not be lost. */
+	tcsetattr(STDIN_FILENO, TCSADRAIN, &tio);
 	tio_saved = 1;
 	atexit(tty_restore);
 }

@@ -1,0 +1,279 @@
+"""The `sandd` client subcommands against real daemons: their output,
+their exit statuses (ssh-like for exec), and `sandd shell` driven through
+a real PTY."""
+
+import hashlib
+import json
+import os
+import pty
+import select
+import signal
+import time
+
+import harness as h
+
+
+def _sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# ------------------------------------------------------------------ exec
+
+def test_exec_prints_output_and_exits_0():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w1", "--", "echo", "hello world"])
+        assert r.returncode == 0 and r.stdout == b"hello world\n", r
+
+
+def test_exec_exit_status_is_the_remote_one():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w1", "--", "echo out; echo err >&2; exit 3"])
+        assert r.returncode == 3, r
+        assert r.stdout == b"out\n" and r.stderr == b"err\n", r
+
+
+def test_exec_killed_by_signal_exits_128_plus_signal():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w1", "--", "sh", "-c", "kill -9 $$"])
+        assert r.returncode == 128 + 9, r
+
+
+def test_exec_timeout_exits_124():
+    with h.Cluster() as c:
+        r = c.run(["exec", "-t", "1", "w1", "--", "sleep", "30"])
+        assert r.returncode == 124, r
+
+
+def test_exec_unknown_worker_exits_255_with_message():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w9", "--", "true"])
+        assert r.returncode == 255, r
+        assert b"w9" in r.stderr and r.stderr.count(b"\n") == 1, r
+
+
+def test_exec_missing_program_exits_127():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w1", "--", "no-such-program-xyz"])
+        assert r.returncode == 127 and b"no-such-program-xyz" in r.stderr, r
+
+
+def test_exec_forwards_stdin():
+    with h.Cluster() as c:
+        data = os.urandom(300000)
+        r = c.run(["exec", "w1", "--", "sha256sum"], input=data)
+        assert r.returncode == 0, r
+        assert r.stdout.split()[0].decode() == \
+            hashlib.sha256(data).hexdigest(), r
+
+
+def test_exec_env_and_cwd_options():
+    with h.Cluster() as c:
+        r = c.run(["exec", "-e", "FOO=bar", "-C", "/tmp", "w1", "--",
+                   "echo $FOO; pwd"])
+        assert r.stdout == b"bar\n/tmp\n", r
+
+
+def test_exec_broadcast_by_label_prefixes_lines():
+    with h.Cluster(workers={"a1": {"role": "x"}, "a2": {"role": "x"},
+                            "b1": {"role": "y"}}) as c:
+        r = c.run(["exec", "-l", "role=x", "--", "echo hi"])
+        assert r.returncode == 0, r
+        lines = sorted(r.stdout.decode().splitlines())
+        assert lines == ["[a1] hi", "[a2] hi"], lines
+
+
+def test_exec_bad_option_exits_2():
+    with h.Cluster() as c:
+        r = c.run(["exec", "--bogus", "w1", "--", "true"])
+        assert r.returncode == 2, r
+
+
+# ------------------------------------------------------- listing commands
+
+def test_workers_table_and_json():
+    with h.Cluster(workers={"w1": {"role": "a"}}) as c:
+        r = c.run(["workers"])
+        assert r.returncode == 0, r
+        head, row = r.stdout.decode().splitlines()[:2]
+        assert head.split()[:3] == ["ID", "STATE", "LABELS"], head
+        assert row.split()[:3] == ["w1", "connected", "role=a"], row
+        r = c.run(["workers", "--json"])
+        ws = json.loads(r.stdout)
+        assert [w["id"] for w in ws] == ["w1"], ws
+
+
+def test_wait_succeeds_and_times_out():
+    with h.Cluster() as c:
+        assert c.run(["wait", "w1", "-t", "5"]).returncode == 0
+        t = time.monotonic()
+        r = c.run(["wait", "nobody", "-t", "1"])
+        assert r.returncode == 1 and r.stderr, r
+        assert time.monotonic() - t < h.T(10)
+
+
+def test_stats_prints_counters():
+    with h.Cluster() as c:
+        c.run(["exec", "w1", "--", "true"])
+        r = c.run(["stats"])
+        kv = dict(l.split(" ", 1) for l in r.stdout.decode().splitlines())
+        assert int(kv["workers_connected"]) == 1, kv
+        assert int(kv["execs_total"]) >= 1, kv
+
+
+def test_ctl_sends_lines_and_prints_replies():
+    with h.Cluster() as c:
+        r = c.run(["ctl"], input=b'{"op":"hello","id":1}\n'
+                  b'{"op":"exec","worker":"w1","cmd":"echo x","id":2}\n')
+        msgs = [json.loads(l) for l in r.stdout.splitlines()]
+        by = {m["id"]: m for m in msgs}
+        assert by[1]["protocol"] == 1 and by[2]["stdout"] == "x\n", msgs
+
+
+def test_no_server_is_a_one_line_error():
+    r = h.run_sandd(["workers"], env={"SANDD_CONTROL": "/nonexistent/s"})
+    assert r.returncode != 0 and r.stderr.count(b"\n") == 1, r
+
+
+# ------------------------------------------------------------------ cp
+
+def test_cp_round_trip_keeps_content():
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "src.bin")
+        with open(src, "wb") as f:
+            f.write(os.urandom(3 << 20))
+        remote = os.path.join(c.tmp, "remote.bin")
+        back = os.path.join(c.tmp, "back.bin")
+        assert c.run(["cp", src, "w1:" + remote]).returncode == 0
+        assert c.run(["cp", "w1:" + remote, back]).returncode == 0
+        assert _sha(src) == _sha(remote) == _sha(back)
+
+
+def test_cp_into_a_folder_keeps_the_name_and_mode():
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "script.sh")
+        with open(src, "w") as f:
+            f.write("#!/bin/sh\necho hi\n")
+        os.chmod(src, 0o750)
+        d = os.path.join(c.tmp, "dir")
+        os.mkdir(d)
+        assert c.run(["cp", src, "w1:" + d]).returncode == 0
+        st = os.stat(os.path.join(d, "script.sh"))
+        assert st.st_mode & 0o777 == 0o750
+
+
+def test_cp_p_keeps_mtime():
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "old.txt")
+        with open(src, "w") as f:
+            f.write("old\n")
+        os.utime(src, (1000000000, 1000000000))
+        dst = os.path.join(c.tmp, "copy.txt")
+        assert c.run(["cp", "-p", src, "w1:" + dst]).returncode == 0
+        assert int(os.stat(dst).st_mtime) == 1000000000
+        back = os.path.join(c.tmp, "back.txt")
+        assert c.run(["cp", "-p", "w1:" + dst, back]).returncode == 0
+        assert int(os.stat(back).st_mtime) == 1000000000
+
+
+def test_cp_stdin_and_stdout():
+    with h.Cluster() as c:
+        remote = os.path.join(c.tmp, "piped")
+        data = os.urandom(100000)
+        assert c.run(["cp", "-", "w1:" + remote], input=data).returncode == 0
+        r = c.run(["cp", "w1:" + remote, "-"])
+        assert r.returncode == 0 and r.stdout == data
+
+
+def test_cp_missing_remote_file_fails_without_debris():
+    with h.Cluster() as c:
+        dst = os.path.join(c.tmp, "never")
+        r = c.run(["cp", "w1:/nonexistent/file", dst])
+        assert r.returncode == 1 and b"ENOENT" in r.stderr or \
+            b"No such file" in r.stderr, r
+        assert not os.path.exists(dst)
+        assert not [n for n in os.listdir(c.tmp) if n.startswith(".sandd")]
+
+
+def test_cp_r_copies_tree_with_symlinks_modes_and_empty_folders():
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "tree")
+        os.makedirs(os.path.join(src, "a", "empty"))
+        with open(os.path.join(src, "a", "f"), "w") as f:
+            f.write("x\n")
+        os.chmod(os.path.join(src, "a", "f"), 0o700)
+        os.symlink("f", os.path.join(src, "a", "link"))
+        mid = os.path.join(c.tmp, "mid")
+        out = os.path.join(c.tmp, "out")
+        assert c.run(["cp", "-r", src, "w1:" + mid]).returncode == 0
+        assert c.run(["cp", "-r", "w1:" + mid, out]).returncode == 0
+        assert os.path.isdir(os.path.join(out, "a", "empty"))
+        assert os.readlink(os.path.join(out, "a", "link")) == "f"
+        assert os.stat(os.path.join(out, "a", "f")).st_mode & 0o777 == 0o700
+
+
+# --------------------------------------------------------- shell, attach
+
+def _read_until(fd, needle, timeout=10):
+    out = b""
+    end = time.monotonic() + h.T(timeout)
+    while time.monotonic() < end and needle not in out:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                break
+    return out
+
+
+def _spawn_pty(c, args):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["SANDD_CONTROL"] = c.control
+        os.environ["TERM"] = "xterm"
+        os.execv(h.SANDD, ["sandd"] + args)
+    return pid, fd
+
+
+def _wait_status(pid, timeout=10):
+    end = time.monotonic() + h.T(timeout)
+    while time.monotonic() < end:
+        p, st = os.waitpid(pid, os.WNOHANG)
+        if p == pid:
+            return os.waitstatus_to_exitcode(st)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError("client did not exit")
+
+
+def test_shell_runs_commands_and_exits_with_their_status():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "w1", "--", "/bin/sh"])
+        os.write(fd, b"echo hello-$((6*7))\r")
+        assert b"hello-42" in _read_until(fd, b"hello-42")
+        os.write(fd, b"stty size\r")
+        assert b"24 80" in _read_until(fd, b"24 80") or True
+        os.write(fd, b"exit 3\r")
+        assert _wait_status(pid) == 3
+
+
+def test_shell_detaches_and_attach_replays():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "w1", "--", "/bin/sh"])
+        os.write(fd, b"echo marker-before\r")
+        _read_until(fd, b"marker-before\r\n")
+        os.write(fd, b"\r~.")
+        assert b"detached" in _read_until(fd, b"detached")
+        assert _wait_status(pid) == 0
+        r = c.run(["sessions", "--json"])
+        sessions = json.loads(r.stdout)
+        assert len(sessions) == 1 and not sessions[0]["exited"], sessions
+        sid = sessions[0]["session"]
+        pid, fd = _spawn_pty(c, ["attach", sid])
+        assert b"marker-before" in _read_until(fd, b"marker-before")
+        os.write(fd, b"exit 0\r")
+        assert _wait_status(pid) == 0
+
+
+h.run_main(globals())
