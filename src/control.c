@@ -326,7 +326,20 @@ control_client_input(struct client *cl)
 		json_decref(msg);
 		cl->payload_left = bytes;
 	}
-	if ((cl->flags & CLIENT_EOF) && !(cl->flags & CLIENT_DEAD))
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	/*
+	 * Held back (a sink's window is full, or our replies back up): stop
+	 * reading the socket until the sink drains or the write callback
+	 * fires, rather than being called again for nothing.
+	 */
+	if (!(cl->flags & CLIENT_EOF)) {
+		if ((cl->flags & CLIENT_PAUSED) || !control_client_writable(cl))
+			bufferevent_disable(cl->bev, EV_READ);
+		else
+			bufferevent_enable(cl->bev, EV_READ);
+	}
+	if (cl->flags & CLIENT_EOF)
 		control_cmd_client_idle(cl);
 }
 
