@@ -390,6 +390,7 @@ client_exec(int argc, char **argv)
 	char		 buf[65536], *b64, *end;
 	const char	*ev, *handle = NULL, *cwd = NULL;
 	int		 ch, id, i, in_open, status, dashdash;
+	int		 write_pending = 0;
 	double		 timeout = 0;
 	ssize_t		 n;
 
@@ -488,7 +489,12 @@ client_exec(int argc, char **argv)
 		pfd[0].fd = c.fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = STDIN_FILENO;
-		pfd[1].events = in_open && handle != NULL ? POLLIN : 0;
+		/*
+		 * One write in flight at a time: blocking on a full socket
+		 * while output waits for us would deadlock both ends.
+		 */
+		pfd[1].events = in_open && handle != NULL && !write_pending ?
+		    POLLIN : 0;
 		if (poll(pfd, 2, -1) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -510,6 +516,7 @@ client_exec(int argc, char **argv)
 			json_object_set_new(req, "id", json_integer(0));
 			conn_send(&c, req);
 			json_decref(req);
+			write_pending = 1;
 		}
 		if (!(pfd[0].revents & (POLLIN | POLLHUP)))
 			continue;
@@ -519,6 +526,8 @@ client_exec(int argc, char **argv)
 message:
 		if (json_integer_value(json_object_get(m, "id")) != id) {
 			/* Replies to our writes and signals. */
+			if (json_integer_value(json_object_get(m, "id")) == 0)
+				write_pending = 0;
 			json_decref(m);
 			continue;
 		}
