@@ -67,6 +67,17 @@ def test_exec_forwards_stdin():
             hashlib.sha256(data).hexdigest(), r
 
 
+def test_exec_stdin_and_large_output_together_do_not_deadlock():
+    # stdin flows in while three times as much output flows back: the
+    # client must keep reading while it writes.
+    with h.Cluster() as c:
+        data = os.urandom(8 << 20)
+        r = c.run(["exec", "w1", "--", "od", "-v", "-An", "-tx1"],
+                  input=data, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert bytes.fromhex(r.stdout.decode()) == data
+
+
 def test_exec_env_and_cwd_options():
     with h.Cluster() as c:
         r = c.run(["exec", "-e", "FOO=bar", "-C", "/tmp", "w1", "--",
