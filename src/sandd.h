@@ -185,7 +185,8 @@ void	 server_shutdown(void);
 
 /* server-worker.c */
 struct worker *server_worker_next(struct worker *);
-void	 server_worker_accept(struct bufferevent *, const char *);
+void	 server_worker_accept(struct bufferevent *, const char *,
+	     const char *);
 struct worker *server_worker_find(const char *);
 json_t	*server_worker_json(struct worker *);
 int	 server_worker_matches(struct worker *, json_t *);

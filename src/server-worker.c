@@ -37,6 +37,7 @@ struct link {
 	char		 addr[64];
 	struct event	*timer;		/* hello timeout, NULL after */
 	struct worker	*worker;	/* once registered */
+	char		 id[WORKER_ID_MAX + 1];	/* authenticated at upgrade */
 };
 
 #define HELLO_TIMEOUT	10
@@ -364,13 +365,15 @@ link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 
 /* A WebSocket link was accepted: wait for its hello. */
 void
-server_worker_accept(struct bufferevent *bev, const char *addr)
+server_worker_accept(struct bufferevent *bev, const char *addr,
+    const char *id)
 {
 	struct link	*l;
 	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
 
 	l = xcalloc(1, sizeof *l);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	snprintf(l->id, sizeof l->id, "%s", id);
 	l->ws = ws_conn_create(bev, 1, &link_callbacks, l,
 	    serve_opts.ping_interval, serve_opts.ping_timeout);
 	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
@@ -453,6 +456,12 @@ link_hello(struct link *l, json_t *msg)
 	chans = json_object_get(msg, "channels");
 	if (id == NULL || !util_valid_id(id)) {
 		link_refuse(l, "invalid worker id");
+		return;
+	}
+	/* The token was checked for the id of the upgrade: hold it to it. */
+	if (strcmp(id, l->id) != 0) {
+		server_stats.auth_failures++;
+		link_refuse(l, "hello id differs from the authenticated id");
 		return;
 	}
 	if (boot == NULL || strlen(boot) >= sizeof ((struct worker *)0)->boot ||

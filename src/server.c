@@ -358,7 +358,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	/* Hand the bufferevent over to the WebSocket layer. */
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
-	server_worker_accept(hs->bev, hs->addr);
+	server_worker_accept(hs->bev, hs->addr, id);
 	hs->bev = NULL;
 	handshake_free(hs);
 }

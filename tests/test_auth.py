@@ -406,4 +406,58 @@ def test_tls_worker_survives_link_drop_via_proxy():
         assert h.ok(fin)["stdout"] == "tls-resumed\n", fin
 
 
+def _ws_hello_as(port, header_id, hello_id, token=None):
+    """Upgrade as header_id, then say hello as hello_id; return what the
+    server sent back after the 101 (bytes)."""
+    import base64 as b64
+    import json as js
+    import socket as so
+    import struct
+    s = so.create_connection(("127.0.0.1", port), timeout=5)
+    key = b64.b64encode(os.urandom(16)).decode()
+    req = ("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\nSandd-Worker-Id: %s\r\n"
+           % (key, header_id))
+    if token:
+        req += "Authorization: Bearer %s\r\n" % token
+    s.sendall((req + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    body = js.dumps({"t": "hello", "proto": 1, "id": hello_id,
+                     "boot": "ab" * 16, "labels": {},
+                     "channels": []}).encode()
+    mask = os.urandom(4)
+    n = len(body)
+    lenbytes = bytes([0x80 | n]) if n < 126 else \
+        bytes([0x80 | 126]) + struct.pack(">H", n)
+    frame = bytes([0x81]) + lenbytes + mask + \
+        bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+    s.sendall(frame)
+    got = head.split(b"\r\n\r\n", 1)[1]
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
+def test_hello_must_use_the_authenticated_id():
+    with h.Cluster(workers={}, token=True) as c:
+        tok = c.token_value
+        got = _ws_hello_as(c.port, "w1", "intruder", tok)
+        # A close frame (opcode 8) with 1008, and nobody registered.
+        assert got[:1] == b"\x88" and got[2:4] == b"\x03\xf0", got[:20]
+        ctl = c.connect()
+        r = h.ok(ctl.call({"op": "workers", "all": True}))
+        assert [w["id"] for w in r["workers"]] == [], r
+
+
 h.run_main(globals())
