@@ -71,6 +71,9 @@ chan_send_ack(struct chan *c, int s, int force)
 	if (!force && consumed - c->acked[s] < ACK_EVERY &&
 	    evbuffer_get_length(c->out[s]) != 0)
 		return;
+	/* Not sent while away: chan_resume acks it then. */
+	if (!server_worker_connected(c->worker))
+		return;
 	c->acked[s] = consumed;
 	m = json_pack("{s:s, s:I, s:i, s:I}", "t", "ack", "ch",
 	    (json_int_t)c->ch, "s", s, "off", (json_int_t)consumed);

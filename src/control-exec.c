@@ -323,6 +323,10 @@ control_cmd_chan_started(struct chan *c, json_t *msg)
 		control_file_started(c, msg);
 		return;
 	}
+	/* The worker says it again after a reconnect: tell clients once. */
+	if (c->flags & CHAN_STARTED)
+		return;
+	c->flags |= CHAN_STARTED;
 	if (c->req == NULL || !(c->flags & CHAN_STREAM))
 		return;
 	ev = json_pack("{s:s, s:s, s:s, s:O}", "event", "started",

@@ -616,7 +616,7 @@ job_exec_open(struct job *j, json_t *open)
 		free(cause);
 		return;
 	}
-	j->pid = pid;
+	j->pid = j->started_pid = pid;
 	j->started = util_now();
 	worker_child_add(pid, job_exec_reaped, j);
 	job_stdin_attach(j, in[1]);
@@ -796,7 +796,7 @@ job_link_up(json_t *welcome)
 {
 	struct job	*j, *j1;
 	int		 s;
-	json_t		*v;
+	json_t		*v, *m;
 
 	if (json_is_integer(v = json_object_get(welcome, "resume_window")))
 		resume_window = (int)json_integer_value(v);
@@ -805,6 +805,13 @@ job_link_up(json_t *welcome)
 		for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 			j->out[s].sent = j->out[s].base;
 		j->flags &= ~JOB_END_SENT;
+		/* `started` may have been lost with the old link. */
+		if (j->kind == CHAN_EXEC && j->started_pid > 0) {
+			m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
+			    (json_int_t)j->ch, "pid", (json_int_t)j->started_pid);
+			worker_send(m);
+			json_decref(m);
+		}
 		/* What we took but could not ack while away. */
 		job_ack_input(j);
 		job_flush(j);

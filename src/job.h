@@ -43,6 +43,7 @@ struct job {
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
 	pid_t			 pid;
+	pid_t			 started_pid;	/* for `started` after a cut */
 	double			 started;
 	double			 kill_grace;
 	const struct job_ops	*ops;

@@ -218,6 +218,7 @@ void	 server_worker_send_buf(struct worker *, int, uint32_t, uint64_t,
 #define CHAN_CANCELLED	0x40
 #define CHAN_RAW	0x80	/* get: raw data events */
 #define CHAN_SENT	0x100	/* the open reached a link */
+#define CHAN_STARTED	0x200	/* `started` seen */
 struct chan {
 	struct worker	*worker;
 	uint32_t	 ch;

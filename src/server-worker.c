@@ -27,6 +27,7 @@ struct worker {
 	struct event	*timer;		/* resume window, then expiry */
 	uint32_t	 next_ch;
 	struct chans	 chans;
+	json_t		*pending;	/* messages held while away */
 	TAILQ_ENTRY(worker) entry;
 };
 static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
@@ -197,12 +198,45 @@ server_worker_json(struct worker *w)
 	return (o);
 }
 
-/* Send a wire message to the worker if its link is up. */
+#define PENDING_MAX	4096
+
+/*
+ * Send a wire message to the worker. While it is away, keep it for the
+ * resume (a signal, detach, release or cancel must not be lost); acks
+ * are not kept, chan_resume sends them again.
+ */
 void
 server_worker_send(struct worker *w, json_t *msg)
 {
+	const char	*t = json_string_value(json_object_get(msg, "t"));
+
 	if (w->state == WORKER_CONNECTED && w->ws != NULL)
 		ws_conn_send_json(w->ws, msg);
+	else if (w->state == WORKER_AWAY && t != NULL &&
+	    strcmp(t, "ack") != 0 && strcmp(t, "open") != 0 &&
+	    json_array_size(w->pending) < PENDING_MAX) {
+		if (w->pending == NULL)
+			w->pending = json_array();
+		json_array_append(w->pending, msg);
+	}
+}
+
+/* Is a release or cancel of channel ch held for the worker? */
+static int
+worker_pending_ends(struct worker *w, json_int_t ch)
+{
+	const char	*t;
+	size_t		 i;
+	json_t		*m;
+
+	json_array_foreach(w->pending, i, m) {
+		t = json_string_value(json_object_get(m, "t"));
+		if (json_integer_value(json_object_get(m, "ch")) == ch &&
+		    t != NULL && (strcmp(t, "release") == 0 ||
+		    strcmp(t, "cancel") == 0))
+			return (1);
+	}
+	return (0);
 }
 
 /*
@@ -299,6 +333,7 @@ worker_free(struct worker *w)
 	while ((c = TAILQ_FIRST(&w->chans)) != NULL)
 		chan_free(c);
 	event_free(w->timer);
+	json_decref(w->pending);
 	json_decref(w->info);
 	json_decref(w->labels);
 	free(w);
@@ -495,6 +530,10 @@ link_hello(struct link *l, json_t *msg)
 			w->link = NULL;
 			w->ws = NULL;
 		}
+		if (strcmp(w->boot, boot) != 0) {
+			json_decref(w->pending);
+			w->pending = NULL;
+		}
 		if (strcmp(w->boot, boot) == 0 && w->state != WORKER_GONE)
 			resume = 1;
 		else if (!TAILQ_EMPTY(&w->chans)) {
@@ -553,9 +592,15 @@ link_hello(struct link *l, json_t *msg)
 			if (json_integer_value(json_object_get(a, "ch")) ==
 			    (json_int_t)c->ch)
 				break;
-		if (c == NULL)
+		if (c == NULL && !worker_pending_ends(w,
+		    json_integer_value(json_object_get(a, "ch"))))
 			worker_adopt(w, a);
 	}
+	/* What was said to it while it was away. */
+	json_array_foreach(w->pending, i, a)
+		ws_conn_send_json(w->ws, a);
+	json_decref(w->pending);
+	w->pending = NULL;
 	control_cmd_worker_connected(w);
 }
 

@@ -54,6 +54,7 @@ static struct event	*sig_ev[4];
 static int		 attempt;
 static int		 exit_status;
 static double		 retry_after;
+static int		 link_window;	/* resume window from the welcome */
 
 /* Children: pid -> callback, so jobs and sessions share one reaper. */
 struct child {
@@ -219,6 +220,9 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	chv = json_object_get(msg, "ch");
 	if (strcmp(t, "welcome") == 0) {
 		worker_set_state(LINK_WELCOMED);
+		if (json_is_integer(json_object_get(msg, "resume_window")))
+			link_window = (int)json_integer_value(
+			    json_object_get(msg, "resume_window"));
 		log_info("link: registered as %s%s", worker_opts.id,
 		    json_is_true(json_object_get(msg, "resumed")) ?
 		    " (resumed)" : "");
@@ -483,6 +487,12 @@ worker_schedule(void)
 		cap *= 2;
 	if (cap > BACKOFF_CAP_MS)
 		cap = BACKOFF_CAP_MS;
+	/*
+	 * A flapping link must not make us miss the resume window: the
+	 * controller holds requests for us only that long.
+	 */
+	if (link_window > 0 && cap > link_window * 1000.0 / 3)
+		cap = link_window * 1000.0 / 3;
 	RAND_bytes((unsigned char *)&r, sizeof r);
 	delay = cap * ((double)r / 4294967296.0) / 1000.0;
 	if (retry_after > 0) {

@@ -60,6 +60,8 @@ ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 		return (-1);
 	}
 	ws->rx += (uint64_t)n;
+	/* Bytes are traffic: a big frame on a slow link is not silence. */
+	ws->last_rx = util_now();
 	return (n);
 }
 
