@@ -2,12 +2,16 @@
 their exit statuses (ssh-like for exec), and `sandd shell` driven through
 a real PTY."""
 
+import fcntl
 import hashlib
 import json
 import os
 import pty
 import select
 import signal
+import struct
+import subprocess
+import termios
 import time
 
 import harness as h
@@ -100,6 +104,65 @@ def test_exec_bad_option_exits_2():
         assert r.returncode == 2, r
 
 
+
+def test_exec_argv_keeps_words_and_one_word_line_uses_the_shell():
+    with h.Cluster() as c:
+        r = c.run(["exec", "w1", "--", "printf", "%s|", "a b", "c"])
+        assert r.returncode == 0 and r.stdout == b"a b|c|", r
+        r = c.run(["exec", "w1", "--", "echo one | tr o O"])
+        assert r.stdout == b"One\n", r
+
+
+def test_exec_output_larger_than_input_does_not_stall():
+    # od prints about three bytes per byte read: with stdin and stdout
+    # both flowing, a client that blocks on sending would deadlock.
+    with h.Cluster() as c:
+        data = os.urandom(4 << 20)
+        want = subprocess.run(["od", "-An", "-tx1"], input=data,
+                              stdout=subprocess.PIPE, check=True).stdout
+        r = c.run(["exec", "w1", "--", "od", "-An", "-tx1"], input=data,
+                  timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(r.stdout).hexdigest() == \
+            hashlib.sha256(want).hexdigest()
+
+
+def test_exec_forwards_sigint_to_the_command():
+    with h.Cluster() as c:
+        env = dict(os.environ, SANDD_CONTROL=c.control)
+        p = subprocess.Popen(
+            [h.SANDD, "exec", "w1", "--",
+             "trap 'echo got-int; exit 7' INT; echo ready; "
+             "while :; do sleep 0.1; done"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, start_new_session=True)
+        try:
+            assert p.stdout.readline() == b"ready\n"
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=h.T(10))
+            assert p.returncode == 7, (p.returncode, out, err)
+            assert b"got-int" in out, out
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def test_exec_broadcast_prefixes_stderr_and_fails_if_one_fails():
+    with h.Cluster(workers={"a1": {"role": "x"}, "a2": {"role": "x"}}) as c:
+        r = c.run(["exec", "-l", "role=x", "--",
+                   "echo out; echo err >&2; [ $(hostname) = never ]"])
+        assert r.returncode == 1, r
+        assert sorted(r.stdout.decode().splitlines()) == \
+            ["[a1] out", "[a2] out"], r
+        assert b"[a1] err\n" in r.stderr and b"[a2] err\n" in r.stderr, r
+
+
+def test_exec_broadcast_matching_no_worker_fails():
+    with h.Cluster() as c:
+        r = c.run(["exec", "-l", "role=nobody", "--", "true"])
+        assert r.returncode == 1 and r.stderr.count(b"\n") == 1, r
+
 # ------------------------------------------------------- listing commands
 
 def test_workers_table_and_json():
@@ -145,6 +208,70 @@ def test_no_server_is_a_one_line_error():
     r = h.run_sandd(["workers"], env={"SANDD_CONTROL": "/nonexistent/s"})
     assert r.returncode != 0 and r.stderr.count(b"\n") == 1, r
 
+
+
+def test_wait_for_a_count_of_labelled_workers():
+    with h.Cluster(workers={"w1": {"role": "a"}, "w2": {"role": "a"}}) as c:
+        assert c.run(["wait", "-l", "role=a", "-n", "2", "-t", "5"]) \
+            .returncode == 0
+        r = c.run(["wait", "-l", "role=a", "-n", "3", "-t", "0.5"])
+        assert r.returncode == 1 and r.stderr, r
+
+
+def test_stats_json_has_the_counters():
+    with h.Cluster() as c:
+        r = c.run(["stats", "--json"])
+        st = json.loads(r.stdout)
+        for k in ("workers_connected", "execs_total", "control_clients"):
+            assert k in st, st
+        assert "ok" not in st and "id" not in st, st
+
+
+def test_sessions_lists_an_open_session():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        sid = ctl.call({"op": "session.open", "worker": "w1",
+                        "argv": ["/bin/sh"], "attach": False})["session"]
+        r = c.run(["sessions"])
+        head, row = r.stdout.decode().splitlines()[:2]
+        assert head.split()[:2] == ["SESSION", "WORKER"], head
+        assert row.split()[:2] == [sid, "w1"], row
+        r = c.run(["sessions", "-w", "w1", "--json"])
+        assert [s["session"] for s in json.loads(r.stdout)] == [sid], r
+
+
+def test_ctl_prints_raw_payloads_after_their_line():
+    with h.Cluster() as c:
+        path = os.path.join(c.tmp, "blob")
+        data = bytes(range(256)) * 64
+        with open(path, "wb") as f:
+            f.write(data)
+        req = {"op": "get", "worker": "w1", "path": path, "raw": True,
+               "id": 5}
+        r = c.run(["ctl"], input=(json.dumps(req) + "\n").encode())
+        assert r.returncode == 0, r
+        out, got = r.stdout, b""
+        final = None
+        while out:
+            line, _, out = out.partition(b"\n")
+            m = json.loads(line)
+            if "bytes" in m:
+                got += out[:m["bytes"]]
+                out = out[m["bytes"]:]
+            if "ok" in m:
+                final = m
+        assert final and final["ok"], r.stdout[:200]
+        assert got == data
+        assert final["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_ctl_pipelines_many_requests():
+    with h.Cluster() as c:
+        reqs = b"".join(json.dumps({"op": "hello", "id": i}).encode() +
+                        b"\n" for i in range(2000))
+        r = c.run(["ctl"], input=reqs)
+        ids = sorted(json.loads(l)["id"] for l in r.stdout.splitlines())
+        assert ids == list(range(2000)), len(ids)
 
 # ------------------------------------------------------------------ cp
 
@@ -223,6 +350,38 @@ def test_cp_r_copies_tree_with_symlinks_modes_and_empty_folders():
         assert os.stat(os.path.join(out, "a", "f")).st_mode & 0o777 == 0o700
 
 
+
+def test_cp_r_into_an_existing_folder_makes_a_subfolder():
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "proj")
+        os.makedirs(os.path.join(src, "sub"))
+        with open(os.path.join(src, "sub", "x"), "w") as f:
+            f.write("x\n")
+        there = os.path.join(c.tmp, "there")
+        os.mkdir(there)
+        assert c.run(["cp", "-r", src, "w1:" + there]).returncode == 0
+        assert os.path.isfile(os.path.join(there, "proj", "sub", "x"))
+        back = os.path.join(c.tmp, "back")
+        os.mkdir(back)
+        assert c.run(["cp", "-r", "w1:" + os.path.join(there, "proj"),
+                      back]).returncode == 0
+        assert os.path.isfile(os.path.join(back, "proj", "sub", "x"))
+
+
+def test_cp_folder_without_r_fails():
+    with h.Cluster() as c:
+        r = c.run(["cp", c.tmp, "w1:" + os.path.join(c.tmp, "x")])
+        assert r.returncode == 1 and b"-r" in r.stderr, r
+        r = c.run(["cp", "w1:" + c.tmp, os.path.join(c.tmp, "y")])
+        assert r.returncode == 1 and b"-r" in r.stderr, r
+
+
+def test_cp_bad_arguments_exit_2():
+    with h.Cluster() as c:
+        assert c.run(["cp", "a", "b"]).returncode == 2
+        assert c.run(["cp", "w1:/a", "w1:/b"]).returncode == 2
+        assert c.run(["cp", "only-one"]).returncode == 2
+
 # --------------------------------------------------------- shell, attach
 
 def _read_until(fd, needle, timeout=10):
@@ -277,6 +436,8 @@ def test_shell_detaches_and_attach_replays():
         os.write(fd, b"\r~.")
         assert b"detached" in _read_until(fd, b"detached")
         assert _wait_status(pid) == 0
+        # The terminal was given back as it was (cooked, echoing).
+        assert termios.tcgetattr(fd)[3] & termios.ECHO
         r = c.run(["sessions", "--json"])
         sessions = json.loads(r.stdout)
         assert len(sessions) == 1 and not sessions[0]["exited"], sessions
@@ -286,5 +447,50 @@ def test_shell_detaches_and_attach_replays():
         os.write(fd, b"exit 0\r")
         assert _wait_status(pid) == 0
 
+
+
+def test_shell_without_a_terminal_reads_keys_from_stdin():
+    with h.Cluster() as c:
+        r = c.run(["shell", "w1", "--", "/bin/sh"],
+                  input=b"echo hi-$((2+3))\nexit 5\n")
+        assert r.returncode == 5, r
+        assert b"hi-5" in r.stdout, r
+
+
+def test_shell_tilde_tilde_sends_one_tilde():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "w1", "--", "cat"])
+        # Type only once the client made the terminal raw (no local echo).
+        h.wait_for(lambda: not termios.tcgetattr(fd)[3] & termios.ECHO,
+                   what="raw mode")
+        os.write(fd, b"~~x-tilde\r")
+        out = _read_until(fd, b"~x-tilde\r\n~x-tilde")
+        assert b"~x-tilde\r\n~x-tilde" in out and b"~~" not in out, out
+        os.write(fd, b"\x04")
+        assert _wait_status(pid) == 0
+
+
+def test_shell_passes_the_window_size_on():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "w1", "--", "/bin/sh"])
+        h.wait_for(lambda: not termios.tcgetattr(fd)[3] & termios.ECHO,
+                   what="raw mode")
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        out = b""
+        end = time.monotonic() + h.T(10)
+        while b"33 101" not in out and time.monotonic() < end:
+            os.write(fd, b"stty size\r")
+            out += _read_until(fd, b"33 101", timeout=0.5)
+        assert b"33 101" in out, out
+        os.write(fd, b"exit 0\r")
+        assert _wait_status(pid) == 0
+
+
+def test_shell_program_killed_by_a_signal_exits_128_plus_it():
+    with h.Cluster() as c:
+        r = c.run(["shell", "w1", "--", "sh", "-c", "kill -9 $$"],
+                  input=b"")
+        assert r.returncode == 128 + 9, r
 
 h.run_main(globals())
