@@ -92,7 +92,8 @@ job_next(struct job *j)
 	return (j == NULL ? TAILQ_FIRST(&jobs) : TAILQ_NEXT(j, entry));
 }
 
-static void
+/* Stop reading stream s and close its descriptor (not a shared stdin). */
+void
 job_close_stream(struct job *j, int s)
 {
 	struct job_stream	*st = &j->out[s];

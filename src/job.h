@@ -74,6 +74,7 @@ struct job	*job_next(struct job *);
 void		 job_free(struct job *);
 void		 job_flush(struct job *);
 void		 job_stream_attach(struct job *, int, int);
+void		 job_close_stream(struct job *, int);
 void		 job_stream_push(struct job *, int, const void *, size_t);
 size_t		 job_stream_room(struct job *, int);
 void		 job_stdin_attach(struct job *, int);

@@ -422,18 +422,10 @@ static void
 session_force_eof(struct session *s)
 {
 	struct job		*j = s->job;
-	struct job_stream	*st = &j->out[WIRE_OUT];
 
-	if (st->eof)
+	if (j->out[WIRE_OUT].eof)
 		return;
-	if (st->ev != NULL) {
-		event_free(st->ev);
-		st->ev = NULL;
-	}
-	if (st->fd != -1 && st->fd != j->in_fd)
-		close(st->fd);
-	st->fd = -1;
-	st->eof = 1;
+	job_close_stream(j, WIRE_OUT);
 	s->eof = 1;
 }
 
