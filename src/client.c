@@ -693,6 +693,7 @@ client_exec(int argc, char **argv)
 	char		*buf, *handle = NULL;
 	const char	*ev, *cwd = NULL;
 	int		 ch, id, i, in_open, status, dashdash, nsig = 0;
+	int		 last_sig = 0;
 	double		 timeout = 0;
 	ssize_t		 n;
 
@@ -778,14 +779,18 @@ client_exec(int argc, char **argv)
 	json_decref(req);
 	buf = xmalloc(CLIENT_WRITE);
 	for (;;) {
-		if (got_signal && handle != NULL) {
-			/* Forward it; a third one gives up on the server. */
+		if (got_signal != 0 && got_signal != last_sig) {
+			/* A third one gives up on the server. */
 			if (++nsig >= 3)
 				die(128 + got_signal, "interrupted");
+			last_sig = got_signal;
+		}
+		if (got_signal != 0 && handle != NULL) {
+			/* Forward it (kept until the handle is known). */
 			conn_send_quiet(&c, json_pack("{s:s, s:s, s:s}", "op",
 			    "signal", "handle", handle, "signal",
 			    util_signal_name(got_signal)));
-			got_signal = 0;
+			got_signal = last_sig = 0;
 		}
 		if (conn_has_line(&c)) {
 			m = conn_take(&c);
@@ -2335,9 +2340,14 @@ int
 client_main(const char *cmd, int argc, char **argv)
 {
 	size_t	i;
-	int	status;
+	int	status, fd;
 
 	client_cmd = cmd;
+	/* A closed 0, 1 or 2 must not become the socket. */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+		continue;
+	if (fd > STDERR_FILENO)
+		close(fd);
 	opterr = 0;	/* our own one-line message instead */
 	for (i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++) {
 		if (strcmp(cmd, client_cmds[i].name) == 0) {

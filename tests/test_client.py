@@ -163,6 +163,16 @@ def test_exec_broadcast_matching_no_worker_fails():
         r = c.run(["exec", "-l", "role=nobody", "--", "true"])
         assert r.returncode == 1 and r.stderr.count(b"\n") == 1, r
 
+
+def test_exec_with_stdin_closed_gives_the_command_empty_input():
+    with h.Cluster() as c:
+        env = dict(os.environ, SANDD_CONTROL=c.control)
+        r = subprocess.run([h.SANDD, "exec", "w1", "--", "cat; echo end"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, preexec_fn=lambda: os.close(0),
+                           timeout=h.T(20))
+        assert r.returncode == 0 and r.stdout == b"end\n", r
+
 # ------------------------------------------------------- listing commands
 
 def test_workers_table_and_json():
