@@ -583,12 +583,20 @@ read_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		exec_try_read(c);
 }
 
-/* The channel of a handle; replies no_such_handle if there is none. */
+/*
+ * The channel of a handle; replies bad_request without one and
+ * no_such_handle if there is none.
+ */
 static struct chan *
 handle_find(struct req *r, const char *handle)
 {
 	struct chan	*c;
 
+	if (handle == NULL) {
+		req_error(r, "bad_request", "field 'handle' or 'session' is "
+		    "required");
+		return (NULL);
+	}
 	c = control_cmd_find_handle(handle, CHAN_EXEC);
 	if (c == NULL)
 		req_error(r, "no_such_handle", "no running command with "
@@ -684,11 +692,6 @@ control_exec_write(struct req *r)
 	if (req_get_string(r, "handle", &handle) < 0 ||
 	    req_get_bool(r, "eof", &eof) < 0)
 		return;
-	if (handle == NULL) {
-		req_error(r, "bad_request", "field 'handle' or 'session' is "
-		    "required");
-		return;
-	}
 	if ((c = handle_find(r, handle)) == NULL)
 		return;
 	if (!(c->flags & CHAN_STDIN_OPEN) || c->in_eof) {
@@ -736,11 +739,6 @@ control_exec_signal(struct req *r)
 	}
 	if (json_object_get(r->msg, "session") != NULL) {
 		control_session_signal(r, sig);
-		return;
-	}
-	if (handle == NULL) {
-		req_error(r, "bad_request", "field 'handle' or 'session' is "
-		    "required");
 		return;
 	}
 	if ((c = handle_find(r, handle)) == NULL)

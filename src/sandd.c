@@ -69,6 +69,17 @@ bad_option(const char *cmd, const char *fmt, ...)
 	exit(2);
 }
 
+/* Seconds for a timer option of cmd: a whole number above zero, else exit 2. */
+static int
+parse_positive_seconds(const char *cmd, const char *opt, const char *arg)
+{
+	int	n;
+
+	if (util_parse_seconds(arg, &n) != 0 || n == 0)
+		bad_option(cmd, "bad %s '%s'", opt, arg);
+	return (n);
+}
+
 static void
 serve_usage(void)
 {
@@ -154,16 +165,12 @@ sandd_serve(int argc, char **argv)
 				    optarg);
 			break;
 		case 'p':
-			if (util_parse_seconds(optarg, &o->ping_interval) != 0
-			    || o->ping_interval == 0)
-				bad_option("serve", "bad --ping-interval '%s'",
-				    optarg);
+			o->ping_interval = parse_positive_seconds("serve",
+			    "--ping-interval", optarg);
 			break;
 		case 'P':
-			if (util_parse_seconds(optarg, &o->ping_timeout) != 0 ||
-			    o->ping_timeout == 0)
-				bad_option("serve", "bad --ping-timeout '%s'",
-				    optarg);
+			o->ping_timeout = parse_positive_seconds("serve",
+			    "--ping-timeout", optarg);
 			break;
 		case 'l':
 			if (util_parse_size(optarg, &o->max_line) != 0 ||
@@ -344,16 +351,12 @@ sandd_worker(int argc, char **argv)
 				    "'%s'", optarg);
 			break;
 		case 'p':
-			if (util_parse_seconds(optarg, &o->ping_interval) != 0
-			    || o->ping_interval == 0)
-				bad_option("worker", "bad --ping-interval '%s'",
-				    optarg);
+			o->ping_interval = parse_positive_seconds("worker",
+			    "--ping-interval", optarg);
 			break;
 		case 'P':
-			if (util_parse_seconds(optarg, &o->ping_timeout) != 0 ||
-			    o->ping_timeout == 0)
-				bad_option("worker", "bad --ping-timeout '%s'",
-				    optarg);
+			o->ping_timeout = parse_positive_seconds("worker",
+			    "--ping-timeout", optarg);
 			break;
 		case 'S':
 			o->syslog = 1;
