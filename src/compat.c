@@ -11,6 +11,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -124,5 +127,22 @@ compat_explicit_bzero(void *p, size_t len)
 	memset_s(p, len, 0, len);
 #else
 	explicit_bzero(p, len);
+#endif
+}
+
+/*
+ * Keep freed memory of the size of wire chunks in the heap. By default
+ * glibc gives such blocks back to the kernel (mmap threshold, heap
+ * trimming), so every chunk that passes through costs fresh page faults:
+ * measured at ~1.4 million faults per 4 GiB moved, the largest single
+ * cost of a transfer in a VM. Peak memory does not change, only whether
+ * the same pages are reused.
+ */
+void
+compat_tune_malloc(void)
+{
+#if defined(__GLIBC__)
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 #endif
 }

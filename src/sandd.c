@@ -410,6 +410,7 @@ main(int argc, char **argv)
 		if (strcmp(argv[1], sandd_cmds[i].name) != 0)
 			continue;
 		if (sandd_cmds[i].fn != NULL) {
+			compat_tune_malloc();
 			if ((ev_base = event_base_new()) == NULL)
 				fatalx("event_base_new failed");
 			return (sandd_cmds[i].fn(argc - 1, argv + 1));
