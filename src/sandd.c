@@ -89,7 +89,7 @@ serve_usage(void)
 	    "\t[--resume-window SECS] [--ping-interval SECS]"
 	    " [--ping-timeout SECS]\n"
 	    "\t[--max-line BYTES] [--max-output BYTES]"
-	    " [--max-handshakes N] [--syslog] [-v]\n");
+	    " [--max-handshakes N] [--ws-mask] [--syslog] [-v]\n");
 }
 
 static int
@@ -109,6 +109,7 @@ sandd_serve(int argc, char **argv)
 		{ "max-line", required_argument, NULL, 'l' },
 		{ "max-output", required_argument, NULL, 'o' },
 		{ "max-handshakes", required_argument, NULL, 'H' },
+		{ "ws-mask", no_argument, NULL, 'M' },
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -191,6 +192,9 @@ sandd_serve(int argc, char **argv)
 				    optarg);
 			o->max_handshakes = (int)n;
 			break;
+		case 'M':
+			o->ws_mask = 1;
+			break;
 		case 'S':
 			o->syslog = 1;
 			break;
@@ -227,7 +231,7 @@ worker_usage(void)
 	    " [--root DIR]\n"
 	    "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
 	    "\t[--session-linger SECS] [--ping-interval SECS]"
-	    " [--ping-timeout SECS] [--syslog] [-v]\n"
+	    " [--ping-timeout SECS] [--ws-mask] [--syslog] [-v]\n"
 	    "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN\n");
 }
 
@@ -266,6 +270,7 @@ sandd_worker(int argc, char **argv)
 		{ "session-linger", required_argument, NULL, 'g' },
 		{ "ping-interval", required_argument, NULL, 'p' },
 		{ "ping-timeout", required_argument, NULL, 'P' },
+		{ "ws-mask", no_argument, NULL, 'M' },
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -357,6 +362,9 @@ sandd_worker(int argc, char **argv)
 		case 'P':
 			o->ping_timeout = parse_positive_seconds("worker",
 			    "--ping-timeout", optarg);
+			break;
+		case 'M':
+			o->ws_mask = 1;
 			break;
 		case 'S':
 			o->syslog = 1;

@@ -44,6 +44,7 @@ struct serve_options {
 	size_t		 max_line;
 	size_t		 max_output;
 	int		 max_handshakes;
+	int		 ws_mask;	/* never agree to unmasked frames */
 	int		 syslog;
 };
 extern struct serve_options serve_opts;
@@ -64,6 +65,7 @@ struct worker_options {
 	int		 session_linger;
 	int		 ping_interval;
 	int		 ping_timeout;
+	int		 ws_mask;	/* never offer unmasked frames */
 	int		 syslog;
 };
 extern struct worker_options worker_opts;
@@ -150,6 +152,8 @@ struct ws_callbacks {
 	void	(*closed)(struct ws_conn *, const char *, void *);
 	void	(*drained)(struct ws_conn *, void *);
 };
+#define WS_ROLE_SERVER	0x1	/* ws_conn_create: we accepted */
+#define WS_NO_MASK	0x2	/* the upgrade agreed on unmasked frames */
 struct ws_conn *ws_conn_create(struct bufferevent *, int,
 	     const struct ws_callbacks *, void *, int, int);
 void	 ws_conn_free(struct ws_conn *);
@@ -186,7 +190,7 @@ void	 server_shutdown(void);
 /* server-worker.c */
 struct worker *server_worker_next(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
-	     const char *);
+	     const char *, int);
 struct worker *server_worker_find(const char *);
 json_t	*server_worker_json(struct worker *);
 int	 server_worker_matches(struct worker *, json_t *);

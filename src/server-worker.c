@@ -401,7 +401,7 @@ link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 /* A WebSocket link was accepted: wait for its hello. */
 void
 server_worker_accept(struct bufferevent *bev, const char *addr,
-    const char *id)
+    const char *id, int wsflags)
 {
 	struct link	*l;
 	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
@@ -409,7 +409,7 @@ server_worker_accept(struct bufferevent *bev, const char *addr,
 	l = xcalloc(1, sizeof *l);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->id, sizeof l->id, "%s", id);
-	l->ws = ws_conn_create(bev, 1, &link_callbacks, l,
+	l->ws = ws_conn_create(bev, wsflags, &link_callbacks, l,
 	    serve_opts.ping_interval, serve_opts.ping_timeout);
 	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
 	evtimer_add(l->timer, &tv);

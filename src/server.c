@@ -276,6 +276,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 {
 	const char	*key, *ver, *auth, *id;
 	char		*accept, *metrics, *esc;
+	int		 nomask;
 	struct evbuffer	*out;
 
 	if (strcmp(m->target, "/health") == 0 && strcmp(m->method, "GET") == 0) {
@@ -352,13 +353,19 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	    WIRE_SUBPROTOCOL))
 		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n",
 		    WIRE_SUBPROTOCOL);
+	nomask = !serve_opts.ws_mask && http_has_token(http_msg_get(m,
+	    WIRE_FRAMES_HEADER), WIRE_FRAMES_UNMASKED);
+	if (nomask)
+		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_FRAMES_HEADER,
+		    WIRE_FRAMES_UNMASKED);
 	evbuffer_add(out, "\r\n", 2);
 	free(accept);
 
 	/* Hand the bufferevent over to the WebSocket layer. */
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
-	server_worker_accept(hs->bev, hs->addr, id);
+	server_worker_accept(hs->bev, hs->addr, id,
+	    WS_ROLE_SERVER | (nomask ? WS_NO_MASK : 0));
 	hs->bev = NULL;
 	handshake_free(hs);
 }

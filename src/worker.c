@@ -333,7 +333,7 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	const char	*acc, *ra;
 	char		*want;
 	size_t		 len = evbuffer_get_length(in);
-	int		 used, r, ok;
+	int		 used, r, ok, nomask;
 
 	if (len > HTTP_MAX_HEADER)
 		len = HTTP_MAX_HEADER;
@@ -361,6 +361,8 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 		goto fail;
 	}
 	acc = http_msg_get(&m, "Sec-WebSocket-Accept");
+	nomask = !worker_opts.ws_mask && http_has_token(http_msg_get(&m,
+	    WIRE_FRAMES_HEADER), WIRE_FRAMES_UNMASKED);
 	want = http_ws_accept(ws_key);
 	ok = acc != NULL && strcmp(acc, want) == 0;
 	free(want);
@@ -374,7 +376,7 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	/* The handshake deadline is over: pings watch the link from now. */
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	dial_bev = NULL;
-	link_ws = ws_conn_create(bev, 0, &link_callbacks, NULL,
+	link_ws = ws_conn_create(bev, nomask ? WS_NO_MASK : 0, &link_callbacks, NULL,
 	    worker_opts.ping_interval, worker_opts.ping_timeout);
 	worker_set_state(LINK_UP);
 	worker_hello();
@@ -416,6 +418,9 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 		if (token != NULL)
 			evbuffer_add_printf(out, "Authorization: Bearer %s\r\n",
 			    token);
+		if (!worker_opts.ws_mask)
+			evbuffer_add_printf(out, "%s: %s\r\n",
+			    WIRE_FRAMES_HEADER, WIRE_FRAMES_UNMASKED);
 		evbuffer_add(out, "\r\n", 2);
 		return;
 	}

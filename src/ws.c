@@ -1,8 +1,25 @@
 /*
- * ws.c: a WebSocket connection, wslay's event API over a bufferevent
- * (plain or TLS), used by both the controller and the worker once the
- * HTTP upgrade is done. It sends pings, notices a silent peer, bounds
- * message size, and reports its backlog so producers can hold back.
+ * ws.c: a WebSocket connection over a bufferevent (plain or TLS), used by
+ * both the controller and the worker once the HTTP upgrade is done.
+ *
+ * wslay's frame layer parses and builds every frame; this file is the
+ * connection on top of it: message assembly, control frames (ping, pong,
+ * close), the checks RFC 6455 asks of an endpoint, pings toward a silent
+ * peer, a bound on message size, and the backlog producers watch.
+ *
+ * Frames are written straight into the bufferevent's output buffer, which
+ * is the only send queue: a payload is copied once, from its source into
+ * that buffer (wslay's event layer would copy it twice more). A payload
+ * is received in wslay's 4 KiB pieces and assembled in one buffer per
+ * message; a message that arrives in one piece is handed on in place.
+ *
+ * Client masking: RFC 6455 has clients mask every frame so that caching
+ * intermediaries which do not understand WebSocket cannot be poisoned
+ * with attacker-chosen bytes. It costs a pass over every byte on both
+ * ends (wslay does it a byte at a time: ~1 ns per byte, the largest cost
+ * of a download). Our two ends agree to skip it with the upgrade header
+ * "Sandd-Frames: unmasked" unless either side runs with --ws-mask; see
+ * sandd-wire(7).
  *
  * The object is freed from the event loop, never inside one of its own
  * callbacks: ws_conn_free() only marks it when called from one.
@@ -17,145 +34,367 @@
 
 #include "sandd.h"
 
+/* RFC 6455 opcodes and close codes used here. */
+#define WS_OP_CONT	0x0
+#define WS_OP_TEXT	0x1
+#define WS_OP_BINARY	0x2
+#define WS_OP_CLOSE	0x8
+#define WS_OP_PING	0x9
+#define WS_OP_PONG	0xa
+#define WS_CTL_MAX	125
+
+#define WS_CODE_NORMAL		1000
+#define WS_CODE_PROTOCOL	1002
+#define WS_CODE_BAD_DATA	1007
+#define WS_CODE_TOO_BIG		1009
+
 struct ws_conn {
 	struct bufferevent	*bev;
-	wslay_event_context_ptr	 ctx;
+	wslay_frame_context_ptr	 fr;
 	const struct ws_callbacks *cb;
 	void			*arg;
 
 	int			 flags;
-#define WS_DEAD		0x1	/* closed; free when out of callbacks */
+#define WS_DEAD		0x1	/* freed; release when out of callbacks */
 #define WS_CLOSED_CB	0x2	/* closed callback was called */
-#define WS_INRECV	0x4	/* inside wslay_event_recv */
+#define WS_SERVER	0x4	/* we accepted: the peer is the client */
+#define WS_UNMASKED	0x8	/* both ends agreed to skip masking */
+#define WS_CLOSE_SENT	0x10
+#define WS_CLOSE_RECV	0x20
+#define WS_IN_FRAME	0x40	/* inside a frame's payload */
 
 	struct event		*ping;
 	int			 ping_interval;
 	int			 ping_timeout;
 	double			 last_rx;
 
+	/* The frame being received. */
+	int			 f_opcode;
+	int			 f_fin;
+	uint64_t		 f_left;
+	uint8_t			 ctl[WS_CTL_MAX];
+	size_t			 ctl_len;
+
+	/* The data message being received; opcode 0 when none. */
+	int			 m_opcode;
+	uint8_t			*m_buf;
+	size_t			 m_len;
+
 	uint64_t		 rx;
 	uint64_t		 tx;
-	uint8_t			*scratch;	/* one outgoing binary frame */
 	struct event		*kick;
 	struct event		*reaper;
 	uint16_t		 close_code;	/* from the peer's close */
 };
 
 static void	ws_conn_closed(struct ws_conn *, const char *);
-static void	ws_conn_pump(struct ws_conn *);
-static void	ws_conn_flush(struct ws_conn *);
-static int	ws_conn_send_frame(struct ws_conn *, int, uint32_t, uint64_t,
-		    const void *, struct evbuffer *, size_t, size_t);
+static void	ws_conn_fail(struct ws_conn *, uint16_t, const char *);
+static void	ws_conn_send_close(struct ws_conn *, uint16_t, const char *);
 
 static ssize_t
-ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-    __unused int flags, void *arg)
+ws_recv_cb(uint8_t *buf, size_t len, __unused int flags, void *arg)
 {
 	struct ws_conn	*ws = arg;
 	int		 n;
 
 	n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
-	if (n <= 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return (-1);
-	}
+	if (n <= 0)
+		return (-1);	/* wslay: want more */
 	ws->rx += (uint64_t)n;
 	/* Bytes are traffic: a big frame on a slow link is not silence. */
 	ws->last_rx = util_now();
 	return (n);
 }
 
+/* The output buffer is the queue; callers bound it (ws_conn_writable). */
 static ssize_t
-ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-    __unused int flags, void *arg)
+ws_send_cb(const uint8_t *data, size_t len, __unused int flags, void *arg)
 {
 	struct ws_conn	*ws = arg;
-	struct evbuffer	*out = bufferevent_get_output(ws->bev);
 
-	/* The output buffer is the queue; its size is bounded by callers. */
-	if (evbuffer_get_length(out) >= WS_OUT_HIGH) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return (-1);
-	}
-	if (evbuffer_add(out, data, len) != 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return (-1);
-	}
+	if (evbuffer_add(bufferevent_get_output(ws->bev), data, len) != 0)
+		fatalx("%s: out of memory", __func__);
 	ws->tx += len;
 	return ((ssize_t)len);
 }
 
 static int
-ws_genmask_cb(__unused wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-    __unused void *arg)
+ws_genmask_cb(uint8_t *buf, size_t len, __unused void *arg)
 {
 	return (RAND_bytes(buf, (int)len) == 1 ? 0 : -1);
 }
 
-static void
-ws_msg_cb(__unused wslay_event_context_ptr ctx,
-    const struct wslay_event_on_msg_recv_arg *m, void *arg)
-{
-	struct ws_conn	*ws = arg;
+static const struct wslay_frame_callbacks ws_frame_callbacks = {
+	ws_send_cb, ws_recv_cb, ws_genmask_cb
+};
 
-	if (ws->flags & WS_DEAD)
+/* Must our frames be masked? Only a client's, and only if not agreed. */
+static int
+ws_conn_masks(struct ws_conn *ws)
+{
+	return (!(ws->flags & (WS_SERVER | WS_UNMASKED)));
+}
+
+/*
+ * Write one frame of total payload bytes, given as up to two pieces; the
+ * second may instead be a range of an evbuffer (skip, len), copied from
+ * its chains without a pullup.
+ */
+static void
+ws_conn_write_frame(struct ws_conn *ws, int opcode, const void *a,
+    size_t alen, const void *b, struct evbuffer *buf, size_t skip,
+    size_t blen)
+{
+	struct wslay_frame_iocb	 io;
+	struct evbuffer_iovec	 v[16];
+	struct evbuffer_ptr	 pos;
+	size_t			 left, n;
+	int			 i, nv;
+
+	memset(&io, 0, sizeof io);
+	io.fin = 1;
+	io.opcode = (uint8_t)opcode;
+	io.mask = (uint8_t)ws_conn_masks(ws);
+	io.payload_length = alen + blen;
+	io.data = a;
+	io.data_length = alen;
+	/* Our send callback takes everything, so only bad arguments fail. */
+	if (wslay_frame_send(ws->fr, &io) < 0)
+		fatalx("%s: wslay_frame_send failed", __func__);
+	if (buf == NULL) {
+		io.data = b;
+		io.data_length = blen;
+		if (blen > 0 && wslay_frame_send(ws->fr, &io) < 0)
+			fatalx("%s: wslay_frame_send failed", __func__);
 		return;
-	ws->last_rx = util_now();
-	switch (m->opcode) {
-	case WSLAY_TEXT_FRAME:
-		if (ws->cb->text != NULL)
-			ws->cb->text(ws, (const char *)m->msg, m->msg_length,
-			    ws->arg);
-		break;
-	case WSLAY_BINARY_FRAME:
-		if (ws->cb->binary != NULL)
-			ws->cb->binary(ws, m->msg, m->msg_length, ws->arg);
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-		log_debug("%s: close received (%u)", __func__, m->status_code);
-		ws->close_code = m->status_code;
-		break;
+	}
+	if (evbuffer_ptr_set(buf, &pos, skip, EVBUFFER_PTR_SET) != 0)
+		fatalx("%s: range past the buffer", __func__);
+	for (left = blen; left > 0; ) {
+		nv = evbuffer_peek(buf, (ev_ssize_t)left, &pos, v, 16);
+		if (nv <= 0)
+			fatalx("%s: range past the buffer", __func__);
+		for (i = 0; i < nv && i < 16 && left > 0; i++) {
+			n = v[i].iov_len < left ? v[i].iov_len : left;
+			io.data = v[i].iov_base;
+			io.data_length = n;
+			if (wslay_frame_send(ws->fr, &io) < 0)
+				fatalx("%s: wslay_frame_send failed", __func__);
+			left -= n;
+			evbuffer_ptr_set(buf, &pos, n, EVBUFFER_PTR_ADD);
+		}
 	}
 }
 
-static const struct wslay_event_callbacks ws_wslay_callbacks = {
-	ws_recv_cb, ws_send_cb, ws_genmask_cb, NULL, NULL, NULL, ws_msg_cb
-};
-
-/* Send what wslay has queued, unless inside its receive loop. */
 static void
-ws_conn_flush(struct ws_conn *ws)
+ws_conn_send_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
-	if (ws->flags & (WS_DEAD | WS_INRECV))
+	uint8_t	p[WS_CTL_MAX];
+	size_t	n = 0;
+
+	if (ws->flags & WS_CLOSE_SENT)
 		return;
-	if (wslay_event_send(ws->ctx) != 0)
-		ws_conn_closed(ws, "send failed");
+	ws->flags |= WS_CLOSE_SENT;
+	if (code != 0) {
+		p[0] = (uint8_t)(code >> 8);
+		p[1] = (uint8_t)code;
+		n = strlen(reason);
+		if (n > sizeof p - 2)
+			n = sizeof p - 2;
+		memcpy(p + 2, reason, n);
+		n += 2;
+	}
+	ws_conn_write_frame(ws, WS_OP_CLOSE, p, n, NULL, NULL, 0, 0);
 }
 
-/* Run wslay's receive and send as far as they go; notice the end. */
+/* Are the close frames exchanged and written? Then the link is over. */
+static void
+ws_conn_check_done(struct ws_conn *ws)
+{
+	if ((ws->flags & (WS_CLOSE_SENT | WS_CLOSE_RECV)) ==
+	    (WS_CLOSE_SENT | WS_CLOSE_RECV) &&
+	    evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
+		ws_conn_closed(ws, "closed");
+}
+
+/* A peer broke the protocol: say why in a close frame and give up. */
+static void
+ws_conn_fail(struct ws_conn *ws, uint16_t code, const char *why)
+{
+	log_debug("%s: %s (%u)", __func__, why, code);
+	ws_conn_send_close(ws, code, why);
+	ws_conn_closed(ws, why);
+}
+
+/* A close frame came: answer it once, then read no more. */
+static void
+ws_conn_on_close(struct ws_conn *ws)
+{
+	uint16_t	code = 0;
+
+	if (ws->ctl_len == 1) {
+		ws_conn_fail(ws, WS_CODE_PROTOCOL, "short close frame");
+		return;
+	}
+	if (ws->ctl_len >= 2) {
+		code = (uint16_t)(ws->ctl[0] << 8 | ws->ctl[1]);
+		if (code < 1000 || code >= 5000 || code == 1004 ||
+		    code == 1005 || code == 1006 ||
+		    (code > 1011 && code < 3000)) {
+			ws_conn_fail(ws, WS_CODE_PROTOCOL, "bad close code");
+			return;
+		}
+	}
+	log_debug("%s: close received (%u)", __func__, code);
+	ws->close_code = code;
+	ws->flags |= WS_CLOSE_RECV;
+	ws_conn_send_close(ws, code, "");
+	ws_conn_check_done(ws);
+}
+
+/* Hand a whole data message to the owner. */
+static void
+ws_conn_deliver(struct ws_conn *ws, int opcode, const uint8_t *p, size_t len)
+{
+	if (opcode == WS_OP_TEXT) {
+		if (!util_utf8_valid(p, len)) {
+			ws_conn_fail(ws, WS_CODE_BAD_DATA, "text is not UTF-8");
+			return;
+		}
+		if (ws->cb->text != NULL)
+			ws->cb->text(ws, (const char *)p, len, ws->arg);
+	} else if (ws->cb->binary != NULL)
+		ws->cb->binary(ws, p, len, ws->arg);
+}
+
+/* A frame header arrived: check it against RFC 6455 and our limits. */
+static int
+ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
+{
+	if (io->rsv != 0)
+		return (ws_conn_fail(ws, WS_CODE_PROTOCOL, "reserved bits set"),
+		    -1);
+	if ((ws->flags & WS_SERVER) && !io->mask &&
+	    !(ws->flags & WS_UNMASKED))
+		return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
+		    "unmasked frame from the client"), -1);
+	if (!(ws->flags & WS_SERVER) && io->mask)
+		return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
+		    "masked frame from the server"), -1);
+	switch (io->opcode) {
+	case WS_OP_CLOSE:
+	case WS_OP_PING:
+	case WS_OP_PONG:
+		ws->ctl_len = 0;	/* wslay checked fin and length */
+		break;
+	case WS_OP_CONT:
+		if (ws->m_opcode == 0)
+			return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
+			    "continuation without a message"), -1);
+		break;
+	case WS_OP_TEXT:
+	case WS_OP_BINARY:
+		if (ws->m_opcode != 0)
+			return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
+			    "new message inside a fragmented one"), -1);
+		ws->m_opcode = io->opcode;
+		ws->m_len = 0;
+		break;
+	default:
+		return (ws_conn_fail(ws, WS_CODE_PROTOCOL, "unknown opcode"),
+		    -1);
+	}
+	if (io->opcode < WS_OP_CLOSE &&
+	    io->payload_length > WIRE_MAX_MSG - ws->m_len)
+		return (ws_conn_fail(ws, WS_CODE_TOO_BIG, "message too big"),
+		    -1);
+	ws->f_opcode = io->opcode;
+	ws->f_fin = io->fin;
+	ws->f_left = io->payload_length;
+	ws->flags |= WS_IN_FRAME;
+	return (0);
+}
+
+/* A piece of the current frame's payload. */
+static void
+ws_conn_frame_data(struct ws_conn *ws, const struct wslay_frame_iocb *io)
+{
+	size_t	len = io->data_length;
+
+	ws->f_left -= len;
+	if (ws->f_opcode >= WS_OP_CLOSE) {
+		memcpy(ws->ctl + ws->ctl_len, io->data, len);
+		ws->ctl_len += len;
+		return;
+	}
+	/* A whole message in one piece is handed on in place. */
+	if (ws->m_buf == NULL && ws->f_opcode != WS_OP_CONT &&
+	    ws->f_left == 0 && ws->f_fin)
+		return;
+	if (ws->m_buf == NULL)
+		ws->m_buf = xmalloc(ws->f_fin ? len + ws->f_left :
+		    WIRE_MAX_MSG);
+	memcpy(ws->m_buf + ws->m_len, io->data, len);
+	ws->m_len += len;
+}
+
+/* The current frame is complete. */
+static void
+ws_conn_frame_end(struct ws_conn *ws, const struct wslay_frame_iocb *io)
+{
+	int	opcode;
+
+	ws->flags &= ~WS_IN_FRAME;
+	switch (ws->f_opcode) {
+	case WS_OP_CLOSE:
+		ws_conn_on_close(ws);
+		return;
+	case WS_OP_PING:
+		if (!(ws->flags & WS_CLOSE_SENT))
+			ws_conn_write_frame(ws, WS_OP_PONG, ws->ctl,
+			    ws->ctl_len, NULL, NULL, 0, 0);
+		return;
+	case WS_OP_PONG:
+		return;
+	}
+	if (!ws->f_fin)
+		return;
+	opcode = ws->m_opcode;
+	ws->m_opcode = 0;
+	if (ws->m_buf == NULL)
+		ws_conn_deliver(ws, opcode, io->data, io->data_length);
+	else {
+		ws_conn_deliver(ws, opcode, ws->m_buf, ws->m_len);
+		/* Idle links keep no message buffer. */
+		free(ws->m_buf);
+		ws->m_buf = NULL;
+	}
+	ws->m_len = 0;
+}
+
+/* Parse what has arrived, frame by frame, as far as it goes. */
 static void
 ws_conn_pump(struct ws_conn *ws)
 {
-	int	r;
+	struct wslay_frame_iocb	io;
+	ssize_t			r;
 
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-		return;
-	ws->flags |= WS_INRECV;
-	r = wslay_event_recv(ws->ctx);
-	ws->flags &= ~WS_INRECV;
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-		return;
-	if (r != 0) {
-		ws_conn_closed(ws, "protocol error or oversize message");
-		return;
+	while (!(ws->flags & (WS_DEAD | WS_CLOSED_CB | WS_CLOSE_RECV))) {
+		memset(&io, 0, sizeof io);
+		r = wslay_frame_recv(ws->fr, &io);
+		if (r == WSLAY_ERR_WANT_READ)
+			break;
+		if (r < 0) {
+			ws_conn_fail(ws, WS_CODE_PROTOCOL, "malformed frame");
+			return;
+		}
+		if (!(ws->flags & WS_IN_FRAME) &&
+		    ws_conn_frame_start(ws, &io) != 0)
+			return;
+		ws_conn_frame_data(ws, &io);
+		if (ws->f_left == 0)
+			ws_conn_frame_end(ws, &io);
 	}
-	ws_conn_flush(ws);
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-		return;
-	if (!wslay_event_want_read(ws->ctx) &&
-	    !wslay_event_want_write(ws->ctx) &&
-	    evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
-		ws_conn_closed(ws, "closed by peer");
 }
 
 static void
@@ -176,19 +415,11 @@ ws_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct ws_conn	*ws = arg;
 
-	if (ws->flags & WS_DEAD)
+	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
-	if (wslay_event_want_write(ws->ctx)) {
-		ws_conn_flush(ws);
-		if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-			return;
-	}
-	if (wslay_event_get_close_sent(ws->ctx) &&
-	    wslay_event_get_close_received(ws->ctx) &&
-	    evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
-		ws_conn_closed(ws, "closed");
+	ws_conn_check_done(ws);
+	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
-	}
 	if (ws_conn_backlog(ws) < WS_OUT_LOW && ws->cb->drained != NULL)
 		ws->cb->drained(ws, ws->arg);
 }
@@ -218,11 +449,10 @@ ws_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 ws_ping_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
-	struct ws_conn		*ws = arg;
-	struct wslay_event_msg	 m = { WSLAY_PING, (const uint8_t *)"", 0 };
-	char			 why[64];
+	struct ws_conn	*ws = arg;
+	char		 why[64];
 
-	if (ws->flags & WS_DEAD)
+	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
 	if (util_now() - ws->last_rx > ws->ping_timeout) {
 		snprintf(why, sizeof why, "no traffic for %d seconds",
@@ -230,39 +460,36 @@ ws_ping_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		ws_conn_closed(ws, why);
 		return;
 	}
-	wslay_event_queue_msg(ws->ctx, &m);
-	ws_conn_flush(ws);
+	if (!(ws->flags & WS_CLOSE_SENT))
+		ws_conn_write_frame(ws, WS_OP_PING, NULL, 0, NULL, NULL, 0, 0);
 }
 
 /*
- * Wrap an upgraded connection. server is 1 on the controller. The
- * callbacks get arg; ping_interval/ping_timeout are in seconds.
+ * Wrap an upgraded connection. flags: WS_ROLE_SERVER on the controller,
+ * WS_NO_MASK when the upgrade agreed to skip masking. The callbacks get
+ * arg; ping_interval/ping_timeout are in seconds.
  */
 struct ws_conn *
-ws_conn_create(struct bufferevent *bev, int server,
+ws_conn_create(struct bufferevent *bev, int flags,
     const struct ws_callbacks *cb, void *arg, int ping_interval,
     int ping_timeout)
 {
 	struct ws_conn	*ws;
 	struct timeval	 tv;
-	int		 r;
 
 	ws = xcalloc(1, sizeof *ws);
 	ws->bev = bev;
 	ws->cb = cb;
 	ws->arg = arg;
+	if (flags & WS_ROLE_SERVER)
+		ws->flags |= WS_SERVER;
+	if (flags & WS_NO_MASK)
+		ws->flags |= WS_UNMASKED;
 	ws->ping_interval = ping_interval;
 	ws->ping_timeout = ping_timeout;
 	ws->last_rx = util_now();
-	if (server)
-		r = wslay_event_context_server_init(&ws->ctx,
-		    &ws_wslay_callbacks, ws);
-	else
-		r = wslay_event_context_client_init(&ws->ctx,
-		    &ws_wslay_callbacks, ws);
-	if (r != 0)
-		fatalx("wslay_event_context_init: %d", r);
-	wslay_event_config_set_max_recv_msg_length(ws->ctx, WIRE_MAX_MSG);
+	if (wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
+		fatalx("%s: out of memory", __func__);
 
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
 	bufferevent_setwatermark(bev, EV_READ, 0, WIRE_MAX_MSG);
@@ -296,7 +523,7 @@ ws_conn_closed(struct ws_conn *ws, const char *why)
 	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
 	ws->flags |= WS_CLOSED_CB;
-	bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
+	bufferevent_disable(ws->bev, EV_READ);
 	event_del(ws->ping);
 	if (ws->cb->closed != NULL)
 		ws->cb->closed(ws, why, ws->arg);
@@ -310,9 +537,14 @@ ws_free_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	event_free(ws->ping);
 	event_free(ws->kick);
 	event_free(ws->reaper);
-	wslay_event_context_free(ws->ctx);
+	/* Best effort: let a last close frame out on a plain socket. */
+	if (bufferevent_openssl_get_ssl(ws->bev) == NULL &&
+	    bufferevent_getfd(ws->bev) != -1)
+		evbuffer_write(bufferevent_get_output(ws->bev),
+		    bufferevent_getfd(ws->bev));
+	wslay_frame_context_free(ws->fr);
 	bufferevent_free(ws->bev);
-	free(ws->scratch);
+	free(ws->m_buf);
 	free(ws);
 }
 
@@ -334,84 +566,79 @@ ws_conn_free(struct ws_conn *ws)
 	event_active(ws->reaper, EV_TIMEOUT, 0);
 }
 
-/* Queue one text message holding obj as compact JSON. */
+/* May frames still be sent? */
+static int
+ws_conn_open(struct ws_conn *ws)
+{
+	return (!(ws->flags & (WS_DEAD | WS_CLOSED_CB | WS_CLOSE_SENT)));
+}
+
+/* Send one text message holding obj as compact JSON. */
 int
 ws_conn_send_json(struct ws_conn *ws, json_t *obj)
 {
-	struct wslay_event_msg	 m;
-	char			*s;
-	int			 r;
+	char	*s;
 
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
+	if (!ws_conn_open(ws))
 		return (-1);
 	if ((s = json_dumps(obj, JSON_COMPACT)) == NULL)
 		return (-1);
-	m.opcode = WSLAY_TEXT_FRAME;
-	m.msg = (const uint8_t *)s;
-	m.msg_length = strlen(s);
-	r = wslay_event_queue_msg(ws->ctx, &m);
+	ws_conn_write_frame(ws, WS_OP_TEXT, s, strlen(s), NULL, NULL, 0, 0);
 	free(s);
-	if (r != 0)
-		return (-1);
-	ws_conn_flush(ws);
 	return (0);
 }
 
-/* Queue one binary frame: the wire header for (type, ch, off), then data. */
-int
-ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
-    const void *data, size_t len)
+/* Encode the wire header of a data frame: (type, ch, off). */
+static void
+ws_frame_header(uint8_t *h, int type, uint32_t ch, uint64_t off)
 {
-	return (ws_conn_send_frame(ws, type, ch, off, data, NULL, 0, len));
-}
+	int	i;
 
-/*
- * Queue one binary frame whose payload is len bytes of buf starting at
- * skip, copied straight out of the buffer (no pullup).
- */
-int
-ws_conn_send_buf(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
-    struct evbuffer *buf, size_t skip, size_t len)
-{
-	return (ws_conn_send_frame(ws, type, ch, off, NULL, buf, skip, len));
-}
-
-static int
-ws_conn_send_frame(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
-    const void *data, struct evbuffer *buf, size_t skip, size_t len)
-{
-	struct wslay_event_msg	 m;
-	struct evbuffer_ptr	 pos;
-	uint8_t			*h = ws->scratch;
-	int			 i;
-
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-		return (-1);
-	if (len > WIRE_CHUNK)
-		fatalx("%s: chunk of %zu bytes", __func__, len);
-	/* Allocated on first use: most controller links never send data. */
-	if (h == NULL)
-		h = ws->scratch = xmalloc(WIRE_HDR_LEN + WIRE_CHUNK);
 	h[0] = (uint8_t)type;
 	h[1] = h[2] = h[3] = 0;
 	for (i = 0; i < 4; i++)
 		h[4 + i] = (uint8_t)(ch >> (24 - 8 * i));
 	for (i = 0; i < 8; i++)
 		h[8 + i] = (uint8_t)(off >> (56 - 8 * i));
-	if (buf != NULL) {
-		if (evbuffer_ptr_set(buf, &pos, skip, EVBUFFER_PTR_SET) != 0 ||
-		    evbuffer_copyout_from(buf, &pos, h + WIRE_HDR_LEN, len) !=
-		    (ev_ssize_t)len)
-			fatalx("%s: range past the buffer", __func__);
-	} else
-		memcpy(h + WIRE_HDR_LEN, data, len);
-	m.opcode = WSLAY_BINARY_FRAME;
-	m.msg = h;
-	m.msg_length = WIRE_HDR_LEN + len;
-	if (wslay_event_queue_msg(ws->ctx, &m) != 0)
+}
+
+/*
+ * Send one binary frame: the wire header for (type, ch, off), then len
+ * bytes from data or, when buf is given, from buf starting at skip.
+ */
+static int
+ws_conn_send_binary(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+    const void *data, struct evbuffer *buf, size_t skip, size_t len)
+{
+	uint8_t	h[WIRE_HDR_LEN];
+
+	if (!ws_conn_open(ws))
 		return (-1);
-	ws_conn_flush(ws);
+	if (len > WIRE_CHUNK)
+		fatalx("%s: chunk of %zu bytes", __func__, len);
+	ws_frame_header(h, type, ch, off);
+	ws_conn_write_frame(ws, WS_OP_BINARY, h, sizeof h, data, buf, skip,
+	    len);
 	return (0);
+}
+
+/* Send one binary frame of len bytes from data. */
+int
+ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+    const void *data, size_t len)
+{
+	return (ws_conn_send_binary(ws, type, ch, off, data, NULL, 0, len));
+}
+
+/*
+ * Send one binary frame whose payload is len bytes of buf starting at
+ * skip, copied straight from the buffer's chains into the socket's.
+ */
+int
+ws_conn_send_buf(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+    struct evbuffer *buf, size_t skip, size_t len)
+{
+	return (ws_conn_send_binary(ws, type, ch, off, NULL, buf, skip, len));
 }
 
 /*
@@ -442,17 +669,14 @@ ws_frame_parse(const uint8_t *msg, size_t len, int *type, uint32_t *ch,
 size_t
 ws_conn_backlog(struct ws_conn *ws)
 {
-	return (evbuffer_get_length(bufferevent_get_output(ws->bev)) +
-	    wslay_event_get_queued_msg_length(ws->ctx));
+	return (evbuffer_get_length(bufferevent_get_output(ws->bev)));
 }
 
 /* May a producer queue more now? */
 int
 ws_conn_writable(struct ws_conn *ws)
 {
-	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
-		return (0);
-	return (ws_conn_backlog(ws) < WS_OUT_HIGH);
+	return (ws_conn_open(ws) && ws_conn_backlog(ws) < WS_OUT_HIGH);
 }
 
 /* Start the close handshake; the closed callback follows. */
@@ -461,9 +685,8 @@ ws_conn_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
 	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
-	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason,
-	    strlen(reason));
-	ws_conn_flush(ws);
+	ws_conn_send_close(ws, code, reason);
+	ws_conn_check_done(ws);
 }
 
 /* The status code of the peer's close frame, 0 if none came. */

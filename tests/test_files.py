@@ -302,6 +302,24 @@ def test_raw_round_trip_of_many_sizes():
             os.unlink(path)
 
 
+def test_masked_links_move_files_and_output_intact():
+    """With --ws-mask on either side every worker frame is masked (RFC
+    6455); 3 MiB each way and an exec still arrive byte for byte."""
+    for serve_args, worker_args in ((["--ws-mask"], []), ([], ["--ws-mask"])):
+        with h.Cluster(serve_args=serve_args, worker_args=worker_args) as c:
+            ctl = c.connect()
+            content = Content(3 * MiB + 7)
+            want = content.sha256()
+            path = os.path.join(c.tmp, "masked")
+            r = h.ok(put_raw(ctl, path, content))
+            assert r["sha256"] == want and file_sha(path) == want, r
+            g, sha, n, _, _ = get_raw(ctl, path)
+            assert h.ok(g)["sha256"] == want and sha == want, g
+            r = h.ok(ctl.call({"op": "exec", "worker": "w1",
+                               "cmd": "head -c 300000 /dev/zero | tr '\\0' x"}))
+            assert r["stdout"] == "x" * 300000, len(r["stdout"])
+
+
 def test_1gib_round_trip_fast_and_with_flat_memory():
     with h.Cluster() as c:
         ctl = c.connect()

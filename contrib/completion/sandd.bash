@@ -105,14 +105,14 @@ _sandd()
 	serve)
 		opts="--listen --control --control-mode --token-file --tls-cert
 		    --tls-key --tls-client-ca --resume-window --ping-interval
-		    --ping-timeout --max-line --max-output --max-handshakes
+		    --ping-timeout --max-line --max-output --max-handshakes --ws-mask
 		    --syslog -v --help"
 		;;
 	worker)
 		opts="-s --server-url -d --daemon-id --id -l --label --labels
 		    --token-file --ca --tls-cert --tls-key --root --allow
 		    --window --ring-size --session-linger --ping-interval
-		    --ping-timeout --syslog -v --help"
+		    --ping-timeout --ws-mask --syslog -v --help"
 		;;
 	exec)
 		opts="-S -t -e -C -l --help --"
