@@ -42,6 +42,7 @@
 #define WS_OP_PING	0x9
 #define WS_OP_PONG	0xa
 #define WS_CTL_MAX	125
+#define WS_LINGER	2	/* seconds to flush at free */
 
 #define WS_CODE_NORMAL		1000
 #define WS_CODE_PROTOCOL	1002
@@ -537,33 +538,59 @@ ws_free_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	event_free(ws->ping);
 	event_free(ws->kick);
 	event_free(ws->reaper);
-	/* Best effort: let a last close frame out on a plain socket. */
-	if (bufferevent_openssl_get_ssl(ws->bev) == NULL &&
-	    bufferevent_getfd(ws->bev) != -1)
-		evbuffer_write(bufferevent_get_output(ws->bev),
-		    bufferevent_getfd(ws->bev));
 	wslay_frame_context_free(ws->fr);
 	bufferevent_free(ws->bev);
 	free(ws->m_buf);
 	free(ws);
 }
 
+/* Lingering: the output is written, or the connection failed. */
+static void
+ws_linger_write_cb(__unused struct bufferevent *bev, void *arg)
+{
+	struct ws_conn	*ws = arg;
+
+	event_active(ws->reaper, EV_TIMEOUT, 0);
+}
+
+static void
+ws_linger_event_cb(__unused struct bufferevent *bev, __unused short what,
+    void *arg)
+{
+	struct ws_conn	*ws = arg;
+
+	event_active(ws->reaper, EV_TIMEOUT, 0);
+}
+
 /*
  * Release the connection. No callback runs after this; the memory goes
- * from the event loop, so this may be called from a callback.
+ * from the event loop, so this may be called from a callback. What is
+ * still queued, such as a close frame saying why, gets WS_LINGER seconds
+ * to leave.
  */
 void
 ws_conn_free(struct ws_conn *ws)
 {
+	struct timeval	tv = { WS_LINGER, 0 };
+
 	if (ws == NULL || (ws->flags & WS_DEAD))
 		return;
 	ws->flags |= WS_DEAD | WS_CLOSED_CB;
-	bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(ws->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(ws->bev, EV_READ);
 	event_del(ws->ping);
 	event_del(ws->kick);
 	ws->reaper = event_new(ev_base, -1, 0, ws_free_cb, ws);
-	event_active(ws->reaper, EV_TIMEOUT, 0);
+	if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
+		bufferevent_disable(ws->bev, EV_WRITE);
+		bufferevent_setcb(ws->bev, NULL, NULL, NULL, NULL);
+		event_active(ws->reaper, EV_TIMEOUT, 0);
+		return;
+	}
+	bufferevent_setcb(ws->bev, NULL, ws_linger_write_cb,
+	    ws_linger_event_cb, ws);
+	bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(ws->bev, EV_WRITE);
+	event_add(ws->reaper, &tv);
 }
 
 /* May frames still be sent? */
