@@ -56,6 +56,19 @@ chan_free(struct chan *c)
 	free(c);
 }
 
+/*
+ * Bytes of buffered stream s held beyond max_output, unacknowledged. Only
+ * a command that may yield has any: rather than drop its output, it is
+ * paused until the yield hands the output to reads.
+ */
+static size_t
+chan_held(struct chan *c, int s)
+{
+	size_t	len = evbuffer_get_length(c->out[s]);
+
+	return (len > c->max_output ? len - c->max_output : 0);
+}
+
 /* Tell the worker how far stream s has been consumed. */
 static void
 chan_send_ack(struct chan *c, int s, int force)
@@ -64,8 +77,10 @@ chan_send_ack(struct chan *c, int s, int force)
 	json_t		*m;
 
 	consumed = c->recv[s] - evbuffer_get_length(c->out[s]);
-	if (c->flags & CHAN_BUFFERED)
-		consumed = c->recv[s];
+	if (c->flags & CHAN_BUFFERED) {
+		/* What the reply will carry is consumed on arrival. */
+		consumed = c->recv[s] - chan_held(c, s);
+	}
 	if (consumed <= c->acked[s])
 		return;
 	if (!force && consumed - c->acked[s] < ACK_EVERY &&
@@ -176,7 +191,7 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 	if (c->flags & CHAN_BUFFERED) {
 		keep = evbuffer_get_length(c->out[s]) < c->max_output ?
 		    c->max_output - evbuffer_get_length(c->out[s]) : 0;
-		if (keep > len)
+		if (keep > len || c->timer != NULL)	/* may yield: keep all */
 			keep = len;
 		evbuffer_add(c->out[s], data, keep);
 		c->dropped[s] += len - keep;

@@ -245,9 +245,12 @@ exec_result_output(struct chan *c, json_t *res)
 	int	 s;
 
 	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
-		o = chan_take_output(c, s, (size_t)-1);
+		o = chan_take_output(c, s, c->max_output);
 		json_object_update(res, o);
 		json_decref(o);
+		/* Held back for a yield that did not come: past max_output. */
+		c->dropped[s] += evbuffer_get_length(c->out[s]);
+		evbuffer_drain(c->out[s], evbuffer_get_length(c->out[s]));
 		json_object_set_new(res, s == WIRE_OUT ? "stdout_truncated" :
 		    "stderr_truncated", json_boolean(c->dropped[s] > 0));
 	}

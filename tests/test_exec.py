@@ -428,6 +428,36 @@ def test_output_under_max_output_is_not_truncated():
         assert not r.get("stdout_truncated"), r
 
 
+def test_output_past_max_output_before_a_yield_is_held_not_dropped():
+    """A command that may yield is paused at max_output instead of losing
+    output: the yield reply and later reads hold every byte once."""
+    n = 400000
+    with h.Cluster() as c:
+        r = h.ok(_exec(c, cmd="seq 1 %d" % n, max_output=65536,
+                       yield_after=1))
+        assert r.get("running") is True, "ended before the yield"
+        assert not r.get("stdout_truncated"), r
+        got, hd = r["stdout"], r["handle"]
+        ctl = c.connect()
+        while True:
+            r = h.ok(ctl.call({"op": "read", "handle": hd, "timeout": 2}))
+            got += r.get("stdout", "")
+            if not r.get("running"):
+                break
+        assert got == "".join("%d\n" % i for i in range(1, n + 1)), \
+            len(got)
+
+
+def test_output_past_max_output_when_no_yield_comes_is_truncated():
+    """yield_after set, but the command ends first with more than
+    max_output: the reply holds max_output bytes and says truncated."""
+    with h.Cluster() as c:
+        r = h.ok(_exec(c, cmd="head -c 200000 /dev/zero | tr '\\0' a",
+                       max_output=1000, yield_after=10))
+        assert r["stdout"] == "a" * 1000 and r["stdout_truncated"], \
+            (len(r.get("stdout", "")), r.get("stdout_truncated"))
+
+
 # ------------------------------------------------------------ limits
 
 def _limits(c, **lim):
