@@ -261,7 +261,8 @@ void
 chan_flush_input(struct chan *c)
 {
 	uint64_t	 end = c->in_base + evbuffer_get_length(c->in);
-	uint64_t	 limit = c->in_base + WIRE_WINDOW;
+	uint64_t	 limit = c->in_base + (c->kind == CHAN_PUT ?
+	    WIRE_FILE_WINDOW : WIRE_WINDOW);
 	size_t		 n;
 	json_t		*m;
 

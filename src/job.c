@@ -182,6 +182,15 @@ job_flush(struct job *j)
 	job_try_end(j);
 }
 
+/* The window of j's output streams: --window, or more for a get. */
+static size_t
+job_window(struct job *j)
+{
+	if (j->kind == CHAN_GET && worker_opts.window < WIRE_FILE_WINDOW)
+		return (WIRE_FILE_WINDOW);
+	return (worker_opts.window);
+}
+
 /* (Re)arm reading of stream s if there is room in its window. */
 static void
 job_stream_arm(struct job *j, int s)
@@ -190,7 +199,7 @@ job_stream_arm(struct job *j, int s)
 
 	if (st->ev == NULL || st->eof)
 		return;
-	if (job_unacked(j, s) < worker_opts.window) {
+	if (job_unacked(j, s) < job_window(j)) {
 		if (st->paused) {
 			st->paused = 0;
 			event_add(st->ev, NULL);
@@ -213,9 +222,9 @@ job_stream_push(struct job *j, int s, const void *data, size_t len)
 size_t
 job_stream_room(struct job *j, int s)
 {
-	size_t	used = job_unacked(j, s);
+	size_t	used = job_unacked(j, s), window = job_window(j);
 
-	return (used < worker_opts.window ? worker_opts.window - used : 0);
+	return (used < window ? window - used : 0);
 }
 
 static void

@@ -30,6 +30,14 @@
 #define WIRE_MAX_MSG		(WIRE_CHUNK + WIRE_HDR_LEN + 64 * 1024)
 /* Default credit window of one stream, in bytes. */
 #define WIRE_WINDOW		(1024 * 1024)
+/*
+ * Window of the bulk streams of files (put input, get output). A round
+ * trip of acks through both daemons takes a few ms on a loaded host, and
+ * 1 MiB per round trip held a 1 GiB put to disk at 230-290 MB/s; 4 MiB
+ * lets it run at ~470 MB/s (8 MiB gains another ~5% for twice the
+ * memory). Only a transfer in progress holds this much.
+ */
+#define WIRE_FILE_WINDOW	(4 * 1024 * 1024)
 #define WIRE_MIN_WINDOW		(64 * 1024)
 #define WIRE_MAX_WINDOW		(64 * 1024 * 1024)
 
