@@ -320,6 +320,47 @@ def test_masked_links_move_files_and_output_intact():
             assert r["stdout"] == "x" * 300000, len(r["stdout"])
 
 
+def test_big_transfers_do_not_starve_other_streams():
+    """A put being streamed and a get nobody reads share the worker's link
+    with commands: execs and a session answer while both are in flight,
+    and the put still arrives intact."""
+    import threading
+    with h.Cluster() as c:
+        stalled = os.path.join(c.tmp, "stalled")
+        with open(stalled, "wb") as f:
+            f.truncate(GiB)
+        reader = c.connect()
+        reader.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        reader.send({"op": "get", "worker": "w1", "path": stalled,
+                     "raw": True, "id": "g"})
+        content = Content(GiB)
+        want = content.sha256()
+        path = os.path.join(c.tmp, "big")
+        result = {}
+        putter = c.connect()
+        t = threading.Thread(target=lambda: result.update(
+            r=put_raw(putter, path, content)), daemon=True)
+        t.start()
+        _wait_progress(lambda: bool(worker_tmpfiles(c.workers["w1"].pid)),
+                       "the put to start")
+        ctl = c.connect()
+        for i in range(20):
+            r = h.ok(ctl.call({"op": "exec", "worker": "w1",
+                               "argv": ["echo", str(i)]}))
+            assert r["stdout"] == "%d\n" % i, r
+        s = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                           "argv": ["cat"]}))
+        h.ok(ctl.call({"op": "session.write", "session": s["session"],
+                       "data": "ping\n"}))
+        r = h.ok(ctl.call({"op": "session.read", "session": s["session"],
+                           "until": "ping", "timeout": 10}))
+        assert r.get("matched") is True, r
+        assert t.is_alive(), "the put ended first: nothing was shared"
+        t.join(h.T(120))
+        r = h.ok(result["r"])
+        assert r["sha256"] == want and r["size"] == GiB, r
+
+
 def test_1gib_round_trip_fast_and_with_flat_memory():
     with h.Cluster() as c:
         ctl = c.connect()
