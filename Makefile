@@ -16,8 +16,8 @@ WARN	 = -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes \
 	   -Wshadow -Wpointer-arith -Wsign-compare -Wstrict-prototypes \
 	   -Wno-unused-parameter
 CFLAGS	?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(CFLAGS)
-LIBS	 = $(PKG_LIBS) -lwslay -lutil
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+LIBS	 = $(PKG_LIBS) -lwslay -lutil -pthread
 
 SRCS	 = $(wildcard src/*.c)
 OBJS	 = $(SRCS:src/%.c=build/%.o)

@@ -15,6 +15,7 @@
 #include <malloc.h>
 #endif
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,5 +145,16 @@ compat_tune_malloc(void)
 #if defined(__GLIBC__)
 	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+#endif
+}
+
+/* Name the calling thread, as ps and /proc show it (Linux only). */
+void
+compat_thread_name(const char *name)
+{
+#if defined(__linux__)
+	pthread_setname_np(pthread_self(), name);
+#else
+	(void)name;
 #endif
 }

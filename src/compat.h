@@ -39,6 +39,7 @@ void	 compat_closefrom_except(int, int);
 void	 compat_set_pdeathsig_off(void);
 int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);
+void	 compat_thread_name(const char *);
 void	 compat_explicit_bzero(void *, size_t);
 
 #endif

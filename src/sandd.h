@@ -117,6 +117,18 @@ int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
 
+/* hash.c */
+struct hash;
+void	 hash_init(void);
+void	 hash_shutdown(void);
+struct hash *hash_create(void);
+void	 hash_free(struct hash *);
+void	 hash_add(struct hash *, const void *, size_t, void (*)(void *),
+	     void *);
+size_t	 hash_backlog(struct hash *);
+void	 hash_when_below(struct hash *, size_t, void (*)(void *), void *);
+void	 hash_final(struct hash *, char [65]);
+
 /* http.c */
 struct http_msg {
 	char	*method;	/* request only */

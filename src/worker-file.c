@@ -29,8 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "sandd.h"
 #include "job.h"
 
@@ -40,6 +38,7 @@
 #define FILE_WRITE_BATCH	(256 * 1024)	/* put: written and acked at once */
 #define FILE_SYNC_EVERY		(8 * 1024 * 1024)	/* start writeback */
 #define FILE_LEFT_UNKNOWN	UINT64_MAX	/* read to EOF */
+#define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* may wait for the hash */
 
 struct file_xfer {
 	const char	*op;		/* "put" or "get", for messages */
@@ -60,7 +59,7 @@ struct file_xfer {
 	uint64_t	 left;		/* get: bytes still to read */
 	uint64_t	 sent;		/* get: bytes read and sent */
 	uint64_t	 max;		/* get: inline limit, 0 for none */
-	EVP_MD_CTX	*md;
+	struct hash	*hash;		/* SHA-256 of the bytes, see hash.c */
 	struct event	*ev;		/* get: read more */
 	int		 done;		/* finished or failed */
 };
@@ -207,9 +206,7 @@ file_xfer_create(struct job *j, const char *op, const char *path)
 	x->path = xstrdup(path);
 	x->dirfd = -1;
 	x->fd = -1;
-	if ((x->md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1)
-		fatalx("EVP_DigestInit_ex");
+	x->hash = hash_create();
 	j->data = x;
 	return (x);
 }
@@ -247,7 +244,7 @@ file_free(struct job *j)
 	file_close(x);
 	if (x->ev != NULL)
 		event_free(x->ev);
-	EVP_MD_CTX_free(x->md);
+	hash_free(x->hash);
 	free(x->wbuf);
 	free(x->path);
 	free(x->dir);
@@ -290,18 +287,6 @@ file_fail_errno(struct job *j, int err, const char *what)
 		file_fail(j, "io_error", err, "%s: %s", what, strerror(err));
 	else
 		file_fail(j, "io_error", err, "%s", strerror(err));
-}
-
-/* The digest so far, as hex. */
-static void
-file_digest(struct file_xfer *x, char hex[65])
-{
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned int	len;
-
-	if (EVP_DigestFinal_ex(x->md, md, &len) != 1)
-		fatalx("EVP_DigestFinal_ex");
-	util_sha256_hex(md, hex);
 }
 
 /* ---- put ---- */
@@ -475,12 +460,29 @@ file_publish(struct file_xfer *x)
 	return (0);
 }
 
-/* Every byte is written: flush, set the mode, rename, reply. */
+/* The file is in place and every byte hashed: reply. */
+static void
+file_put_reply(void *arg)
+{
+	struct job		*j = arg;
+	struct file_xfer	*x = j->data;
+	char			 hex[65];
+
+	hash_final(x->hash, hex);
+	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
+	    (unsigned long long)x->size);
+	job_set_end(j, json_pack("{s:I, s:s}", "size", (json_int_t)x->size,
+	    "sha256", hex));
+}
+
+/*
+ * Every byte is written: flush, set the mode, rename, and reply once the
+ * hashing has caught up.
+ */
 static void
 file_put_commit(struct job *j)
 {
 	struct file_xfer	*x = j->data;
-	char			 hex[65];
 
 	if (x->expect != x->size && ftruncate(x->fd, (off_t)x->size) == -1) {
 		file_fail_errno(j, errno, "truncate");
@@ -504,11 +506,14 @@ file_put_commit(struct job *j)
 		log_warn("%s: fsync %s", __func__, x->dir);
 	x->done = 1;
 	file_close(x);
-	file_digest(x, hex);
-	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
-	    (unsigned long long)x->size);
-	job_set_end(j, json_pack("{s:I, s:s}", "size", (json_int_t)x->size,
-	    "sha256", hex));
+	hash_when_below(x->hash, 0, file_put_reply, j);
+}
+
+/* The hash caught up with a put: let more input come. */
+static void
+file_put_ack(void *arg)
+{
+	job_ack_input(arg);
 }
 
 /*
@@ -535,6 +540,11 @@ file_put_write(struct job *j)
 	}
 	x->size += x->wlen;
 	j->in_done += x->wlen;
+	if (x->wlen > 0) {
+		/* Hashed meanwhile; the next batch gets a new buffer. */
+		hash_add(x->hash, x->wbuf, x->wlen, free, x->wbuf);
+		x->wbuf = NULL;
+	}
 	x->wlen = 0;
 #ifdef SYNC_FILE_RANGE_WRITE
 	/* Start writeback as we go, so the final fsync has little left. */
@@ -544,7 +554,11 @@ file_put_write(struct job *j)
 		x->synced = x->size;
 	}
 #endif
-	job_ack_input(j);
+	/* Input waiting for the hash is held too: ack once it catches up. */
+	if (hash_backlog(x->hash) < FILE_HASH_AHEAD)
+		job_ack_input(j);
+	else
+		hash_when_below(x->hash, FILE_HASH_AHEAD / 2, file_put_ack, j);
 	return (0);
 }
 
@@ -577,11 +591,9 @@ file_put_input(struct job *j, const uint8_t *data, size_t len)
 		job_ack_input(j);
 		return;
 	}
-	if (EVP_DigestUpdate(x->md, data, len) != 1)
-		fatalx("EVP_DigestUpdate");
-	if (x->wbuf == NULL)
-		x->wbuf = xmalloc(FILE_WRITE_BATCH);
 	while (len > 0) {
+		if (x->wbuf == NULL)
+			x->wbuf = xmalloc(FILE_WRITE_BATCH);
 		n = FILE_WRITE_BATCH - x->wlen;
 		if (n > len)
 			n = len;
@@ -695,16 +707,15 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 
 /* ---- get ---- */
 
-/* Everything is read: the end carries the size, mode and digest. */
+/* Everything is read and hashed: the end carries size, mode and digest. */
 static void
-file_get_finish(struct job *j)
+file_get_end(void *arg)
 {
+	struct job		*j = arg;
 	struct file_xfer	*x = j->data;
 	char			 hex[65];
 
-	x->done = 1;
-	file_close(x);
-	file_digest(x, hex);
+	hash_final(x->hash, hex);
 	j->out[WIRE_OUT].eof = 1;
 	log_debug("channel %u: get %s: %llu bytes sent", j->ch, x->path,
 	    (unsigned long long)x->sent);
@@ -712,7 +723,54 @@ file_get_finish(struct job *j)
 	    (json_int_t)x->size, "mode", (int)x->mode, "sha256", hex));
 }
 
-/* Read a bounded batch while the window has room; re-arm for more. */
+/* Everything is read: end once the hashing has caught up. */
+static void
+file_get_finish(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+
+	x->done = 1;
+	file_close(x);
+	hash_when_below(x->hash, 0, file_get_end, j);
+}
+
+/* get: a block read from the file, shared by the stream and the hash. */
+struct file_block {
+	int	refs;
+	uint8_t	data[];
+};
+
+static void
+file_block_unref(void *arg)
+{
+	struct file_block	*b = arg;
+
+	if (--b->refs == 0)
+		free(b);
+}
+
+static void
+file_block_cleanup_cb(__unused const void *data, __unused size_t len,
+    void *arg)
+{
+	file_block_unref(arg);
+}
+
+/* The hash caught up with a get: read on. */
+static void
+file_get_more(void *arg)
+{
+	struct job		*j = arg;
+	struct file_xfer	*x = j->data;
+
+	if (!x->done && x->ev != NULL)
+		event_active(x->ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Read a bounded batch while the window has room and the hash keeps up;
+ * re-arm for more.
+ */
 static void
 file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -720,7 +778,7 @@ file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
 	struct job		*j = arg;
 	struct file_xfer	*x = j->data;
 	struct evbuffer		*buf = j->out[WIRE_OUT].buf;
-	struct evbuffer_iovec	 vec;
+	struct file_block	*b;
 	size_t			 room, want;
 	ssize_t			 n;
 	int			 i;
@@ -728,12 +786,18 @@ file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
 	for (i = 0; i < FILE_GET_BATCH && x->left > 0; i++) {
 		if ((room = job_stream_room(j, WIRE_OUT)) == 0)
 			return;		/* file_get_acked goes on */
+		if (hash_backlog(x->hash) >= FILE_HASH_AHEAD) {
+			hash_when_below(x->hash, FILE_HASH_AHEAD / 2,
+			    file_get_more, j);
+			return;
+		}
 		want = room < WIRE_CHUNK ? room : WIRE_CHUNK;
 		if (want > x->left)
 			want = (size_t)x->left;
-		if (evbuffer_reserve_space(buf, (ssize_t)want, &vec, 1) < 1)
-			fatalx("evbuffer_reserve_space");
-		n = pread(x->fd, vec.iov_base, want, (off_t)x->pos);
+		b = xmalloc(sizeof *b + want);
+		n = pread(x->fd, b->data, want, (off_t)x->pos);
+		if (n <= 0)
+			free(b);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
@@ -744,10 +808,11 @@ file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
 			x->left = 0;
 			break;
 		}
-		if (EVP_DigestUpdate(x->md, vec.iov_base, (size_t)n) != 1)
-			fatalx("EVP_DigestUpdate");
-		vec.iov_len = (size_t)n;
-		evbuffer_commit_space(buf, &vec, 1);
+		/* Sent from the stream and hashed meanwhile, not copied. */
+		b->refs = 2;
+		evbuffer_add_reference(buf, b->data, (size_t)n,
+		    file_block_cleanup_cb, b);
+		hash_add(x->hash, b->data, (size_t)n, file_block_unref, b);
 		x->pos += (uint64_t)n;
 		x->sent += (uint64_t)n;
 		if (x->left != FILE_LEFT_UNKNOWN)

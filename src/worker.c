@@ -647,12 +647,14 @@ worker_main(void)
 		evsignal_add(sig_ev[i], NULL);
 	}
 	job_init();
+	hash_init();
 	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
 	    worker_opts.url);
 	worker_dial();
 	event_base_dispatch(ev_base);
 
 	job_free_all();
+	hash_shutdown();
 	if (link_ws != NULL)
 		ws_conn_free(link_ws);
 	for (i = 0; i < 4; i++)

@@ -320,6 +320,34 @@ def test_masked_links_move_files_and_output_intact():
             assert r["stdout"] == "x" * 300000, len(r["stdout"])
 
 
+def test_hashing_on_a_thread_and_in_line_give_the_same_digests():
+    """The worker hashes on its sandd-hash thread, or in line when it has
+    none (SANDD_HASH_INLINE); both give the right SHA-256 for puts and
+    gets of several sizes, including ranges."""
+    for env in (None, {"SANDD_HASH_INLINE": "1"}):
+        with h.Cluster(workers={}) as c:
+            c.start_worker("w1", env=env)
+            names = set()
+            task = "/proc/%d/task" % c.workers["w1"].pid
+            for tid in os.listdir(task):
+                with open(os.path.join(task, tid, "comm")) as f:
+                    names.add(f.read().strip())
+            assert ("sandd-hash" in names) == (env is None), names
+            ctl = c.connect()
+            for size in (1, 300 * 1024, 9 * MiB + 3):
+                content = Content(size)
+                want = content.sha256()
+                path = os.path.join(c.tmp, "h-%d" % size)
+                r = h.ok(put_raw(ctl, path, content))
+                assert r["sha256"] == want == file_sha(path), r
+                g, sha, n, _, _ = get_raw(ctl, path)
+                assert h.ok(g)["sha256"] == want and sha == want, g
+                g, sha, n, _, _ = get_raw(ctl, path, offset=size // 3,
+                                          length=size // 2)
+                assert h.ok(g)["sha256"] == sha == content.sha256(
+                    size // 3, size // 3 + size // 2), g
+
+
 def test_big_transfers_do_not_starve_other_streams():
     """A put being streamed and a get nobody reads share the worker's link
     with commands: execs and a session answer while both are in flight,

@@ -55,7 +55,7 @@ build/fuzz/obj/%.o: src/%.c $(HDRS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 build/fuzz/%: tests/fuzz/%.c $(OBJS)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(OBJS) \
-	    $(PKG_LIBS) -lwslay -lutil
+	    $(PKG_LIBS) -lwslay -lutil -pthread
 MAKE
 then
 	echo "FAIL fuzz: build failed:"
