@@ -15,7 +15,11 @@ temporary folder (tests/harness.py), then measures and prints:
     socat, put, get and SHA-256 runs are repeated BENCH_FILE_ROUNDS times
     after one unreported warm-up round and the median is reported, with the
     min-max range (scp runs once each);
-  - peak RSS (VmHWM) of serve and worker after each section.
+  - the same put and get through a second serve and worker whose worker
+    link is TLS (wss://, a throwaway test CA), in the same rounds, and the
+    ratios wss / ws;
+  - peak RSS (VmHWM) of serve and worker after each section (and of the
+    wss:// cluster's serve and worker).
 
 Stdlib only. Every section that cannot run prints "n/a (reason)"; the exit
 status is 0 unless the cluster itself cannot start.
@@ -35,6 +39,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -114,16 +119,39 @@ def cpu_secs(pid):
         return None
 
 
+def thread_cpu_secs(pid, name):
+    """User + system CPU seconds of pid's threads called name (0 if it
+    has none), or None."""
+    total = 0.0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / \
+                float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 class CpuMeter:
-    """CPU seconds used by this client, serve and the worker over a span."""
+    """CPU seconds used by this client, serve, the worker, and the worker's
+    hashing thread (part of the worker's) over a span."""
 
     def __init__(self, cl):
         self.pids = (cl.serve.pid, cl.workers[WORKER].pid)
-        self.t0 = (time.process_time(),) + tuple(cpu_secs(p)
-                                                 for p in self.pids)
+        self.t0 = self._now()
+
+    def _now(self):
+        return (time.process_time(),) + \
+            tuple(cpu_secs(p) for p in self.pids) + \
+            (thread_cpu_secs(self.pids[1], "sandd-hash"),)
 
     def done(self):
-        t1 = (time.process_time(),) + tuple(cpu_secs(p) for p in self.pids)
+        t1 = self._now()
         return tuple(None if a is None or b is None else b - a
                      for a, b in zip(self.t0, t1))
 
@@ -216,6 +244,21 @@ def rm(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def first_line(e, limit=200):
+    """The first line of an exception's message, cut to limit."""
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:limit]
+
+
+def tls_probe(port, ca):
+    """(version, cipher) that a default OpenSSL client (Python's ssl)
+    negotiates with the TLS listener on 127.0.0.1:port."""
+    ctx = ssl.create_default_context(cafile=ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            return t.version(), t.cipher()[0]
 
 
 # ---------------------------------------------------------------- control
@@ -616,6 +659,7 @@ class BenchCluster(h.Cluster):
 class Report:
     def __init__(self):
         self.rss = []           # (section, serve KiB, worker KiB)
+        self.clusters = []      # other clusters started (for their logs)
 
     def rss_after(self, section, cl):
         self.rss.append((section, vmhwm(cl.serve.pid),
@@ -766,44 +810,84 @@ def file_section(cl, rep, work):
             if c is not None:
                 cpu.setdefault(key, []).append(c)
 
-    # Round 0 is a warm-up and not reported: the first writes into freshly
-    # allocated page-cache memory are slow on some (virtual) machines, and
-    # every variant deletes its copy at once, so later rounds all reuse the
-    # same memory.
-    t0 = time.perf_counter()
-    for rnd in range(ROUNDS + 1):
-        measured = rnd > 0
-        dst = os.path.join(work, "socat.bin")
-        v = attempt("socat", socat_copy, src, dst, FILE_SIZE)
-        rm(dst)
-        if v is not None:
-            keep(measured, "socat", v[0])
-            keep(measured, "socat_sync", v[1])
-
+    def put_get(c, key, suffix):
+        """One sandd put and one sandd get through cluster c (None: the
+        cluster did not start, and both are marked failed already)."""
+        if c is None:
+            return
         dst = os.path.join(work, "put.bin")
-        m = CpuMeter(cl)
-        v = attempt("put", sandd_put, cl.control, src, dst, FILE_SIZE, want)
-        keep(measured, "put", v, m.done())
+        m = CpuMeter(c)
+        v = attempt("put" + key, sandd_put, c.control, src, dst, FILE_SIZE,
+                    want)
+        keep(measured, "put" + key, v, m.done())
         rm(dst)
         if not measured:
-            rep.rss_after("put %d MiB" % FILE_MB, cl)
+            rep.rss_after("put %d MiB%s" % (FILE_MB, suffix), c)
 
         dst = os.path.join(work, "get.bin")
-        m = CpuMeter(cl)
-        v = attempt("get", sandd_get, cl.control, src, dst, FILE_SIZE, want)
-        c = m.done()
+        m = CpuMeter(c)
+        v = attempt("get" + key, sandd_get, c.control, src, dst, FILE_SIZE,
+                    want)
+        cs = m.done()
         if v is not None and file_sha256(dst) != want:
-            failed["get"] = "n/a (error)"
-            notes.append("get: the local copy's sha256 differs")
+            failed["get" + key] = "n/a (error)"
+            notes.append("get%s: the local copy's sha256 differs" % key)
             v = None
-        keep(measured, "get", v, c)
+        keep(measured, "get" + key, v, cs)
         rm(dst)
         if not measured:
-            rep.rss_after("get %d MiB" % FILE_MB, cl)
+            rep.rss_after("get %d MiB%s" % (FILE_MB, suffix), c)
 
-        keep(measured, "sha", attempt("sha", sha256_time, src, want))
-    rounds_s = time.perf_counter() - t0
-    rep.rss_after("file, %d+1 rounds" % ROUNDS, cl)
+    # The wss:// cluster: a second serve and worker whose worker link is
+    # TLS, up only for the rounds, so that its put and get take turns with
+    # the plain ones under the same conditions.
+    tcl = BenchCluster(workers={WORKER: {}}, tls=True)
+    rep.clusters.append(tcl)
+    tls_ver = "TLS"
+    tls_how = "unknown (the probe failed)"
+    try:
+        try:
+            tcl.__enter__()
+        except Exception as e:
+            failed["put_tls"] = failed["get_tls"] = \
+                "n/a (no wss cluster)"
+            notes.append("wss cluster: %s" % first_line(e))
+            tcl.cleanup()
+            tcl = None
+        if tcl:
+            rep.rss_after("start, wss cluster", tcl)
+            try:
+                ver, cipher = tls_probe(tcl.port, tcl.certs["ca"])
+                tls_ver = ver.replace("TLSv", "TLS ")
+                tls_how = "%s, %s" % (tls_ver, cipher)
+            except Exception as e:
+                notes.append("TLS probe: %s" % first_line(e))
+
+        # Round 0 is a warm-up and not reported: the first writes into
+        # freshly allocated page-cache memory are slow on some (virtual)
+        # machines, and every variant deletes its copy at once, so later
+        # rounds all reuse the same memory.
+        t0 = time.perf_counter()
+        for rnd in range(ROUNDS + 1):
+            measured = rnd > 0
+            dst = os.path.join(work, "socat.bin")
+            v = attempt("socat", socat_copy, src, dst, FILE_SIZE)
+            rm(dst)
+            if v is not None:
+                keep(measured, "socat", v[0])
+                keep(measured, "socat_sync", v[1])
+
+            put_get(cl, "", "")
+            put_get(tcl, "_tls", ", wss cluster")
+
+            keep(measured, "sha", attempt("sha", sha256_time, src, want))
+        rounds_s = time.perf_counter() - t0
+        rep.rss_after("file, %d+1 rounds" % ROUNDS, cl)
+        if tcl:
+            rep.rss_after("file, %d+1 rounds, wss cluster" % ROUNDS, tcl)
+    finally:
+        if tcl:
+            tcl.cleanup()
 
     # scp is slow (one SSH connection and cipher per run): one run each,
     # after the rounds, so it too writes into reused memory.
@@ -853,15 +937,17 @@ def file_section(cl, rep, work):
     def cpu_cells(k):
         c = cpu.get(k) if med(k) is not None else None
         if not c or any(x is None for r in c for x in r):
-            return ["-", "-", "-"]
+            return ["-", "-", "-", "-"]
         return [fmt(statistics.median([r[i] for r in c]), "%.2f")
-                for i in range(3)]
+                for i in range(4)]
 
     sha_impl = "OpenSSL via hashlib" \
         if hashlib.sha256.__name__.startswith("openssl") else "hashlib"
     rows = []
     for name, k in (("sandd put (raw payload)", "put"),
                     ("sandd get (raw events)", "get"),
+                    ("sandd put over wss:// (%s)" % tls_ver, "put_tls"),
+                    ("sandd get over wss:// (%s)" % tls_ver, "get_tls"),
                     ("socat TCP 127.0.0.1 file->file", "socat"),
                     ("socat, then fsync of the copy", "socat_sync"),
                     ("scp upload (private sshd), 1 run", "scp_up"),
@@ -873,7 +959,7 @@ def file_section(cl, rep, work):
           "rounds after 1 warm-up round (MB/s = 10^6 bytes/s; generated in "
           "%.1fs, rounds took %.1fs)" % (FILE_MB, ROUNDS, gen, rounds_s),
           ["", "MB/s", "range MB/s", "seconds", "client CPU s",
-           "serve CPU s", "worker CPU s"], rows)
+           "serve CPU s", "worker CPU s", "of it hashing"], rows)
     rrows = []
     for name, a, b in (("put / socat", "put", "socat"),
                        ("put / (socat + fsync)", "put", "socat_sync"),
@@ -881,14 +967,17 @@ def file_section(cl, rep, work):
                        ("put / scp upload", "put", "scp_up"),
                        ("get / scp download", "get", "scp_down"),
                        ("put / SHA-256 rate", "put", "sha"),
-                       ("get / SHA-256 rate", "get", "sha")):
+                       ("get / SHA-256 rate", "get", "sha"),
+                       ("put wss / put ws", "put_tls", "put"),
+                       ("get wss / get ws", "get_tls", "get")):
         rrows.append([name, fmt(ratio(mbps(a), mbps(b)), "%.2fx")])
-    table("throughput ratios (sandd / other; >1 means sandd is faster; "
-          "from the medians)", ["", "ratio"], rrows)
-    print("  (how: each round runs socat, sandd put, sandd get and the "
-          "SHA-256 pass, in that order, each copy deleted at once, so all "
-          "write into the same reused page-cache memory; round 1 of %d is a "
-          "warm-up and not reported. MB/s and seconds: the median time of "
+    table("throughput ratios (sandd / other, and wss / ws; >1 means the "
+          "first is faster; from the medians)", ["", "ratio"], rrows)
+    print("  (how: each round runs socat, sandd put, sandd get, sandd put "
+          "and get over wss:// and the SHA-256 pass, in that order, each "
+          "copy deleted at once, so all write into the same reused "
+          "page-cache memory; round 1 of %d is a warm-up and not reported. "
+          "MB/s and seconds: the median time of "
           "the other %d rounds; range MB/s: slowest-fastest of those rounds; "
           "CPU s: the median of each column on its own. scp: one run each, "
           "after the rounds, as it is slow)" % (ROUNDS + 1, ROUNDS))
@@ -904,7 +993,23 @@ def file_section(cl, rep, work):
           "put and get reply carries the sha256), and one SHA-256 stream "
           "cannot be split across cores, so a verified transfer cannot beat "
           "this rate; it can only come near it if the hashing overlaps the "
-          "I/O, otherwise hash and I/O times add up)")
+          "I/O, otherwise hash and I/O times add up. The worker hashes on "
+          "its own thread (sandd-hash; 'of it hashing' is that thread's "
+          "share of the worker's CPU), so on a machine of its own a "
+          "worker's pace is set by the larger of its two threads, not by "
+          "their sum; on this 2-core machine all processes share the cores)")
+    if tcl:
+        print("  (wss://: a second serve and worker on 127.0.0.1, started "
+              "for the rounds only and stopped before scp, whose worker link "
+              "is TLS (serve --tls-cert/--tls-key, worker --ca and a wss:// "
+              "URL; no client certificate); negotiated: %s -- OpenSSL's "
+              "default cipher suites, as sandd sets none (seen by Python's "
+              "ssl, %s, with default settings on the same listener); server "
+              "certificate ECDSA P-256 signed by a throwaway self-signed test "
+              "CA made with the openssl CLI; same machine, same file, same "
+              "rounds. Only the serve-worker link is encrypted: this client "
+              "still talks to serve over its Unix control socket)"
+              % (tls_how, ssl.OPENSSL_VERSION))
     for n in notes:
         print("  " + n)
 
@@ -942,10 +1047,11 @@ def main():
         cl.cleanup()
         if not os.environ.get("SANDD_KEEP_TMP"):
             shutil.rmtree(work, ignore_errors=True)
-    for name, text in sorted(cl.logs.items()):
-        if cl.sanitizer_reports and text.strip():
-            print("--- %s" % name)
-            print(text)
+    for c in [cl] + rep.clusters:
+        for name, text in sorted(c.logs.items()):
+            if c.sanitizer_reports and text.strip():
+                print("--- %s%s" % (name, " (wss cluster)" if c.tls else ""))
+                print(text)
     print("\ntotal time %.0fs" % (time.monotonic() - t_start))
     return 0
 
