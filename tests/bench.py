@@ -534,6 +534,67 @@ def socat_copy(src, dst, size):
         stop_group(recv)
 
 
+# The receiving end of a verified loopback copy: what sandd's worker does
+# for a put (hash every byte, write it, fsync), in one Python process.
+VERIFY_RECEIVER = r"""
+import hashlib, os, socket, sys, time
+port, dst = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(1)
+print("ready", flush=True)
+c, _ = ls.accept()
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+buf = bytearray(1 << 20)
+view = memoryview(buf)
+md = hashlib.sha256()
+while True:
+    n = c.recv_into(buf)
+    if not n:
+        break
+    md.update(view[:n])
+    mv = view[:n]
+    while mv:
+        mv = mv[os.write(fd, mv):]
+t = time.perf_counter()
+os.fsync(fd)
+print(md.hexdigest(), time.perf_counter() - t, flush=True)
+"""
+
+
+def verified_copy(src, dst, size, want):
+    """socat sends the file over loopback TCP to a receiver that hashes
+    (SHA-256, OpenSSL via hashlib) and writes every byte, then fsyncs.
+    Returns (seconds without the fsync, seconds with it)."""
+    if shutil.which("socat") is None:
+        raise NotAvailable("socat not found")
+    port = h.free_port()
+    recv = subprocess.Popen([sys.executable, "-c", VERIFY_RECEIVER,
+                             str(port), dst], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            text=True)
+    try:
+        if recv.stdout.readline().strip() != "ready":
+            raise RuntimeError("verifying receiver did not start")
+        t0 = time.perf_counter()
+        send = subprocess.run(
+            ["socat", "-u", "-b", str(SOCAT_BLOCK), "OPEN:%s,rdonly" % src,
+             "TCP:127.0.0.1:%d" % port],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        out, err = recv.communicate(timeout=120)
+        dt = time.perf_counter() - t0
+        if send.returncode != 0 or recv.returncode != 0:
+            raise RuntimeError("verified copy failed: %s" % (err[-300:] or
+                               send.stderr[-300:]))
+        digest, fsync_s = out.split()
+        if digest != want or os.path.getsize(dst) != size:
+            raise RuntimeError("verified copy differs")
+        return dt - float(fsync_s), dt
+    finally:
+        stop_group(recv)
+
+
 class Sshd:
     """A private sshd on 127.0.0.1 with a generated host key and an
     authorized key, all in a temporary folder."""
@@ -876,6 +937,12 @@ def file_section(cl, rep, work):
             if v is not None:
                 keep(measured, "socat", v[0])
                 keep(measured, "socat_sync", v[1])
+            dst = os.path.join(work, "verified.bin")
+            v = attempt("verify", verified_copy, src, dst, FILE_SIZE, want)
+            rm(dst)
+            if v is not None:
+                keep(measured, "verify", v[0])
+                keep(measured, "verify_sync", v[1])
 
             put_get(cl, "", "")
             put_get(tcl, "_tls", ", wss cluster")
@@ -917,7 +984,7 @@ def file_section(cl, rep, work):
     def med(k):
         """Median seconds of variant k, or None."""
         v = times.get(k)
-        bad = failed.get("socat" if k == "socat_sync" else k)
+        bad = failed.get(k[:-len("_sync")] if k.endswith("_sync") else k)
         return statistics.median(v) if v and not bad else None
 
     def mbps(k):
@@ -927,7 +994,7 @@ def file_section(cl, rep, work):
     def cells(k):
         t = med(k)
         if t is None:
-            return [failed.get("socat" if k == "socat_sync" else k, "-"),
+            return [failed.get(k[:-len("_sync")] if k.endswith("_sync") else k, "-"),
                     "-", "-"]
         v = times[k]
         spread = "%.0f-%.0f" % (mb / max(v), mb / min(v)) if len(v) > 1 \
@@ -950,6 +1017,9 @@ def file_section(cl, rep, work):
                     ("sandd get over wss:// (%s)" % tls_ver, "get_tls"),
                     ("socat TCP 127.0.0.1 file->file", "socat"),
                     ("socat, then fsync of the copy", "socat_sync"),
+                    ("socat to a receiver that hashes (SHA-256) and "
+                     "writes", "verify"),
+                    ("the same, then fsync of the copy", "verify_sync"),
                     ("scp upload (private sshd), 1 run", "scp_up"),
                     ("scp download (private sshd), 1 run", "scp_down"),
                     ("SHA-256 of the file (%s, one core)" % sha_impl,
@@ -964,6 +1034,8 @@ def file_section(cl, rep, work):
     for name, a, b in (("put / socat", "put", "socat"),
                        ("put / (socat + fsync)", "put", "socat_sync"),
                        ("get / socat", "get", "socat"),
+                       ("put / (hashing copy + fsync)", "put", "verify_sync"),
+                       ("get / hashing copy", "get", "verify"),
                        ("put / scp upload", "put", "scp_up"),
                        ("get / scp download", "get", "scp_down"),
                        ("put / SHA-256 rate", "put", "sha"),
@@ -973,8 +1045,9 @@ def file_section(cl, rep, work):
         rrows.append([name, fmt(ratio(mbps(a), mbps(b)), "%.2fx")])
     table("throughput ratios (sandd / other, and wss / ws; >1 means the "
           "first is faster; from the medians)", ["", "ratio"], rrows)
-    print("  (how: each round runs socat, sandd put, sandd get, sandd put "
-          "and get over wss:// and the SHA-256 pass, in that order, each "
+    print("  (how: each round runs socat, the hashing copy, sandd put, "
+          "sandd get, sandd put and get over wss:// and the SHA-256 pass, "
+          "in that order, each "
           "copy deleted at once, so all write into the same reused "
           "page-cache memory; round 1 of %d is a warm-up and not reported. "
           "MB/s and seconds: the median time of "
@@ -993,7 +1066,10 @@ def file_section(cl, rep, work):
           "put and get reply carries the sha256), and one SHA-256 stream "
           "cannot be split across cores, so a verified transfer cannot beat "
           "this rate; it can only come near it if the hashing overlaps the "
-          "I/O, otherwise hash and I/O times add up. The worker hashes on "
+          "I/O, otherwise hash and I/O times add up. The hashing copy is "
+          "the plain copy doing what sandd must: socat sends, and one "
+          "Python process receives in 1 MiB reads, hashes and writes each "
+          "piece (and fsyncs, for the second row). The worker hashes on "
           "its own thread (sandd-hash; 'of it hashing' is that thread's "
           "share of the worker's CPU), so on a machine of its own a "
           "worker's pace is set by the larger of its two threads, not by "
