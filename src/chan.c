@@ -58,8 +58,8 @@ chan_free(struct chan *c)
 
 /*
  * Bytes of buffered stream s held beyond max_output, unacknowledged. Only
- * a command that may yield has any: rather than drop its output, it is
- * paused until the yield hands the output to reads.
+ * a command that may yield has any, between passing max_output and the
+ * yield that this brings on at once (chan_data).
  */
 static size_t
 chan_held(struct chan *c, int s)
@@ -193,6 +193,16 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 		    c->max_output - evbuffer_get_length(c->out[s]) : 0;
 		if (keep > len || c->timer != NULL)	/* may yield: keep all */
 			keep = len;
+		/*
+		 * Past max_output, a command that may yield yields now: its
+		 * output goes on to reads instead of being dropped, and the
+		 * command does not wait on it until yield_after.
+		 */
+		if (c->timer != NULL && evbuffer_get_length(c->out[s]) + keep >
+		    c->max_output) {
+			evtimer_del(c->timer);
+			event_active(c->timer, EV_TIMEOUT, 0);
+		}
 		evbuffer_add(c->out[s], data, keep);
 		c->dropped[s] += len - keep;
 		chan_send_ack(c, s, 0);
@@ -212,11 +222,16 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 json_t *
 chan_take_output(struct chan *c, int s, size_t max)
 {
-	size_t	len = evbuffer_get_length(c->out[s]);
+	size_t	len = evbuffer_get_length(c->out[s]), whole;
 	json_t	*o;
+	int	valid;
 
-	if (len > max)
-		len = max;
+	if (len > max) {
+		/* Leave a character cut in two for the next taker whole. */
+		whole = util_utf8_complete(evbuffer_pullup(c->out[s],
+		    (ssize_t)max), max, &valid);
+		len = valid && whole > 0 ? whole : max;
+	}
 	o = json_object();
 	util_json_set_bytes(o, s == WIRE_ERR ? "stderr" : "stdout",
 	    evbuffer_pullup(c->out[s], (ssize_t)len), len);

@@ -129,10 +129,11 @@ exec_yield_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	    c->handle, "worker", server_worker_id(c->worker));
 	c->flags &= ~(CHAN_BUFFERED | CHAN_STREAM);
 	c->flags |= CHAN_HANDLE;
-	o = chan_take_output(c, WIRE_OUT, (size_t)-1);
+	/* What is past max_output stays for the first read. */
+	o = chan_take_output(c, WIRE_OUT, c->max_output);
 	json_object_update(reply, o);
 	json_decref(o);
-	o = chan_take_output(c, WIRE_ERR, (size_t)-1);
+	o = chan_take_output(c, WIRE_ERR, c->max_output);
 	json_object_update(reply, o);
 	json_decref(o);
 	TAILQ_REMOVE(&r->chans, c, rentry);

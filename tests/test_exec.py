@@ -428,34 +428,50 @@ def test_output_under_max_output_is_not_truncated():
         assert not r.get("stdout_truncated"), r
 
 
-def test_output_past_max_output_before_a_yield_is_held_not_dropped():
-    """A command that may yield is paused at max_output instead of losing
-    output: the yield reply and later reads hold every byte once."""
+def test_output_past_max_output_makes_a_yielding_exec_yield_at_once():
+    """A command that may yield and passes max_output yields at once
+    (not after yield_after, and without waiting on its output): the
+    reply holds at most max_output bytes, the reads the rest, every byte
+    once."""
     n = 400000
     with h.Cluster() as c:
-        r = h.ok(_exec(c, cmd="seq 1 %d" % n, max_output=65536,
-                       yield_after=1))
+        ctl = c.connect()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1",
+                           "cmd": "seq 1 %d" % n, "max_output": 65536,
+                           "yield_after": 600}, timeout=30))
         assert r.get("running") is True, "ended before the yield"
         assert not r.get("stdout_truncated"), r
+        assert 0 < len(r["stdout"]) <= 65536, len(r["stdout"])
         got, hd = r["stdout"], r["handle"]
-        ctl = c.connect()
         while True:
             r = h.ok(ctl.call({"op": "read", "handle": hd, "timeout": 2}))
             got += r.get("stdout", "")
             if not r.get("running"):
                 break
+        assert r["exit_code"] == 0 and not r.get("timed_out"), r
         assert got == "".join("%d\n" % i for i in range(1, n + 1)), \
             len(got)
 
 
-def test_output_past_max_output_when_no_yield_comes_is_truncated():
-    """yield_after set, but the command ends first with more than
-    max_output: the reply holds max_output bytes and says truncated."""
+def test_output_past_max_output_of_a_yielding_exec_is_never_lost():
+    """yield_after set, and the command prints more than max_output and
+    ends at once: either the reply is final, with max_output bytes and
+    the truncated flag, or it yielded and the reads hold the rest."""
     with h.Cluster() as c:
-        r = h.ok(_exec(c, cmd="head -c 200000 /dev/zero | tr '\\0' a",
-                       max_output=1000, yield_after=10))
-        assert r["stdout"] == "a" * 1000 and r["stdout_truncated"], \
-            (len(r.get("stdout", "")), r.get("stdout_truncated"))
+        ctl = c.connect()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1",
+                           "cmd": "head -c 200000 /dev/zero | tr '\\0' a",
+                           "max_output": 1000, "yield_after": 600},
+                          timeout=30))
+        if not r.get("running"):
+            assert r["stdout"] == "a" * 1000 and r["stdout_truncated"], \
+                (len(r.get("stdout", "")), r.get("stdout_truncated"))
+            return
+        got, hd = r["stdout"], r["handle"]
+        while r.get("running"):
+            r = h.ok(ctl.call({"op": "read", "handle": hd, "timeout": 2}))
+            got += r.get("stdout", "")
+        assert got == "a" * 200000, len(got)
 
 
 # ------------------------------------------------------------ limits
