@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,7 +98,6 @@ static void
 hash_block_done(struct hash_block *b)
 {
 	struct hash	*h = b->h;
-
 	void		(*fn)(void *);
 
 	h->pending--;
@@ -144,6 +144,7 @@ void
 hash_init(void)
 {
 	const char	*inline_only = getenv("SANDD_HASH_INLINE");
+	sigset_t	 all, old;
 
 	/* For tests: the way without a thread. */
 	if (inline_only != NULL && *inline_only != '\0')
@@ -155,8 +156,12 @@ hash_init(void)
 	fcntl(hash_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(hash_pipe[0], F_SETFD, FD_CLOEXEC);
 	fcntl(hash_pipe[1], F_SETFD, FD_CLOEXEC);
-	if ((errno = pthread_create(&hash_thread, NULL, hash_thread_main,
-	    NULL)) != 0) {
+	/* Signals stay with the main thread: the new one starts with all blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	errno = pthread_create(&hash_thread, NULL, hash_thread_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (errno != 0) {
 		log_warn("%s: pthread_create; hashing in line", __func__);
 		close(hash_pipe[0]);
 		close(hash_pipe[1]);

@@ -345,16 +345,24 @@ job_maybe_free(struct job *j)
 
 /* ---- input ---- */
 
-/* Tell the controller how much input was consumed. */
-void
-job_ack_input(struct job *j)
+/* (Re)send the input acknowledgement. */
+static void
+job_send_input_ack(struct job *j)
 {
 	json_t	*m;
 
 	m = json_pack("{s:s, s:I, s:I}", "t", "ack", "ch", (json_int_t)j->ch,
-	    "in", (json_int_t)j->in_done);
+	    "in", (json_int_t)j->in_acked);
 	worker_send(m);
 	json_decref(m);
+}
+
+/* Tell the controller how much input was consumed. */
+void
+job_ack_input(struct job *j)
+{
+	j->in_acked = j->in_done;
+	job_send_input_ack(j);
 }
 
 static void
@@ -822,8 +830,8 @@ job_link_up(json_t *welcome)
 			worker_send(m);
 			json_decref(m);
 		}
-		/* What we took but could not ack while away. */
-		job_ack_input(j);
+		/* What we acked while away (not what we hold back). */
+		job_send_input_ack(j);
 		job_flush(j);
 	}
 }

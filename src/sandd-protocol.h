@@ -41,10 +41,11 @@
 #define WIRE_MIN_WINDOW		(64 * 1024)
 #define WIRE_MAX_WINDOW		(64 * 1024 * 1024)
 
-/* WebSocket close code: a worker with the same id took over; do not redial. */
 /* Upgrade header by which both ends agree to skip client masking. */
 #define WIRE_FRAMES_HEADER	"Sandd-Frames"
 #define WIRE_FRAMES_UNMASKED	"unmasked"
+
+/* WebSocket close code: a worker with the same id took over; do not redial. */
 #define WS_CLOSE_REPLACED	4001
 
 /* Channel kinds. */

@@ -810,8 +810,9 @@ file_get_read_cb(__unused evutil_socket_t fd, __unused short what,
 		}
 		/* Sent from the stream and hashed meanwhile, not copied. */
 		b->refs = 2;
-		evbuffer_add_reference(buf, b->data, (size_t)n,
-		    file_block_cleanup_cb, b);
+		if (evbuffer_add_reference(buf, b->data, (size_t)n,
+		    file_block_cleanup_cb, b) != 0)
+			fatalx("%s: out of memory", __func__);
 		hash_add(x->hash, b->data, (size_t)n, file_block_unref, b);
 		x->pos += (uint64_t)n;
 		x->sent += (uint64_t)n;

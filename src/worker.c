@@ -376,8 +376,8 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	/* The handshake deadline is over: pings watch the link from now. */
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	dial_bev = NULL;
-	link_ws = ws_conn_create(bev, nomask ? WS_NO_MASK : 0, &link_callbacks, NULL,
-	    worker_opts.ping_interval, worker_opts.ping_timeout);
+	link_ws = ws_conn_create(bev, nomask ? WS_NO_MASK : 0, &link_callbacks,
+	    NULL, worker_opts.ping_interval, worker_opts.ping_timeout);
 	worker_set_state(LINK_UP);
 	worker_hello();
 	evtimer_add(stable_ev, &tv);

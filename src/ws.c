@@ -22,7 +22,7 @@
  * sandd-wire(7).
  *
  * The object is freed from the event loop, never inside one of its own
- * callbacks: ws_conn_free() only marks it when called from one.
+ * callbacks: ws_conn_free() marks it and lets its output drain first.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -329,8 +329,7 @@ ws_conn_frame_data(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 		return;
 	}
 	/* A whole message in one piece is handed on in place. */
-	if (ws->m_buf == NULL && ws->f_opcode != WS_OP_CONT &&
-	    ws->f_left == 0 && ws->f_fin)
+	if (ws->m_buf == NULL && ws->f_left == 0 && ws->f_fin)
 		return;
 	if (ws->m_buf == NULL)
 		ws->m_buf = xmalloc(ws->f_fin ? len + ws->f_left :
@@ -351,7 +350,9 @@ ws_conn_frame_end(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 		ws_conn_on_close(ws);
 		return;
 	case WS_OP_PING:
-		if (!(ws->flags & WS_CLOSE_SENT))
+		/* A peer that pings but never reads gets no pong pile. */
+		if (!(ws->flags & WS_CLOSE_SENT) &&
+		    ws_conn_backlog(ws) < WS_OUT_HIGH)
 			ws_conn_write_frame(ws, WS_OP_PONG, ws->ctl,
 			    ws->ctl_len, NULL, NULL, 0, 0);
 		return;
