@@ -450,13 +450,25 @@ struct spawn_req {
 	int		 pty;
 	int		 rows;
 	int		 cols;
+
+	/* Worked out before the fork by spawn_plan (see spawn.c). */
+	uid_t		 uid;
+	gid_t		 gid;
+	gid_t		*groups;
+	int		 ngroups;
+	int		 nlimits;
+	int		 limit_res[8];
+	uint64_t	 limit_val[8];
 };
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
+int	 spawn_plan(struct spawn_req *, int *);
+void	 spawn_plan_free(struct spawn_req *);
+char	*spawn_resolve(const char *, char **, int *);
 char	**spawn_build_env(json_t *, int, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
 __dead void spawn_child_exec(struct spawn_req *, const char *, int);
-__dead void spawn_pty_child(struct spawn_req *, int);
+__dead void spawn_pty_child(struct spawn_req *, const char *, int);
 
 /* client.c */
 int	 client_main(const char *, int, char **);

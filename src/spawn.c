@@ -138,7 +138,7 @@ spawn_env_path(char **envp)
  * Find the program to run: argv[0] itself if it has a slash, else the
  * first executable of that name in PATH. Allocated; NULL with *err.
  */
-static char *
+char *
 spawn_resolve(const char *prog, char **envp, int *err)
 {
 	const char	*path, *p, *colon;
@@ -179,6 +179,76 @@ spawn_resolve(const char *prog, char **envp, int *err)
 	return (NULL);
 }
 
+static const struct {
+	const char	*name;
+	int		 res;
+	rlim_t		 scale;
+} spawn_limits[] = {
+	{ "cpu_s", RLIMIT_CPU, 1 },
+	{ "memory_mb", RLIMIT_AS, 1024 * 1024 },
+	{ "nproc", RLIMIT_NPROC, 1 },
+	{ "nofile", RLIMIT_NOFILE, 1 },
+	{ "fsize_mb", RLIMIT_FSIZE, 1024 * 1024 },
+};
+
+/*
+ * Work out before the fork what the child needs: the user's ids and
+ * groups, and the resource limits (a worker's own caps win). Between
+ * fork and exec the child then only makes system calls, as it must in
+ * a process with more than one thread (hash.c). -1 with *err.
+ */
+int
+spawn_plan(struct spawn_req *sr, int *err)
+{
+	struct passwd	*pw;
+	struct rlimit	 cur;
+	json_t		*v;
+	uint64_t	 want;
+	size_t		 i;
+	int		 ng = 16;
+
+	sr->nlimits = 0;
+	for (i = 0; i < sizeof spawn_limits / sizeof spawn_limits[0]; i++) {
+		v = json_object_get(sr->limits, spawn_limits[i].name);
+		if (!json_is_integer(v))
+			continue;
+		want = (uint64_t)json_integer_value(v) * spawn_limits[i].scale;
+		if (getrlimit(spawn_limits[i].res, &cur) == 0 &&
+		    cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
+			continue;
+		sr->limit_res[sr->nlimits] = spawn_limits[i].res;
+		sr->limit_val[sr->nlimits++] = want;
+	}
+	if (sr->user == NULL)
+		return (0);
+	errno = 0;
+	if ((pw = getpwnam(sr->user)) == NULL) {
+		*err = errno != 0 ? errno : ENOENT;
+		return (-1);
+	}
+	sr->uid = pw->pw_uid;
+	sr->gid = pw->pw_gid;
+	for (;;) {
+		if (ng < 1 || ng > 65536)
+			ng = 65536;
+		sr->groups = xrealloc(sr->groups, (size_t)ng *
+		    sizeof *sr->groups);
+		if (getgrouplist(pw->pw_name, pw->pw_gid, sr->groups, &ng) != -1)
+			break;
+	}
+	sr->ngroups = ng;
+	return (0);
+}
+
+/* Release what spawn_plan allocated. */
+void
+spawn_plan_free(struct spawn_req *sr)
+{
+	free(sr->groups);
+	sr->groups = NULL;
+	sr->ngroups = 0;
+}
+
 /* Check what can be checked before forking; -1 with *err and *cause. */
 static int
 spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
@@ -211,6 +281,10 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 			return (-1);
 		}
 	}
+	if (spawn_plan(sr, err) == -1) {
+		xasprintf(cause, "user %s: %s", sr->user, strerror(*err));
+		return (-1);
+	}
 	if ((*prog = spawn_resolve(sr->argv[0], sr->envp, err)) == NULL) {
 		if (*err == ENOENT && strchr(sr->argv[0], '/') == NULL)
 			xasprintf(cause, "%s: no such program in PATH",
@@ -223,32 +297,18 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	return (0);
 }
 
-static const struct {
-	const char	*name;
-	int		 res;
-	rlim_t		 scale;
-} spawn_limits[] = {
-	{ "cpu_s", RLIMIT_CPU, 1 },
-	{ "memory_mb", RLIMIT_AS, 1024 * 1024 },
-	{ "nproc", RLIMIT_NPROC, 1 },
-	{ "nofile", RLIMIT_NOFILE, 1 },
-	{ "fsize_mb", RLIMIT_FSIZE, 1024 * 1024 },
-};
 
 /*
  * The child half, after fork or forkpty: descriptors are in place.
- * Reset signals, set folder, limits and user, and exec prog. On failure
- * write errno to errfd and exit 127.
+ * Reset signals, set folder, limits and user (planned before the fork),
+ * and exec prog. On failure write errno to errfd and exit 127.
  */
 __dead void
 spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 {
-	struct passwd	*pw;
 	struct rlimit	 rl;
 	sigset_t	 set;
-	json_t		*v;
-	size_t		 i;
-	int		 e, sig;
+	int		 e, i, sig;
 
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
@@ -257,32 +317,15 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	compat_set_pdeathsig_off();
 	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
 		goto fail;
-	for (i = 0; i < sizeof spawn_limits / sizeof spawn_limits[0]; i++) {
-		v = json_object_get(sr->limits, spawn_limits[i].name);
-		if (!json_is_integer(v))
-			continue;
-		rl.rlim_cur = rl.rlim_max = (rlim_t)json_integer_value(v) *
-		    spawn_limits[i].scale;
-		if (getrlimit(spawn_limits[i].res, &rl) == 0 &&
-		    rl.rlim_max != RLIM_INFINITY &&
-		    (rlim_t)json_integer_value(v) * spawn_limits[i].scale >
-		    rl.rlim_max)
-			continue;	/* the worker's own cap wins */
-		rl.rlim_cur = rl.rlim_max = (rlim_t)json_integer_value(v) *
-		    spawn_limits[i].scale;
-		if (setrlimit(spawn_limits[i].res, &rl) == -1)
+	for (i = 0; i < sr->nlimits; i++) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
+		if (setrlimit(sr->limit_res[i], &rl) == -1)
 			goto fail;
 	}
-	if (sr->user != NULL) {
-		if ((pw = getpwnam(sr->user)) == NULL) {
-			errno = ENOENT;
-			goto fail;
-		}
-		if (setgid(pw->pw_gid) == -1 ||
-		    initgroups(pw->pw_name, pw->pw_gid) == -1 ||
-		    setuid(pw->pw_uid) == -1)
-			goto fail;
-	}
+	if (sr->user != NULL &&
+	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
+	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
+		goto fail;
 	execve(prog, sr->argv, sr->envp);
 fail:
 	e = errno;
@@ -384,8 +427,10 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	pid_t	 pid;
 
 	*err = 0;
-	if (spawn_precheck(sr, &prog, err, cause) != 0)
+	if (spawn_precheck(sr, &prog, err, cause) != 0) {
+		spawn_plan_free(sr);
 		return (-1);
+	}
 	if (sr->user == NULL && json_object_size(sr->limits) == 0)
 		pid = spawn_fast(sr, prog, err);
 	else
@@ -393,23 +438,17 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	if (pid == -1)
 		xasprintf(cause, "%s: %s", sr->argv[0], strerror(*err));
 	free(prog);
+	spawn_plan_free(sr);
 	return (pid);
 }
 
 /*
- * For forkpty's child: find the program, or write errno to errfd and
- * exit. Does not return.
+ * For forkpty's child: run prog (resolved and planned before the fork),
+ * or write errno to errfd and exit. Does not return.
  */
 __dead void
-spawn_pty_child(struct spawn_req *sr, int errfd)
+spawn_pty_child(struct spawn_req *sr, const char *prog, int errfd)
 {
-	char	*prog;
-	int	 e;
-
-	if ((prog = spawn_resolve(sr->argv[0], sr->envp, &e)) == NULL) {
-		(void)!write(errfd, &e, sizeof e);
-		_exit(127);
-	}
 	compat_closefrom_except(3, errfd);
 	spawn_child_exec(sr, prog, errfd);
 }

@@ -740,7 +740,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	struct stat		 sb;
 	json_t			*env, *v;
 	const char		*term;
-	char			*cause = NULL, *shell;
+	char			*cause = NULL, *shell, *prog = NULL;
 	int			 ep[2], e, master;
 	ssize_t			 n;
 	pid_t			 pid;
@@ -810,8 +810,28 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	    "xterm-256color");
 	json_decref(env);
 
+	/* Find the program and the user's ids now: the child only execs. */
+	if ((prog = spawn_resolve(sr.argv[0], sr.envp, &e)) == NULL ||
+	    spawn_plan(&sr, &e) == -1) {
+		if (prog != NULL)
+			job_fail(j, "exec_failed", e, "user %s: %s", sr.user,
+			    strerror(e));
+		else if (e == ENOENT && strchr(sr.argv[0], '/') == NULL)
+			job_fail(j, "exec_failed", e, "%s: no such program in "
+			    "PATH", sr.argv[0]);
+		else
+			job_fail(j, "exec_failed", e, "%s: %s", sr.argv[0],
+			    strerror(e));
+		free(prog);
+		spawn_plan_free(&sr);
+		spawn_free_strv(sr.argv);
+		spawn_free_strv(sr.envp);
+		return (-1);
+	}
 	if (compat_pipe_cloexec(ep) == -1) {
 		e = errno;
+		free(prog);
+		spawn_plan_free(&sr);
 		spawn_free_strv(sr.argv);
 		spawn_free_strv(sr.envp);
 		job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
@@ -823,10 +843,12 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	pid = forkpty(&master, NULL, NULL, &ws);
 	if (pid == 0) {
 		close(ep[0]);
-		spawn_pty_child(&sr, ep[1]);
+		spawn_pty_child(&sr, prog, ep[1]);
 	}
 	e = errno;
 	close(ep[1]);
+	free(prog);
+	spawn_plan_free(&sr);
 	if (pid == -1) {
 		close(ep[0]);
 		spawn_free_strv(sr.argv);

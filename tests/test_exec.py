@@ -474,6 +474,28 @@ def test_output_past_max_output_of_a_yielding_exec_is_never_lost():
         assert got == "a" * 200000, len(got)
 
 
+def test_user_runs_the_command_with_that_users_ids_and_groups():
+    """user (root worker only): uid, gid and supplementary groups are the
+    user's, set in the child from ids looked up before the fork; a PTY
+    session gets the same."""
+    import pwd
+    if os.geteuid() != 0:
+        raise h.Skip("needs root")
+    pw = pwd.getpwnam("nobody")
+    want = "%d %d %s" % (pw.pw_uid, pw.pw_gid, " ".join(
+        str(g) for g in sorted(set(os.getgrouplist("nobody", pw.pw_gid)))))
+    cmd = "echo $(id -u) $(id -g) $(id -G | tr ' ' '\\n' | sort -nu)"
+    with h.Cluster() as c:
+        r = h.ok(_exec(c, cmd=cmd, user="nobody", cwd="/"))
+        assert r["stdout"].split() == want.split(), (r["stdout"], want)
+        ctl = c.connect()
+        s = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                           "argv": ["sh"], "user": "nobody", "cwd": "/"}))
+        r = h.ok(ctl.call({"op": "session.run", "session": s["session"],
+                           "cmd": cmd, "timeout": 10}))
+        assert r["output"].split() == want.split(), (r["output"], want)
+
+
 # ------------------------------------------------------------ limits
 
 def _limits(c, **lim):
