@@ -192,6 +192,7 @@ ws_conn_send_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
 	uint8_t	p[WS_CTL_MAX];
 	size_t	n = 0;
+	int	valid;
 
 	if (ws->flags & WS_CLOSE_SENT)
 		return;
@@ -200,8 +201,9 @@ ws_conn_send_close(struct ws_conn *ws, uint16_t code, const char *reason)
 		p[0] = (uint8_t)(code >> 8);
 		p[1] = (uint8_t)code;
 		n = strlen(reason);
-		if (n > sizeof p - 2)
-			n = sizeof p - 2;
+		if (n > sizeof p - 2)	/* cut on a character boundary */
+			n = util_utf8_complete((const uint8_t *)reason,
+			    sizeof p - 2, &valid);
 		memcpy(p + 2, reason, n);
 		n += 2;
 	}
@@ -713,8 +715,8 @@ ws_conn_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
 	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
+	/* The write callback ends the link once the frame is out. */
 	ws_conn_send_close(ws, code, reason);
-	ws_conn_check_done(ws);
 }
 
 /* The status code of the peer's close frame, 0 if none came. */
