@@ -44,7 +44,6 @@
 #define WS_CTL_MAX	125
 #define WS_LINGER	2	/* seconds to flush at free */
 
-#define WS_CODE_NORMAL		1000
 #define WS_CODE_PROTOCOL	1002
 #define WS_CODE_BAD_DATA	1007
 #define WS_CODE_TOO_BIG		1009
@@ -55,17 +54,15 @@ struct ws_conn {
 	const struct ws_callbacks *cb;
 	void			*arg;
 
+	int			 mode;	/* WS_ROLE_SERVER, WS_NO_MASK */
 	int			 flags;
 #define WS_DEAD		0x1	/* freed; release when out of callbacks */
 #define WS_CLOSED_CB	0x2	/* closed callback was called */
-#define WS_SERVER	0x4	/* we accepted: the peer is the client */
-#define WS_UNMASKED	0x8	/* both ends agreed to skip masking */
-#define WS_CLOSE_SENT	0x10
-#define WS_CLOSE_RECV	0x20
-#define WS_IN_FRAME	0x40	/* inside a frame's payload */
+#define WS_CLOSE_SENT	0x4
+#define WS_CLOSE_RECV	0x8
+#define WS_IN_FRAME	0x10	/* inside a frame's payload */
 
 	struct event		*ping;
-	int			 ping_interval;
 	int			 ping_timeout;
 	double			 last_rx;
 
@@ -133,7 +130,7 @@ static const struct wslay_frame_callbacks ws_frame_callbacks = {
 static int
 ws_conn_masks(struct ws_conn *ws)
 {
-	return (!(ws->flags & (WS_SERVER | WS_UNMASKED)));
+	return (!(ws->mode & (WS_ROLE_SERVER | WS_NO_MASK)));
 }
 
 /*
@@ -277,11 +274,11 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 	if (io->rsv != 0)
 		return (ws_conn_fail(ws, WS_CODE_PROTOCOL, "reserved bits set"),
 		    -1);
-	if ((ws->flags & WS_SERVER) && !io->mask &&
-	    !(ws->flags & WS_UNMASKED))
+	if ((ws->mode & WS_ROLE_SERVER) && !io->mask &&
+	    !(ws->mode & WS_NO_MASK))
 		return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
 		    "unmasked frame from the client"), -1);
-	if (!(ws->flags & WS_SERVER) && io->mask)
+	if (!(ws->mode & WS_ROLE_SERVER) && io->mask)
 		return (ws_conn_fail(ws, WS_CODE_PROTOCOL,
 		    "masked frame from the server"), -1);
 	switch (io->opcode) {
@@ -485,11 +482,7 @@ ws_conn_create(struct bufferevent *bev, int flags,
 	ws->bev = bev;
 	ws->cb = cb;
 	ws->arg = arg;
-	if (flags & WS_ROLE_SERVER)
-		ws->flags |= WS_SERVER;
-	if (flags & WS_NO_MASK)
-		ws->flags |= WS_UNMASKED;
-	ws->ping_interval = ping_interval;
+	ws->mode = flags;
 	ws->ping_timeout = ping_timeout;
 	ws->last_rx = util_now();
 	if (wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
