@@ -267,22 +267,15 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 			return (-1);
 		}
 	}
-	if (sr->user != NULL) {
-		errno = 0;
-		if (getpwnam(sr->user) == NULL) {
-			*err = errno != 0 ? errno : ENOENT;
-			xasprintf(cause, "user %s: no such user", sr->user);
-			return (-1);
-		}
-		if (geteuid() != 0) {
-			*err = EPERM;
-			xasprintf(cause, "user %s: needs a worker running as "
-			    "root", sr->user);
-			return (-1);
-		}
-	}
+	/* Only the user's lookup can fail here. */
 	if (spawn_plan(sr, err) == -1) {
-		xasprintf(cause, "user %s: %s", sr->user, strerror(*err));
+		xasprintf(cause, "user %s: no such user", sr->user);
+		return (-1);
+	}
+	if (sr->user != NULL && geteuid() != 0) {
+		*err = EPERM;
+		xasprintf(cause, "user %s: needs a worker running as root",
+		    sr->user);
 		return (-1);
 	}
 	if ((*prog = spawn_resolve(sr->argv[0], sr->envp, err)) == NULL) {
@@ -296,7 +289,6 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	}
 	return (0);
 }
-
 
 /*
  * The child half, after fork or forkpty: descriptors are in place.
