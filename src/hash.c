@@ -93,6 +93,13 @@ hash_thread_main(__unused void *arg)
 	return (NULL);
 }
 
+/* Are no more than below bytes waiting (with below 0: none at all)? */
+static int
+hash_caught_up(struct hash *h, size_t below)
+{
+	return (h->pending == 0 || (below > 0 && h->backlog <= below));
+}
+
 /* A block is hashed: release it; tell an idle stream's owner. */
 static void
 hash_block_done(struct hash_block *b)
@@ -112,8 +119,7 @@ hash_block_done(struct hash_block *b)
 		}
 		return;
 	}
-	if (h->fn != NULL && h->backlog <= h->below &&
-	    (h->below > 0 || h->pending == 0)) {
+	if (h->fn != NULL && hash_caught_up(h, h->below)) {
 		fn = h->fn;
 		h->fn = NULL;
 		fn(h->arg);	/* may free h */
@@ -271,7 +277,7 @@ hash_backlog(struct hash *h)
 void
 hash_when_below(struct hash *h, size_t below, void (*fn)(void *), void *arg)
 {
-	if (h->pending == 0 || (below > 0 && h->backlog <= below)) {
+	if (hash_caught_up(h, below)) {
 		h->fn = NULL;
 		fn(arg);
 		return;
