@@ -227,3 +227,138 @@ http_respond(struct bufferevent *bev, int status, const char *reason,
 	    "%s\r\n%s", status, reason, strlen(body),
 	    extra != NULL ? extra : "", body);
 }
+
+/*
+ * The worker's upgrade request for u, written to out: the WebSocket
+ * handshake, our subprotocol and id, the bearer token if any, and the
+ * offer to skip masking unless u->mask.
+ */
+void
+http_upgrade_request(struct evbuffer *out, const struct http_upgrade *u)
+{
+	evbuffer_add_printf(out, "GET %s HTTP/1.1\r\n"
+	    "Host: %s:%s\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+	    "Sec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Protocol: %s\r\n"
+	    "Sandd-Worker-Id: %s\r\nUser-Agent: sandd/%s\r\n",
+	    u->path, u->host, u->port, u->key, WIRE_SUBPROTOCOL, u->id,
+	    SANDD_VERSION);
+	if (u->token != NULL)
+		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n",
+		    u->token);
+	if (!u->mask)
+		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_FRAMES_HEADER,
+		    WIRE_FRAMES_UNMASKED);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Fill a refusal. */
+static int
+http_refuse(struct http_answer *a, int status, const char *reason,
+    const char *extra, const char *body)
+{
+	a->status = status;
+	a->reason = reason;
+	a->extra = extra;
+	a->body = body;
+	return (-1);
+}
+
+/*
+ * Check a request head for the WebSocket upgrade of a worker. On success
+ * returns 0 with u->key, u->id and u->token (pointers into m, NULL when
+ * absent), u->subprotocol and u->mask (1 unless the worker offered to
+ * skip masking). Otherwise returns -1 with the answer to send in *a.
+ * The token is not checked here.
+ */
+int
+http_upgrade_check(struct http_msg *m, struct http_upgrade *u,
+    struct http_answer *a)
+{
+	const char	*key, *ver, *auth, *id;
+
+	memset(u, 0, sizeof *u);
+	if (strcmp(m->target, WIRE_PATH) != 0)
+		return (http_refuse(a, 404, "Not Found", NULL, "not found\n"));
+	if (strcmp(m->method, "GET") != 0)
+		return (http_refuse(a, 405, "Method Not Allowed",
+		    "Allow: GET\r\n", "method not allowed\n"));
+	if (!http_has_token(http_msg_get(m, "Upgrade"), "websocket") ||
+	    !http_has_token(http_msg_get(m, "Connection"), "upgrade"))
+		return (http_refuse(a, 426, "Upgrade Required",
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+		    "websocket upgrade required\n"));
+	ver = http_msg_get(m, "Sec-WebSocket-Version");
+	if (ver == NULL || strcmp(ver, "13") != 0)
+		return (http_refuse(a, 426, "Upgrade Required",
+		    "Sec-WebSocket-Version: 13\r\n",
+		    "websocket version 13 required\n"));
+	key = http_msg_get(m, "Sec-WebSocket-Key");
+	if (key == NULL || strlen(key) != 24)
+		return (http_refuse(a, 400, "Bad Request", NULL,
+		    "bad Sec-WebSocket-Key\n"));
+	id = http_msg_get(m, "Sandd-Worker-Id");
+	u->id = id;
+	if (id == NULL || !util_valid_id(id))
+		return (http_refuse(a, 400, "Bad Request", NULL,
+		    "invalid worker id (1 to 64 of A-Za-z0-9._-)\n"));
+	auth = http_msg_get(m, "Authorization");
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
+		u->token = auth + 7;
+	u->key = key;
+	u->subprotocol = http_has_token(http_msg_get(m,
+	    "Sec-WebSocket-Protocol"), WIRE_SUBPROTOCOL);
+	u->mask = !http_has_token(http_msg_get(m, WIRE_FRAMES_HEADER),
+	    WIRE_FRAMES_UNMASKED);
+	return (0);
+}
+
+/* The controller's 101 answer to an upgrade u checked above, to out. */
+void
+http_upgrade_response(struct evbuffer *out, const struct http_upgrade *u)
+{
+	char	*accept;
+
+	accept = http_ws_accept(u->key);
+	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", accept);
+	free(accept);
+	if (u->subprotocol)
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n",
+		    WIRE_SUBPROTOCOL);
+	if (!u->mask)
+		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_FRAMES_HEADER,
+		    WIRE_FRAMES_UNMASKED);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/*
+ * Check the controller's answer to our upgrade with key: 0 with *mask
+ * (0 when the controller agreed to skip masking), or -1 with *cause.
+ */
+int
+http_upgrade_accepted(struct http_msg *m, const char *key, int *mask,
+    char **cause)
+{
+	const char	*acc;
+	char		*want;
+	int		 ok;
+
+	if (m->status != 101) {
+		xasprintf(cause, "answered %d %s", m->status, m->reason);
+		return (-1);
+	}
+	acc = http_msg_get(m, "Sec-WebSocket-Accept");
+	want = http_ws_accept(key);
+	ok = acc != NULL && strcmp(acc, want) == 0;
+	free(want);
+	if (!ok) {
+		xasprintf(cause, "bad Sec-WebSocket-Accept");
+		return (-1);
+	}
+	*mask = !http_has_token(http_msg_get(m, WIRE_FRAMES_HEADER),
+	    WIRE_FRAMES_UNMASKED);
+	return (0);
+}

@@ -65,6 +65,7 @@
 #define HTTP_MAX_HEADER		(8 * 1024)
 #define HTTP_HANDSHAKE_TIMEOUT	10
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
+#define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)
 #define SERVER_MAX_HANDSHAKES	256
 

@@ -146,6 +146,29 @@ int	 http_has_token(const char *, const char *);
 char	*http_ws_accept(const char *);
 void	 http_respond(struct bufferevent *, int, const char *, const char *,
 	     const char *);
+/* A worker's WebSocket upgrade, as sent or as checked. */
+struct http_upgrade {
+	const char	*host;		/* request: where to */
+	const char	*port;
+	const char	*path;
+	const char	*key;		/* Sec-WebSocket-Key */
+	const char	*id;		/* Sandd-Worker-Id */
+	const char	*token;		/* bearer token, NULL for none */
+	int		 mask;		/* 1: RFC 6455 masking kept */
+	int		 subprotocol;	/* check: sandd.1 was offered */
+};
+/* An answer other than 101 to an upgrade. */
+struct http_answer {
+	int		 status;
+	const char	*reason;
+	const char	*extra;		/* more header lines, CRLF each */
+	const char	*body;
+};
+void	 http_upgrade_request(struct evbuffer *, const struct http_upgrade *);
+int	 http_upgrade_check(struct http_msg *, struct http_upgrade *,
+	     struct http_answer *);
+void	 http_upgrade_response(struct evbuffer *, const struct http_upgrade *);
+int	 http_upgrade_accepted(struct http_msg *, const char *, int *, char **);
 
 /* tls.c */
 struct ssl_ctx_st;
@@ -164,23 +187,58 @@ struct ws_callbacks {
 	void	(*closed)(struct ws_conn *, const char *, void *);
 	void	(*drained)(struct ws_conn *, void *);
 };
-#define WS_ROLE_SERVER	0x1	/* ws_conn_create: we accepted */
+struct ws_params {
+	int		 flags;
+#define WS_ROLE_SERVER	0x1	/* we accepted the connection */
 #define WS_NO_MASK	0x2	/* the upgrade agreed on unmasked frames */
-struct ws_conn *ws_conn_create(struct bufferevent *, int,
-	     const struct ws_callbacks *, void *, int, int);
+	int		 ping_interval;
+	int		 ping_timeout;
+	size_t		 max_message;
+};
+struct ws_conn *ws_conn_create(struct bufferevent *, const struct ws_params *,
+	     const struct ws_callbacks *, void *);
 void	 ws_conn_free(struct ws_conn *);
 int	 ws_conn_send_json(struct ws_conn *, json_t *);
-int	 ws_conn_send_data(struct ws_conn *, int, uint32_t, uint64_t,
+int	 ws_conn_send_binary(struct ws_conn *, const void *, size_t,
 	     const void *, size_t);
-int	 ws_conn_send_buf(struct ws_conn *, int, uint32_t, uint64_t,
+int	 ws_conn_send_binary_buf(struct ws_conn *, const void *, size_t,
 	     struct evbuffer *, size_t, size_t);
 size_t	 ws_conn_backlog(struct ws_conn *);
 int	 ws_conn_writable(struct ws_conn *);
 void	 ws_conn_close(struct ws_conn *, uint16_t, const char *);
-void	 ws_conn_set_arg(struct ws_conn *, void *);
-void	 ws_conn_stats(struct ws_conn *, uint64_t *, uint64_t *);
 int	 ws_conn_close_code(struct ws_conn *);
-int	 ws_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
+
+/* wire.c */
+enum wire_type {
+	WIRE_T_UNKNOWN = 0,
+	WIRE_T_HELLO,		/* worker: who it is, what it holds */
+	WIRE_T_WELCOME,		/* controller: registered */
+	WIRE_T_OPEN,		/* controller: start a channel */
+	WIRE_T_STARTED,		/* worker: the command runs */
+	WIRE_T_END,		/* worker: the channel's result */
+	WIRE_T_ACK,		/* both: consumed up to an offset */
+	WIRE_T_EOF,		/* controller: no more input */
+	WIRE_T_SIGNAL,		/* controller: signal the command */
+	WIRE_T_DETACH,		/* controller: the command outlives its client */
+	WIRE_T_RELEASE,		/* controller: forget a finished channel */
+	WIRE_T_CANCEL,		/* controller: stop and forget a channel */
+	WIRE_T_RESIZE,		/* controller: a session's terminal size */
+	WIRE_T_INFO,		/* worker: a session started or is gone */
+	WIRE_T_REQ,		/* controller: an RPC */
+	WIRE_T_RES,		/* worker: an RPC's answer */
+	WIRE_NTYPES
+};
+const char *wire_type_name(enum wire_type);
+enum wire_type wire_type_of(json_t *);
+json_t	*wire_msg(enum wire_type);
+json_t	*wire_chan_msg(enum wire_type, uint32_t);
+uint32_t wire_msg_chan(json_t *);
+json_t	*wire_verror(const char *, int, const char *, va_list)
+	     __attribute__((format(printf, 3, 0)));
+json_t	*wire_error(const char *, int, const char *, ...)
+	     __attribute__((format(printf, 3, 4)));
+void	 wire_frame_header(uint8_t [WIRE_HDR_LEN], int, uint32_t, uint64_t);
+int	 wire_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
 	     uint64_t *, const uint8_t **, size_t *);
 
 /* server.c */
@@ -218,8 +276,6 @@ int	 server_worker_sessions(struct worker *);
 const char *server_worker_id(struct worker *);
 void	 server_worker_chan_unlink(struct worker *, struct chan *);
 struct chans *server_worker_chan_list(struct worker *);
-void	 server_worker_send_data(struct worker *, int, uint32_t, uint64_t,
-	     const void *, size_t);
 int	 server_worker_writable(struct worker *);
 void	 server_worker_send_buf(struct worker *, int, uint32_t, uint64_t,
 	     struct evbuffer *, size_t, size_t);
@@ -409,7 +465,6 @@ int	 worker_main(void);
 void	 worker_send(json_t *);
 int	 worker_connected(void);
 int	 worker_writable(void);
-int	 worker_send_data(int, uint32_t, uint64_t, const void *, size_t);
 int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
 	     size_t);
 size_t	 worker_backlog(void);

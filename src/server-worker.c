@@ -405,12 +405,13 @@ server_worker_accept(struct bufferevent *bev, const char *addr,
 {
 	struct link	*l;
 	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
+	struct ws_params wp = { wsflags, serve_opts.ping_interval,
+			    serve_opts.ping_timeout, WIRE_MAX_MSG };
 
 	l = xcalloc(1, sizeof *l);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->id, sizeof l->id, "%s", id);
-	l->ws = ws_conn_create(bev, wsflags, &link_callbacks, l,
-	    serve_opts.ping_interval, serve_opts.ping_timeout);
+	l->ws = ws_conn_create(bev, &wp, &link_callbacks, l);
 	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
 	evtimer_add(l->timer, &tv);
 	log_debug("%s: %s: upgraded", __func__, addr);
@@ -683,7 +684,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 
 	if (l->worker == NULL)
 		return;
-	if (ws_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
+	if (wire_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
 	    type == WIRE_IN) {
 		log_warnx("worker %s: bad binary frame", l->worker->id);
 		return;
@@ -743,22 +744,17 @@ server_worker_chan_unlink(struct worker *w, struct chan *c)
 	c->worker = NULL;
 }
 
-/* Send one binary frame to the worker if its link is up. */
-void
-server_worker_send_data(struct worker *w, int type, uint32_t ch,
-    uint64_t off, const void *data, size_t len)
-{
-	if (w->state == WORKER_CONNECTED && w->ws != NULL)
-		ws_conn_send_data(w->ws, type, ch, off, data, len);
-}
-
 /* Send len bytes of buf from skip as one binary frame, if the link is up. */
 void
-server_worker_send_buf(struct worker *w, int type, uint32_t ch,
+server_worker_send_buf(struct worker *w, int stream, uint32_t ch,
     uint64_t off, struct evbuffer *buf, size_t skip, size_t len)
 {
-	if (w->state == WORKER_CONNECTED && w->ws != NULL)
-		ws_conn_send_buf(w->ws, type, ch, off, buf, skip, len);
+	uint8_t	h[WIRE_HDR_LEN];
+
+	if (w->state != WORKER_CONNECTED || w->ws == NULL)
+		return;
+	wire_frame_header(h, stream, ch, off);
+	ws_conn_send_binary_buf(w->ws, h, sizeof h, buf, skip, len);
 }
 
 /* May more input be queued to this worker now? */

@@ -274,10 +274,9 @@ handshake_respond(struct handshake *hs, int status, const char *reason,
 static void
 handshake_request(struct handshake *hs, struct http_msg *m)
 {
-	const char	*key, *ver, *auth, *id;
-	char		*accept, *metrics, *esc;
-	int		 nomask;
-	struct evbuffer	*out;
+	struct http_upgrade	 u;
+	struct http_answer	 a;
+	char			*metrics, *esc;
 
 	if (strcmp(m->target, "/health") == 0 && strcmp(m->method, "GET") == 0) {
 		handshake_respond(hs, 200, "OK", NULL, "OK");
@@ -290,82 +289,32 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 		free(metrics);
 		return;
 	}
-	if (strcmp(m->target, WIRE_PATH) != 0) {
-		handshake_respond(hs, 404, "Not Found", NULL, "not found\n");
+	if (http_upgrade_check(m, &u, &a) != 0) {
+		if (a.status == 400 && u.id != NULL && !util_valid_id(u.id)) {
+			esc = log_escape(u.id, strlen(u.id));
+			log_warnx("%s: %s: invalid worker id '%s'", __func__,
+			    hs->addr, esc);
+			free(esc);
+		}
+		handshake_respond(hs, a.status, a.reason, a.extra, a.body);
 		return;
 	}
-	if (strcmp(m->method, "GET") != 0) {
-		handshake_respond(hs, 405, "Method Not Allowed",
-		    "Allow: GET\r\n", "method not allowed\n");
-		return;
-	}
-	if (!http_has_token(http_msg_get(m, "Upgrade"), "websocket") ||
-	    !http_has_token(http_msg_get(m, "Connection"), "upgrade")) {
-		handshake_respond(hs, 426, "Upgrade Required",
-		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
-		    "websocket upgrade required\n");
-		return;
-	}
-	ver = http_msg_get(m, "Sec-WebSocket-Version");
-	if (ver == NULL || strcmp(ver, "13") != 0) {
-		handshake_respond(hs, 426, "Upgrade Required",
-		    "Sec-WebSocket-Version: 13\r\n",
-		    "websocket version 13 required\n");
-		return;
-	}
-	key = http_msg_get(m, "Sec-WebSocket-Key");
-	if (key == NULL || strlen(key) != 24) {
-		handshake_respond(hs, 400, "Bad Request", NULL,
-		    "bad Sec-WebSocket-Key\n");
-		return;
-	}
-	id = http_msg_get(m, "Sandd-Worker-Id");
-	if (id == NULL || !util_valid_id(id)) {
-		esc = log_escape(id != NULL ? id : "", id != NULL ?
-		    strlen(id) : 0);
-		log_warnx("%s: %s: invalid worker id '%s'", __func__, hs->addr,
-		    esc);
-		free(esc);
-		handshake_respond(hs, 400, "Bad Request", NULL,
-		    "invalid worker id (1 to 64 of A-Za-z0-9._-)\n");
-		return;
-	}
-	auth = http_msg_get(m, "Authorization");
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
-		auth += 7;
-	else
-		auth = NULL;
-	if (!server_check_token(id, auth)) {
+	if (!server_check_token(u.id, u.token)) {
 		server_stats.auth_failures++;
 		log_warnx("%s: %s: worker %s refused: %s token", __func__,
-		    hs->addr, id, auth == NULL ? "no" : "wrong");
+		    hs->addr, u.id, u.token == NULL ? "no" : "wrong");
 		handshake_respond(hs, 401, "Unauthorized",
 		    "WWW-Authenticate: Bearer\r\n", "bad or missing token\n");
 		return;
 	}
-
-	accept = http_ws_accept(key);
-	out = bufferevent_get_output(hs->bev);
-	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
-	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Accept: %s\r\n", accept);
-	if (http_has_token(http_msg_get(m, "Sec-WebSocket-Protocol"),
-	    WIRE_SUBPROTOCOL))
-		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n",
-		    WIRE_SUBPROTOCOL);
-	nomask = !serve_opts.ws_mask && http_has_token(http_msg_get(m,
-	    WIRE_FRAMES_HEADER), WIRE_FRAMES_UNMASKED);
-	if (nomask)
-		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_FRAMES_HEADER,
-		    WIRE_FRAMES_UNMASKED);
-	evbuffer_add(out, "\r\n", 2);
-	free(accept);
+	u.mask = u.mask || serve_opts.ws_mask;
+	http_upgrade_response(bufferevent_get_output(hs->bev), &u);
 
 	/* Hand the bufferevent over to the WebSocket layer. */
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
-	server_worker_accept(hs->bev, hs->addr, id,
-	    WS_ROLE_SERVER | (nomask ? WS_NO_MASK : 0));
+	server_worker_accept(hs->bev, hs->addr, u.id,
+	    WS_ROLE_SERVER | (u.mask ? 0 : WS_NO_MASK));
 	hs->bev = NULL;
 	handshake_free(hs);
 }

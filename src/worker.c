@@ -123,24 +123,17 @@ worker_send(json_t *msg)
 		ws_conn_send_json(link_ws, msg);
 }
 
-/* Send one binary frame; -1 when the link is down. */
-int
-worker_send_data(int type, uint32_t ch, uint64_t off, const void *p,
-    size_t len)
-{
-	if (!worker_connected())
-		return (-1);
-	return (ws_conn_send_data(link_ws, type, ch, off, p, len));
-}
-
 /* Send len bytes of buf from skip as one binary frame; -1 if down. */
 int
-worker_send_buf(int type, uint32_t ch, uint64_t off, struct evbuffer *buf,
+worker_send_buf(int stream, uint32_t ch, uint64_t off, struct evbuffer *buf,
     size_t skip, size_t len)
 {
+	uint8_t	h[WIRE_HDR_LEN];
+
 	if (!worker_connected())
 		return (-1);
-	return (ws_conn_send_buf(link_ws, type, ch, off, buf, skip, len));
+	wire_frame_header(h, stream, ch, off);
+	return (ws_conn_send_binary_buf(link_ws, h, sizeof h, buf, skip, len));
 }
 
 /* Bytes queued toward the controller. */
@@ -250,7 +243,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 	uint32_t	 ch;
 	int		 type;
 
-	if (ws_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
+	if (wire_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
 	    type != WIRE_IN) {
 		log_warnx("link: bad binary frame");
 		return;
@@ -330,10 +323,11 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	struct http_msg	 m;
 	struct timeval	 tv = { BACKOFF_STABLE_S, 0 };
-	const char	*acc, *ra;
-	char		*want;
+	struct ws_params wp;
+	const char	*ra;
+	char		*cause;
 	size_t		 len = evbuffer_get_length(in);
-	int		 used, r, ok, nomask;
+	int		 used, r, mask;
 
 	if (len > HTTP_MAX_HEADER)
 		len = HTTP_MAX_HEADER;
@@ -347,37 +341,27 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 		goto fail;
 	}
 	evbuffer_drain(in, (size_t)used);
-	if (m.status != 101) {
-		if (m.status == 401)
-			log_warnx("link: %s:%s refused our token (401); check "
-			    "--token-file", url.host, url.port);
-		else
-			log_warnx("link: %s:%s answered %d %s", url.host,
-			    url.port, m.status, m.reason);
-		if (m.status == 503 && (ra = http_msg_get(&m, "Retry-After"))
-		    != NULL)
-			retry_after = atof(ra);
-		http_msg_clear(&m);
-		goto fail;
-	}
-	acc = http_msg_get(&m, "Sec-WebSocket-Accept");
-	nomask = !worker_opts.ws_mask && http_has_token(http_msg_get(&m,
-	    WIRE_FRAMES_HEADER), WIRE_FRAMES_UNMASKED);
-	want = http_ws_accept(ws_key);
-	ok = acc != NULL && strcmp(acc, want) == 0;
-	free(want);
+	if (m.status == 401)
+		log_warnx("link: %s:%s refused our token (401); check "
+		    "--token-file", url.host, url.port);
+	if (m.status == 503 && (ra = http_msg_get(&m, "Retry-After")) != NULL)
+		retry_after = atof(ra);
+	r = http_upgrade_accepted(&m, ws_key, &mask, &cause);
 	http_msg_clear(&m);
-	if (!ok) {
-		log_warnx("link: bad Sec-WebSocket-Accept from %s:%s",
-		    url.host, url.port);
+	if (r != 0) {
+		log_warnx("link: %s:%s %s", url.host, url.port, cause);
+		free(cause);
 		goto fail;
 	}
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	/* The handshake deadline is over: pings watch the link from now. */
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	dial_bev = NULL;
-	link_ws = ws_conn_create(bev, nomask ? WS_NO_MASK : 0, &link_callbacks,
-	    NULL, worker_opts.ping_interval, worker_opts.ping_timeout);
+	wp.flags = mask || worker_opts.ws_mask ? 0 : WS_NO_MASK;
+	wp.ping_interval = worker_opts.ping_interval;
+	wp.ping_timeout = worker_opts.ping_timeout;
+	wp.max_message = WIRE_MAX_MSG;
+	link_ws = ws_conn_create(bev, &wp, &link_callbacks, NULL);
 	worker_set_state(LINK_UP);
 	worker_hello();
 	evtimer_add(stable_ev, &tv);
@@ -393,7 +377,7 @@ fail:
 static void
 dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 {
-	struct evbuffer	*out;
+	struct http_upgrade u;
 	unsigned char	 raw[16];
 	char		*b64, *err;
 	int		 one = 1;
@@ -406,22 +390,15 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 		b64 = util_base64(raw, sizeof raw);
 		snprintf(ws_key, sizeof ws_key, "%s", b64);
 		free(b64);
-		out = bufferevent_get_output(bev);
-		evbuffer_add_printf(out, "GET %s HTTP/1.1\r\n"
-		    "Host: %s:%s\r\nUpgrade: websocket\r\n"
-		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-		    "Sec-WebSocket-Version: 13\r\n"
-		    "Sec-WebSocket-Protocol: %s\r\n"
-		    "Sandd-Worker-Id: %s\r\nUser-Agent: sandd/%s\r\n",
-		    url.path, url.host, url.port, ws_key, WIRE_SUBPROTOCOL,
-		    worker_opts.id, SANDD_VERSION);
-		if (token != NULL)
-			evbuffer_add_printf(out, "Authorization: Bearer %s\r\n",
-			    token);
-		if (!worker_opts.ws_mask)
-			evbuffer_add_printf(out, "%s: %s\r\n",
-			    WIRE_FRAMES_HEADER, WIRE_FRAMES_UNMASKED);
-		evbuffer_add(out, "\r\n", 2);
+		memset(&u, 0, sizeof u);
+		u.host = url.host;
+		u.port = url.port;
+		u.path = url.path;
+		u.key = ws_key;
+		u.id = worker_opts.id;
+		u.token = token;
+		u.mask = worker_opts.ws_mask;
+		http_upgrade_request(bufferevent_get_output(bev), &u);
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {

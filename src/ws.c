@@ -55,6 +55,7 @@ struct ws_conn {
 	void			*arg;
 
 	int			 mode;	/* WS_ROLE_SERVER, WS_NO_MASK */
+	size_t			 max_msg;	/* largest data message taken */
 	int			 flags;
 #define WS_DEAD		0x1	/* freed; release when out of callbacks */
 #define WS_CLOSED_CB	0x2	/* closed callback was called */
@@ -305,7 +306,7 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 		    -1);
 	}
 	if (io->opcode < WS_OP_CLOSE &&
-	    io->payload_length > WIRE_MAX_MSG - ws->m_len)
+	    io->payload_length > ws->max_msg - ws->m_len)
 		return (ws_conn_fail(ws, WS_CODE_TOO_BIG, "message too big"),
 		    -1);
 	ws->f_opcode = io->opcode;
@@ -332,7 +333,7 @@ ws_conn_frame_data(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 		return;
 	if (ws->m_buf == NULL)
 		ws->m_buf = xmalloc(ws->f_fin ? len + ws->f_left :
-		    WIRE_MAX_MSG);
+		    ws->max_msg);
 	memcpy(ws->m_buf + ws->m_len, io->data, len);
 	ws->m_len += len;
 }
@@ -401,7 +402,9 @@ ws_conn_pump(struct ws_conn *ws)
 static void
 ws_read_cb(struct bufferevent *bev, void *arg)
 {
-	util_bev_slurp(bev, WIRE_MAX_MSG);
+	struct ws_conn	*ws = arg;
+
+	util_bev_slurp(bev, ws->max_msg);
 	ws_conn_pump(arg);
 }
 
@@ -466,14 +469,15 @@ ws_ping_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 }
 
 /*
- * Wrap an upgraded connection. flags: WS_ROLE_SERVER on the controller,
- * WS_NO_MASK when the upgrade agreed to skip masking. The callbacks get
- * arg; ping_interval/ping_timeout are in seconds.
+ * Wrap an upgraded connection. p->flags: WS_ROLE_SERVER on the side that
+ * accepted, WS_NO_MASK when the upgrade agreed to skip masking; pings go
+ * every p->ping_interval seconds and the link ends after p->ping_timeout
+ * seconds of silence; data messages over p->max_message bytes end it
+ * with 1009. The callbacks get arg.
  */
 struct ws_conn *
-ws_conn_create(struct bufferevent *bev, int flags,
-    const struct ws_callbacks *cb, void *arg, int ping_interval,
-    int ping_timeout)
+ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
+    const struct ws_callbacks *cb, void *arg)
 {
 	struct ws_conn	*ws;
 	struct timeval	 tv;
@@ -482,35 +486,29 @@ ws_conn_create(struct bufferevent *bev, int flags,
 	ws->bev = bev;
 	ws->cb = cb;
 	ws->arg = arg;
-	ws->mode = flags;
-	ws->ping_timeout = ping_timeout;
+	ws->mode = p->flags;
+	ws->max_msg = p->max_message;
+	ws->ping_timeout = p->ping_timeout;
 	ws->last_rx = util_now();
 	if (wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
 		fatalx("%s: out of memory", __func__);
 
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
-	bufferevent_setwatermark(bev, EV_READ, 0, WIRE_MAX_MSG);
+	bufferevent_setwatermark(bev, EV_READ, 0, ws->max_msg);
 	bufferevent_setwatermark(bev, EV_WRITE, WS_OUT_LOW, 0);
 	/* libevent moves 16 KiB per call by default: too little for bulk. */
-	bufferevent_set_max_single_read(bev, WIRE_CHUNK);
-	bufferevent_set_max_single_write(bev, WIRE_CHUNK);
+	bufferevent_set_max_single_read(bev, WS_IO_CHUNK);
+	bufferevent_set_max_single_write(bev, WS_IO_CHUNK);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 
 	ws->ping = event_new(ev_base, -1, EV_PERSIST, ws_ping_cb, ws);
-	util_timeval(&tv, ping_interval);
+	util_timeval(&tv, p->ping_interval);
 	event_add(ws->ping, &tv);
 
 	/* Bytes that came with the upgrade may already be in the input. */
 	ws->kick = event_new(ev_base, -1, 0, ws_kick_cb, ws);
 	event_active(ws->kick, EV_TIMEOUT, 0);
 	return (ws);
-}
-
-/* Change the argument given to the callbacks. */
-void
-ws_conn_set_arg(struct ws_conn *ws, void *arg)
-{
-	ws->arg = arg;
 }
 
 /* Report the end of the connection once, then hold the object dead. */
@@ -611,81 +609,36 @@ ws_conn_send_json(struct ws_conn *ws, json_t *obj)
 	return (0);
 }
 
-/* Encode the wire header of a data frame: (type, ch, off). */
-static void
-ws_frame_header(uint8_t *h, int type, uint32_t ch, uint64_t off)
-{
-	int	i;
-
-	h[0] = (uint8_t)type;
-	h[1] = h[2] = h[3] = 0;
-	for (i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t)(ch >> (24 - 8 * i));
-	for (i = 0; i < 8; i++)
-		h[8 + i] = (uint8_t)(off >> (56 - 8 * i));
-}
-
 /*
- * Send one binary frame: the wire header for (type, ch, off), then len
- * bytes from data or, when buf is given, from buf starting at skip.
+ * Send one binary message: head (hlen bytes, may be 0), then len bytes
+ * from data or, when buf is given, from buf starting at skip, copied
+ * straight from the buffer's chains into the socket's.
  */
 static int
-ws_conn_send_binary(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+ws_conn_send_binary_any(struct ws_conn *ws, const void *head, size_t hlen,
     const void *data, struct evbuffer *buf, size_t skip, size_t len)
 {
-	uint8_t	h[WIRE_HDR_LEN];
-
 	if (!ws_conn_open(ws))
 		return (-1);
-	if (len > WIRE_CHUNK)
-		fatalx("%s: chunk of %zu bytes", __func__, len);
-	ws_frame_header(h, type, ch, off);
-	ws_conn_write_frame(ws, WS_OP_BINARY, h, sizeof h, data, buf, skip,
+	ws_conn_write_frame(ws, WS_OP_BINARY, head, hlen, data, buf, skip,
 	    len);
 	return (0);
 }
 
-/* Send one binary frame of len bytes from data. */
+/* Send one binary message: head, then len bytes of data. */
 int
-ws_conn_send_data(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+ws_conn_send_binary(struct ws_conn *ws, const void *head, size_t hlen,
     const void *data, size_t len)
 {
-	return (ws_conn_send_binary(ws, type, ch, off, data, NULL, 0, len));
+	return (ws_conn_send_binary_any(ws, head, hlen, data, NULL, 0, len));
 }
 
-/*
- * Send one binary frame whose payload is len bytes of buf starting at
- * skip, copied straight from the buffer's chains into the socket's.
- */
+/* Send one binary message: head, then len bytes of buf from skip. */
 int
-ws_conn_send_buf(struct ws_conn *ws, int type, uint32_t ch, uint64_t off,
+ws_conn_send_binary_buf(struct ws_conn *ws, const void *head, size_t hlen,
     struct evbuffer *buf, size_t skip, size_t len)
 {
-	return (ws_conn_send_binary(ws, type, ch, off, NULL, buf, skip, len));
-}
-
-/*
- * Split a received binary message into its header fields and payload.
- * Returns -1 if it is too short or has an unknown type.
- */
-int
-ws_frame_parse(const uint8_t *msg, size_t len, int *type, uint32_t *ch,
-    uint64_t *off, const uint8_t **data, size_t *dlen)
-{
-	int	i;
-
-	if (len < WIRE_HDR_LEN || msg[0] >= WIRE_NSTREAMS)
-		return (-1);
-	*type = msg[0];
-	*ch = 0;
-	for (i = 0; i < 4; i++)
-		*ch = (*ch << 8) | msg[4 + i];
-	*off = 0;
-	for (i = 0; i < 8; i++)
-		*off = (*off << 8) | msg[8 + i];
-	*data = msg + WIRE_HDR_LEN;
-	*dlen = len - WIRE_HDR_LEN;
-	return (0);
+	return (ws_conn_send_binary_any(ws, head, hlen, NULL, buf, skip, len));
 }
 
 /* Bytes queued toward the peer and not yet written to the socket. */
@@ -717,12 +670,4 @@ int
 ws_conn_close_code(struct ws_conn *ws)
 {
 	return (ws->close_code);
-}
-
-/* Bytes received and sent on the socket. */
-void
-ws_conn_stats(struct ws_conn *ws, uint64_t *rx, uint64_t *tx)
-{
-	*rx = ws->rx;
-	*tx = ws->tx;
 }

@@ -1,5 +1,5 @@
 /*
- * fuzz_frame.c: ws_frame_parse on any bytes (a binary WebSocket message
+ * fuzz_frame.c: wire_frame_parse on any bytes (a binary WebSocket message
  * from a peer); the fields it returns must lie inside the message.
  */
 #include <stdlib.h>
@@ -24,7 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	volatile uint8_t sum = 0;
 	size_t		 i;
 
-	if (ws_frame_parse(data, size, &type, &ch, &off, &payload,
+	if (wire_frame_parse(data, size, &type, &ch, &off, &payload,
 	    &dlen) != 0) {
 		if (size >= WIRE_HDR_LEN && data[0] < WIRE_NSTREAMS)
 			abort();

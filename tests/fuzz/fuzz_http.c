@@ -2,7 +2,9 @@
  * fuzz_http.c: http_msg_parse on any bytes, as a request (controller) and
  * as a response (worker), with the parser's own promises checked: a whole
  * head ends in CRLF CRLF, no shorter prefix is whole, nothing is kept on
- * failure, and every header can be looked up.
+ * failure, and every header can be looked up. A whole request then goes
+ * through the controller's upgrade checks, a whole response through the
+ * worker's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,33 @@ fuzz_http_one(const char *buf, size_t len, int request)
 		if (strlen(accept) != 28)
 			abort();
 		free(accept);
+	}
+
+	if (request) {
+		struct http_upgrade	u;
+		struct http_answer	a;
+
+		if (http_upgrade_check(&msg, &u, &a) == 0) {
+			struct evbuffer *b = evbuffer_new();
+
+			if (u.key == NULL || u.id == NULL ||
+			    !util_valid_id(u.id))
+				abort();
+			http_upgrade_response(b, &u);
+			evbuffer_free(b);
+		} else if (a.status < 400 || a.status > 499 ||
+		    a.body == NULL)
+			abort();
+	} else {
+		int	 mask;
+		char	*cause = NULL;
+
+		if (http_upgrade_accepted(&msg, "dGhlIHNhbXBsZSBub25jZQ==",
+		    &mask, &cause) != 0) {
+			if (cause == NULL)
+				abort();
+			free(cause);
+		}
 	}
 
 	/* The head alone parses the same; one byte less needs more. */

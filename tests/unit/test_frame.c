@@ -1,5 +1,5 @@
 /*
- * test_frame.c: ws_frame_parse, the 16-byte header of binary wire frames
+ * test_frame.c: wire_frame_parse, the 16-byte header of binary wire frames
  * (u8 type, u8 flags, u16 zero, u32 channel, u64 offset, big endian).
  */
 #include "stubs.h"
@@ -38,7 +38,7 @@ check_fields(int type, uint32_t ch, uint64_t off, const char *payload,
 	int		 gtype = -1, r;
 
 	p = frame(type, ch, off, payload, plen, &len);
-	r = ws_frame_parse(p, len, &gtype, &gch, &goff, &data, &dlen);
+	r = wire_frame_parse(p, len, &gtype, &gch, &goff, &data, &dlen);
 	CHECKF(r == 0, "type %d ch %u: returned %d", type, ch, r);
 	if (r == 0) {
 		CHECKF(gtype == type, "type %d, want %d", gtype, type);
@@ -89,14 +89,14 @@ test_short(void)
 	full = frame(WIRE_OUT, 9, 99, "payload", 7, &len);
 	for (n = 0; n < WIRE_HDR_LEN; n++) {
 		p = unit_copy(full, n);
-		r = ws_frame_parse(p, n, &type, &ch, &off, &data, &dlen);
+		r = wire_frame_parse(p, n, &type, &ch, &off, &data, &dlen);
 		CHECKF(r == -1, "%zu bytes: returned %d", n, r);
 		free(p);
 	}
 	/* From the header on, every length parses. */
 	for (n = WIRE_HDR_LEN; n <= len; n++) {
 		p = unit_copy(full, n);
-		r = ws_frame_parse(p, n, &type, &ch, &off, &data, &dlen);
+		r = wire_frame_parse(p, n, &type, &ch, &off, &data, &dlen);
 		CHECKF(r == 0 && dlen == n - WIRE_HDR_LEN && ch == 9 &&
 		    off == 99, "%zu bytes: returned %d", n, r);
 		free(p);
@@ -116,7 +116,7 @@ test_unknown_type(void)
 
 	for (t = 0; t < 256; t++) {
 		p = frame(t, 1, 0, "x", 1, &len);
-		r = ws_frame_parse(p, len, &type, &ch, &off, &data, &dlen);
+		r = wire_frame_parse(p, len, &type, &ch, &off, &data, &dlen);
 		if (t < WIRE_NSTREAMS)
 			CHECKF(r == 0 && type == t, "type %d: returned %d", t,
 			    r);

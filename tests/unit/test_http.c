@@ -395,6 +395,95 @@ test_accept(void)
 	free(a);
 }
 
+/* Parse what an evbuffer holds as a head. */
+static int
+parse_buf(struct http_msg *msg, struct evbuffer *b, int request)
+{
+	size_t	len = evbuffer_get_length(b);
+	int	used;
+
+	return (parse(msg, (char *)evbuffer_pullup(b, -1), len, request,
+	    &used));
+}
+
+/* The worker's request, the controller's checks and answer, and back. */
+static void
+test_upgrade(void)
+{
+	struct http_upgrade	 u, got;
+	struct http_answer	 a;
+	struct http_msg		 m;
+	struct evbuffer		*b;
+	char			*cause = NULL;
+	int			 mask, masks[2] = { 0, 1 }, i;
+
+	for (i = 0; i < 2; i++) {
+		memset(&u, 0, sizeof u);
+		u.host = "127.0.0.1";
+		u.port = "7000";
+		u.path = "/ws";
+		u.key = "dGhlIHNhbXBsZSBub25jZQ==";
+		u.id = "w-1";
+		u.token = i == 0 ? "tok" : NULL;
+		u.mask = masks[i];
+		b = evbuffer_new();
+		http_upgrade_request(b, &u);
+		CHECK(parse_buf(&m, b, 1) == 1);
+		evbuffer_free(b);
+		CHECK(http_upgrade_check(&m, &got, &a) == 0);
+		CHECK(got.id != NULL && strcmp(got.id, "w-1") == 0);
+		CHECK(i == 0 ? got.token != NULL && strcmp(got.token, "tok")
+		    == 0 : got.token == NULL);
+		CHECK(got.mask == masks[i] && got.subprotocol);
+		b = evbuffer_new();
+		http_upgrade_response(b, &got);
+		http_msg_clear(&m);
+		CHECK(parse_buf(&m, b, 0) == 1);
+		evbuffer_free(b);
+		CHECK(http_upgrade_accepted(&m, u.key, &mask, &cause) == 0);
+		CHECK(mask == masks[i]);
+		CHECK(http_upgrade_accepted(&m, "x3JJHMbDL1EzLkh9GBhXDw==",
+		    &mask, &cause) == -1 && cause != NULL);
+		free(cause);
+		cause = NULL;
+		http_msg_clear(&m);
+	}
+
+	/* Refusals, each with its status. */
+	{
+		static const struct {
+			const char	*head;
+			int		 status;
+		} bad[] = {
+			{ "GET /x HTTP/1.1\r\n\r\n", 404 },
+			{ "POST /ws HTTP/1.1\r\n\r\n", 405 },
+			{ "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+			    426 },
+			{ "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+			    "Connection: upgrade\r\nSec-WebSocket-Version: 8"
+			    "\r\n\r\n", 426 },
+			{ "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+			    "Connection: upgrade\r\nSec-WebSocket-Version: 13"
+			    "\r\nSec-WebSocket-Key: short\r\n\r\n", 400 },
+			{ "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+			    "Connection: upgrade\r\nSec-WebSocket-Version: 13"
+			    "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+			    "\r\nSandd-Worker-Id: a/b\r\n\r\n", 400 },
+		};
+		size_t	k;
+		int	used;
+
+		for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+			CHECKF(parse(&m, bad[k].head, strlen(bad[k].head), 1,
+			    &used) == 1, "%zu", k);
+			CHECKF(http_upgrade_check(&m, &got, &a) == -1 &&
+			    a.status == bad[k].status, "%zu: %d", k,
+			    a.status);
+			http_msg_clear(&m);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -404,5 +493,6 @@ main(void)
 	test_limits();
 	test_tokens();
 	test_accept();
+	test_upgrade();
 	return (unit_done("test_http"));
 }
