@@ -6,6 +6,11 @@
  * handle. The worker sends at most a window beyond the last ack, so
  * memory here stays bounded and a slow client slows only its own stream.
  * Input goes the other way with the same rule.
+ *
+ * What a channel means to clients is its kind's business: each kind
+ * (control-exec.c, control-session.c, control-file.c) gives a struct
+ * chan_ops of hooks, and this file calls them and nothing else of the
+ * control code.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +19,52 @@
 
 #define ACK_EVERY	(64 * 1024)
 
-/* A new channel; the caller links it into its worker. */
+/* Every kind, for the wire's kind numbers and the per-kind hooks. */
+static const struct chan_ops *chan_kinds[] = {
+	&chan_exec_ops, &chan_session_ops, &chan_put_ops, &chan_get_ops
+};
+#define NKINDS	(sizeof chan_kinds / sizeof chan_kinds[0])
+
+/* The kind with this wire number, or NULL. */
+static const struct chan_ops *
+chan_kind_find(int kind)
+{
+	size_t	i;
+
+	for (i = 0; i < NKINDS; i++)
+		if (chan_kinds[i]->kind == kind)
+			return (chan_kinds[i]);
+	return (NULL);
+}
+
+/* A control client left: every kind that keeps per-client state hears. */
+void
+chan_kinds_client_gone(struct client *cl)
+{
+	size_t	i;
+
+	for (i = 0; i < NKINDS; i++)
+		if (chan_kinds[i]->client_gone != NULL)
+			chan_kinds[i]->client_gone(cl);
+}
+
+/* A control client can take more: kinds with per-client output send it. */
+void
+chan_kinds_client_drained(struct client *cl)
+{
+	size_t	i;
+
+	for (i = 0; i < NKINDS; i++) {
+		if (chan_kinds[i]->client_drained != NULL)
+			chan_kinds[i]->client_drained(cl);
+		if (control_client_dead(cl) || !control_client_writable(cl))
+			return;
+	}
+}
+
+/* A new channel of ops' kind; the caller links it into its worker. */
 struct chan *
-chan_create(struct worker *w, uint32_t ch, int kind)
+chan_create(struct worker *w, uint32_t ch, const struct chan_ops *ops)
 {
 	struct chan	*c;
 	int		 i;
@@ -24,18 +72,16 @@ chan_create(struct worker *w, uint32_t ch, int kind)
 	c = xcalloc(1, sizeof *c);
 	c->worker = w;
 	c->ch = ch;
-	c->kind = kind;
+	c->ops = ops;
 	for (i = 0; i < WIRE_NSTREAMS; i++)
 		c->out[i] = evbuffer_new();
 	c->in = evbuffer_new();
-	/* Sessions are named s-..., everything else h-... */
-	snprintf(c->handle, sizeof c->handle, "%s",
-	    kind == CHAN_SESSION ? "s-" : "h-");
-	util_random_hex(c->handle + 2, 17);
+	snprintf(c->handle, sizeof c->handle, "%s", ops->prefix);
+	util_random_hex(c->handle + strlen(c->handle), 17);
 	return (c);
 }
 
-/* Free a channel: the caller has detached it from its request. */
+/* Free a channel; its kind forgets it first. */
 void
 chan_free(struct chan *c)
 {
@@ -45,12 +91,13 @@ chan_free(struct chan *c)
 		return;
 	if (c->worker != NULL)
 		server_worker_chan_unlink(c->worker, c);
-	control_cmd_chan_freed(c);
+	control_client_sink_gone(c);
+	if (c->ops->freed != NULL)
+		c->ops->freed(c);
+	req_remove_chan(c);
 	for (i = 0; i < WIRE_NSTREAMS; i++)
 		evbuffer_free(c->out[i]);
 	evbuffer_free(c->in);
-	if (c->timer != NULL)
-		event_free(c->timer);
 	json_decref(c->open);
 	json_decref(c->end);
 	free(c);
@@ -58,8 +105,8 @@ chan_free(struct chan *c)
 
 /*
  * Bytes of buffered stream s held beyond max_output, unacknowledged. Only
- * a command that may yield has any, between passing max_output and the
- * yield that this brings on at once (chan_data).
+ * a channel with CHAN_HOLD has any: a command that may yield, between
+ * passing max_output and the yield that this brings on at once.
  */
 static size_t
 chan_held(struct chan *c, int s)
@@ -90,8 +137,9 @@ chan_send_ack(struct chan *c, int s, int force)
 	if (!server_worker_connected(c->worker))
 		return;
 	c->acked[s] = consumed;
-	m = json_pack("{s:s, s:I, s:i, s:I}", "t", "ack", "ch",
-	    (json_int_t)c->ch, "s", s, "off", (json_int_t)consumed);
+	m = wire_chan_msg(WIRE_T_ACK, c->ch);
+	json_object_set_new(m, "s", json_integer(s));
+	json_object_set_new(m, "off", json_integer((json_int_t)consumed));
 	server_worker_send(c->worker, m);
 	json_decref(m);
 }
@@ -110,10 +158,9 @@ chan_ack(struct chan *c, int force)
  * final. Returns how many bytes were set (0: all held back).
  */
 size_t
-chan_event_bytes(json_t *ev, struct chan *c, int s, const uint8_t *data,
-    size_t len, int final)
+chan_event_bytes(json_t *ev, const char *name, struct chan *c, int s,
+    const uint8_t *data, size_t len, int final)
 {
-	const char	*name = "data";
 	uint8_t		*buf;
 	size_t		 n, whole;
 	int		 valid;
@@ -134,37 +181,6 @@ chan_event_bytes(json_t *ev, struct chan *c, int s, const uint8_t *data,
 		util_json_set_bytes(ev, name, buf, whole);
 	free(buf);
 	return (whole);
-}
-
-/*
- * Move stream output to the owning client as events while it keeps up;
- * then ack what went.
- */
-void
-chan_drain_to(struct chan *c, struct client *cl)
-{
-	int		 s;
-	size_t		 len;
-	json_t		*ev;
-	uint8_t		*p;
-
-	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
-		while ((len = evbuffer_get_length(c->out[s])) != 0 &&
-		    control_client_writable(cl)) {
-			if (len > WIRE_CHUNK)
-				len = WIRE_CHUNK;
-			p = evbuffer_pullup(c->out[s], (ssize_t)len);
-			ev = control_cmd_stream_event(c, s);
-			if (chan_event_bytes(ev, c, s, p, len, 0) != 0)
-				req_event(c->req, ev);
-			json_decref(ev);
-			evbuffer_drain(c->out[s], len);
-		}
-		chan_send_ack(c, s, 0);
-	}
-	if ((c->flags & CHAN_ENDED) && evbuffer_get_length(c->out[1]) == 0 &&
-	    evbuffer_get_length(c->out[2]) == 0)
-		control_cmd_chan_done(c);
 }
 
 /* Output bytes [off, off+len) of stream s arrived. */
@@ -191,33 +207,27 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 	if (c->flags & CHAN_BUFFERED) {
 		keep = evbuffer_get_length(c->out[s]) < c->max_output ?
 		    c->max_output - evbuffer_get_length(c->out[s]) : 0;
-		if (keep > len || c->timer != NULL)	/* may yield: keep all */
+		if (keep > len || (c->flags & CHAN_HOLD))
 			keep = len;
-		/*
-		 * Past max_output, a command that may yield yields now: its
-		 * output goes on to reads instead of being dropped, and the
-		 * command does not wait on it until yield_after.
-		 */
-		if (c->timer != NULL && evbuffer_get_length(c->out[s]) + keep >
-		    c->max_output) {
-			evtimer_del(c->timer);
-			event_active(c->timer, EV_TIMEOUT, 0);
-		}
 		evbuffer_add(c->out[s], data, keep);
 		c->dropped[s] += len - keep;
 		chan_send_ack(c, s, 0);
-		return;
-	}
-	evbuffer_add(c->out[s], data, len);
-	if ((c->flags & CHAN_STREAM) && c->req != NULL)
-		chan_drain_to(c, c->req->client);
-	else
-		control_cmd_chan_output(c);
+	} else
+		evbuffer_add(c->out[s], data, len);
+	if (c->ops->output != NULL)
+		c->ops->output(c);
+}
+
+/* Is buffered output past max_output held back (see chan_held)? */
+int
+chan_over_max(struct chan *c)
+{
+	return (chan_held(c, WIRE_OUT) > 0 || chan_held(c, WIRE_ERR) > 0);
 }
 
 /*
  * Take up to max bytes of stream s's output for a reply (consuming it)
- * as a JSON string, or NULL if there is none; the caller sets it.
+ * as a JSON object with the bytes under "stdout" or "stderr".
  */
 json_t *
 chan_take_output(struct chan *c, int s, size_t max)
@@ -238,6 +248,14 @@ chan_take_output(struct chan *c, int s, size_t max)
 	evbuffer_drain(c->out[s], len);
 	chan_send_ack(c, s, 1);
 	return (o);
+}
+
+/* Consume n bytes of stream s (they were delivered) and ack them. */
+void
+chan_consume(struct chan *c, int s, size_t n)
+{
+	evbuffer_drain(c->out[s], n);
+	chan_send_ack(c, s, 0);
 }
 
 /* Queue input for the worker; it is sent as the window allows. */
@@ -276,8 +294,7 @@ void
 chan_flush_input(struct chan *c)
 {
 	uint64_t	 end = c->in_base + evbuffer_get_length(c->in);
-	uint64_t	 limit = c->in_base + (c->kind == CHAN_PUT ?
-	    WIRE_FILE_WINDOW : WIRE_WINDOW);
+	uint64_t	 limit = c->in_base + c->ops->in_window;
 	size_t		 n;
 	json_t		*m;
 
@@ -295,8 +312,8 @@ chan_flush_input(struct chan *c)
 		server_stats.bytes_out += n;
 	}
 	if (c->in_eof && !c->in_eof_sent && c->in_sent == end) {
-		m = json_pack("{s:s, s:I, s:I}", "t", "eof", "ch",
-		    (json_int_t)c->ch, "off", (json_int_t)end);
+		m = wire_chan_msg(WIRE_T_EOF, c->ch);
+		json_object_set_new(m, "off", json_integer((json_int_t)end));
 		server_worker_send(c->worker, m);
 		json_decref(m);
 		c->in_eof_sent = 1;
@@ -314,7 +331,9 @@ chan_input_acked(struct chan *c, uint64_t off)
 	evbuffer_drain(c->in, (size_t)(off - c->in_base));
 	c->in_base = off;
 	chan_flush_input(c);
-	control_cmd_chan_input_acked(c);
+	control_client_sink_drained(c);
+	if (c->ops->input_acked != NULL)
+		c->ops->input_acked(c);
 }
 
 /*
@@ -348,6 +367,22 @@ chan_resume(struct chan *c, json_t *a)
 	chan_flush_input(c);
 }
 
+/* The worker started the channel's program. */
+void
+chan_started(struct chan *c, json_t *msg)
+{
+	if (c->ops->started != NULL)
+		c->ops->started(c, msg);
+}
+
+/* A message the kind interprets (a session's "info"). */
+void
+chan_info(struct chan *c, json_t *msg)
+{
+	if (c->ops->info != NULL)
+		c->ops->info(c, msg);
+}
+
 /* The worker says the channel ended; msg holds the result. */
 void
 chan_end(struct chan *c, json_t *msg)
@@ -357,48 +392,92 @@ chan_end(struct chan *c, json_t *msg)
 	c->flags |= CHAN_ENDED;
 	json_decref(c->end);
 	c->end = json_incref(msg);
-	if (c->kind == CHAN_EXEC && server_stats.execs_running > 0)
-		server_stats.execs_running--;
-	if ((c->flags & CHAN_STREAM) && c->req != NULL)
-		chan_drain_to(c, c->req->client);
-	else
-		control_cmd_chan_output(c);
+	if (c->ops->output != NULL)
+		c->ops->output(c);
+}
+
+/* Tell the worker to forget the channel (msg type) and free it. */
+static void
+chan_close(struct chan *c, enum wire_type type)
+{
+	json_t	*m;
+
+	m = wire_chan_msg(type, c->ch);
+	server_worker_send(c->worker, m);
+	json_decref(m);
+	chan_free(c);
 }
 
 /* The worker is done with the channel for good: tell it to forget. */
 void
 chan_release(struct chan *c)
 {
-	json_t	*m;
-
-	m = json_pack("{s:s, s:I}", "t", "release", "ch", (json_int_t)c->ch);
-	server_worker_send(c->worker, m);
-	json_decref(m);
-	chan_free(c);
+	chan_close(c, WIRE_T_RELEASE);
 }
 
 /* Stop a channel nobody waits for: the worker kills and forgets it. */
 void
 chan_cancel(struct chan *c)
 {
-	json_t	*m;
-
-	if (!(c->flags & CHAN_ENDED) && c->kind == CHAN_EXEC &&
-	    server_stats.execs_running > 0)
-		server_stats.execs_running--;
-	m = json_pack("{s:s, s:I}", "t", "cancel", "ch", (json_int_t)c->ch);
-	server_worker_send(c->worker, m);
-	json_decref(m);
-	chan_free(c);
+	chan_close(c, WIRE_T_CANCEL);
 }
 
-/* The worker is gone for good: fail the owner with code. */
+/* The worker is gone for good: the kind fails whoever waits. */
 void
 chan_lost(struct chan *c, const char *code, const char *why)
 {
-	if (!(c->flags & CHAN_ENDED) && c->kind == CHAN_EXEC &&
-	    server_stats.execs_running > 0)
-		server_stats.execs_running--;
-	control_cmd_chan_lost(c, code, why);
+	if (c->ops->lost != NULL)
+		c->ops->lost(c, code, why);
 	chan_free(c);
+}
+
+/*
+ * A channel the worker announced that this controller does not know (it
+ * restarted). Its kind decides whether it lives on; NULL when not (the
+ * caller cancels it on the worker).
+ */
+struct chan *
+chan_adopt(struct worker *w, uint32_t ch, json_t *a)
+{
+	const struct chan_ops	*ops;
+	const char		*handle;
+	struct chan		*c;
+
+	ops = chan_kind_find((int)json_integer_value(json_object_get(a,
+	    "kind")));
+	handle = json_string_value(json_object_get(a, "handle"));
+	if (ops == NULL || ops->adopt == NULL || handle == NULL ||
+	    strlen(handle) >= sizeof c->handle)
+		return (NULL);
+	c = chan_create(w, ch, ops);
+	snprintf(c->handle, sizeof c->handle, "%s", handle);
+	c->flags |= CHAN_HANDLE | CHAN_SENT;
+	if (json_is_true(json_object_get(a, "stdin_open")))
+		c->flags |= CHAN_STDIN_OPEN;
+	if (ops->adopt(c, a) != 0) {
+		c->worker = NULL;	/* never linked */
+		chan_free(c);
+		return (NULL);
+	}
+	chan_resume(c, a);
+	log_info("worker %s: adopted %s %s", server_worker_id(w), ops->name,
+	    handle);
+	return (c);
+}
+
+/* Find the channel of kind ops named by a handle, in any worker. */
+struct chan *
+chan_find_handle(const char *handle, const struct chan_ops *ops)
+{
+	struct worker	*w;
+	struct chan	*c;
+
+	for (w = server_worker_next(NULL); w != NULL;
+	    w = server_worker_next(w)) {
+		TAILQ_FOREACH(c, server_worker_chan_list(w), wentry) {
+			if (c->ops == ops && strcmp(c->handle, handle) == 0)
+				return (c);
+		}
+	}
+	return (NULL);
 }

@@ -1,6 +1,14 @@
 /*
- * control-exec.c: the exec op (single and broadcast, buffered, streamed,
- * yielded) and the handle ops read, write and signal.
+ * control-exec.c: the exec channel kind and its ops: exec (single and
+ * broadcast, buffered, streamed, yielded) and the handle ops read, write
+ * and signal.
+ *
+ * A buffered exec collects output up to max_output and replies once the
+ * command has ended; a streamed one turns output into stdout/stderr
+ * events while the client keeps up (the worker's window holds the
+ * command back otherwise). With yield_after, the command is answered
+ * with a handle when the time passes (or at once past max_output) and
+ * lives on, detached: its output then waits for `read`.
  */
 #include <sys/types.h>
 
@@ -10,14 +18,23 @@
 
 #include "sandd.h"
 
-/* Per-channel state of a `read` waiting on a detached exec. */
-struct exec_read {
-	struct req	*req;
-	regex_t		 re;
+/* Per-channel state of an exec. */
+struct exec_chan {
+	struct chan	*c;
+	struct event	*yield;		/* yield_after */
+	struct req	*read;		/* a `read` waiting for output */
+	regex_t		 re;		/* its `until` */
 	int		 has_re;
 };
 
-static void	 exec_start(struct req *, struct worker *);
+/* Per-request state of a broadcast. */
+struct exec_bcast {
+	json_t		*results;
+	json_t		*pending;	/* worker ids not started yet */
+	int		 running;
+	int		 max_concurrency;
+};
+
 static void	 exec_broadcast_next(struct req *);
 static void	 exec_try_read(struct chan *);
 
@@ -27,76 +44,15 @@ static const char *exec_pass[] = {
 	"kill_grace", "stdin_open", "merge_stderr", "limits", NULL
 };
 
-/* Check the exec fields once, before any worker is asked. */
+/* Check what the field specs cannot; 0, or -1 after replying. */
 static int
 exec_validate(struct req *r)
 {
-	json_t		*cmd = json_object_get(r->msg, "cmd");
-	json_t		*argv = json_object_get(r->msg, "argv"), *v, *o;
-	double		 d;
-	json_int_t	 n;
-	int		 b;
-	const char	*s, *k;
-	size_t		 i;
 	struct evbuffer	*in;
 	char		*cause = NULL;
 
-	if ((cmd == NULL) == (argv == NULL)) {
-		req_error(r, "bad_request", "exec needs exactly one of 'cmd' "
-		    "and 'argv'");
+	if (control_cmd_command(r, 1) != 0)
 		return (-1);
-	}
-	if (cmd != NULL && !json_is_string(cmd)) {
-		req_error(r, "bad_request", "field 'cmd' must be a string");
-		return (-1);
-	}
-	if (argv != NULL) {
-		if (!json_is_array(argv) || json_array_size(argv) == 0) {
-			req_error(r, "bad_request", "field 'argv' must be a "
-			    "non-empty array of strings");
-			return (-1);
-		}
-		json_array_foreach(argv, i, v) {
-			if (!json_is_string(v)) {
-				req_error(r, "bad_request", "field 'argv' must "
-				    "be a non-empty array of strings");
-				return (-1);
-			}
-		}
-	}
-	if (req_get_number(r, "timeout", &d) < 0 ||
-	    req_get_number(r, "kill_grace", &d) < 0 ||
-	    req_get_number(r, "yield_after", &d) < 0 ||
-	    req_get_int(r, "max_output", &n) < 0 ||
-	    req_get_int(r, "max_concurrency", &n) < 0 ||
-	    req_get_bool(r, "env_clear", &b) < 0 ||
-	    req_get_bool(r, "stream", &b) < 0 ||
-	    req_get_bool(r, "stdin_open", &b) < 0 ||
-	    req_get_bool(r, "merge_stderr", &b) < 0 ||
-	    req_get_string(r, "cwd", &s) < 0 ||
-	    req_get_string(r, "user", &s) < 0 ||
-	    req_get_object(r, "env", &o) < 0 ||
-	    req_get_object(r, "limits", &o) < 0)
-		return (-1);
-	if ((o = json_object_get(r->msg, "env")) != NULL) {
-		json_object_foreach(o, k, v) {
-			if (!json_is_string(v) || *k == '\0' ||
-			    strchr(k, '=') != NULL) {
-				req_error(r, "bad_request", "field 'env' must "
-				    "map names to strings");
-				return (-1);
-			}
-		}
-	}
-	if ((o = json_object_get(r->msg, "limits")) != NULL) {
-		json_object_foreach(o, k, v) {
-			if (!json_is_integer(v) || json_integer_value(v) < 0) {
-				req_error(r, "bad_request", "field 'limits.%s'"
-				    " must be a whole number", k);
-				return (-1);
-			}
-		}
-	}
 	in = evbuffer_new();
 	if (util_json_get_bytes(r->msg, "stdin", in, &cause) < 0) {
 		evbuffer_free(in);
@@ -105,9 +61,8 @@ exec_validate(struct req *r)
 		return (-1);
 	}
 	evbuffer_free(in);
-	if (json_is_true(json_object_get(r->msg, "stdin_open")) &&
-	    !json_is_true(json_object_get(r->msg, "stream")) &&
-	    json_object_get(r->msg, "yield_after") == NULL) {
+	if (req_bool(r, "stdin_open", 0) && !req_bool(r, "stream", 0) &&
+	    req_field(r, "yield_after") == NULL) {
 		req_error(r, "bad_request", "'stdin_open' needs 'stream' (or "
 		    "'yield_after')");
 		return (-1);
@@ -115,31 +70,30 @@ exec_validate(struct req *r)
 	return (0);
 }
 
+/* Time to yield: answer with a handle and what was printed so far. */
 static void
 exec_yield_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
 	struct chan	*c = arg;
 	struct req	*r = c->req;
 	json_t		*reply, *o, *m;
+	int		 s;
 
 	if (r == NULL || (c->flags & CHAN_ENDED))
 		return;
-	/* Still running: answer now with a handle and let it run on. */
 	reply = json_pack("{s:b, s:s, s:s}", "running", 1, "handle",
 	    c->handle, "worker", server_worker_id(c->worker));
-	c->flags &= ~(CHAN_BUFFERED | CHAN_STREAM);
+	c->flags &= ~(CHAN_BUFFERED | CHAN_STREAM | CHAN_HOLD);
 	c->flags |= CHAN_HANDLE;
 	/* What is past max_output stays for the first read. */
-	o = chan_take_output(c, WIRE_OUT, c->max_output);
-	json_object_update(reply, o);
-	json_decref(o);
-	o = chan_take_output(c, WIRE_ERR, c->max_output);
-	json_object_update(reply, o);
-	json_decref(o);
-	TAILQ_REMOVE(&r->chans, c, rentry);
-	c->req = NULL;
-	m = json_pack("{s:s, s:I, s:s}", "t", "detach", "ch",
-	    (json_int_t)c->ch, "handle", c->handle);
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
+		o = chan_take_output(c, s, c->max_output);
+		json_object_update(reply, o);
+		json_decref(o);
+	}
+	req_remove_chan(c);
+	m = wire_chan_msg(WIRE_T_DETACH, c->ch);
+	json_object_set_new(m, "handle", json_string(c->handle));
 	server_worker_send(c->worker, m);
 	json_decref(m);
 	req_reply(r, reply);
@@ -149,11 +103,11 @@ exec_yield_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 static void
 exec_audit(struct req *r, struct worker *w, struct chan *c)
 {
-	json_t	*cmd = json_object_get(r->msg, "cmd");
+	json_t	*cmd = req_field(r, "cmd");
 	char	*text, *esc;
 
 	if (cmd == NULL)
-		cmd = json_object_get(r->msg, "argv");
+		cmd = req_field(r, "argv");
 	text = json_dumps(cmd, JSON_COMPACT | JSON_ENCODE_ANY);
 	esc = log_escape(text != NULL ? text : "", text != NULL ?
 	    strlen(text) : 0);
@@ -167,41 +121,39 @@ exec_audit(struct req *r, struct worker *w, struct chan *c)
 static void
 exec_start(struct req *r, struct worker *w)
 {
-	json_t		*open, *v;
-	struct chan	*c;
-	struct evbuffer	*in;
-	char		*cause = NULL;
-	const char	**f;
-	json_int_t	 max = (json_int_t)serve_opts.max_output;
-	double		 yield;
-	struct timeval	 tv;
+	json_t			*open, *v;
+	struct chan		*c;
+	struct exec_chan	*x;
+	struct evbuffer		*in;
+	char			*cause = NULL;
+	const char		**f;
+	json_int_t		 max;
+	struct timeval		 tv;
 
 	open = json_object();
 	for (f = exec_pass; *f != NULL; f++)
-		if ((v = json_object_get(r->msg, *f)) != NULL)
+		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
-	c = server_worker_chan_open(w, CHAN_EXEC, open);
+	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
+	x = xcalloc(1, sizeof *x);
+	x->c = c;
+	c->data = x;
 	exec_audit(r, w, c);
-	c->req = r;
-	TAILQ_INSERT_TAIL(&r->chans, c, rentry);
+	req_add_chan(r, c);
 	server_stats.execs_total++;
-	server_stats.execs_running++;
-	r->running++;
 
-	if (json_is_true(json_object_get(r->msg, "stream")))
+	if (req_bool(r, "stream", 0))
 		c->flags |= CHAN_STREAM;
 	else {
 		c->flags |= CHAN_BUFFERED;
 		/* The server's --max-output bounds what a client may ask. */
-		if (json_is_integer(json_object_get(r->msg, "max_output")))
-			max = json_integer_value(json_object_get(r->msg,
-			    "max_output"));
+		max = req_int(r, "max_output", (json_int_t)serve_opts.max_output);
 		if (max > (json_int_t)serve_opts.max_output)
 			max = (json_int_t)serve_opts.max_output;
 		c->max_output = (size_t)max;
 	}
-	if (json_is_true(json_object_get(r->msg, "stdin_open")))
+	if (req_bool(r, "stdin_open", 0))
 		c->flags |= CHAN_STDIN_OPEN;
 	else {
 		in = evbuffer_new();
@@ -212,13 +164,13 @@ exec_start(struct req *r, struct worker *w)
 		evbuffer_free(in);
 		chan_input_eof(c);
 	}
-	if (!(r->flags & REQ_BROADCAST) &&
-	    json_is_number(json_object_get(r->msg, "yield_after"))) {
-		yield = json_number_value(json_object_get(r->msg,
-		    "yield_after"));
-		c->timer = evtimer_new(ev_base, exec_yield_cb, c);
-		util_timeval(&tv, yield);
-		evtimer_add(c->timer, &tv);
+	if (!(r->flags & REQ_BROADCAST) && req_field(r, "yield_after") !=
+	    NULL) {
+		/* Output past max_output is held for reads, not dropped. */
+		c->flags |= CHAN_HOLD;
+		x->yield = evtimer_new(ev_base, exec_yield_cb, c);
+		util_timeval(&tv, req_number(r, "yield_after", 0));
+		evtimer_add(x->yield, &tv);
 	}
 }
 
@@ -270,39 +222,45 @@ exec_error(struct chan *c)
 static void
 exec_broadcast_result(struct req *r, json_t *result)
 {
-	json_t	*ev;
+	struct exec_bcast	*b = r->data;
+	json_t			*ev;
 
+	if (!json_is_true(json_object_get(result, "ok")))
+		server_count_error(json_string_value(json_object_get(
+		    json_object_get(result, "error"), "code")));
 	ev = json_deep_copy(result);
 	json_object_set_new(ev, "event", json_string("result"));
 	req_event(r, ev);
 	json_decref(ev);
-	json_array_append_new(r->results, result);
-	r->running--;
+	json_array_append_new(b->results, result);
+	b->running--;
 	exec_broadcast_next(r);
 }
 
-/* A channel's command ended and its output is all delivered. */
-void
-control_cmd_chan_done(struct chan *c)
+/* A failed result of one broadcast member. */
+static json_t *
+exec_failed(const char *worker, json_t *err)
+{
+	return (json_pack("{s:s, s:b, s:o}", "worker", worker, "ok", 0,
+	    "error", err));
+}
+
+/* The command ended and its output is all delivered: answer. */
+static void
+exec_done(struct chan *c)
 {
 	struct req	*r = c->req;
 	json_t		*res, *err;
 
-	if (r == NULL || c->kind != CHAN_EXEC)
+	if (r == NULL)
 		return;
-	TAILQ_REMOVE(&r->chans, c, rentry);
-	c->req = NULL;
+	req_remove_chan(c);
 	if ((err = exec_error(c)) != NULL) {
-		res = json_pack("{s:s, s:b, s:o}", "worker",
-		    server_worker_id(c->worker), "ok", 0, "error", err);
-		if (r->flags & REQ_BROADCAST) {
-			server_count_error(json_string_value(json_object_get(
-			    err, "code")));
-			exec_broadcast_result(r, res);
-		} else {
-			json_decref(res);
-			req_error_json(r, json_incref(err));
-		}
+		if (r->flags & REQ_BROADCAST)
+			exec_broadcast_result(r, exec_failed(
+			    server_worker_id(c->worker), err));
+		else
+			req_error_json(r, err);
 		chan_release(c);
 		return;
 	}
@@ -317,17 +275,46 @@ control_cmd_chan_done(struct chan *c)
 		req_reply(r, res);
 }
 
-/* The worker started the command. */
-void
-control_cmd_chan_started(struct chan *c, json_t *msg)
+/*
+ * Move streamed output to the owner as events while its client keeps
+ * up; ack what went; answer once the end is delivered.
+ */
+static void
+exec_drain(struct chan *c)
+{
+	struct req	*r = c->req;
+	int		 s;
+	size_t		 len;
+	json_t		*ev;
+	uint8_t		*p;
+
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
+		while ((len = evbuffer_get_length(c->out[s])) != 0 &&
+		    control_client_writable(r->client)) {
+			if (len > WIRE_CHUNK)
+				len = WIRE_CHUNK;
+			p = evbuffer_pullup(c->out[s], (ssize_t)len);
+			ev = json_pack("{s:s, s:s}", "event", s == WIRE_ERR ?
+			    "stderr" : "stdout", "worker",
+			    server_worker_id(c->worker));
+			if (chan_event_bytes(ev, "data", c, s, p, len, 0) != 0)
+				req_event(r, ev);
+			json_decref(ev);
+			chan_consume(c, s, len);
+		}
+	}
+	if ((c->flags & CHAN_ENDED) && evbuffer_get_length(c->out[WIRE_OUT])
+	    == 0 && evbuffer_get_length(c->out[WIRE_ERR]) == 0)
+		exec_done(c);
+}
+
+/* chan_ops.started: tell a streaming client, once. */
+static void
+exec_started(struct chan *c, json_t *msg)
 {
 	json_t	*ev;
 
-	if (c->kind != CHAN_EXEC) {
-		control_file_started(c, msg);
-		return;
-	}
-	/* The worker says it again after a reconnect: tell clients once. */
+	/* The worker says it again after a reconnect. */
 	if (c->flags & CHAN_STARTED)
 		return;
 	c->flags |= CHAN_STARTED;
@@ -340,164 +327,181 @@ control_cmd_chan_started(struct chan *c, json_t *msg)
 	json_decref(ev);
 }
 
-/* A stdout/stderr event skeleton for c's owner. */
-json_t *
-control_cmd_stream_event(struct chan *c, int s)
+/* chan_ops.output: output or the end arrived. */
+static void
+exec_output(struct chan *c)
 {
-	return (json_pack("{s:s, s:s}", "event", s == WIRE_ERR ? "stderr" :
-	    "stdout", "worker", server_worker_id(c->worker)));
-}
+	struct exec_chan	*x = c->data;
 
-/* Output or the end arrived on a channel not streamed to a client. */
-void
-control_cmd_chan_output(struct chan *c)
-{
-	switch (c->kind) {
-	case CHAN_SESSION:
-		control_session_output(c);
-		return;
-	case CHAN_GET:
-	case CHAN_PUT:
-		control_file_output(c);
-		return;
-	}
-	if (c->flags & CHAN_HANDLE)
+	if ((c->flags & CHAN_STREAM) && c->req != NULL)
+		exec_drain(c);
+	else if (c->flags & CHAN_HANDLE)
 		exec_try_read(c);
-	else if ((c->flags & CHAN_ENDED) && c->req != NULL)
-		control_cmd_chan_done(c);
+	else if ((c->flags & CHAN_HOLD) && !(c->flags & CHAN_ENDED) &&
+	    chan_over_max(c) && x->yield != NULL) {
+		/*
+		 * Past max_output, a command that may yield yields now: its
+		 * output goes on to reads instead of being dropped, and it
+		 * does not wait on us until yield_after.
+		 */
+		evtimer_del(x->yield);
+		event_active(x->yield, EV_TIMEOUT, 0);
+	} else if ((c->flags & CHAN_ENDED) && c->req != NULL)
+		exec_done(c);
 }
 
-/* A message about a channel other than started/end. */
-void
-control_cmd_chan_event(struct chan *c, const char *t, json_t *msg)
+/* chan_ops.lost: the worker is gone for good. */
+static void
+exec_lost(struct chan *c, const char *code, const char *why)
 {
-	if (c->kind == CHAN_SESSION)
-		control_session_event(c, t, msg);
-}
+	struct exec_chan	*x = c->data;
+	struct req		*r = c->req;
 
-/* Input was taken by the worker: a client paused on it may go on. */
-void
-control_cmd_chan_input_acked(struct chan *c)
-{
-	control_client_sink_drained(c);
-	if (c->kind == CHAN_PUT)
-		control_file_output(c);
-}
-
-/* The channel's worker is gone for good. */
-void
-control_cmd_chan_lost(struct chan *c, const char *code, const char *why)
-{
-	struct req	*r = c->req;
-	struct exec_read *er = c->data;
-
-	if (c->kind == CHAN_SESSION) {
-		control_session_lost(c, why);
-		return;
-	}
-	if (er != NULL && c->kind == CHAN_EXEC)
-		req_error(er->req, code, "%s", why);
+	if (x->read != NULL)
+		req_error(x->read, code, "%s", why);
 	if (r == NULL)
 		return;
-	TAILQ_REMOVE(&r->chans, c, rentry);
-	c->req = NULL;
-	if (r->flags & REQ_BROADCAST) {
-		server_count_error(code);
-		exec_broadcast_result(r, json_pack("{s:s, s:b, s:o}", "worker",
-		    server_worker_id(c->worker), "ok", 0, "error",
-		    req_error_object(code, "%s", why)));
-	} else
+	req_remove_chan(c);
+	if (r->flags & REQ_BROADCAST)
+		exec_broadcast_result(r, exec_failed(
+		    server_worker_id(c->worker), wire_error(code, 0, "%s",
+		    why)));
+	else
 		req_error(r, code, "%s", why);
 }
 
-/* The channel is being freed: forget any pointer to it. */
-void
-control_cmd_chan_freed(struct chan *c)
+/* chan_ops.freed: nothing may point at c any more. */
+static void
+exec_freed(struct chan *c)
 {
-	struct exec_read *er = c->data;
+	struct exec_chan	*x = c->data;
 
-	control_client_sink_gone(c);
-	if (c->req != NULL) {
-		TAILQ_REMOVE(&c->req->chans, c, rentry);
-		c->req = NULL;
-	}
-	if (c->kind == CHAN_EXEC && er != NULL) {
-		er->req->data = NULL;
-		if (er->has_re)
-			regfree(&er->re);
-		free(er);
-		c->data = NULL;
-	} else if (c->kind == CHAN_SESSION)
-		control_session_freed(c);
-	else if (c->kind == CHAN_GET || c->kind == CHAN_PUT)
-		control_file_freed(c);
+	if (x == NULL)
+		return;
+	if (x->read != NULL)
+		req_error(x->read, "no_such_handle", "handle '%s' is gone",
+		    c->handle);
+	if (x->yield != NULL)
+		event_free(x->yield);
+	free(x);
+	c->data = NULL;
 }
+
+/* chan_ops.owner_gone: nobody waits for the command: stop it. */
+static void
+exec_owner_gone(struct chan *c)
+{
+	chan_cancel(c);
+}
+
+/* chan_ops.owner_drained: the client can take more events. */
+static void
+exec_owner_drained(struct chan *c)
+{
+	if (c->flags & CHAN_STREAM)
+		exec_drain(c);
+}
+
+/* chan_ops.adopt: a detached command lives on; the rest is cancelled. */
+static int
+exec_adopt(struct chan *c, json_t *a)
+{
+	if (!json_is_true(json_object_get(a, "detached")))
+		return (-1);
+	c->data = xcalloc(1, sizeof (struct exec_chan));
+	((struct exec_chan *)c->data)->c = c;
+	return (0);
+}
+
+const struct chan_ops chan_exec_ops = {
+	.name = "exec",
+	.kind = CHAN_EXEC,
+	.counts = CHAN_COUNT_COMMAND,
+	.prefix = "h-",
+	.in_window = WIRE_WINDOW,
+	.started = exec_started,
+	.output = exec_output,
+	.lost = exec_lost,
+	.freed = exec_freed,
+	.owner_gone = exec_owner_gone,
+	.owner_drained = exec_owner_drained,
+	.adopt = exec_adopt,
+};
+
+/* ---- exec ---- */
 
 /* Start broadcast members while under max_concurrency; finish at the end. */
 static void
 exec_broadcast_next(struct req *r)
 {
-	struct worker	*w;
-	const char	*id;
-	json_t		*res;
+	struct exec_bcast	*b = r->data;
+	struct worker		*w;
+	const char		*id;
 
-	while (json_array_size(r->pending) > 0 &&
-	    (r->max_concurrency == 0 || r->running < r->max_concurrency)) {
-		id = json_string_value(json_array_get(r->pending, 0));
-		w = server_worker_find(id);
-		if (w == NULL || (!server_worker_connected(w) &&
-		    !server_worker_away(w))) {
-			server_count_error("no_such_worker");
-			res = json_pack("{s:s, s:b, s:o}", "worker", id, "ok", 0,
-			    "error", req_error_object("no_such_worker",
-			    "worker '%s' is not connected", id));
-			json_array_remove(r->pending, 0);
-			r->running++;
+	while (json_array_size(b->pending) > 0 && (b->max_concurrency == 0 ||
+	    b->running < b->max_concurrency)) {
+		id = json_string_value(json_array_get(b->pending, 0));
+		w = server_worker_reachable(id);
+		b->running++;
+		if (w == NULL) {
+			json_t *res = exec_failed(id, wire_error(
+			    "no_such_worker", 0, "worker '%s' is not "
+			    "connected", id));
+			json_array_remove(b->pending, 0);
 			exec_broadcast_result(r, res);
 			return;
 		}
 		exec_start(r, w);
-		json_array_remove(r->pending, 0);
+		json_array_remove(b->pending, 0);
 	}
-	if (json_array_size(r->pending) == 0 && r->running == 0)
-		req_reply(r, json_pack("{s:O}", "results", r->results));
+	if (json_array_size(b->pending) == 0 && b->running == 0)
+		req_reply(r, json_pack("{s:O}", "results", b->results));
 }
 
 static void
-cmd_exec_broadcast(struct req *r)
+exec_bcast_free(void *arg)
 {
-	json_t		*ids = json_object_get(r->msg, "workers"), *v;
-	json_t		*labels = NULL;
-	struct worker	*w;
-	size_t		 i;
-	json_int_t	 n = 0;
+	struct exec_bcast	*b = arg;
 
-	if (req_get_object(r, "labels", &labels) < 0 ||
-	    req_get_int(r, "max_concurrency", &n) < 0)
-		return;
-	r->flags |= REQ_BROADCAST;
-	r->max_concurrency = (int)n;
-	r->results = json_array();
-	r->pending = json_array();
+	json_decref(b->results);
+	json_decref(b->pending);
+	free(b);
+}
+
+/* An exec on several workers: by "workers" (ids) or by "labels". */
+static void
+exec_broadcast(struct req *r)
+{
+	json_t			*ids = req_field(r, "workers"), *v;
+	json_t			*labels = req_field(r, "labels");
+	struct exec_bcast	*b;
+	struct worker		*w;
+	size_t			 i;
+
 	if (ids != NULL) {
-		if (!json_is_array(ids)) {
-			req_error(r, "bad_request", "field 'workers' must be an "
-			    "array of worker ids");
-			return;
-		}
 		json_array_foreach(ids, i, v) {
 			if (!json_is_string(v)) {
 				req_error(r, "bad_request", "field 'workers' "
 				    "must be an array of worker ids");
 				return;
 			}
-			json_array_append(r->pending, v);
 		}
-	} else {
-		for (w = server_worker_next(NULL); w != NULL; w = server_worker_next(w))
+	}
+	b = xcalloc(1, sizeof *b);
+	b->max_concurrency = (int)req_int(r, "max_concurrency", 0);
+	b->results = json_array();
+	b->pending = json_array();
+	r->flags |= REQ_BROADCAST;
+	r->data = b;
+	r->data_free = exec_bcast_free;
+	if (ids != NULL)
+		json_array_extend(b->pending, ids);
+	else {
+		for (w = server_worker_next(NULL); w != NULL;
+		    w = server_worker_next(w))
 			if (server_worker_connected(w) &&
 			    server_worker_matches(w, labels))
-				json_array_append_new(r->pending,
+				json_array_append_new(b->pending,
 				    json_string(server_worker_id(w)));
 	}
 	exec_broadcast_next(r);
@@ -507,62 +511,69 @@ void
 control_exec_cmd(struct req *r)
 {
 	struct worker	*w;
+	const char	*id = req_string(r, "worker");
 
 	if (exec_validate(r) != 0)
 		return;
-	if (json_object_get(r->msg, "workers") != NULL ||
-	    (json_object_get(r->msg, "labels") != NULL &&
-	    json_object_get(r->msg, "worker") == NULL)) {
-		cmd_exec_broadcast(r);
+	if (req_field(r, "workers") != NULL ||
+	    (req_field(r, "labels") != NULL && id == NULL)) {
+		exec_broadcast(r);
 		return;
 	}
-	if ((w = req_get_worker(r)) == NULL)
+	if (id == NULL) {
+		req_error(r, "bad_request", "field 'worker' is required");
 		return;
+	}
+	if ((w = server_worker_reachable(id)) == NULL) {
+		req_error(r, "no_such_worker", "worker '%s' is not connected",
+		    id);
+		return;
+	}
 	exec_start(r, w);
 }
 
 /* ---- handles: read, write, signal ---- */
 
+/* Does the waiting read on x's channel get its answer now? */
+static int
+exec_read_ready(struct exec_chan *x, int *matched)
+{
+	struct chan	*c = x->c;
+	size_t		 len = evbuffer_get_length(c->out[WIRE_OUT]);
+	char		*text;
+
+	if (x->has_re) {
+		text = xmalloc(len + 1);
+		evbuffer_copyout(c->out[WIRE_OUT], text, len);
+		text[len] = '\0';
+		*matched = regexec(&x->re, text, 0, NULL, 0) == 0;
+		free(text);
+	} else
+		*matched = len + evbuffer_get_length(c->out[WIRE_ERR]) > 0;
+	return (*matched || (c->flags & CHAN_ENDED) ||
+	    (x->read->flags & REQ_EXPIRED));
+}
+
 /* Answer a waiting read on c if it can be answered now. */
 static void
 exec_try_read(struct chan *c)
 {
-	struct exec_read *er = c->data;
-	struct req	*r;
-	json_t		*reply, *o;
-	size_t		 len;
-	char		*text;
-	int		 matched = 1, ended, has_re;
+	struct exec_chan	*x = c->data;
+	struct req		*r;
+	json_t			*reply, *o;
+	int			 matched, ended, has_re, s;
 
-	if (er == NULL)
+	if (x == NULL || x->read == NULL || !exec_read_ready(x, &matched))
 		return;
-	has_re = er->has_re;
+	r = x->read;
+	has_re = x->has_re;
 	ended = (c->flags & CHAN_ENDED) != 0;
-	len = evbuffer_get_length(c->out[WIRE_OUT]);
-	if (er->has_re) {
-		text = xmalloc(len + 1);
-		evbuffer_copyout(c->out[WIRE_OUT], text, len);
-		text[len] = '\0';
-		matched = regexec(&er->re, text, 0, NULL, 0) == 0;
-		free(text);
-	} else
-		matched = len + evbuffer_get_length(c->out[WIRE_ERR]) > 0;
-	if (!matched && !ended && !(er->req->flags & REQ_EXPIRED))
-		return;
-
-	r = er->req;
-	c->data = NULL;
-	if (er->has_re)
-		regfree(&er->re);
-	free(er);
-	r->data = NULL;
 	reply = json_pack("{s:b}", "running", !ended);
-	o = chan_take_output(c, WIRE_OUT, (size_t)-1);
-	json_object_update(reply, o);
-	json_decref(o);
-	o = chan_take_output(c, WIRE_ERR, (size_t)-1);
-	json_object_update(reply, o);
-	json_decref(o);
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
+		o = chan_take_output(c, s, (size_t)-1);
+		json_object_update(reply, o);
+		json_decref(o);
+	}
 	if (has_re)
 		json_object_set_new(reply, "matched", json_boolean(matched));
 	if (ended) {
@@ -571,20 +582,32 @@ exec_try_read(struct chan *c)
 		json_decref(o);
 		if ((o = exec_error(c)) != NULL)
 			json_object_set_new(reply, "error", o);
-		chan_release(c);
 	}
-	req_reply(r, reply);
+	req_reply(r, reply);	/* detaches the read (exec_read_gone) */
+	if (ended)
+		chan_release(c);
 }
 
 static void
 read_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
-	struct req	*r = arg;
-	struct chan	*c = r->data;
+	struct req		*r = arg;
+	struct exec_chan	*x = r->data;
 
 	r->flags |= REQ_EXPIRED;
-	if (c != NULL)
-		exec_try_read(c);
+	exec_try_read(x->c);
+}
+
+/* The read request is done (answered, or its client gone). */
+static void
+exec_read_gone(void *arg)
+{
+	struct exec_chan	*x = arg;
+
+	x->read = NULL;
+	if (x->has_re)
+		regfree(&x->re);
+	x->has_re = 0;
 }
 
 /*
@@ -601,7 +624,7 @@ handle_find(struct req *r, const char *handle)
 		    "required");
 		return (NULL);
 	}
-	c = control_cmd_find_handle(handle, CHAN_EXEC);
+	c = chan_find_handle(handle, &chan_exec_ops);
 	if (c == NULL)
 		req_error(r, "no_such_handle", "no running command with "
 		    "handle '%s'", handle);
@@ -611,91 +634,63 @@ handle_find(struct req *r, const char *handle)
 void
 control_exec_read(struct req *r)
 {
-	const char	*handle = NULL, *until = NULL;
-	double		 timeout = 0;
-	struct chan	*c;
-	struct exec_read *er;
-	struct timeval	 tv;
-	char		 errbuf[128];
-	int		 e;
+	const char		*handle = req_string(r, "handle");
+	const char		*until = req_string(r, "until");
+	struct chan		*c;
+	struct exec_chan	*x;
+	struct timeval		 tv;
+	char			 errbuf[128];
+	int			 e;
 
-	if (req_get_string(r, "handle", &handle) < 0 ||
-	    req_get_string(r, "until", &until) < 0 ||
-	    req_get_number(r, "timeout", &timeout) < 0)
-		return;
-	if (handle == NULL) {
-		req_error(r, "bad_request", "field 'handle' is required");
-		return;
-	}
 	if ((c = handle_find(r, handle)) == NULL)
 		return;
+	x = c->data;
 	if (!(c->flags & CHAN_HANDLE)) {
 		req_error(r, "bad_request", "handle '%s' streams to the "
 		    "connection that started it", handle);
 		return;
 	}
-	if (c->data != NULL) {
+	if (x->read != NULL) {
 		req_error(r, "bad_request", "another read is waiting on handle "
 		    "'%s'", handle);
 		return;
 	}
-	er = xcalloc(1, sizeof *er);
-	er->req = r;
 	if (until != NULL) {
-		if ((e = regcomp(&er->re, until, REG_EXTENDED | REG_NOSUB))
+		if ((e = regcomp(&x->re, until, REG_EXTENDED | REG_NOSUB))
 		    != 0) {
-			regerror(e, &er->re, errbuf, sizeof errbuf);
-			free(er);
+			regerror(e, &x->re, errbuf, sizeof errbuf);
 			req_error(r, "bad_request", "field 'until': %s",
 			    errbuf);
 			return;
 		}
-		er->has_re = 1;
+		x->has_re = 1;
 	}
-	c->data = er;
-	r->data = c;
-	if (timeout == 0 && until == NULL)
+	x->read = r;
+	r->data = x;
+	r->data_free = exec_read_gone;
+	if (req_field(r, "timeout") == NULL && until == NULL)
 		r->flags |= REQ_EXPIRED;	/* answer at once */
 	else {
 		r->timer = evtimer_new(ev_base, read_timeout_cb, r);
-		util_timeval(&tv, timeout);
+		util_timeval(&tv, req_number(r, "timeout", 0));
 		evtimer_add(r->timer, &tv);
 	}
 	exec_try_read(c);
 }
 
-/* The read request r goes away (client gone): detach it from its chan. */
-void
-control_exec_read_gone(struct req *r)
-{
-	struct chan		*c = r->data;
-	struct exec_read	*er;
-
-	if (c == NULL || (er = c->data) == NULL || er->req != r)
-		return;
-	if (er->has_re)
-		regfree(&er->re);
-	free(er);
-	c->data = NULL;
-	r->data = NULL;
-}
-
 void
 control_exec_write(struct req *r)
 {
-	const char	*handle = NULL;
+	const char	*handle = req_string(r, "handle");
 	struct chan	*c;
 	struct evbuffer	*in;
 	char		*cause = NULL;
-	int		 eof = 0, have;
+	int		 eof = req_bool(r, "eof", 0), have;
 
-	if (json_object_get(r->msg, "session") != NULL) {
+	if (req_field(r, "session") != NULL) {
 		control_session_write(r);
 		return;
 	}
-	if (req_get_string(r, "handle", &handle) < 0 ||
-	    req_get_bool(r, "eof", &eof) < 0)
-		return;
 	if ((c = handle_find(r, handle)) == NULL)
 		return;
 	if (!(c->flags & CHAN_STDIN_OPEN) || c->in_eof) {
@@ -718,7 +713,7 @@ control_exec_write(struct req *r)
 		return;
 	}
 	if (evbuffer_get_length(in) > 0)
-		chan_input(c, evbuffer_pullup(in, -1), evbuffer_get_length(in));
+		chan_input_buffer(c, in, evbuffer_get_length(in));
 	evbuffer_free(in);
 	if (eof)
 		chan_input_eof(c);
@@ -729,27 +724,24 @@ control_exec_write(struct req *r)
 void
 control_exec_signal(struct req *r)
 {
-	const char	*handle = NULL, *sig = NULL;
+	const char	*sig = req_string(r, "signal");
 	struct chan	*c;
 	json_t		*m;
 
-	if (req_get_string(r, "handle", &handle) < 0 ||
-	    req_get_string(r, "signal", &sig) < 0)
-		return;
-	if (sig == NULL || util_signal_number(sig) == -1) {
+	if (util_signal_number(sig) == -1) {
 		req_error(r, "bad_request", "field 'signal' must name a signal "
 		    "(INT, TERM, KILL, HUP, ...)");
 		return;
 	}
-	if (json_object_get(r->msg, "session") != NULL) {
-		control_session_signal(r, sig);
+	if (req_field(r, "session") != NULL) {
+		control_session_signal(r);
 		return;
 	}
-	if ((c = handle_find(r, handle)) == NULL)
+	if ((c = handle_find(r, req_string(r, "handle"))) == NULL)
 		return;
-	m = json_pack("{s:s, s:I, s:s}", "t", "signal", "ch",
-	    (json_int_t)c->ch, "signal", util_signal_name(
-	    util_signal_number(sig)));
+	m = wire_chan_msg(WIRE_T_SIGNAL, c->ch);
+	json_object_set_new(m, "signal", json_string(util_signal_name(
+	    util_signal_number(sig))));
 	server_worker_send(c->worker, m);
 	json_decref(m);
 	req_reply(r, json_object());

@@ -17,53 +17,6 @@
 
 #include "sandd.h"
 
-/*
- * Get the request's "path": present, a string without NUL bytes, and
- * absolute. Replies bad_request (freeing r) and returns NULL otherwise.
- */
-static const char *
-file_get_path(struct req *r)
-{
-	const char	*path = NULL;
-	json_t		*v;
-
-	switch (req_get_string(r, "path", &path)) {
-	case -1:
-		return (NULL);
-	case 0:
-		req_error(r, "bad_request", "field 'path' is required");
-		return (NULL);
-	}
-	v = json_object_get(r->msg, "path");
-	if (strlen(path) != json_string_length(v) || *path != '/') {
-		req_error(r, "bad_request", "field 'path' must be an absolute "
-		    "path");
-		return (NULL);
-	}
-	return (path);
-}
-
-/* Link c to its request r. */
-static void
-file_chan_link(struct req *r, struct chan *c)
-{
-	c->req = r;
-	TAILQ_INSERT_TAIL(&r->chans, c, rentry);
-}
-
-/* The request of a transfer is answered: take c off it. */
-static struct req *
-file_chan_unlink(struct chan *c)
-{
-	struct req	*r = c->req;
-
-	if (r != NULL) {
-		TAILQ_REMOVE(&r->chans, c, rentry);
-		c->req = NULL;
-	}
-	return (r);
-}
-
 /* Reply with the worker's error if its end carries one; 1 if it did. */
 static int
 file_end_error(struct chan *c)
@@ -74,7 +27,8 @@ file_end_error(struct chan *c)
 	if (err == NULL)
 		return (0);
 	json_incref(err);
-	r = file_chan_unlink(c);
+	r = c->req;
+	req_remove_chan(c);
 	chan_release(c);
 	if (r != NULL)
 		req_error_json(r, err);
@@ -99,25 +53,13 @@ file_end_fields(struct chan *c, json_t *reply, const char **fields)
 void
 control_file_put(struct req *r)
 {
-	const char	*path;
-	json_int_t	 mode = 0644, bytes = -1;
-	int		 mk = 0, have;
-	struct worker	*w;
+	json_int_t	 bytes = req_int(r, "bytes", -1);
 	struct evbuffer	*in;
 	struct chan	*c;
 	char		*cause = NULL;
 	json_t		*open;
+	int		 have;
 
-	if ((path = file_get_path(r)) == NULL ||
-	    req_get_int(r, "mode", &mode) < 0 ||
-	    req_get_bool(r, "mkdir", &mk) < 0 ||
-	    req_get_int(r, "bytes", &bytes) < 0)
-		return;
-	if (mode > 07777) {
-		req_error(r, "bad_request", "field 'mode' must be permission "
-		    "bits, 0 to 4095 (07777)");
-		return;
-	}
 	in = evbuffer_new();
 	if ((have = util_json_get_bytes(r->msg, "data", in, &cause)) < 0) {
 		evbuffer_free(in);
@@ -137,50 +79,38 @@ control_file_put(struct req *r)
 		    "raw payload ('bytes')");
 		return;
 	}
-	if ((w = req_get_worker(r)) == NULL) {
-		evbuffer_free(in);
-		return;
-	}
 	if (have)
 		bytes = (json_int_t)evbuffer_get_length(in);
-	open = json_pack("{s:s, s:I, s:b, s:I}", "path", path, "mode", mode,
-	    "mkdir", mk, "size", bytes);
-	c = server_worker_chan_open(w, CHAN_PUT, open);
+	open = json_pack("{s:s, s:I, s:b, s:I}", "path", req_string(r, "path"),
+	    "mode", req_int(r, "mode", 0644), "mkdir", req_bool(r, "mkdir", 0),
+	    "size", bytes);
+	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
-	file_chan_link(r, c);
+	req_add_chan(r, c);
 	if (have) {
 		if (bytes > 0)
-			chan_input(c, evbuffer_pullup(in, -1), (size_t)bytes);
+			chan_input_buffer(c, in, (size_t)bytes);
 		chan_input_eof(c);
 	} else if (bytes > 0)
-		control_client_set_sink(r->client, c);	/* payload_done ends it */
+		control_client_set_sink(r->client, c);	/* eof when all came */
 	else
 		chan_input_eof(c);
 	evbuffer_free(in);
 }
 
-/* The raw payload of a put has all been queued: the input ends. */
-void
-control_cmd_payload_done(struct client *cl, struct chan *c)
-{
-	(void)cl;
-	if (c->kind == CHAN_PUT)
-		chan_input_eof(c);
-}
-
-/* The worker ended a put: the file is in place, or it failed. */
+/* chan_ops.output of a put: the file is in place, or it failed. */
 static void
 file_put_output(struct chan *c)
 {
 	static const char	*fields[] = { "size", "sha256", NULL };
-	struct req		*r;
+	struct req		*r = c->req;
 	json_t			*reply;
 
 	if (!(c->flags & CHAN_ENDED) || file_end_error(c))
 		return;
 	reply = json_object();
 	file_end_fields(c, reply, fields);
-	r = file_chan_unlink(c);
+	req_remove_chan(c);
 	chan_release(c);
 	if (r != NULL)
 		req_reply(r, reply);
@@ -193,29 +123,20 @@ file_put_output(struct chan *c)
 void
 control_file_get(struct req *r)
 {
-	const char	*path;
-	json_int_t	 offset = 0, length = -1;
-	int		 raw = 0;
-	struct worker	*w;
 	struct chan	*c;
 	json_t		*open;
+	int		 raw = req_bool(r, "raw", 0);
 
-	if ((path = file_get_path(r)) == NULL ||
-	    req_get_int(r, "offset", &offset) < 0 ||
-	    req_get_int(r, "length", &length) < 0 ||
-	    req_get_bool(r, "raw", &raw) < 0)
-		return;
-	if ((w = req_get_worker(r)) == NULL)
-		return;
-	open = json_pack("{s:s, s:I}", "path", path, "offset", offset);
-	if (length >= 0)
-		json_object_set_new(open, "length", json_integer(length));
+	open = json_pack("{s:s, s:I}", "path", req_string(r, "path"),
+	    "offset", req_int(r, "offset", 0));
+	if (req_field(r, "length") != NULL)
+		json_object_set(open, "length", req_field(r, "length"));
 	if (!raw)
 		json_object_set_new(open, "max",
 		    json_integer(CONTROL_MAX_INLINE));
-	c = server_worker_chan_open(w, CHAN_GET, open);
+	c = server_worker_chan_open(r->worker, &chan_get_ops, open);
 	json_decref(open);
-	file_chan_link(r, c);
+	req_add_chan(r, c);
 	if (raw)
 		c->flags |= CHAN_RAW;
 	else {
@@ -237,7 +158,8 @@ file_get_inline_done(struct chan *c)
 
 	if (file_end_error(c))
 		return;
-	r = file_chan_unlink(c);
+	r = c->req;
+	req_remove_chan(c);
 	if (c->dropped[WIRE_OUT] > 0) {
 		if (r != NULL)
 			req_error(r, "too_large", "get %s on %s: more than the "
@@ -262,8 +184,8 @@ file_get_inline_done(struct chan *c)
  * Deliver a raw get's bytes to its client as data events while the
  * client keeps up; ack what went; finish once the end is delivered.
  */
-void
-control_file_get_drain(struct chan *c)
+static void
+file_get_drain(struct chan *c)
 {
 	static const char	*fields[] = { "size", "mode", "sha256", NULL };
 	struct evbuffer		*out = c->out[WIRE_OUT], *chunk;
@@ -282,7 +204,7 @@ control_file_get_drain(struct chan *c)
 		ev = json_pack("{s:s}", "event", "data");
 		if (r->id != NULL)
 			json_object_set(ev, "id", r->id);
-		control_client_send_raw(r->client, ev, NULL, 0, chunk);
+		control_client_send_raw(r->client, ev, chunk);
 		json_decref(ev);
 	}
 	evbuffer_free(chunk);
@@ -292,7 +214,7 @@ control_file_get_drain(struct chan *c)
 		return;
 	reply = json_object();
 	file_end_fields(c, reply, fields);
-	r = file_chan_unlink(c);
+	req_remove_chan(c);
 	chan_release(c);
 	req_reply(r, reply);
 }
@@ -302,41 +224,59 @@ control_file_get_drain(struct chan *c)
 void
 control_file_stat(struct req *r)
 {
-	const char	*path;
-	struct worker	*w;
-
-	if ((path = file_get_path(r)) == NULL ||
-	    (w = req_get_worker(r)) == NULL)
-		return;
-	control_cmd_rpc(r, w, json_pack("{s:s, s:s}", "op", "stat", "path",
-	    path), control_cmd_rpc_forward);
+	req_rpc(r, r->worker, json_pack("{s:s, s:s}", "op", "stat", "path",
+	    req_string(r, "path")), req_rpc_forward);
 }
 
-/* ---- channel hooks ---- */
+/* ---- the kinds ---- */
 
-/* The worker started a transfer: nothing to tell the client. */
-void
-control_file_started(struct chan *c, json_t *msg)
+/* chan_ops.output of a get: bytes or the end arrived. */
+static void
+file_get_output(struct chan *c)
 {
-	(void)c;
-	(void)msg;
-}
-
-/* Output, the end, or an input ack arrived on a transfer. */
-void
-control_file_output(struct chan *c)
-{
-	if (c->kind == CHAN_PUT)
-		file_put_output(c);
-	else if (c->flags & CHAN_RAW)
-		control_file_get_drain(c);
+	if (c->flags & CHAN_RAW)
+		file_get_drain(c);
 	else if (c->flags & CHAN_ENDED)
 		file_get_inline_done(c);
 }
 
-/* A transfer channel is being freed: it holds nothing of its own. */
-void
-control_file_freed(struct chan *c)
+/* chan_ops.owner_gone: nobody waits for the transfer: stop it. */
+static void
+file_owner_gone(struct chan *c)
 {
-	(void)c;
+	chan_cancel(c);
 }
+
+/* chan_ops.lost: the worker is gone for good. */
+static void
+file_lost(struct chan *c, const char *code, const char *why)
+{
+	struct req	*r = c->req;
+
+	if (r == NULL)
+		return;
+	req_remove_chan(c);
+	req_error(r, code, "%s", why);
+}
+
+const struct chan_ops chan_put_ops = {
+	.name = "put",
+	.kind = CHAN_PUT,
+	.prefix = "h-",
+	.in_window = WIRE_FILE_WINDOW,
+	.output = file_put_output,
+	.input_acked = file_put_output,
+	.lost = file_lost,
+	.owner_gone = file_owner_gone,
+};
+
+const struct chan_ops chan_get_ops = {
+	.name = "get",
+	.kind = CHAN_GET,
+	.prefix = "h-",
+	.in_window = WIRE_WINDOW,
+	.output = file_get_output,
+	.lost = file_lost,
+	.owner_gone = file_owner_gone,
+	.owner_drained = file_get_drain,
+};

@@ -29,8 +29,8 @@ struct client {
 	int			 flags;
 #define CLIENT_DEAD		0x1
 #define CLIENT_EOF		0x2	/* read side shut: finish, then close */
-#define CLIENT_DISCARD		0x4	/* skipping the rest of a long line */
 #define CLIENT_PAUSED		0x8	/* waiting for a payload sink */
+	struct control_split	 split;
 	int			 topics;
 	uint64_t		 payload_left;
 	struct chan		*sink;		/* where payload bytes go */
@@ -127,26 +127,20 @@ control_client_send(struct client *cl, json_t *msg)
 }
 
 /*
- * Write a message announcing a raw payload, then the payload: len bytes
- * from data, or all of buf (moved, not copied) if buf is given.
+ * Write a message announcing a raw payload, then the payload: all of buf,
+ * moved, not copied.
  */
 void
-control_client_send_raw(struct client *cl, json_t *msg, const void *data,
-    size_t len, struct evbuffer *buf)
+control_client_send_raw(struct client *cl, json_t *msg, struct evbuffer *buf)
 {
-	if (buf != NULL)
-		len = evbuffer_get_length(buf);
+	size_t	len = evbuffer_get_length(buf);
+
 	json_object_set_new(msg, "bytes", json_integer((json_int_t)len));
 	control_client_send(cl, msg);
-	if (cl->flags & CLIENT_DEAD) {
-		if (buf != NULL)
-			evbuffer_drain(buf, len);
-		return;
-	}
-	if (buf != NULL)
-		evbuffer_add_buffer(bufferevent_get_output(cl->bev), buf);
+	if (cl->flags & CLIENT_DEAD)
+		evbuffer_drain(buf, len);
 	else
-		evbuffer_add(bufferevent_get_output(cl->bev), data, len);
+		evbuffer_add_buffer(bufferevent_get_output(cl->bev), buf);
 }
 
 /* Subscribe the client to topics (TOPIC_*). */
@@ -245,7 +239,7 @@ control_client_payload(struct client *cl, struct evbuffer *in)
 		avail -= n;
 	}
 	if (cl->payload_left == 0 && cl->sink != NULL) {
-		control_cmd_payload_done(cl, cl->sink);
+		chan_input_eof(cl->sink);	/* the whole payload is in */
 		cl->sink = NULL;
 	}
 	return (cl->payload_left == 0);
@@ -264,17 +258,79 @@ control_client_too_large(struct client *cl)
 	json_decref(err);
 }
 
+/*
+ * The control line splitter: what comes next in a client's input, given
+ * the position of its first newline (eol, -1 for none) among the len
+ * bytes buffered, the line limit max and the state st. Pure, so the fuzz
+ * target calls this very function.
+ *
+ * SPLIT_LINE: a whole line of *n bytes; consume it and its newline.
+ * SPLIT_TOO_LONG: a line over max; drop *n bytes and reply too_large.
+ * SPLIT_SKIP: more of a line already refused; drop *n bytes.
+ * SPLIT_MORE: nothing to do until more bytes come.
+ */
+int
+control_split_next(struct control_split *st, ssize_t eol, size_t len,
+    size_t max, size_t *n)
+{
+	if (eol < 0) {
+		*n = len;
+		if (st->discard)
+			return (len > 0 ? SPLIT_SKIP : SPLIT_MORE);
+		if (len <= max)
+			return (SPLIT_MORE);
+		st->discard = 1;	/* until its newline */
+		return (SPLIT_TOO_LONG);
+	}
+	*n = (size_t)eol;
+	if (st->discard) {
+		st->discard = 0;
+		*n += 1;
+		return (SPLIT_SKIP);
+	}
+	if (*n > max) {
+		*n += 1;
+		return (SPLIT_TOO_LONG);
+	}
+	return (SPLIT_LINE);
+}
+
+/* The raw payload a request line announces ("bytes": N), 0 for none. */
+uint64_t
+control_line_payload(json_t *msg)
+{
+	json_t	*v = json_object_get(msg, "bytes");
+
+	if (!json_is_object(msg) || !json_is_integer(v) ||
+	    json_integer_value(v) <= 0)
+		return (0);
+	return ((uint64_t)json_integer_value(v));
+}
+
+/* One whole request line of len bytes at the head of in. */
+static void
+control_client_line(struct client *cl, struct evbuffer *in, size_t len)
+{
+	char		*line;
+	json_t		*msg;
+	json_error_t	 jerr;
+
+	line = (char *)evbuffer_pullup(in, (ssize_t)len + 1);
+	msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+	evbuffer_drain(in, len + 1);
+	cl->sink = NULL;
+	control_cmd_dispatch(cl, msg, msg == NULL ? jerr.text : NULL);
+	cl->payload_left = control_line_payload(msg);
+	json_decref(msg);
+}
+
 /* Process what the client sent, a bounded batch at a time. */
 static void
 control_client_input(struct client *cl)
 {
 	struct evbuffer		*in = bufferevent_get_input(cl->bev);
 	struct evbuffer_ptr	 eol;
-	size_t			 len, nlines = 0;
-	uint64_t		 bytes;
-	char			*line;
-	json_t			*msg;
-	json_error_t		 jerr;
+	size_t			 n, nlines = 0;
 
 	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED))) {
 		if (cl->payload_left > 0) {
@@ -289,42 +345,19 @@ control_client_input(struct client *cl)
 			break;
 		}
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-		if (eol.pos == -1) {
-			len = evbuffer_get_length(in);
-			if (len > serve_opts.max_line ||
-			    (cl->flags & CLIENT_DISCARD)) {
-				evbuffer_drain(in, len);
-				if (!(cl->flags & CLIENT_DISCARD))
-					control_client_too_large(cl);
-				cl->flags |= CLIENT_DISCARD;
-			}
-			break;
-		}
-		len = (size_t)eol.pos;
-		if (cl->flags & CLIENT_DISCARD) {
-			evbuffer_drain(in, len + 1);
-			cl->flags &= ~CLIENT_DISCARD;
+		switch (control_split_next(&cl->split, eol.pos,
+		    evbuffer_get_length(in), serve_opts.max_line, &n)) {
+		case SPLIT_LINE:
+			control_client_line(cl, in, n);
 			continue;
-		}
-		if (len > serve_opts.max_line) {
-			evbuffer_drain(in, len + 1);
+		case SPLIT_TOO_LONG:
 			control_client_too_large(cl);
+			/* FALLTHROUGH */
+		case SPLIT_SKIP:
+			evbuffer_drain(in, n);
 			continue;
 		}
-		line = (char *)evbuffer_pullup(in, (ssize_t)len + 1);
-		msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
-		evbuffer_drain(in, len + 1);
-		bytes = 0;
-		if (msg != NULL && json_is_object(msg) &&
-		    json_is_integer(json_object_get(msg, "bytes")) &&
-		    json_integer_value(json_object_get(msg, "bytes")) > 0)
-			bytes = (uint64_t)json_integer_value(
-			    json_object_get(msg, "bytes"));
-		cl->sink = NULL;
-		control_cmd_dispatch(cl, msg, len, msg == NULL ? jerr.text :
-		    NULL);
-		json_decref(msg);
-		cl->payload_left = bytes;
+		break;		/* SPLIT_MORE */
 	}
 	if (cl->flags & CLIENT_DEAD)
 		return;
@@ -340,7 +373,7 @@ control_client_input(struct client *cl)
 			bufferevent_enable(cl->bev, EV_READ);
 	}
 	if (cl->flags & CLIENT_EOF)
-		control_cmd_client_idle(cl);
+		control_client_check_finished(cl);
 }
 
 static void
@@ -367,7 +400,7 @@ control_client_write_cb(__unused struct bufferevent *bev, void *arg)
 
 	if (cl->flags & CLIENT_DEAD)
 		return;
-	control_cmd_client_drained(cl);
+	req_client_drained(cl);
 	if (cl->flags & CLIENT_DEAD)
 		return;
 	if (control_client_writable(cl))
@@ -411,21 +444,6 @@ control_client_event_cb(__unused struct bufferevent *bev, short what,
 	control_client_close(cl, "error");
 }
 
-/*
- * The client's read side is shut and nothing is left for it: close once
- * the replies are written. Called by control-cmd.c.
- */
-void
-control_client_finish(struct client *cl)
-{
-	if (cl->flags & CLIENT_DEAD)
-		return;
-	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
-		control_client_close(cl, "done");
-	else
-		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
-}
-
 /* Drop the client: cancel its execs, free it when unreferenced. */
 static void
 control_client_close(struct client *cl, const char *why)
@@ -438,20 +456,26 @@ control_client_close(struct client *cl, const char *why)
 	nclients--;
 	evtimer_del(cl->hup);
 	event_del(cl->more);
-	control_cmd_client_gone(cl);
+	req_client_gone(cl);
 	bufferevent_free(cl->bev);
 	cl->bev = NULL;
 	control_client_unref(cl);
 }
 
-/* After output drains on a finished client, close it. */
+/*
+ * A client whose read side is shut is done once nothing is owed to it:
+ * close it when its replies are written.
+ */
 void
 control_client_check_finished(struct client *cl)
 {
-	if ((cl->flags & CLIENT_EOF) && !(cl->flags & CLIENT_DEAD) &&
-	    control_cmd_client_pending(cl) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+	if (!(cl->flags & CLIENT_EOF) || (cl->flags & CLIENT_DEAD) ||
+	    req_client_pending(cl) != 0)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
 		control_client_close(cl, "done");
+	else	/* the write callback comes when all is written */
+		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 }
 
 static void

@@ -26,6 +26,8 @@ struct worker;
 struct chan;
 struct client;
 struct req;
+struct session;
+struct chan_ops;
 
 extern struct event_base *ev_base;
 
@@ -244,7 +246,6 @@ int	 wire_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
 /* server.c */
 struct server_stats {
 	uint64_t	 execs_total;
-	uint64_t	 execs_running;
 	uint64_t	 bytes_in;
 	uint64_t	 bytes_out;
 	uint64_t	 auth_failures;
@@ -254,47 +255,79 @@ struct server_stats {
 extern struct server_stats server_stats;
 int	 server_main(void);
 void	 server_count_error(const char *);
+json_t	*server_stats_json(void);
 int	 server_check_token(const char *, const char *);
 void	 server_shutdown(void);
 
 /* server-worker.c */
+struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
 	     const char *, int);
 struct worker *server_worker_find(const char *);
+struct worker *server_worker_reachable(const char *);
 json_t	*server_worker_json(struct worker *);
 int	 server_worker_matches(struct worker *, json_t *);
 int	 server_worker_connected(struct worker *);
-int	 server_worker_away(struct worker *);
 size_t	 server_worker_count(int);
 void	 server_worker_send(struct worker *, json_t *);
-struct chan *server_worker_chan_open(struct worker *, int, json_t *);
+struct chan *server_worker_chan_open(struct worker *,
+	     const struct chan_ops *, json_t *);
 void	 server_worker_free_all(void);
 int	 server_worker_close_all(void);
-int	 server_worker_running(struct worker *);
-int	 server_worker_sessions(struct worker *);
+int	 server_worker_count_chans(struct worker *, int);
 const char *server_worker_id(struct worker *);
 void	 server_worker_chan_unlink(struct worker *, struct chan *);
 struct chans *server_worker_chan_list(struct worker *);
 int	 server_worker_writable(struct worker *);
 void	 server_worker_send_buf(struct worker *, int, uint32_t, uint64_t,
 	     struct evbuffer *, size_t, size_t);
+struct worker_rpc *server_worker_rpc(struct worker *, json_t *,
+	     void (*)(json_t *, void *), void *);
+void	 server_worker_rpc_cancel(struct worker_rpc *);
+void	 server_worker_watch(void (*)(struct worker *, const char *));
 
 /* chan.c (controller side of one channel) */
+struct chan_ops {
+	const char	*name;		/* for logs */
+	int		 kind;		/* CHAN_EXEC, ... on the wire */
+	int		 counts;	/* what server_worker_count_chans sees */
+#define CHAN_COUNT_COMMAND	0x1	/* a running command */
+#define CHAN_COUNT_SESSION	0x2	/* a session */
+	const char	*prefix;	/* of its handles */
+	size_t		 in_window;	/* input in flight at most */
+
+	/* Hooks on one channel; any may be NULL. */
+	void	(*started)(struct chan *, json_t *);
+	void	(*output)(struct chan *);	/* output or the end arrived */
+	void	(*info)(struct chan *, json_t *);
+	void	(*input_acked)(struct chan *);
+	void	(*lost)(struct chan *, const char *, const char *);
+	void	(*freed)(struct chan *);
+	void	(*owner_gone)(struct chan *);	/* its request's client */
+	void	(*owner_drained)(struct chan *);
+	int	(*adopt)(struct chan *, json_t *);	/* -1: cancel it */
+
+	/* Hooks on the kind, for state it keeps per control client. */
+	void	(*client_gone)(struct client *);
+	void	(*client_drained)(struct client *);
+};
+extern const struct chan_ops chan_exec_ops, chan_session_ops, chan_put_ops,
+	     chan_get_ops;
+
 #define CHAN_BUFFERED	0x1	/* collect output for the final reply */
 #define CHAN_STREAM	0x2	/* output goes to the owner as events */
 #define CHAN_HANDLE	0x4	/* detached: output waits for `read` */
 #define CHAN_ENDED	0x8	/* worker sent `end` */
-#define CHAN_MERGE	0x10
+#define CHAN_HOLD	0x10	/* buffered: keep past max_output, unacked */
 #define CHAN_STDIN_OPEN	0x20
-#define CHAN_CANCELLED	0x40
 #define CHAN_RAW	0x80	/* get: raw data events */
 #define CHAN_SENT	0x100	/* the open reached a link */
 #define CHAN_STARTED	0x200	/* `started` seen */
 struct chan {
 	struct worker	*worker;
 	uint32_t	 ch;
-	int		 kind;
+	const struct chan_ops *ops;
 	int		 flags;
 	struct req	*req;		/* owner, NULL when detached */
 	char		 handle[40];	/* exec handle or session id */
@@ -315,16 +348,19 @@ struct chan {
 	int		 in_eof;	/* eof requested */
 	int		 in_eof_sent;
 
-	struct event	*timer;		/* yield_after */
 	void		*data;		/* per-kind state */
 	TAILQ_ENTRY(chan) wentry;	/* worker's list */
 	TAILQ_ENTRY(chan) rentry;	/* request's list */
 };
 TAILQ_HEAD(chans, chan);
-struct chan *chan_create(struct worker *, uint32_t, int);
+struct chan *chan_create(struct worker *, uint32_t, const struct chan_ops *);
 void	 chan_free(struct chan *);
+void	 chan_kinds_client_gone(struct client *);
+void	 chan_kinds_client_drained(struct client *);
 void	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
+int	 chan_over_max(struct chan *);
 void	 chan_ack(struct chan *, int);
+void	 chan_consume(struct chan *, int, size_t);
 void	 chan_input(struct chan *, const void *, size_t);
 void	 chan_input_buffer(struct chan *, struct evbuffer *, size_t);
 void	 chan_input_eof(struct chan *);
@@ -332,14 +368,17 @@ void	 chan_input_acked(struct chan *, uint64_t);
 void	 chan_flush_input(struct chan *);
 size_t	 chan_input_backlog(struct chan *);
 void	 chan_resume(struct chan *, json_t *);
+void	 chan_started(struct chan *, json_t *);
+void	 chan_info(struct chan *, json_t *);
 void	 chan_end(struct chan *, json_t *);
 void	 chan_lost(struct chan *, const char *, const char *);
 void	 chan_cancel(struct chan *);
 void	 chan_release(struct chan *);
-void	 chan_drain_to(struct chan *, struct client *);
+struct chan *chan_adopt(struct worker *, uint32_t, json_t *);
+struct chan *chan_find_handle(const char *, const struct chan_ops *);
 json_t	*chan_take_output(struct chan *, int, size_t);
-size_t	 chan_event_bytes(json_t *, struct chan *, int, const uint8_t *,
-	     size_t, int);
+size_t	 chan_event_bytes(json_t *, const char *, struct chan *, int,
+	     const uint8_t *, size_t, int);
 
 /* control.c */
 struct client *control_client_ref(struct client *);
@@ -347,14 +386,12 @@ void	 control_client_unref(struct client *);
 int	 control_client_dead(struct client *);
 int	 control_client_writable(struct client *);
 void	 control_client_send(struct client *, json_t *);
-void	 control_client_send_raw(struct client *, json_t *, const void *,
-	     size_t, struct evbuffer *);
+void	 control_client_send_raw(struct client *, json_t *, struct evbuffer *);
 void	 control_client_subscribe(struct client *, int);
 void	 control_client_set_sink(struct client *, struct chan *);
 void	 control_client_sink_gone(struct chan *);
 void	 control_client_sink_drained(struct chan *);
 void	 control_client_wait_sink(struct client *, struct chan *);
-void	 control_client_finish(struct client *);
 void	 control_client_check_finished(struct client *);
 int	 control_listen(const char *, int, char **);
 void	 control_close(void);
@@ -363,75 +400,109 @@ long	 control_client_uid(struct client *);
 void	 control_broadcast_event(int, json_t *);
 #define TOPIC_WORKERS	0x1
 #define TOPIC_SESSIONS	0x2
+/* The control line splitter: pure, see control.c. */
+struct control_split {
+	int		 discard;	/* inside a line over the limit */
+};
+#define SPLIT_MORE	0	/* no whole line yet */
+#define SPLIT_LINE	1	/* a line of *n bytes, then its newline */
+#define SPLIT_TOO_LONG	2	/* a line over the limit: drop *n bytes */
+#define SPLIT_SKIP	3	/* the rest of a dropped line: drop *n */
+int	 control_split_next(struct control_split *, ssize_t, size_t, size_t,
+	     size_t *);
+uint64_t control_line_payload(json_t *);
 
-/* control-cmd.c */
+/* control-req.c */
+/* Field specs of an op, checked before its handler runs. */
+struct req_field {
+	const char	*name;
+	int		 type;
+#define FIELD_ANY	0
+#define FIELD_STRING	1
+#define FIELD_BOOL	2
+#define FIELD_OBJECT	3
+#define FIELD_ARRAY	4
+#define FIELD_SECONDS	5	/* a number, 0 to FIELD_MAX_SECONDS */
+#define FIELD_COUNT	6	/* a whole number, min to max (0: no max) */
+#define FIELD_PATH	7	/* an absolute path without NUL */
+#define FIELD_ARGV	8	/* a non-empty array of strings */
+#define FIELD_ENV	9	/* an object of NAME: string */
+#define FIELD_COUNTS	10	/* an object of NAME: whole number */
+	int		 flags;
+#define FIELD_REQUIRED	0x1
+#define FIELD_NONUL	0x2	/* a string without NUL bytes */
+	json_int_t	 min;
+	json_int_t	 max;
+	const char	*what;		/* "must be ..." for the message */
+};
+#define FIELD_MAX_SECONDS	(10 * 365 * 86400)
+#define FIELD_MAX_BYTES		((json_int_t)1 << 53)
+
+struct req_call;
 struct req {
+	int		 refs;
+	int		 flags;
+#define REQ_DEAD	0x1	/* answered, or its client went */
+#define REQ_BROADCAST	0x2
+#define REQ_WAIT	0x4	/* a `wait` op */
+#define REQ_EXPIRED	0x8	/* its deadline passed */
 	struct client	*client;
 	json_t		*id;		/* echoed, may be NULL */
 	json_t		*msg;		/* the request */
 	const char	*op;
-	int		 flags;
-#define REQ_BROADCAST	0x2
-#define REQ_WAIT	0x4	/* a `wait` op */
-#define REQ_EXPIRED	0x8	/* its deadline passed */
-#define REQ_SUBSCRIPTION 0x10	/* owes no reply */
-	struct chans	 chans;
-	json_t		*results;	/* broadcast */
-	json_t		*pending;	/* broadcast: worker ids not started */
-	int		 running;
-	int		 max_concurrency;
+	struct worker	*worker;	/* the one named, for OP_WORKER */
+	double		 started;
+	struct chans	 chans;		/* channels it owns */
+	TAILQ_HEAD(, req_call) calls;	/* calls to workers in flight */
 	struct event	*timer;
-	void		*data;
+	void		*data;		/* per-op state */
 	void		(*data_free)(void *);
 	TAILQ_ENTRY(req) entry;
 };
 TAILQ_HEAD(reqs, req);
 struct req *req_create(struct client *, json_t *);
-void	 req_free(struct req *);
+struct req *req_ref(struct req *);
+void	 req_unref(struct req *);
+int	 req_dead(struct req *);
+void	 req_add_chan(struct req *, struct chan *);
+void	 req_remove_chan(struct chan *);
+void	 req_event(struct req *, json_t *);
 void	 req_reply(struct req *, json_t *);
 void	 req_error(struct req *, const char *, const char *, ...)
 	     __attribute__((format(printf, 3, 4)));
 void	 req_error_json(struct req *, json_t *);
-void	 req_event(struct req *, json_t *);
-json_t	*req_error_object(const char *, const char *, ...)
-	     __attribute__((format(printf, 2, 3)));
-int	 req_get_string(struct req *, const char *, const char **);
-int	 req_get_number(struct req *, const char *, double *);
-int	 req_get_int(struct req *, const char *, json_int_t *);
-int	 req_get_bool(struct req *, const char *, int *);
-int	 req_get_object(struct req *, const char *, json_t **);
-struct worker *req_get_worker(struct req *);
-void	 control_cmd_dispatch(struct client *, json_t *, size_t,
-	     const char *);
-void	 control_cmd_client_gone(struct client *);
-void	 control_cmd_client_idle(struct client *);
-int	 control_cmd_client_pending(struct client *);
-void	 control_cmd_client_drained(struct client *);
-void	 control_cmd_worker_lost(struct worker *, const char *,
-	     const char *);
-void	 control_cmd_rpc(struct req *, struct worker *, json_t *,
+void	 req_drop(struct req *);
+int	 req_check_fields(struct req *, const struct req_field *);
+json_t	*req_field(struct req *, const char *);
+const char *req_string(struct req *, const char *);
+double	 req_number(struct req *, const char *, double);
+json_int_t req_int(struct req *, const char *, json_int_t);
+int	 req_bool(struct req *, const char *, int);
+void	 req_rpc(struct req *, struct worker *, json_t *,
 	     void (*)(struct req *, json_t *));
-void	 control_cmd_rpc_forward(struct req *, json_t *);
-struct chan *control_cmd_find_handle(const char *, int);
-void	 control_cmd_payload_done(struct client *, struct chan *);
-void	 control_cmd_worker_connected(struct worker *);
-void	 control_cmd_worker_reply(struct worker *, json_t *);
-void	 control_cmd_chan_done(struct chan *);
-void	 control_cmd_chan_started(struct chan *, json_t *);
-void	 control_cmd_chan_event(struct chan *, const char *, json_t *);
-void	 control_cmd_chan_output(struct chan *);
-void	 control_cmd_chan_input_acked(struct chan *);
-void	 control_cmd_chan_lost(struct chan *, const char *, const char *);
-void	 control_cmd_chan_freed(struct chan *);
-void	 control_cmd_session_adopted(struct chan *, json_t *);
-json_t	*control_cmd_stream_event(struct chan *, int);
+void	 req_rpc_forward(struct req *, json_t *);
+int	 req_client_pending(struct client *);
+void	 req_client_gone(struct client *);
+void	 req_client_drained(struct client *);
+void	 req_foreach(void (*)(struct req *, void *), void *);
+
+/* control-cmd.c */
+/* The command fields shared by exec and session.open. */
+#define REQ_COMMAND_FIELDS						\
+	{ "cmd", FIELD_STRING, 0, 0, 0, NULL },				\
+	{ "argv", FIELD_ARGV, 0, 0, 0, "a non-empty array of strings" }, \
+	{ "env", FIELD_ENV, 0, 0, 0, "an object mapping names to strings" }, \
+	{ "cwd", FIELD_STRING, 0, 0, 0, NULL },				\
+	{ "user", FIELD_STRING, 0, 0, 0, NULL }
+int	 control_cmd_command(struct req *, int);
+void	 control_cmd_dispatch(struct client *, json_t *, const char *);
+void	 control_cmd_init(void);
 
 /* control-exec.c */
 void	 control_exec_cmd(struct req *);
 void	 control_exec_read(struct req *);
 void	 control_exec_write(struct req *);
 void	 control_exec_signal(struct req *);
-void	 control_exec_read_gone(struct req *);
 
 /* control-session.c */
 void	 control_session_open(struct req *);
@@ -440,25 +511,18 @@ void	 control_session_detach(struct req *);
 void	 control_session_write(struct req *);
 void	 control_session_resize(struct req *);
 void	 control_session_read(struct req *);
-void	 control_session_run(struct req *);
 void	 control_session_close(struct req *);
 void	 control_session_list(struct req *);
-void	 control_session_signal(struct req *, const char *);
-void	 control_session_client_gone(struct client *);
-void	 control_session_client_drained(struct client *);
-void	 control_session_output(struct chan *);
-void	 control_session_event(struct chan *, const char *, json_t *);
-void	 control_session_lost(struct chan *, const char *);
-void	 control_session_freed(struct chan *);
+void	 control_session_signal(struct req *);
+
+/* control-run.c */
+void	 control_run_cmd(struct req *);
 
 /* control-file.c */
 void	 control_file_put(struct req *);
 void	 control_file_get(struct req *);
 void	 control_file_stat(struct req *);
-void	 control_file_get_drain(struct chan *);
-void	 control_file_started(struct chan *, json_t *);
-void	 control_file_output(struct chan *);
-void	 control_file_freed(struct chan *);
+void	 control_file_payload_done(struct chan *);
 
 /* worker.c */
 int	 worker_main(void);

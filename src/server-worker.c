@@ -3,6 +3,11 @@
  * record outlives its connections: when the link drops it waits out the
  * resume window with its channels intact, and a worker that comes back
  * with the same boot id resumes every stream where it stopped.
+ *
+ * Wire messages from a worker are dispatched by type through a table;
+ * those about a channel go to chan.c, answers to calls (RPCs) to the
+ * caller's callback. The control code hears of a worker's state through
+ * the watchers it registered (server_worker_watch), never by name.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +33,25 @@ struct worker {
 	uint32_t	 next_ch;
 	struct chans	 chans;
 	json_t		*pending;	/* messages held while away */
+	TAILQ_HEAD(, worker_rpc) rpcs;	/* calls awaiting a `res` */
+	uint32_t	 next_rid;
 	TAILQ_ENTRY(worker) entry;
 };
+
+/* A call to a worker awaiting its `res`. */
+struct worker_rpc {
+	struct worker	*worker;
+	uint32_t	 rid;
+	json_t		*msg;
+	void		(*done)(json_t *, void *);
+	void		*arg;
+	TAILQ_ENTRY(worker_rpc) entry;
+};
+
+/* Who hears of state changes (control-cmd.c). */
+#define MAX_WATCHERS	4
+static void	(*watchers[MAX_WATCHERS])(struct worker *, const char *);
+static int	nwatchers;
 static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
 
 /* A link that has upgraded but not yet said hello. */
@@ -57,26 +79,34 @@ static void	 link_drained_cb(struct ws_conn *, void *);
 static void	 link_free(struct link *);
 static void	 worker_free(struct worker *);
 static int	 server_worker_links(void);
+static void	 worker_rpcs_lost(struct worker *, const char *);
 
 static const struct ws_callbacks link_callbacks = {
 	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
 };
 
-/* Move w to state, log old -> new and tell subscribers. */
+/* Call fn(worker, state name) whenever a worker changes state. */
+void
+server_worker_watch(void (*fn)(struct worker *, const char *))
+{
+	if (nwatchers == MAX_WATCHERS)
+		fatalx("%s: too many watchers", __func__);
+	watchers[nwatchers++] = fn;
+}
+
+/* Move w to state, log old -> new and tell the watchers. */
 static void
 worker_set_state(struct worker *w, int state)
 {
-	json_t	*ev;
+	int	i;
 
 	if (w->state == state)
 		return;
 	log_info("worker %s: %s -> %s", w->id, worker_state_names[w->state],
 	    worker_state_names[state]);
 	w->state = state;
-	ev = json_pack("{s:s, s:s, s:s}", "event", "worker", "worker", w->id,
-	    "state", worker_state_names[state]);
-	control_broadcast_event(TOPIC_WORKERS, ev);
-	json_decref(ev);
+	for (i = 0; i < nwatchers; i++)
+		watchers[i](w, worker_state_names[state]);
 }
 
 /* Find a worker record by id (any state). */
@@ -110,11 +140,19 @@ server_worker_connected(struct worker *w)
 	return (w->state == WORKER_CONNECTED);
 }
 
-/* Inside the resume window: requests wait for it. */
-int
-server_worker_away(struct worker *w)
+/*
+ * The worker with this id if requests may be sent to it: connected, or
+ * inside its resume window (they wait for it). NULL otherwise.
+ */
+struct worker *
+server_worker_reachable(const char *id)
 {
-	return (w->state == WORKER_AWAY);
+	struct worker	*w = server_worker_find(id);
+
+	if (w == NULL || (w->state != WORKER_CONNECTED &&
+	    w->state != WORKER_AWAY))
+		return (NULL);
+	return (w);
 }
 
 /* Workers connected (connected_only) or all records. */
@@ -130,27 +168,28 @@ server_worker_count(int connected_only)
 	return (n);
 }
 
+/*
+ * How many of w's channels count as what (CHAN_COUNT_COMMAND: running
+ * commands; CHAN_COUNT_SESSION: sessions); NULL w: of every worker.
+ */
 int
-server_worker_running(struct worker *w)
+server_worker_count_chans(struct worker *w, int what)
 {
 	struct chan	*c;
 	int		 n = 0;
 
-	TAILQ_FOREACH(c, &w->chans, wentry)
-		if (c->kind == CHAN_EXEC && !(c->flags & CHAN_ENDED))
-			n++;
-	return (n);
-}
-
-int
-server_worker_sessions(struct worker *w)
-{
-	struct chan	*c;
-	int		 n = 0;
-
-	TAILQ_FOREACH(c, &w->chans, wentry)
-		if (c->kind == CHAN_SESSION)
-			n++;
+	if (w == NULL) {
+		TAILQ_FOREACH(w, &all_workers, entry)
+			n += server_worker_count_chans(w, what);
+		return (n);
+	}
+	TAILQ_FOREACH(c, &w->chans, wentry) {
+		if (!(c->ops->counts & what))
+			continue;
+		if (what == CHAN_COUNT_COMMAND && (c->flags & CHAN_ENDED))
+			continue;
+		n++;
+	}
 	return (n);
 }
 
@@ -192,8 +231,8 @@ server_worker_json(struct worker *w)
 	    "version")) ?: "",
 	    "addr", w->addr,
 	    "connected_at", when,
-	    "running", server_worker_running(w),
-	    "sessions", server_worker_sessions(w),
+	    "running", server_worker_count_chans(w, CHAN_COUNT_COMMAND),
+	    "sessions", server_worker_count_chans(w, CHAN_COUNT_SESSION),
 	    "state", worker_state_names[w->state]);
 	return (o);
 }
@@ -208,12 +247,12 @@ server_worker_json(struct worker *w)
 void
 server_worker_send(struct worker *w, json_t *msg)
 {
-	const char	*t = json_string_value(json_object_get(msg, "t"));
+	enum wire_type	t = wire_type_of(msg);
 
 	if (w->state == WORKER_CONNECTED && w->ws != NULL)
 		ws_conn_send_json(w->ws, msg);
-	else if (w->state == WORKER_AWAY && t != NULL &&
-	    strcmp(t, "ack") != 0 && strcmp(t, "open") != 0 &&
+	else if (w->state == WORKER_AWAY && t != WIRE_T_ACK &&
+	    t != WIRE_T_OPEN && t != WIRE_T_REQ &&
 	    json_array_size(w->pending) < PENDING_MAX) {
 		if (w->pending == NULL)
 			w->pending = json_array();
@@ -223,39 +262,40 @@ server_worker_send(struct worker *w, json_t *msg)
 
 /* Is a release or cancel of channel ch held for the worker? */
 static int
-worker_pending_ends(struct worker *w, json_int_t ch)
+worker_pending_ends(struct worker *w, uint32_t ch)
 {
-	const char	*t;
+	enum wire_type	 t;
 	size_t		 i;
 	json_t		*m;
 
 	json_array_foreach(w->pending, i, m) {
-		t = json_string_value(json_object_get(m, "t"));
-		if (json_integer_value(json_object_get(m, "ch")) == ch &&
-		    t != NULL && (strcmp(t, "release") == 0 ||
-		    strcmp(t, "cancel") == 0))
+		t = wire_type_of(m);
+		if (wire_msg_chan(m) == ch &&
+		    (t == WIRE_T_RELEASE || t == WIRE_T_CANCEL))
 			return (1);
 	}
 	return (0);
 }
 
 /*
- * Open a channel of kind on w with the open message msg (not stolen;
- * "t", "ch", "kind" and "handle" are set on it). It is sent now if the link is up, else on
- * resume.
+ * Open a channel of ops' kind on w with the open message msg (not
+ * stolen; "t", "ch", "kind" and "handle" are set on it). It is sent now
+ * if the link is up, else on resume.
  */
 struct chan *
-server_worker_chan_open(struct worker *w, int kind, json_t *msg)
+server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
+    json_t *msg)
 {
 	struct chan	*c;
 
-	c = chan_create(w, w->next_ch++, kind);
+	c = chan_create(w, w->next_ch++, ops);
 	if (w->next_ch == 0)
 		w->next_ch = 1;
 	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
-	json_object_set_new(msg, "t", json_string("open"));
+	json_object_set_new(msg, "t", json_string(wire_type_name(
+	    WIRE_T_OPEN)));
 	json_object_set_new(msg, "ch", json_integer(c->ch));
-	json_object_set_new(msg, "kind", json_integer(kind));
+	json_object_set_new(msg, "kind", json_integer(ops->kind));
 	json_object_set_new(msg, "handle", json_string(c->handle));
 	c->open = json_incref(msg);
 	if (w->state == WORKER_CONNECTED) {
@@ -289,7 +329,7 @@ worker_lose_chans(struct worker *w, const char *why, int sent_only)
 	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1)
 		if (!sent_only || (c->flags & CHAN_SENT))
 			chan_lost(c, "worker_lost", why);
-	control_cmd_worker_lost(w, "worker_lost", why);
+	worker_rpcs_lost(w, why);
 }
 
 static void
@@ -328,10 +368,13 @@ worker_link_lost(struct worker *w, const char *why)
 static void
 worker_free(struct worker *w)
 {
-	struct chan	*c;
+	struct chan		*c;
+	struct worker_rpc	*p;
 
 	while ((c = TAILQ_FIRST(&w->chans)) != NULL)
 		chan_free(c);
+	while ((p = TAILQ_FIRST(&w->rpcs)) != NULL)
+		server_worker_rpc_cancel(p);
 	event_free(w->timer);
 	json_decref(w->pending);
 	json_decref(w->info);
@@ -436,41 +479,25 @@ link_refuse(struct link *l, const char *why)
 }
 
 /*
- * Adopt a channel a worker announced that this controller does not know
- * (it restarted): sessions and detached execs live on, the rest is
- * cancelled.
+ * A channel the worker announced that we do not know (this controller
+ * restarted): its kind adopts it, or it is cancelled.
  */
 static void
 worker_adopt(struct worker *w, json_t *a)
 {
-	json_t		*m;
-	uint32_t	 ch = (uint32_t)json_integer_value(json_object_get(a,
-			    "ch"));
-	const char	*handle = json_string_value(json_object_get(a,
-			    "handle"));
-	int		 kind = (int)json_integer_value(json_object_get(a,
-			    "kind"));
+	uint32_t	 ch = wire_msg_chan(a);
 	struct chan	*c;
+	json_t		*m;
 
+	if (ch == 0)
+		return;
 	if (ch >= w->next_ch)
 		w->next_ch = ch + 1;
-	if (handle != NULL && strlen(handle) < sizeof c->handle &&
-	    (kind == CHAN_SESSION || (kind == CHAN_EXEC &&
-	    json_is_true(json_object_get(a, "detached"))))) {
-		c = chan_create(w, ch, kind);
+	if ((c = chan_adopt(w, ch, a)) != NULL) {
 		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
-		snprintf(c->handle, sizeof c->handle, "%s", handle);
-		c->flags |= CHAN_HANDLE;
-		if (json_is_true(json_object_get(a, "stdin_open")))
-			c->flags |= CHAN_STDIN_OPEN;
-		chan_resume(c, a);
-		log_info("worker %s: adopted %s %s", w->id,
-		    kind == CHAN_SESSION ? "session" : "exec", handle);
-		if (kind == CHAN_SESSION)
-			control_cmd_session_adopted(c, a);
 		return;
 	}
-	m = json_pack("{s:s, s:I}", "t", "cancel", "ch", (json_int_t)ch);
+	m = wire_chan_msg(WIRE_T_CANCEL, ch);
 	ws_conn_send_json(w->ws, m);
 	json_decref(m);
 }
@@ -482,6 +509,7 @@ link_hello(struct link *l, json_t *msg)
 	const char	*id, *boot;
 	json_t		*labels, *chans, *a, *welcome;
 	struct worker	*w;
+	struct worker_rpc *p;
 	struct chan	*c, *c1;
 	size_t		 i;
 	int		 resume = 0, found;
@@ -512,6 +540,8 @@ link_hello(struct link *l, json_t *msg)
 		w = xcalloc(1, sizeof *w);
 		snprintf(w->id, sizeof w->id, "%s", id);
 		TAILQ_INIT(&w->chans);
+		TAILQ_INIT(&w->rpcs);
+		w->next_rid = 1;
 		w->timer = evtimer_new(ev_base, worker_timer_cb, w);
 		w->next_ch = 1;
 		TAILQ_INSERT_TAIL(&all_workers, w, entry);
@@ -558,9 +588,11 @@ link_hello(struct link *l, json_t *msg)
 		l->timer = NULL;
 	}
 
-	welcome = json_pack("{s:s, s:b, s:i, s:I}", "t", "welcome",
-	    "resumed", resume, "resume_window", serve_opts.resume_window,
-	    "proto", (json_int_t)WIRE_PROTOCOL);
+	welcome = wire_msg(WIRE_T_WELCOME);
+	json_object_set_new(welcome, "resumed", json_boolean(resume));
+	json_object_set_new(welcome, "resume_window",
+	    json_integer(serve_opts.resume_window));
+	json_object_set_new(welcome, "proto", json_integer(WIRE_PROTOCOL));
 	ws_conn_send_json(w->ws, welcome);
 	json_decref(welcome);
 	worker_set_state(w, WORKER_CONNECTED);
@@ -571,8 +603,7 @@ link_hello(struct link *l, json_t *msg)
 	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
 		found = 0;
 		json_array_foreach(chans, i, a) {
-			if (json_integer_value(json_object_get(a, "ch")) ==
-			    (json_int_t)c->ch) {
+			if (wire_msg_chan(a) == c->ch) {
 				found = 1;
 				break;
 			}
@@ -590,54 +621,100 @@ link_hello(struct link *l, json_t *msg)
 	}
 	json_array_foreach(chans, i, a) {
 		TAILQ_FOREACH(c, &w->chans, wentry)
-			if (json_integer_value(json_object_get(a, "ch")) ==
-			    (json_int_t)c->ch)
+			if (wire_msg_chan(a) == c->ch)
 				break;
-		if (c == NULL && !worker_pending_ends(w,
-		    json_integer_value(json_object_get(a, "ch"))))
+		if (c == NULL && !worker_pending_ends(w, wire_msg_chan(a)))
 			worker_adopt(w, a);
 	}
-	/* What was said to it while it was away. */
+	/* What was said to it while it was away, and calls in flight. */
 	json_array_foreach(w->pending, i, a)
 		ws_conn_send_json(w->ws, a);
 	json_decref(w->pending);
 	w->pending = NULL;
-	control_cmd_worker_connected(w);
+	TAILQ_FOREACH(p, &w->rpcs, entry)
+		ws_conn_send_json(w->ws, p->msg);
 }
+
+/* ---- messages from a registered worker ---- */
+
+static void
+msg_res(struct worker *w, __unused struct chan *c, json_t *msg)
+{
+	struct worker_rpc	*p;
+	json_t			*v = json_object_get(msg, "rid");
+
+	TAILQ_FOREACH(p, &w->rpcs, entry) {
+		if (json_is_integer(v) && json_integer_value(v) == p->rid) {
+			TAILQ_REMOVE(&w->rpcs, p, entry);
+			json_decref(p->msg);
+			p->done(msg, p->arg);
+			free(p);
+			return;
+		}
+	}
+	log_debug("worker %s: answer to an unknown call", w->id);
+}
+
+static void
+msg_ack(__unused struct worker *w, struct chan *c, json_t *msg)
+{
+	chan_input_acked(c, (uint64_t)json_integer_value(json_object_get(msg,
+	    "in")));
+}
+
+static void
+msg_started(__unused struct worker *w, struct chan *c, json_t *msg)
+{
+	chan_started(c, msg);
+}
+
+static void
+msg_end(__unused struct worker *w, struct chan *c, json_t *msg)
+{
+	chan_end(c, msg);
+}
+
+static void
+msg_info(__unused struct worker *w, struct chan *c, json_t *msg)
+{
+	chan_info(c, msg);
+}
+
+/* What a registered worker may send; per channel unless WIRE_ANY. */
+static const struct {
+	void	(*fn)(struct worker *, struct chan *, json_t *);
+	int	 flags;
+#define WIRE_ANY	0x1	/* not about a channel */
+} worker_dispatch[WIRE_NTYPES] = {
+	[WIRE_T_RES] = { msg_res, WIRE_ANY },
+	[WIRE_T_ACK] = { msg_ack, 0 },
+	[WIRE_T_STARTED] = { msg_started, 0 },
+	[WIRE_T_END] = { msg_end, 0 },
+	[WIRE_T_INFO] = { msg_info, 0 },
+};
 
 /* Route one wire message from a registered worker. */
 static void
 worker_message(struct worker *w, json_t *msg)
 {
-	const char	*t = json_string_value(json_object_get(msg, "t"));
-	json_t		*chv = json_object_get(msg, "ch");
+	enum wire_type	 t = wire_type_of(msg);
 	struct chan	*c = NULL;
+	uint32_t	 ch;
 
-	if (t == NULL) {
-		log_warnx("worker %s: message without type", w->id);
+	if (worker_dispatch[t].fn == NULL) {
+		log_debug("worker %s: unexpected message '%s'", w->id,
+		    t == WIRE_T_UNKNOWN ? "?" : wire_type_name(t));
 		return;
 	}
-	if (chv != NULL)
-		c = worker_chan_find(w, (uint32_t)json_integer_value(chv));
-	if (strcmp(t, "res") == 0) {
-		control_cmd_worker_reply(w, msg);
-		return;
+	if (!(worker_dispatch[t].flags & WIRE_ANY)) {
+		if ((ch = wire_msg_chan(msg)) == 0 ||
+		    (c = worker_chan_find(w, ch)) == NULL) {
+			log_debug("worker %s: '%s' for unknown channel", w->id,
+			    wire_type_name(t));
+			return;
+		}
 	}
-	if (c == NULL) {
-		log_debug("worker %s: '%s' for unknown channel", w->id, t);
-		return;
-	}
-	if (strcmp(t, "ack") == 0)
-		chan_input_acked(c, (uint64_t)json_integer_value(
-		    json_object_get(msg, "in")));
-	else if (strcmp(t, "started") == 0)
-		control_cmd_chan_started(c, msg);
-	else if (strcmp(t, "end") == 0)
-		chan_end(c, msg);
-	else if (strcmp(t, "exit") == 0 || strcmp(t, "info") == 0)
-		control_cmd_chan_event(c, t, msg);
-	else
-		log_debug("worker %s: unknown message '%s'", w->id, t);
+	worker_dispatch[t].fn(w, c, msg);
 }
 
 static void
@@ -648,7 +725,6 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	json_t		*msg;
 	json_error_t	 err;
 	char		*esc;
-	const char	*t;
 
 	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
 	if (msg == NULL || !json_is_object(msg)) {
@@ -658,12 +734,11 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 		json_decref(msg);
 		return;
 	}
-	t = json_string_value(json_object_get(msg, "t"));
 	if (l->worker != NULL)
 		worker_message(l->worker, msg);
 	else if (l->timer == NULL)
 		;	/* replaced: ignore what the old link still says */
-	else if (t != NULL && strcmp(t, "hello") == 0)
+	else if (wire_type_of(msg) == WIRE_T_HELLO)
 		link_hello(l, msg);
 	else
 		log_warnx("%s: message before hello", l->addr);
@@ -762,4 +837,59 @@ int
 server_worker_writable(struct worker *w)
 {
 	return (w->ws != NULL && ws_conn_writable(w->ws));
+}
+
+/* ---- calls (RPCs) ---- */
+
+/*
+ * Ask w: msg (stolen) goes as a `req` now, or when the worker is back;
+ * done(res, arg) gets its `res`, or an error res if the worker is lost.
+ * The returned call may be cancelled until then.
+ */
+struct worker_rpc *
+server_worker_rpc(struct worker *w, json_t *msg, void (*done)(json_t *,
+    void *), void *arg)
+{
+	struct worker_rpc	*p;
+
+	p = xcalloc(1, sizeof *p);
+	p->worker = w;
+	p->rid = w->next_rid++;
+	p->done = done;
+	p->arg = arg;
+	json_object_set_new(msg, "t", json_string(wire_type_name(
+	    WIRE_T_REQ)));
+	json_object_set_new(msg, "rid", json_integer(p->rid));
+	p->msg = msg;
+	TAILQ_INSERT_TAIL(&w->rpcs, p, entry);
+	if (w->state == WORKER_CONNECTED && w->ws != NULL)
+		ws_conn_send_json(w->ws, msg);
+	return (p);
+}
+
+/* Forget a call: its answer, if it comes, is ignored. */
+void
+server_worker_rpc_cancel(struct worker_rpc *p)
+{
+	TAILQ_REMOVE(&p->worker->rpcs, p, entry);
+	json_decref(p->msg);
+	free(p);
+}
+
+/* The worker is lost for good: every call fails with worker_lost. */
+static void
+worker_rpcs_lost(struct worker *w, const char *why)
+{
+	struct worker_rpc	*p;
+	json_t			*res;
+
+	while ((p = TAILQ_FIRST(&w->rpcs)) != NULL) {
+		TAILQ_REMOVE(&w->rpcs, p, entry);
+		res = json_pack("{s:b, s:o}", "ok", 0, "error",
+		    wire_error("worker_lost", 0, "%s", why));
+		json_decref(p->msg);
+		p->done(res, p->arg);
+		json_decref(res);
+		free(p);
+	}
 }

@@ -180,51 +180,143 @@ server_check_token(const char *id, const char *token)
 	return (ok);
 }
 
+/*
+ * The counters of the controller, rendered both by the stats op and by
+ * GET /metrics, so the two always show the same things.
+ */
+static uint64_t	 ctr_workers_connected(void);
+static uint64_t	 ctr_workers_known(void);
+static uint64_t	 ctr_execs_total(void);
+static uint64_t	 ctr_execs_running(void);
+static uint64_t	 ctr_sessions(void);
+static uint64_t	 ctr_bytes_in(void);
+static uint64_t	 ctr_bytes_out(void);
+static uint64_t	 ctr_control_clients(void);
+static uint64_t	 ctr_auth_failures(void);
+static uint64_t	 ctr_handshakes_refused(void);
+
+static const struct counter {
+	const char	*name;		/* in stats; sandd_NAME in metrics */
+	const char	*metric;	/* when the metric's name differs */
+	int		 gauge;		/* else a counter */
+	const char	*help;
+	uint64_t	(*get)(void);
+} counters[] = {
+	{ "workers_connected", NULL, 1, "Workers connected now.",
+	    ctr_workers_connected },
+	{ "workers_known", NULL, 1, "Workers connected, away or recently "
+	    "gone.", ctr_workers_known },
+	{ "execs_total", NULL, 0, "Commands started.", ctr_execs_total },
+	{ "execs_running", NULL, 1, "Commands running now.",
+	    ctr_execs_running },
+	{ "sessions", NULL, 1, "Sessions open now.", ctr_sessions },
+	{ "bytes_in", "bytes_in_total", 0, "Payload bytes from workers.",
+	    ctr_bytes_in },
+	{ "bytes_out", "bytes_out_total", 0, "Payload bytes to workers.",
+	    ctr_bytes_out },
+	{ "control_clients", NULL, 1, "Control connections now.",
+	    ctr_control_clients },
+	{ "auth_failures", "auth_failures_total", 0, "Refused worker "
+	    "handshakes.", ctr_auth_failures },
+	{ "handshakes_refused", "handshakes_refused_total", 0, "Handshakes "
+	    "sent 503.", ctr_handshakes_refused },
+};
+
+static uint64_t
+ctr_workers_connected(void)
+{
+	return (server_worker_count(1));
+}
+
+static uint64_t
+ctr_workers_known(void)
+{
+	return (server_worker_count(0));
+}
+
+static uint64_t
+ctr_execs_total(void)
+{
+	return (server_stats.execs_total);
+}
+
+static uint64_t
+ctr_execs_running(void)
+{
+	return ((uint64_t)server_worker_count_chans(NULL, CHAN_COUNT_COMMAND));
+}
+
+static uint64_t
+ctr_sessions(void)
+{
+	return ((uint64_t)server_worker_count_chans(NULL, CHAN_COUNT_SESSION));
+}
+
+static uint64_t
+ctr_bytes_in(void)
+{
+	return (server_stats.bytes_in);
+}
+
+static uint64_t
+ctr_bytes_out(void)
+{
+	return (server_stats.bytes_out);
+}
+
+static uint64_t
+ctr_control_clients(void)
+{
+	return (control_client_count());
+}
+
+static uint64_t
+ctr_auth_failures(void)
+{
+	return (server_stats.auth_failures);
+}
+
+static uint64_t
+ctr_handshakes_refused(void)
+{
+	return (server_stats.handshakes_refused);
+}
+
+/* The stats op's reply: every counter, and errors by code. */
+json_t *
+server_stats_json(void)
+{
+	json_t	*o = json_object();
+	size_t	 i;
+
+	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		json_object_set_new(o, counters[i].name, json_integer(
+		    (json_int_t)counters[i].get()));
+	json_object_set(o, "errors", server_stats.errors);
+	return (o);
+}
+
 /* Prometheus text for GET /metrics; caller frees. */
 static char *
 server_metrics(void)
 {
-	struct evbuffer	*b = evbuffer_new();
-	const char	*code;
-	json_t		*v;
-	char		*out;
-	size_t		 len;
+	struct evbuffer		*b = evbuffer_new();
+	const struct counter	*c;
+	const char		*code, *name;
+	json_t			*v;
+	char			*out;
+	size_t			 len, i;
 
-	evbuffer_add_printf(b,
-	    "# HELP sandd_workers_connected Workers connected now.\n"
-	    "# TYPE sandd_workers_connected gauge\n"
-	    "sandd_workers_connected %zu\n"
-	    "# HELP sandd_execs_total Commands started.\n"
-	    "# TYPE sandd_execs_total counter\n"
-	    "sandd_execs_total %llu\n"
-	    "# HELP sandd_execs_running Commands running now.\n"
-	    "# TYPE sandd_execs_running gauge\n"
-	    "sandd_execs_running %llu\n"
-	    "# HELP sandd_bytes_in_total Payload bytes from workers.\n"
-	    "# TYPE sandd_bytes_in_total counter\n"
-	    "sandd_bytes_in_total %llu\n"
-	    "# HELP sandd_bytes_out_total Payload bytes to workers.\n"
-	    "# TYPE sandd_bytes_out_total counter\n"
-	    "sandd_bytes_out_total %llu\n"
-	    "# HELP sandd_control_clients Control connections now.\n"
-	    "# TYPE sandd_control_clients gauge\n"
-	    "sandd_control_clients %zu\n"
-	    "# HELP sandd_auth_failures_total Refused worker handshakes.\n"
-	    "# TYPE sandd_auth_failures_total counter\n"
-	    "sandd_auth_failures_total %llu\n"
-	    "# HELP sandd_handshakes_refused_total Handshakes sent 503.\n"
-	    "# TYPE sandd_handshakes_refused_total counter\n"
-	    "sandd_handshakes_refused_total %llu\n"
-	    "# HELP sandd_errors_total Error replies by code.\n"
-	    "# TYPE sandd_errors_total counter\n",
-	    server_worker_count(1),
-	    (unsigned long long)server_stats.execs_total,
-	    (unsigned long long)server_stats.execs_running,
-	    (unsigned long long)server_stats.bytes_in,
-	    (unsigned long long)server_stats.bytes_out,
-	    control_client_count(),
-	    (unsigned long long)server_stats.auth_failures,
-	    (unsigned long long)server_stats.handshakes_refused);
+	for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+		c = &counters[i];
+		name = c->metric != NULL ? c->metric : c->name;
+		evbuffer_add_printf(b, "# HELP sandd_%s %s\n"
+		    "# TYPE sandd_%s %s\nsandd_%s %llu\n", name, c->help, name,
+		    c->gauge ? "gauge" : "counter", name,
+		    (unsigned long long)c->get());
+	}
+	evbuffer_add_printf(b, "# HELP sandd_errors_total Error replies by "
+	    "code.\n# TYPE sandd_errors_total counter\n");
 	json_object_foreach(server_stats.errors, code, v)
 		evbuffer_add_printf(b, "sandd_errors_total{code=\"%s\"} %lld\n",
 		    code, (long long)json_integer_value(v));
@@ -542,6 +634,7 @@ server_main(void)
 		free(cause);
 		return (1);
 	}
+	control_cmd_init();
 	if (control_listen(serve_opts.control, serve_opts.control_mode,
 	    &cause) != 0) {
 		fprintf(stderr, "sandd serve: %s\n", cause);
