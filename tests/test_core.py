@@ -346,6 +346,32 @@ def test_metrics_is_prometheus_text_with_sandd_prefix():
         assert all(n.startswith("sandd_") for n in names), names
 
 
+def test_stats_and_metrics_show_the_same_counters():
+    """One counter table behind both: every stats counter is a metric
+    (sandd_NAME, or sandd_NAME_total for counters) with the same value."""
+    with h.Cluster() as c:
+        ctl = c.connect()
+        h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                       "cmd": "sleep 30", "attach": False}))
+        stats = h.ok(ctl.call({"op": "stats"}))
+        _, _, body = h.http_get(c.port, "/metrics")
+        metrics = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, value = line.split()
+                metrics[name] = float(value)
+        for k in ("handshakes_refused", "workers_known", "sessions"):
+            assert k in stats, (k, stats)
+        assert stats["sessions"] == 1 and stats["workers_known"] == 1, stats
+        for k, v in stats.items():
+            if k in ("errors", "id", "ok"):
+                continue
+            m = metrics.get("sandd_" + k, metrics.get("sandd_%s_total" % k))
+            assert m is not None, (k, sorted(metrics))
+            if k not in ("control_clients",):
+                assert m == v, (k, m, v)
+
+
 def test_serve_prints_nothing_on_stdout():
     with h.Cluster() as c:
         h.ok(c.connect().call({"op": "exec", "worker": "w1", "cmd": "true"}))

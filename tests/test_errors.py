@@ -102,6 +102,36 @@ def test_exec_without_command_is_bad_request_naming_field():
         assert "cmd" in msg or "argv" in msg, r
 
 
+def test_exec_and_session_open_treat_null_cmd_as_absent():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": None,
+                           "argv": ["echo", "hi"]}))
+        assert r["stdout"] == "hi\n", r
+        r = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                           "cmd": None, "argv": ["sleep", "30"],
+                           "attach": False}))
+        h.ok(ctl.call({"op": "session.close", "session": r["session"],
+                       "signal": "KILL"}))
+        r = h.err(ctl.call({"op": "exec", "worker": "w1", "cmd": None}),
+                  "bad_request")
+        assert "cmd" in r["error"]["message"], r
+
+
+def test_huge_numbers_are_bad_requests_naming_the_field():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        for field, v in (("timeout", 1e300), ("yield_after", 1e300),
+                         ("kill_grace", -1), ("max_output", -5)):
+            r = h.err(ctl.call({"op": "exec", "worker": "w1",
+                                "cmd": "true", field: v}), "bad_request")
+            assert field in r["error"]["message"], r
+        r = h.err(ctl.call({"op": "wait", "worker": "w1",
+                            "timeout": 1e300}), "bad_request")
+        assert "timeout" in r["error"]["message"], r
+        h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": "true"}))
+
+
 def test_exec_ill_typed_timeout_is_bad_request_naming_field():
     with h.Cluster() as c:
         r = h.err(c.connect().call({"op": "exec", "worker": "w1",
