@@ -502,17 +502,12 @@ worker_adopt(struct worker *w, json_t *a)
 	json_decref(m);
 }
 
-/* Handle the first message of a link: who is this worker? */
-static void
-link_hello(struct link *l, json_t *msg)
+/* Is msg a hello this link may register with? Refuses it if not. */
+static int
+link_hello_ok(struct link *l, json_t *msg)
 {
 	const char	*id, *boot;
-	json_t		*labels, *chans, *a, *welcome;
-	struct worker	*w;
-	struct worker_rpc *p;
-	struct chan	*c, *c1;
-	size_t		 i;
-	int		 resume = 0, found;
+	json_t		*labels, *chans;
 
 	id = json_string_value(json_object_get(msg, "id"));
 	boot = json_string_value(json_object_get(msg, "boot"));
@@ -520,59 +515,137 @@ link_hello(struct link *l, json_t *msg)
 	chans = json_object_get(msg, "channels");
 	if (id == NULL || !util_valid_id(id)) {
 		link_refuse(l, "invalid worker id");
-		return;
+		return (0);
 	}
 	/* The token was checked for the id of the upgrade: hold it to it. */
 	if (strcmp(id, l->id) != 0) {
 		server_stats.auth_failures++;
 		link_refuse(l, "hello id differs from the authenticated id");
-		return;
+		return (0);
 	}
 	if (boot == NULL || strlen(boot) >= sizeof ((struct worker *)0)->boot ||
 	    (labels != NULL && !json_is_object(labels)) ||
 	    (chans != NULL && !json_is_array(chans)) ||
 	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
 		link_refuse(l, "bad hello");
-		return;
+		return (0);
 	}
+	return (1);
+}
 
-	if ((w = server_worker_find(id)) == NULL) {
-		w = xcalloc(1, sizeof *w);
-		snprintf(w->id, sizeof w->id, "%s", id);
-		TAILQ_INIT(&w->chans);
-		TAILQ_INIT(&w->rpcs);
-		w->next_rid = 1;
-		w->timer = evtimer_new(ev_base, worker_timer_cb, w);
-		w->next_ch = 1;
-		TAILQ_INSERT_TAIL(&all_workers, w, entry);
-	} else {
-		evtimer_del(w->timer);
-		if (w->link != NULL) {
-			log_warnx("worker %s: new connection from %s replaces "
-			    "the one from %s", id, l->addr, w->addr);
-			w->link->worker = NULL;
-			/* Another process with this id: the old one stops. */
-			if (strcmp(w->boot, boot) != 0)
-				ws_conn_close(w->link->ws, WS_CLOSE_REPLACED,
-				    "replaced by another worker with this id");
-			else
-				ws_conn_close(w->link->ws, 1000, "replaced by "
-				    "a new connection");
-			w->link = NULL;
-			w->ws = NULL;
-		}
-		if (strcmp(w->boot, boot) != 0) {
-			json_decref(w->pending);
-			w->pending = NULL;
-		}
-		if (strcmp(w->boot, boot) == 0 && w->state != WORKER_GONE)
-			resume = 1;
-		else if (!TAILQ_EMPTY(&w->chans)) {
-			log_warnx("worker %s restarted: its requests are lost",
-			    id);
-			worker_lose_chans(w, "the worker restarted", 1);
+/* A new worker record for id. */
+static struct worker *
+worker_create(const char *id)
+{
+	struct worker	*w;
+
+	w = xcalloc(1, sizeof *w);
+	snprintf(w->id, sizeof w->id, "%s", id);
+	TAILQ_INIT(&w->chans);
+	TAILQ_INIT(&w->rpcs);
+	w->next_rid = 1;
+	w->next_ch = 1;
+	w->timer = evtimer_new(ev_base, worker_timer_cb, w);
+	TAILQ_INSERT_TAIL(&all_workers, w, entry);
+	return (w);
+}
+
+/*
+ * A known worker says hello again over link l with boot: the old link
+ * (if any) goes; its work resumes if boot is the same process, else the
+ * old process's requests are lost. Returns 1 when it resumes.
+ */
+static int
+worker_return(struct worker *w, struct link *l, const char *boot)
+{
+	int	same = strcmp(w->boot, boot) == 0;
+
+	evtimer_del(w->timer);
+	if (w->link != NULL) {
+		log_warnx("worker %s: new connection from %s replaces the one "
+		    "from %s", w->id, l->addr, w->addr);
+		w->link->worker = NULL;
+		/* Another process with this id: the old one stops. */
+		if (!same)
+			ws_conn_close(w->link->ws, WS_CLOSE_REPLACED,
+			    "replaced by another worker with this id");
+		else
+			ws_conn_close(w->link->ws, 1000, "replaced by a new "
+			    "connection");
+		w->link = NULL;
+		w->ws = NULL;
+	}
+	if (same && w->state != WORKER_GONE)
+		return (1);
+	if (!same) {
+		json_decref(w->pending);
+		w->pending = NULL;
+	}
+	if (!TAILQ_EMPTY(&w->chans)) {
+		log_warnx("worker %s restarted: its requests are lost", w->id);
+		worker_lose_chans(w, "the worker restarted", 1);
+	}
+	return (0);
+}
+
+/*
+ * Match the channels the worker holds against ours: resume the common
+ * ones, send again opens that never arrived, adopt the ones we do not
+ * know; then send what waited for it.
+ */
+static void
+worker_sync(struct worker *w, json_t *chans)
+{
+	struct worker_rpc	*p;
+	struct chan		*c, *c1;
+	json_t			*a = NULL;
+	size_t			 i;
+
+	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
+		json_array_foreach(chans, i, a)
+			if (wire_msg_chan(a) == c->ch)
+				break;
+		if (i < json_array_size(chans))
+			chan_resume(c, a);
+		else if (c->open != NULL) {
+			/* The open never arrived: send it again. */
+			ws_conn_send_json(w->ws, c->open);
+			c->flags |= CHAN_SENT;
+			c->in_sent = c->in_base;
+			c->in_eof_sent = 0;
+			chan_flush_input(c);
 		}
 	}
+	json_array_foreach(chans, i, a) {
+		if (worker_chan_find(w, wire_msg_chan(a)) == NULL &&
+		    !worker_pending_ends(w, wire_msg_chan(a)))
+			worker_adopt(w, a);
+	}
+	/* What was said to it while it was away, and calls in flight. */
+	json_array_foreach(w->pending, i, a)
+		ws_conn_send_json(w->ws, a);
+	json_decref(w->pending);
+	w->pending = NULL;
+	TAILQ_FOREACH(p, &w->rpcs, entry)
+		ws_conn_send_json(w->ws, p->msg);
+}
+
+/* Handle the first message of a link: who is this worker? */
+static void
+link_hello(struct link *l, json_t *msg)
+{
+	const char	*id = json_string_value(json_object_get(msg, "id"));
+	const char	*boot = json_string_value(json_object_get(msg, "boot"));
+	json_t		*labels = json_object_get(msg, "labels"), *welcome;
+	struct worker	*w;
+	int		 resume = 0;
+
+	if (!link_hello_ok(l, msg))
+		return;
+	if ((w = server_worker_find(id)) == NULL)
+		w = worker_create(id);
+	else
+		resume = worker_return(w, l, boot);
 	snprintf(w->boot, sizeof w->boot, "%s", boot);
 	snprintf(w->addr, sizeof w->addr, "%s", l->addr);
 	json_decref(w->info);
@@ -598,41 +671,7 @@ link_hello(struct link *l, json_t *msg)
 	worker_set_state(w, WORKER_CONNECTED);
 	log_info("worker %s connected from %s%s", id, w->addr,
 	    resume ? " (resumed)" : "");
-
-	/* Match the worker's channels against ours. */
-	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
-		found = 0;
-		json_array_foreach(chans, i, a) {
-			if (wire_msg_chan(a) == c->ch) {
-				found = 1;
-				break;
-			}
-		}
-		if (found)
-			chan_resume(c, a);
-		else if (c->open != NULL) {
-			/* The open never arrived: send it again. */
-			ws_conn_send_json(w->ws, c->open);
-			c->flags |= CHAN_SENT;
-			c->in_sent = c->in_base;
-			c->in_eof_sent = 0;
-			chan_flush_input(c);
-		}
-	}
-	json_array_foreach(chans, i, a) {
-		TAILQ_FOREACH(c, &w->chans, wentry)
-			if (wire_msg_chan(a) == c->ch)
-				break;
-		if (c == NULL && !worker_pending_ends(w, wire_msg_chan(a)))
-			worker_adopt(w, a);
-	}
-	/* What was said to it while it was away, and calls in flight. */
-	json_array_foreach(w->pending, i, a)
-		ws_conn_send_json(w->ws, a);
-	json_decref(w->pending);
-	w->pending = NULL;
-	TAILQ_FOREACH(p, &w->rpcs, entry)
-		ws_conn_send_json(w->ws, p->msg);
+	worker_sync(w, json_object_get(msg, "channels"));
 }
 
 /* ---- messages from a registered worker ---- */

@@ -186,40 +186,37 @@ server_check_token(const char *id, const char *token)
  */
 static uint64_t	 ctr_workers_connected(void);
 static uint64_t	 ctr_workers_known(void);
-static uint64_t	 ctr_execs_total(void);
 static uint64_t	 ctr_execs_running(void);
 static uint64_t	 ctr_sessions(void);
-static uint64_t	 ctr_bytes_in(void);
-static uint64_t	 ctr_bytes_out(void);
 static uint64_t	 ctr_control_clients(void);
-static uint64_t	 ctr_auth_failures(void);
-static uint64_t	 ctr_handshakes_refused(void);
 
 static const struct counter {
 	const char	*name;		/* in stats; sandd_NAME in metrics */
 	const char	*metric;	/* when the metric's name differs */
 	int		 gauge;		/* else a counter */
 	const char	*help;
-	uint64_t	(*get)(void);
+	const uint64_t	*value;		/* a plain count, or: */
+	uint64_t	(*get)(void);	/* a count worked out when asked */
 } counters[] = {
-	{ "workers_connected", NULL, 1, "Workers connected now.",
+	{ "workers_connected", NULL, 1, "Workers connected now.", NULL,
 	    ctr_workers_connected },
 	{ "workers_known", NULL, 1, "Workers connected, away or recently "
-	    "gone.", ctr_workers_known },
-	{ "execs_total", NULL, 0, "Commands started.", ctr_execs_total },
-	{ "execs_running", NULL, 1, "Commands running now.",
+	    "gone.", NULL, ctr_workers_known },
+	{ "execs_total", NULL, 0, "Commands started.",
+	    &server_stats.execs_total, NULL },
+	{ "execs_running", NULL, 1, "Commands running now.", NULL,
 	    ctr_execs_running },
-	{ "sessions", NULL, 1, "Sessions open now.", ctr_sessions },
+	{ "sessions", NULL, 1, "Sessions open now.", NULL, ctr_sessions },
 	{ "bytes_in", "bytes_in_total", 0, "Payload bytes from workers.",
-	    ctr_bytes_in },
+	    &server_stats.bytes_in, NULL },
 	{ "bytes_out", "bytes_out_total", 0, "Payload bytes to workers.",
-	    ctr_bytes_out },
-	{ "control_clients", NULL, 1, "Control connections now.",
+	    &server_stats.bytes_out, NULL },
+	{ "control_clients", NULL, 1, "Control connections now.", NULL,
 	    ctr_control_clients },
 	{ "auth_failures", "auth_failures_total", 0, "Refused worker "
-	    "handshakes.", ctr_auth_failures },
+	    "handshakes.", &server_stats.auth_failures, NULL },
 	{ "handshakes_refused", "handshakes_refused_total", 0, "Handshakes "
-	    "sent 503.", ctr_handshakes_refused },
+	    "sent 503.", &server_stats.handshakes_refused, NULL },
 };
 
 static uint64_t
@@ -235,12 +232,6 @@ ctr_workers_known(void)
 }
 
 static uint64_t
-ctr_execs_total(void)
-{
-	return (server_stats.execs_total);
-}
-
-static uint64_t
 ctr_execs_running(void)
 {
 	return ((uint64_t)server_worker_count_chans(NULL, CHAN_COUNT_COMMAND));
@@ -253,33 +244,16 @@ ctr_sessions(void)
 }
 
 static uint64_t
-ctr_bytes_in(void)
-{
-	return (server_stats.bytes_in);
-}
-
-static uint64_t
-ctr_bytes_out(void)
-{
-	return (server_stats.bytes_out);
-}
-
-static uint64_t
 ctr_control_clients(void)
 {
 	return (control_client_count());
 }
 
+/* The value of counter c now. */
 static uint64_t
-ctr_auth_failures(void)
+counter_value(const struct counter *c)
 {
-	return (server_stats.auth_failures);
-}
-
-static uint64_t
-ctr_handshakes_refused(void)
-{
-	return (server_stats.handshakes_refused);
+	return (c->value != NULL ? *c->value : c->get());
 }
 
 /* The stats op's reply: every counter, and errors by code. */
@@ -291,7 +265,7 @@ server_stats_json(void)
 
 	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
 		json_object_set_new(o, counters[i].name, json_integer(
-		    (json_int_t)counters[i].get()));
+		    (json_int_t)counter_value(&counters[i])));
 	json_object_set(o, "errors", server_stats.errors);
 	return (o);
 }
@@ -313,7 +287,7 @@ server_metrics(void)
 		evbuffer_add_printf(b, "# HELP sandd_%s %s\n"
 		    "# TYPE sandd_%s %s\nsandd_%s %llu\n", name, c->help, name,
 		    c->gauge ? "gauge" : "counter", name,
-		    (unsigned long long)c->get());
+		    (unsigned long long)counter_value(c));
 	}
 	evbuffer_add_printf(b, "# HELP sandd_errors_total Error replies by "
 	    "code.\n# TYPE sandd_errors_total counter\n");
