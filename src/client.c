@@ -41,6 +41,7 @@ struct conn {
 };
 
 static const char	*client_cmd = "client";
+static const char	*client_usage = "";
 static struct conn	*client_conn;	/* the open connection, if any */
 static const char	*client_socket;
 static int		 next_id = 1;
@@ -90,9 +91,9 @@ bad_option(char **argv)
 
 /* Print the usage line of the subcommand and exit 2. */
 static __dead void
-usage_error(const char *usage)
+usage_error(void)
 {
-	fprintf(stderr, "usage: sandd %s %s\n", client_cmd, usage);
+	fprintf(stderr, "usage: sandd %s %s\n", client_cmd, client_usage);
 	exit(2);
 }
 
@@ -678,15 +679,14 @@ exec_write(struct conn *c, const char *handle, const char *p, size_t len)
 	conn_send_quiet(c, req);
 }
 
-static int
+/* `sandd exec`: a command on one worker or on all with the labels. */
+int
 client_exec(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*usage = "[-S socket] [-t secs] [-e K=V]... [-C dir] "
-			    "[-l K=V]... worker -- command ...";
 	static struct conn c;	/* static: closed by client_main */
 	json_t		*req, *env, *labels, *m, *cmd;
 	struct pollfd	 pfd[2];
@@ -720,7 +720,8 @@ client_exec(int argc, char **argv)
 				die(2, "bad -l '%s' (want K=V)", optarg);
 			break;
 		case 'h':
-			printf("usage: sandd exec %s\n", usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
@@ -736,7 +737,7 @@ client_exec(int argc, char **argv)
 		json_object_set_new(req, "labels", json_incref(labels));
 	else {
 		if (argc == 0)
-			usage_error(usage);
+			usage_error();
 		if (json_object_size(labels) > 0)
 			die(2, "-l and a worker do not go together");
 		json_object_set_new(req, "worker", json_string(argv[0]));
@@ -748,7 +749,7 @@ client_exec(int argc, char **argv)
 		argv++;
 	}
 	if (argc == 0)
-		usage_error(usage);
+		usage_error();
 	if (argc == 1 && needs_shell(argv[0]))
 		json_object_set_new(req, "cmd", json_string(argv[0]));
 	else {
@@ -964,7 +965,7 @@ print_json(json_t *v)
 
 /* Parse the common -S, -l, -w, --json, -a options of the listings. */
 static void
-list_options(int argc, char **argv, const char *usage, json_t *labels,
+list_options(int argc, char **argv, json_t *labels,
     int *json, int *all, const char **worker)
 {
 	static const struct option longopts[] = {
@@ -984,37 +985,39 @@ list_options(int argc, char **argv, const char *usage, json_t *labels,
 			break;
 		case 'l':
 			if (labels == NULL)
-				usage_error(usage);
+				usage_error();
 			if (add_kv(labels, optarg) != 0)
 				die(2, "bad -l '%s' (want K=V)", optarg);
 			break;
 		case 'w':
 			if (worker == NULL)
-				usage_error(usage);
+				usage_error();
 			*worker = optarg;
 			break;
 		case 'a':
 			if (all == NULL)
-				usage_error(usage);
+				usage_error();
 			*all = 1;
 			break;
 		case 'j':
 			if (json == NULL)
-				usage_error(usage);
+				usage_error();
 			*json = 1;
 			break;
 		case 'h':
-			printf("usage: sandd %s %s\n", client_cmd, usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
 		}
 	}
 	if (optind != argc)
-		usage_error(usage);
+		usage_error();
 }
 
-static int
+/* `sandd workers`: the table (or JSON) of workers. */
+int
 client_workers(int argc, char **argv)
 {
 	static const char *titles[] = { "ID", "STATE", "LABELS", "HOSTNAME",
@@ -1028,8 +1031,7 @@ client_workers(int argc, char **argv)
 	char		*lt, *osarch, running[32], sessions[32];
 	const char	*row[9];
 
-	list_options(argc, argv, "[-S socket] [-l K=V]... [-a] [--json]",
-	    labels, &json, &all, NULL);
+	list_options(argc, argv, labels, &json, &all, NULL);
 	conn_open(&c);
 	r = conn_call(&c, json_pack("{s:s, s:o, s:b}", "op", "workers",
 	    "labels", labels, "all", all), 0);
@@ -1068,15 +1070,14 @@ client_workers(int argc, char **argv)
 	return (0);
 }
 
-static int
+/* `sandd wait`: until a worker (or n with the labels) is there. */
+int
 client_wait(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*usage = "[-S socket] [-t secs] worker | "
-			    "[-t secs] -l K=V... [-n count]";
 	static struct conn c;	/* static: closed by client_main */
 	json_t		*labels = json_object(), *req, *r;
 	double		 timeout = 30;
@@ -1105,7 +1106,8 @@ client_wait(int argc, char **argv)
 				die(2, "bad -n '%s'", optarg);
 			break;
 		case 'h':
-			printf("usage: sandd wait %s\n", usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
@@ -1120,7 +1122,7 @@ client_wait(int argc, char **argv)
 		json_object_set(req, "labels", labels);
 		json_object_set_new(req, "count", json_integer(count));
 	} else
-		usage_error(usage);
+		usage_error();
 	json_decref(labels);
 	conn_open(&c);
 	r = conn_call(&c, req, 1);
@@ -1131,7 +1133,8 @@ client_wait(int argc, char **argv)
 	return (0);
 }
 
-static int
+/* `sandd stats`: print the controller's counters. */
+int
 client_stats(int argc, char **argv)
 {
 	static struct conn c;	/* static: closed by client_main */
@@ -1140,8 +1143,7 @@ client_stats(int argc, char **argv)
 	char		 num[64];
 	int		 json = 0;
 
-	list_options(argc, argv, "[-S socket] [--json]", NULL, &json, NULL,
-	    NULL);
+	list_options(argc, argv, NULL, &json, NULL, NULL);
 	conn_open(&c);
 	r = conn_call(&c, json_pack("{s:s}", "op", "stats"), 0);
 	json_object_del(r, "ok");
@@ -1165,7 +1167,8 @@ client_stats(int argc, char **argv)
 	return (0);
 }
 
-static int
+/* `sandd sessions`: the table (or JSON) of sessions. */
+int
 client_sessions(int argc, char **argv)
 {
 	static const char *titles[] = { "SESSION", "WORKER", "PID", "SIZE",
@@ -1179,8 +1182,7 @@ client_sessions(int argc, char **argv)
 	int		 json = 0;
 	size_t		 i;
 
-	list_options(argc, argv, "[-S socket] [-w worker] [--json]", NULL,
-	    &json, NULL, &worker);
+	list_options(argc, argv, NULL, &json, NULL, &worker);
 	req = json_pack("{s:s}", "op", "session.list");
 	if (worker != NULL)
 		json_object_set_new(req, "worker", json_string(worker));
@@ -1228,11 +1230,11 @@ client_sessions(int argc, char **argv)
 /* ---- ctl ---- */
 
 /*
- * Pass stdin to the socket as it is and print every message that comes
- * back, one per line, raw payloads right after their line. At the end
- * of stdin, half-close and print on until the server closes.
+ * `sandd ctl`: pass stdin to the socket as it is and print every message
+ * that comes back, one per line, raw payloads right after their line. At
+ * the end of stdin, half-close and print on until the server closes.
  */
-static int
+int
 client_ctl(int argc, char **argv)
 {
 	static struct conn c;	/* static: closed by client_main */
@@ -1242,8 +1244,7 @@ client_ctl(int argc, char **argv)
 	int		 in_open = 1, shut = 0;
 	json_t		*m, *b;
 
-	list_options(argc, argv, "[-S socket]  (JSON lines on stdin)", NULL,
-	    NULL, NULL, NULL);
+	list_options(argc, argv, NULL, NULL, NULL, NULL);
 	conn_open(&c);
 	buf = xmalloc(CLIENT_CHUNK);
 	for (;;) {
@@ -1512,14 +1513,14 @@ terminal_loop(struct conn *c, const char *session)
 	}
 }
 
-static int
+/* `sandd shell`: a new session on a worker, attached to the terminal. */
+int
 client_shell(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*usage = "[-S socket] worker [-- command ...]";
 	static struct conn c;	/* static: closed by client_main */
 	struct winsize	 ws;
 	json_t		*req, *r, *cmd;
@@ -1533,7 +1534,8 @@ client_shell(int argc, char **argv)
 			client_socket = optarg;
 			break;
 		case 'h':
-			printf("usage: sandd shell %s\n", usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
@@ -1542,7 +1544,7 @@ client_shell(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc < 1 || strcmp(argv[0], "--") == 0)
-		usage_error(usage);
+		usage_error();
 	req = json_pack("{s:s, s:s, s:b}", "op", "session.open", "worker",
 	    argv[0], "attach", 1);
 	if (argc > 1 && strcmp(argv[1], "--") == 0) {
@@ -1576,7 +1578,8 @@ client_shell(int argc, char **argv)
 	return (status);
 }
 
-static int
+/* `sandd attach`: attach the terminal to a running session. */
+int
 client_attach(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1585,7 +1588,6 @@ client_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*usage = "[-S socket] [-r] [--since offset] session";
 	static struct conn c;	/* static: closed by client_main */
 	json_t		*r;
 	long long	 since = 0;
@@ -1608,14 +1610,15 @@ client_attach(int argc, char **argv)
 			readonly = term_readonly = 1;
 			break;
 		case 'h':
-			printf("usage: sandd attach %s\n", usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
 		}
 	}
 	if (optind != argc - 1)
-		usage_error(usage);
+		usage_error();
 	conn_open(&c);
 	r = conn_call(&c, json_pack("{s:s, s:s, s:I, s:b}", "op",
 	    "session.attach", "session", argv[optind], "since",
@@ -2264,7 +2267,8 @@ cp_from_worker(struct conn *c, const char *worker, const char *spath,
 	free(target);
 }
 
-static int
+/* `sandd cp`: copy a file or folder to or from a worker. */
+int
 client_cp(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -2273,8 +2277,6 @@ client_cp(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*usage = "[-S socket] [-rp] src dst  (WORKER:PATH "
-			    "on one side, - for stdin/stdout)";
 	static struct conn c;	/* static: closed by client_main */
 	const char	*spath, *dpath;
 	char		*sw, *dw;
@@ -2292,14 +2294,15 @@ client_cp(int argc, char **argv)
 			keep = 1;
 			break;
 		case 'h':
-			printf("usage: sandd cp %s\n", usage);
+			printf("usage: sandd %s %s\n", client_cmd,
+			    client_usage);
 			exit(0);
 		default:
 			bad_option(argv);
 		}
 	}
 	if (optind != argc - 2)
-		usage_error(usage);
+		usage_error();
 	sw = cp_split(argv[optind], &spath);
 	dw = cp_split(argv[optind + 1], &dpath);
 	if ((sw == NULL) == (dw == NULL))
@@ -2318,44 +2321,26 @@ client_cp(int argc, char **argv)
 	return (0);
 }
 
-/* ---- table ---- */
-
-static const struct {
-	const char	*name;
-	int		(*fn)(int, char **);
-} client_cmds[] = {
-	{ "exec", client_exec },
-	{ "workers", client_workers },
-	{ "wait", client_wait },
-	{ "stats", client_stats },
-	{ "ctl", client_ctl },
-	{ "sessions", client_sessions },
-	{ "shell", client_shell },
-	{ "attach", client_attach },
-	{ "cp", client_cp },
-};
-
-/* Run client subcommand cmd; argv[0] is cmd. Returns the exit status. */
+/*
+ * Run a client subcommand: fn with argv[0] the name, usage its usage
+ * line. Returns the exit status.
+ */
 int
-client_main(const char *cmd, int argc, char **argv)
+client_main(const char *name, const char *usage, int (*fn)(int, char **),
+    int argc, char **argv)
 {
-	size_t	i;
 	int	status, fd;
 
-	client_cmd = cmd;
+	client_cmd = name;
+	client_usage = usage;
 	/* A closed 0, 1 or 2 must not become the socket. */
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
 		continue;
 	if (fd > STDERR_FILENO)
 		close(fd);
 	opterr = 0;	/* our own one-line message instead */
-	for (i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++) {
-		if (strcmp(cmd, client_cmds[i].name) == 0) {
-			optind = 1;
-			status = client_cmds[i].fn(argc, argv);
-			conn_close(client_conn);
-			return (status);
-		}
-	}
-	die(2, "unknown command");
+	optind = 1;
+	status = fn(argc, argv);
+	conn_close(client_conn);
+	return (status);
 }
