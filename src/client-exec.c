@@ -1,0 +1,347 @@
+/*
+ * client-exec.c: `sandd exec`, on one worker with stdin, stdout, stderr
+ * and signals streamed, or on every worker with the labels, each result
+ * printed as it comes with its lines prefixed by the worker.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sandd.h"
+#include "client.h"
+
+/* Exit status for a finished command, as ssh and timeout(1) do. */
+int
+client_exec_status(json_t *r)
+{
+	json_t		*code = json_object_get(r, "exit_code");
+	const char	*sig = json_string_value(json_object_get(r, "signal"));
+	int		 n;
+
+	if (json_is_true(json_object_get(r, "timed_out")))
+		return (124);
+	if (json_is_integer(code))
+		return ((int)json_integer_value(code) & 0xff);
+	if (sig != NULL && (n = util_signal_number(sig)) > 0)
+		return (128 + n);
+	return (255);
+}
+
+/* The status and message for an error reply of an exec or session. */
+__dead void
+client_exec_error(json_t *r)
+{
+	client_die(strcmp(client_reply_code(r), "exec_failed") == 0 ? 127 :
+	    255, "%s", client_reply_message(r));
+}
+
+/* Is fd the null device (nothing to forward)? */
+static int
+is_devnull(int fd)
+{
+	struct stat	sb, nb;
+
+	return (fstat(fd, &sb) == 0 && S_ISCHR(sb.st_mode) &&
+	    stat("/dev/null", &nb) == 0 && sb.st_rdev == nb.st_rdev);
+}
+
+/* Does this single word need a shell? */
+static int
+needs_shell(const char *s)
+{
+	return (strpbrk(s, " \t\n|&;<>()$`\\\"'*?[]#~=%{}") != NULL);
+}
+
+/* Write len bytes at p to f, each line prefixed with "[worker] ". */
+static void
+print_prefixed(FILE *f, const char *worker, const char *p, size_t len)
+{
+	const char	*nl;
+	size_t		 k;
+
+	while (len > 0) {
+		nl = memchr(p, '\n', len);
+		k = nl != NULL ? (size_t)(nl - p) + 1 : len;
+		fprintf(f, "[%s] ", worker);
+		fwrite(p, 1, k, f);
+		if (nl == NULL)
+			fputc('\n', f);
+		p += k;
+		len -= k;
+	}
+	fflush(f);
+}
+
+/* Print one worker's result of a broadcast; returns its exit status. */
+static int
+print_result(json_t *v)
+{
+	struct evbuffer	*b;
+	const char	*w = json_string_value(json_object_get(v, "worker"));
+	size_t		 len;
+	int		 status;
+
+	if (w == NULL)
+		w = "?";
+	if (!json_is_true(json_object_get(v, "ok"))) {
+		fprintf(stderr, "[%s] error: %s\n", w, client_reply_message(v));
+		return (255);
+	}
+	b = evbuffer_new();
+	len = client_msg_bytes(v, "stdout", b);
+	print_prefixed(stdout, w, (const char *)evbuffer_pullup(b, -1), len);
+	evbuffer_drain(b, len);
+	len = client_msg_bytes(v, "stderr", b);
+	print_prefixed(stderr, w, (const char *)evbuffer_pullup(b, -1), len);
+	evbuffer_free(b);
+	if (json_is_true(json_object_get(v, "stdout_truncated")) ||
+	    json_is_true(json_object_get(v, "stderr_truncated")))
+		fprintf(stderr, "[%s] (output truncated)\n", w);
+	status = client_exec_status(v);
+	if (json_is_true(json_object_get(v, "timed_out")))
+		fprintf(stderr, "[%s] timed out\n", w);
+	else if (status > 128 && json_is_string(json_object_get(v, "signal")))
+		fprintf(stderr, "[%s] killed by SIG%s\n", w,
+		    json_string_value(json_object_get(v, "signal")));
+	else if (status != 0)
+		fprintf(stderr, "[%s] exit %d\n", w, status);
+	return (status);
+}
+
+/*
+ * Run on every worker that matches the labels: print each result as it
+ * comes, lines prefixed with the worker. 0 only if every one exited 0.
+ */
+static int
+client_exec_broadcast(struct conn *c, json_t *req)
+{
+	json_t		*m;
+	const char	*ev;
+	int		 id, status = 0, n = 0;
+
+	id = client_conn_send(c, req);
+	json_decref(req);
+	for (;;) {
+		if ((m = client_conn_recv(c)) == NULL)
+			client_die(255, "the server closed the connection");
+		if (json_integer_value(json_object_get(m, "id")) != id) {
+			json_decref(m);
+			continue;
+		}
+		ev = json_string_value(json_object_get(m, "event"));
+		if (ev != NULL && strcmp(ev, "result") == 0) {
+			n++;
+			if (print_result(m) != 0)
+				status = 1;
+		} else if (ev == NULL && json_object_get(m, "ok") != NULL)
+			break;
+		json_decref(m);
+	}
+	if (!json_is_true(json_object_get(m, "ok")))
+		client_exec_error(m);
+	if (n == 0 && json_array_size(json_object_get(m, "results")) == 0)
+		client_die(1, "no connected worker matches the labels");
+	if (n == 0) {
+		/* An older server without result events. */
+		size_t	 i;
+		json_t	*v;
+
+		json_array_foreach(json_object_get(m, "results"), i, v) {
+			if (print_result(v) != 0)
+				status = 1;
+		}
+	}
+	json_decref(m);
+	return (status);
+}
+
+/* Send a chunk of stdin (or its end) to the running handle. */
+void
+client_exec_write(struct conn *c, const char *handle, const char *p, size_t len)
+{
+	json_t	*req;
+	char	*b64;
+
+	if (len > 0) {
+		b64 = util_base64(p, len);
+		req = json_pack("{s:s, s:s, s:s}", "op", "write", "handle",
+		    handle, "data_b64", b64);
+		free(b64);
+	} else
+		req = json_pack("{s:s, s:s, s:b}", "op", "write", "handle",
+		    handle, "eof", 1);
+	client_conn_send_quiet(c, req);
+}
+
+/* `sandd exec`: a command on one worker or on all with the labels. */
+int
+client_exec(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct conn c;	/* static: closed by client_main */
+	json_t		*req, *env, *labels, *m, *cmd;
+	struct pollfd	 pfd[2];
+	char		*buf, *handle = NULL;
+	const char	*ev, *cwd = NULL;
+	int		 ch, id, i, in_open, status, dashdash, nsig = 0;
+	int		 last_sig = 0;
+	double		 timeout = 0;
+	ssize_t		 n;
+
+	env = json_object();
+	labels = json_object();
+	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", longopts, NULL))
+	    != -1) {
+		switch (ch) {
+		case 't':
+			timeout = client_secs_parse(optarg);
+			break;
+		case 'e':
+			if (client_kv_add(env, optarg) != 0)
+				client_die(2, "bad -e '%s' (want K=V)", optarg);
+			break;
+		case 'C':
+			cwd = optarg;
+			break;
+		case 'l':
+			if (client_kv_add(labels, optarg) != 0)
+				client_die(2, "bad -l '%s' (want K=V)", optarg);
+			break;
+		default:
+			client_option(ch, argv);
+		}
+	}
+	/* With labels and no worker, "--" came right after the options. */
+	dashdash = optind > 0 && strcmp(argv[optind - 1], "--") == 0;
+	argc -= optind;
+	argv += optind;
+	req = json_pack("{s:s}", "op", "exec");
+	if (json_object_size(labels) > 0 && (argc == 0 || dashdash ||
+	    strcmp(argv[0], "--") == 0))
+		json_object_set_new(req, "labels", json_incref(labels));
+	else {
+		if (argc == 0)
+			client_usage_error();
+		if (json_object_size(labels) > 0)
+			client_die(2, "-l and a worker do not go together");
+		json_object_set_new(req, "worker", json_string(argv[0]));
+		argc--;
+		argv++;
+	}
+	if (argc > 0 && strcmp(argv[0], "--") == 0) {
+		argc--;
+		argv++;
+	}
+	if (argc == 0)
+		client_usage_error();
+	if (argc == 1 && needs_shell(argv[0]))
+		json_object_set_new(req, "cmd", json_string(argv[0]));
+	else {
+		cmd = json_array();
+		for (i = 0; i < argc; i++)
+			json_array_append_new(cmd, json_string(argv[i]));
+		json_object_set_new(req, "argv", cmd);
+	}
+	if (cwd != NULL)
+		json_object_set_new(req, "cwd", json_string(cwd));
+	if (json_object_size(env) > 0)
+		json_object_set(req, "env", env);
+	if (timeout > 0)
+		json_object_set_new(req, "timeout", json_real(timeout));
+	json_decref(env);
+	json_decref(labels);
+	client_conn_open(&c);
+	if (json_object_get(req, "labels") != NULL)
+		return (client_exec_broadcast(&c, req));
+
+	json_object_set_new(req, "stream", json_true());
+	/* A terminal or /dev/null: nothing to forward, stdin ends at once. */
+	in_open = !isatty(STDIN_FILENO) && !is_devnull(STDIN_FILENO);
+	if (in_open)
+		json_object_set_new(req, "stdin_open", json_true());
+	client_signals_catch(0);
+	id = client_conn_send(&c, req);
+	json_decref(req);
+	buf = xmalloc(CLIENT_WRITE);
+	for (;;) {
+		if (client_got_signal != 0 && client_got_signal != last_sig) {
+			/* A third one gives up on the server. */
+			if (++nsig >= 3)
+				client_die(128 + client_got_signal,
+				    "interrupted");
+			last_sig = client_got_signal;
+		}
+		if (client_got_signal != 0 && handle != NULL) {
+			/* Forward it (kept until the handle is known). */
+			client_conn_send_quiet(&c, json_pack("{s:s, s:s, s:s}",
+			    "op", "signal", "handle", handle, "signal",
+			    util_signal_name(client_got_signal)));
+			client_got_signal = last_sig = 0;
+		}
+		if (client_conn_has_line(&c)) {
+			m = client_conn_take(&c);
+			if (json_integer_value(json_object_get(m, "id")) !=
+			    id) {
+				/* Replies to our writes and signals. */
+				json_decref(m);
+				continue;
+			}
+			ev = json_string_value(json_object_get(m, "event"));
+			if (ev != NULL && strcmp(ev, "started") == 0) {
+				free(handle);
+				handle = xstrdup(json_string_value(
+				    json_object_get(m, "handle")) ?: "");
+			} else if (ev != NULL && strcmp(ev, "stdout") == 0)
+				client_msg_write(m, "data", STDOUT_FILENO);
+			else if (ev != NULL && strcmp(ev, "stderr") == 0)
+				client_msg_write(m, "data", STDERR_FILENO);
+			else if (ev == NULL && json_object_get(m, "ok") !=
+			    NULL) {
+				if (!json_is_true(json_object_get(m, "ok")))
+					client_exec_error(m);
+				status = client_exec_status(m);
+				json_decref(m);
+				free(handle);
+				free(buf);
+				return (status);
+			}
+			json_decref(m);
+			continue;
+		}
+		if (c.eof)
+			client_die(255, "the server closed the connection");
+		pfd[0].fd = c.fd;
+		pfd[0].events = client_conn_events(&c);
+		pfd[1].fd = STDIN_FILENO;
+		pfd[1].events = in_open && handle != NULL &&
+		    client_conn_pending(&c) < CLIENT_OUT_HIGH ? POLLIN : 0;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			client_die(255, "poll: %s", strerror(errno));
+		}
+		/* POLLHUP comes even when not asked for: check events. */
+		if (pfd[1].events != 0 && (pfd[1].revents &
+		    (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+			n = read(STDIN_FILENO, buf, CLIENT_WRITE);
+			if (n == -1 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				in_open = 0;
+			client_exec_write(&c, handle, buf, n > 0 ? (size_t)n :
+			    0);
+		}
+		client_conn_handle(&c, pfd[0].revents);
+	}
+}

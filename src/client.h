@@ -1,0 +1,69 @@
+/*
+ * client.h: what the client files (client.c, client-*.c) share with each
+ * other and with nothing else. The subcommands themselves are in sandd.h,
+ * for sandd.c's table.
+ */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <signal.h>
+
+#include <openssl/evp.h>
+
+/* Bytes read from a file or pipe at a time. */
+#define CLIENT_CHUNK	(256 * 1024)
+/* Stdin bytes per write request (base64 makes the line 4/3 of this). */
+#define CLIENT_WRITE	(64 * 1024)
+/* Send queue: stop producing (stdin, files) above this. */
+#define CLIENT_OUT_HIGH	(1024 * 1024)
+
+/* A connection to the control socket: read buffer and send queue. */
+struct conn {
+	int		 fd;
+	char		*buf;
+	size_t		 len;
+	size_t		 cap;
+	struct evbuffer	*out;
+	int		 eof;
+};
+
+/* client.c */
+extern volatile sig_atomic_t client_got_signal;
+extern volatile sig_atomic_t client_got_winch;
+__dead void	 client_die(int, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
+void		 client_option(int, char **);
+__dead void	 client_usage_error(void);
+const char	*client_reply_message(json_t *);
+const char	*client_reply_code(json_t *);
+void		 client_conn_open(struct conn *);
+void		 client_write_all(int, const void *, size_t);
+size_t		 client_conn_pending(struct conn *);
+short		 client_conn_events(struct conn *);
+void		 client_conn_handle(struct conn *, short);
+void		 client_conn_queue(struct conn *, const void *, size_t);
+void		 client_conn_flush(struct conn *);
+int		 client_conn_send(struct conn *, json_t *);
+void		 client_conn_send_quiet(struct conn *, json_t *);
+int		 client_conn_has_line(struct conn *);
+json_t		*client_conn_take(struct conn *);
+json_t		*client_conn_recv(struct conn *);
+void		 client_conn_payload(struct conn *, size_t, int, EVP_MD_CTX *);
+json_t		*client_conn_reply(struct conn *, int);
+json_t		*client_conn_call(struct conn *, json_t *, int);
+size_t		 client_msg_bytes(json_t *, const char *, struct evbuffer *);
+void		 client_msg_write(json_t *, const char *, int);
+int		 client_kv_add(json_t *, const char *);
+double		 client_secs_parse(const char *);
+void		 client_signals_catch(int);
+
+/* client-exec.c */
+int		 client_exec_status(json_t *);
+__dead void	 client_exec_error(json_t *);
+void		 client_exec_write(struct conn *, const char *, const char *,
+		     size_t);
+
+/* client-shell.c */
+void		 client_tty_restore(void);
+
+#endif
