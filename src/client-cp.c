@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,7 +457,6 @@ static void
 cp_tree_put(struct conn *c, const char *src, const char *worker,
     const char *dst)
 {
-	struct pollfd	 pfd[2];
 	json_t		*req, *m, *st;
 	const char	*ev;
 	char		*target, *base, *targv[7], *buf, *handle = NULL;
@@ -510,30 +508,14 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 			json_decref(m);
 			continue;
 		}
-		if (c->eof)
-			client_die(255, "the server closed the connection");
-		pfd[0].fd = c->fd;
-		pfd[0].events = client_conn_events(c);
-		pfd[1].fd = fd;
-		pfd[1].events = in_open && handle != NULL &&
-		    client_conn_pending(c) < CLIENT_OUT_HIGH ? POLLIN : 0;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			client_die(255, "poll: %s", strerror(errno));
-		}
-		if (pfd[1].events != 0 && (pfd[1].revents &
-		    (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			n = read(fd, buf, CLIENT_WRITE);
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				in_open = 0;
-			client_exec_write(c, handle, buf, n > 0 ? (size_t)n :
-			    0);
-		}
-		client_conn_handle(c, pfd[0].revents);
+		if (!client_conn_poll(c, in_open && handle != NULL ? fd : -1))
+			continue;
+		n = read(fd, buf, CLIENT_WRITE);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			in_open = 0;
+		client_exec_write(c, handle, buf, n > 0 ? (size_t)n : 0);
 	}
 	free(buf);
 	free(handle);
@@ -678,7 +660,7 @@ client_cp(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	const char	*spath, *dpath;
 	char		*sw, *dw;
 	int		 ch, rec = 0, keep = 0;
@@ -704,12 +686,12 @@ client_cp(int argc, char **argv)
 		    "WORKER:PATH");
 	if (*spath == '\0' || *dpath == '\0')
 		client_die(2, "empty path");
-	client_conn_open(&c);
+	c = client_conn_open();
 	if (dw != NULL)
-		cp_to_worker(&c, spath, dw, dpath, rec, keep);
+		cp_to_worker(c, spath, dw, dpath, rec, keep);
 	else
-		cp_from_worker(&c, sw, spath, dpath, rec, keep);
-	client_conn_flush(&c);
+		cp_from_worker(c, sw, spath, dpath, rec, keep);
+	client_conn_flush(c);
 	free(sw);
 	free(dw);
 	return (0);

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,9 +187,8 @@ client_exec(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	json_t		*req, *env, *labels, *m, *cmd;
-	struct pollfd	 pfd[2];
 	char		*buf, *handle = NULL;
 	const char	*ev, *cwd = NULL;
 	int		 ch, id, i, in_open, status, dashdash, nsig = 0;
@@ -260,9 +258,9 @@ client_exec(int argc, char **argv)
 		json_object_set_new(req, "timeout", json_real(timeout));
 	json_decref(env);
 	json_decref(labels);
-	client_conn_open(&c);
+	c = client_conn_open();
 	if (json_object_get(req, "labels") != NULL)
-		return (client_exec_broadcast(&c, req));
+		return (client_exec_broadcast(c, req));
 
 	json_object_set_new(req, "stream", json_true());
 	/* A terminal or /dev/null: nothing to forward, stdin ends at once. */
@@ -270,7 +268,7 @@ client_exec(int argc, char **argv)
 	if (in_open)
 		json_object_set_new(req, "stdin_open", json_true());
 	client_signals_catch(0);
-	id = client_conn_send(&c, req);
+	id = client_conn_send(c, req);
 	json_decref(req);
 	buf = xmalloc(CLIENT_WRITE);
 	for (;;) {
@@ -283,13 +281,13 @@ client_exec(int argc, char **argv)
 		}
 		if (client_got_signal != 0 && handle != NULL) {
 			/* Forward it (kept until the handle is known). */
-			client_conn_send_quiet(&c, json_pack("{s:s, s:s, s:s}",
+			client_conn_send_quiet(c, json_pack("{s:s, s:s, s:s}",
 			    "op", "signal", "handle", handle, "signal",
 			    util_signal_name(client_got_signal)));
 			client_got_signal = last_sig = 0;
 		}
-		if (client_conn_has_line(&c)) {
-			m = client_conn_take(&c);
+		if (client_conn_has_line(c)) {
+			m = client_conn_take(c);
 			if (json_integer_value(json_object_get(m, "id")) !=
 			    id) {
 				/* Replies to our writes and signals. */
@@ -318,30 +316,14 @@ client_exec(int argc, char **argv)
 			json_decref(m);
 			continue;
 		}
-		if (c.eof)
-			client_die(255, "the server closed the connection");
-		pfd[0].fd = c.fd;
-		pfd[0].events = client_conn_events(&c);
-		pfd[1].fd = STDIN_FILENO;
-		pfd[1].events = in_open && handle != NULL &&
-		    client_conn_pending(&c) < CLIENT_OUT_HIGH ? POLLIN : 0;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			client_die(255, "poll: %s", strerror(errno));
-		}
-		/* POLLHUP comes even when not asked for: check events. */
-		if (pfd[1].events != 0 && (pfd[1].revents &
-		    (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			n = read(STDIN_FILENO, buf, CLIENT_WRITE);
-			if (n == -1 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0)
-				in_open = 0;
-			client_exec_write(&c, handle, buf, n > 0 ? (size_t)n :
-			    0);
-		}
-		client_conn_handle(&c, pfd[0].revents);
+		if (!client_conn_poll(c, in_open && handle != NULL ?
+		    STDIN_FILENO : -1))
+			continue;
+		n = read(STDIN_FILENO, buf, CLIENT_WRITE);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			in_open = 0;
+		client_exec_write(c, handle, buf, n > 0 ? (size_t)n : 0);
 	}
 }

@@ -5,11 +5,9 @@
  * prints every message that comes back.
  */
 #include <sys/types.h>
-#include <sys/socket.h>
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -182,7 +180,7 @@ client_workers(int argc, char **argv)
 	static const char *titles[] = { "ID", "STATE", "LABELS", "HOSTNAME",
 	    "OS/ARCH", "VERSION", "RUNNING", "SESSIONS", "ADDR" };
 	static const int right[] = { 0, 0, 0, 0, 0, 0, 1, 1, 0 };
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	struct table	*t;
 	json_t		*labels = json_object(), *r, *list, *w;
 	int		 json = 0, all = 0;
@@ -191,8 +189,8 @@ client_workers(int argc, char **argv)
 	const char	*row[9];
 
 	list_options(argc, argv, labels, &json, &all, NULL);
-	client_conn_open(&c);
-	r = client_conn_call(&c, json_pack("{s:s, s:o, s:b}", "op", "workers",
+	c = client_conn_open();
+	r = client_conn_call(c, json_pack("{s:s, s:o, s:b}", "op", "workers",
 	    "labels", labels, "all", all), 0);
 	list = json_object_get(r, "workers");
 	if (!json_is_array(list))
@@ -237,7 +235,7 @@ client_wait(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	json_t		*labels = json_object(), *req, *r;
 	double		 timeout = 30;
 	long		 count = 1;
@@ -276,8 +274,8 @@ client_wait(int argc, char **argv)
 	} else
 		client_usage_error();
 	json_decref(labels);
-	client_conn_open(&c);
-	r = client_conn_call(&c, req, 1);
+	c = client_conn_open();
+	r = client_conn_call(c, req, 1);
 	if (!json_is_true(json_object_get(r, "ok")))
 		client_die(strcmp(client_reply_code(r), "timeout") == 0 ? 1 :
 		    255, "%s", client_reply_message(r));
@@ -289,15 +287,15 @@ client_wait(int argc, char **argv)
 int
 client_stats(int argc, char **argv)
 {
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	json_t		*r, *v, *e;
 	const char	*k, *k2;
 	char		 num[64];
 	int		 json = 0;
 
 	list_options(argc, argv, NULL, &json, NULL, NULL);
-	client_conn_open(&c);
-	r = client_conn_call(&c, json_pack("{s:s}", "op", "stats"), 0);
+	c = client_conn_open();
+	r = client_conn_call(c, json_pack("{s:s}", "op", "stats"), 0);
 	json_object_del(r, "ok");
 	json_object_del(r, "id");
 	if (json) {
@@ -326,7 +324,7 @@ client_sessions(int argc, char **argv)
 	static const char *titles[] = { "SESSION", "WORKER", "PID", "SIZE",
 	    "OFFSET", "ATTACHED", "CREATED", "STATE", "COMMAND" };
 	static const int right[] = { 0, 0, 1, 0, 1, 1, 0, 0, 0 };
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	struct table	*t;
 	json_t		*req, *r, *list, *s;
 	const char	*worker = NULL, *row[9];
@@ -338,8 +336,8 @@ client_sessions(int argc, char **argv)
 	req = json_pack("{s:s}", "op", "session.list");
 	if (worker != NULL)
 		json_object_set_new(req, "worker", json_string(worker));
-	client_conn_open(&c);
-	r = client_conn_call(&c, req, 0);
+	c = client_conn_open();
+	r = client_conn_call(c, req, 0);
 	list = json_object_get(r, "sessions");
 	if (!json_is_array(list))
 		client_die(255, "bad reply from the server: no sessions array");
@@ -379,6 +377,24 @@ client_sessions(int argc, char **argv)
 	return (0);
 }
 
+/* Print m as one line on stdout, its raw payload right after it. */
+static void
+ctl_print(struct conn *c, json_t *m)
+{
+	json_t	*b;
+	char	*s;
+
+	if ((s = json_dumps(m, JSON_COMPACT)) == NULL)
+		client_die(255, "cannot print a message");
+	fflush(stdout);
+	client_write_all(STDOUT_FILENO, s, strlen(s));
+	client_write_all(STDOUT_FILENO, "\n", 1);
+	free(s);
+	if (json_is_integer(b = json_object_get(m, "bytes")))
+		client_conn_payload(c, (size_t)json_integer_value(b),
+		    STDOUT_FILENO, NULL);
+}
+
 /*
  * `sandd ctl`: pass stdin to the socket as it is and print every message
  * that comes back, one per line, raw payloads right after their line. At
@@ -387,62 +403,38 @@ client_sessions(int argc, char **argv)
 int
 client_ctl(int argc, char **argv)
 {
-	static struct conn c;	/* static: closed by client_main */
-	struct pollfd	 pfd[2];
-	char		*buf, *s;
+	struct conn	*c;
+	json_t		*m;
+	char		*buf;
 	ssize_t		 n;
-	int		 in_open = 1, shut = 0;
-	json_t		*m, *b;
+	int		 in_fd = STDIN_FILENO, shut = 0;
 
 	list_options(argc, argv, NULL, NULL, NULL, NULL);
-	client_conn_open(&c);
+	c = client_conn_open();
 	buf = xmalloc(CLIENT_CHUNK);
 	for (;;) {
-		while (client_conn_has_line(&c)) {
-			m = client_conn_take(&c);
-			if ((s = json_dumps(m, JSON_COMPACT)) == NULL)
-				client_die(255, "cannot print a message");
-			fflush(stdout);
-			client_write_all(STDOUT_FILENO, s, strlen(s));
-			client_write_all(STDOUT_FILENO, "\n", 1);
-			free(s);
-			if (json_is_integer(b = json_object_get(m, "bytes")))
-				client_conn_payload(&c,
-				    (size_t)json_integer_value(b),
-				    STDOUT_FILENO, NULL);
+		while (client_conn_has_line(c)) {
+			m = client_conn_take(c);
+			ctl_print(c, m);
 			json_decref(m);
 		}
-		if (c.eof) {
+		if (client_conn_eof(c)) {
 			/* A last line without its newline, as it is. */
-			if (c.len > 0)
-				client_write_all(STDOUT_FILENO, c.buf, c.len);
+			client_conn_rest(c, STDOUT_FILENO);
 			free(buf);
 			return (0);
 		}
-		if (!in_open && !shut && client_conn_pending(&c) == 0) {
+		if (in_fd == -1 && !shut && client_conn_pending(c) == 0) {
 			/* Half-close: the server answers, then closes. */
-			shutdown(c.fd, SHUT_WR);
+			client_conn_shutdown(c);
 			shut = 1;
 		}
-		pfd[0].fd = c.fd;
-		pfd[0].events = client_conn_events(&c);
-		pfd[1].fd = STDIN_FILENO;
-		pfd[1].events = in_open && client_conn_pending(&c) <
-		    CLIENT_OUT_HIGH ? POLLIN : 0;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			client_die(255, "poll: %s", strerror(errno));
-		}
-		if (pfd[1].events != 0 && (pfd[1].revents &
-		    (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			n = read(STDIN_FILENO, buf, CLIENT_CHUNK);
-			if (n > 0)
-				evbuffer_add(c.out, buf, (size_t)n);
-			else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-				in_open = 0;
-		}
-		client_conn_handle(&c, pfd[0].revents);
+		if (!client_conn_poll(c, in_fd))
+			continue;
+		n = read(in_fd, buf, CLIENT_CHUNK);
+		if (n > 0)
+			client_conn_add(c, buf, (size_t)n);
+		else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+			in_fd = -1;
 	}
 }

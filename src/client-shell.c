@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,20 +146,66 @@ terminal_detach(struct conn *c, const char *session, int status)
 }
 
 /*
+ * Pass a new window size on; INT, TERM or HUP detach, except a ^C that
+ * reached us because the terminal is not raw: that goes to the program.
+ * Returns the status to exit with, or -1 to go on.
+ */
+static int
+terminal_signals(struct conn *c, const char *session)
+{
+	int	sig;
+
+	if (client_got_winch) {
+		client_got_winch = 0;
+		tty_resize(c, session);
+	}
+	if ((sig = client_got_signal) == 0)
+		return (-1);
+	client_got_signal = 0;
+	if (sig != SIGINT || tio_saved || term_readonly)
+		return (terminal_detach(c, session, 128 + sig));
+	client_conn_send_quiet(c, json_pack("{s:s, s:s, s:s}", "op", "signal",
+	    "session", session, "signal", "INT"));
+	return (-1);
+}
+
+/*
+ * One message of the session (freed): output is printed; when the
+ * program exits, the session is released and its status returned, else
+ * -1 to go on.
+ */
+static int
+terminal_message(struct conn *c, const char *session, json_t *m)
+{
+	const char	*ev = json_string_value(json_object_get(m, "event"));
+	int		 status = -1;
+
+	if (ev != NULL && strcmp(ev, "output") == 0)
+		client_msg_write(m, "data", STDOUT_FILENO);
+	else if (ev != NULL && strcmp(ev, "exit") == 0) {
+		client_tty_restore();
+		status = client_exec_status(m);
+		/* The program is gone: release the session. */
+		json_decref(client_conn_call(c, json_pack("{s:s, s:s}", "op",
+		    "session.close", "session", session), 1));
+	} else if (ev == NULL && json_is_false(json_object_get(m, "ok")))
+		client_die(255, "%s", client_reply_message(m));
+	json_decref(m);
+	return (status);
+}
+
+/*
  * The terminal loop of shell and attach: keys go to the session, output
  * comes back, `~.` after a newline detaches. Returns the exit status.
  */
 static int
 terminal_loop(struct conn *c, const char *session)
 {
-	struct pollfd	 pfd[2];
 	struct escape	 esc;
 	char		 in[4096], out[2 * 4096];
-	json_t		*m;
-	const char	*ev;
 	ssize_t		 n;
 	size_t		 o;
-	int		 in_open = 1, status, sig, detach = 0;
+	int		 in_fd = STDIN_FILENO, status, detach = 0;
 
 	memset(&esc, 0, sizeof esc);
 	esc.on = isatty(STDIN_FILENO);
@@ -169,71 +214,29 @@ terminal_loop(struct conn *c, const char *session)
 	client_signals_catch(1);
 	tty_resize(c, session);
 	for (;;) {
-		if (client_got_winch) {
-			client_got_winch = 0;
-			tty_resize(c, session);
-		}
-		if ((sig = client_got_signal) != 0) {
-			client_got_signal = 0;
-			if (sig == SIGINT && !tio_saved && !term_readonly) {
-				/* Not raw: ^C reached us, pass it on. */
-				client_conn_send_quiet(c, json_pack(
-				    "{s:s, s:s, s:s}", "op", "signal",
-				    "session", session,
-				    "signal", "INT"));
-			} else
-				return (terminal_detach(c, session, 128 + sig));
-		}
+		if ((status = terminal_signals(c, session)) != -1)
+			return (status);
 		if (client_conn_has_line(c)) {
-			m = client_conn_take(c);
-			ev = json_string_value(json_object_get(m, "event"));
-			if (ev != NULL && strcmp(ev, "output") == 0)
-				client_msg_write(m, "data", STDOUT_FILENO);
-			else if (ev != NULL && strcmp(ev, "exit") == 0) {
-				client_tty_restore();
-				status = client_exec_status(m);
-				json_decref(m);
-				/* The program is gone: release the session. */
-				json_decref(client_conn_call(c,
-				    json_pack("{s:s, s:s}", "op",
-				    "session.close", "session", session), 1));
+			status = terminal_message(c, session,
+			    client_conn_take(c));
+			if (status != -1)
 				return (status);
-			} else if (ev == NULL &&
-			    json_is_false(json_object_get(m, "ok")))
-				client_die(255, "%s", client_reply_message(m));
-			json_decref(m);
 			continue;
 		}
-		if (c->eof)
-			client_die(255, "the server closed the connection");
-		pfd[0].fd = c->fd;
-		pfd[0].events = client_conn_events(c);
-		pfd[1].fd = STDIN_FILENO;
-		pfd[1].events = in_open && client_conn_pending(c) <
-		    CLIENT_OUT_HIGH ? POLLIN : 0;
-		pfd[0].revents = pfd[1].revents = 0;
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			client_die(255, "poll: %s", strerror(errno));
+		if (!client_conn_poll(c, in_fd))
+			continue;
+		n = read(in_fd, in, sizeof in);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			in_fd = -1;	/* watch on until it exits */
+			continue;
 		}
-		if (pfd[1].events != 0 && (pfd[1].revents &
-		    (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			n = read(STDIN_FILENO, in, sizeof in);
-			if (n == -1 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0)
-				in_open = 0;	/* watch on until it exits */
-			else {
-				o = escape_keys(&esc, in, (size_t)n, out,
-				    &detach);
-				/* Keys before a ~. still go. */
-				session_send(c, session, out, o);
-				if (detach)
-					return (terminal_detach(c, session, 0));
-			}
-		}
-		client_conn_handle(c, pfd[0].revents);
+		o = escape_keys(&esc, in, (size_t)n, out, &detach);
+		/* Keys before a ~. still go. */
+		session_send(c, session, out, o);
+		if (detach)
+			return (terminal_detach(c, session, 0));
 	}
 }
 
@@ -245,7 +248,7 @@ client_shell(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	struct winsize	 ws;
 	json_t		*req, *r, *cmd;
 	const char	*term = getenv("TERM");
@@ -282,15 +285,15 @@ client_shell(int argc, char **argv)
 	if (term != NULL && *term != '\0')
 		json_object_set_new(req, "env", json_pack("{s:s}", "TERM",
 		    term));
-	client_conn_open(&c);
-	r = client_conn_call(&c, req, 1);
+	c = client_conn_open();
+	r = client_conn_call(c, req, 1);
 	if (!json_is_true(json_object_get(r, "ok")))
 		client_exec_error(r);
 	if (!json_is_string(json_object_get(r, "session")))
 		client_die(255, "bad reply from the server: no session");
 	session = xstrdup(json_string_value(json_object_get(r, "session")));
 	json_decref(r);
-	status = terminal_loop(&c, session);
+	status = terminal_loop(c, session);
 	free(session);
 	return (status);
 }
@@ -305,7 +308,7 @@ client_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct conn c;	/* static: closed by client_main */
+	struct conn	*c;
 	json_t		*r;
 	long long	 since = 0;
 	char		*end;
@@ -329,10 +332,10 @@ client_attach(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		client_usage_error();
-	client_conn_open(&c);
-	r = client_conn_call(&c, json_pack("{s:s, s:s, s:I, s:b}", "op",
+	c = client_conn_open();
+	r = client_conn_call(c, json_pack("{s:s, s:s, s:I, s:b}", "op",
 	    "session.attach", "session", argv[optind], "since",
 	    (json_int_t)since, "readonly", readonly), 0);
 	json_decref(r);
-	return (terminal_loop(&c, argv[optind]));
+	return (terminal_loop(c, argv[optind]));
 }

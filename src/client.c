@@ -23,6 +23,16 @@
 #include "sandd.h"
 #include "client.h"
 
+/* A connection to the control socket: read buffer and send queue. */
+struct conn {
+	int		 fd;
+	char		*buf;
+	size_t		 len;
+	size_t		 cap;
+	struct evbuffer	*out;
+	int		 eof;
+};
+
 static const char	*client_cmd = "client";
 static const char	*client_usage = "";
 static struct conn	*client_conn;	/* the open connection, if any */
@@ -99,11 +109,15 @@ client_reply_code(json_t *r)
 	return (s != NULL ? s : "");
 }
 
-/* Connect to the control socket named by -S, $SANDD_CONTROL or default. */
-void
-client_conn_open(struct conn *c)
+/*
+ * Connect to the control socket named by -S, $SANDD_CONTROL or the
+ * default. The connection is freed by client_main.
+ */
+struct conn *
+client_conn_open(void)
 {
 	struct sockaddr_un	 sun;
+	struct conn		*c;
 	char			*path;
 
 	path = client_socket != NULL ? xstrdup(client_socket) :
@@ -113,6 +127,7 @@ client_conn_open(struct conn *c)
 	if (strlen(path) >= sizeof sun.sun_path)
 		client_die(255, "socket path too long: %s", path);
 	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
+	c = xcalloc(1, sizeof *c);
 	if ((c->fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
 		client_die(255, "socket: %s", strerror(errno));
 	if (connect(c->fd, (struct sockaddr *)&sun, sizeof sun) == -1)
@@ -121,24 +136,21 @@ client_conn_open(struct conn *c)
 	free(path);
 	if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) == -1)
 		client_die(255, "fcntl: %s", strerror(errno));
-	c->buf = NULL;
-	c->len = c->cap = 0;
 	c->out = evbuffer_new();
-	c->eof = 0;
 	client_conn = c;
+	return (c);
 }
 
-/* Close the connection and free its buffers (NULL is fine). */
+/* Close the connection and free it (NULL is fine). */
 static void
-conn_close(struct conn *c)
+conn_free(struct conn *c)
 {
-	if (c == NULL || c->out == NULL)
+	if (c == NULL)
 		return;
 	close(c->fd);
 	free(c->buf);
 	evbuffer_free(c->out);
-	c->buf = NULL;
-	c->out = NULL;
+	free(c);
 	if (client_conn == c)
 		client_conn = NULL;
 }
@@ -220,44 +232,56 @@ conn_read(struct conn *c)
 	c->len += (size_t)n;
 }
 
-/* The poll events the connection wants. */
-short
-client_conn_events(struct conn *c)
+/* Has the server closed its side? */
+int
+client_conn_eof(struct conn *c)
 {
-	return (POLLIN | (client_conn_pending(c) > 0 ? POLLOUT : 0));
-}
-
-/* Act on poll's revents for the connection. */
-void
-client_conn_handle(struct conn *c, short revents)
-{
-	if (revents & (POLLOUT | POLLERR))
-		conn_write(c);
-	if (revents & (POLLIN | POLLHUP | POLLERR))
-		conn_read(c);
+	return (c->eof);
 }
 
 /*
- * Wait for the socket (reading and sending) once. Returns 0 when the
- * server has closed and nothing more can come, else 1 (also after a
- * signal, so callers can look at client_got_signal).
+ * Wait once for the socket (reading and sending) and, unless in_fd is
+ * -1, for input on in_fd while the send queue has room. Returns 1 when
+ * in_fd is ready to read (data or its end), else 0 (also after a signal,
+ * so callers can look at client_got_signal). Dies if the server closed.
+ */
+int
+client_conn_poll(struct conn *c, int in_fd)
+{
+	struct pollfd	pfd[2];
+
+	if (c->eof)
+		client_die(255, "the server closed the connection");
+	pfd[0].fd = c->fd;
+	pfd[0].events = POLLIN | (client_conn_pending(c) > 0 ? POLLOUT : 0);
+	pfd[1].fd = in_fd;
+	pfd[1].events = in_fd != -1 && client_conn_pending(c) <
+	    CLIENT_OUT_HIGH ? POLLIN : 0;
+	pfd[0].revents = pfd[1].revents = 0;
+	if (poll(pfd, 2, -1) == -1) {
+		if (errno == EINTR)
+			return (0);
+		client_die(255, "poll: %s", strerror(errno));
+	}
+	if (pfd[0].revents & (POLLOUT | POLLERR))
+		conn_write(c);
+	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+		conn_read(c);
+	/* POLLHUP comes even when not asked for: check events. */
+	return (pfd[1].events != 0 && (pfd[1].revents &
+	    (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0);
+}
+
+/*
+ * Wait for the socket once. Returns 0 when the server has closed and
+ * nothing more can come, else 1.
  */
 static int
 conn_wait(struct conn *c)
 {
-	struct pollfd	pfd;
-
 	if (c->eof)
 		return (0);
-	pfd.fd = c->fd;
-	pfd.events = client_conn_events(c);
-	pfd.revents = 0;
-	if (poll(&pfd, 1, -1) == -1) {
-		if (errno == EINTR)
-			return (1);
-		client_die(255, "poll: %s", strerror(errno));
-	}
-	client_conn_handle(c, pfd.revents);
+	client_conn_poll(c, -1);
 	return (1);
 }
 
@@ -271,6 +295,29 @@ client_conn_queue(struct conn *c, const void *p, size_t len)
 		if (!conn_wait(c) && client_conn_pending(c) > 0)
 			client_die(255, "the server closed the connection");
 	}
+}
+
+/* Queue bytes for the server without waiting: the caller polls. */
+void
+client_conn_add(struct conn *c, const void *p, size_t len)
+{
+	evbuffer_add(c->out, p, len);
+}
+
+/* Half-close: the server answers what it has, then closes. */
+void
+client_conn_shutdown(struct conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+}
+
+/* Write what is buffered, a last line without its newline, to fd. */
+void
+client_conn_rest(struct conn *c, int fd)
+{
+	if (c->len > 0)
+		client_write_all(fd, c->buf, c->len);
+	c->len = 0;
 }
 
 /* Send everything queued. */
@@ -516,6 +563,6 @@ client_main(const char *name, const char *usage, int (*fn)(int, char **),
 	opterr = 0;	/* our own one-line message instead */
 	optind = 1;
 	status = fn(argc, argv);
-	conn_close(client_conn);
+	conn_free(client_conn);
 	return (status);
 }

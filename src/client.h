@@ -17,15 +17,7 @@
 /* Send queue: stop producing (stdin, files) above this. */
 #define CLIENT_OUT_HIGH	(1024 * 1024)
 
-/* A connection to the control socket: read buffer and send queue. */
-struct conn {
-	int		 fd;
-	char		*buf;
-	size_t		 len;
-	size_t		 cap;
-	struct evbuffer	*out;
-	int		 eof;
-};
+struct conn;
 
 /* client.c */
 extern volatile sig_atomic_t client_got_signal;
@@ -36,11 +28,14 @@ void		 client_option(int, char **);
 __dead void	 client_usage_error(void);
 const char	*client_reply_message(json_t *);
 const char	*client_reply_code(json_t *);
-void		 client_conn_open(struct conn *);
+struct conn	*client_conn_open(void);
+int		 client_conn_eof(struct conn *);
+int		 client_conn_poll(struct conn *, int);
+void		 client_conn_add(struct conn *, const void *, size_t);
+void		 client_conn_shutdown(struct conn *);
+void		 client_conn_rest(struct conn *, int);
 void		 client_write_all(int, const void *, size_t);
 size_t		 client_conn_pending(struct conn *);
-short		 client_conn_events(struct conn *);
-void		 client_conn_handle(struct conn *, short);
 void		 client_conn_queue(struct conn *, const void *, size_t);
 void		 client_conn_flush(struct conn *);
 int		 client_conn_send(struct conn *, json_t *);
