@@ -224,14 +224,13 @@ static void
 cp_get(struct conn *c, const char *worker, const char *path,
     const char *local, size_t size, int keep, time_t mtime)
 {
-	json_t			*req, *r, *b;
+	json_t			*req, *r;
 	struct progress		 pg;
 	struct timespec		 ts[2];
 	EVP_MD_CTX		*md = cp_md();
 	mode_t			 mode, mask;
 	char			 hex[65], *tmp = NULL, *dir, *copy;
 	const char		*got;
-	size_t			 n;
 	int			 id, fd;
 
 	if (strcmp(local, "-") == 0)
@@ -250,24 +249,14 @@ cp_get(struct conn *c, const char *worker, const char *path,
 	json_decref(req);
 	progress_init(&pg, size);
 	for (;;) {
-		if ((r = client_conn_recv(c)) == NULL) {
+		if ((r = client_conn_recv_id(c, id)) == NULL) {
 			if (tmp != NULL)
 				unlink(tmp);
 			client_die(255, "the server closed the connection");
 		}
-		b = json_object_get(r, "bytes");
-		if (json_integer_value(json_object_get(r, "id")) != id) {
-			if (json_is_integer(b))
-				client_conn_payload(c,
-				    (size_t)json_integer_value(b), -1, NULL);
-			json_decref(r);
-			continue;
-		}
 		if (json_object_get(r, "event") == NULL)
 			break;
-		n = json_is_integer(b) ? (size_t)json_integer_value(b) : 0;
-		client_conn_payload(c, n, fd, md);
-		progress_add(&pg, n, 0);
+		progress_add(&pg, client_conn_payload(c, r, fd, md), 0);
 		json_decref(r);
 	}
 	if (!json_is_true(json_object_get(r, "ok"))) {
@@ -410,12 +399,8 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	json_decref(req);
 	b = evbuffer_new();
 	for (;;) {
-		if ((m = client_conn_recv(c)) == NULL)
+		if ((m = client_conn_recv_id(c, id)) == NULL)
 			client_die(255, "the server closed the connection");
-		if (json_integer_value(json_object_get(m, "id")) != id) {
-			json_decref(m);
-			continue;
-		}
 		ev = json_string_value(json_object_get(m, "event"));
 		if (ev != NULL && strcmp(ev, "stdout") == 0) {
 			n = client_msg_bytes(m, "data", b);
@@ -425,7 +410,7 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 			evbuffer_drain(b, n);
 		} else if (ev != NULL && strcmp(ev, "stderr") == 0)
 			client_msg_write(m, "data", STDERR_FILENO);
-		else if (ev == NULL && json_object_get(m, "ok") != NULL)
+		else if (client_msg_final(m))
 			break;
 		json_decref(m);
 	}
@@ -503,7 +488,7 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 			else if (ev != NULL && (strcmp(ev, "stderr") == 0 ||
 			    strcmp(ev, "stdout") == 0))
 				client_msg_write(m, "data", STDERR_FILENO);
-			else if (ev == NULL && json_object_get(m, "ok") != NULL)
+			else if (client_msg_final(m))
 				break;
 			json_decref(m);
 			continue;

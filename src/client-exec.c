@@ -128,18 +128,14 @@ client_exec_broadcast(struct conn *c, json_t *req)
 	id = client_conn_send(c, req);
 	json_decref(req);
 	for (;;) {
-		if ((m = client_conn_recv(c)) == NULL)
+		if ((m = client_conn_recv_id(c, id)) == NULL)
 			client_die(255, "the server closed the connection");
-		if (json_integer_value(json_object_get(m, "id")) != id) {
-			json_decref(m);
-			continue;
-		}
 		ev = json_string_value(json_object_get(m, "event"));
 		if (ev != NULL && strcmp(ev, "result") == 0) {
 			n++;
 			if (print_result(m) != 0)
 				status = 1;
-		} else if (ev == NULL && json_object_get(m, "ok") != NULL)
+		} else if (client_msg_final(m))
 			break;
 		json_decref(m);
 	}
@@ -303,8 +299,7 @@ client_exec(int argc, char **argv)
 				client_msg_write(m, "data", STDOUT_FILENO);
 			else if (ev != NULL && strcmp(ev, "stderr") == 0)
 				client_msg_write(m, "data", STDERR_FILENO);
-			else if (ev == NULL && json_object_get(m, "ok") !=
-			    NULL) {
+			else if (client_msg_final(m)) {
 				if (!json_is_true(json_object_get(m, "ok")))
 					client_exec_error(m);
 				status = client_exec_status(m);

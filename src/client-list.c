@@ -381,7 +381,6 @@ client_sessions(int argc, char **argv)
 static void
 ctl_print(struct conn *c, json_t *m)
 {
-	json_t	*b;
 	char	*s;
 
 	if ((s = json_dumps(m, JSON_COMPACT)) == NULL)
@@ -390,9 +389,7 @@ ctl_print(struct conn *c, json_t *m)
 	client_write_all(STDOUT_FILENO, s, strlen(s));
 	client_write_all(STDOUT_FILENO, "\n", 1);
 	free(s);
-	if (json_is_integer(b = json_object_get(m, "bytes")))
-		client_conn_payload(c, (size_t)json_integer_value(b),
-		    STDOUT_FILENO, NULL);
+	client_conn_payload(c, m, STDOUT_FILENO, NULL);
 }
 
 /*

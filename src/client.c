@@ -383,8 +383,8 @@ client_conn_take(struct conn *c)
 }
 
 /* Read one message (waiting). NULL when the server has closed. */
-json_t *
-client_conn_recv(struct conn *c)
+static json_t *
+conn_recv(struct conn *c)
 {
 	while (!client_conn_has_line(c)) {
 		if (!conn_wait(c))
@@ -393,11 +393,17 @@ client_conn_recv(struct conn *c)
 	return (client_conn_take(c));
 }
 
-/* Pass the next len raw payload bytes to fd (or drop them if fd < 0). */
-void
-client_conn_payload(struct conn *c, size_t len, int fd, EVP_MD_CTX *md)
+/*
+ * Pass the raw payload that follows message m (its "bytes", if any) to
+ * fd and md, or drop it if fd < 0 and md is NULL. Returns its length.
+ */
+size_t
+client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
 {
-	size_t	n;
+	json_t	*b = json_object_get(m, "bytes");
+	size_t	 n, len, total;
+
+	len = total = json_is_integer(b) ? (size_t)json_integer_value(b) : 0;
 
 	while (len > 0) {
 		if (c->len == 0 && !conn_wait(c) && c->len == 0)
@@ -414,14 +420,32 @@ client_conn_payload(struct conn *c, size_t len, int fd, EVP_MD_CTX *md)
 		c->len -= n;
 		len -= n;
 	}
+	return (total);
 }
 
-/* Is m the final reply (not an event) to request id? */
-static int
-is_final(json_t *m, int id)
+/*
+ * The next message for request id, waiting; the others are dropped
+ * with their payloads. NULL when the server has closed.
+ */
+json_t *
+client_conn_recv_id(struct conn *c, int id)
 {
-	return (json_integer_value(json_object_get(m, "id")) == id &&
-	    json_object_get(m, "ok") != NULL &&
+	json_t	*m;
+
+	while ((m = conn_recv(c)) != NULL) {
+		if (json_integer_value(json_object_get(m, "id")) == id)
+			return (m);
+		client_conn_payload(c, m, -1, NULL);
+		json_decref(m);
+	}
+	return (NULL);
+}
+
+/* Is m a final reply (not an event)? */
+int
+client_msg_final(json_t *m)
+{
+	return (json_object_get(m, "ok") != NULL &&
 	    json_object_get(m, "event") == NULL);
 }
 
@@ -429,15 +453,13 @@ is_final(json_t *m, int id)
 json_t *
 client_conn_reply(struct conn *c, int id)
 {
-	json_t	*m, *b;
+	json_t	*m;
 
 	for (;;) {
-		if ((m = client_conn_recv(c)) == NULL)
+		if ((m = client_conn_recv_id(c, id)) == NULL)
 			client_die(255, "the server closed the connection");
-		if (json_is_integer(b = json_object_get(m, "bytes")))
-			client_conn_payload(c, (size_t)json_integer_value(b),
-			    -1, NULL);
-		if (is_final(m, id))
+		client_conn_payload(c, m, -1, NULL);
+		if (client_msg_final(m))
 			return (m);
 		json_decref(m);
 	}
