@@ -179,10 +179,6 @@ client_exec_write(struct conn *c, const char *handle, const char *p, size_t len)
 int
 client_exec(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct conn	*c;
 	json_t		*req, *env, *labels, *m, *cmd;
 	char		*buf, *handle = NULL;
@@ -194,22 +190,20 @@ client_exec(int argc, char **argv)
 
 	env = json_object();
 	labels = json_object();
-	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", longopts, NULL))
-	    != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", client_longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			timeout = client_secs_parse(optarg);
+			timeout = client_option_secs(optarg);
 			break;
 		case 'e':
-			if (client_kv_add(env, optarg) != 0)
-				client_die(2, "bad -e '%s' (want K=V)", optarg);
+			client_option_kv(env, ch, optarg);
 			break;
 		case 'C':
 			cwd = optarg;
 			break;
 		case 'l':
-			if (client_kv_add(labels, optarg) != 0)
-				client_die(2, "bad -l '%s' (want K=V)", optarg);
+			client_option_kv(labels, ch, optarg);
 			break;
 		default:
 			client_option(ch, argv);

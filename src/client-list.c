@@ -147,8 +147,7 @@ list_options(int argc, char **argv, json_t *labels,
 		case 'l':
 			if (labels == NULL)
 				client_usage_error();
-			if (client_kv_add(labels, optarg) != 0)
-				client_die(2, "bad -l '%s' (want K=V)", optarg);
+			client_option_kv(labels, ch, optarg);
 			break;
 		case 'w':
 			if (worker == NULL)
@@ -231,26 +230,21 @@ client_workers(int argc, char **argv)
 int
 client_wait(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct conn	*c;
-	json_t		*labels = json_object(), *req, *r;
+	json_t		*labels = json_object(), *req;
 	double		 timeout = 30;
 	long		 count = 1;
 	char		*end;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", longopts, NULL))
-	    != -1) {
+	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", client_longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			timeout = client_secs_parse(optarg);
+			timeout = client_option_secs(optarg);
 			break;
 		case 'l':
-			if (client_kv_add(labels, optarg) != 0)
-				client_die(2, "bad -l '%s' (want K=V)", optarg);
+			client_option_kv(labels, ch, optarg);
 			break;
 		case 'n':
 			errno = 0;
@@ -275,11 +269,8 @@ client_wait(int argc, char **argv)
 		client_usage_error();
 	json_decref(labels);
 	c = client_conn_open();
-	r = client_conn_call(c, req, 1);
-	if (!json_is_true(json_object_get(r, "ok")))
-		client_die(strcmp(client_reply_code(r), "timeout") == 0 ? 1 :
-		    255, "%s", client_reply_message(r));
-	json_decref(r);
+	/* An error reply exits 1 for a timeout, else 255. */
+	json_decref(client_conn_call(c, req, 0));
 	return (0);
 }
 

@@ -244,10 +244,6 @@ terminal_loop(struct conn *c, const char *session)
 int
 client_shell(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct conn	*c;
 	struct winsize	 ws;
 	json_t		*req, *r, *cmd;
@@ -255,7 +251,8 @@ client_shell(int argc, char **argv)
 	char		*session;
 	int		 ch, i, status;
 
-	while ((ch = getopt_long(argc, argv, "+S:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:h", client_longopts, NULL))
+	    != -1) {
 		switch (ch) {
 		default:
 			client_option(ch, argv);

@@ -38,6 +38,12 @@ static const char	*client_usage = "";
 static struct conn	*client_conn;	/* the open connection, if any */
 static const char	*client_socket;
 static int		 next_id = 1;
+
+/* The long options of a subcommand that has only --help. */
+const struct option	 client_longopts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
 volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
@@ -510,24 +516,23 @@ client_msg_write(json_t *m, const char *name, int fd)
 	evbuffer_free(b);
 }
 
-/* Parse K=V into obj; -1 if malformed. */
-int
-client_kv_add(json_t *obj, const char *kv)
+/* Add K=V of option -opt (as -l or -e) to obj; exits 2 when malformed. */
+void
+client_option_kv(json_t *obj, int opt, const char *kv)
 {
 	const char	*eq = strchr(kv, '=');
 	char		*k;
 
 	if (eq == NULL || eq == kv)
-		return (-1);
+		client_die(2, "bad -%c '%s' (want K=V)", opt, kv);
 	k = xstrndup(kv, (size_t)(eq - kv));
 	json_object_set_new(obj, k, json_string(eq + 1));
 	free(k);
-	return (0);
 }
 
 /* Parse seconds for -t; exits 2 when malformed. */
 double
-client_secs_parse(const char *s)
+client_option_secs(const char *s)
 {
 	char	*end;
 	double	 d;

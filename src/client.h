@@ -6,6 +6,7 @@
 #ifndef CLIENT_H
 #define CLIENT_H
 
+#include <getopt.h>
 #include <signal.h>
 
 #include <openssl/evp.h>
@@ -24,7 +25,10 @@ extern volatile sig_atomic_t client_got_signal;
 extern volatile sig_atomic_t client_got_winch;
 __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
+extern const struct option client_longopts[];
 void		 client_option(int, char **);
+void		 client_option_kv(json_t *, int, const char *);
+double		 client_option_secs(const char *);
 __dead void	 client_usage_error(void);
 const char	*client_reply_message(json_t *);
 const char	*client_reply_code(json_t *);
@@ -49,8 +53,6 @@ json_t		*client_conn_call(struct conn *, json_t *, int);
 int		 client_msg_final(json_t *);
 size_t		 client_msg_bytes(json_t *, const char *, struct evbuffer *);
 void		 client_msg_write(json_t *, const char *, int);
-int		 client_kv_add(json_t *, const char *);
-double		 client_secs_parse(const char *);
 void		 client_signals_catch(int);
 
 /* client-exec.c */
