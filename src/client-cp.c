@@ -339,24 +339,6 @@ cp_tar_wait(pid_t pid)
 	return (WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1);
 }
 
-/* Write to the local tar; -1 if it is gone. */
-static int
-cp_tar_write(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return (-1);
-		p += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
 /*
  * Copy the folder worker:src to local dst (made, or dst/NAME when dst is
  * a folder): a remote `tar -c` streams into a local `tar -x`.
@@ -365,14 +347,12 @@ static void
 cp_tree_get(struct conn *c, const char *worker, const char *src,
     const char *dst)
 {
-	struct evbuffer	*b;
-	struct stat	 sb;
-	json_t		*req, *m;
-	const char	*ev;
-	char		*target, *base, *targv[6];
-	pid_t		 pid;
-	size_t		 n;
-	int		 id, fd, made = 0, status, broken = 0;
+	struct client_exec_io	 io;
+	struct stat		 sb;
+	json_t			*m;
+	char			*target, *base, *targv[6];
+	pid_t			 pid;
+	int			 made = 0, status;
 
 	base = cp_base(src);
 	if (stat(dst, &sb) == 0 && S_ISDIR(sb.st_mode) &&
@@ -391,31 +371,14 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	targv[3] = (char *)"-xpf";
 	targv[4] = (char *)"-";
 	targv[5] = NULL;
-	pid = cp_tar_spawn(targv, 0, &fd);
-	req = json_pack("{s:s, s:s, s:[s, s, s, s, s, s], s:b}", "op",
-	    "exec", "worker", worker, "argv", "tar", "-C", src, "-cf", "-",
-	    ".", "stream", 1);
-	id = client_conn_send(c, req);
-	json_decref(req);
-	b = evbuffer_new();
-	for (;;) {
-		if ((m = client_conn_recv_id(c, id)) == NULL)
-			client_die(255, "the server closed the connection");
-		ev = json_string_value(json_object_get(m, "event"));
-		if (ev != NULL && strcmp(ev, "stdout") == 0) {
-			n = client_msg_bytes(m, "data", b);
-			if (!broken && n > 0 && cp_tar_write(fd,
-			    (const char *)evbuffer_pullup(b, -1), n) != 0)
-				broken = 1;
-			evbuffer_drain(b, n);
-		} else if (ev != NULL && strcmp(ev, "stderr") == 0)
-			client_msg_write(m, "data", STDERR_FILENO);
-		else if (client_msg_final(m))
-			break;
-		json_decref(m);
-	}
-	evbuffer_free(b);
-	close(fd);
+	pid = cp_tar_spawn(targv, 0, &io.out_fd);
+	io.in_fd = -1;
+	io.err_fd = STDERR_FILENO;
+	io.flags = CLIENT_EXEC_SOFT;
+	m = client_exec_run(c, json_pack("{s:s, s:s, s:[s, s, s, s, s, s]}",
+	    "op", "exec", "worker", worker, "argv", "tar", "-C", src, "-cf",
+	    "-", "."), &io);
+	close(io.out_fd);
 	status = cp_tar_wait(pid);
 	if (!json_is_true(json_object_get(m, "ok"))) {
 		if (made)
@@ -428,7 +391,7 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 		client_die(1, "%s:%s: tar on the worker failed (status %d)",
 		    worker, src, client_exec_status(m));
 	}
-	if (status != 0 || broken)
+	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN))
 		client_die(1, "%s: the local tar failed", target);
 	json_decref(m);
 	free(target);
@@ -442,12 +405,11 @@ static void
 cp_tree_put(struct conn *c, const char *src, const char *worker,
     const char *dst)
 {
-	json_t		*req, *m, *st;
-	const char	*ev;
-	char		*target, *base, *targv[7], *buf, *handle = NULL;
-	pid_t		 pid;
-	ssize_t		 n;
-	int		 id, fd, status, in_open = 1;
+	struct client_exec_io	 io;
+	json_t			*m, *st;
+	char			*target, *base, *targv[7];
+	pid_t			 pid;
+	int			 status;
 
 	base = cp_base(src);
 	st = cp_remote_stat(c, worker, dst);
@@ -465,46 +427,15 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 	targv[4] = (char *)"-";
 	targv[5] = (char *)".";
 	targv[6] = NULL;
-	pid = cp_tar_spawn(targv, 1, &fd);
-	req = json_pack("{s:s, s:s, s:[s, s, s, s, s], s:b, s:b}", "op",
-	    "exec", "worker", worker, "argv", "sh", "-c",
-	    "mkdir -p -- \"$1\" && exec tar -C \"$1\" -xpf -", "sh", target,
-	    "stream", 1, "stdin_open", 1);
-	id = client_conn_send(c, req);
-	json_decref(req);
-	buf = xmalloc(CLIENT_WRITE);
-	for (;;) {
-		if (client_conn_has_line(c)) {
-			m = client_conn_take(c);
-			if (json_integer_value(json_object_get(m, "id")) !=
-			    id) {
-				json_decref(m);
-				continue;
-			}
-			ev = json_string_value(json_object_get(m, "event"));
-			if (ev != NULL && strcmp(ev, "started") == 0)
-				handle = xstrdup(json_string_value(
-				    json_object_get(m, "handle")) ?: "");
-			else if (ev != NULL && (strcmp(ev, "stderr") == 0 ||
-			    strcmp(ev, "stdout") == 0))
-				client_msg_write(m, "data", STDERR_FILENO);
-			else if (client_msg_final(m))
-				break;
-			json_decref(m);
-			continue;
-		}
-		if (!client_conn_poll(c, in_open && handle != NULL ? fd : -1))
-			continue;
-		n = read(fd, buf, CLIENT_WRITE);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			in_open = 0;
-		client_exec_write(c, handle, buf, n > 0 ? (size_t)n : 0);
-	}
-	free(buf);
-	free(handle);
-	close(fd);
+	pid = cp_tar_spawn(targv, 1, &io.in_fd);
+	/* What the remote tar says goes to stderr. */
+	io.out_fd = io.err_fd = STDERR_FILENO;
+	io.flags = 0;
+	m = client_exec_run(c, json_pack("{s:s, s:s, s:[s, s, s, s, s]}",
+	    "op", "exec", "worker", worker, "argv", "sh", "-c",
+	    "mkdir -p -- \"$1\" && exec tar -C \"$1\" -xpf -", "sh", target),
+	    &io);
+	close(io.in_fd);
 	status = cp_tar_wait(pid);
 	if (!json_is_true(json_object_get(m, "ok")))
 		client_die(1, "%s", client_reply_message(m));
@@ -539,7 +470,7 @@ cp_spool_stdin(void)
 			continue;
 		if (n == -1)
 			client_die(1, "stdin: %s", strerror(errno));
-		if (cp_tar_write(fd, buf, (size_t)n) != 0)
+		if (client_write(fd, buf, (size_t)n) != 0)
 			client_die(1, "spooling stdin: %s", strerror(errno));
 	}
 	free(buf);

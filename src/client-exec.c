@@ -119,7 +119,7 @@ print_result(json_t *v)
  * comes, lines prefixed with the worker. 0 only if every one exited 0.
  */
 static int
-client_exec_broadcast(struct conn *c, json_t *req)
+exec_broadcast(struct conn *c, json_t *req)
 {
 	json_t		*m;
 	const char	*ev;
@@ -157,9 +157,19 @@ client_exec_broadcast(struct conn *c, json_t *req)
 	return (status);
 }
 
-/* Send a chunk of stdin (or its end) to the running handle. */
-void
-client_exec_write(struct conn *c, const char *handle, const char *p, size_t len)
+/* A streamed command while it runs (client_exec_run). */
+struct exec_run {
+	struct conn		*c;
+	struct client_exec_io	*io;
+	int			 id;
+	char			*handle;	/* from its started event */
+	int			 nsig;		/* signals seen */
+	int			 last_sig;
+};
+
+/* Send a chunk of input (or, len 0, its end) to the running command. */
+static void
+exec_run_write(struct exec_run *r, const char *p, size_t len)
 {
 	json_t	*req;
 	char	*b64;
@@ -167,60 +177,180 @@ client_exec_write(struct conn *c, const char *handle, const char *p, size_t len)
 	if (len > 0) {
 		b64 = util_base64(p, len);
 		req = json_pack("{s:s, s:s, s:s}", "op", "write", "handle",
-		    handle, "data_b64", b64);
+		    r->handle, "data_b64", b64);
 		free(b64);
 	} else
 		req = json_pack("{s:s, s:s, s:b}", "op", "write", "handle",
-		    handle, "eof", 1);
-	client_conn_send_quiet(c, req);
+		    r->handle, "eof", 1);
+	client_conn_send_quiet(r->c, req);
 }
 
-/* `sandd exec`: a command on one worker or on all with the labels. */
-int
-client_exec(int argc, char **argv)
+/*
+ * Forward a signal caught by client_signals_catch to the command, once
+ * its handle is known. A third one gives up on the server.
+ */
+static void
+exec_run_signal(struct exec_run *r)
 {
-	struct conn	*c;
-	json_t		*req, *env, *labels, *m, *cmd;
-	char		*buf, *handle = NULL;
-	const char	*ev, *cwd = NULL;
-	int		 ch, id, i, in_open, status, dashdash, nsig = 0;
-	int		 last_sig = 0;
-	double		 timeout = 0;
-	ssize_t		 n;
+	int	sig = client_got_signal;
 
-	env = json_object();
-	labels = json_object();
+	if (sig != 0 && sig != r->last_sig) {
+		if (++r->nsig >= 3)
+			client_die(128 + sig, "interrupted");
+		r->last_sig = sig;
+	}
+	if (sig != 0 && r->handle != NULL) {
+		client_conn_send_quiet(r->c, json_pack("{s:s, s:s, s:s}", "op",
+		    "signal", "handle", r->handle, "signal",
+		    util_signal_name(sig)));
+		client_got_signal = r->last_sig = 0;
+	}
+}
+
+/* Pass a stdout event on to out_fd. */
+static void
+exec_run_stdout(struct exec_run *r, json_t *m)
+{
+	struct client_exec_io	*io = r->io;
+	struct evbuffer		*b;
+	size_t			 n;
+
+	if (~io->flags & CLIENT_EXEC_SOFT) {
+		client_msg_write(m, "data", io->out_fd);
+		return;
+	}
+	b = evbuffer_new();
+	n = client_msg_bytes(m, "data", b);
+	if (~io->flags & CLIENT_EXEC_BROKEN && n > 0 &&
+	    client_write(io->out_fd, evbuffer_pullup(b, -1), n) != 0)
+		io->flags |= CLIENT_EXEC_BROKEN;
+	evbuffer_free(b);
+}
+
+/*
+ * One message (freed unless returned): the handle, output, or the final
+ * reply, which is returned. Others (replies to our writes and signals)
+ * are dropped; NULL to go on.
+ */
+static json_t *
+exec_run_message(struct exec_run *r, json_t *m)
+{
+	const char	*ev = json_string_value(json_object_get(m, "event"));
+
+	if (json_integer_value(json_object_get(m, "id")) != r->id)
+		ev = NULL;
+	else if (client_msg_final(m))
+		return (m);
+	if (ev != NULL && strcmp(ev, "started") == 0) {
+		free(r->handle);
+		r->handle = xstrdup(json_string_value(json_object_get(m,
+		    "handle")) ?: "");
+	} else if (ev != NULL && strcmp(ev, "stdout") == 0)
+		exec_run_stdout(r, m);
+	else if (ev != NULL && strcmp(ev, "stderr") == 0)
+		client_msg_write(m, "data", r->io->err_fd);
+	json_decref(m);
+	return (NULL);
+}
+
+/*
+ * Send exec request req (freed) with "stream" and run the command to
+ * its end: io->in_fd (until its end) goes to its stdin once it has
+ * started, its output to io->out_fd and io->err_fd. Returns the final
+ * reply, ok or not; the caller frees it.
+ */
+json_t *
+client_exec_run(struct conn *c, json_t *req, struct client_exec_io *io)
+{
+	struct exec_run	 r;
+	json_t		*m = NULL;
+	char		*buf;
+	ssize_t		 n;
+	int		 in_fd = io->in_fd;
+
+	memset(&r, 0, sizeof r);
+	r.c = c;
+	r.io = io;
+	json_object_set_new(req, "stream", json_true());
+	if (in_fd != -1)
+		json_object_set_new(req, "stdin_open", json_true());
+	r.id = client_conn_send(c, req);
+	json_decref(req);
+	buf = xmalloc(CLIENT_WRITE);
+	while (m == NULL) {
+		exec_run_signal(&r);
+		if (client_conn_has_line(c)) {
+			m = exec_run_message(&r, client_conn_take(c));
+			continue;
+		}
+		if (!client_conn_poll(c, r.handle != NULL ? in_fd : -1))
+			continue;
+		n = read(in_fd, buf, CLIENT_WRITE);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			in_fd = -1;
+		exec_run_write(&r, buf, n > 0 ? (size_t)n : 0);
+	}
+	free(buf);
+	free(r.handle);
+	return (m);
+}
+
+/* What exec's options ask for. */
+struct exec_opts {
+	json_t		*env;
+	json_t		*labels;
+	const char	*cwd;
+	double		 timeout;
+	int		 dashdash;	/* "--" ended the options */
+};
+
+/* Parse exec's options into o; returns the index of the first operand. */
+static int
+exec_options(int argc, char **argv, struct exec_opts *o)
+{
+	int	ch;
+
 	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", client_longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			timeout = client_option_secs(optarg);
+			o->timeout = client_option_secs(optarg);
 			break;
 		case 'e':
-			client_option_kv(env, ch, optarg);
+			client_option_kv(o->env, ch, optarg);
 			break;
 		case 'C':
-			cwd = optarg;
+			o->cwd = optarg;
 			break;
 		case 'l':
-			client_option_kv(labels, ch, optarg);
+			client_option_kv(o->labels, ch, optarg);
 			break;
 		default:
 			client_option(ch, argv);
 		}
 	}
 	/* With labels and no worker, "--" came right after the options. */
-	dashdash = optind > 0 && strcmp(argv[optind - 1], "--") == 0;
-	argc -= optind;
-	argv += optind;
+	o->dashdash = optind > 0 && strcmp(argv[optind - 1], "--") == 0;
+	return (optind);
+}
+
+/* The exec request for operands "worker [--] command ..." and o. */
+static json_t *
+exec_request(int argc, char **argv, struct exec_opts *o)
+{
+	json_t	*req, *cmd;
+	int	 i;
+
 	req = json_pack("{s:s}", "op", "exec");
-	if (json_object_size(labels) > 0 && (argc == 0 || dashdash ||
+	if (json_object_size(o->labels) > 0 && (argc == 0 || o->dashdash ||
 	    strcmp(argv[0], "--") == 0))
-		json_object_set_new(req, "labels", json_incref(labels));
+		json_object_set(req, "labels", o->labels);
 	else {
 		if (argc == 0)
 			client_usage_error();
-		if (json_object_size(labels) > 0)
+		if (json_object_size(o->labels) > 0)
 			client_die(2, "-l and a worker do not go together");
 		json_object_set_new(req, "worker", json_string(argv[0]));
 		argc--;
@@ -240,79 +370,48 @@ client_exec(int argc, char **argv)
 			json_array_append_new(cmd, json_string(argv[i]));
 		json_object_set_new(req, "argv", cmd);
 	}
-	if (cwd != NULL)
-		json_object_set_new(req, "cwd", json_string(cwd));
-	if (json_object_size(env) > 0)
-		json_object_set(req, "env", env);
-	if (timeout > 0)
-		json_object_set_new(req, "timeout", json_real(timeout));
-	json_decref(env);
-	json_decref(labels);
+	if (o->cwd != NULL)
+		json_object_set_new(req, "cwd", json_string(o->cwd));
+	if (json_object_size(o->env) > 0)
+		json_object_set(req, "env", o->env);
+	if (o->timeout > 0)
+		json_object_set_new(req, "timeout", json_real(o->timeout));
+	return (req);
+}
+
+/* `sandd exec`: a command on one worker or on all with the labels. */
+int
+client_exec(int argc, char **argv)
+{
+	struct exec_opts	 o;
+	struct client_exec_io	 io;
+	struct conn		*c;
+	json_t			*req, *m;
+	int			 n, status;
+
+	memset(&o, 0, sizeof o);
+	o.env = json_object();
+	o.labels = json_object();
+	n = exec_options(argc, argv, &o);
+	req = exec_request(argc - n, argv + n, &o);
+	json_decref(o.env);
+	json_decref(o.labels);
 	c = client_conn_open();
 	if (json_object_get(req, "labels") != NULL)
-		return (client_exec_broadcast(c, req));
+		return (exec_broadcast(c, req));
 
-	json_object_set_new(req, "stream", json_true());
 	/* A terminal or /dev/null: nothing to forward, stdin ends at once. */
-	in_open = !isatty(STDIN_FILENO) && !is_devnull(STDIN_FILENO);
-	if (in_open)
-		json_object_set_new(req, "stdin_open", json_true());
+	io.in_fd = STDIN_FILENO;
+	if (isatty(STDIN_FILENO) || is_devnull(STDIN_FILENO))
+		io.in_fd = -1;
+	io.out_fd = STDOUT_FILENO;
+	io.err_fd = STDERR_FILENO;
+	io.flags = 0;
 	client_signals_catch(0);
-	id = client_conn_send(c, req);
-	json_decref(req);
-	buf = xmalloc(CLIENT_WRITE);
-	for (;;) {
-		if (client_got_signal != 0 && client_got_signal != last_sig) {
-			/* A third one gives up on the server. */
-			if (++nsig >= 3)
-				client_die(128 + client_got_signal,
-				    "interrupted");
-			last_sig = client_got_signal;
-		}
-		if (client_got_signal != 0 && handle != NULL) {
-			/* Forward it (kept until the handle is known). */
-			client_conn_send_quiet(c, json_pack("{s:s, s:s, s:s}",
-			    "op", "signal", "handle", handle, "signal",
-			    util_signal_name(client_got_signal)));
-			client_got_signal = last_sig = 0;
-		}
-		if (client_conn_has_line(c)) {
-			m = client_conn_take(c);
-			if (json_integer_value(json_object_get(m, "id")) !=
-			    id) {
-				/* Replies to our writes and signals. */
-				json_decref(m);
-				continue;
-			}
-			ev = json_string_value(json_object_get(m, "event"));
-			if (ev != NULL && strcmp(ev, "started") == 0) {
-				free(handle);
-				handle = xstrdup(json_string_value(
-				    json_object_get(m, "handle")) ?: "");
-			} else if (ev != NULL && strcmp(ev, "stdout") == 0)
-				client_msg_write(m, "data", STDOUT_FILENO);
-			else if (ev != NULL && strcmp(ev, "stderr") == 0)
-				client_msg_write(m, "data", STDERR_FILENO);
-			else if (client_msg_final(m)) {
-				if (!json_is_true(json_object_get(m, "ok")))
-					client_exec_error(m);
-				status = client_exec_status(m);
-				json_decref(m);
-				free(handle);
-				free(buf);
-				return (status);
-			}
-			json_decref(m);
-			continue;
-		}
-		if (!client_conn_poll(c, in_open && handle != NULL ?
-		    STDIN_FILENO : -1))
-			continue;
-		n = read(STDIN_FILENO, buf, CLIENT_WRITE);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			in_open = 0;
-		client_exec_write(c, handle, buf, n > 0 ? (size_t)n : 0);
-	}
+	m = client_exec_run(c, req, &io);
+	if (!json_is_true(json_object_get(m, "ok")))
+		client_exec_error(m);
+	status = client_exec_status(m);
+	json_decref(m);
+	return (status);
 }

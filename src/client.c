@@ -161,9 +161,9 @@ conn_free(struct conn *c)
 		client_conn = NULL;
 }
 
-/* Write all of p to a local descriptor; a closed pipe ends us quietly. */
-void
-client_write_all(int fd, const void *p, size_t len)
+/* Write all of p to a local descriptor; -1 (errno says why) if it fails. */
+int
+client_write(int fd, const void *p, size_t len)
 {
 	const char	*s = p;
 	ssize_t		 n;
@@ -172,16 +172,26 @@ client_write_all(int fd, const void *p, size_t len)
 		n = write(fd, s, len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && errno == EPIPE) {
-			/* Like the default SIGPIPE, without a message. */
-			client_tty_restore();
-			exit(128 + SIGPIPE);
-		}
 		if (n <= 0)
-			client_die(255, "write: %s", strerror(errno));
+			return (-1);
 		s += n;
 		len -= (size_t)n;
 	}
+	return (0);
+}
+
+/* Write all of p to a local descriptor; a closed pipe ends us quietly. */
+void
+client_write_all(int fd, const void *p, size_t len)
+{
+	if (client_write(fd, p, len) == 0)
+		return;
+	if (errno == EPIPE) {
+		/* Like the default SIGPIPE, without a message. */
+		client_tty_restore();
+		exit(128 + SIGPIPE);
+	}
+	client_die(255, "write: %s", strerror(errno));
 }
 
 /* Bytes queued for the server. */

@@ -38,6 +38,7 @@ int		 client_conn_poll(struct conn *, int);
 void		 client_conn_add(struct conn *, const void *, size_t);
 void		 client_conn_shutdown(struct conn *);
 void		 client_conn_rest(struct conn *, int);
+int		 client_write(int, const void *, size_t);
 void		 client_write_all(int, const void *, size_t);
 size_t		 client_conn_pending(struct conn *);
 void		 client_conn_queue(struct conn *, const void *, size_t);
@@ -56,10 +57,19 @@ void		 client_msg_write(json_t *, const char *, int);
 void		 client_signals_catch(int);
 
 /* client-exec.c */
+/* Where a streamed command's input comes from and its output goes. */
+struct client_exec_io {
+	int	in_fd;		/* to its stdin until its end; -1 for none */
+	int	out_fd;		/* its stdout */
+	int	err_fd;		/* its stderr */
+#define CLIENT_EXEC_SOFT	0x1	/* a failed write to out_fd ... */
+#define CLIENT_EXEC_BROKEN	0x2	/* ... sets this instead of exiting */
+	int	flags;
+};
+json_t		*client_exec_run(struct conn *, json_t *,
+		     struct client_exec_io *);
 int		 client_exec_status(json_t *);
 __dead void	 client_exec_error(json_t *);
-void		 client_exec_write(struct conn *, const char *, const char *,
-		     size_t);
 
 /* client-shell.c */
 void		 client_tty_restore(void);
