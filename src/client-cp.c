@@ -89,15 +89,32 @@ cp_split(const char *arg, const char **path)
 	return (w);
 }
 
-/* The last part of a path without trailing slashes; caller frees. */
+/*
+ * Where src goes when copied to dst: dst/NAME, NAME the last part of
+ * src, when dst is a folder (and NAME is not / or .), else dst. Caller
+ * frees.
+ */
 static char *
-cp_base(const char *path)
+cp_target(const char *dst, const char *src, int dst_is_dir)
 {
-	char	*copy = xstrdup(path), *b;
+	char	*copy = xstrdup(src), *base = basename(copy), *t;
 
-	b = xstrdup(basename(copy));
+	if (dst_is_dir && strcmp(base, "/") != 0 && strcmp(base, ".") != 0)
+		xasprintf(&t, "%s%s%s", dst, dst[strlen(dst) - 1] == '/' ?
+		    "" : "/", base);
+	else
+		t = xstrdup(dst);
 	free(copy);
-	return (b);
+	return (t);
+}
+
+/* Is the local path a folder? */
+static int
+cp_local_is_dir(const char *path)
+{
+	struct stat	sb;
+
+	return (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
 }
 
 /* stat on the worker: returns the reply (ok or not). */
@@ -215,6 +232,57 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 		cp_remote_mtime(c, worker, path, mtime);
 }
 
+/* The process's umask (umask(2) can only set it). */
+static mode_t
+cp_umask(void)
+{
+	mode_t	mask = umask(0);
+
+	umask(mask);
+	return (mask);
+}
+
+/* A temporary file beside local, for cp_get; its path in *tmp. */
+static int
+cp_get_tmp(const char *local, char **tmp)
+{
+	char	*copy = xstrdup(local);
+	int	 fd;
+
+	xasprintf(tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
+	free(copy);
+	if ((fd = mkstemp(*tmp)) == -1)
+		client_die(1, "%s: %s", local, strerror(errno));
+	return (fd);
+}
+
+/*
+ * Give the downloaded tmp (open as fd) the mode the worker sent, and
+ * with keep all of it and mtime, then rename it to local.
+ */
+static void
+cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
+    int keep, time_t mtime)
+{
+	struct timespec	ts[2];
+	mode_t		mode;
+
+	/* Like cp: the bits go through the umask unless -p. */
+	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
+	mode = keep ? mode & 07777 : mode & 0777 & ~cp_umask();
+	if (fchmod(fd, mode) != 0)
+		client_die(1, "%s: %s", local, strerror(errno));
+	if (keep) {
+		ts[0].tv_sec = ts[1].tv_sec = mtime;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		futimens(fd, ts);
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, local) != 0) {
+		unlink(tmp);
+		client_die(1, "%s: %s", local, strerror(errno));
+	}
+}
+
 /*
  * Download worker:path (size bytes) to the local path, or stdout for "-",
  * through a temporary file beside it that is renamed into place once the
@@ -226,23 +294,15 @@ cp_get(struct conn *c, const char *worker, const char *path,
 {
 	json_t			*req, *r;
 	struct progress		 pg;
-	struct timespec		 ts[2];
 	EVP_MD_CTX		*md = cp_md();
-	mode_t			 mode, mask;
-	char			 hex[65], *tmp = NULL, *dir, *copy;
+	char			 hex[65], *tmp = NULL;
 	const char		*got;
 	int			 id, fd;
 
 	if (strcmp(local, "-") == 0)
 		fd = STDOUT_FILENO;
-	else {
-		copy = xstrdup(local);
-		dir = dirname(copy);
-		xasprintf(&tmp, "%s/.sandd-cp.XXXXXX", dir);
-		free(copy);
-		if ((fd = mkstemp(tmp)) == -1)
-			client_die(1, "%s: %s", local, strerror(errno));
-	}
+	else
+		fd = cp_get_tmp(local, &tmp);
 	req = json_pack("{s:s, s:s, s:s, s:b}", "op", "get", "worker",
 	    worker, "path", path, "raw", 1);
 	id = client_conn_send(c, req);
@@ -274,23 +334,7 @@ cp_get(struct conn *c, const char *worker, const char *path,
 		    "sent %s)", path, worker, hex, got != NULL ? got : "none");
 	}
 	if (tmp != NULL) {
-		/* Like cp: the bits go through the umask unless -p. */
-		mask = umask(0);
-		umask(mask);
-		mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
-		mode = keep ? mode & 07777 : mode & 0777 & ~mask;
-		if (fchmod(fd, mode) != 0)
-			client_die(1, "%s: %s", local, strerror(errno));
-		if (keep) {
-			ts[0].tv_sec = ts[1].tv_sec = mtime;
-			ts[0].tv_nsec = ts[1].tv_nsec = 0;
-			futimens(fd, ts);
-		}
-		if (fsync(fd) != 0 || close(fd) != 0 ||
-		    rename(tmp, local) != 0) {
-			unlink(tmp);
-			client_die(1, "%s: %s", local, strerror(errno));
-		}
+		cp_get_install(fd, tmp, local, r, keep, mtime);
 		free(tmp);
 	}
 	json_decref(r);
@@ -348,19 +392,12 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
     const char *dst)
 {
 	struct client_exec_io	 io;
-	struct stat		 sb;
 	json_t			*m;
-	char			*target, *base, *targv[6];
+	char			*target, *targv[6];
 	pid_t			 pid;
 	int			 made = 0, status;
 
-	base = cp_base(src);
-	if (stat(dst, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-	    strcmp(base, "/") != 0 && strcmp(base, ".") != 0)
-		xasprintf(&target, "%s/%s", dst, base);
-	else
-		target = xstrdup(dst);
-	free(base);
+	target = cp_target(dst, src, cp_local_is_dir(dst));
 	if (mkdir(target, 0777) == 0)
 		made = 1;
 	else if (errno != EEXIST)
@@ -407,19 +444,13 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 {
 	struct client_exec_io	 io;
 	json_t			*m, *st;
-	char			*target, *base, *targv[7];
+	char			*target, *targv[7];
 	pid_t			 pid;
 	int			 status;
 
-	base = cp_base(src);
 	st = cp_remote_stat(c, worker, dst);
-	if (cp_is_dir(st) && strcmp(base, "/") != 0 &&
-	    strcmp(base, ".") != 0)
-		xasprintf(&target, "%s/%s", dst, base);
-	else
-		target = xstrdup(dst);
+	target = cp_target(dst, src, cp_is_dir(st));
 	json_decref(st);
-	free(base);
 	targv[0] = (char *)"tar";
 	targv[1] = (char *)"-C";
 	targv[2] = (char *)src;
@@ -486,7 +517,7 @@ cp_to_worker(struct conn *c, const char *spath, const char *worker,
 {
 	struct stat	 sb;
 	json_t		*st;
-	char		*target, *base;
+	char		*target;
 	mode_t		 mode;
 	int		 fd, is_stdin = strcmp(spath, "-") == 0;
 
@@ -507,19 +538,11 @@ cp_to_worker(struct conn *c, const char *spath, const char *worker,
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
 		client_die(1, "%s: not a regular file", spath);
 	st = cp_remote_stat(c, worker, dpath);
-	if (cp_is_dir(st) && !is_stdin) {
-		base = cp_base(spath);
-		xasprintf(&target, "%s%s%s", dpath, dpath[strlen(dpath) - 1] ==
-		    '/' ? "" : "/", base);
-		free(base);
-	} else
-		target = xstrdup(dpath);
+	target = cp_target(dpath, spath, cp_is_dir(st) && !is_stdin);
 	json_decref(st);
 	if (is_stdin) {
 		/* A new file, as the shell would make it. */
-		mode = umask(0);
-		umask(mode);
-		mode = 0666 & ~mode;
+		mode = 0666 & ~cp_umask();
 	} else
 		mode = sb.st_mode & (keep ? 07777 : 0777);
 	cp_put(c, worker, target, fd, (size_t)sb.st_size, (int)mode,
@@ -533,16 +556,13 @@ static void
 cp_from_worker(struct conn *c, const char *worker, const char *spath,
     const char *dpath, int rec, int keep)
 {
-	struct stat	 sb;
 	json_t		*st;
-	char		*target, *base;
-	const char	*type;
+	char		*target;
 
 	st = cp_remote_stat(c, worker, spath);
 	if (!json_is_true(json_object_get(st, "ok")))
 		client_die(1, "%s", client_reply_message(st));
-	type = json_string_value(json_object_get(st, "type")) ?: "";
-	if (strcmp(type, "dir") == 0) {
+	if (cp_is_dir(st)) {
 		if (!rec)
 			client_die(1, "%s:%s is a folder (use -r)", worker,
 			    spath);
@@ -552,13 +572,8 @@ cp_from_worker(struct conn *c, const char *worker, const char *spath,
 		json_decref(st);
 		return;
 	}
-	if (strcmp(dpath, "-") != 0 && stat(dpath, &sb) == 0 &&
-	    S_ISDIR(sb.st_mode)) {
-		base = cp_base(spath);
-		xasprintf(&target, "%s/%s", dpath, base);
-		free(base);
-	} else
-		target = xstrdup(dpath);
+	target = cp_target(dpath, spath, strcmp(dpath, "-") != 0 &&
+	    cp_local_is_dir(dpath));
 	cp_get(c, worker, spath, target,
 	    (size_t)json_integer_value(json_object_get(st, "size")), keep,
 	    (time_t)json_number_value(json_object_get(st, "mtime")));

@@ -172,6 +172,26 @@ list_options(int argc, char **argv, json_t *labels,
 		client_usage_error();
 }
 
+/*
+ * Send req (freed) and return its reply, whose field key must be an
+ * array (in *list). With json, print the array and return NULL.
+ */
+static json_t *
+list_fetch(json_t *req, const char *key, int json, json_t **list)
+{
+	json_t	*r;
+
+	r = client_conn_call(client_conn_open(), req, 0);
+	*list = json_object_get(r, key);
+	if (!json_is_array(*list))
+		client_die(255, "bad reply from the server: no %s array", key);
+	if (!json)
+		return (r);
+	print_json(*list);
+	json_decref(r);
+	return (NULL);
+}
+
 /* `sandd workers`: the table (or JSON) of workers. */
 int
 client_workers(int argc, char **argv)
@@ -179,7 +199,6 @@ client_workers(int argc, char **argv)
 	static const char *titles[] = { "ID", "STATE", "LABELS", "HOSTNAME",
 	    "OS/ARCH", "VERSION", "RUNNING", "SESSIONS", "ADDR" };
 	static const int right[] = { 0, 0, 0, 0, 0, 0, 1, 1, 0 };
-	struct conn	*c;
 	struct table	*t;
 	json_t		*labels = json_object(), *r, *list, *w;
 	int		 json = 0, all = 0;
@@ -188,17 +207,10 @@ client_workers(int argc, char **argv)
 	const char	*row[9];
 
 	list_options(argc, argv, labels, &json, &all, NULL);
-	c = client_conn_open();
-	r = client_conn_call(c, json_pack("{s:s, s:o, s:b}", "op", "workers",
-	    "labels", labels, "all", all), 0);
-	list = json_object_get(r, "workers");
-	if (!json_is_array(list))
-		client_die(255, "bad reply from the server: no workers array");
-	if (json) {
-		print_json(list);
-		json_decref(r);
+	r = list_fetch(json_pack("{s:s, s:o, s:b}", "op", "workers", "labels",
+	    labels, "all", all), "workers", json, &list);
+	if (r == NULL)
 		return (0);
-	}
 	t = table_create(titles, right, 9);
 	json_array_foreach(list, i, w) {
 		lt = labels_text(json_object_get(w, "labels"));
@@ -315,7 +327,6 @@ client_sessions(int argc, char **argv)
 	static const char *titles[] = { "SESSION", "WORKER", "PID", "SIZE",
 	    "OFFSET", "ATTACHED", "CREATED", "STATE", "COMMAND" };
 	static const int right[] = { 0, 0, 1, 0, 1, 1, 0, 0, 0 };
-	struct conn	*c;
 	struct table	*t;
 	json_t		*req, *r, *list, *s;
 	const char	*worker = NULL, *row[9];
@@ -327,16 +338,8 @@ client_sessions(int argc, char **argv)
 	req = json_pack("{s:s}", "op", "session.list");
 	if (worker != NULL)
 		json_object_set_new(req, "worker", json_string(worker));
-	c = client_conn_open();
-	r = client_conn_call(c, req, 0);
-	list = json_object_get(r, "sessions");
-	if (!json_is_array(list))
-		client_die(255, "bad reply from the server: no sessions array");
-	if (json) {
-		print_json(list);
-		json_decref(r);
+	if ((r = list_fetch(req, "sessions", json, &list)) == NULL)
 		return (0);
-	}
 	t = table_create(titles, right, 9);
 	json_array_foreach(list, i, s) {
 		snprintf(size, sizeof size, "%lldx%lld",
