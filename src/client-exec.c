@@ -141,18 +141,8 @@ exec_broadcast(struct conn *c, json_t *req)
 	}
 	if (!json_is_true(json_object_get(m, "ok")))
 		client_exec_error(m);
-	if (n == 0 && json_array_size(json_object_get(m, "results")) == 0)
+	if (n == 0)
 		client_die(1, "no connected worker matches the labels");
-	if (n == 0) {
-		/* An older server without result events. */
-		size_t	 i;
-		json_t	*v;
-
-		json_array_foreach(json_object_get(m, "results"), i, v) {
-			if (print_result(v) != 0)
-				status = 1;
-		}
-	}
 	json_decref(m);
 	return (status);
 }
