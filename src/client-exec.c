@@ -197,7 +197,7 @@ exec_run_signal(struct exec_run *r)
 	}
 }
 
-/* Pass a stdout event on to out_fd. */
+/* Pass a stdout event on to out_fd (see CLIENT_EXEC_SOFT). */
 static void
 exec_run_stdout(struct exec_run *r, json_t *m)
 {
@@ -205,13 +205,13 @@ exec_run_stdout(struct exec_run *r, json_t *m)
 	struct evbuffer		*b;
 	size_t			 n;
 
-	if (~io->flags & CLIENT_EXEC_SOFT) {
+	if ((io->flags & CLIENT_EXEC_SOFT) == 0) {
 		client_msg_write(m, "data", io->out_fd);
 		return;
 	}
 	b = evbuffer_new();
 	n = client_msg_bytes(m, "data", b);
-	if (~io->flags & CLIENT_EXEC_BROKEN && n > 0 &&
+	if ((io->flags & CLIENT_EXEC_BROKEN) == 0 && n > 0 &&
 	    client_write(io->out_fd, evbuffer_pullup(b, -1), n) != 0)
 		io->flags |= CLIENT_EXEC_BROKEN;
 	evbuffer_free(b);

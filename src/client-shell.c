@@ -19,6 +19,7 @@
 
 static struct termios	 saved_tio;
 static int		 tio_saved;
+static int		 term_readonly;	/* attach -r: no keys, no sizes */
 
 /* Put the terminal back as it was (atexit, client_die, every return). */
 void
@@ -51,8 +52,15 @@ tty_raw(void)
 	}
 }
 
-/* Attached with readonly: send no keys and no sizes. */
-static int	term_readonly;
+/* The size of the local terminal; -1 if stdin is none or it is unknown. */
+static int
+tty_size(struct winsize *ws)
+{
+	if (!isatty(STDIN_FILENO) || ioctl(STDIN_FILENO, TIOCGWINSZ, ws) != 0 ||
+	    ws->ws_row == 0)
+		return (-1);
+	return (0);
+}
 
 /* Send the local window size to the session. */
 static void
@@ -60,8 +68,7 @@ tty_resize(struct conn *c, const char *session)
 {
 	struct winsize	 ws;
 
-	if (term_readonly || !isatty(STDIN_FILENO) ||
-	    ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0)
+	if (term_readonly || tty_size(&ws) != 0)
 		return;
 	client_conn_send_quiet(c, json_pack("{s:s, s:s, s:i, s:i}", "op",
 	    "session.resize", "session", session, "rows", ws.ws_row, "cols",
@@ -252,12 +259,8 @@ client_shell(int argc, char **argv)
 	int		 ch, i, status;
 
 	while ((ch = getopt_long(argc, argv, "+S:h", client_longopts, NULL))
-	    != -1) {
-		switch (ch) {
-		default:
-			client_option(ch, argv);
-		}
-	}
+	    != -1)
+		client_option(ch, argv);
 	argc -= optind;
 	argv += optind;
 	if (argc < 1 || strcmp(argv[0], "--") == 0)
@@ -274,8 +277,7 @@ client_shell(int argc, char **argv)
 			json_array_append_new(cmd, json_string(argv[i]));
 		json_object_set_new(req, "argv", cmd);
 	}
-	if (isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) ==
-	    0 && ws.ws_row > 0) {
+	if (tty_size(&ws) == 0) {
 		json_object_set_new(req, "rows", json_integer(ws.ws_row));
 		json_object_set_new(req, "cols", json_integer(ws.ws_col));
 	}

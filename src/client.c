@@ -33,19 +33,20 @@ struct conn {
 	int		 eof;
 };
 
-static const char	*client_cmd = "client";
-static const char	*client_usage = "";
-static struct conn	*client_conn;	/* the open connection, if any */
-static const char	*client_socket;
+static const char	*client_cmd = "client";	/* the subcommand's name */
+static const char	*client_usage = "";	/* and its usage line */
+static const char	*client_socket;		/* -S */
+static struct conn	*client_conn;		/* the open connection */
 static int		 next_id = 1;
+
+volatile sig_atomic_t	 client_got_signal;
+volatile sig_atomic_t	 client_got_winch;
 
 /* The long options of a subcommand that has only --help. */
 const struct option	 client_longopts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
-volatile sig_atomic_t	 client_got_signal;
-volatile sig_atomic_t	 client_got_winch;
 
 /* Print "sandd CMD: message" on one line and exit with status. */
 __dead void
@@ -60,6 +61,14 @@ client_die(int status, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(status);
+}
+
+/* Print the usage line of the subcommand and exit 2. */
+__dead void
+client_usage_error(void)
+{
+	fprintf(stderr, "usage: sandd %s %s\n", client_cmd, client_usage);
+	exit(2);
 }
 
 /*
@@ -85,12 +94,32 @@ client_option(int ch, char **argv)
 	exit(2);
 }
 
-/* Print the usage line of the subcommand and exit 2. */
-__dead void
-client_usage_error(void)
+/* Add K=V of option -opt (as -l or -e) to obj; exits 2 when malformed. */
+void
+client_option_kv(json_t *obj, int opt, const char *kv)
 {
-	fprintf(stderr, "usage: sandd %s %s\n", client_cmd, client_usage);
-	exit(2);
+	const char	*eq = strchr(kv, '=');
+	char		*k;
+
+	if (eq == NULL || eq == kv)
+		client_die(2, "bad -%c '%s' (want K=V)", opt, kv);
+	k = xstrndup(kv, (size_t)(eq - kv));
+	json_object_set_new(obj, k, json_string(eq + 1));
+	free(k);
+}
+
+/* Parse seconds for -t; exits 2 when malformed. */
+double
+client_option_secs(const char *s)
+{
+	char	*end;
+	double	 d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || d < 0 || d > 1e9)
+		client_die(2, "bad time '%s' (want seconds)", s);
+	return (d);
 }
 
 /* The message of an error reply, never NULL. */
@@ -113,6 +142,99 @@ client_reply_code(json_t *r)
 			    json_object_get(r, "error"), "code"));
 
 	return (s != NULL ? s : "");
+}
+
+/* Is m a final reply (not an event)? */
+int
+client_msg_final(json_t *m)
+{
+	return (json_object_get(m, "ok") != NULL &&
+	    json_object_get(m, "event") == NULL);
+}
+
+/* Bytes of field name (or name_b64) of m into out; returns the length. */
+size_t
+client_msg_bytes(json_t *m, const char *name, struct evbuffer *out)
+{
+	char	*cause = NULL;
+	size_t	 before = evbuffer_get_length(out);
+
+	if (util_json_get_bytes(m, name, out, &cause) < 0) {
+		free(cause);
+		return (0);
+	}
+	return (evbuffer_get_length(out) - before);
+}
+
+/* Write field name (or name_b64) of m to fd. */
+void
+client_msg_write(json_t *m, const char *name, int fd)
+{
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 n = client_msg_bytes(m, name, b);
+
+	if (n > 0)
+		client_write_all(fd, evbuffer_pullup(b, -1), n);
+	evbuffer_free(b);
+}
+
+/* Write all of p to a local descriptor; -1 (errno says why) if it fails. */
+int
+client_write(int fd, const void *p, size_t len)
+{
+	const char	*s = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, s, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (-1);
+		s += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+/* Write all of p to a local descriptor; a closed pipe ends us quietly. */
+void
+client_write_all(int fd, const void *p, size_t len)
+{
+	if (client_write(fd, p, len) == 0)
+		return;
+	if (errno == EPIPE) {
+		/* Like the default SIGPIPE, without a message. */
+		client_tty_restore();
+		exit(128 + SIGPIPE);
+	}
+	client_die(255, "write: %s", strerror(errno));
+}
+
+/* Note a signal for the loop that waits. */
+static void
+signal_cb(int sig)
+{
+	if (sig == SIGWINCH)
+		client_got_winch = 1;
+	else
+		client_got_signal = sig;
+}
+
+/* Catch INT, TERM and HUP into client_got_signal, WINCH into _got_winch. */
+void
+client_signals_catch(int winch)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = signal_cb;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if (winch)
+		sigaction(SIGWINCH, &sa, NULL);
 }
 
 /*
@@ -153,45 +275,19 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
+	if (client_conn == c)
+		client_conn = NULL;
 	close(c->fd);
 	free(c->buf);
 	evbuffer_free(c->out);
 	free(c);
-	if (client_conn == c)
-		client_conn = NULL;
 }
 
-/* Write all of p to a local descriptor; -1 (errno says why) if it fails. */
+/* Has the server closed its side? */
 int
-client_write(int fd, const void *p, size_t len)
+client_conn_eof(struct conn *c)
 {
-	const char	*s = p;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, s, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return (-1);
-		s += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
-/* Write all of p to a local descriptor; a closed pipe ends us quietly. */
-void
-client_write_all(int fd, const void *p, size_t len)
-{
-	if (client_write(fd, p, len) == 0)
-		return;
-	if (errno == EPIPE) {
-		/* Like the default SIGPIPE, without a message. */
-		client_tty_restore();
-		exit(128 + SIGPIPE);
-	}
-	client_die(255, "write: %s", strerror(errno));
+	return (c->eof);
 }
 
 /* Bytes queued for the server. */
@@ -248,13 +344,6 @@ conn_read(struct conn *c)
 	c->len += (size_t)n;
 }
 
-/* Has the server closed its side? */
-int
-client_conn_eof(struct conn *c)
-{
-	return (c->eof);
-}
-
 /*
  * Wait once for the socket (reading and sending) and, unless in_fd is
  * -1, for input on in_fd while the send queue has room. Returns 1 when
@@ -301,6 +390,13 @@ conn_wait(struct conn *c)
 	return (1);
 }
 
+/* Queue bytes for the server without waiting: the caller polls. */
+void
+client_conn_add(struct conn *c, const void *p, size_t len)
+{
+	evbuffer_add(c->out, p, len);
+}
+
 /* Queue bytes for the server; waits (reading on) while the queue is full. */
 void
 client_conn_queue(struct conn *c, const void *p, size_t len)
@@ -313,11 +409,14 @@ client_conn_queue(struct conn *c, const void *p, size_t len)
 	}
 }
 
-/* Queue bytes for the server without waiting: the caller polls. */
+/* Send everything queued. */
 void
-client_conn_add(struct conn *c, const void *p, size_t len)
+client_conn_flush(struct conn *c)
 {
-	evbuffer_add(c->out, p, len);
+	while (client_conn_pending(c) > 0) {
+		if (!conn_wait(c))
+			client_die(255, "the server closed the connection");
+	}
 }
 
 /* Half-close: the server answers what it has, then closes. */
@@ -334,16 +433,6 @@ client_conn_rest(struct conn *c, int fd)
 	if (c->len > 0)
 		client_write_all(fd, c->buf, c->len);
 	c->len = 0;
-}
-
-/* Send everything queued. */
-void
-client_conn_flush(struct conn *c)
-{
-	while (client_conn_pending(c) > 0) {
-		if (!conn_wait(c))
-			client_die(255, "the server closed the connection");
-	}
 }
 
 /* Send a request (an id is added when it has none); returns the id. */
@@ -420,7 +509,6 @@ client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
 	size_t	 n, len, total;
 
 	len = total = json_is_integer(b) ? (size_t)json_integer_value(b) : 0;
-
 	while (len > 0) {
 		if (c->len == 0 && !conn_wait(c) && c->len == 0)
 			client_die(255, "the server closed the connection in a "
@@ -457,14 +545,6 @@ client_conn_recv_id(struct conn *c, int id)
 	return (NULL);
 }
 
-/* Is m a final reply (not an event)? */
-int
-client_msg_final(json_t *m)
-{
-	return (json_object_get(m, "ok") != NULL &&
-	    json_object_get(m, "event") == NULL);
-}
-
 /* Wait for the final reply to id, dropping everything else. */
 json_t *
 client_conn_reply(struct conn *c, int id)
@@ -498,86 +578,6 @@ client_conn_call(struct conn *c, json_t *req, int allow_error)
 		client_die(strcmp(client_reply_code(m), "timeout") == 0 ? 1 :
 		    255, "%s", client_reply_message(m));
 	return (m);
-}
-
-/* Bytes of field name (or name_b64) of m into out; returns the length. */
-size_t
-client_msg_bytes(json_t *m, const char *name, struct evbuffer *out)
-{
-	char	*cause = NULL;
-	size_t	 before = evbuffer_get_length(out);
-
-	if (util_json_get_bytes(m, name, out, &cause) < 0) {
-		free(cause);
-		return (0);
-	}
-	return (evbuffer_get_length(out) - before);
-}
-
-/* Write field name (or name_b64) of m to fd. */
-void
-client_msg_write(json_t *m, const char *name, int fd)
-{
-	struct evbuffer	*b = evbuffer_new();
-	size_t		 n = client_msg_bytes(m, name, b);
-
-	if (n > 0)
-		client_write_all(fd, evbuffer_pullup(b, -1), n);
-	evbuffer_free(b);
-}
-
-/* Add K=V of option -opt (as -l or -e) to obj; exits 2 when malformed. */
-void
-client_option_kv(json_t *obj, int opt, const char *kv)
-{
-	const char	*eq = strchr(kv, '=');
-	char		*k;
-
-	if (eq == NULL || eq == kv)
-		client_die(2, "bad -%c '%s' (want K=V)", opt, kv);
-	k = xstrndup(kv, (size_t)(eq - kv));
-	json_object_set_new(obj, k, json_string(eq + 1));
-	free(k);
-}
-
-/* Parse seconds for -t; exits 2 when malformed. */
-double
-client_option_secs(const char *s)
-{
-	char	*end;
-	double	 d;
-
-	errno = 0;
-	d = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno != 0 || d < 0 || d > 1e9)
-		client_die(2, "bad time '%s' (want seconds)", s);
-	return (d);
-}
-
-/* Note a signal for the loop that waits. */
-static void
-signal_cb(int sig)
-{
-	if (sig == SIGWINCH)
-		client_got_winch = 1;
-	else
-		client_got_signal = sig;
-}
-
-/* Catch INT, TERM and HUP into client_got_signal, WINCH into _got_winch. */
-void
-client_signals_catch(int winch)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = signal_cb;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	if (winch)
-		sigaction(SIGWINCH, &sa, NULL);
 }
 
 /*

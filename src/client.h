@@ -23,26 +23,30 @@ struct conn;
 /* client.c */
 extern volatile sig_atomic_t client_got_signal;
 extern volatile sig_atomic_t client_got_winch;
+extern const struct option client_longopts[];
 __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
-extern const struct option client_longopts[];
+__dead void	 client_usage_error(void);
 void		 client_option(int, char **);
 void		 client_option_kv(json_t *, int, const char *);
 double		 client_option_secs(const char *);
-__dead void	 client_usage_error(void);
 const char	*client_reply_message(json_t *);
 const char	*client_reply_code(json_t *);
-struct conn	*client_conn_open(void);
-int		 client_conn_eof(struct conn *);
-int		 client_conn_poll(struct conn *, int);
-void		 client_conn_add(struct conn *, const void *, size_t);
-void		 client_conn_shutdown(struct conn *);
-void		 client_conn_rest(struct conn *, int);
+int		 client_msg_final(json_t *);
+size_t		 client_msg_bytes(json_t *, const char *, struct evbuffer *);
+void		 client_msg_write(json_t *, const char *, int);
 int		 client_write(int, const void *, size_t);
 void		 client_write_all(int, const void *, size_t);
+void		 client_signals_catch(int);
+struct conn	*client_conn_open(void);
+int		 client_conn_eof(struct conn *);
 size_t		 client_conn_pending(struct conn *);
+int		 client_conn_poll(struct conn *, int);
+void		 client_conn_add(struct conn *, const void *, size_t);
 void		 client_conn_queue(struct conn *, const void *, size_t);
 void		 client_conn_flush(struct conn *);
+void		 client_conn_shutdown(struct conn *);
+void		 client_conn_rest(struct conn *, int);
 int		 client_conn_send(struct conn *, json_t *);
 void		 client_conn_send_quiet(struct conn *, json_t *);
 int		 client_conn_has_line(struct conn *);
@@ -51,10 +55,6 @@ size_t		 client_conn_payload(struct conn *, json_t *, int, EVP_MD_CTX *);
 json_t		*client_conn_recv_id(struct conn *, int);
 json_t		*client_conn_reply(struct conn *, int);
 json_t		*client_conn_call(struct conn *, json_t *, int);
-int		 client_msg_final(json_t *);
-size_t		 client_msg_bytes(json_t *, const char *, struct evbuffer *);
-void		 client_msg_write(json_t *, const char *, int);
-void		 client_signals_catch(int);
 
 /* client-exec.c */
 /* Where a streamed command's input comes from and its output goes. */
