@@ -108,6 +108,7 @@ sandd_cmd_help(const char *name)
 	exit(0);
 }
 
+/* `sandd --help`: the subcommands and their summaries; exit with status. */
 static __dead void
 usage(int status)
 {
@@ -147,6 +148,7 @@ parse_positive_seconds(const char *cmd, const char *opt, const char *arg)
 	return (n);
 }
 
+/* `sandd serve`: options into serve_opts, then run the controller. */
 static int
 sandd_serve(int argc, char **argv)
 {
@@ -276,6 +278,58 @@ sandd_serve(int argc, char **argv)
 	return (server_main());
 }
 
+/* The options of `sandd worker`. */
+#define WORKER_SHORTOPTS	"s:d:l:vh"
+
+static const struct option worker_longopts[] = {
+	{ "server-url", required_argument, NULL, 's' },
+	{ "id", required_argument, NULL, 'd' },
+	{ "daemon-id", required_argument, NULL, 'd' },
+	{ "label", required_argument, NULL, 'l' },
+	{ "labels", required_argument, NULL, 'L' },
+	{ "token-file", required_argument, NULL, 't' },
+	{ "ca", required_argument, NULL, 'a' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
+	{ "root", required_argument, NULL, 'r' },
+	{ "allow", required_argument, NULL, 'A' },
+	{ "window", required_argument, NULL, 'w' },
+	{ "ring-size", required_argument, NULL, 'R' },
+	{ "session-linger", required_argument, NULL, 'g' },
+	{ "ping-interval", required_argument, NULL, 'p' },
+	{ "ping-timeout", required_argument, NULL, 'P' },
+	{ "ws-mask", no_argument, NULL, 'M' },
+	{ "syslog", no_argument, NULL, 'S' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/*
+ * Is arg one of `sandd worker`'s options (but not -h or --help)? The
+ * Rust sandd ran a worker with no subcommand, `sandd --server-url URL
+ * --daemon-id ID`, and so does main when the first argument is one.
+ */
+static int
+sandd_worker_option(const char *arg)
+{
+	const struct option	*o;
+	size_t			 n;
+
+	if (arg[0] != '-' || arg[1] == '\0' || arg[1] == 'h')
+		return (0);
+	if (arg[1] != '-')
+		return (arg[1] != ':' && strchr(WORKER_SHORTOPTS, arg[1]) !=
+		    NULL);
+	n = strcspn(arg + 2, "=");
+	for (o = worker_longopts; o->name != NULL; o++) {
+		if (o->val != 'h' && strlen(o->name) == n &&
+		    strncmp(o->name, arg + 2, n) == 0)
+			return (1);
+	}
+	return (0);
+}
+
 /* Add "k=v" to the labels object; -1 if it has no '='. */
 static int
 worker_add_label(json_t *labels, const char *kv)
@@ -291,32 +345,10 @@ worker_add_label(json_t *labels, const char *kv)
 	return (0);
 }
 
+/* `sandd worker`: options into worker_opts, then run the worker. */
 static int
 sandd_worker(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "server-url", required_argument, NULL, 's' },
-		{ "id", required_argument, NULL, 'd' },
-		{ "daemon-id", required_argument, NULL, 'd' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "labels", required_argument, NULL, 'L' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "ca", required_argument, NULL, 'a' },
-		{ "tls-cert", required_argument, NULL, 'C' },
-		{ "tls-key", required_argument, NULL, 'K' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "allow", required_argument, NULL, 'A' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "ring-size", required_argument, NULL, 'R' },
-		{ "session-linger", required_argument, NULL, 'g' },
-		{ "ping-interval", required_argument, NULL, 'p' },
-		{ "ping-timeout", required_argument, NULL, 'P' },
-		{ "ws-mask", no_argument, NULL, 'M' },
-		{ "syslog", no_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct worker_options	*o = &worker_opts;
 	static char		 host[256];
 	char			*copy, *tok, *save;
@@ -334,8 +366,8 @@ sandd_worker(int argc, char **argv)
 	if (o->id != NULL && *o->id == '\0')
 		o->id = NULL;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:d:l:vh", longopts, NULL))
-	    != -1) {
+	while ((ch = getopt_long(argc, argv, WORKER_SHORTOPTS, worker_longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			o->url = optarg;
@@ -439,6 +471,7 @@ sandd_worker(int argc, char **argv)
 	return (worker_main());
 }
 
+/* Run the subcommand argv[1] names, or a worker when it is its option. */
 int
 main(int argc, char **argv)
 {
@@ -455,15 +488,21 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "help") == 0)
 		usage(0);
 	if ((cmd = sandd_cmd_find(argv[1])) != NULL) {
-		if (cmd->flags & SANDD_CMD_CLIENT)
-			return (client_main(cmd->name, cmd->usage, cmd->fn,
-			    argc - 1, argv + 1));
-		compat_tune_malloc();
-		if ((ev_base = event_base_new()) == NULL)
-			fatalx("event_base_new failed");
-		return (cmd->fn(argc - 1, argv + 1));
+		argc--;
+		argv++;
+	} else if (sandd_worker_option(argv[1])) {
+		/* `sandd worker` with argv[0] standing for "worker". */
+		cmd = sandd_cmd_find("worker");
+	} else {
+		fprintf(stderr, "sandd: unknown command '%s' (see sandd "
+		    "--help)\n", argv[1]);
+		return (2);
 	}
-	fprintf(stderr, "sandd: unknown command '%s' (see sandd --help)\n",
-	    argv[1]);
-	return (2);
+	if (cmd->flags & SANDD_CMD_CLIENT)
+		return (client_main(cmd->name, cmd->usage, cmd->fn, argc,
+		    argv));
+	compat_tune_malloc();
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	return (cmd->fn(argc, argv));
 }
