@@ -1,7 +1,8 @@
 /*
- * sandd.c: main and the subcommand table. `serve` and `worker` parse
- * their options here and hand over to server.c and worker.c; every other
- * subcommand is a client of the control socket (client.c).
+ * sandd.c: main and the one subcommand table (name, function, usage,
+ * summary). `serve` and `worker` parse their options here and hand over
+ * to server.c and worker.c; every other subcommand is a client of the
+ * control socket and runs under client_main (client.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,24 +24,91 @@ static __dead void usage(int);
 static __dead void bad_option(const char *, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
 
-static const struct {
+/*
+ * The subcommands, as tmux's cmd_entry: the name, what runs it, the
+ * usage line for --help and usage errors, a summary for `sandd --help`.
+ * The client ones run under client_main (client.c).
+ */
+struct sandd_cmd {
 	const char	*name;
 	int		(*fn)(int, char **);
+	const char	*usage;
 	const char	*help;
-} sandd_cmds[] = {
-	{ "serve", sandd_serve, "run the controller" },
-	{ "worker", sandd_worker, "run a worker that dials the controller" },
-	{ "exec", NULL, "run a command on a worker" },
-	{ "shell", NULL, "open an interactive session on a worker" },
-	{ "attach", NULL, "attach to a running session" },
-	{ "sessions", NULL, "list sessions" },
-	{ "cp", NULL, "copy files to and from workers" },
-	{ "workers", NULL, "list workers" },
-	{ "wait", NULL, "wait for a worker to connect" },
-	{ "stats", NULL, "print the controller's counters" },
-	{ "ctl", NULL, "send JSON requests from stdin, print replies" },
+#define SANDD_CMD_CLIENT	0x1
+	int		 flags;
 };
 
+static const struct sandd_cmd sandd_cmds[] = {
+	{ "serve", sandd_serve,
+	  "--listen HOST:PORT --control PATH [--control-mode OCTAL]\n"
+	  "\t[--token-file F] [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+	  "\t[--resume-window SECS] [--ping-interval SECS]"
+	  " [--ping-timeout SECS]\n"
+	  "\t[--max-line BYTES] [--max-output BYTES]"
+	  " [--max-handshakes N] [--ws-mask] [--syslog] [-v]",
+	  "run the controller", 0 },
+	{ "worker", sandd_worker,
+	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]... [--labels K=V,K=V]\n"
+	  "\t[--token-file F] [--ca F] [--tls-cert F --tls-key F]"
+	  " [--root DIR]\n"
+	  "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
+	  "\t[--session-linger SECS] [--ping-interval SECS]"
+	  " [--ping-timeout SECS] [--ws-mask] [--syslog] [-v]\n"
+	  "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN",
+	  "run a worker that dials the controller", 0 },
+	{ "exec", client_exec,
+	  "[-S socket] [-t secs] [-e K=V]... [-C dir] [-l K=V]... worker -- "
+	  "command ...",
+	  "run a command on a worker", SANDD_CMD_CLIENT },
+	{ "shell", client_shell,
+	  "[-S socket] worker [-- command ...]",
+	  "open an interactive session on a worker", SANDD_CMD_CLIENT },
+	{ "attach", client_attach,
+	  "[-S socket] [-r] [--since offset] session",
+	  "attach to a running session", SANDD_CMD_CLIENT },
+	{ "sessions", client_sessions,
+	  "[-S socket] [-w worker] [--json]",
+	  "list sessions", SANDD_CMD_CLIENT },
+	{ "cp", client_cp,
+	  "[-S socket] [-rp] src dst  (WORKER:PATH on one side, - for "
+	  "stdin/stdout)",
+	  "copy files to and from workers", SANDD_CMD_CLIENT },
+	{ "workers", client_workers,
+	  "[-S socket] [-l K=V]... [-a] [--json]",
+	  "list workers", SANDD_CMD_CLIENT },
+	{ "wait", client_wait,
+	  "[-S socket] [-t secs] worker | [-t secs] -l K=V... [-n count]",
+	  "wait for a worker to connect", SANDD_CMD_CLIENT },
+	{ "stats", client_stats,
+	  "[-S socket] [--json]",
+	  "print the controller's counters", SANDD_CMD_CLIENT },
+	{ "ctl", client_ctl,
+	  "[-S socket]  (JSON lines on stdin)",
+	  "send JSON requests from stdin, print replies", SANDD_CMD_CLIENT },
+};
+
+/* The entry of subcommand name, or NULL. */
+static const struct sandd_cmd *
+sandd_cmd_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof sandd_cmds / sizeof sandd_cmds[0]; i++) {
+		if (strcmp(name, sandd_cmds[i].name) == 0)
+			return (&sandd_cmds[i]);
+	}
+	return (NULL);
+}
+
+/* `sandd NAME --help`: the usage of a subcommand on stdout, exit 0. */
+static __dead void
+sandd_cmd_help(const char *name)
+{
+	printf("usage: sandd %s %s\n", name, sandd_cmd_find(name)->usage);
+	exit(0);
+}
+
+/* `sandd --help`: the subcommands and their summaries; exit with status. */
 static __dead void
 usage(int status)
 {
@@ -80,18 +148,7 @@ parse_positive_seconds(const char *cmd, const char *opt, const char *arg)
 	return (n);
 }
 
-static void
-serve_usage(void)
-{
-	printf("usage: sandd serve --listen HOST:PORT --control PATH"
-	    " [--control-mode OCTAL]\n"
-	    "\t[--token-file F] [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
-	    "\t[--resume-window SECS] [--ping-interval SECS]"
-	    " [--ping-timeout SECS]\n"
-	    "\t[--max-line BYTES] [--max-output BYTES]"
-	    " [--max-handshakes N] [--ws-mask] [--syslog] [-v]\n");
-}
-
+/* `sandd serve`: options into serve_opts, then run the controller. */
 static int
 sandd_serve(int argc, char **argv)
 {
@@ -202,8 +259,7 @@ sandd_serve(int argc, char **argv)
 			level++;
 			break;
 		case 'h':
-			serve_usage();
-			exit(0);
+			sandd_cmd_help("serve");
 		default:
 			exit(2);
 		}
@@ -222,17 +278,56 @@ sandd_serve(int argc, char **argv)
 	return (server_main());
 }
 
-static void
-worker_usage(void)
+/* The options of `sandd worker`. */
+#define WORKER_SHORTOPTS	"s:d:l:vh"
+
+static const struct option worker_longopts[] = {
+	{ "server-url", required_argument, NULL, 's' },
+	{ "id", required_argument, NULL, 'd' },
+	{ "daemon-id", required_argument, NULL, 'd' },
+	{ "label", required_argument, NULL, 'l' },
+	{ "labels", required_argument, NULL, 'L' },
+	{ "token-file", required_argument, NULL, 't' },
+	{ "ca", required_argument, NULL, 'a' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
+	{ "root", required_argument, NULL, 'r' },
+	{ "allow", required_argument, NULL, 'A' },
+	{ "window", required_argument, NULL, 'w' },
+	{ "ring-size", required_argument, NULL, 'R' },
+	{ "session-linger", required_argument, NULL, 'g' },
+	{ "ping-interval", required_argument, NULL, 'p' },
+	{ "ping-timeout", required_argument, NULL, 'P' },
+	{ "ws-mask", no_argument, NULL, 'M' },
+	{ "syslog", no_argument, NULL, 'S' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/*
+ * Is arg one of `sandd worker`'s options (but not -h or --help)? The
+ * Rust sandd ran a worker with no subcommand, `sandd --server-url URL
+ * --daemon-id ID`, and so does main when the first argument is one.
+ */
+static int
+sandd_worker_option(const char *arg)
 {
-	printf("usage: sandd worker -s ws[s]://HOST:PORT/ws [-d ID]"
-	    " [-l K=V]... [--labels K=V,K=V]\n"
-	    "\t[--token-file F] [--ca F] [--tls-cert F --tls-key F]"
-	    " [--root DIR]\n"
-	    "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
-	    "\t[--session-linger SECS] [--ping-interval SECS]"
-	    " [--ping-timeout SECS] [--ws-mask] [--syslog] [-v]\n"
-	    "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN\n");
+	const struct option	*o;
+	size_t			 n;
+
+	if (arg[0] != '-' || arg[1] == '\0' || arg[1] == 'h')
+		return (0);
+	if (arg[1] != '-')
+		return (arg[1] != ':' && strchr(WORKER_SHORTOPTS, arg[1]) !=
+		    NULL);
+	n = strcspn(arg + 2, "=");
+	for (o = worker_longopts; o->name != NULL; o++) {
+		if (o->val != 'h' && strlen(o->name) == n &&
+		    strncmp(o->name, arg + 2, n) == 0)
+			return (1);
+	}
+	return (0);
 }
 
 /* Add "k=v" to the labels object; -1 if it has no '='. */
@@ -250,32 +345,10 @@ worker_add_label(json_t *labels, const char *kv)
 	return (0);
 }
 
+/* `sandd worker`: options into worker_opts, then run the worker. */
 static int
 sandd_worker(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "server-url", required_argument, NULL, 's' },
-		{ "id", required_argument, NULL, 'd' },
-		{ "daemon-id", required_argument, NULL, 'd' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "labels", required_argument, NULL, 'L' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "ca", required_argument, NULL, 'a' },
-		{ "tls-cert", required_argument, NULL, 'C' },
-		{ "tls-key", required_argument, NULL, 'K' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "allow", required_argument, NULL, 'A' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "ring-size", required_argument, NULL, 'R' },
-		{ "session-linger", required_argument, NULL, 'g' },
-		{ "ping-interval", required_argument, NULL, 'p' },
-		{ "ping-timeout", required_argument, NULL, 'P' },
-		{ "ws-mask", no_argument, NULL, 'M' },
-		{ "syslog", no_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct worker_options	*o = &worker_opts;
 	static char		 host[256];
 	char			*copy, *tok, *save;
@@ -293,8 +366,8 @@ sandd_worker(int argc, char **argv)
 	if (o->id != NULL && *o->id == '\0')
 		o->id = NULL;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:d:l:vh", longopts, NULL))
-	    != -1) {
+	while ((ch = getopt_long(argc, argv, WORKER_SHORTOPTS, worker_longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			o->url = optarg;
@@ -373,8 +446,7 @@ sandd_worker(int argc, char **argv)
 			level++;
 			break;
 		case 'h':
-			worker_usage();
-			exit(0);
+			sandd_cmd_help("worker");
 		default:
 			exit(2);
 		}
@@ -399,10 +471,11 @@ sandd_worker(int argc, char **argv)
 	return (worker_main());
 }
 
+/* Run the subcommand argv[1] names, or a worker when it is its option. */
 int
 main(int argc, char **argv)
 {
-	size_t	i;
+	const struct sandd_cmd	*cmd;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2)
@@ -414,18 +487,22 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0)
 		usage(0);
-	for (i = 0; i < sizeof sandd_cmds / sizeof sandd_cmds[0]; i++) {
-		if (strcmp(argv[1], sandd_cmds[i].name) != 0)
-			continue;
-		if (sandd_cmds[i].fn != NULL) {
-			compat_tune_malloc();
-			if ((ev_base = event_base_new()) == NULL)
-				fatalx("event_base_new failed");
-			return (sandd_cmds[i].fn(argc - 1, argv + 1));
-		}
-		return (client_main(argv[1], argc - 1, argv + 1));
+	if ((cmd = sandd_cmd_find(argv[1])) != NULL) {
+		argc--;
+		argv++;
+	} else if (sandd_worker_option(argv[1])) {
+		/* `sandd worker` with argv[0] standing for "worker". */
+		cmd = sandd_cmd_find("worker");
+	} else {
+		fprintf(stderr, "sandd: unknown command '%s' (see sandd "
+		    "--help)\n", argv[1]);
+		return (2);
 	}
-	fprintf(stderr, "sandd: unknown command '%s' (see sandd --help)\n",
-	    argv[1]);
-	return (2);
+	if (cmd->flags & SANDD_CMD_CLIENT)
+		return (client_main(cmd->name, cmd->usage, cmd->fn, argc,
+		    argv));
+	compat_tune_malloc();
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	return (cmd->fn(argc, argv));
 }

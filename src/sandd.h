@@ -590,6 +590,24 @@ __dead void spawn_child_exec(struct spawn_req *, const char *, int);
 __dead void spawn_pty_child(struct spawn_req *, const char *, int);
 
 /* client.c */
-int	 client_main(const char *, int, char **);
+int	 client_main(const char *, const char *, int (*)(int, char **), int,
+	     char **);
+
+/* client-exec.c */
+int	 client_exec(int, char **);
+
+/* client-list.c */
+int	 client_workers(int, char **);
+int	 client_wait(int, char **);
+int	 client_stats(int, char **);
+int	 client_sessions(int, char **);
+int	 client_ctl(int, char **);
+
+/* client-shell.c */
+int	 client_shell(int, char **);
+int	 client_attach(int, char **);
+
+/* client-cp.c */
+int	 client_cp(int, char **);
 
 #endif

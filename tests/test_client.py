@@ -503,4 +503,28 @@ def test_shell_program_killed_by_a_signal_exits_128_plus_it():
                   input=b"")
         assert r.returncode == 128 + 9, r
 
+
+# ------------------------------------------- the worker without "worker"
+
+def test_worker_options_without_subcommand_run_a_worker():
+    # The Rust sandd's worker command line: no subcommand.
+    with h.Cluster(workers={}) as c:
+        c.start_worker("rustw", argv=[h.SANDD, "--server-url", c.url,
+                                      "--daemon-id", "rustw"])
+        r = c.run(["exec", "rustw", "--", "echo", "hello"])
+        assert r.returncode == 0 and r.stdout == b"hello\n", r
+
+
+def test_short_worker_options_without_subcommand_run_a_worker():
+    with h.Cluster(workers={}) as c:
+        c.start_worker("rusts", argv=[h.SANDD, "-s", c.url, "-d", "rusts"])
+        r = c.run(["exec", "rusts", "--", "echo", "hello"])
+        assert r.returncode == 0 and r.stdout == b"hello\n", r
+
+
+def test_unknown_option_without_subcommand_is_an_unknown_command():
+    r = h.run_sandd(["--no-such-option"])
+    assert r.returncode == 2 and b"unknown command" in r.stderr, r
+
+
 h.run_main(globals())

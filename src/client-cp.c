@@ -1,0 +1,629 @@
+/*
+ * client-cp.c: `sandd cp`, one file to or from a worker as a raw payload
+ * checked by SHA-256 (through a temporary file renamed into place), or
+ * a folder with -r as a tar stream between a local and a remote tar;
+ * a progress line on a terminal for big copies.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "sandd.h"
+#include "client.h"
+
+/* Progress bar only for transfers over this. */
+#define CLIENT_PROGRESS	(4 * 1024 * 1024)
+
+/* A progress line on stderr: percent, rate and time left. */
+struct progress {
+	int	 on;
+	size_t	 total;
+	size_t	 done;
+	double	 start;
+	double	 last;
+};
+
+/* Start a progress line; shown only on a terminal and for big copies. */
+static void
+progress_init(struct progress *p, size_t total)
+{
+	memset(p, 0, sizeof *p);
+	p->on = isatty(STDERR_FILENO) && total > CLIENT_PROGRESS;
+	p->total = total;
+	p->start = p->last = util_now();
+}
+
+/* Count n more bytes; redraw at most ten times a second (and at the end). */
+static void
+progress_add(struct progress *p, size_t n, int final)
+{
+	double	now = util_now(), rate, eta;
+	size_t	left;
+
+	p->done += n;
+	if (!p->on || (!final && now - p->last < 0.1))
+		return;
+	p->last = now;
+	rate = p->done / (now - p->start > 0.001 ? now - p->start : 0.001);
+	left = p->total > p->done ? p->total - p->done : 0;
+	eta = rate > 0 ? (double)left / rate : 0;
+	fprintf(stderr, "\r%3d%% %10.1f MiB %8.1f MiB/s  ETA %3d:%02d ",
+	    p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
+	    p->done / 1048576.0, rate / 1048576.0, (int)eta / 60,
+	    (int)eta % 60);
+	if (final)
+		fputc('\n', stderr);
+}
+
+/* Split WORKER:PATH; NULL worker for a local path. */
+static char *
+cp_split(const char *arg, const char **path)
+{
+	const char	*colon = strchr(arg, ':');
+	char		*w;
+
+	if (colon == NULL || colon == arg || memchr(arg, '/',
+	    (size_t)(colon - arg)) != NULL) {
+		*path = arg;
+		return (NULL);
+	}
+	w = xstrndup(arg, (size_t)(colon - arg));
+	if (!util_valid_id(w)) {
+		free(w);
+		*path = arg;
+		return (NULL);
+	}
+	*path = colon + 1;
+	return (w);
+}
+
+/*
+ * Where src goes when copied to dst: dst/NAME, NAME the last part of
+ * src, when dst is a folder (and NAME is not / or .), else dst. Caller
+ * frees.
+ */
+static char *
+cp_target(const char *dst, const char *src, int dst_is_dir)
+{
+	char	*copy = xstrdup(src), *base = basename(copy), *t;
+
+	if (dst_is_dir && strcmp(base, "/") != 0 && strcmp(base, ".") != 0)
+		xasprintf(&t, "%s%s%s", dst, dst[strlen(dst) - 1] == '/' ?
+		    "" : "/", base);
+	else
+		t = xstrdup(dst);
+	free(copy);
+	return (t);
+}
+
+/* Is the local path a folder? */
+static int
+cp_local_is_dir(const char *path)
+{
+	struct stat	sb;
+
+	return (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+/* stat on the worker: returns the reply (ok or not). */
+static json_t *
+cp_remote_stat(struct conn *c, const char *worker, const char *path)
+{
+	return (client_conn_call(c, json_pack("{s:s, s:s, s:s}", "op", "stat",
+	    "worker", worker, "path", path), 1));
+}
+
+/* Is the stat reply st an existing folder? */
+static int
+cp_is_dir(json_t *st)
+{
+	return (json_is_true(json_object_get(st, "ok")) &&
+	    strcmp(json_string_value(json_object_get(st, "type")) ?: "",
+	    "dir") == 0);
+}
+
+/* The hex SHA-256 of what md has seen; frees md. */
+static void
+cp_digest(EVP_MD_CTX *md, char hex[65])
+{
+	unsigned char	dig[EVP_MAX_MD_SIZE];
+
+	EVP_DigestFinal_ex(md, dig, NULL);
+	EVP_MD_CTX_free(md);
+	util_sha256_hex(dig, hex);
+}
+
+/* A new SHA-256 context. */
+static EVP_MD_CTX *
+cp_md(void)
+{
+	EVP_MD_CTX	*md;
+
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		client_die(1, "cannot start a SHA-256 digest");
+	return (md);
+}
+
+/* Set the modification time of worker:path with touch(1) there. */
+static void
+cp_remote_mtime(struct conn *c, const char *worker, const char *path,
+    time_t mtime)
+{
+	struct evbuffer	*b;
+	json_t		*r;
+	char		 stamp[32];
+	size_t		 n;
+
+	snprintf(stamp, sizeof stamp, "@%lld", (long long)mtime);
+	r = client_conn_call(c, json_pack("{s:s, s:s, s:[s, s, s, s, s]}", "op",
+	    "exec", "worker", worker, "argv", "touch", "-d", stamp, "--",
+	    path), 0);
+	if (client_exec_status(r) != 0) {
+		b = evbuffer_new();
+		n = client_msg_bytes(r, "stderr", b);
+		while (n > 0 && evbuffer_pullup(b, -1)[n - 1] == '\n')
+			n--;
+		client_die(1, "%s on %s: cannot keep the modification time: "
+		    "%.*s", path, worker, (int)n,
+		    (const char *)evbuffer_pullup(b, -1));
+	}
+	json_decref(r);
+}
+
+/* Upload fd (size bytes) to worker:path as a raw payload. */
+static void
+cp_put(struct conn *c, const char *worker, const char *path, int fd,
+    size_t size, int mode, time_t mtime)
+{
+	json_t			*req, *r;
+	struct progress		 pg;
+	EVP_MD_CTX		*md = cp_md();
+	char			*buf, hex[65];
+	const char		*got;
+	size_t			 left = size;
+	ssize_t			 n;
+	int			 id;
+
+	req = json_pack("{s:s, s:s, s:s, s:I, s:i}", "op", "put", "worker",
+	    worker, "path", path, "bytes", (json_int_t)size, "mode", mode);
+	id = client_conn_send(c, req);
+	json_decref(req);
+	buf = xmalloc(CLIENT_CHUNK);
+	progress_init(&pg, size);
+	while (left > 0) {
+		n = read(fd, buf, left < CLIENT_CHUNK ? left : CLIENT_CHUNK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* The server waits for the rest: just go. */
+			client_die(1, "read: %s", n == 0 ? "the file shrank "
+			    "while copying" : strerror(errno));
+		}
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		client_conn_queue(c, buf, (size_t)n);
+		left -= (size_t)n;
+		progress_add(&pg, (size_t)n, 0);
+	}
+	progress_add(&pg, 0, 1);
+	free(buf);
+	cp_digest(md, hex);
+	r = client_conn_reply(c, id);
+	if (!json_is_true(json_object_get(r, "ok")))
+		client_die(1, "%s", client_reply_message(r));
+	got = json_string_value(json_object_get(r, "sha256"));
+	if (got == NULL || strcmp(hex, got) != 0)
+		client_die(1, "%s on %s: SHA-256 differs (sent %s, got %s)",
+		    path, worker, hex, got != NULL ? got : "none");
+	json_decref(r);
+	if (mtime != 0)
+		cp_remote_mtime(c, worker, path, mtime);
+}
+
+/* The process's umask (umask(2) can only set it). */
+static mode_t
+cp_umask(void)
+{
+	mode_t	mask = umask(0);
+
+	umask(mask);
+	return (mask);
+}
+
+/* A temporary file beside local, for cp_get; its path in *tmp. */
+static int
+cp_get_tmp(const char *local, char **tmp)
+{
+	char	*copy = xstrdup(local);
+	int	 fd;
+
+	xasprintf(tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
+	free(copy);
+	if ((fd = mkstemp(*tmp)) == -1)
+		client_die(1, "%s: %s", local, strerror(errno));
+	return (fd);
+}
+
+/*
+ * Give the downloaded tmp (open as fd) the mode the worker sent, and
+ * with keep all of it and mtime, then rename it to local.
+ */
+static void
+cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
+    int keep, time_t mtime)
+{
+	struct timespec	ts[2];
+	mode_t		mode;
+
+	/* Like cp: the bits go through the umask unless -p. */
+	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
+	mode = keep ? mode & 07777 : mode & 0777 & ~cp_umask();
+	if (fchmod(fd, mode) != 0)
+		client_die(1, "%s: %s", local, strerror(errno));
+	if (keep) {
+		ts[0].tv_sec = ts[1].tv_sec = mtime;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		futimens(fd, ts);
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, local) != 0) {
+		unlink(tmp);
+		client_die(1, "%s: %s", local, strerror(errno));
+	}
+}
+
+/*
+ * Download worker:path (size bytes) to the local path, or stdout for "-",
+ * through a temporary file beside it that is renamed into place once the
+ * digest matches. mtime (from a stat) is set when keep.
+ */
+static void
+cp_get(struct conn *c, const char *worker, const char *path,
+    const char *local, size_t size, int keep, time_t mtime)
+{
+	json_t			*req, *r;
+	struct progress		 pg;
+	EVP_MD_CTX		*md = cp_md();
+	char			 hex[65], *tmp = NULL;
+	const char		*got;
+	int			 id, fd;
+
+	if (strcmp(local, "-") == 0)
+		fd = STDOUT_FILENO;
+	else
+		fd = cp_get_tmp(local, &tmp);
+	req = json_pack("{s:s, s:s, s:s, s:b}", "op", "get", "worker",
+	    worker, "path", path, "raw", 1);
+	id = client_conn_send(c, req);
+	json_decref(req);
+	progress_init(&pg, size);
+	for (;;) {
+		if ((r = client_conn_recv_id(c, id)) == NULL) {
+			if (tmp != NULL)
+				unlink(tmp);
+			client_die(255, "the server closed the connection");
+		}
+		if (json_object_get(r, "event") == NULL)
+			break;
+		progress_add(&pg, client_conn_payload(c, r, fd, md), 0);
+		json_decref(r);
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		if (tmp != NULL)
+			unlink(tmp);
+		client_die(1, "%s", client_reply_message(r));
+	}
+	progress_add(&pg, 0, 1);
+	cp_digest(md, hex);
+	got = json_string_value(json_object_get(r, "sha256"));
+	if (got == NULL || strcmp(hex, got) != 0) {
+		if (tmp != NULL)
+			unlink(tmp);
+		client_die(1, "%s on %s: SHA-256 differs (received %s, "
+		    "sent %s)", path, worker, hex, got != NULL ? got : "none");
+	}
+	if (tmp != NULL) {
+		cp_get_install(fd, tmp, local, r, keep, mtime);
+		free(tmp);
+	}
+	json_decref(r);
+}
+
+/*
+ * Start a local tar with argv; *fd is its stdout (we read) when reading,
+ * else its stdin (we write). Returns its pid.
+ */
+static pid_t
+cp_tar_spawn(char *const *argv, int reading, int *fd)
+{
+	int	p[2];
+	pid_t	pid;
+
+	if (pipe(p) != 0)
+		client_die(1, "pipe: %s", strerror(errno));
+	if ((pid = fork()) == -1)
+		client_die(1, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(p[reading ? 1 : 0], reading ? STDOUT_FILENO :
+		    STDIN_FILENO) == -1)
+			_exit(127);
+		close(p[0]);
+		close(p[1]);
+		execvp(argv[0], argv);
+		fprintf(stderr, "sandd cp: %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[reading ? 1 : 0]);
+	*fd = p[reading ? 0 : 1];
+	return (pid);
+}
+
+/* Wait for the local tar; 0 if it exited 0. */
+static int
+cp_tar_wait(pid_t pid)
+{
+	int	st;
+
+	while (waitpid(pid, &st, 0) == -1) {
+		if (errno != EINTR)
+			return (-1);
+	}
+	return (WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1);
+}
+
+/*
+ * Copy the folder worker:src to local dst (made, or dst/NAME when dst is
+ * a folder): a remote `tar -c` streams into a local `tar -x`.
+ */
+static void
+cp_tree_get(struct conn *c, const char *worker, const char *src,
+    const char *dst)
+{
+	struct client_exec_io	 io;
+	json_t			*m;
+	char			*target, *targv[6];
+	pid_t			 pid;
+	int			 made = 0, status;
+
+	target = cp_target(dst, src, cp_local_is_dir(dst));
+	if (mkdir(target, 0777) == 0)
+		made = 1;
+	else if (errno != EEXIST)
+		client_die(1, "%s: %s", target, strerror(errno));
+	targv[0] = (char *)"tar";
+	targv[1] = (char *)"-C";
+	targv[2] = target;
+	targv[3] = (char *)"-xpf";
+	targv[4] = (char *)"-";
+	targv[5] = NULL;
+	pid = cp_tar_spawn(targv, 0, &io.out_fd);
+	io.in_fd = -1;
+	io.err_fd = STDERR_FILENO;
+	io.flags = CLIENT_EXEC_SOFT;
+	m = client_exec_run(c, json_pack("{s:s, s:s, s:[s, s, s, s, s, s]}",
+	    "op", "exec", "worker", worker, "argv", "tar", "-C", src, "-cf",
+	    "-", "."), &io);
+	close(io.out_fd);
+	status = cp_tar_wait(pid);
+	if (!json_is_true(json_object_get(m, "ok"))) {
+		if (made)
+			rmdir(target);
+		client_die(1, "%s", client_reply_message(m));
+	}
+	if (client_exec_status(m) != 0) {
+		if (made)
+			rmdir(target);
+		client_die(1, "%s:%s: tar on the worker failed (status %d)",
+		    worker, src, client_exec_status(m));
+	}
+	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN))
+		client_die(1, "%s: the local tar failed", target);
+	json_decref(m);
+	free(target);
+}
+
+/*
+ * Copy the local folder src to worker:dst (made, or dst/NAME when dst is
+ * a folder there): a local `tar -c` feeds a remote `tar -x` on stdin.
+ */
+static void
+cp_tree_put(struct conn *c, const char *src, const char *worker,
+    const char *dst)
+{
+	struct client_exec_io	 io;
+	json_t			*m, *st;
+	char			*target, *targv[7];
+	pid_t			 pid;
+	int			 status;
+
+	st = cp_remote_stat(c, worker, dst);
+	target = cp_target(dst, src, cp_is_dir(st));
+	json_decref(st);
+	targv[0] = (char *)"tar";
+	targv[1] = (char *)"-C";
+	targv[2] = (char *)src;
+	targv[3] = (char *)"-cf";
+	targv[4] = (char *)"-";
+	targv[5] = (char *)".";
+	targv[6] = NULL;
+	pid = cp_tar_spawn(targv, 1, &io.in_fd);
+	/* What the remote tar says goes to stderr. */
+	io.out_fd = io.err_fd = STDERR_FILENO;
+	io.flags = 0;
+	m = client_exec_run(c, json_pack("{s:s, s:s, s:[s, s, s, s, s]}",
+	    "op", "exec", "worker", worker, "argv", "sh", "-c",
+	    "mkdir -p -- \"$1\" && exec tar -C \"$1\" -xpf -", "sh", target),
+	    &io);
+	close(io.in_fd);
+	status = cp_tar_wait(pid);
+	if (!json_is_true(json_object_get(m, "ok")))
+		client_die(1, "%s", client_reply_message(m));
+	if (status != 0)
+		client_die(1, "%s: the local tar failed", src);
+	if (client_exec_status(m) != 0)
+		client_die(1, "%s:%s: tar on the worker failed (status %d)",
+		    worker, target, client_exec_status(m));
+	json_decref(m);
+	free(target);
+}
+
+/* Spool stdin to an unlinked temporary file; returns it, at offset 0. */
+static int
+cp_spool_stdin(void)
+{
+	const char	*tmpdir = getenv("TMPDIR");
+	char		*path, *buf;
+	ssize_t		 n;
+	int		 fd;
+
+	if (tmpdir == NULL || *tmpdir == '\0')
+		tmpdir = "/tmp";
+	xasprintf(&path, "%s/sandd-cp.XXXXXX", tmpdir);
+	if ((fd = mkstemp(path)) == -1)
+		client_die(1, "%s: %s", path, strerror(errno));
+	unlink(path);
+	free(path);
+	buf = xmalloc(CLIENT_CHUNK);
+	while ((n = read(STDIN_FILENO, buf, CLIENT_CHUNK)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			client_die(1, "stdin: %s", strerror(errno));
+		if (client_write(fd, buf, (size_t)n) != 0)
+			client_die(1, "spooling stdin: %s", strerror(errno));
+	}
+	free(buf);
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		client_die(1, "spooling stdin: %s", strerror(errno));
+	return (fd);
+}
+
+/* Copy local spath (or stdin) to worker:dpath. */
+static void
+cp_to_worker(struct conn *c, const char *spath, const char *worker,
+    const char *dpath, int rec, int keep)
+{
+	struct stat	 sb;
+	json_t		*st;
+	char		*target;
+	mode_t		 mode;
+	int		 fd, is_stdin = strcmp(spath, "-") == 0;
+
+	if (is_stdin)
+		fd = cp_spool_stdin();
+	else {
+		if (stat(spath, &sb) != 0)
+			client_die(1, "%s: %s", spath, strerror(errno));
+		if (S_ISDIR(sb.st_mode)) {
+			if (!rec)
+				client_die(1, "%s is a folder (use -r)", spath);
+			cp_tree_put(c, spath, worker, dpath);
+			return;
+		}
+		if ((fd = open(spath, O_RDONLY)) == -1)
+			client_die(1, "%s: %s", spath, strerror(errno));
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+		client_die(1, "%s: not a regular file", spath);
+	st = cp_remote_stat(c, worker, dpath);
+	target = cp_target(dpath, spath, cp_is_dir(st) && !is_stdin);
+	json_decref(st);
+	if (is_stdin) {
+		/* A new file, as the shell would make it. */
+		mode = 0666 & ~cp_umask();
+	} else
+		mode = sb.st_mode & (keep ? 07777 : 0777);
+	cp_put(c, worker, target, fd, (size_t)sb.st_size, (int)mode,
+	    keep ? sb.st_mtime : 0);
+	close(fd);
+	free(target);
+}
+
+/* Copy worker:spath to local dpath (or stdout). */
+static void
+cp_from_worker(struct conn *c, const char *worker, const char *spath,
+    const char *dpath, int rec, int keep)
+{
+	json_t		*st;
+	char		*target;
+
+	st = cp_remote_stat(c, worker, spath);
+	if (!json_is_true(json_object_get(st, "ok")))
+		client_die(1, "%s", client_reply_message(st));
+	if (cp_is_dir(st)) {
+		if (!rec)
+			client_die(1, "%s:%s is a folder (use -r)", worker,
+			    spath);
+		if (strcmp(dpath, "-") == 0)
+			client_die(1, "a folder cannot go to stdout");
+		cp_tree_get(c, worker, spath, dpath);
+		json_decref(st);
+		return;
+	}
+	target = cp_target(dpath, spath, strcmp(dpath, "-") != 0 &&
+	    cp_local_is_dir(dpath));
+	cp_get(c, worker, spath, target,
+	    (size_t)json_integer_value(json_object_get(st, "size")), keep,
+	    (time_t)json_number_value(json_object_get(st, "mtime")));
+	json_decref(st);
+	free(target);
+}
+
+/* `sandd cp`: copy a file or folder to or from a worker. */
+int
+client_cp(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "recursive", no_argument, NULL, 'r' },
+		{ "preserve", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct conn	*c;
+	const char	*spath, *dpath;
+	char		*sw, *dw;
+	int		 ch, rec = 0, keep = 0;
+
+	while ((ch = getopt_long(argc, argv, "S:rph", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			rec = 1;
+			break;
+		case 'p':
+			keep = 1;
+			break;
+		default:
+			client_option(ch, argv);
+		}
+	}
+	if (optind != argc - 2)
+		client_usage_error();
+	sw = cp_split(argv[optind], &spath);
+	dw = cp_split(argv[optind + 1], &dpath);
+	if ((sw == NULL) == (dw == NULL))
+		client_die(2, "exactly one of source and destination must be "
+		    "WORKER:PATH");
+	if (*spath == '\0' || *dpath == '\0')
+		client_die(2, "empty path");
+	c = client_conn_open();
+	if (dw != NULL)
+		cp_to_worker(c, spath, dw, dpath, rec, keep);
+	else
+		cp_from_worker(c, sw, spath, dpath, rec, keep);
+	client_conn_flush(c);
+	free(sw);
+	free(dw);
+	return (0);
+}

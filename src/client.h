@@ -1,0 +1,77 @@
+/*
+ * client.h: what the client files (client.c, client-*.c) share with each
+ * other and with nothing else. The subcommands themselves are in sandd.h,
+ * for sandd.c's table.
+ */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <getopt.h>
+#include <signal.h>
+
+#include <openssl/evp.h>
+
+/* Bytes read from a file or pipe at a time. */
+#define CLIENT_CHUNK	(256 * 1024)
+/* Stdin bytes per write request (base64 makes the line 4/3 of this). */
+#define CLIENT_WRITE	(64 * 1024)
+/* Send queue: stop producing (stdin, files) above this. */
+#define CLIENT_OUT_HIGH	(1024 * 1024)
+
+struct conn;
+
+/* client.c */
+extern volatile sig_atomic_t client_got_signal;
+extern volatile sig_atomic_t client_got_winch;
+extern const struct option client_longopts[];
+__dead void	 client_die(int, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
+__dead void	 client_usage_error(void);
+void		 client_option(int, char **);
+void		 client_option_kv(json_t *, int, const char *);
+double		 client_option_secs(const char *);
+const char	*client_reply_message(json_t *);
+const char	*client_reply_code(json_t *);
+int		 client_msg_final(json_t *);
+size_t		 client_msg_bytes(json_t *, const char *, struct evbuffer *);
+void		 client_msg_write(json_t *, const char *, int);
+int		 client_write(int, const void *, size_t);
+void		 client_write_all(int, const void *, size_t);
+void		 client_signals_catch(int);
+struct conn	*client_conn_open(void);
+int		 client_conn_eof(struct conn *);
+size_t		 client_conn_pending(struct conn *);
+int		 client_conn_poll(struct conn *, int);
+void		 client_conn_add(struct conn *, const void *, size_t);
+void		 client_conn_queue(struct conn *, const void *, size_t);
+void		 client_conn_flush(struct conn *);
+void		 client_conn_shutdown(struct conn *);
+void		 client_conn_rest(struct conn *, int);
+int		 client_conn_send(struct conn *, json_t *);
+void		 client_conn_send_quiet(struct conn *, json_t *);
+int		 client_conn_has_line(struct conn *);
+json_t		*client_conn_take(struct conn *);
+size_t		 client_conn_payload(struct conn *, json_t *, int, EVP_MD_CTX *);
+json_t		*client_conn_recv_id(struct conn *, int);
+json_t		*client_conn_reply(struct conn *, int);
+json_t		*client_conn_call(struct conn *, json_t *, int);
+
+/* client-exec.c */
+/* Where a streamed command's input comes from and its output goes. */
+struct client_exec_io {
+	int	in_fd;		/* to its stdin until its end; -1 for none */
+	int	out_fd;		/* its stdout */
+	int	err_fd;		/* its stderr */
+#define CLIENT_EXEC_SOFT	0x1	/* a failed write to out_fd ... */
+#define CLIENT_EXEC_BROKEN	0x2	/* ... sets this instead of exiting */
+	int	flags;
+};
+json_t		*client_exec_run(struct conn *, json_t *,
+		     struct client_exec_io *);
+int		 client_exec_status(json_t *);
+__dead void	 client_exec_error(json_t *);
+
+/* client-shell.c */
+void		 client_tty_restore(void);
+
+#endif
