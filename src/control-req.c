@@ -191,14 +191,6 @@ req_error(struct req *r, const char *code, const char *fmt, ...)
 	va_end(ap);
 	req_error_json(r, e);
 }
-
-/* End r without a reply (a request that owes none). */
-void
-req_drop(struct req *r)
-{
-	req_finish(r);
-}
-
 /* ---- field specs ---- */
 
 /* Is v a non-empty array of strings? */

@@ -149,7 +149,7 @@ session_set_status(struct session *s, json_t *info)
 }
 
 /* The program exited (per the end message, or the close reply). */
-void
+static void
 session_mark_exited(struct session *s, json_t *info)
 {
 	if (s->exited)

@@ -41,7 +41,6 @@ uint64_t	 session_base(struct session *);
 void		 session_copy_held(struct session *, uint64_t, uint8_t *,
 		     size_t);
 void		 session_consume(struct session *);
-void		 session_mark_exited(struct session *, json_t *);
 
 /* control-attach.c */
 int		 attach_readonly(struct req *, struct session *);

@@ -41,18 +41,6 @@ log_init(const char *name, int level, int use_syslog)
 	event_set_log_callback(log_event_cb);
 }
 
-void
-log_add_level(int n)
-{
-	log_level += n;
-}
-
-int
-log_get_level(void)
-{
-	return (log_level);
-}
-
 static void
 log_vwrite(int pri, const char *fmt, va_list ap)
 {

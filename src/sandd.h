@@ -74,8 +74,6 @@ extern struct worker_options worker_opts;
 
 /* log.c */
 void	 log_init(const char *, int, int);
-void	 log_add_level(int);
-int	 log_get_level(void);
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -201,8 +199,6 @@ struct ws_conn *ws_conn_create(struct bufferevent *, const struct ws_params *,
 	     const struct ws_callbacks *, void *);
 void	 ws_conn_free(struct ws_conn *);
 int	 ws_conn_send_json(struct ws_conn *, json_t *);
-int	 ws_conn_send_binary(struct ws_conn *, const void *, size_t,
-	     const void *, size_t);
 int	 ws_conn_send_binary_buf(struct ws_conn *, const void *, size_t,
 	     struct evbuffer *, size_t, size_t);
 size_t	 ws_conn_backlog(struct ws_conn *);
@@ -256,15 +252,12 @@ extern struct server_stats server_stats;
 int	 server_main(void);
 void	 server_count_error(const char *);
 json_t	*server_stats_json(void);
-int	 server_check_token(const char *, const char *);
-void	 server_shutdown(void);
 
 /* server-worker.c */
 struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
 	     const char *, int);
-struct worker *server_worker_find(const char *);
 struct worker *server_worker_reachable(const char *);
 json_t	*server_worker_json(struct worker *);
 int	 server_worker_matches(struct worker *, json_t *);
@@ -471,7 +464,6 @@ void	 req_reply(struct req *, json_t *);
 void	 req_error(struct req *, const char *, const char *, ...)
 	     __attribute__((format(printf, 3, 4)));
 void	 req_error_json(struct req *, json_t *);
-void	 req_drop(struct req *);
 int	 req_check_fields(struct req *, const struct req_field *);
 json_t	*req_field(struct req *, const char *);
 const char *req_string(struct req *, const char *);

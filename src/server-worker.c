@@ -110,7 +110,7 @@ worker_set_state(struct worker *w, int state)
 }
 
 /* Find a worker record by id (any state). */
-struct worker *
+static struct worker *
 server_worker_find(const char *id)
 {
 	struct worker	*w;

@@ -50,6 +50,7 @@ static SSL_CTX			*server_tls;
 static struct event		*ev_sigterm, *ev_sigint, *ev_sighup;
 
 static void	 handshake_free(struct handshake *);
+static void	 server_shutdown(void);
 
 /* Count one error reply by code, for stats and metrics. */
 void
@@ -157,7 +158,7 @@ fail:
 }
 
 /* Does token grant worker id? Constant time in the token. */
-int
+static int
 server_check_token(const char *id, const char *token)
 {
 	unsigned char	md[32];
@@ -521,7 +522,7 @@ server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 }
 
 /* Stop listening, close every connection, and leave the loop. */
-void
+static void
 server_shutdown(void)
 {
 	struct handshake	*hs;

@@ -611,34 +611,18 @@ ws_conn_send_json(struct ws_conn *ws, json_t *obj)
 
 /*
  * Send one binary message: head (hlen bytes, may be 0), then len bytes
- * from data or, when buf is given, from buf starting at skip, copied
- * straight from the buffer's chains into the socket's.
+ * of buf from skip, copied straight from the buffer's chains into the
+ * socket's.
  */
-static int
-ws_conn_send_binary_any(struct ws_conn *ws, const void *head, size_t hlen,
-    const void *data, struct evbuffer *buf, size_t skip, size_t len)
-{
-	if (!ws_conn_open(ws))
-		return (-1);
-	ws_conn_write_frame(ws, WS_OP_BINARY, head, hlen, data, buf, skip,
-	    len);
-	return (0);
-}
-
-/* Send one binary message: head, then len bytes of data. */
-int
-ws_conn_send_binary(struct ws_conn *ws, const void *head, size_t hlen,
-    const void *data, size_t len)
-{
-	return (ws_conn_send_binary_any(ws, head, hlen, data, NULL, 0, len));
-}
-
-/* Send one binary message: head, then len bytes of buf from skip. */
 int
 ws_conn_send_binary_buf(struct ws_conn *ws, const void *head, size_t hlen,
     struct evbuffer *buf, size_t skip, size_t len)
 {
-	return (ws_conn_send_binary_any(ws, head, hlen, NULL, buf, skip, len));
+	if (!ws_conn_open(ws))
+		return (-1);
+	ws_conn_write_frame(ws, WS_OP_BINARY, head, hlen, NULL, buf, skip,
+	    len);
+	return (0);
 }
 
 /* Bytes queued toward the peer and not yet written to the socket. */
