@@ -34,7 +34,7 @@ def test_install_lays_out_the_expected_tree():
             "usr/share/man/man8/sandd.8",
             "usr/share/man/man7/sandd-control.7",
             "usr/share/man/man7/sandd-wire.7",
-            "usr/lib/sandd/python/sandd.py",
+            "usr/lib/sandd/python/sandd/__init__.py",
             "usr/share/bash-completion/completions/sandd",
         }, _tree(dest)
         st = os.stat(os.path.join(dest, "usr/bin/sandd"))

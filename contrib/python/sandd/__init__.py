@@ -381,7 +381,7 @@ def find_binary(binary: Optional[str] = None) -> str:
     if found:
         return found
     here = os.path.dirname(os.path.abspath(__file__))
-    repo = os.path.normpath(os.path.join(here, "..", "..", "sandd"))
+    repo = os.path.normpath(os.path.join(here, "..", "..", "..", "sandd"))
     if os.access(repo, os.X_OK):
         return repo
     raise ServerStartError("sandd binary not found: set $SANDD_BIN, put "
