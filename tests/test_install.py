@@ -35,6 +35,16 @@ def test_install_lays_out_the_expected_tree():
             "usr/share/man/man7/sandd-control.7",
             "usr/share/man/man7/sandd-wire.7",
             "usr/lib/sandd/python/sandd/__init__.py",
+            "usr/lib/sandd/python/sandd/aio.py",
+            "usr/lib/sandd/python/sandd/api.py",
+            "usr/lib/sandd/python/sandd/client.py",
+            "usr/lib/sandd/python/sandd/errors.py",
+            "usr/lib/sandd/python/sandd/objects.py",
+            "usr/lib/sandd/python/sandd/ops.py",
+            "usr/lib/sandd/python/sandd/process.py",
+            "usr/lib/sandd/python/sandd/protocol.py",
+            "usr/lib/sandd/python/sandd/results.py",
+            "usr/lib/sandd/python/sandd/server.py",
             "usr/share/bash-completion/completions/sandd",
         }, _tree(dest)
         st = os.stat(os.path.join(dest, "usr/bin/sandd"))
