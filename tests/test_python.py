@@ -904,4 +904,32 @@ def test_async_server_port_taken_raises():
         blocker.close()
 
 
+# ------------------------------------------------------------ Rust sandd
+# Its users switch with no edits: each test names what they rely on.
+
+def test_rust_compat_failures_are_runtime_errors_keeping_their_other_bases():
+    assert issubclass(sandd.SanddError, RuntimeError)
+    for cls, base in ((sandd.WorkerNotFound, ValueError),
+                      (sandd.CommandTimeout, TimeoutError),
+                      (sandd.ConnectionClosed, ConnectionError),
+                      (sandd.Denied, PermissionError),
+                      (sandd.RemoteFileNotFoundError, FileNotFoundError)):
+        assert issubclass(cls, RuntimeError) and issubclass(cls, base), cls
+    with h.Cluster() as c, client(c) as cl:
+        try:
+            cl.exec("w1", ["/nonexistent/prog"])
+        except RuntimeError as e:
+            assert isinstance(e, sandd.ExecFailed), e
+        else:
+            raise AssertionError("no RuntimeError for a missing program")
+        c.stop_server(signal.SIGKILL)
+        h.wait_for(lambda: cl.closed, timeout=5, what="client to see EOF")
+        try:
+            cl.hello()
+        except RuntimeError as e:
+            assert isinstance(e, sandd.ConnectionClosed), e
+        else:
+            raise AssertionError("call on a dead connection succeeded")
+
+
 h.run_main(globals())

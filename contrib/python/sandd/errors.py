@@ -8,8 +8,12 @@ import os
 from typing import Any, Dict, Mapping, Optional
 
 
-class SanddError(Exception):
+class SanddError(RuntimeError):
     """An error reported by sandd (or by this client about sandd).
+
+    A ``RuntimeError``, as the Rust sandd's failures were; subclasses are
+    also the built-in error that fits (``ValueError``, ``TimeoutError``,
+    ``ConnectionError``, ``PermissionError``, ``FileNotFoundError``, ...).
 
     ``code`` is the protocol's stable error code (``no_such_worker``,
     ``timeout``, ...); ``error`` is the whole error object the server sent
@@ -156,7 +160,7 @@ class ConnectionClosed(SanddError, ConnectionError):
     code = "connection_closed"
 
 
-class ServerStartError(SanddError, RuntimeError):
+class ServerStartError(SanddError):
     """``sandd serve`` (or ``sandd worker``) failed to start."""
     code = "server_start"
 
