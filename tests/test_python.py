@@ -932,4 +932,24 @@ def test_rust_compat_failures_are_runtime_errors_keeping_their_other_bases():
             raise AssertionError("call on a dead connection succeeded")
 
 
+def test_rust_compat_server_address_and_connect_argument():
+    port = h.free_port()
+    with sandd.Server("127.0.0.1", port, "direct", binary=h.SANDD,
+                      request_timeout=h.T(30)) as s:
+        assert s.address == "127.0.0.1:%d" % port, s.address
+        assert s.hello()["protocol"] == 1
+    with new_server(connect="direct", verbose=False) as s:
+        assert s.address == "127.0.0.1:%d" % s.port
+    for bad in ({"connect": "tunnel"}, {"tunnel_config": object()}):
+        try:
+            new_server(**bad)
+        except ValueError as e:
+            assert "direct" in str(e), str(e)
+        else:
+            raise AssertionError("Server accepted %r" % (bad,))
+    assert sandd.AsyncServer("::", 8765, binary=h.SANDD).address == \
+        "[::]:8765"
+    assert sandd.AsyncServer(port=9, binary=h.SANDD).address == "0.0.0.0:9"
+
+
 h.run_main(globals())

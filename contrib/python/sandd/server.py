@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Union
 
 from .aio import AsyncClient
 from .client import Client
 from .errors import ServerStartError
 from .ops import Op, OpHost, Ready, op
-from .process import Serve, Worker
+from .process import Serve, Worker, host_port
 
 
 class LocalServer(OpHost):
@@ -21,8 +21,18 @@ class LocalServer(OpHost):
 
     _mux: Any
 
-    def __init__(self, host: str, port: int, binary: Optional[str],
-                 options: Mapping[str, Any]) -> None:
+    def __init__(self, host: str = "0.0.0.0", port: int = 8765,
+                 connect: str = "direct", tunnel_config: Any = None,
+                 verbose: Union[bool, int, None] = None, *,
+                 binary: Optional[str] = None,
+                 request_timeout: Optional[float] = None,
+                 **options: Any) -> None:
+        if connect != "direct" or tunnel_config is not None:
+            raise ValueError("connect must be 'direct' (got %r): sandd has "
+                             "no tunnel mode; secure the listener with "
+                             "tls_cert/tls_key and token_file" % (connect,))
+        if verbose is not None:
+            options["verbose"] = verbose
         self._serve = Serve(host, port, binary, options)
         self.host = host
         self.port = self._serve.port
@@ -30,6 +40,13 @@ class LocalServer(OpHost):
         #: The workers started with :meth:`start_worker`.
         self.workers: List[Worker] = self._serve.workers
         self._finalizer = weakref.finalize(self, self._serve.stop_now)
+        super().__init__(None, request_timeout)  # type: ignore[call-arg]
+        self.path = self._serve.control_path  # None until started
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the server listens on for workers."""
+        return host_port(self.host, self.port)
 
     @property
     def control_path(self) -> Optional[str]:
@@ -104,14 +121,11 @@ class Server(LocalServer, Client):
     once if it cannot start (port taken, bad option). Stopped by
     :meth:`close`, on context-manager exit, when garbage collected, and
     at interpreter exit.
-    """
 
-    def __init__(self, host: str = "0.0.0.0", port: int = 8765, *,
-                 binary: Optional[str] = None,
-                 request_timeout: Optional[float] = None,
-                 **options: Any) -> None:
-        LocalServer.__init__(self, host, port, binary, options)
-        Client.__init__(self, None, request_timeout)
+    As in the Rust sandd, ``Server(host, port, connect, tunnel_config,
+    verbose)``: ``connect`` must be ``"direct"`` (there is no tunnel mode,
+    so ``tunnel_config`` must be None) and ``verbose`` adds ``-v``.
+    """
 
 
 class AsyncServer(LocalServer, AsyncClient):
@@ -121,15 +135,8 @@ class AsyncServer(LocalServer, AsyncClient):
     s``, ``await s.start()``, or simply the first call; ``await
     s.close()`` stops it. It is also stopped when garbage collected and
     at interpreter exit; its temporary folder exists only while it runs.
+    Arguments as for :class:`Server`.
     """
-
-    def __init__(self, host: str = "0.0.0.0", port: int = 8765, *,
-                 binary: Optional[str] = None,
-                 request_timeout: Optional[float] = None,
-                 **options: Any) -> None:
-        LocalServer.__init__(self, host, port, binary, options)
-        AsyncClient.__init__(self, None, request_timeout)
-        self.path = None  # type: ignore[assignment]
 
     async def start(self) -> "AsyncServer":
         """Start ``sandd serve`` and connect to it."""
