@@ -7,6 +7,7 @@ through the shim's own Server class) in a private temporary folder.
 import asyncio
 import hashlib
 import io
+import json
 import os
 import signal
 import socket
@@ -950,6 +951,29 @@ def test_rust_compat_server_address_and_connect_argument():
     assert sandd.AsyncServer("::", 8765, binary=h.SANDD).address == \
         "[::]:8765"
     assert sandd.AsyncServer(port=9, binary=h.SANDD).address == "0.0.0.0:9"
+
+
+def test_rust_compat_get_stats_has_rust_attributes_and_reads_like_a_dict():
+    with h.Cluster(workers={"w1": {}, "w2": {}}) as c, client(c) as cl:
+        cl.exec("w1", "true")
+        time.sleep(1.2)
+        st = cl.get_stats()
+        assert isinstance(st, sandd.ServerStats) and isinstance(st, dict)
+        assert st.total_daemons == 2, st
+        d = cl.get_daemon("w1")
+        assert st.by_platform == {"%s/%s" % (d.os, d.arch): 2}, st
+        assert isinstance(st.oldest_connection_secs, int)
+        assert 1 <= st.oldest_connection_secs < 600, st.oldest_connection_secs
+        assert sorted(st.daemons) == ["w1", "w2"], st.daemons
+        assert st.daemons["w1"].hostname == d.hostname
+        # ... and is still the dict of counters it was
+        assert st["workers_connected"] == 2 and "execs_total" in st
+        assert st.get("execs_total") >= 1 and "bytes_in" in st.keys()
+        assert json.loads(json.dumps(st))["workers_connected"] == 2
+        assert "ServerStats" in repr(st) and "total=2" in repr(st), repr(st)
+        c.stop_worker("w2")
+        st = cl.get_stats()
+        assert st.total_daemons == 1 and list(st.daemons) == ["w1"], st
 
 
 h.run_main(globals())

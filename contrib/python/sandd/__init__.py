@@ -54,7 +54,7 @@ from .process import Worker, _flag_args, find_binary
 from .protocol import (CHUNK, PROTOCOL_VERSION, BytesLike, Command,
                        PathOrFile, default_control_path)
 from .results import (CommandResult, DaemonInfo, Event, FileStat, ReadResult,
-                      SessionInfo, Transfer)
+                      ServerStats, SessionInfo, Transfer)
 from .server import AsyncServer, Server
 
 __all__ = [
@@ -72,7 +72,8 @@ __all__ = [
     "ChecksumMismatch",
 ]
 
-# Names the single-file module had besides __all__, for code that used them.
+# Names the single-file module had besides __all__, for code that used
+# them, and the Rust sandd's ServerStats (__all__ stays as it was).
 _COMPAT = (CHUNK, BytesLike, Command, PathOrFile, RemoteFileExistsError,
            RemoteIsADirectoryError, RemoteNotADirectoryError,
-           RemotePermissionError, _flag_args)
+           RemotePermissionError, _flag_args, ServerStats)

@@ -25,7 +25,7 @@ from .protocol import (EOF, BytesLike, Command, Mux, Payload, PathOrFile,
                        open_source, put_fields, set_bytes, set_target,
                        signal_name, strip, text, topic_filter)
 from .results import (CommandResult, DaemonInfo, FileStat, ReadResult,
-                      SessionInfo, Transfer)
+                      ServerStats, SessionInfo, Transfer)
 
 Target = Union[str, Mapping[str, str], Sequence[str], None]
 
@@ -171,9 +171,12 @@ class ClientOps(OpHost):
         return sum(1 for i in infos if i.connected)
 
     @op
-    def _g_get_stats(self) -> Op[Dict[str, Any]]:
-        """The controller's counters (``workers_connected``, ...)."""
-        return strip((yield from self._ask("stats")))
+    def _g_get_stats(self) -> Op[ServerStats]:
+        """The controller's counters (``workers_connected``, ...), with
+        the Rust sandd's ``total_daemons``, ``by_platform`` and
+        ``oldest_connection_secs`` (see :class:`ServerStats`)."""
+        counters = strip((yield from self._ask("stats")))
+        return ServerStats(counters, (yield from self._g_list_daemons()))
 
     @op
     def _g_wait_for_daemon(self, daemon_id: str, timeout: float = 30.0,

@@ -4,8 +4,11 @@ sessions, files and events, each built from a protocol message."""
 from __future__ import annotations
 
 import signal as _signal
+import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 from .errors import SanddError, error_from_reply
 from .protocol import field_bytes, text
@@ -116,6 +119,59 @@ class DaemonInfo:
             running=running,
             sessions=sessions if isinstance(sessions, int) else 0,
             raw=dict(w))
+
+    @property
+    def platform(self) -> str:
+        """``os/arch``, e.g. ``"Linux/x86_64"``."""
+        return "%s/%s" % (self.os, self.arch)
+
+    @property
+    def connected_secs(self) -> int:
+        """Whole seconds since it connected (0 if unknown)."""
+        try:
+            since = datetime.fromisoformat(
+                self.connected_at.replace("Z", "+00:00"))
+        except ValueError:
+            return 0
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        return max(0, int(time.time() - since.timestamp()))
+
+
+class ServerStats(dict):  # type: ignore[type-arg]
+    """What :meth:`Client.get_stats` returns: the controller's counters
+    as a dict (``stats["workers_connected"]``, ``"errors" in stats``,
+    ``stats.get(...)``), with the attributes of the Rust sandd's
+    ``ServerStats``: ``total_daemons``, ``by_platform`` (``os/arch`` ->
+    count), ``oldest_connection_secs`` and ``daemons`` (id ->
+    :class:`DaemonInfo`), all of connected workers."""
+
+    def __init__(self, counters: Mapping[str, Any],
+                 workers: Iterable[DaemonInfo]) -> None:
+        super().__init__(counters)
+        #: The connected workers by id.
+        self.daemons: Dict[str, DaemonInfo] = {
+            w.id: w for w in workers if w.connected}
+
+    @property
+    def total_daemons(self) -> int:
+        """How many workers are connected."""
+        return len(self.daemons)
+
+    @property
+    def by_platform(self) -> Dict[str, int]:
+        """How many connected workers run on each ``os/arch``."""
+        return dict(Counter(w.platform for w in self.daemons.values()))
+
+    @property
+    def oldest_connection_secs(self) -> int:
+        """Seconds the longest-connected worker has been connected."""
+        return max((w.connected_secs for w in self.daemons.values()),
+                   default=0)
+
+    def __repr__(self) -> str:
+        return "ServerStats(total=%d, platforms=%r, counters=%s)" % (
+            self.total_daemons, self.by_platform, dict.__repr__(self))
 
 
 @dataclass
