@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -974,6 +976,64 @@ def test_rust_compat_get_stats_has_rust_attributes_and_reads_like_a_dict():
         c.stop_worker("w2")
         st = cl.get_stats()
         assert st.total_daemons == 1 and list(st.daemons) == ["w1"], st
+
+
+def test_rust_compat_new_session_takes_rust_positional_order():
+    with h.Cluster() as c, client(c) as cl:
+        with cl.new_session("w1", 30, 100, "vt100", False,
+                            command="/bin/sh") as s:
+            assert isinstance(s, sandd.Session), s
+            assert s.run("stty size").stdout == "30 100\n"
+            assert s.run("echo $TERM").stdout == "vt100\n"
+        try:
+            cl.new_session("w1", 24, 80, "xterm", "/bin/sh")
+        except TypeError as e:
+            assert "command=" in str(e), str(e)
+        else:
+            raise AssertionError("a command taken as interactive")
+
+
+def _read_pty(fd, want, deadline):
+    """Read a terminal until ``want`` shows up; all that was read."""
+    got = b""
+    while want not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %r on the terminal: %r" % (want, got)
+        if select.select([fd], [], [], left)[0]:
+            try:
+                piece = os.read(fd, 4096)
+            except OSError:     # EIO: the child closed the terminal
+                piece = b""
+            assert piece, "terminal closed before %r: %r" % (want, got)
+            got += piece
+    return got
+
+
+def test_rust_compat_interactive_session_runs_on_this_terminal():
+    code = (
+        "import sys; sys.path.insert(0, %r); import sandd\n"
+        "c = sandd.Client(request_timeout=30)\n"
+        "r = c.new_session('w1', interactive=True, command='/bin/sh')\n"
+        "print('returned:', r, [s.session for s in c.list_sessions()])\n"
+    ) % os.path.join(h.REPO, "contrib", "python")
+    with h.Cluster() as c:
+        master, slave = pty.openpty()
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=slave, stdout=slave,
+            stderr=subprocess.PIPE, start_new_session=True,
+            env=h._clean_env({"SANDD_CONTROL": c.control}))
+        os.close(slave)
+        try:
+            deadline = time.monotonic() + h.T(20)
+            os.write(master, b"echo inter''active-ok\n")
+            _read_pty(master, b"interactive-ok\r\n", deadline)
+            os.write(master, b"\x04")
+            out = _read_pty(master, b"returned: None []", deadline)
+            assert child.wait(h.T(10)) == 0, child.stderr.read()
+        finally:
+            h._stop_proc(child)
+            os.close(master)
+        assert b"Traceback" not in out, out
 
 
 h.run_main(globals())

@@ -372,12 +372,19 @@ class ClientOps(OpHost):
     @op
     def _g_new_session(self, daemon_id: str, rows: int = 24, cols: int = 80,
                        term: Optional[str] = "xterm-256color",
+                       interactive: bool = False,
                        command: Optional[Command] = None,
                        env: Optional[Mapping[str, str]] = None,
                        cwd: Optional[str] = None, **options: Any) -> Op[Any]:
         """Open a PTY session (default: the login shell) on a worker.
 
-        ``term`` sets ``$TERM``. Extra options (``user``) pass through."""
+        ``term`` sets ``$TERM``. Extra options (``user``) pass through.
+        With ``interactive=True``, as in the Rust sandd, the session takes
+        over this terminal (raw mode) until Ctrl+D or until it exits; it
+        is then closed and None returned."""
+        if not isinstance(interactive, bool):
+            raise TypeError("interactive must be True or False (got %r); "
+                            "pass a command as command=..." % (interactive,))
         req: Dict[str, Any] = {"op": "session.open", "worker": daemon_id,
                                "rows": rows, "cols": cols, "attach": False}
         command_fields(req, command)
@@ -390,8 +397,12 @@ class ClientOps(OpHost):
             req["cwd"] = os.fspath(cwd)
         put_fields(req, options)
         reply = yield from self._g_reply(Request(req))
-        return self._Session(self, str(reply.get("session")), daemon_id,
-                             reply.get("pid"))
+        session = self._Session(self, str(reply.get("session")), daemon_id,
+                                reply.get("pid"))
+        if not interactive:
+            return session
+        yield from session._g_interact()
+        return None
 
     @op
     def _g_get_session(self, session_id: str,

@@ -6,8 +6,15 @@ asyncio class.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import sys
+import termios
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+import tty
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
+                    Union)
 
 from .errors import (CommandTimeout, ConnectionClosed, HandleNotFound,
                      SessionNotFound, SessionTimeout, error_from_reply)
@@ -161,6 +168,33 @@ class SessionOps(Facade):
                 return s
         return None
 
+    def _g_interact(self) -> Op[None]:
+        """Join the session to this terminal: what is typed goes to it,
+        what it prints comes here, until Ctrl+D (not sent) or its exit;
+        then close it."""
+        fd = sys.stdin.fileno()
+        out = sys.stdout.buffer
+        sub = yield from self._g_attach(since=0)
+        try:
+            with _raw_terminal(fd):
+                while True:
+                    if select.select([fd], [], [], 0)[0]:
+                        typed = os.read(fd, 4096)
+                        keep = typed.split(b"\x04", 1)[0]
+                        if keep:
+                            yield from self._g_write(keep)
+                        if keep != typed or not typed:
+                            break
+                    ev = yield from sub._g_get(0.05)
+                    if ev is not None and ev.type == "exit":
+                        break
+                    if ev is not None and ev.data:
+                        out.write(ev.data)
+                        out.flush()
+        finally:
+            sub.close()
+        yield from self._g_exit()
+
     @op
     def _g_close(self, signal: Union[str, int, None] = None
                  ) -> Op[Optional[int]]:
@@ -172,6 +206,22 @@ class SessionOps(Facade):
         self.exited = True
         code = reply.get("exit_code")
         return code if isinstance(code, int) else None
+
+
+@contextlib.contextmanager
+def _raw_terminal(fd: int) -> Iterator[None]:
+    """This terminal in raw mode (keys go through as they are typed, Ctrl+C
+    included; what was typed ahead is kept), restored after; nothing to
+    do when ``fd`` is no terminal."""
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd, termios.TCSADRAIN)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class HandleOps(Facade):
