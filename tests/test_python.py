@@ -1,20 +1,23 @@
-"""Tests of the Python shim contrib/python/sandd.py against real daemons.
+"""Tests of the Python client contrib/python/sandd/ against real daemons.
 
 Each test starts its own `sandd serve` and workers (through the harness, or
 through the shim's own Server class) in a private temporary folder.
 """
 
 import asyncio
+import gc
 import hashlib
 import io
 import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -1034,6 +1037,63 @@ def test_rust_compat_interactive_session_runs_on_this_terminal():
             h._stop_proc(child)
             os.close(master)
         assert b"Traceback" not in out, out
+
+
+def test_rust_compat_async_server_starts_on_first_use_and_leaves_no_folder():
+    private = tempfile.mkdtemp(prefix="sandd-test-tmp-")
+    old_tempdir = tempfile.tempdir
+    tempfile.tempdir = private      # where the servers make their folders
+
+    def new(**kw):
+        return sandd.AsyncServer("127.0.0.1", h.free_port(), binary=h.SANDD,
+                                 request_timeout=h.T(30), **kw)
+
+    async def used_without_async_with():
+        s = new()
+        assert s.control_path is None and os.listdir(private) == []
+        await s.start_worker("aw")          # the first call starts it
+        r = await s.exec("aw", "echo first-use")
+        assert r.stdout == "first-use\n", r
+        assert (await s.get_stats()).total_daemons == 1
+        pid = s.pid
+        await s.close()
+        return pid
+
+    async def dropped_without_close():
+        s = new()
+        await s.hello()
+        return s.pid
+    try:
+        new()                           # never used: nothing to leave
+        assert os.listdir(private) == []
+        pid = asyncio.run(used_without_async_with())
+        assert not pid_alive(pid)
+        assert os.listdir(private) == []
+        pid = asyncio.run(dropped_without_close())
+        gc.collect()
+        h.wait_for(lambda: not pid_alive(pid), timeout=10,
+                   what="a dropped AsyncServer's serve to stop")
+        assert os.listdir(private) == []
+    finally:
+        tempfile.tempdir = old_tempdir
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_rust_compat_async_exec_stream_iterates_without_await():
+    with h.Cluster() as c:
+        async def main():
+            async with sandd.AsyncClient(c.control,
+                                         request_timeout=h.T(30)) as ac:
+                types, out = [], b""
+                async for ev in ac.exec_stream("w1", "echo direct"):
+                    types.append(ev.type)
+                    out += ev.data if ev.type == "stdout" else b""
+                assert types[0] == "started" and types[-1] == "result"
+                assert out == b"direct\n", out
+                stream = await ac.exec_stream("w1", "echo awaited")
+                r = await stream.wait(timeout=h.T(20))
+                assert r.stdout == "awaited\n", r
+        asyncio.run(main())
 
 
 h.run_main(globals())
