@@ -96,7 +96,8 @@ def test_installed_python_module_imports():
     try:
         py = os.path.join(dest, "usr/local/lib/sandd/python")
         for python in _pythons():
-            r = subprocess.run([python, "-c", "import sandd; print(sandd.Client)"],
+            r = subprocess.run([python, "-c",
+                                "import sandd; print(sandd.Client)"],
                                env=dict(os.environ, PYTHONPATH=py),
                                capture_output=True, timeout=20)
             assert r.returncode == 0 and b"Client" in r.stdout, (python, r)
@@ -143,7 +144,8 @@ def test_pip_installed_package_runs_the_rust_sandd_quick_start():
         python = _venv_with_sandd(folder)
         env = h._clean_env({"SANDD_BIN": h.SANDD})
         env.pop("PYTHONPATH", None)
-        r = subprocess.run([python, "-c", "import sandd; print(sandd.__file__)"],
+        r = subprocess.run([python, "-c",
+                            "import sandd; print(sandd.__file__)"],
                            cwd=folder, env=env, capture_output=True,
                            timeout=h.T(20))
         assert r.stdout.decode().startswith(os.path.join(folder, "venv")), r

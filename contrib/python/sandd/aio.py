@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable, Generator, Optional
 from .api import ClientOps
 from .errors import ConnectionClosed
 from .objects import HandleOps, SessionOps, StreamOps, SubscriptionOps
-from .ops import Op, Open, Ready, Recv, Send, Shut, Sleep, Task, T
+from .ops import Op, Open, Recv, Send, Shut, Sleep, Task, T
 from .protocol import Pending
 
 #: Line buffer limit of the asyncio reader (replies may be large).

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
+
+if TYPE_CHECKING:
+    from .results import CommandResult
 
 
 class SanddError(RuntimeError):

@@ -20,8 +20,7 @@ from .errors import (CommandTimeout, ConnectionClosed, HandleNotFound,
                      SessionNotFound, SessionTimeout, error_from_reply)
 from .ops import Facade, Op, Recv, Send, iter_op, op
 from .protocol import (ANY_OUTPUT, EOF, BytesLike, Pending, Request,
-                       field_bytes, is_final, session_filter, set_bytes,
-                       signal_name)
+                       field_bytes, is_final, session_filter, signal_name)
 from .results import CommandResult, Event, ReadResult, SessionInfo
 
 
