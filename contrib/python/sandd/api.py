@@ -236,11 +236,8 @@ class ClientOps(OpHost):
         has the output so far) when the command hits ``timeout``, and
         :class:`WorkerNotFound` (a ``ValueError``) for an unknown worker.
         A non-zero exit is not an error: check ``result.success``."""
-        req = exec_request(command, timeout, env, cwd,
-                           dict(options, stdin=stdin))
-        req["worker"] = daemon_id
-        reply = yield from self._g_reply(Request(req, _exec_expect(
-            timeout, options)))
+        reply = yield from self._g_exec_reply(daemon_id, command, timeout,
+                                              env, cwd, stdin, options)
         result = CommandResult.from_json(reply)
         if result.timed_out:
             raise CommandTimeout("command timed out after %ss on %s" % (
@@ -261,18 +258,29 @@ class ClientOps(OpHost):
         matches). A worker that could not run it has ``result.error``
         set; timeouts are reported as ``result.timed_out``, not raised.
         ``max_concurrency`` limits how many run at once."""
-        req = exec_request(command, timeout, env, cwd,
-                           dict(options, stdin=stdin))
-        set_target(req, labels)
         try:
-            reply = yield from self._g_reply(Request(req, _exec_expect(
-                timeout, options)))
+            reply = yield from self._g_exec_reply(labels, command, timeout,
+                                                  env, cwd, stdin, options)
         except WorkerNotFound:
-            if "labels" in req:
+            if labels is None or isinstance(labels, Mapping):
                 return {}
             raise
         return {str(item.get("worker")): CommandResult.from_json(item)
                 for item in reply.get("results") or []}
+
+    def _g_exec_reply(self, target: Target, command: Command,
+                      timeout: Optional[float],
+                      env: Optional[Mapping[str, str]], cwd: Optional[str],
+                      stdin: Optional[BytesLike],
+                      options: Mapping[str, Any]) -> Op[Dict[str, Any]]:
+        """Run a command on ``target`` (see set_target); the final reply.
+        It may take its timeout, its kill grace, and some slack."""
+        req = exec_request(command, timeout, env, cwd,
+                           dict(options, stdin=stdin))
+        set_target(req, target)
+        grace = float(options.get("kill_grace") or 2) + 5
+        return (yield from self._g_reply(Request(req, expect(timeout,
+                                                             grace))))
 
     def _stream(self, target: Target, command: Command,
                 timeout: Optional[float] = None,
@@ -551,12 +559,6 @@ def _fields(op_name: str, **fields: Any) -> Dict[str, Any]:
     req: Dict[str, Any] = {"op": op_name}
     put_fields(req, fields)
     return req
-
-
-def _exec_expect(timeout: Optional[float],
-                 options: Mapping[str, Any]) -> Optional[float]:
-    """How long an exec may take: its timeout, its kill grace, slack."""
-    return expect(timeout, float(options.get("kill_grace") or 2) + 5)
 
 
 class _Destination:
