@@ -95,12 +95,12 @@ bench: deps
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man7 \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PYDIR) $(DESTDIR)$(BASHDIR)
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PYDIR)/sandd $(DESTDIR)$(BASHDIR)
 	install -m 755 sandd $(DESTDIR)$(BINDIR)/sandd
 	install -m 644 man/sandd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/sandd-control.7 man/sandd-wire.7 \
 	    $(DESTDIR)$(MANDIR)/man7/
-	install -m 644 contrib/python/sandd.py $(DESTDIR)$(PYDIR)/
+	install -m 644 contrib/python/sandd/*.py $(DESTDIR)$(PYDIR)/sandd/
 	install -m 644 contrib/completion/sandd.bash $(DESTDIR)$(BASHDIR)/sandd
 
 clean:

@@ -8,8 +8,9 @@
 set -eu
 
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
-libjansson-dev libwslay-dev libclang-rt-14-dev python3 socat mandoc openssl procps
-iproute2 tmux openssh-server openssh-client"
+libjansson-dev libwslay-dev libclang-rt-14-dev python3 python3-setuptools
+python3-wheel python3-venv socat mandoc openssl procps iproute2 tmux
+openssh-server openssh-client"
 
 dry_run=0
 case "${1:-}" in

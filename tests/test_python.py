@@ -1,17 +1,23 @@
-"""Tests of the Python shim contrib/python/sandd.py against real daemons.
+"""Tests of the Python client contrib/python/sandd/ against real daemons.
 
 Each test starts its own `sandd serve` and workers (through the harness, or
 through the shim's own Server class) in a private temporary folder.
 """
 
 import asyncio
+import gc
 import hashlib
 import io
+import json
 import os
+import pty
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -902,6 +908,192 @@ def test_async_server_port_taken_raises():
         asyncio.run(main())
     finally:
         blocker.close()
+
+
+# ------------------------------------------------------------ Rust sandd
+# Its users switch with no edits: each test names what they rely on.
+
+def test_rust_compat_failures_are_runtime_errors_keeping_their_other_bases():
+    assert issubclass(sandd.SanddError, RuntimeError)
+    for cls, base in ((sandd.WorkerNotFound, ValueError),
+                      (sandd.CommandTimeout, TimeoutError),
+                      (sandd.ConnectionClosed, ConnectionError),
+                      (sandd.Denied, PermissionError),
+                      (sandd.RemoteFileNotFoundError, FileNotFoundError)):
+        assert issubclass(cls, RuntimeError) and issubclass(cls, base), cls
+    with h.Cluster() as c, client(c) as cl:
+        try:
+            cl.exec("w1", ["/nonexistent/prog"])
+        except RuntimeError as e:
+            assert isinstance(e, sandd.ExecFailed), e
+        else:
+            raise AssertionError("no RuntimeError for a missing program")
+        c.stop_server(signal.SIGKILL)
+        h.wait_for(lambda: cl.closed, timeout=5, what="client to see EOF")
+        try:
+            cl.hello()
+        except RuntimeError as e:
+            assert isinstance(e, sandd.ConnectionClosed), e
+        else:
+            raise AssertionError("call on a dead connection succeeded")
+
+
+def test_rust_compat_server_address_and_connect_argument():
+    port = h.free_port()
+    with sandd.Server("127.0.0.1", port, "direct", binary=h.SANDD,
+                      request_timeout=h.T(30)) as s:
+        assert s.address == "127.0.0.1:%d" % port, s.address
+        assert s.hello()["protocol"] == 1
+    with new_server(connect="direct", verbose=False) as s:
+        assert s.address == "127.0.0.1:%d" % s.port
+    for bad in ({"connect": "tunnel"}, {"tunnel_config": object()}):
+        try:
+            new_server(**bad)
+        except ValueError as e:
+            assert "direct" in str(e), str(e)
+        else:
+            raise AssertionError("Server accepted %r" % (bad,))
+    assert sandd.AsyncServer("::", 8765, binary=h.SANDD).address == \
+        "[::]:8765"
+    assert sandd.AsyncServer(port=9, binary=h.SANDD).address == "0.0.0.0:9"
+
+
+def test_rust_compat_get_stats_has_rust_attributes_and_reads_like_a_dict():
+    with h.Cluster(workers={"w1": {}, "w2": {}}) as c, client(c) as cl:
+        cl.exec("w1", "true")
+        time.sleep(1.2)
+        st = cl.get_stats()
+        assert isinstance(st, sandd.ServerStats) and isinstance(st, dict)
+        assert st.total_daemons == 2, st
+        d = cl.get_daemon("w1")
+        assert st.by_platform == {"%s/%s" % (d.os, d.arch): 2}, st
+        assert isinstance(st.oldest_connection_secs, int)
+        assert 1 <= st.oldest_connection_secs < 600, st.oldest_connection_secs
+        assert sorted(st.daemons) == ["w1", "w2"], st.daemons
+        assert st.daemons["w1"].hostname == d.hostname
+        # ... and is still the dict of counters it was
+        assert st["workers_connected"] == 2 and "execs_total" in st
+        assert st.get("execs_total") >= 1 and "bytes_in" in st.keys()
+        assert json.loads(json.dumps(st))["workers_connected"] == 2
+        assert "ServerStats" in repr(st) and "total=2" in repr(st), repr(st)
+        c.stop_worker("w2")
+        st = cl.get_stats()
+        assert st.total_daemons == 1 and list(st.daemons) == ["w1"], st
+
+
+def test_rust_compat_new_session_takes_rust_positional_order():
+    with h.Cluster() as c, client(c) as cl:
+        with cl.new_session("w1", 30, 100, "vt100", False,
+                            command="/bin/sh") as s:
+            assert isinstance(s, sandd.Session), s
+            assert s.run("stty size").stdout == "30 100\n"
+            assert s.run("echo $TERM").stdout == "vt100\n"
+        try:
+            cl.new_session("w1", 24, 80, "xterm", "/bin/sh")
+        except TypeError as e:
+            assert "command=" in str(e), str(e)
+        else:
+            raise AssertionError("a command taken as interactive")
+
+
+def _read_pty(fd, want, deadline):
+    """Read a terminal until ``want`` shows up; all that was read."""
+    got = b""
+    while want not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %r on the terminal: %r" % (want, got)
+        if select.select([fd], [], [], left)[0]:
+            try:
+                piece = os.read(fd, 4096)
+            except OSError:     # EIO: the child closed the terminal
+                piece = b""
+            assert piece, "terminal closed before %r: %r" % (want, got)
+            got += piece
+    return got
+
+
+def test_rust_compat_interactive_session_runs_on_this_terminal():
+    code = (
+        "import sys; sys.path.insert(0, %r); import sandd\n"
+        "c = sandd.Client(request_timeout=30)\n"
+        "r = c.new_session('w1', interactive=True, command='/bin/sh')\n"
+        "print('returned:', r, [s.session for s in c.list_sessions()])\n"
+    ) % os.path.join(h.REPO, "contrib", "python")
+    with h.Cluster() as c:
+        master, slave = pty.openpty()
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=slave, stdout=slave,
+            stderr=subprocess.PIPE, start_new_session=True,
+            env=h._clean_env({"SANDD_CONTROL": c.control}))
+        os.close(slave)
+        try:
+            deadline = time.monotonic() + h.T(20)
+            os.write(master, b"echo inter''active-ok\n")
+            _read_pty(master, b"interactive-ok\r\n", deadline)
+            os.write(master, b"\x04")
+            out = _read_pty(master, b"returned: None []", deadline)
+            assert child.wait(h.T(10)) == 0, child.stderr.read()
+        finally:
+            h._stop_proc(child)
+            os.close(master)
+        assert b"Traceback" not in out, out
+
+
+def test_rust_compat_async_server_starts_on_first_use_and_leaves_no_folder():
+    private = tempfile.mkdtemp(prefix="sandd-test-tmp-")
+    old_tempdir = tempfile.tempdir
+    tempfile.tempdir = private      # where the servers make their folders
+
+    def new(**kw):
+        return sandd.AsyncServer("127.0.0.1", h.free_port(), binary=h.SANDD,
+                                 request_timeout=h.T(30), **kw)
+
+    async def used_without_async_with():
+        s = new()
+        assert s.control_path is None and os.listdir(private) == []
+        await s.start_worker("aw")          # the first call starts it
+        r = await s.exec("aw", "echo first-use")
+        assert r.stdout == "first-use\n", r
+        assert (await s.get_stats()).total_daemons == 1
+        pid = s.pid
+        await s.close()
+        return pid
+
+    async def dropped_without_close():
+        s = new()
+        await s.hello()
+        return s.pid
+    try:
+        new()                           # never used: nothing to leave
+        assert os.listdir(private) == []
+        pid = asyncio.run(used_without_async_with())
+        assert not pid_alive(pid)
+        assert os.listdir(private) == []
+        pid = asyncio.run(dropped_without_close())
+        gc.collect()
+        h.wait_for(lambda: not pid_alive(pid), timeout=10,
+                   what="a dropped AsyncServer's serve to stop")
+        assert os.listdir(private) == []
+    finally:
+        tempfile.tempdir = old_tempdir
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_rust_compat_async_exec_stream_iterates_without_await():
+    with h.Cluster() as c:
+        async def main():
+            async with sandd.AsyncClient(c.control,
+                                         request_timeout=h.T(30)) as ac:
+                types, out = [], b""
+                async for ev in ac.exec_stream("w1", "echo direct"):
+                    types.append(ev.type)
+                    out += ev.data if ev.type == "stdout" else b""
+                assert types[0] == "started" and types[-1] == "result"
+                assert out == b"direct\n", out
+                stream = await ac.exec_stream("w1", "echo awaited")
+                r = await stream.wait(timeout=h.T(20))
+                assert r.stdout == "awaited\n", r
+        asyncio.run(main())
 
 
 h.run_main(globals())

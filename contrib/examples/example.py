@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tour of the Python shim (contrib/python/sandd.py).
+"""A tour of the Python client (contrib/python/sandd/).
 
 Usage: SANDD_CONTROL=/path/to/control.sock example.py [WORKER]
 
