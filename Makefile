@@ -104,4 +104,5 @@ install: all
 	install -m 644 contrib/completion/sandd.bash $(DESTDIR)$(BASHDIR)/sandd
 
 clean:
-	rm -rf build sandd sandd-asan
+	rm -rf build sandd sandd-asan contrib/python/build \
+	    contrib/python/*.egg-info

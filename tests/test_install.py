@@ -158,7 +158,8 @@ def test_pip_installed_package_runs_the_rust_sandd_quick_start():
                                  stderr=subprocess.PIPE,
                                  start_new_session=True)
         worker = subprocess.Popen(
-            [h.SANDD, "worker", "--server-url", "ws://127.0.0.1:%d/ws" % port, "--daemon-id", "worker-1"],  # TODO(main): switch to the no-subcommand form
+            [h.SANDD, "--server-url", "ws://127.0.0.1:%d/ws" % port,
+             "--daemon-id", "worker-1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
             start_new_session=True)
         try:
