@@ -224,6 +224,8 @@ file_get_drain(struct chan *c)
 void
 control_file_stat(struct req *r)
 {
+	/* A probe for a path that is not there is no error of ours. */
+	r->flags |= REQ_MISS_OK;
 	req_rpc(r, r->worker, json_pack("{s:s, s:s}", "op", "stat", "path",
 	    req_string(r, "path")), req_rpc_forward);
 }

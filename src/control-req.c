@@ -158,6 +158,17 @@ req_reply(struct req *r, json_t *reply)
 	req_finish(r);
 }
 
+/* Is err the answer "no such file" to a request that may expect it? */
+static int
+req_expected_miss(struct req *r, json_t *err)
+{
+	const char	*code = json_string_value(json_object_get(err, "code"));
+	const char	*e = json_string_value(json_object_get(err, "errno"));
+
+	return ((r->flags & REQ_MISS_OK) && code != NULL && e != NULL &&
+	    strcmp(code, "io_error") == 0 && strcmp(e, "ENOENT") == 0);
+}
+
 /* Final error reply with an error object (stolen); r is done. */
 void
 req_error_json(struct req *r, json_t *err)
@@ -165,8 +176,9 @@ req_error_json(struct req *r, json_t *err)
 	json_t	*reply;
 
 	if (!(r->flags & REQ_DEAD)) {
-		server_count_error(json_string_value(json_object_get(err,
-		    "code")));
+		if (!req_expected_miss(r, err))
+			server_count_error(json_string_value(
+			    json_object_get(err, "code")));
 		reply = json_object();
 		if (r->id != NULL)
 			json_object_set(reply, "id", r->id);

@@ -229,7 +229,8 @@ control_client_payload(struct client *cl, struct evbuffer *in)
 		if (n > WIRE_CHUNK)
 			n = WIRE_CHUNK;
 		/* Whole chunks: small frames cost more than they carry. */
-		if (cl->sink != NULL && n < WIRE_CHUNK && n < cl->payload_left)
+		if (cl->sink != NULL && n < WIRE_CHUNK &&
+		    n < cl->payload_left && !(cl->flags & CLIENT_EOF))
 			break;
 		if (cl->sink != NULL)
 			chan_input_buffer(cl->sink, in, n);
@@ -243,6 +244,27 @@ control_client_payload(struct client *cl, struct evbuffer *in)
 		cl->sink = NULL;
 	}
 	return (cl->payload_left == 0);
+}
+
+/*
+ * The client shut its side in the middle of a raw payload: the request
+ * it belongs to fails with bad_request and its transfer stops.
+ */
+static void
+control_client_payload_cut(struct client *cl)
+{
+	struct chan	*c = cl->sink;
+	struct req	*r;
+
+	log_debug("%s: client fd %d: payload cut short, %llu bytes missing",
+	    __func__, cl->fd, (unsigned long long)cl->payload_left);
+	cl->sink = NULL;
+	if (c != NULL && (r = c->req) != NULL) {
+		req_error(r, "bad_request", "payload cut short: %llu bytes "
+		    "missing", (unsigned long long)cl->payload_left);
+		chan_cancel(c);
+	}
+	cl->payload_left = 0;
 }
 
 /* Reply too_large for a line we could not take. */
@@ -372,8 +394,11 @@ control_client_input(struct client *cl)
 		else
 			bufferevent_enable(cl->bev, EV_READ);
 	}
-	if (cl->flags & CLIENT_EOF)
+	if (cl->flags & CLIENT_EOF) {
+		if (cl->payload_left > 0 && evbuffer_get_length(in) == 0)
+			control_client_payload_cut(cl);
 		control_client_check_finished(cl);
+	}
 }
 
 static void

@@ -213,19 +213,23 @@ http_ws_accept(const char *key)
 	return (util_base64(md, mdlen));
 }
 
-/* Queue a whole HTTP response with a short body on bev. */
+/*
+ * Queue a whole HTTP response a on bev: its status, Content-Type (plain
+ * text unless a->type), extra header lines, and its body unless a->head
+ * (the answer to a HEAD keeps the Content-Length of the body).
+ */
 void
-http_respond(struct bufferevent *bev, int status, const char *reason,
-    const char *extra, const char *body)
+http_respond(struct bufferevent *bev, const struct http_answer *a)
 {
 	struct evbuffer	*out = bufferevent_get_output(bev);
 
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "Connection: close\r\n"
-	    "%s\r\n%s", status, reason, strlen(body),
-	    extra != NULL ? extra : "", body);
+	    "%s\r\n%s", a->status, a->reason, a->type != NULL ? a->type :
+	    "text/plain; charset=utf-8", strlen(a->body), a->extra != NULL ?
+	    a->extra : "", a->head ? "" : a->body);
 }
 
 /*
@@ -258,6 +262,7 @@ static int
 http_refuse(struct http_answer *a, int status, const char *reason,
     const char *extra, const char *body)
 {
+	memset(a, 0, sizeof *a);
 	a->status = status;
 	a->reason = reason;
 	a->extra = extra;

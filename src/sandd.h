@@ -144,8 +144,6 @@ void	 http_msg_clear(struct http_msg *);
 const char *http_msg_get(struct http_msg *, const char *);
 int	 http_has_token(const char *, const char *);
 char	*http_ws_accept(const char *);
-void	 http_respond(struct bufferevent *, int, const char *, const char *,
-	     const char *);
 /* A worker's WebSocket upgrade, as sent or as checked. */
 struct http_upgrade {
 	const char	*host;		/* request: where to */
@@ -157,13 +155,16 @@ struct http_upgrade {
 	int		 mask;		/* 1: RFC 6455 masking kept */
 	int		 subprotocol;	/* check: sandd.1 was offered */
 };
-/* An answer other than 101 to an upgrade. */
+/* A whole HTTP answer (anything but the 101 of an upgrade). */
 struct http_answer {
 	int		 status;
 	const char	*reason;
+	const char	*type;		/* Content-Type, NULL: plain text */
 	const char	*extra;		/* more header lines, CRLF each */
 	const char	*body;
+	int		 head;		/* answer to HEAD: no body */
 };
+void	 http_respond(struct bufferevent *, const struct http_answer *);
 void	 http_upgrade_request(struct evbuffer *, const struct http_upgrade *);
 int	 http_upgrade_check(struct http_msg *, struct http_upgrade *,
 	     struct http_answer *);
@@ -439,6 +440,7 @@ struct req {
 #define REQ_BROADCAST	0x2
 #define REQ_WAIT	0x4	/* a `wait` op */
 #define REQ_EXPIRED	0x8	/* its deadline passed */
+#define REQ_MISS_OK	0x10	/* ENOENT is an answer, not an error */
 	struct client	*client;
 	json_t		*id;		/* echoed, may be NULL */
 	json_t		*msg;		/* the request */

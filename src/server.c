@@ -324,17 +324,65 @@ handshake_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Send a response and close once it is written. */
+/* Send an answer and close once it is written. */
 static void
-handshake_respond(struct handshake *hs, int status, const char *reason,
-    const char *extra, const char *body)
+handshake_answer(struct handshake *hs, const struct http_answer *a)
 {
-	http_respond(hs->bev, status, reason, extra, body);
+	http_respond(hs->bev, a);
 	hs->closing = 1;
 	bufferevent_disable(hs->bev, EV_READ);
 	bufferevent_setcb(hs->bev, NULL, handshake_close_cb,
 	    handshake_event_cb, hs);
 	bufferevent_enable(hs->bev, EV_WRITE);
+}
+
+/* Send a plain text answer and close once it is written. */
+static void
+handshake_respond(struct handshake *hs, int status, const char *reason,
+    const char *extra, const char *body)
+{
+	struct http_answer	a;
+
+	memset(&a, 0, sizeof a);
+	a.status = status;
+	a.reason = reason;
+	a.extra = extra;
+	a.body = body;
+	handshake_answer(hs, &a);
+}
+
+/*
+ * Answer GET or HEAD of /health or /metrics (a query string is ignored);
+ * returns 0 when the target is neither.
+ */
+static int
+handshake_page(struct handshake *hs, struct http_msg *m)
+{
+	struct http_answer	 a;
+	size_t			 n = strcspn(m->target, "?");
+	char			*metrics = NULL;
+
+	memset(&a, 0, sizeof a);
+	if (n == 7 && strncmp(m->target, "/health", n) == 0)
+		a.body = "OK";
+	else if (n == 8 && strncmp(m->target, "/metrics", n) == 0) {
+		a.body = metrics = server_metrics();
+		a.type = "text/plain; version=0.0.4; charset=utf-8";
+	} else
+		return (0);
+	a.status = 200;
+	a.reason = "OK";
+	a.head = strcmp(m->method, "HEAD") == 0;
+	if (!a.head && strcmp(m->method, "GET") != 0) {
+		a.status = 405;
+		a.reason = "Method Not Allowed";
+		a.extra = "Allow: GET, HEAD\r\n";
+		a.body = "method not allowed\n";
+		a.type = NULL;
+	}
+	handshake_answer(hs, &a);
+	free(metrics);
+	return (1);
 }
 
 /* Handle a complete request head. */
@@ -343,19 +391,10 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 {
 	struct http_upgrade	 u;
 	struct http_answer	 a;
-	char			*metrics, *esc;
+	char			*esc;
 
-	if (strcmp(m->target, "/health") == 0 && strcmp(m->method, "GET") == 0) {
-		handshake_respond(hs, 200, "OK", NULL, "OK");
+	if (handshake_page(hs, m))
 		return;
-	}
-	if (strcmp(m->target, "/metrics") == 0 &&
-	    strcmp(m->method, "GET") == 0) {
-		metrics = server_metrics();
-		handshake_respond(hs, 200, "OK", NULL, metrics);
-		free(metrics);
-		return;
-	}
 	if (http_upgrade_check(m, &u, &a) != 0) {
 		if (a.status == 400 && u.id != NULL && !util_valid_id(u.id)) {
 			esc = log_escape(u.id, strlen(u.id));
@@ -363,7 +402,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 			    hs->addr, esc);
 			free(esc);
 		}
-		handshake_respond(hs, a.status, a.reason, a.extra, a.body);
+		handshake_answer(hs, &a);
 		return;
 	}
 	if (!server_check_token(u.id, u.token)) {

@@ -740,4 +740,36 @@ def test_idle_worker_link_stays_up():
             m, c.log("worker-w1")))
 
 
+
+def _http_raw(port, request):
+    s = socket.create_connection(("127.0.0.1", port), timeout=h.T(10))
+    try:
+        s.sendall(request.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        s.close()
+
+
+def test_metrics_answers_head_and_ignores_a_query():
+    with h.Cluster() as c:
+        st, hdrs, body = h.http_get(c.port, "/metrics?x=1")
+        assert st == 200 and b"sandd_workers_connected" in body, st
+        assert "version=0.0.4" in hdrs.get("content-type", ""), hdrs
+        st, _, body = h.http_get(c.port, "/health?probe=1")
+        assert st == 200 and body.strip() == b"OK", (st, body)
+        raw = _http_raw(c.port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n"
+                        "\r\n")
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), raw
+        assert b"content-length:" in head.lower(), head
+        assert rest == b"", rest
+        raw = _http_raw(c.port, "POST /metrics HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Length: 0\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 405"), raw
+
 h.run_main(globals())

@@ -1037,4 +1037,40 @@ def get_raw_continue(ctl, rid, timeout=120):
         return m, d.hexdigest(), total, events, None
 
 
+
+def test_raw_put_cut_short_by_eof_gets_bad_request_then_close():
+    """A put whose payload ends (half-close) before `bytes` gets a final
+    bad_request, nothing is written, and the server closes as the
+    half-close rule says."""
+    with h.Cluster() as c:
+        path = os.path.join(c.tmp, "short-put")
+        ctl = c.connect()
+        ctl.send_raw(json.dumps({"op": "put", "id": 1, "worker": "w1",
+                                 "path": path, "bytes": 100}) + "\nshort")
+        ctl.shutdown_write()
+        r = ctl.recv(timeout=10)
+        h.err(r, "bad_request")
+        assert r.get("id") == 1, r
+        assert "short" in r["error"]["message"], r
+        assert ctl.at_eof(), "server did not close after the reply"
+        assert not os.path.exists(path)
+        h.ok(c.connect().call({"op": "exec", "worker": "w1",
+                               "cmd": "true"}))
+
+
+def test_stat_of_a_missing_path_is_not_counted_as_an_error():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        r = ctl.call({"op": "stat", "worker": "w1",
+                      "path": os.path.join(c.tmp, "not-there")})
+        h.err(r, "io_error")
+        assert r["error"]["errno"] == "ENOENT", r
+        st = h.ok(ctl.call({"op": "stats"}))
+        assert "io_error" not in st["errors"], st
+        h.err(ctl.call({"op": "get", "worker": "w1",
+                        "path": os.path.join(c.tmp, "not-there")}),
+              "io_error")
+        st = h.ok(ctl.call({"op": "stats"}))
+        assert st["errors"].get("io_error") == 1, st
+
 h.run_main(globals())
