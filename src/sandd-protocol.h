@@ -68,6 +68,7 @@
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)
 #define SERVER_MAX_HANDSHAKES	256
+#define SERVER_MAX_HANDSHAKES_ADDR 64	/* of those, from one address */
 
 /* Worker ids: 1 to 64 of A-Za-z0-9._- */
 #define WORKER_ID_MAX		64

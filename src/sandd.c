@@ -5,8 +5,8 @@
  * control socket and runs under client_main (client.c).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +21,6 @@ struct worker_options	 worker_opts;
 static int	 sandd_serve(int, char **);
 static int	 sandd_worker(int, char **);
 static __dead void usage(int);
-static __dead void bad_option(const char *, const char *, ...)
-		     __attribute__((format(printf, 2, 3)));
 
 /*
  * The subcommands, as tmux's cmd_entry: the name, what runs it, the
@@ -40,21 +38,11 @@ struct sandd_cmd {
 
 static const struct sandd_cmd sandd_cmds[] = {
 	{ "serve", sandd_serve,
-	  "--listen HOST:PORT --control PATH [--control-mode OCTAL]\n"
-	  "\t[--token-file F] [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
-	  "\t[--resume-window SECS] [--ping-interval SECS]"
-	  " [--ping-timeout SECS]\n"
-	  "\t[--max-line BYTES] [--max-output BYTES]"
-	  " [--max-handshakes N] [--ws-mask] [--syslog] [-v]",
+	  "--listen HOST:PORT [--control PATH] [--token-file F] [options]",
 	  "run the controller", 0 },
 	{ "worker", sandd_worker,
-	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]... [--labels K=V,K=V]\n"
-	  "\t[--token-file F] [--ca F] [--tls-cert F --tls-key F]"
-	  " [--root DIR]\n"
-	  "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
-	  "\t[--session-linger SECS] [--ping-interval SECS]"
-	  " [--ping-timeout SECS] [--ws-mask] [--syslog] [-v]\n"
-	  "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN",
+	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]... [--token-file F] "
+	  "[options]",
 	  "run a worker that dials the controller", 0 },
 	{ "exec", client_exec,
 	  "[-S socket] [-t secs] [-e K=V]... [-C dir] [-l K=V]... worker -- "
@@ -100,14 +88,6 @@ sandd_cmd_find(const char *name)
 	return (NULL);
 }
 
-/* `sandd NAME --help`: the usage of a subcommand on stdout, exit 0. */
-static __dead void
-sandd_cmd_help(const char *name)
-{
-	printf("usage: sandd %s %s\n", name, sandd_cmd_find(name)->usage);
-	exit(0);
-}
-
 /* `sandd --help`: the subcommands and their summaries; exit with status. */
 static __dead void
 usage(int status)
@@ -123,59 +103,161 @@ usage(int status)
 	exit(status);
 }
 
-/* One-line error for a bad option, exit 2. */
-static __dead void
-bad_option(const char *cmd, const char *fmt, ...)
-{
-	va_list	ap;
+#define SO(f)	offsetof(struct serve_options, f)
+#define WO(f)	offsetof(struct worker_options, f)
 
-	fprintf(stderr, "sandd %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see sandd %s --help)\n", cmd);
-	exit(2);
+static const struct opt_spec serve_specs[] = {
+	{ "listen", 0, OPT_HOSTPORT, SO(listen), 0, 0, "HOST:PORT", NULL,
+	  "where workers connect (required)" },
+	{ "control", 0, OPT_STRING, SO(control), 0, 0, "PATH", NULL,
+	  "the control socket (default: see FILES in sandd(8))" },
+	{ "control-mode", 0, OPT_OCTAL, SO(control_mode), 0, 0777, "OCTAL",
+	  "0 to 0777", "mode of the control socket (0660)" },
+	{ "state-dir", 0, OPT_STRING, SO(state_dir), 0, 0, "DIR", NULL,
+	  "where the key behind worker secrets is kept" },
+	{ "token-file", 0, OPT_STRING, SO(token_file), 0, 0, "FILE", NULL,
+	  "worker grants: ID TOKEN or ID sha256:HEX [LABEL=GLOB]..." },
+	{ "tls-cert", 0, OPT_STRING, SO(tls_cert), 0, 0, "FILE", NULL,
+	  "serve wss:// with this certificate (and --tls-key)" },
+	{ "tls-key", 0, OPT_STRING, SO(tls_key), 0, 0, "FILE", NULL,
+	  "the certificate's private key" },
+	{ "tls-client-ca", 0, OPT_STRING, SO(tls_client_ca), 0, 0, "FILE",
+	  NULL, "workers need a certificate from this CA naming their id" },
+	{ "tls-any-id", 0, OPT_FLAG, SO(tls_any_id), 0, 0, NULL, NULL,
+	  "a client certificate need not name the worker's id" },
+	{ "resume-window", 0, OPT_SECONDS, SO(resume_window), 0, 0, "SECS",
+	  NULL, "how long requests wait for a worker that left (30)" },
+	{ "ping-interval", 0, OPT_SECONDS, SO(ping_interval), 1, 0, "SECS",
+	  NULL, "ping a silent worker this often (10)" },
+	{ "ping-timeout", 0, OPT_SECONDS, SO(ping_timeout), 1, 0, "SECS",
+	  NULL, "drop a worker silent this long (30)" },
+	{ "max-line", 0, OPT_SIZE, SO(max_line), 1024 * 1024,
+	  1024 * 1024 * 1024, "BYTES", "1M to 1G",
+	  "longest control request line (4M)" },
+	{ "max-output", 0, OPT_SIZE, SO(max_output), 0, 0, "BYTES", NULL,
+	  "most output an exec reply carries per stream (16M)" },
+	{ "max-handshakes", 0, OPT_INT, SO(max_handshakes), 1, 100000, "N",
+	  "1 to 100000", "WebSocket handshakes in progress at once (256)" },
+	{ "max-handshakes-per-addr", 0, OPT_INT, SO(max_handshakes_addr), 1,
+	  100000, "N", "1 to 100000",
+	  "of those, from one remote address (64)" },
+	{ "metrics-token-file", 0, OPT_STRING, SO(metrics_token_file), 0, 0,
+	  "FILE", NULL, "/metrics needs this bearer token" },
+	{ "metrics-listen", 0, OPT_HOSTPORT, SO(metrics_listen), 0, 0,
+	  "HOST:PORT", NULL, "serve /metrics and /health here instead" },
+	{ "acl", 0, OPT_STRING, SO(acl), 0, 0, "FILE", NULL,
+	  "who may do what on the control socket" },
+	{ "rate", 0, OPT_STRING, SO(rate), 0, 0, "N[/s][,burst=B]", NULL,
+	  "requests that start work, per peer uid" },
+	{ "max-inflight", 0, OPT_INT, SO(max_inflight), 1, 1000000, "N",
+	  "1 to 1000000", "requests without their reply, per connection" },
+	{ "max-conns", 0, OPT_INT, SO(max_conns), 1, 1000000, "N",
+	  "1 to 1000000", "control connections per uid" },
+	{ "audit", 0, OPT_STRING, SO(audit), 0, 0, "FILE", NULL,
+	  "append a JSON line per request that does something" },
+	{ "record", 0, OPT_STRING, SO(record), 0, 0, "DIR", NULL,
+	  "record every session as DIR/SESSION.cast (asciicast v2)" },
+	{ "ws-mask", 0, OPT_FLAG, SO(ws_mask), 0, 0, NULL, NULL,
+	  "keep RFC 6455 masking (see sandd-wire(7))" },
+	{ "syslog", 0, OPT_FLAG, SO(syslog), 0, 0, NULL, NULL,
+	  "log to syslog instead of stderr" },
+	{ "verbose", 'v', OPT_COUNT, SO(verbose), 0, 0, NULL, NULL,
+	  "log more (twice: debug)" },
+	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, NULL, "this help" },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+};
+
+static const struct opt_spec worker_specs[] = {
+	{ "server-url", 's', OPT_STRING, WO(url), 0, 0, "URL", NULL,
+	  "the controller, ws[s]://HOST:PORT/ws ($SERVER_URL)" },
+	{ "id", 'd', OPT_STRING, WO(id), 0, 0, "ID", NULL,
+	  "this worker's id ($DAEMON_ID, else the host name)" },
+	{ "daemon-id", 0, OPT_STRING, WO(id), 0, 0, "ID", NULL,
+	  "the same as --id" },
+	{ "label", 'l', OPT_KV, WO(labels), 0, 0, "KEY=VALUE", NULL,
+	  "a label (repeatable)" },
+	{ "labels", 0, OPT_KVS, WO(labels), 0, 0, "K=V,K=V", NULL,
+	  "several labels" },
+	{ "token-file", 0, OPT_STRING, WO(token_file), 0, 0, "FILE", NULL,
+	  "the bearer token ($SANDD_TOKEN)" },
+	{ "ca", 0, OPT_STRING, WO(ca), 0, 0, "FILE", NULL,
+	  "CA that signed the controller's certificate" },
+	{ "tls-cert", 0, OPT_STRING, WO(tls_cert), 0, 0, "FILE", NULL,
+	  "client certificate (and --tls-key)" },
+	{ "tls-key", 0, OPT_STRING, WO(tls_key), 0, 0, "FILE", NULL,
+	  "its private key" },
+	{ "state-dir", 0, OPT_STRING, WO(state_dir), 0, 0, "DIR", NULL,
+	  "state kept across restarts, in DIR/ID (/var/lib/sandd)" },
+	{ "root", 0, OPT_STRING, WO(root), 0, 0, "DIR", NULL,
+	  "file operations only below DIR" },
+	{ "allow", 0, OPT_LIST, WO(allow), 0, 0, "'PROGRAM [GLOB]...'", NULL,
+	  "run only commands that match (repeatable)" },
+	{ "allow-env", 0, OPT_LIST, WO(allow_env), 0, 0, "NAME", NULL,
+	  "with --allow: env names a request may set (repeatable)" },
+	{ "isolate", 0, OPT_FLAG, WO(isolate), 0, 0, NULL, NULL,
+	  "run nothing on the host itself, only in workspaces" },
+	{ "allow-host-network", 0, OPT_FLAG, WO(allow_host_network), 0, 0,
+	  NULL, NULL, "with --isolate: workspaces may use the host's network" },
+	{ "allow-setid", 0, OPT_FLAG, WO(allow_setid), 0, 0, NULL, NULL,
+	  "put may create set-user-id and set-group-id files" },
+	{ "max-jobs", 0, OPT_INT, WO(max_jobs), 1, 1000000, "N",
+	  "1 to 1000000", "commands running at once" },
+	{ "max-sessions", 0, OPT_INT, WO(max_sessions), 1, 1000000, "N",
+	  "1 to 1000000", "sessions at once" },
+	{ "max-workspaces", 0, OPT_INT, WO(max_workspaces), 1, 1000000, "N",
+	  "1 to 1000000", "workspaces at once" },
+	{ "max-workspace-memory", 0, OPT_SIZE, WO(ws_max_memory), 1024 * 1024,
+	  0, "BYTES", "at least 1M", "ceiling of a workspace's memory" },
+	{ "max-workspace-pids", 0, OPT_INT, WO(ws_max_pids), 1, 4194304, "N",
+	  "1 to 4194304", "ceiling of a workspace's processes" },
+	{ "max-workspace-cpu", 0, OPT_NUMBER, WO(ws_max_cpu), 0, 1024,
+	  "CORES", "above 0, up to 1024", "ceiling of a workspace's CPU" },
+	{ "window", 0, OPT_SIZE, WO(window), WIRE_MIN_WINDOW, WIRE_MAX_WINDOW,
+	  "BYTES", "64K to 64M", "output sent ahead of acks, per stream (1M)" },
+	{ "ring-size", 0, OPT_SIZE, WO(ring_size), DEFAULT_RING_SIZE, 0,
+	  "BYTES", "at least 1M", "output a session keeps for replays (1M)" },
+	{ "session-linger", 0, OPT_SECONDS, WO(session_linger), 0, 0, "SECS",
+	  NULL, "an exited session stays readable this long (600)" },
+	{ "ping-interval", 0, OPT_SECONDS, WO(ping_interval), 1, 0, "SECS",
+	  NULL, "ping a silent controller this often (10)" },
+	{ "ping-timeout", 0, OPT_SECONDS, WO(ping_timeout), 1, 0, "SECS",
+	  NULL, "drop a controller silent this long (30)" },
+	{ "ws-mask", 0, OPT_FLAG, WO(ws_mask), 0, 0, NULL, NULL,
+	  "keep RFC 6455 masking (see sandd-wire(7))" },
+	{ "syslog", 0, OPT_FLAG, WO(syslog), 0, 0, NULL, NULL,
+	  "log to syslog instead of stderr" },
+	{ "verbose", 'v', OPT_COUNT, WO(verbose), 0, 0, NULL, NULL,
+	  "log more (twice: debug)" },
+	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, NULL, "this help" },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+};
+
+/* `sandd serve --help`. */
+static __dead void
+serve_help(void)
+{
+	printf("usage: sandd serve %s\n\nRun the controller.\n\noptions:\n",
+	    sandd_cmd_find("serve")->usage);
+	opts_help(stdout, serve_specs);
+	exit(0);
 }
 
-/* Seconds for a timer option of cmd: a whole number above zero, else exit 2. */
-static int
-parse_positive_seconds(const char *cmd, const char *opt, const char *arg)
+/* `sandd worker --help`. */
+static __dead void
+worker_help(void)
 {
-	int	n;
-
-	if (util_parse_seconds(arg, &n) != 0 || n == 0)
-		bad_option(cmd, "bad %s '%s'", opt, arg);
-	return (n);
+	printf("usage: sandd worker %s\n\nRun a worker that dials the "
+	    "controller.\n\noptions:\n", sandd_cmd_find("worker")->usage);
+	opts_help(stdout, worker_specs);
+	exit(0);
 }
 
 /* `sandd serve`: options into serve_opts, then run the controller. */
 static int
 sandd_serve(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'L' },
-		{ "control", required_argument, NULL, 'c' },
-		{ "control-mode", required_argument, NULL, 'm' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "tls-cert", required_argument, NULL, 'C' },
-		{ "tls-key", required_argument, NULL, 'K' },
-		{ "tls-client-ca", required_argument, NULL, 'A' },
-		{ "resume-window", required_argument, NULL, 'r' },
-		{ "ping-interval", required_argument, NULL, 'p' },
-		{ "ping-timeout", required_argument, NULL, 'P' },
-		{ "max-line", required_argument, NULL, 'l' },
-		{ "max-output", required_argument, NULL, 'o' },
-		{ "max-handshakes", required_argument, NULL, 'H' },
-		{ "ws-mask", no_argument, NULL, 'M' },
-		{ "syslog", no_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct serve_options	*o = &serve_opts;
-	char			*end, *host, *port;
-	int			 ch, level = 0;
-	long			 n;
+	int			 i;
 
 	o->control_mode = 0660;
 	o->resume_window = DEFAULT_RESUME_WINDOW;
@@ -184,126 +266,27 @@ sandd_serve(int argc, char **argv)
 	o->max_line = CONTROL_MAX_LINE;
 	o->max_output = CONTROL_MAX_OUTPUT;
 	o->max_handshakes = SERVER_MAX_HANDSHAKES;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'L':
-			if (util_parse_hostport(optarg, &host, &port) != 0)
-				bad_option("serve", "bad --listen '%s' (want "
-				    "HOST:PORT)", optarg);
-			free(host);
-			free(port);
-			o->listen = optarg;
-			break;
-		case 'c':
-			o->control = optarg;
-			break;
-		case 'm':
-			n = strtol(optarg, &end, 8);
-			if (*end != '\0' || n < 0 || n > 0777)
-				bad_option("serve", "bad --control-mode '%s'",
-				    optarg);
-			o->control_mode = (int)n;
-			break;
-		case 't':
-			o->token_file = optarg;
-			break;
-		case 'C':
-			o->tls_cert = optarg;
-			break;
-		case 'K':
-			o->tls_key = optarg;
-			break;
-		case 'A':
-			o->tls_client_ca = optarg;
-			break;
-		case 'r':
-			if (util_parse_seconds(optarg, &o->resume_window) != 0)
-				bad_option("serve", "bad --resume-window '%s'",
-				    optarg);
-			break;
-		case 'p':
-			o->ping_interval = parse_positive_seconds("serve",
-			    "--ping-interval", optarg);
-			break;
-		case 'P':
-			o->ping_timeout = parse_positive_seconds("serve",
-			    "--ping-timeout", optarg);
-			break;
-		case 'l':
-			if (util_parse_size(optarg, &o->max_line) != 0 ||
-			    o->max_line < 1024 * 1024 ||
-			    o->max_line > 1024 * 1024 * 1024)
-				bad_option("serve", "bad --max-line '%s' (1M "
-				    "to 1G)", optarg);
-			break;
-		case 'o':
-			if (util_parse_size(optarg, &o->max_output) != 0)
-				bad_option("serve", "bad --max-output '%s'",
-				    optarg);
-			break;
-		case 'H':
-			n = strtol(optarg, &end, 10);
-			if (*end != '\0' || n < 1 || n > 100000)
-				bad_option("serve", "bad --max-handshakes '%s'",
-				    optarg);
-			o->max_handshakes = (int)n;
-			break;
-		case 'M':
-			o->ws_mask = 1;
-			break;
-		case 'S':
-			o->syslog = 1;
-			break;
-		case 'v':
-			level++;
-			break;
-		case 'h':
-			sandd_cmd_help("serve");
-		default:
-			exit(2);
-		}
-	}
-	if (optind != argc)
-		bad_option("serve", "unexpected argument '%s'", argv[optind]);
+	o->max_handshakes_addr = SERVER_MAX_HANDSHAKES_ADDR;
+	i = opts_parse("serve", serve_specs, o, argc, argv, serve_help);
+	if (i != argc)
+		opts_bad("serve", "unexpected argument '%s'", argv[i]);
 	if (o->listen == NULL)
-		bad_option("serve", "--listen HOST:PORT is required");
+		opts_bad("serve", "--listen HOST:PORT is required");
 	if (o->control == NULL)
 		o->control = util_default_control_path();
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
-		bad_option("serve", "--tls-cert and --tls-key go together");
+		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
-		bad_option("serve", "--tls-client-ca needs --tls-cert");
-	log_init("sandd-serve", level, o->syslog);
+		opts_bad("serve", "--tls-client-ca needs --tls-cert");
+	/* TODO(main): each goes as its feature lands. */
+	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
+	    o->max_conns != 0 || o->audit != NULL || o->record != NULL ||
+	    o->metrics_token_file != NULL || o->metrics_listen != NULL ||
+	    o->tls_any_id || o->state_dir != NULL)
+		opts_bad("serve", "an option given is not supported yet");
+	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
 }
-
-/* The options of `sandd worker`. */
-#define WORKER_SHORTOPTS	"s:d:l:vh"
-
-static const struct option worker_longopts[] = {
-	{ "server-url", required_argument, NULL, 's' },
-	{ "id", required_argument, NULL, 'd' },
-	{ "daemon-id", required_argument, NULL, 'd' },
-	{ "label", required_argument, NULL, 'l' },
-	{ "labels", required_argument, NULL, 'L' },
-	{ "token-file", required_argument, NULL, 't' },
-	{ "ca", required_argument, NULL, 'a' },
-	{ "tls-cert", required_argument, NULL, 'C' },
-	{ "tls-key", required_argument, NULL, 'K' },
-	{ "root", required_argument, NULL, 'r' },
-	{ "allow", required_argument, NULL, 'A' },
-	{ "window", required_argument, NULL, 'w' },
-	{ "ring-size", required_argument, NULL, 'R' },
-	{ "session-linger", required_argument, NULL, 'g' },
-	{ "ping-interval", required_argument, NULL, 'p' },
-	{ "ping-timeout", required_argument, NULL, 'P' },
-	{ "ws-mask", no_argument, NULL, 'M' },
-	{ "syslog", no_argument, NULL, 'S' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 }
-};
 
 /*
  * Is arg one of `sandd worker`'s options (but not -h or --help)? The
@@ -313,36 +296,9 @@ static const struct option worker_longopts[] = {
 static int
 sandd_worker_option(const char *arg)
 {
-	const struct option	*o;
-	size_t			 n;
-
-	if (arg[0] != '-' || arg[1] == '\0' || arg[1] == 'h')
+	if (strcmp(arg, "-h") == 0 || strncmp(arg, "--help", 6) == 0)
 		return (0);
-	if (arg[1] != '-')
-		return (arg[1] != ':' && strchr(WORKER_SHORTOPTS, arg[1]) !=
-		    NULL);
-	n = strcspn(arg + 2, "=");
-	for (o = worker_longopts; o->name != NULL; o++) {
-		if (o->val != 'h' && strlen(o->name) == n &&
-		    strncmp(o->name, arg + 2, n) == 0)
-			return (1);
-	}
-	return (0);
-}
-
-/* Add "k=v" to the labels object; -1 if it has no '='. */
-static int
-worker_add_label(json_t *labels, const char *kv)
-{
-	const char	*eq = strchr(kv, '=');
-	char		*k;
-
-	if (eq == NULL || eq == kv)
-		return (-1);
-	k = xstrndup(kv, (size_t)(eq - kv));
-	json_object_set_new(labels, k, json_string(eq + 1));
-	free(k);
-	return (0);
+	return (opts_known(worker_specs, arg));
 }
 
 /* `sandd worker`: options into worker_opts, then run the worker. */
@@ -351,11 +307,11 @@ sandd_worker(int argc, char **argv)
 {
 	struct worker_options	*o = &worker_opts;
 	static char		 host[256];
-	char			*copy, *tok, *save;
-	int			 ch, level = 0;
+	int			 i;
 
 	o->labels = json_object();
 	o->allow = json_array();
+	o->allow_env = json_array();
 	o->window = WIRE_WINDOW;
 	o->ring_size = DEFAULT_RING_SIZE;
 	o->session_linger = DEFAULT_SESSION_LINGER;
@@ -365,109 +321,30 @@ sandd_worker(int argc, char **argv)
 	o->id = getenv("DAEMON_ID");
 	if (o->id != NULL && *o->id == '\0')
 		o->id = NULL;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, WORKER_SHORTOPTS, worker_longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			o->url = optarg;
-			break;
-		case 'd':
-			if (*optarg == '\0')
-				bad_option("worker", "invalid worker id '' (1 "
-				    "to 64 of A-Za-z0-9._-)");
-			o->id = optarg;
-			break;
-		case 'l':
-			if (worker_add_label(o->labels, optarg) != 0)
-				bad_option("worker", "bad label '%s' (want "
-				    "KEY=VALUE)", optarg);
-			break;
-		case 'L':
-			copy = xstrdup(optarg);
-			for (tok = strtok_r(copy, ",", &save); tok != NULL;
-			    tok = strtok_r(NULL, ",", &save))
-				if (worker_add_label(o->labels, tok) != 0)
-					bad_option("worker", "bad label '%s' "
-					    "(want KEY=VALUE)", tok);
-			free(copy);
-			break;
-		case 't':
-			o->token_file = optarg;
-			break;
-		case 'a':
-			o->ca = optarg;
-			break;
-		case 'C':
-			o->tls_cert = optarg;
-			break;
-		case 'K':
-			o->tls_key = optarg;
-			break;
-		case 'r':
-			o->root = optarg;
-			break;
-		case 'A':
-			json_array_append_new(o->allow, json_string(optarg));
-			break;
-		case 'w':
-			if (util_parse_size(optarg, &o->window) != 0 ||
-			    o->window < WIRE_MIN_WINDOW ||
-			    o->window > WIRE_MAX_WINDOW)
-				bad_option("worker", "bad --window '%s' (64K "
-				    "to 64M)", optarg);
-			break;
-		case 'R':
-			if (util_parse_size(optarg, &o->ring_size) != 0 ||
-			    o->ring_size < DEFAULT_RING_SIZE)
-				bad_option("worker", "bad --ring-size '%s' (at "
-				    "least 1M)", optarg);
-			break;
-		case 'g':
-			if (util_parse_seconds(optarg, &o->session_linger) != 0)
-				bad_option("worker", "bad --session-linger "
-				    "'%s'", optarg);
-			break;
-		case 'p':
-			o->ping_interval = parse_positive_seconds("worker",
-			    "--ping-interval", optarg);
-			break;
-		case 'P':
-			o->ping_timeout = parse_positive_seconds("worker",
-			    "--ping-timeout", optarg);
-			break;
-		case 'M':
-			o->ws_mask = 1;
-			break;
-		case 'S':
-			o->syslog = 1;
-			break;
-		case 'v':
-			level++;
-			break;
-		case 'h':
-			sandd_cmd_help("worker");
-		default:
-			exit(2);
-		}
-	}
-	if (optind != argc)
-		bad_option("worker", "unexpected argument '%s'", argv[optind]);
+	i = opts_parse("worker", worker_specs, o, argc, argv, worker_help);
+	if (i != argc)
+		opts_bad("worker", "unexpected argument '%s'", argv[i]);
 	if (o->url == NULL || *o->url == '\0')
-		bad_option("worker", "--server-url (or $SERVER_URL) is "
-		    "required");
+		opts_bad("worker", "--server-url (or $SERVER_URL) is required");
 	if (o->id == NULL || *o->id == '\0') {
 		if (gethostname(host, sizeof host) != 0)
-			bad_option("worker", "no --id and no host name");
+			opts_bad("worker", "no --id and no host name");
 		host[sizeof host - 1] = '\0';
 		o->id = host;
 	}
 	if (!util_valid_id(o->id))
-		bad_option("worker", "invalid worker id '%s' (1 to 64 of "
+		opts_bad("worker", "invalid worker id '%s' (1 to 64 of "
 		    "A-Za-z0-9._-)", o->id);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
-		bad_option("worker", "--tls-cert and --tls-key go together");
-	log_init("sandd-worker", level, o->syslog);
+		opts_bad("worker", "--tls-cert and --tls-key go together");
+	/* TODO(main): each goes as its feature lands. */
+	if (json_array_size(o->allow_env) != 0 || o->isolate ||
+	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
+	    o->max_sessions != 0 || o->max_workspaces != 0 ||
+	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
+	    o->ws_max_cpu != 0 || o->state_dir != NULL)
+		opts_bad("worker", "an option given is not supported yet");
+	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());
 }
 

@@ -46,8 +46,20 @@ struct serve_options {
 	size_t		 max_line;
 	size_t		 max_output;
 	int		 max_handshakes;
+	int		 max_handshakes_addr;	/* per remote address */
 	int		 ws_mask;	/* never agree to unmasked frames */
 	int		 syslog;
+	int		 verbose;
+	const char	*state_dir;
+	int		 tls_any_id;	/* one certificate for every id */
+	const char	*metrics_token_file;
+	const char	*metrics_listen;
+	const char	*acl;
+	const char	*rate;
+	int		 max_inflight;
+	int		 max_conns;
+	const char	*audit;
+	const char	*record;
 };
 extern struct serve_options serve_opts;
 
@@ -69,8 +81,52 @@ struct worker_options {
 	int		 ping_timeout;
 	int		 ws_mask;	/* never offer unmasked frames */
 	int		 syslog;
+	int		 verbose;
+	const char	*state_dir;
+	json_t		*allow_env;
+	int		 isolate;	/* only workspaces */
+	int		 allow_host_network;
+	int		 allow_setid;
+	int		 max_jobs;
+	int		 max_sessions;
+	int		 max_workspaces;
+	size_t		 ws_max_memory;	/* ceilings of a workspace */
+	int		 ws_max_pids;
+	double		 ws_max_cpu;
 };
 extern struct worker_options worker_opts;
+
+/* options.c */
+struct opt_spec {
+	const char	*name;		/* --name */
+	int		 letter;	/* -l, or 0 */
+	int		 type;
+#define OPT_STRING	1	/* const char * */
+#define OPT_FLAG	2	/* int, set to 1 */
+#define OPT_COUNT	3	/* int, counted (-v -v) */
+#define OPT_HOSTPORT	4	/* const char *, checked HOST:PORT */
+#define OPT_SECONDS	5	/* int, whole seconds, min up */
+#define OPT_INT		6	/* int, min to max */
+#define OPT_OCTAL	7	/* int, min to max, in octal */
+#define OPT_SIZE	8	/* size_t, with K/M/G, min to max (0: any) */
+#define OPT_NUMBER	9	/* double, above 0, up to max */
+#define OPT_LIST	10	/* json_t * array of strings, appended */
+#define OPT_KV		11	/* json_t * object, one KEY=VALUE */
+#define OPT_KVS		12	/* json_t * object, KEY=VALUE,KEY=VALUE */
+#define OPT_HELP	13	/* calls the help */
+	size_t		 off;		/* offsetof its field */
+	long		 min;
+	long		 max;
+	const char	*arg;		/* its argument in --help */
+	const char	*what;		/* the valid range, for errors */
+	const char	*help;
+};
+__dead void opts_bad(const char *, const char *, ...)
+	     __attribute__((format(printf, 2, 3)));
+int	 opts_known(const struct opt_spec *, const char *);
+int	 opts_parse(const char *, const struct opt_spec *, void *, int,
+	     char **, __dead void (*)(void));
+void	 opts_help(FILE *, const struct opt_spec *);
 
 /* log.c */
 void	 log_init(const char *, int, int);
