@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,28 +530,6 @@ job_exec_reaped(pid_t pid, int status, void *arg)
 	job_set_end(j, end);
 }
 
-/* Does the allowlist (if any) let this command run? */
-static int
-job_allowed(json_t *open)
-{
-	json_t		*pat, *argv;
-	const char	*cmd;
-	size_t		 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	cmd = json_string_value(json_object_get(open, "cmd"));
-	argv = json_object_get(open, "argv");
-	if (cmd == NULL)
-		cmd = json_string_value(json_array_get(argv, 0));
-	if (cmd == NULL)
-		return (0);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), cmd, 0) == 0)
-			return (1);
-	return (0);
-}
-
 /* Fail an open with an error end. */
 void
 job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
@@ -592,7 +569,9 @@ job_exec_open(struct job *j, json_t *open)
 		j->kill_grace = json_number_value(v);
 	if (json_is_true(json_object_get(open, "detached")))
 		j->flags |= JOB_DETACHED;
-	if (!job_allowed(open)) {
+	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
+	    json_string_value(json_array_get(json_object_get(open, "argv"),
+	    0)))) {
 		job_fail(j, "denied", 0, "command refused by the allowlist of "
 		    "worker %s", worker_opts.id);
 		return;

@@ -515,6 +515,7 @@ struct spawn_req {
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
 };
+int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);

@@ -3,7 +3,9 @@
  * a process group and a folder need setting (the fast path); fork where
  * rlimits or another user are asked for; and the child half shared with
  * forkpty for sessions. Errors are found before the fork where possible,
- * so the message can say which part was wrong.
+ * so the message can say which part was wrong. Whether the worker's
+ * --allow list lets a command run at all is decided here too, for
+ * commands and sessions alike.
  */
 #include <sys/types.h>
 #include <sys/resource.h>
@@ -12,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -26,6 +29,28 @@
 extern char	**environ;
 
 #define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
+
+/*
+ * Does the worker's --allow list let a command run? Its globs are matched
+ * against cmd, or against argv0 when there is no cmd. Without a list
+ * everything runs; with one, nothing to match is refused.
+ */
+int
+spawn_allowed(const char *cmd, const char *argv0)
+{
+	const char	*what = cmd != NULL ? cmd : argv0;
+	json_t		*pat;
+	size_t		 i;
+
+	if (json_array_size(worker_opts.allow) == 0)
+		return (1);
+	if (what == NULL)
+		return (0);
+	json_array_foreach(worker_opts.allow, i, pat)
+		if (fnmatch(json_string_value(pat), what, 0) == 0)
+			return (1);
+	return (0);
+}
 
 void
 spawn_free_strv(char **v)

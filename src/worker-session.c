@@ -29,7 +29,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <pwd.h>
 #include <regex.h>
 #include <signal.h>
@@ -681,21 +680,6 @@ session_free(struct job *j)
 
 /* ---- opening ---- */
 
-/* Does the allowlist (if any) let prog run? */
-static int
-session_allowed(const char *prog)
-{
-	json_t	*pat;
-	size_t	 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), prog, 0) == 0)
-			return (1);
-	return (0);
-}
-
 /* The login shell of pw (or of the worker's user), else /bin/sh. */
 static char *
 session_default_shell(struct passwd *pw)
@@ -787,8 +771,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		sr.argv[0] = shell;
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
-	if (!session_allowed(json_object_get(open, "cmd") != NULL ?
-	    s->cmd : sr.argv[0])) {
+	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
+	    sr.argv[0])) {
 		spawn_free_strv(sr.argv);
 		job_fail(j, "denied", 0, "command refused by the allowlist of "
 		    "worker %s", worker_opts.id);
