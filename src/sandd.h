@@ -502,8 +502,7 @@ struct spawn_req {
 	int		 fd_out;
 	int		 fd_err;
 	json_t		*limits;
-	int		 pty;
-	int		 rows;
+	int		 rows;		/* spawn_pty: the terminal's size */
 	int		 cols;
 
 	/* Worked out before the fork by spawn_plan (see spawn.c). */
@@ -517,14 +516,10 @@ struct spawn_req {
 };
 int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
-int	 spawn_plan(struct spawn_req *, int *);
-void	 spawn_plan_free(struct spawn_req *);
-char	*spawn_resolve(const char *, char **, int *);
+pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
 char	**spawn_build_env(json_t *, int, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
-__dead void spawn_child_exec(struct spawn_req *, const char *, int);
-__dead void spawn_pty_child(struct spawn_req *, const char *, int);
 
 /* client.c */
 int	 client_main(const char *, int, char **);

@@ -24,11 +24,9 @@
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pwd.h>
 #include <regex.h>
 #include <signal.h>
@@ -712,74 +710,16 @@ session_cmd_string(json_t *open, char **argv)
 }
 
 /*
- * Start the session's program on a new PTY. Returns 0, or -1 after
- * failing the job with the reason.
+ * The session's environment: the worker's own, the target user's basics
+ * (pw may be NULL), the open's env over them, and TERM. Caller frees.
  */
-static int
-session_spawn(struct job *j, struct session *s, json_t *open)
+static char **
+session_env(json_t *open, struct passwd *pw)
 {
-	struct spawn_req	 sr;
-	struct passwd		*pw = NULL;
-	struct winsize		 ws;
-	struct stat		 sb;
-	json_t			*env, *v;
-	const char		*term;
-	char			*cause = NULL, *shell, *prog = NULL;
-	int			 ep[2], e, master;
-	ssize_t			 n;
-	pid_t			 pid;
+	json_t		*env, *v;
+	const char	*term;
+	char		**envp;
 
-	memset(&sr, 0, sizeof sr);
-	sr.cwd = json_string_value(json_object_get(open, "cwd"));
-	sr.user = json_string_value(json_object_get(open, "user"));
-	if (sr.user != NULL) {
-		errno = 0;
-		if ((pw = getpwnam(sr.user)) == NULL) {
-			job_fail(j, "exec_failed", errno != 0 ? errno : ENOENT,
-			    "user %s: no such user", sr.user);
-			return (-1);
-		}
-		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-			job_fail(j, "exec_failed", EPERM, "user %s: needs a "
-			    "worker running as root", sr.user);
-			return (-1);
-		}
-	}
-	if (sr.cwd != NULL) {
-		if (stat(sr.cwd, &sb) == -1) {
-			e = errno;
-			job_fail(j, "exec_failed", e, "cwd %s: %s", sr.cwd,
-			    strerror(e));
-			return (-1);
-		}
-		if (!S_ISDIR(sb.st_mode)) {
-			job_fail(j, "exec_failed", ENOTDIR, "cwd %s: not a "
-			    "folder", sr.cwd);
-			return (-1);
-		}
-	}
-	if (json_object_get(open, "cmd") != NULL ||
-	    json_object_get(open, "argv") != NULL) {
-		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
-			job_fail(j, "exec_failed", 0, "%s", cause);
-			free(cause);
-			return (-1);
-		}
-	} else {
-		shell = session_default_shell(pw);
-		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = shell;
-	}
-	s->cmd = session_cmd_string(open, sr.argv);
-	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
-	    sr.argv[0])) {
-		spawn_free_strv(sr.argv);
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
-		return (-1);
-	}
-
-	/* The environment, with the target user's basics and TERM. */
 	env = json_object();
 	if (pw != NULL) {
 		json_object_set_new(env, "HOME", json_string(pw->pw_dir));
@@ -790,77 +730,62 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_is_object(v = json_object_get(open, "env")))
 		json_object_update(env, v);
 	term = json_string_value(json_object_get(open, "term"));
-	sr.envp = spawn_build_env(env, 0, term != NULL ? term :
-	    "xterm-256color");
+	envp = spawn_build_env(env, 0, term != NULL ? term : "xterm-256color");
 	json_decref(env);
+	return (envp);
+}
 
-	/* Find the program and the user's ids now: the child only execs. */
-	if ((prog = spawn_resolve(sr.argv[0], sr.envp, &e)) == NULL ||
-	    spawn_plan(&sr, &e) == -1) {
-		if (prog != NULL)
-			job_fail(j, "exec_failed", e, "user %s: %s", sr.user,
-			    strerror(e));
-		else if (e == ENOENT && strchr(sr.argv[0], '/') == NULL)
-			job_fail(j, "exec_failed", e, "%s: no such program in "
-			    "PATH", sr.argv[0]);
-		else
-			job_fail(j, "exec_failed", e, "%s: %s", sr.argv[0],
-			    strerror(e));
-		free(prog);
-		spawn_plan_free(&sr);
+/*
+ * Start the session's program on a new PTY: the open's cmd or argv, else
+ * the user's login shell. Returns 0, or -1 after failing the job with the
+ * reason.
+ */
+static int
+session_spawn(struct job *j, struct session *s, json_t *open)
+{
+	struct spawn_req	 sr;
+	struct passwd		*pw = NULL;
+	const char		*cmd;
+	char			*cause = NULL;
+	int			 e, master;
+	pid_t			 pid;
+
+	memset(&sr, 0, sizeof sr);
+	sr.cwd = json_string_value(json_object_get(open, "cwd"));
+	sr.user = json_string_value(json_object_get(open, "user"));
+	sr.rows = s->rows;
+	sr.cols = s->cols;
+	/* For the shell and the environment; spawn_pty says if none. */
+	if (sr.user != NULL)
+		pw = getpwnam(sr.user);
+	if (json_object_get(open, "cmd") != NULL ||
+	    json_object_get(open, "argv") != NULL) {
+		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_fail(j, "exec_failed", 0, "%s", cause);
+			free(cause);
+			return (-1);
+		}
+	} else {
+		sr.argv = xcalloc(2, sizeof *sr.argv);
+		sr.argv[0] = session_default_shell(pw);
+	}
+	s->cmd = session_cmd_string(open, sr.argv);
+	cmd = json_string_value(json_object_get(open, "cmd"));
+	if (!spawn_allowed(cmd, sr.argv[0])) {
 		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
+		job_fail(j, "denied", 0, "command refused by the allowlist of "
+		    "worker %s", worker_opts.id);
 		return (-1);
 	}
-	if (compat_pipe_cloexec(ep) == -1) {
-		e = errno;
-		free(prog);
-		spawn_plan_free(&sr);
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
-		return (-1);
-	}
-	memset(&ws, 0, sizeof ws);
-	ws.ws_row = (unsigned short)s->rows;
-	ws.ws_col = (unsigned short)s->cols;
-	pid = forkpty(&master, NULL, NULL, &ws);
-	if (pid == 0) {
-		close(ep[0]);
-		spawn_pty_child(&sr, prog, ep[1]);
-	}
-	e = errno;
-	close(ep[1]);
-	free(prog);
-	spawn_plan_free(&sr);
-	if (pid == -1) {
-		close(ep[0]);
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		job_fail(j, "exec_failed", e, "forkpty: %s", strerror(e));
-		return (-1);
-	}
-	/* The pipe closes on exec; an errno on it means exec failed. */
-	do
-		n = read(ep[0], &e, sizeof e);
-	while (n == -1 && errno == EINTR);
-	close(ep[0]);
-	if (n == sizeof e) {
-		waitpid(pid, NULL, 0);
-		close(master);
-		if (e == ENOENT && strchr(sr.argv[0], '/') == NULL)
-			job_fail(j, "exec_failed", e, "%s: no such program in "
-			    "PATH", sr.argv[0]);
-		else
-			job_fail(j, "exec_failed", e, "%s: %s", sr.argv[0],
-			    strerror(e));
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		return (-1);
-	}
+	sr.envp = session_env(open, pw);
+	pid = spawn_pty(&sr, &master, &e, &cause);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
-	fcntl(master, F_SETFD, FD_CLOEXEC);
+	if (pid == -1) {
+		job_fail(j, "exec_failed", e, "%s", cause);
+		free(cause);
+		return (-1);
+	}
 	s->master = master;
 	s->pid = j->pid = pid;
 	worker_child_add(pid, session_reaped, j);
