@@ -1,17 +1,19 @@
 /*
- * job.c: the worker's side of every channel. A job owns a process (or,
- * for files, a descriptor) and its streams. Output is read only while
- * the stream's unacknowledged bytes stay under the window; what has been
- * sent but not acknowledged is kept, so that after a reconnect it is sent
- * again from the last ack and nothing is lost. A job completes only when
- * its output reached EOF and its process was reaped; its result is kept
- * until the controller releases it.
+ * job.c: the worker's side of every channel, whatever its kind. A job
+ * owns a process (or, for files, a descriptor) and its streams. Output
+ * is read only while the stream's unacknowledged bytes stay under the
+ * window; what has been sent but not acknowledged is kept, so that after
+ * a reconnect it is sent again from the last ack and nothing is lost. A
+ * job completes only when its output reached EOF and its process was
+ * reaped; its result is kept until the controller releases it.
+ *
+ * What differs between kinds lives in their files behind job_ops (job.h):
+ * worker-exec.c, worker-session.c and worker-file.c. An open finds its
+ * kind's open function in a table.
  */
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,6 @@ static int		 resume_window = DEFAULT_RESUME_WINDOW;
 static void	 job_stream_read_cb(evutil_socket_t, short, void *);
 static void	 job_stdin_cb(evutil_socket_t, short, void *);
 static void	 job_try_end(struct job *);
-static void	 job_maybe_free(struct job *);
-
-static const struct job_ops exec_ops;
 
 void
 job_init(void)
@@ -37,9 +36,9 @@ job_init(void)
 	orphan_ev = evtimer_new(ev_base, job_orphans_cb, NULL);
 }
 
-/* A new job on channel ch; the caller fills it in. */
-struct job *
-job_create(uint32_t ch, int kind, const struct job_ops *ops)
+/* A new job on channel ch; its kind's open fills it in. */
+static struct job *
+job_create(uint32_t ch, int kind)
 {
 	struct job	*j;
 	int		 s;
@@ -47,8 +46,8 @@ job_create(uint32_t ch, int kind, const struct job_ops *ops)
 	j = xcalloc(1, sizeof *j);
 	j->ch = ch;
 	j->kind = kind;
-	j->ops = ops;
 	j->pid = -1;
+	j->kill_grace = DEFAULT_KILL_GRACE;
 	j->in_fd = -1;
 	j->started = util_now();
 	for (s = 0; s < WIRE_NSTREAMS; s++) {
@@ -334,7 +333,7 @@ job_try_end(struct job *j)
 }
 
 /* Free a cancelled job once nothing of it runs. */
-static void
+void
 job_maybe_free(struct job *j)
 {
 	if ((j->flags & JOB_CANCELLED) && j->pid == -1 &&
@@ -480,56 +479,6 @@ job_terminate(struct job *j)
 	evtimer_add(j->kill_ev, &tv);
 }
 
-static void
-job_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
-{
-	struct job	*j = arg;
-
-	log_info("channel %u: timed out, stopping pid %ld", j->ch,
-	    (long)j->pid);
-	j->flags |= JOB_TIMED_OUT;
-	job_terminate(j);
-}
-
-/* The exec's process was reaped. */
-static void
-job_exec_reaped(pid_t pid, int status, void *arg)
-{
-	struct job	*j = arg;
-	json_t		*end;
-	double		 ms = (util_now() - j->started) * 1000.0;
-
-	j->pid = -1;
-	/* Stray members of the group must not hold the pipes for ever. */
-	killpg(pid, SIGKILL);
-	if (j->kill_ev != NULL)
-		evtimer_del(j->kill_ev);
-	if (j->timeout_ev != NULL)
-		evtimer_del(j->timeout_ev);
-	if (j->flags & JOB_CANCELLED) {
-		job_maybe_free(j);
-		return;
-	}
-	end = json_pack("{s:f, s:b, s:I}", "duration_ms",
-	    (double)(long long)(ms * 1000) / 1000.0, "timed_out",
-	    (j->flags & JOB_TIMED_OUT) != 0, "pid", (json_int_t)pid);
-	if (WIFEXITED(status)) {
-		json_object_set_new(end, "exit_code",
-		    json_integer(WEXITSTATUS(status)));
-		json_object_set_new(end, "signal", json_null());
-		json_object_set_new(end, "reason", json_string(
-		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "exit"));
-	} else {
-		json_object_set_new(end, "exit_code", json_null());
-		json_object_set_new(end, "signal", json_string(
-		    util_signal_name(WTERMSIG(status))));
-		json_object_set_new(end, "reason", json_string(
-		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "signal"));
-	}
-	log_debug("channel %u: pid %ld done", j->ch, (long)pid);
-	job_set_end(j, end);
-}
-
 /* Fail an open with an error end. */
 void
 job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
@@ -550,102 +499,17 @@ job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 	job_set_end(j, json_pack("{s:o}", "error", e));
 }
 
-/* Start an exec job from its open message. */
-static void
-job_exec_open(struct job *j, json_t *open)
-{
-	struct spawn_req	 sr;
-	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	int			 err[2] = { -1, -1 }, e = 0;
-	char			*cause = NULL;
-	struct timeval		 tv;
-	json_t			*v, *m;
-	pid_t			 pid;
-	int			 merge;
-
-	memset(&sr, 0, sizeof sr);
-	j->kill_grace = DEFAULT_KILL_GRACE;
-	if (json_is_number(v = json_object_get(open, "kill_grace")))
-		j->kill_grace = json_number_value(v);
-	if (json_is_true(json_object_get(open, "detached")))
-		j->flags |= JOB_DETACHED;
-	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
-	    json_string_value(json_array_get(json_object_get(open, "argv"),
-	    0)))) {
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
-		return;
-	}
-	sr.argv = spawn_build_argv(open, &cause);
-	if (sr.argv == NULL) {
-		job_fail(j, "exec_failed", 0, "%s", cause);
-		free(cause);
-		return;
-	}
-	sr.envp = spawn_build_env(json_object_get(open, "env"),
-	    json_is_true(json_object_get(open, "env_clear")), NULL);
-	sr.cwd = json_string_value(json_object_get(open, "cwd"));
-	sr.user = json_string_value(json_object_get(open, "user"));
-	sr.limits = json_object_get(open, "limits");
-	merge = json_is_true(json_object_get(open, "merge_stderr"));
-
-	if (compat_pipe_cloexec(in) == -1 || compat_pipe_cloexec(out) == -1 ||
-	    (!merge && compat_pipe_cloexec(err) == -1)) {
-		e = errno;
-		goto fail_pipes;
-	}
-	sr.fd_in = in[0];
-	sr.fd_out = out[1];
-	sr.fd_err = merge ? out[1] : err[1];
-	pid = spawn_process(&sr, &e, &cause);
-	close(in[0]);
-	close(out[1]);
-	if (err[1] != -1)
-		close(err[1]);
-	spawn_free_strv(sr.argv);
-	spawn_free_strv(sr.envp);
-	if (pid == -1) {
-		close(in[1]);
-		close(out[0]);
-		if (err[0] != -1)
-			close(err[0]);
-		job_fail(j, "exec_failed", e, "%s", cause);
-		free(cause);
-		return;
-	}
-	j->pid = j->started_pid = pid;
-	j->started = util_now();
-	worker_child_add(pid, job_exec_reaped, j);
-	job_stdin_attach(j, in[1]);
-	job_stream_attach(j, WIRE_OUT, out[0]);
-	if (err[0] != -1)
-		job_stream_attach(j, WIRE_ERR, err[0]);
-	if (json_is_number(v = json_object_get(open, "timeout")) &&
-	    json_number_value(v) > 0) {
-		j->timeout_ev = evtimer_new(ev_base, job_timeout_cb, j);
-		util_timeval(&tv, json_number_value(v));
-		evtimer_add(j->timeout_ev, &tv);
-	}
-	m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
-	    (json_int_t)j->ch, "pid", (json_int_t)pid);
-	worker_send(m);
-	json_decref(m);
-	log_debug("channel %u: started pid %ld", j->ch, (long)pid);
-	return;
-
-fail_pipes:
-	spawn_free_strv(sr.argv);
-	spawn_free_strv(sr.envp);
-	for (int i = 0; i < 2; i++) {
-		if (in[i] != -1)
-			close(in[i]);
-		if (out[i] != -1)
-			close(out[i]);
-		if (err[i] != -1)
-			close(err[i]);
-	}
-	job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
-}
+/*
+ * How each kind starts, by the open's "kind": the function sets the new
+ * job's ops and starts it, or fails it.
+ */
+static void (*const job_kinds[])(struct job *, json_t *) = {
+	[CHAN_EXEC] = worker_exec_open,
+	[CHAN_SESSION] = worker_session_open,
+	[CHAN_PUT] = worker_file_open,
+	[CHAN_GET] = worker_file_open,
+};
+#define JOB_NKINDS	(sizeof job_kinds / sizeof job_kinds[0])
 
 /* An `open` from the controller. */
 void
@@ -653,33 +517,22 @@ job_open(uint32_t ch, json_t *open)
 {
 	struct job	*j;
 	const char	*handle;
-	int		 kind = (int)json_integer_value(json_object_get(open,
-			    "kind"));
+	json_int_t	 kind = json_integer_value(json_object_get(open, "kind"));
 
-	if ((j = job_find(ch)) != NULL) {
+	if (job_find(ch) != NULL) {
 		/* Sent again after a reconnect: we have it already. */
 		log_debug("channel %u: open again, ignored", ch);
 		return;
 	}
-	switch (kind) {
-	case CHAN_EXEC:
-		j = job_create(ch, kind, &exec_ops);
-		break;
-	case CHAN_SESSION:
-		worker_session_open(ch, open);
-		return;
-	case CHAN_PUT:
-	case CHAN_GET:
-		worker_file_open(ch, kind, open);
-		return;
-	default:
-		log_warnx("channel %u: unknown kind %d", ch, kind);
+	if (kind < 0 || (size_t)kind >= JOB_NKINDS || job_kinds[kind] == NULL) {
+		log_warnx("channel %u: unknown kind %lld", ch, (long long)kind);
 		return;
 	}
+	j = job_create(ch, (int)kind);
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);
-	job_exec_open(j, open);
+	job_kinds[kind](j, open);
 }
 
 /* Stop a job nobody waits for: kill it, send nothing more, free it. */
@@ -793,7 +646,7 @@ job_link_up(json_t *welcome)
 {
 	struct job	*j, *j1;
 	int		 s;
-	json_t		*v, *m;
+	json_t		*v;
 
 	if (json_is_integer(v = json_object_get(welcome, "resume_window")))
 		resume_window = (int)json_integer_value(v);
@@ -802,13 +655,8 @@ job_link_up(json_t *welcome)
 		for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 			j->out[s].sent = j->out[s].base;
 		j->flags &= ~JOB_END_SENT;
-		/* `started` may have been lost with the old link. */
-		if (j->kind == CHAN_EXEC && j->started_pid > 0) {
-			m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
-			    (json_int_t)j->ch, "pid", (json_int_t)j->started_pid);
-			worker_send(m);
-			json_decref(m);
-		}
+		if (j->ops != NULL && j->ops->link_up != NULL)
+			j->ops->link_up(j);
 		/* What we acked while away (not what we hold back). */
 		job_send_input_ack(j);
 		job_flush(j);
@@ -875,7 +723,3 @@ job_free_all(void)
 	if (orphan_ev != NULL)
 		event_free(orphan_ev);
 }
-
-static const struct job_ops exec_ops = {
-	NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-};

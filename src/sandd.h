@@ -474,11 +474,9 @@ void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
 
 /* worker-session.c */
-void	 worker_session_open(uint32_t, json_t *);
 void	 worker_session_rpc(const char *, json_t *);
 
 /* worker-file.c */
-void	 worker_file_open(uint32_t, int, json_t *);
 void	 worker_file_stat(json_t *);
 
 /* job.c */

@@ -73,12 +73,17 @@ static void	 file_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
 
 static const struct job_ops file_put_ops = {
-	NULL, NULL, NULL, file_put_input, file_put_input_eof, NULL,
-	file_forget, file_forget, NULL, file_free
+	.input = file_put_input,
+	.input_eof = file_put_input_eof,
+	.release = file_forget,
+	.cancel = file_forget,
+	.free = file_free,
 };
 static const struct job_ops file_get_ops = {
-	NULL, NULL, file_get_acked, NULL, NULL, NULL,
-	file_forget, file_forget, NULL, file_free
+	.acked = file_get_acked,
+	.release = file_forget,
+	.cancel = file_forget,
+	.free = file_free,
 };
 
 /* The worker's root, resolved once; NULL when there is none. */
@@ -918,14 +923,14 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 
 /* ---- entry points ---- */
 
-/* An open of kind CHAN_PUT or CHAN_GET on channel ch. */
+/* An open of kind CHAN_PUT or CHAN_GET: start it, or fail the job. */
 void
-worker_file_open(uint32_t ch, int kind, json_t *msg)
+worker_file_open(struct job *j, json_t *msg)
 {
 	static int		 once;
-	struct job		*j;
 	struct file_xfer	*x;
-	const char		*path, *handle;
+	const char		*path;
+	int			 put = j->kind == CHAN_PUT;
 
 	/*
 	 * Past RLIMIT_FSIZE a write should fail with EFBIG, not kill the
@@ -935,19 +940,15 @@ worker_file_open(uint32_t ch, int kind, json_t *msg)
 		signal(SIGXFSZ, SIG_IGN);
 		once = 1;
 	}
-	j = job_create(ch, kind, kind == CHAN_PUT ? &file_put_ops :
-	    &file_get_ops);
-	if ((handle = json_string_value(json_object_get(msg, "handle"))) !=
-	    NULL)
-		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	j->ops = put ? &file_put_ops : &file_get_ops;
 	path = json_string_value(json_object_get(msg, "path"));
 	if (path == NULL || *path != '/') {
 		job_fail(j, "bad_request", 0, "field 'path' must be an "
 		    "absolute path");
 		return;
 	}
-	x = file_xfer_create(j, kind == CHAN_PUT ? "put" : "get", path);
-	if (kind == CHAN_PUT)
+	x = file_xfer_create(j, put ? "put" : "get", path);
+	if (put)
 		file_put_open(j, x, msg);
 	else
 		file_get_open(j, x, msg);

@@ -97,8 +97,13 @@ static void	 session_check_exit(struct session *);
 static void	 session_check_waiters(struct session *);
 
 static const struct job_ops session_ops = {
-	session_output, session_eof, NULL, NULL, NULL, session_message,
-	session_release, session_release, session_describe, session_free
+	.output = session_output,
+	.eof = session_eof,
+	.message = session_message,
+	.release = session_release,
+	.cancel = session_release,
+	.describe = session_describe,
+	.free = session_free,
 };
 
 /* ---- the ring ---- */
@@ -521,8 +526,7 @@ session_reaped(__unused pid_t pid, int status, void *arg)
 	s->reaped = 1;
 	s->status = status;
 	if (j->flags & JOB_CANCELLED) {
-		if (j->out[WIRE_OUT].eof)
-			job_free(j);
+		job_maybe_free(j);
 		return;
 	}
 	session_reply_closes(s);
@@ -821,20 +825,14 @@ session_info_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		session_send_started(s);
 }
 
-/* An open of kind CHAN_SESSION on channel ch: start the program. */
+/* An open of kind CHAN_SESSION: start the program, or fail the job. */
 void
-worker_session_open(uint32_t ch, json_t *open)
+worker_session_open(struct job *j, json_t *open)
 {
-	struct job	*j;
 	struct session	*s;
-	const char	*handle;
 	json_int_t	 rows, cols;
 
-	j = job_create(ch, CHAN_SESSION, &session_ops);
-	if ((handle = json_string_value(json_object_get(open, "handle"))) !=
-	    NULL)
-		snprintf(j->handle, sizeof j->handle, "%s", handle);
-	j->kill_grace = DEFAULT_KILL_GRACE;
+	j->ops = &session_ops;
 	s = xcalloc(1, sizeof *s);
 	s->job = j;
 	s->master = -1;
