@@ -305,14 +305,13 @@ job_stream_acked(struct job *j, int s, uint64_t off)
 	job_maybe_free(j);
 }
 
-/* Set the result; it is sent once all output is sent. */
+/* Set the result (end is stolen); it is sent once all output is sent. */
 void
 job_set_end(struct job *j, json_t *end)
 {
 	json_decref(j->end);
-	j->end = end;
-	json_object_set_new(end, "t", json_string("end"));
-	json_object_set_new(end, "ch", json_integer(j->ch));
+	j->end = wire_chan_msg(WIRE_T_END, j->ch);
+	json_object_update_new(j->end, end);
 	job_try_end(j);
 }
 
@@ -349,8 +348,8 @@ job_send_input_ack(struct job *j)
 {
 	json_t	*m;
 
-	m = json_pack("{s:s, s:I, s:I}", "t", "ack", "ch", (json_int_t)j->ch,
-	    "in", (json_int_t)j->in_acked);
+	m = wire_chan_msg(WIRE_T_ACK, j->ch);
+	json_object_set_new(m, "in", json_integer((json_int_t)j->in_acked));
 	worker_send(m);
 	json_decref(m);
 }
@@ -484,18 +483,13 @@ void
 job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	*msg;
 	json_t	*e;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	e = wire_verror(code, err, fmt, ap);
 	va_end(ap);
-	log_info("channel %u: %s", j->ch, msg);
-	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (err != 0)
-		json_object_set_new(e, "errno", json_string(
-		    util_errno_name(err)));
-	free(msg);
+	log_info("channel %u: %s", j->ch, json_string_value(json_object_get(e,
+	    "message")));
 	job_set_end(j, json_pack("{s:o}", "error", e));
 }
 

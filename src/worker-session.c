@@ -464,8 +464,9 @@ session_linger_cb(__unused evutil_socket_t fd, __unused short what,
 	}
 	log_info("session %s: lingered %d seconds after its exit, released",
 	    j->handle, worker_opts.session_linger);
-	m = json_pack("{s:s, s:I, s:s, s:s}", "t", "info", "ch",
-	    (json_int_t)j->ch, "state", "gone", "session", j->handle);
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
+	    "session", j->handle));
 	worker_send(m);
 	json_decref(m);
 	job_free(j);
@@ -808,10 +809,11 @@ session_send_started(struct session *s)
 	struct job	*j = s->job;
 	json_t		*m;
 
-	m = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:i, s:i, s:s}",
-	    "t", "info", "ch", (json_int_t)j->ch, "state", "started",
-	    "session", j->handle, "pid", (json_int_t)s->pid, "cmd", s->cmd,
-	    "rows", s->rows, "cols", s->cols, "created_at", s->created);
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_update_new(m, json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, "
+	    "s:s}", "state", "started", "session", j->handle, "pid",
+	    (json_int_t)s->pid, "cmd", s->cmd, "rows", s->rows, "cols",
+	    s->cols, "created_at", s->created));
 	worker_send(m);
 	json_decref(m);
 }

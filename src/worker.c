@@ -149,33 +149,30 @@ worker_writable(void)
 	return (worker_connected() && ws_conn_writable(link_ws));
 }
 
-/* Reply to an RPC with res (stolen): t and rid are set here. */
+/* Reply to the RPC req with the fields of res (stolen). */
 void
 worker_reply(json_t *req, json_t *res)
 {
-	json_object_set_new(res, "t", json_string("res"));
-	json_object_set(res, "rid", json_object_get(req, "rid"));
-	worker_send(res);
-	json_decref(res);
+	json_t	*m;
+
+	m = wire_msg(WIRE_T_RES);
+	json_object_set(m, "rid", json_object_get(req, "rid"));
+	json_object_update_new(m, res);
+	worker_send(m);
+	json_decref(m);
 }
 
-/* An error reply to an RPC. */
+/* An error reply to the RPC req. */
 void
 worker_reply_error(json_t *req, const char *code, int err, const char *fmt,
     ...)
 {
 	va_list	 ap;
-	char	*msg;
 	json_t	*e;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	e = wire_verror(code, err, fmt, ap);
 	va_end(ap);
-	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (err != 0)
-		json_object_set_new(e, "errno", json_string(
-		    util_errno_name(err)));
-	free(msg);
 	worker_reply(req, json_pack("{s:b, s:o}", "ok", 0, "error", e));
 }
 
@@ -301,11 +298,12 @@ worker_hello(void)
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = '\0';
-	hello = json_pack("{s:s, s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:s, "
-	    "s:o}", "t", "hello", "proto", WIRE_PROTOCOL, "id", worker_opts.id,
+	hello = wire_msg(WIRE_T_HELLO);
+	json_object_update_new(hello, json_pack("{s:i, s:s, s:s, s:O, s:s, "
+	    "s:s, s:s, s:s, s:o}", "proto", WIRE_PROTOCOL, "id", worker_opts.id,
 	    "boot", boot, "labels", worker_opts.labels, "hostname", host,
 	    "os", u.sysname, "arch", u.machine, "version", SANDD_VERSION,
-	    "channels", job_list_json());
+	    "channels", job_list_json()));
 	ws_conn_send_json(link_ws, hello);
 	json_decref(hello);
 }
