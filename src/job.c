@@ -554,54 +554,95 @@ job_cancel(struct job *j)
 	job_maybe_free(j);
 }
 
-/* Any message for channel ch other than open. */
+/* ack: the controller consumed output stream s up to off. */
+static void
+job_msg_ack(struct job *j, json_t *msg)
+{
+	json_int_t	s = json_integer_value(json_object_get(msg, "s"));
+
+	if (s == WIRE_OUT || s == WIRE_ERR)
+		job_stream_acked(j, (int)s, (uint64_t)json_integer_value(
+		    json_object_get(msg, "off")));
+}
+
+/* eof: the input ends at off. */
+static void
+job_msg_eof(struct job *j, json_t *msg)
+{
+	j->in_eof_set = 1;
+	j->in_eof_at = (uint64_t)json_integer_value(json_object_get(msg,
+	    "off"));
+	if (j->ops != NULL && j->ops->input_eof != NULL)
+		j->ops->input_eof(j);
+	else
+		job_stdin_write(j);
+}
+
+/* signal: to the job's process group. */
+static void
+job_msg_signal(struct job *j, json_t *msg)
+{
+	int	sig;
+
+	sig = util_signal_number(json_string_value(json_object_get(msg,
+	    "signal")));
+	if (sig > 0)
+		job_kill(j, sig);
+}
+
+/* detach: the job outlives its requester. */
+static void
+job_msg_detach(struct job *j, __unused json_t *msg)
+{
+	j->flags |= JOB_DETACHED;
+}
+
+/* release: the controller is done with the job; stop it if it runs. */
+static void
+job_msg_release(struct job *j, __unused json_t *msg)
+{
+	if (j->ops != NULL && j->ops->release != NULL)
+		j->ops->release(j);
+	else if (j->pid > 0 || !j->out[WIRE_OUT].eof ||
+	    !j->out[WIRE_ERR].eof)
+		job_cancel(j);
+	else
+		job_free(j);
+}
+
+/* cancel: nobody waits for the job any more. */
+static void
+job_msg_cancel(struct job *j, __unused json_t *msg)
+{
+	job_cancel(j);
+}
+
+/* The channel messages every job takes; the rest go to its message hook. */
+static void (*const job_msgs[WIRE_NTYPES])(struct job *, json_t *) = {
+	[WIRE_T_ACK] = job_msg_ack,
+	[WIRE_T_EOF] = job_msg_eof,
+	[WIRE_T_SIGNAL] = job_msg_signal,
+	[WIRE_T_DETACH] = job_msg_detach,
+	[WIRE_T_RELEASE] = job_msg_release,
+	[WIRE_T_CANCEL] = job_msg_cancel,
+};
+
+/* A message of type for channel ch, other than open. */
 void
-job_message(uint32_t ch, const char *t, json_t *msg)
+job_message(uint32_t ch, enum wire_type type, json_t *msg)
 {
 	struct job	*j = job_find(ch);
-	json_t		*v;
-	int		 sig;
 
-	if (j == NULL) {
-		log_debug("channel %u: '%s' for no job", ch, t);
-		return;
-	}
-	if (strcmp(t, "ack") == 0) {
-		v = json_object_get(msg, "s");
-		if (json_integer_value(v) == WIRE_OUT ||
-		    json_integer_value(v) == WIRE_ERR)
-			job_stream_acked(j, (int)json_integer_value(v),
-			    (uint64_t)json_integer_value(json_object_get(msg,
-			    "off")));
-	} else if (strcmp(t, "eof") == 0) {
-		j->in_eof_set = 1;
-		j->in_eof_at = (uint64_t)json_integer_value(json_object_get(msg,
-		    "off"));
-		if (j->ops != NULL && j->ops->input_eof != NULL)
-			j->ops->input_eof(j);
-		else
-			job_stdin_write(j);
-	} else if (strcmp(t, "signal") == 0) {
-		sig = util_signal_number(json_string_value(json_object_get(msg,
-		    "signal")));
-		if (sig > 0)
-			job_kill(j, sig);
-	} else if (strcmp(t, "detach") == 0)
-		j->flags |= JOB_DETACHED;
-	else if (strcmp(t, "release") == 0) {
-		if (j->ops != NULL && j->ops->release != NULL)
-			j->ops->release(j);
-		else if (j->pid > 0 || !j->out[WIRE_OUT].eof ||
-		    !j->out[WIRE_ERR].eof)
-			job_cancel(j);
-		else
-			job_free(j);
-	} else if (strcmp(t, "cancel") == 0)
-		job_cancel(j);
+	if (j == NULL)
+		log_debug("channel %u: '%s' for no job", ch,
+		    wire_type_name(type));
+	else if ((unsigned)type < WIRE_NTYPES && job_msgs[type] != NULL)
+		job_msgs[type](j, msg);
 	else if (j->ops != NULL && j->ops->message != NULL)
-		j->ops->message(j, t, msg);
+		j->ops->message(j, type, msg);
 	else
-		log_debug("channel %u: unknown message '%s'", ch, t);
+		log_debug("channel %u: unknown message '%s'", ch,
+		    wire_type_name(type));
 }
 
 /* ---- the link ---- */

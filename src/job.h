@@ -33,7 +33,7 @@ struct job_ops {
 	/* The input ends at in_eof_at; instead of closing stdin there. */
 	void	(*input_eof)(struct job *);
 	/* A message for the channel that job.c does not handle. */
-	void	(*message)(struct job *, const char *, json_t *);
+	void	(*message)(struct job *, enum wire_type, json_t *);
 	/* The controller is done with it; instead of cancel or free. */
 	void	(*release)(struct job *);
 	/* Nobody waits for it (JOB_CANCELLED is set); instead of stopping. */

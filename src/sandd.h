@@ -474,7 +474,10 @@ void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
 
 /* worker-session.c */
-void	 worker_session_rpc(const char *, json_t *);
+void	 worker_session_read(json_t *);
+void	 worker_session_resize(json_t *);
+void	 worker_session_signal(json_t *);
+void	 worker_session_close(json_t *);
 
 /* worker-file.c */
 void	 worker_file_stat(json_t *);
@@ -482,7 +485,7 @@ void	 worker_file_stat(json_t *);
 /* job.c */
 struct job;
 void	 job_open(uint32_t, json_t *);
-void	 job_message(uint32_t, const char *, json_t *);
+void	 job_message(uint32_t, enum wire_type, json_t *);
 void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);
 void	 job_link_up(json_t *);
 void	 job_link_down(void);

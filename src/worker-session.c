@@ -89,7 +89,7 @@ struct session {
 
 static void	 session_output(struct job *, int, const uint8_t *, size_t);
 static void	 session_eof(struct job *, int);
-static void	 session_message(struct job *, const char *, json_t *);
+static void	 session_message(struct job *, enum wire_type, json_t *);
 static void	 session_release(struct job *);
 static void	 session_describe(struct job *, json_t *);
 static void	 session_free(struct job *);
@@ -352,8 +352,8 @@ session_read_timeout_cb(__unused evutil_socket_t fd, __unused short what,
  * until, once the output since `since` matches, the session exits or
  * timeout passes.
  */
-static void
-session_rpc_read(json_t *msg)
+void
+worker_session_read(json_t *msg)
 {
 	struct session	*s;
 	struct swait	*w, *x;
@@ -593,12 +593,12 @@ session_set_size(struct session *s, int rows, int cols)
 
 /* job_ops.message: "resize" as a plain message too. */
 static void
-session_message(struct job *j, const char *t, json_t *msg)
+session_message(struct job *j, enum wire_type type, json_t *msg)
 {
 	struct session	*s = j->data;
 	json_int_t	 rows, cols;
 
-	if (s == NULL || strcmp(t, "resize") != 0)
+	if (s == NULL || type != WIRE_T_RESIZE)
 		return;
 	rows = json_integer_value(json_object_get(msg, "rows"));
 	cols = json_integer_value(json_object_get(msg, "cols"));
@@ -866,8 +866,8 @@ worker_session_open(struct job *j, json_t *open)
 /* ---- RPCs ---- */
 
 /* session.resize: rows, cols. */
-static void
-session_rpc_resize(json_t *msg)
+void
+worker_session_resize(json_t *msg)
 {
 	struct session	*s;
 	json_int_t	 rows, cols;
@@ -896,8 +896,8 @@ session_rpc_resize(json_t *msg)
 }
 
 /* session.signal: to the terminal's foreground process group. */
-static void
-session_rpc_signal(json_t *msg)
+void
+worker_session_signal(json_t *msg)
 {
 	struct session	*s;
 	int		 sig;
@@ -920,8 +920,8 @@ session_rpc_signal(json_t *msg)
  * grace period, reply with its status once it is reaped. The controller
  * then releases the channel.
  */
-static void
-session_rpc_close(json_t *msg)
+void
+worker_session_close(json_t *msg)
 {
 	struct session	*s;
 	struct swait	*w;
@@ -957,20 +957,4 @@ session_rpc_close(json_t *msg)
 		s->kill_ev = evtimer_new(ev_base, session_kill_cb, s);
 	util_timeval(&tv, s->job->kill_grace);
 	evtimer_add(s->kill_ev, &tv);
-}
-
-/* An RPC whose op starts with "session.". */
-void
-worker_session_rpc(const char *op, json_t *msg)
-{
-	if (strcmp(op, "session.read") == 0)
-		session_rpc_read(msg);
-	else if (strcmp(op, "session.resize") == 0)
-		session_rpc_resize(msg);
-	else if (strcmp(op, "session.signal") == 0)
-		session_rpc_signal(msg);
-	else if (strcmp(op, "session.close") == 0)
-		session_rpc_close(msg);
-	else
-		worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
 }

@@ -176,21 +176,87 @@ worker_reply_error(json_t *req, const char *code, int err, const char *fmt,
 	worker_reply(req, json_pack("{s:b, s:o}", "ok", 0, "error", e));
 }
 
+/* The RPCs the worker answers. */
+static const struct {
+	const char	*op;
+	void		(*fn)(json_t *);
+} worker_rpcs[] = {
+	{ "stat", worker_file_stat },
+	{ "session.read", worker_session_read },
+	{ "session.resize", worker_session_resize },
+	{ "session.signal", worker_session_signal },
+	{ "session.close", worker_session_close },
+};
+
+/* req: run the RPC its op names; it replies. */
 static void
-worker_rpc(json_t *msg)
+link_rpc(__unused enum wire_type type, __unused uint32_t ch, json_t *msg)
 {
 	const char	*op = json_string_value(json_object_get(msg, "op"));
+	size_t		 i;
 
-	if (op == NULL)
+	if (op == NULL) {
 		worker_reply_error(msg, "bad_request", 0, "rpc without op");
-	else if (strncmp(op, "session.", 8) == 0)
-		worker_session_rpc(op, msg);
-	else if (strcmp(op, "stat") == 0)
-		worker_file_stat(msg);
-	else
-		worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
+		return;
+	}
+	for (i = 0; i < sizeof worker_rpcs / sizeof worker_rpcs[0]; i++) {
+		if (strcmp(op, worker_rpcs[i].op) == 0) {
+			worker_rpcs[i].fn(msg);
+			return;
+		}
+	}
+	worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
 }
 
+/* welcome: registered; every channel starts again from its acks. */
+static void
+link_welcome(__unused enum wire_type type, __unused uint32_t ch,
+    json_t *msg)
+{
+	json_t	*v;
+
+	worker_set_state(LINK_WELCOMED);
+	if (json_is_integer(v = json_object_get(msg, "resume_window")))
+		link_window = (int)json_integer_value(v);
+	log_info("link: registered as %s%s", worker_opts.id,
+	    json_is_true(json_object_get(msg, "resumed")) ? " (resumed)" : "");
+	job_link_up(msg);
+}
+
+/* open: a new channel. */
+static void
+link_open(__unused enum wire_type type, uint32_t ch, json_t *msg)
+{
+	job_open(ch, msg);
+}
+
+/* Any other message for a channel. */
+static void
+link_chan(enum wire_type type, uint32_t ch, json_t *msg)
+{
+	job_message(ch, type, msg);
+}
+
+/* What the worker does with each message from the controller. */
+static const struct {
+	void	(*fn)(enum wire_type, uint32_t, json_t *);
+	int	 flags;
+#define LINK_ANY_STATE	0x1	/* also before the welcome */
+#define LINK_CHANNEL	0x2	/* names a channel */
+} link_msgs[WIRE_NTYPES] = {
+	[WIRE_T_WELCOME] = { link_welcome, LINK_ANY_STATE },
+	[WIRE_T_REQ] = { link_rpc, 0 },
+	[WIRE_T_OPEN] = { link_open, LINK_CHANNEL },
+	[WIRE_T_ACK] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_EOF] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_SIGNAL] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_DETACH] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_RELEASE] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_CANCEL] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_RESIZE] = { link_chan, LINK_CHANNEL },
+};
+
+/* A text message from the controller: dispatch it by type. */
 static void
 link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
     __unused void *arg)
@@ -198,7 +264,8 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	json_t		*msg;
 	json_error_t	 err;
 	const char	*t;
-	json_t		*chv;
+	enum wire_type	 type;
+	uint32_t	 ch;
 
 	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
 	if (msg == NULL || !json_is_object(msg) ||
@@ -207,26 +274,17 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 		json_decref(msg);
 		return;
 	}
-	chv = json_object_get(msg, "ch");
-	if (strcmp(t, "welcome") == 0) {
-		worker_set_state(LINK_WELCOMED);
-		if (json_is_integer(json_object_get(msg, "resume_window")))
-			link_window = (int)json_integer_value(
-			    json_object_get(msg, "resume_window"));
-		log_info("link: registered as %s%s", worker_opts.id,
-		    json_is_true(json_object_get(msg, "resumed")) ?
-		    " (resumed)" : "");
-		job_link_up(msg);
-	} else if (state != LINK_WELCOMED)
-		log_warnx("link: '%s' before welcome", t);
-	else if (strcmp(t, "req") == 0)
-		worker_rpc(msg);
-	else if (strcmp(t, "open") == 0 && json_is_integer(chv))
-		job_open((uint32_t)json_integer_value(chv), msg);
-	else if (json_is_integer(chv))
-		job_message((uint32_t)json_integer_value(chv), t, msg);
-	else
+	type = wire_type_of(msg);
+	ch = wire_msg_chan(msg);
+	if (link_msgs[type].fn == NULL)
 		log_warnx("link: unknown message '%s'", t);
+	else if (state != LINK_WELCOMED &&
+	    !(link_msgs[type].flags & LINK_ANY_STATE))
+		log_warnx("link: '%s' before welcome", t);
+	else if ((link_msgs[type].flags & LINK_CHANNEL) && ch == 0)
+		log_warnx("link: '%s' without a channel", t);
+	else
+		link_msgs[type].fn(type, ch, msg);
 	json_decref(msg);
 }
 
