@@ -29,7 +29,9 @@ static int		 resume_window = DEFAULT_RESUME_WINDOW;
 static void	 job_stream_read_cb(evutil_socket_t, short, void *);
 static void	 job_stdin_cb(evutil_socket_t, short, void *);
 static void	 job_try_end(struct job *);
+static void	 job_orphans_cb(evutil_socket_t, short, void *);
 
+/* Set up the jobs' shared state; once, before the first link. */
 void
 job_init(void)
 {
@@ -60,7 +62,8 @@ job_create(uint32_t ch, int kind)
 	return (j);
 }
 
-struct job *
+/* The job on channel ch, or NULL. */
+static struct job *
 job_find(uint32_t ch)
 {
 	struct job	*j;
@@ -83,13 +86,6 @@ job_find_handle(const char *handle)
 	return (NULL);
 }
 
-/* Walk the jobs: NULL gives the first. */
-struct job *
-job_next(struct job *j)
-{
-	return (j == NULL ? TAILQ_FIRST(&jobs) : TAILQ_NEXT(j, entry));
-}
-
 /* Stop reading stream s and close its descriptor (not a shared stdin). */
 void
 job_close_stream(struct job *j, int s)
@@ -106,6 +102,7 @@ job_close_stream(struct job *j, int s)
 	st->eof = 1;
 }
 
+/* Stop writing to the job's stdin and close it (not a shared PTY). */
 static void
 job_close_stdin(struct job *j)
 {
@@ -208,14 +205,6 @@ job_stream_arm(struct job *j, int s)
 	}
 }
 
-/* Add produced bytes to stream s (for jobs that make their own output). */
-void
-job_stream_push(struct job *j, int s, const void *data, size_t len)
-{
-	evbuffer_add(j->out[s].buf, data, len);
-	job_flush(j);
-}
-
 /* Room left in the window of stream s. */
 size_t
 job_stream_room(struct job *j, int s)
@@ -225,6 +214,7 @@ job_stream_room(struct job *j, int s)
 	return (used < window ? window - used : 0);
 }
 
+/* Output to read on a stream: as much as its window has room for. */
 static void
 job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -315,6 +305,7 @@ job_set_end(struct job *j, json_t *end)
 	job_try_end(j);
 }
 
+/* Send the end if it is set, all output was sent and the link is up. */
 static void
 job_try_end(struct job *j)
 {
@@ -362,6 +353,7 @@ job_ack_input(struct job *j)
 	job_send_input_ack(j);
 }
 
+/* Write the input received to stdin, as much as it takes; ack it. */
 static void
 job_stdin_write(struct job *j)
 {
@@ -395,6 +387,7 @@ job_stdin_write(struct job *j)
 	job_ack_input(j);
 }
 
+/* stdin can take more. */
 static void
 job_stdin_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -446,13 +439,14 @@ job_stdin_attach(struct job *j, int fd)
 /* ---- processes ---- */
 
 /* Signal the job's process group. */
-void
+static void
 job_kill(struct job *j, int sig)
 {
 	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
 		kill(j->pid, sig);
 }
 
+/* The grace period after TERM has passed. */
 static void
 job_kill_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -511,8 +505,9 @@ job_open(uint32_t ch, json_t *open)
 {
 	struct job	*j;
 	const char	*handle;
-	json_int_t	 kind = json_integer_value(json_object_get(open, "kind"));
+	json_int_t	 kind;
 
+	kind = json_integer_value(json_object_get(open, "kind"));
 	if (job_find(ch) != NULL) {
 		/* Sent again after a reconnect: we have it already. */
 		log_debug("channel %u: open again, ignored", ch);
@@ -530,7 +525,7 @@ job_open(uint32_t ch, json_t *open)
 }
 
 /* Stop a job nobody waits for: kill it, send nothing more, free it. */
-void
+static void
 job_cancel(struct job *j)
 {
 	j->flags |= JOB_CANCELLED;
@@ -721,7 +716,7 @@ job_link_writable(void)
 }
 
 /* The controller did not come back in time: end what nobody can reach. */
-void
+static void
 job_orphans_cb(__unused evutil_socket_t fd, __unused short what,
     __unused void *arg)
 {
@@ -746,6 +741,7 @@ job_shutdown(void)
 		job_kill(j, SIGTERM);
 }
 
+/* The worker has stopped: kill and free every job. */
 void
 job_free_all(void)
 {

@@ -80,27 +80,19 @@ struct job {
 };
 
 /* job.c */
-void		 job_init(void);
-struct job	*job_find(uint32_t);
 struct job	*job_find_handle(const char *);
-struct job	*job_next(struct job *);
 void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);
 void		 job_stream_attach(struct job *, int, int);
 void		 job_close_stream(struct job *, int);
-void		 job_stream_push(struct job *, int, const void *, size_t);
 size_t		 job_stream_room(struct job *, int);
 void		 job_stdin_attach(struct job *, int);
 void		 job_ack_input(struct job *);
 void		 job_set_end(struct job *, json_t *);
 void		 job_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
-void		 job_kill(struct job *, int);
 void		 job_terminate(struct job *);
-void		 job_cancel(struct job *);
-void		 job_orphans_cb(evutil_socket_t, short, void *);
-void		 job_free_all(void);
 
 /* worker-exec.c */
 void		 worker_exec_open(struct job *, json_t *);

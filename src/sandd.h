@@ -467,7 +467,6 @@ int	 worker_connected(void);
 int	 worker_writable(void);
 int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
 	     size_t);
-size_t	 worker_backlog(void);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
@@ -483,7 +482,8 @@ void	 worker_session_close(json_t *);
 void	 worker_file_stat(json_t *);
 
 /* job.c */
-struct job;
+void	 job_init(void);
+void	 job_free_all(void);
 void	 job_open(uint32_t, json_t *);
 void	 job_message(uint32_t, enum wire_type, json_t *);
 void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);

@@ -48,6 +48,7 @@ exec_link_up(struct job *j)
 		exec_send_started(j);
 }
 
+/* The command's timeout has passed: stop it. */
 static void
 exec_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {

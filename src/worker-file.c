@@ -745,6 +745,7 @@ struct file_block {
 	uint8_t	data[];
 };
 
+/* One user of a get block is done with it; the last frees it. */
 static void
 file_block_unref(void *arg)
 {
@@ -754,6 +755,7 @@ file_block_unref(void *arg)
 		free(b);
 }
 
+/* The stream sent its reference to a block. */
 static void
 file_block_cleanup_cb(__unused const void *data, __unused size_t len,
     void *arg)

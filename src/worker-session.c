@@ -311,6 +311,7 @@ session_check_waiters(struct session *s)
 	}
 }
 
+/* Time to re-check the waiting reads. */
 static void
 session_check_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -335,6 +336,7 @@ session_schedule_check(struct session *s)
 	evtimer_add(s->check_ev, &tv);
 }
 
+/* A waiting read timed out: answer with what there is. */
 static void
 session_read_timeout_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -449,6 +451,7 @@ session_reply_closes(struct session *s)
 		evtimer_del(s->kill_ev);
 }
 
+/* The exited session lingered long enough: tell and free it. */
 static void
 session_linger_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -494,6 +497,7 @@ session_check_exit(struct session *s)
 	job_set_end(j, end);
 }
 
+/* The leader died a while ago and the master gave no EOF yet. */
 static void
 session_eof_grace_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -539,6 +543,7 @@ session_reaped(__unused pid_t pid, int status, void *arg)
 	session_check_exit(s);
 }
 
+/* The grace period of session.close has passed: SIGKILL. */
 static void
 session_kill_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -818,6 +823,7 @@ session_send_started(struct session *s)
 	json_decref(m);
 }
 
+/* After a hello: say again that the session runs. */
 static void
 session_info_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {

@@ -23,7 +23,6 @@
 #include <openssl/ssl.h>
 
 #include "sandd.h"
-#include "job.h"
 
 static struct {
 	int		 tls;
@@ -68,6 +67,7 @@ static TAILQ_HEAD(, child) children = TAILQ_HEAD_INITIALIZER(children);
 static void	 worker_dial(void);
 static void	 worker_schedule(void);
 
+/* Move the link to state s, logging old -> new. */
 static void
 worker_set_state(int s)
 {
@@ -90,6 +90,7 @@ worker_child_add(pid_t pid, void (*cb)(pid_t, int, void *), void *arg)
 	TAILQ_INSERT_TAIL(&children, c, entry);
 }
 
+/* Reap every child that exited and call its callback. */
 static void
 worker_reap(void)
 {
@@ -109,6 +110,7 @@ worker_reap(void)
 	}
 }
 
+/* Is the link up and welcomed, so that channels may send? */
 int
 worker_connected(void)
 {
@@ -136,13 +138,7 @@ worker_send_buf(int stream, uint32_t ch, uint64_t off, struct evbuffer *buf,
 	return (ws_conn_send_binary_buf(link_ws, h, sizeof h, buf, skip, len));
 }
 
-/* Bytes queued toward the controller. */
-size_t
-worker_backlog(void)
-{
-	return (link_ws != NULL ? ws_conn_backlog(link_ws) : 0);
-}
-
+/* Can the link take more now (connected, backlog under its mark)? */
 int
 worker_writable(void)
 {
@@ -288,6 +284,7 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	json_decref(msg);
 }
 
+/* A binary message from the controller: input for a channel. */
 static void
 link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
     __unused void *arg)
@@ -306,6 +303,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 	job_input(ch, off, data, dlen);
 }
 
+/* The link is gone: dial again, or stop if we were replaced. */
 static void
 link_closed_cb(__unused struct ws_conn *ws, const char *why,
     __unused void *arg)
@@ -333,6 +331,7 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why,
 	worker_schedule();
 }
 
+/* The link's backlog went down: let the jobs send more. */
 static void
 link_drained_cb(__unused struct ws_conn *ws, __unused void *arg)
 {
@@ -366,6 +365,7 @@ worker_hello(void)
 	json_decref(hello);
 }
 
+/* The link stayed up long enough: the backoff starts over. */
 static void
 stable_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
@@ -476,6 +476,7 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 	}
 }
 
+/* Dial the controller: TCP (and TLS), then the upgrade. */
 static void
 worker_dial(void)
 {
@@ -506,6 +507,7 @@ worker_dial(void)
 	}
 }
 
+/* The backoff has passed: dial again. */
 static void
 redial_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
@@ -542,6 +544,7 @@ worker_schedule(void)
 	evtimer_add(redial_ev, &tv);
 }
 
+/* SIGCHLD reaps; TERM and INT stop the worker, HUP is ignored. */
 static void
 worker_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 {
@@ -571,6 +574,7 @@ worker_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 	event_base_loopexit(ev_base, NULL);
 }
 
+/* The close did not finish in time: stop anyway. */
 static void
 stop_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
