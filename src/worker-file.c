@@ -284,6 +284,13 @@ file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 	free(detail);
 }
 
+/* A denied error: the path leads outside the worker's root. */
+static void
+file_fail_outside(struct job *j)
+{
+	file_fail(j, "denied", 0, "outside the worker's root %s", file_root());
+}
+
 /* An io_error for errno err. */
 static void
 file_fail_errno(struct job *j, int err, const char *what)
@@ -654,8 +661,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
 	if (!file_allowed(x->path, 0)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (file_put_split(x) == -1) {
@@ -671,8 +677,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 			return;
 		}
 		if (!file_allowed(x->path, 0)) {
-			file_fail(j, "denied", 0, "outside the worker's root "
-			    "%s", file_root());
+			file_fail_outside(j);
 			return;
 		}
 	}
@@ -682,8 +687,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		return;
 	}
 	if (!file_fd_allowed(x->dirfd)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -871,8 +875,7 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
 	if (!file_allowed(x->path, 1)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -881,8 +884,7 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 		return;
 	}
 	if (!file_fd_allowed(x->fd)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (fstat(x->fd, &st) == -1) {

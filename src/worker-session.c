@@ -168,6 +168,18 @@ session_exit_fields(struct session *s, json_t *o)
 	}
 }
 
+/* What a controller knows a running session by: id, pid, cmd, size. */
+static void
+session_fields(struct session *s, json_t *o)
+{
+	json_object_set_new(o, "session", json_string(s->job->handle));
+	json_object_set_new(o, "pid", json_integer(s->pid));
+	json_object_set_new(o, "cmd", json_string(s->cmd));
+	json_object_set_new(o, "rows", json_integer(s->rows));
+	json_object_set_new(o, "cols", json_integer(s->cols));
+	json_object_set_new(o, "created_at", json_string(s->created));
+}
+
 /* Signal the foreground process group of the terminal, or the leader's. */
 static void
 session_kill(struct session *s, int sig, int both)
@@ -638,12 +650,7 @@ session_describe(struct job *j, json_t *a)
 		return;
 	/* Say "started" again once the hello is out (it may have been lost). */
 	event_active(s->info_ev, EV_TIMEOUT, 0);
-	json_object_set_new(a, "session", json_string(j->handle));
-	json_object_set_new(a, "pid", json_integer(s->pid));
-	json_object_set_new(a, "cmd", json_string(s->cmd));
-	json_object_set_new(a, "rows", json_integer(s->rows));
-	json_object_set_new(a, "cols", json_integer(s->cols));
-	json_object_set_new(a, "created_at", json_string(s->created));
+	session_fields(s, a);
 	json_object_set_new(a, "end", json_integer((json_int_t)s->end));
 	json_object_set_new(a, "exited", json_boolean(s->exited));
 	session_exit_fields(s, a);
@@ -815,10 +822,8 @@ session_send_started(struct session *s)
 	json_t		*m;
 
 	m = wire_chan_msg(WIRE_T_INFO, j->ch);
-	json_object_update_new(m, json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, "
-	    "s:s}", "state", "started", "session", j->handle, "pid",
-	    (json_int_t)s->pid, "cmd", s->cmd, "rows", s->rows, "cols",
-	    s->cols, "created_at", s->created));
+	json_object_set_new(m, "state", json_string("started"));
+	session_fields(s, m);
 	worker_send(m);
 	json_decref(m);
 }

@@ -77,6 +77,16 @@ worker_set_state(int s)
 	state = s;
 }
 
+/* The dial or its upgrade failed: drop it and wait for the next. */
+static void
+worker_dial_failed(void)
+{
+	bufferevent_free(dial_bev);
+	dial_bev = NULL;
+	worker_set_state(LINK_IDLE);
+	worker_schedule();
+}
+
 /* Call cb(pid, status, arg) when pid is reaped. */
 void
 worker_child_add(pid_t pid, void (*cb)(pid_t, int, void *), void *arg)
@@ -423,10 +433,7 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	evtimer_add(stable_ev, &tv);
 	return;
 fail:
-	bufferevent_free(dial_bev);
-	dial_bev = NULL;
-	worker_set_state(LINK_IDLE);
-	worker_schedule();
+	worker_dial_failed();
 }
 
 /* Connected: send the upgrade request. */
@@ -469,10 +476,7 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 		else
 			log_warnx("link: connect to %s:%s: %s", url.host,
 			    url.port, strerror(EVUTIL_SOCKET_ERROR()));
-		bufferevent_free(dial_bev);
-		dial_bev = NULL;
-		worker_set_state(LINK_IDLE);
-		worker_schedule();
+		worker_dial_failed();
 	}
 }
 
@@ -500,10 +504,7 @@ worker_dial(void)
 	if (bufferevent_socket_connect_hostname(dial_bev, dns, AF_UNSPEC,
 	    url.host, atoi(url.port)) != 0) {
 		log_warnx("link: cannot dial %s:%s", url.host, url.port);
-		bufferevent_free(dial_bev);
-		dial_bev = NULL;
-		worker_set_state(LINK_IDLE);
-		worker_schedule();
+		worker_dial_failed();
 	}
 }
 
