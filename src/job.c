@@ -102,7 +102,7 @@ job_close_stream(struct job *j, int s)
 	st->eof = 1;
 }
 
-/* Stop writing to the job's stdin and close it (not a shared PTY). */
+/* Stop writing to the job's stdin; close it unless stdout shares it. */
 static void
 job_close_stdin(struct job *j)
 {

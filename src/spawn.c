@@ -1,11 +1,12 @@
 /*
  * spawn.c: starting a program. posix_spawn where nothing but descriptors,
  * a process group and a folder need setting (the fast path); fork where
- * rlimits or another user are asked for; and the child half shared with
- * forkpty for sessions. Errors are found before the fork where possible,
- * so the message can say which part was wrong. Whether the worker's
- * --allow list lets a command run at all is decided here too, for
- * commands and sessions alike.
+ * rlimits or another user are asked for; forkpty for sessions
+ * (spawn_pty). All three share the checks made before the fork (folder,
+ * user, program), so the message can say which part was wrong, and the
+ * plan (ids, groups, limits), so the child of a fork only makes system
+ * calls. Whether the worker's --allow list lets a command run at all is
+ * decided here too, for commands and sessions alike.
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
