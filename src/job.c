@@ -660,7 +660,8 @@ job_list_json(void)
 		    (json_int_t)j->out[WIRE_ERR].base,
 		    "detached", (j->flags & JOB_DETACHED) != 0);
 		if (*j->handle != '\0')
-			json_object_set_new(a, "handle", json_string(j->handle));
+			json_object_set_new(a, "handle",
+			    json_string(j->handle));
 		if (j->in_fd != -1 && !j->in_eof_set)
 			json_object_set_new(a, "stdin_open", json_true());
 		if (j->ops != NULL && j->ops->describe != NULL)

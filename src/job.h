@@ -68,7 +68,7 @@ struct job {
 	struct evbuffer		*in_buf;	/* received, not yet written */
 	uint64_t		 in_off;	/* next input offset expected */
 	uint64_t		 in_done;	/* input consumed */
-	uint64_t		 in_acked;	/* consumed and let go (acked) */
+	uint64_t		 in_acked;	/* consumed and acked */
 	int			 in_eof_set;
 	uint64_t		 in_eof_at;
 

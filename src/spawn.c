@@ -262,7 +262,8 @@ spawn_plan(struct spawn_req *sr, int *err)
 			ng = 65536;
 		sr->groups = xrealloc(sr->groups, (size_t)ng *
 		    sizeof *sr->groups);
-		if (getgrouplist(pw->pw_name, pw->pw_gid, sr->groups, &ng) != -1)
+		if (getgrouplist(pw->pw_name, pw->pw_gid, sr->groups,
+		    &ng) != -1)
 			break;
 	}
 	sr->ngroups = ng;
@@ -297,7 +298,8 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	if (sr->cwd != NULL) {
 		if (stat(sr->cwd, &sb) == -1) {
 			*err = errno;
-			xasprintf(cause, "cwd %s: %s", sr->cwd, strerror(errno));
+			xasprintf(cause, "cwd %s: %s", sr->cwd,
+			    strerror(errno));
 			return (-1);
 		}
 		if (!S_ISDIR(sb.st_mode)) {

@@ -35,10 +35,10 @@
 #define FILE_TEMP_PREFIX	".sandd-put."
 #define FILE_TEMP_STALE		10	/* s: an unlocked temp older is stale */
 #define FILE_GET_BATCH		4	/* chunks read per callback */
-#define FILE_WRITE_BATCH	(256 * 1024)	/* put: written and acked at once */
+#define FILE_WRITE_BATCH	(256 * 1024)	/* put: write and ack unit */
 #define FILE_SYNC_EVERY		(8 * 1024 * 1024)	/* start writeback */
 #define FILE_LEFT_UNKNOWN	UINT64_MAX	/* read to EOF */
-#define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* may wait for the hash */
+#define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* max ahead of hash */
 
 struct file_xfer {
 	const char	*op;		/* "put" or "get", for messages */
@@ -385,7 +385,7 @@ file_temp_named(struct file_xfer *x)
 		x->fd = openat(x->dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (x->fd != -1) {
-			/* Held while the put runs: the lock tells it is live. */
+			/* Held while the put runs: the lock says it is live. */
 			if (flock(x->fd, LOCK_EX) == -1)
 				log_warn("%s: flock %s", __func__, name);
 			x->temp = xstrdup(name);
@@ -853,7 +853,8 @@ file_get_acked(struct job *j, int s)
 {
 	struct file_xfer	*x = j->data;
 
-	if (x != NULL && s == WIRE_OUT && !x->done && x->ev != NULL && x->left > 0)
+	if (x != NULL && s == WIRE_OUT && !x->done && x->ev != NULL &&
+	    x->left > 0)
 		event_active(x->ev, EV_TIMEOUT, 0);
 }
 

@@ -595,8 +595,8 @@ worker_parse_url(const char *s, char **cause)
 		p = s + 6;
 		url.tls = 1;
 	} else {
-		xasprintf(cause, "bad --server-url '%s' (want ws://HOST:PORT/ws "
-		    "or wss://...)", s);
+		xasprintf(cause, "bad --server-url '%s' (want "
+		    "ws://HOST:PORT/ws or wss://...)", s);
 		return (-1);
 	}
 	slash = strchr(p, '/');
@@ -666,8 +666,8 @@ worker_main(void)
 		return (2);
 	}
 	if (url.tls) {
-		worker_tls = tls_client_ctx(worker_opts.ca, worker_opts.tls_cert,
-		    worker_opts.tls_key, &cause);
+		worker_tls = tls_client_ctx(worker_opts.ca,
+		    worker_opts.tls_cert, worker_opts.tls_key, &cause);
 		if (worker_tls == NULL) {
 			fprintf(stderr, "sandd worker: %s\n", cause);
 			free(cause);
