@@ -1,18 +1,19 @@
 /*
- * job.c: the worker's side of every channel. A job owns a process (or,
- * for files, a descriptor) and its streams. Output is read only while
- * the stream's unacknowledged bytes stay under the window; what has been
- * sent but not acknowledged is kept, so that after a reconnect it is sent
- * again from the last ack and nothing is lost. A job completes only when
- * its output reached EOF and its process was reaped; its result is kept
- * until the controller releases it.
+ * job.c: the worker's side of every channel, whatever its kind. A job
+ * owns a process (or, for files, a descriptor) and its streams. Output
+ * is read only while the stream's unacknowledged bytes stay under the
+ * window; what has been sent but not acknowledged is kept, so that after
+ * a reconnect it is sent again from the last ack and nothing is lost. A
+ * job completes only when its output reached EOF and its process was
+ * reaped; its result is kept until the controller releases it.
+ *
+ * What differs between kinds lives in their files behind job_ops (job.h):
+ * worker-exec.c, worker-session.c and worker-file.c. An open finds its
+ * kind's open function in a table.
  */
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,19 +29,18 @@ static int		 resume_window = DEFAULT_RESUME_WINDOW;
 static void	 job_stream_read_cb(evutil_socket_t, short, void *);
 static void	 job_stdin_cb(evutil_socket_t, short, void *);
 static void	 job_try_end(struct job *);
-static void	 job_maybe_free(struct job *);
+static void	 job_orphans_cb(evutil_socket_t, short, void *);
 
-static const struct job_ops exec_ops;
-
+/* Set up the jobs' shared state; once, before the first link. */
 void
 job_init(void)
 {
 	orphan_ev = evtimer_new(ev_base, job_orphans_cb, NULL);
 }
 
-/* A new job on channel ch; the caller fills it in. */
-struct job *
-job_create(uint32_t ch, int kind, const struct job_ops *ops)
+/* A new job on channel ch; its kind's open fills it in. */
+static struct job *
+job_create(uint32_t ch, int kind)
 {
 	struct job	*j;
 	int		 s;
@@ -48,8 +48,8 @@ job_create(uint32_t ch, int kind, const struct job_ops *ops)
 	j = xcalloc(1, sizeof *j);
 	j->ch = ch;
 	j->kind = kind;
-	j->ops = ops;
 	j->pid = -1;
+	j->kill_grace = DEFAULT_KILL_GRACE;
 	j->in_fd = -1;
 	j->started = util_now();
 	for (s = 0; s < WIRE_NSTREAMS; s++) {
@@ -62,7 +62,8 @@ job_create(uint32_t ch, int kind, const struct job_ops *ops)
 	return (j);
 }
 
-struct job *
+/* The job on channel ch, or NULL. */
+static struct job *
 job_find(uint32_t ch)
 {
 	struct job	*j;
@@ -85,13 +86,6 @@ job_find_handle(const char *handle)
 	return (NULL);
 }
 
-/* Walk the jobs: NULL gives the first. */
-struct job *
-job_next(struct job *j)
-{
-	return (j == NULL ? TAILQ_FIRST(&jobs) : TAILQ_NEXT(j, entry));
-}
-
 /* Stop reading stream s and close its descriptor (not a shared stdin). */
 void
 job_close_stream(struct job *j, int s)
@@ -108,6 +102,7 @@ job_close_stream(struct job *j, int s)
 	st->eof = 1;
 }
 
+/* Stop writing to the job's stdin; close it unless stdout shares it. */
 static void
 job_close_stdin(struct job *j)
 {
@@ -210,14 +205,6 @@ job_stream_arm(struct job *j, int s)
 	}
 }
 
-/* Add produced bytes to stream s (for jobs that make their own output). */
-void
-job_stream_push(struct job *j, int s, const void *data, size_t len)
-{
-	evbuffer_add(j->out[s].buf, data, len);
-	job_flush(j);
-}
-
 /* Room left in the window of stream s. */
 size_t
 job_stream_room(struct job *j, int s)
@@ -227,6 +214,7 @@ job_stream_room(struct job *j, int s)
 	return (used < window ? window - used : 0);
 }
 
+/* Output to read on a stream: as much as its window has room for. */
 static void
 job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -307,17 +295,17 @@ job_stream_acked(struct job *j, int s, uint64_t off)
 	job_maybe_free(j);
 }
 
-/* Set the result; it is sent once all output is sent. */
+/* Set the result (end is stolen); it is sent once all output is sent. */
 void
 job_set_end(struct job *j, json_t *end)
 {
 	json_decref(j->end);
-	j->end = end;
-	json_object_set_new(end, "t", json_string("end"));
-	json_object_set_new(end, "ch", json_integer(j->ch));
+	j->end = wire_chan_msg(WIRE_T_END, j->ch);
+	json_object_update_new(j->end, end);
 	job_try_end(j);
 }
 
+/* Send the end if it is set, all output was sent and the link is up. */
 static void
 job_try_end(struct job *j)
 {
@@ -335,7 +323,7 @@ job_try_end(struct job *j)
 }
 
 /* Free a cancelled job once nothing of it runs. */
-static void
+void
 job_maybe_free(struct job *j)
 {
 	if ((j->flags & JOB_CANCELLED) && j->pid == -1 &&
@@ -351,8 +339,8 @@ job_send_input_ack(struct job *j)
 {
 	json_t	*m;
 
-	m = json_pack("{s:s, s:I, s:I}", "t", "ack", "ch", (json_int_t)j->ch,
-	    "in", (json_int_t)j->in_acked);
+	m = wire_chan_msg(WIRE_T_ACK, j->ch);
+	json_object_set_new(m, "in", json_integer((json_int_t)j->in_acked));
 	worker_send(m);
 	json_decref(m);
 }
@@ -365,6 +353,7 @@ job_ack_input(struct job *j)
 	job_send_input_ack(j);
 }
 
+/* Write the input received to stdin, as much as it takes; ack it. */
 static void
 job_stdin_write(struct job *j)
 {
@@ -398,6 +387,7 @@ job_stdin_write(struct job *j)
 	job_ack_input(j);
 }
 
+/* stdin can take more. */
 static void
 job_stdin_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -449,13 +439,14 @@ job_stdin_attach(struct job *j, int fd)
 /* ---- processes ---- */
 
 /* Signal the job's process group. */
-void
+static void
 job_kill(struct job *j, int sig)
 {
 	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
 		kill(j->pid, sig);
 }
 
+/* The grace period after TERM has passed. */
 static void
 job_kill_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -481,192 +472,32 @@ job_terminate(struct job *j)
 	evtimer_add(j->kill_ev, &tv);
 }
 
-static void
-job_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
-{
-	struct job	*j = arg;
-
-	log_info("channel %u: timed out, stopping pid %ld", j->ch,
-	    (long)j->pid);
-	j->flags |= JOB_TIMED_OUT;
-	job_terminate(j);
-}
-
-/* The exec's process was reaped. */
-static void
-job_exec_reaped(pid_t pid, int status, void *arg)
-{
-	struct job	*j = arg;
-	json_t		*end;
-	double		 ms = (util_now() - j->started) * 1000.0;
-
-	j->pid = -1;
-	/* Stray members of the group must not hold the pipes for ever. */
-	killpg(pid, SIGKILL);
-	if (j->kill_ev != NULL)
-		evtimer_del(j->kill_ev);
-	if (j->timeout_ev != NULL)
-		evtimer_del(j->timeout_ev);
-	if (j->flags & JOB_CANCELLED) {
-		job_maybe_free(j);
-		return;
-	}
-	end = json_pack("{s:f, s:b, s:I}", "duration_ms",
-	    (double)(long long)(ms * 1000) / 1000.0, "timed_out",
-	    (j->flags & JOB_TIMED_OUT) != 0, "pid", (json_int_t)pid);
-	if (WIFEXITED(status)) {
-		json_object_set_new(end, "exit_code",
-		    json_integer(WEXITSTATUS(status)));
-		json_object_set_new(end, "signal", json_null());
-		json_object_set_new(end, "reason", json_string(
-		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "exit"));
-	} else {
-		json_object_set_new(end, "exit_code", json_null());
-		json_object_set_new(end, "signal", json_string(
-		    util_signal_name(WTERMSIG(status))));
-		json_object_set_new(end, "reason", json_string(
-		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "signal"));
-	}
-	log_debug("channel %u: pid %ld done", j->ch, (long)pid);
-	job_set_end(j, end);
-}
-
-/* Does the allowlist (if any) let this command run? */
-static int
-job_allowed(json_t *open)
-{
-	json_t		*pat, *argv;
-	const char	*cmd;
-	size_t		 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	cmd = json_string_value(json_object_get(open, "cmd"));
-	argv = json_object_get(open, "argv");
-	if (cmd == NULL)
-		cmd = json_string_value(json_array_get(argv, 0));
-	if (cmd == NULL)
-		return (0);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), cmd, 0) == 0)
-			return (1);
-	return (0);
-}
-
 /* Fail an open with an error end. */
 void
 job_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	*msg;
 	json_t	*e;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	e = wire_verror(code, err, fmt, ap);
 	va_end(ap);
-	log_info("channel %u: %s", j->ch, msg);
-	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (err != 0)
-		json_object_set_new(e, "errno", json_string(
-		    util_errno_name(err)));
-	free(msg);
+	log_info("channel %u: %s", j->ch, json_string_value(json_object_get(e,
+	    "message")));
 	job_set_end(j, json_pack("{s:o}", "error", e));
 }
 
-/* Start an exec job from its open message. */
-static void
-job_exec_open(struct job *j, json_t *open)
-{
-	struct spawn_req	 sr;
-	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	int			 err[2] = { -1, -1 }, e = 0;
-	char			*cause = NULL;
-	struct timeval		 tv;
-	json_t			*v, *m;
-	pid_t			 pid;
-	int			 merge;
-
-	memset(&sr, 0, sizeof sr);
-	j->kill_grace = DEFAULT_KILL_GRACE;
-	if (json_is_number(v = json_object_get(open, "kill_grace")))
-		j->kill_grace = json_number_value(v);
-	if (json_is_true(json_object_get(open, "detached")))
-		j->flags |= JOB_DETACHED;
-	if (!job_allowed(open)) {
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
-		return;
-	}
-	sr.argv = spawn_build_argv(open, &cause);
-	if (sr.argv == NULL) {
-		job_fail(j, "exec_failed", 0, "%s", cause);
-		free(cause);
-		return;
-	}
-	sr.envp = spawn_build_env(json_object_get(open, "env"),
-	    json_is_true(json_object_get(open, "env_clear")), NULL);
-	sr.cwd = json_string_value(json_object_get(open, "cwd"));
-	sr.user = json_string_value(json_object_get(open, "user"));
-	sr.limits = json_object_get(open, "limits");
-	merge = json_is_true(json_object_get(open, "merge_stderr"));
-
-	if (compat_pipe_cloexec(in) == -1 || compat_pipe_cloexec(out) == -1 ||
-	    (!merge && compat_pipe_cloexec(err) == -1)) {
-		e = errno;
-		goto fail_pipes;
-	}
-	sr.fd_in = in[0];
-	sr.fd_out = out[1];
-	sr.fd_err = merge ? out[1] : err[1];
-	pid = spawn_process(&sr, &e, &cause);
-	close(in[0]);
-	close(out[1]);
-	if (err[1] != -1)
-		close(err[1]);
-	spawn_free_strv(sr.argv);
-	spawn_free_strv(sr.envp);
-	if (pid == -1) {
-		close(in[1]);
-		close(out[0]);
-		if (err[0] != -1)
-			close(err[0]);
-		job_fail(j, "exec_failed", e, "%s", cause);
-		free(cause);
-		return;
-	}
-	j->pid = j->started_pid = pid;
-	j->started = util_now();
-	worker_child_add(pid, job_exec_reaped, j);
-	job_stdin_attach(j, in[1]);
-	job_stream_attach(j, WIRE_OUT, out[0]);
-	if (err[0] != -1)
-		job_stream_attach(j, WIRE_ERR, err[0]);
-	if (json_is_number(v = json_object_get(open, "timeout")) &&
-	    json_number_value(v) > 0) {
-		j->timeout_ev = evtimer_new(ev_base, job_timeout_cb, j);
-		util_timeval(&tv, json_number_value(v));
-		evtimer_add(j->timeout_ev, &tv);
-	}
-	m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
-	    (json_int_t)j->ch, "pid", (json_int_t)pid);
-	worker_send(m);
-	json_decref(m);
-	log_debug("channel %u: started pid %ld", j->ch, (long)pid);
-	return;
-
-fail_pipes:
-	spawn_free_strv(sr.argv);
-	spawn_free_strv(sr.envp);
-	for (int i = 0; i < 2; i++) {
-		if (in[i] != -1)
-			close(in[i]);
-		if (out[i] != -1)
-			close(out[i]);
-		if (err[i] != -1)
-			close(err[i]);
-	}
-	job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
-}
+/*
+ * How each kind starts, by the open's "kind": the function sets the new
+ * job's ops and starts it, or fails it.
+ */
+static void (*const job_kinds[])(struct job *, json_t *) = {
+	[CHAN_EXEC] = worker_exec_open,
+	[CHAN_SESSION] = worker_session_open,
+	[CHAN_PUT] = worker_file_open,
+	[CHAN_GET] = worker_file_open,
+};
+#define JOB_NKINDS	(sizeof job_kinds / sizeof job_kinds[0])
 
 /* An `open` from the controller. */
 void
@@ -674,37 +505,27 @@ job_open(uint32_t ch, json_t *open)
 {
 	struct job	*j;
 	const char	*handle;
-	int		 kind = (int)json_integer_value(json_object_get(open,
-			    "kind"));
+	json_int_t	 kind;
 
-	if ((j = job_find(ch)) != NULL) {
+	kind = json_integer_value(json_object_get(open, "kind"));
+	if (job_find(ch) != NULL) {
 		/* Sent again after a reconnect: we have it already. */
 		log_debug("channel %u: open again, ignored", ch);
 		return;
 	}
-	switch (kind) {
-	case CHAN_EXEC:
-		j = job_create(ch, kind, &exec_ops);
-		break;
-	case CHAN_SESSION:
-		worker_session_open(ch, open);
-		return;
-	case CHAN_PUT:
-	case CHAN_GET:
-		worker_file_open(ch, kind, open);
-		return;
-	default:
-		log_warnx("channel %u: unknown kind %d", ch, kind);
+	if (kind < 0 || (size_t)kind >= JOB_NKINDS || job_kinds[kind] == NULL) {
+		log_warnx("channel %u: unknown kind %lld", ch, (long long)kind);
 		return;
 	}
+	j = job_create(ch, (int)kind);
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);
-	job_exec_open(j, open);
+	job_kinds[kind](j, open);
 }
 
 /* Stop a job nobody waits for: kill it, send nothing more, free it. */
-void
+static void
 job_cancel(struct job *j)
 {
 	j->flags |= JOB_CANCELLED;
@@ -728,54 +549,95 @@ job_cancel(struct job *j)
 	job_maybe_free(j);
 }
 
-/* Any message for channel ch other than open. */
+/* ack: the controller consumed output stream s up to off. */
+static void
+job_msg_ack(struct job *j, json_t *msg)
+{
+	json_int_t	s = json_integer_value(json_object_get(msg, "s"));
+
+	if (s == WIRE_OUT || s == WIRE_ERR)
+		job_stream_acked(j, (int)s, (uint64_t)json_integer_value(
+		    json_object_get(msg, "off")));
+}
+
+/* eof: the input ends at off. */
+static void
+job_msg_eof(struct job *j, json_t *msg)
+{
+	j->in_eof_set = 1;
+	j->in_eof_at = (uint64_t)json_integer_value(json_object_get(msg,
+	    "off"));
+	if (j->ops != NULL && j->ops->input_eof != NULL)
+		j->ops->input_eof(j);
+	else
+		job_stdin_write(j);
+}
+
+/* signal: to the job's process group. */
+static void
+job_msg_signal(struct job *j, json_t *msg)
+{
+	int	sig;
+
+	sig = util_signal_number(json_string_value(json_object_get(msg,
+	    "signal")));
+	if (sig > 0)
+		job_kill(j, sig);
+}
+
+/* detach: the job outlives its requester. */
+static void
+job_msg_detach(struct job *j, __unused json_t *msg)
+{
+	j->flags |= JOB_DETACHED;
+}
+
+/* release: the controller is done with the job; stop it if it runs. */
+static void
+job_msg_release(struct job *j, __unused json_t *msg)
+{
+	if (j->ops != NULL && j->ops->release != NULL)
+		j->ops->release(j);
+	else if (j->pid > 0 || !j->out[WIRE_OUT].eof ||
+	    !j->out[WIRE_ERR].eof)
+		job_cancel(j);
+	else
+		job_free(j);
+}
+
+/* cancel: nobody waits for the job any more. */
+static void
+job_msg_cancel(struct job *j, __unused json_t *msg)
+{
+	job_cancel(j);
+}
+
+/* The channel messages every job takes; the rest go to its message hook. */
+static void (*const job_msgs[WIRE_NTYPES])(struct job *, json_t *) = {
+	[WIRE_T_ACK] = job_msg_ack,
+	[WIRE_T_EOF] = job_msg_eof,
+	[WIRE_T_SIGNAL] = job_msg_signal,
+	[WIRE_T_DETACH] = job_msg_detach,
+	[WIRE_T_RELEASE] = job_msg_release,
+	[WIRE_T_CANCEL] = job_msg_cancel,
+};
+
+/* A message of type for channel ch, other than open. */
 void
-job_message(uint32_t ch, const char *t, json_t *msg)
+job_message(uint32_t ch, enum wire_type type, json_t *msg)
 {
 	struct job	*j = job_find(ch);
-	json_t		*v;
-	int		 sig;
 
-	if (j == NULL) {
-		log_debug("channel %u: '%s' for no job", ch, t);
-		return;
-	}
-	if (strcmp(t, "ack") == 0) {
-		v = json_object_get(msg, "s");
-		if (json_integer_value(v) == WIRE_OUT ||
-		    json_integer_value(v) == WIRE_ERR)
-			job_stream_acked(j, (int)json_integer_value(v),
-			    (uint64_t)json_integer_value(json_object_get(msg,
-			    "off")));
-	} else if (strcmp(t, "eof") == 0) {
-		j->in_eof_set = 1;
-		j->in_eof_at = (uint64_t)json_integer_value(json_object_get(msg,
-		    "off"));
-		if (j->ops != NULL && j->ops->input_eof != NULL)
-			j->ops->input_eof(j);
-		else
-			job_stdin_write(j);
-	} else if (strcmp(t, "signal") == 0) {
-		sig = util_signal_number(json_string_value(json_object_get(msg,
-		    "signal")));
-		if (sig > 0)
-			job_kill(j, sig);
-	} else if (strcmp(t, "detach") == 0)
-		j->flags |= JOB_DETACHED;
-	else if (strcmp(t, "release") == 0) {
-		if (j->ops != NULL && j->ops->release != NULL)
-			j->ops->release(j);
-		else if (j->pid > 0 || !j->out[WIRE_OUT].eof ||
-		    !j->out[WIRE_ERR].eof)
-			job_cancel(j);
-		else
-			job_free(j);
-	} else if (strcmp(t, "cancel") == 0)
-		job_cancel(j);
+	if (j == NULL)
+		log_debug("channel %u: '%s' for no job", ch,
+		    wire_type_name(type));
+	else if ((unsigned)type < WIRE_NTYPES && job_msgs[type] != NULL)
+		job_msgs[type](j, msg);
 	else if (j->ops != NULL && j->ops->message != NULL)
-		j->ops->message(j, t, msg);
+		j->ops->message(j, type, msg);
 	else
-		log_debug("channel %u: unknown message '%s'", ch, t);
+		log_debug("channel %u: unknown message '%s'", ch,
+		    wire_type_name(type));
 }
 
 /* ---- the link ---- */
@@ -798,7 +660,8 @@ job_list_json(void)
 		    (json_int_t)j->out[WIRE_ERR].base,
 		    "detached", (j->flags & JOB_DETACHED) != 0);
 		if (*j->handle != '\0')
-			json_object_set_new(a, "handle", json_string(j->handle));
+			json_object_set_new(a, "handle",
+			    json_string(j->handle));
 		if (j->in_fd != -1 && !j->in_eof_set)
 			json_object_set_new(a, "stdin_open", json_true());
 		if (j->ops != NULL && j->ops->describe != NULL)
@@ -814,7 +677,7 @@ job_link_up(json_t *welcome)
 {
 	struct job	*j, *j1;
 	int		 s;
-	json_t		*v, *m;
+	json_t		*v;
 
 	if (json_is_integer(v = json_object_get(welcome, "resume_window")))
 		resume_window = (int)json_integer_value(v);
@@ -823,13 +686,8 @@ job_link_up(json_t *welcome)
 		for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 			j->out[s].sent = j->out[s].base;
 		j->flags &= ~JOB_END_SENT;
-		/* `started` may have been lost with the old link. */
-		if (j->kind == CHAN_EXEC && j->started_pid > 0) {
-			m = json_pack("{s:s, s:I, s:I}", "t", "started", "ch",
-			    (json_int_t)j->ch, "pid", (json_int_t)j->started_pid);
-			worker_send(m);
-			json_decref(m);
-		}
+		if (j->ops != NULL && j->ops->link_up != NULL)
+			j->ops->link_up(j);
 		/* What we acked while away (not what we hold back). */
 		job_send_input_ack(j);
 		job_flush(j);
@@ -859,7 +717,7 @@ job_link_writable(void)
 }
 
 /* The controller did not come back in time: end what nobody can reach. */
-void
+static void
 job_orphans_cb(__unused evutil_socket_t fd, __unused short what,
     __unused void *arg)
 {
@@ -884,6 +742,7 @@ job_shutdown(void)
 		job_kill(j, SIGTERM);
 }
 
+/* The worker has stopped: kill and free every job. */
 void
 job_free_all(void)
 {
@@ -896,7 +755,3 @@ job_free_all(void)
 	if (orphan_ev != NULL)
 		event_free(orphan_ev);
 }
-
-static const struct job_ops exec_ops = {
-	NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-};

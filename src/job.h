@@ -1,5 +1,6 @@
 /*
- * job.h: the worker's channel object, shared by job.c (commands),
+ * job.h: the worker's channel object, shared by job.c (the channel
+ * engine) and the files of each kind: worker-exec.c (commands),
  * worker-session.c (PTY sessions) and worker-file.c (transfers).
  */
 #ifndef JOB_H
@@ -21,15 +22,27 @@ struct job_stream {
 
 /* What differs between kinds of job; every hook may be NULL. */
 struct job_ops {
+	/* Bytes read from stream s, already queued to be sent. */
 	void	(*output)(struct job *, int, const uint8_t *, size_t);
+	/* Stream s reached EOF (its descriptor is closed). */
 	void	(*eof)(struct job *, int);
+	/* The controller acknowledged output of stream s. */
 	void	(*acked)(struct job *, int);
+	/* Input bytes, in order; instead of writing them to stdin. */
 	void	(*input)(struct job *, const uint8_t *, size_t);
+	/* The input ends at in_eof_at; instead of closing stdin there. */
 	void	(*input_eof)(struct job *);
-	void	(*message)(struct job *, const char *, json_t *);
+	/* A message for the channel that job.c does not handle. */
+	void	(*message)(struct job *, enum wire_type, json_t *);
+	/* The controller is done with it; instead of cancel or free. */
 	void	(*release)(struct job *);
+	/* Nobody waits for it (JOB_CANCELLED is set); instead of stopping. */
 	void	(*cancel)(struct job *);
+	/* More fields for the job's entry in the hello. */
 	void	(*describe)(struct job *, json_t *);
+	/* The link is back: say again what may have been lost. */
+	void	(*link_up)(struct job *);
+	/* The job is being freed: free data. */
 	void	(*free)(struct job *);
 };
 
@@ -55,7 +68,7 @@ struct job {
 	struct evbuffer		*in_buf;	/* received, not yet written */
 	uint64_t		 in_off;	/* next input offset expected */
 	uint64_t		 in_done;	/* input consumed */
-	uint64_t		 in_acked;	/* consumed and let go (acked) */
+	uint64_t		 in_acked;	/* consumed and acked */
 	int			 in_eof_set;
 	uint64_t		 in_eof_at;
 
@@ -67,26 +80,27 @@ struct job {
 };
 
 /* job.c */
-void		 job_init(void);
-struct job	*job_create(uint32_t, int, const struct job_ops *);
-struct job	*job_find(uint32_t);
 struct job	*job_find_handle(const char *);
-struct job	*job_next(struct job *);
 void		 job_free(struct job *);
+void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);
 void		 job_stream_attach(struct job *, int, int);
 void		 job_close_stream(struct job *, int);
-void		 job_stream_push(struct job *, int, const void *, size_t);
 size_t		 job_stream_room(struct job *, int);
 void		 job_stdin_attach(struct job *, int);
 void		 job_ack_input(struct job *);
 void		 job_set_end(struct job *, json_t *);
 void		 job_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
-void		 job_kill(struct job *, int);
 void		 job_terminate(struct job *);
-void		 job_cancel(struct job *);
-void		 job_orphans_cb(evutil_socket_t, short, void *);
-void		 job_free_all(void);
+
+/* worker-exec.c */
+void		 worker_exec_open(struct job *, json_t *);
+
+/* worker-session.c */
+void		 worker_session_open(struct job *, json_t *);
+
+/* worker-file.c */
+void		 worker_file_open(struct job *, json_t *);
 
 #endif

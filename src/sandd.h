@@ -581,24 +581,25 @@ int	 worker_connected(void);
 int	 worker_writable(void);
 int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
 	     size_t);
-size_t	 worker_backlog(void);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
 
 /* worker-session.c */
-void	 worker_session_open(uint32_t, json_t *);
-void	 worker_session_rpc(const char *, json_t *);
+void	 worker_session_read(json_t *);
+void	 worker_session_resize(json_t *);
+void	 worker_session_signal(json_t *);
+void	 worker_session_close(json_t *);
 
 /* worker-file.c */
-void	 worker_file_open(uint32_t, int, json_t *);
 void	 worker_file_stat(json_t *);
 
 /* job.c */
-struct job;
+void	 job_init(void);
+void	 job_free_all(void);
 void	 job_open(uint32_t, json_t *);
-void	 job_message(uint32_t, const char *, json_t *);
+void	 job_message(uint32_t, enum wire_type, json_t *);
 void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);
 void	 job_link_up(json_t *);
 void	 job_link_down(void);
@@ -616,8 +617,7 @@ struct spawn_req {
 	int		 fd_out;
 	int		 fd_err;
 	json_t		*limits;
-	int		 pty;
-	int		 rows;
+	int		 rows;		/* spawn_pty: the terminal's size */
 	int		 cols;
 
 	/* Worked out before the fork by spawn_plan (see spawn.c). */
@@ -629,15 +629,12 @@ struct spawn_req {
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
 };
+int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
-int	 spawn_plan(struct spawn_req *, int *);
-void	 spawn_plan_free(struct spawn_req *);
-char	*spawn_resolve(const char *, char **, int *);
+pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
 char	**spawn_build_env(json_t *, int, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
-__dead void spawn_child_exec(struct spawn_req *, const char *, int);
-__dead void spawn_pty_child(struct spawn_req *, const char *, int);
 
 /* client.c */
 int	 client_main(const char *, const char *, int (*)(int, char **), int,

@@ -1,17 +1,22 @@
 /*
  * spawn.c: starting a program. posix_spawn where nothing but descriptors,
  * a process group and a folder need setting (the fast path); fork where
- * rlimits or another user are asked for; and the child half shared with
- * forkpty for sessions. Errors are found before the fork where possible,
- * so the message can say which part was wrong.
+ * rlimits or another user are asked for; forkpty for sessions
+ * (spawn_pty). All three share the checks made before the fork (folder,
+ * user, program), so the message can say which part was wrong, and the
+ * plan (ids, groups, limits), so the child of a fork only makes system
+ * calls. Whether the worker's --allow list lets a command run at all is
+ * decided here too, for commands and sessions alike.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -19,6 +24,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "sandd.h"
@@ -27,6 +33,29 @@ extern char	**environ;
 
 #define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
 
+/*
+ * Does the worker's --allow list let a command run? Its globs are matched
+ * against cmd, or against argv0 when there is no cmd. Without a list
+ * everything runs; with one, nothing to match is refused.
+ */
+int
+spawn_allowed(const char *cmd, const char *argv0)
+{
+	const char	*what = cmd != NULL ? cmd : argv0;
+	json_t		*pat;
+	size_t		 i;
+
+	if (json_array_size(worker_opts.allow) == 0)
+		return (1);
+	if (what == NULL)
+		return (0);
+	json_array_foreach(worker_opts.allow, i, pat)
+		if (fnmatch(json_string_value(pat), what, 0) == 0)
+			return (1);
+	return (0);
+}
+
+/* Free a NULL-terminated vector of strings and each string; NULL is fine. */
 void
 spawn_free_strv(char **v)
 {
@@ -138,7 +167,7 @@ spawn_env_path(char **envp)
  * Find the program to run: argv[0] itself if it has a slash, else the
  * first executable of that name in PATH. Allocated; NULL with *err.
  */
-char *
+static char *
 spawn_resolve(const char *prog, char **envp, int *err)
 {
 	const char	*path, *p, *colon;
@@ -197,7 +226,7 @@ static const struct {
  * fork and exec the child then only makes system calls, as it must in
  * a process with more than one thread (hash.c). -1 with *err.
  */
-int
+static int
 spawn_plan(struct spawn_req *sr, int *err)
 {
 	struct passwd	*pw;
@@ -233,7 +262,8 @@ spawn_plan(struct spawn_req *sr, int *err)
 			ng = 65536;
 		sr->groups = xrealloc(sr->groups, (size_t)ng *
 		    sizeof *sr->groups);
-		if (getgrouplist(pw->pw_name, pw->pw_gid, sr->groups, &ng) != -1)
+		if (getgrouplist(pw->pw_name, pw->pw_gid, sr->groups,
+		    &ng) != -1)
 			break;
 	}
 	sr->ngroups = ng;
@@ -241,12 +271,22 @@ spawn_plan(struct spawn_req *sr, int *err)
 }
 
 /* Release what spawn_plan allocated. */
-void
+static void
 spawn_plan_free(struct spawn_req *sr)
 {
 	free(sr->groups);
 	sr->groups = NULL;
 	sr->ngroups = 0;
+}
+
+/* Why argv0 cannot run, for errno *err: allocated in *cause. */
+static void
+spawn_prog_cause(const char *argv0, int *err, char **cause)
+{
+	if (*err == ENOENT && strchr(argv0, '/') == NULL)
+		xasprintf(cause, "%s: no such program in PATH", argv0);
+	else
+		xasprintf(cause, "%s: %s", argv0, strerror(*err));
 }
 
 /* Check what can be checked before forking; -1 with *err and *cause. */
@@ -258,7 +298,8 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	if (sr->cwd != NULL) {
 		if (stat(sr->cwd, &sb) == -1) {
 			*err = errno;
-			xasprintf(cause, "cwd %s: %s", sr->cwd, strerror(errno));
+			xasprintf(cause, "cwd %s: %s", sr->cwd,
+			    strerror(errno));
 			return (-1);
 		}
 		if (!S_ISDIR(sb.st_mode)) {
@@ -279,12 +320,7 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 		return (-1);
 	}
 	if ((*prog = spawn_resolve(sr->argv[0], sr->envp, err)) == NULL) {
-		if (*err == ENOENT && strchr(sr->argv[0], '/') == NULL)
-			xasprintf(cause, "%s: no such program in PATH",
-			    sr->argv[0]);
-		else
-			xasprintf(cause, "%s: %s", sr->argv[0],
-			    strerror(*err));
+		spawn_prog_cause(sr->argv[0], err, cause);
 		return (-1);
 	}
 	return (0);
@@ -295,7 +331,7 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
  * Reset signals, set folder, limits and user (planned before the fork),
  * and exec prog. On failure write errno to errfd and exit 127.
  */
-__dead void
+static __dead void
 spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 {
 	struct rlimit	 rl;
@@ -365,13 +401,35 @@ spawn_fast(struct spawn_req *sr, const char *prog, int *err)
 	return (pid);
 }
 
+/*
+ * In the parent after the fork: close the child's end of the errno pipe
+ * ep and wait. The pipe closes on exec; an errno read from it means the
+ * child failed before exec: reap it and return -1 with *err.
+ */
+static int
+spawn_wait_exec(int ep[2], pid_t pid, int *err)
+{
+	ssize_t	n;
+	int	e;
+
+	close(ep[1]);
+	do
+		n = read(ep[0], &e, sizeof e);
+	while (n == -1 && errno == EINTR);
+	close(ep[0]);
+	if (n != sizeof e)
+		return (0);
+	waitpid(pid, NULL, 0);
+	*err = e;
+	return (-1);
+}
+
 /* The general path: fork, then the child half; errno comes back by pipe. */
 static pid_t
 spawn_fork(struct spawn_req *sr, const char *prog, int *err)
 {
 	int	ep[2], e;
 	pid_t	pid;
-	ssize_t	n;
 
 	if (compat_pipe_cloexec(ep) == -1) {
 		*err = errno;
@@ -395,16 +453,8 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err)
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
-	close(ep[1]);
-	do
-		n = read(ep[0], &e, sizeof e);
-	while (n == -1 && errno == EINTR);
-	close(ep[0]);
-	if (n == sizeof e) {
-		waitpid(pid, NULL, 0);
-		*err = e;
+	if (spawn_wait_exec(ep, pid, err) == -1)
 		return (-1);
-	}
 	return (pid);
 }
 
@@ -435,12 +485,49 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 }
 
 /*
- * For forkpty's child: run prog (resolved and planned before the fork),
- * or write errno to errfd and exit. Does not return.
+ * Start sr's program on a new PTY of sr->rows x sr->cols: it leads a new
+ * session with the PTY as its controlling terminal. The same checks and
+ * plan as spawn_process come first, so forkpty's child only makes system
+ * calls. Returns the pid with the master (close-on-exec) in *master, or
+ * -1 with *err and *cause (allocated).
  */
-__dead void
-spawn_pty_child(struct spawn_req *sr, const char *prog, int errfd)
+pid_t
+spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 {
-	compat_closefrom_except(3, errfd);
-	spawn_child_exec(sr, prog, errfd);
+	struct winsize	 ws;
+	char		*prog = NULL;
+	int		 ep[2];
+	pid_t		 pid = -1;
+
+	*err = 0;
+	if (spawn_precheck(sr, &prog, err, cause) != 0)
+		goto out;
+	if (compat_pipe_cloexec(ep) == -1) {
+		*err = errno;
+		xasprintf(cause, "pipe: %s", strerror(*err));
+		goto out;
+	}
+	memset(&ws, 0, sizeof ws);
+	ws.ws_row = (unsigned short)sr->rows;
+	ws.ws_col = (unsigned short)sr->cols;
+	if ((pid = forkpty(master, NULL, NULL, &ws)) == 0) {
+		close(ep[0]);
+		compat_closefrom_except(3, ep[1]);
+		spawn_child_exec(sr, prog, ep[1]);
+	}
+	if (pid == -1) {
+		*err = errno;
+		close(ep[0]);
+		close(ep[1]);
+		xasprintf(cause, "forkpty: %s", strerror(*err));
+	} else if (spawn_wait_exec(ep, pid, err) == -1) {
+		close(*master);
+		spawn_prog_cause(sr->argv[0], err, cause);
+		pid = -1;
+	} else
+		fcntl(*master, F_SETFD, FD_CLOEXEC);
+out:
+	free(prog);
+	spawn_plan_free(sr);
+	return (pid);
 }

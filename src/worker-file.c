@@ -35,10 +35,10 @@
 #define FILE_TEMP_PREFIX	".sandd-put."
 #define FILE_TEMP_STALE		10	/* s: an unlocked temp older is stale */
 #define FILE_GET_BATCH		4	/* chunks read per callback */
-#define FILE_WRITE_BATCH	(256 * 1024)	/* put: written and acked at once */
+#define FILE_WRITE_BATCH	(256 * 1024)	/* put: write and ack unit */
 #define FILE_SYNC_EVERY		(8 * 1024 * 1024)	/* start writeback */
 #define FILE_LEFT_UNKNOWN	UINT64_MAX	/* read to EOF */
-#define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* may wait for the hash */
+#define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* max ahead of hash */
 
 struct file_xfer {
 	const char	*op;		/* "put" or "get", for messages */
@@ -73,12 +73,17 @@ static void	 file_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
 
 static const struct job_ops file_put_ops = {
-	NULL, NULL, NULL, file_put_input, file_put_input_eof, NULL,
-	file_forget, file_forget, NULL, file_free
+	.input = file_put_input,
+	.input_eof = file_put_input_eof,
+	.release = file_forget,
+	.cancel = file_forget,
+	.free = file_free,
 };
 static const struct job_ops file_get_ops = {
-	NULL, NULL, file_get_acked, NULL, NULL, NULL,
-	file_forget, file_forget, NULL, file_free
+	.acked = file_get_acked,
+	.release = file_forget,
+	.cancel = file_forget,
+	.free = file_free,
 };
 
 /* The worker's root, resolved once; NULL when there is none. */
@@ -279,6 +284,13 @@ file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 	free(detail);
 }
 
+/* A denied error: the path leads outside the worker's root. */
+static void
+file_fail_outside(struct job *j)
+{
+	file_fail(j, "denied", 0, "outside the worker's root %s", file_root());
+}
+
 /* An io_error for errno err. */
 static void
 file_fail_errno(struct job *j, int err, const char *what)
@@ -373,7 +385,7 @@ file_temp_named(struct file_xfer *x)
 		x->fd = openat(x->dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (x->fd != -1) {
-			/* Held while the put runs: the lock tells it is live. */
+			/* Held while the put runs: the lock says it is live. */
 			if (flock(x->fd, LOCK_EX) == -1)
 				log_warn("%s: flock %s", __func__, name);
 			x->temp = xstrdup(name);
@@ -649,8 +661,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
 	if (!file_allowed(x->path, 0)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (file_put_split(x) == -1) {
@@ -666,8 +677,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 			return;
 		}
 		if (!file_allowed(x->path, 0)) {
-			file_fail(j, "denied", 0, "outside the worker's root "
-			    "%s", file_root());
+			file_fail_outside(j);
 			return;
 		}
 	}
@@ -677,8 +687,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		return;
 	}
 	if (!file_fd_allowed(x->dirfd)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -740,6 +749,7 @@ struct file_block {
 	uint8_t	data[];
 };
 
+/* One user of a get block is done with it; the last frees it. */
 static void
 file_block_unref(void *arg)
 {
@@ -749,6 +759,7 @@ file_block_unref(void *arg)
 		free(b);
 }
 
+/* The stream sent its reference to a block. */
 static void
 file_block_cleanup_cb(__unused const void *data, __unused size_t len,
     void *arg)
@@ -842,7 +853,8 @@ file_get_acked(struct job *j, int s)
 {
 	struct file_xfer	*x = j->data;
 
-	if (x != NULL && s == WIRE_OUT && !x->done && x->ev != NULL && x->left > 0)
+	if (x != NULL && s == WIRE_OUT && !x->done && x->ev != NULL &&
+	    x->left > 0)
 		event_active(x->ev, EV_TIMEOUT, 0);
 }
 
@@ -864,8 +876,7 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
 	if (!file_allowed(x->path, 1)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -874,8 +885,7 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 		return;
 	}
 	if (!file_fd_allowed(x->fd)) {
-		file_fail(j, "denied", 0, "outside the worker's root %s",
-		    file_root());
+		file_fail_outside(j);
 		return;
 	}
 	if (fstat(x->fd, &st) == -1) {
@@ -918,14 +928,14 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 
 /* ---- entry points ---- */
 
-/* An open of kind CHAN_PUT or CHAN_GET on channel ch. */
+/* An open of kind CHAN_PUT or CHAN_GET: start it, or fail the job. */
 void
-worker_file_open(uint32_t ch, int kind, json_t *msg)
+worker_file_open(struct job *j, json_t *msg)
 {
 	static int		 once;
-	struct job		*j;
 	struct file_xfer	*x;
-	const char		*path, *handle;
+	const char		*path;
+	int			 put = j->kind == CHAN_PUT;
 
 	/*
 	 * Past RLIMIT_FSIZE a write should fail with EFBIG, not kill the
@@ -935,19 +945,15 @@ worker_file_open(uint32_t ch, int kind, json_t *msg)
 		signal(SIGXFSZ, SIG_IGN);
 		once = 1;
 	}
-	j = job_create(ch, kind, kind == CHAN_PUT ? &file_put_ops :
-	    &file_get_ops);
-	if ((handle = json_string_value(json_object_get(msg, "handle"))) !=
-	    NULL)
-		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	j->ops = put ? &file_put_ops : &file_get_ops;
 	path = json_string_value(json_object_get(msg, "path"));
 	if (path == NULL || *path != '/') {
 		job_fail(j, "bad_request", 0, "field 'path' must be an "
 		    "absolute path");
 		return;
 	}
-	x = file_xfer_create(j, kind == CHAN_PUT ? "put" : "get", path);
-	if (kind == CHAN_PUT)
+	x = file_xfer_create(j, put ? "put" : "get", path);
+	if (put)
 		file_put_open(j, x, msg);
 	else
 		file_get_open(j, x, msg);

@@ -24,12 +24,9 @@
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
 #include <pwd.h>
 #include <regex.h>
 #include <signal.h>
@@ -92,7 +89,7 @@ struct session {
 
 static void	 session_output(struct job *, int, const uint8_t *, size_t);
 static void	 session_eof(struct job *, int);
-static void	 session_message(struct job *, const char *, json_t *);
+static void	 session_message(struct job *, enum wire_type, json_t *);
 static void	 session_release(struct job *);
 static void	 session_describe(struct job *, json_t *);
 static void	 session_free(struct job *);
@@ -100,8 +97,13 @@ static void	 session_check_exit(struct session *);
 static void	 session_check_waiters(struct session *);
 
 static const struct job_ops session_ops = {
-	session_output, session_eof, NULL, NULL, NULL, session_message,
-	session_release, session_release, session_describe, session_free
+	.output = session_output,
+	.eof = session_eof,
+	.message = session_message,
+	.release = session_release,
+	.cancel = session_release,
+	.describe = session_describe,
+	.free = session_free,
 };
 
 /* ---- the ring ---- */
@@ -164,6 +166,18 @@ session_exit_fields(struct session *s, json_t *o)
 		json_object_set_new(o, "signal", json_string(
 		    util_signal_name(WTERMSIG(s->status))));
 	}
+}
+
+/* What a controller knows a running session by: id, pid, cmd, size. */
+static void
+session_fields(struct session *s, json_t *o)
+{
+	json_object_set_new(o, "session", json_string(s->job->handle));
+	json_object_set_new(o, "pid", json_integer(s->pid));
+	json_object_set_new(o, "cmd", json_string(s->cmd));
+	json_object_set_new(o, "rows", json_integer(s->rows));
+	json_object_set_new(o, "cols", json_integer(s->cols));
+	json_object_set_new(o, "created_at", json_string(s->created));
 }
 
 /* Signal the foreground process group of the terminal, or the leader's. */
@@ -309,6 +323,7 @@ session_check_waiters(struct session *s)
 	}
 }
 
+/* Time to re-check the waiting reads. */
 static void
 session_check_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -333,6 +348,7 @@ session_schedule_check(struct session *s)
 	evtimer_add(s->check_ev, &tv);
 }
 
+/* A waiting read timed out: answer with what there is. */
 static void
 session_read_timeout_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -350,8 +366,8 @@ session_read_timeout_cb(__unused evutil_socket_t fd, __unused short what,
  * until, once the output since `since` matches, the session exits or
  * timeout passes.
  */
-static void
-session_rpc_read(json_t *msg)
+void
+worker_session_read(json_t *msg)
 {
 	struct session	*s;
 	struct swait	*w, *x;
@@ -447,6 +463,7 @@ session_reply_closes(struct session *s)
 		evtimer_del(s->kill_ev);
 }
 
+/* The exited session lingered long enough: tell and free it. */
 static void
 session_linger_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -462,8 +479,9 @@ session_linger_cb(__unused evutil_socket_t fd, __unused short what,
 	}
 	log_info("session %s: lingered %d seconds after its exit, released",
 	    j->handle, worker_opts.session_linger);
-	m = json_pack("{s:s, s:I, s:s, s:s}", "t", "info", "ch",
-	    (json_int_t)j->ch, "state", "gone", "session", j->handle);
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
+	    "session", j->handle));
 	worker_send(m);
 	json_decref(m);
 	job_free(j);
@@ -491,6 +509,7 @@ session_check_exit(struct session *s)
 	job_set_end(j, end);
 }
 
+/* The leader died a while ago and the master gave no EOF yet. */
 static void
 session_eof_grace_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
@@ -524,8 +543,7 @@ session_reaped(__unused pid_t pid, int status, void *arg)
 	s->reaped = 1;
 	s->status = status;
 	if (j->flags & JOB_CANCELLED) {
-		if (j->out[WIRE_OUT].eof)
-			job_free(j);
+		job_maybe_free(j);
 		return;
 	}
 	session_reply_closes(s);
@@ -537,6 +555,7 @@ session_reaped(__unused pid_t pid, int status, void *arg)
 	session_check_exit(s);
 }
 
+/* The grace period of session.close has passed: SIGKILL. */
 static void
 session_kill_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -591,12 +610,12 @@ session_set_size(struct session *s, int rows, int cols)
 
 /* job_ops.message: "resize" as a plain message too. */
 static void
-session_message(struct job *j, const char *t, json_t *msg)
+session_message(struct job *j, enum wire_type type, json_t *msg)
 {
 	struct session	*s = j->data;
 	json_int_t	 rows, cols;
 
-	if (s == NULL || strcmp(t, "resize") != 0)
+	if (s == NULL || type != WIRE_T_RESIZE)
 		return;
 	rows = json_integer_value(json_object_get(msg, "rows"));
 	cols = json_integer_value(json_object_get(msg, "cols"));
@@ -631,12 +650,7 @@ session_describe(struct job *j, json_t *a)
 		return;
 	/* Say "started" again once the hello is out (it may have been lost). */
 	event_active(s->info_ev, EV_TIMEOUT, 0);
-	json_object_set_new(a, "session", json_string(j->handle));
-	json_object_set_new(a, "pid", json_integer(s->pid));
-	json_object_set_new(a, "cmd", json_string(s->cmd));
-	json_object_set_new(a, "rows", json_integer(s->rows));
-	json_object_set_new(a, "cols", json_integer(s->cols));
-	json_object_set_new(a, "created_at", json_string(s->created));
+	session_fields(s, a);
 	json_object_set_new(a, "end", json_integer((json_int_t)s->end));
 	json_object_set_new(a, "exited", json_boolean(s->exited));
 	session_exit_fields(s, a);
@@ -681,21 +695,6 @@ session_free(struct job *j)
 
 /* ---- opening ---- */
 
-/* Does the allowlist (if any) let prog run? */
-static int
-session_allowed(const char *prog)
-{
-	json_t	*pat;
-	size_t	 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), prog, 0) == 0)
-			return (1);
-	return (0);
-}
-
 /* The login shell of pw (or of the worker's user), else /bin/sh. */
 static char *
 session_default_shell(struct passwd *pw)
@@ -728,74 +727,16 @@ session_cmd_string(json_t *open, char **argv)
 }
 
 /*
- * Start the session's program on a new PTY. Returns 0, or -1 after
- * failing the job with the reason.
+ * The session's environment: the worker's own, the target user's basics
+ * (pw may be NULL), the open's env over them, and TERM. Caller frees.
  */
-static int
-session_spawn(struct job *j, struct session *s, json_t *open)
+static char **
+session_env(json_t *open, struct passwd *pw)
 {
-	struct spawn_req	 sr;
-	struct passwd		*pw = NULL;
-	struct winsize		 ws;
-	struct stat		 sb;
-	json_t			*env, *v;
-	const char		*term;
-	char			*cause = NULL, *shell, *prog = NULL;
-	int			 ep[2], e, master;
-	ssize_t			 n;
-	pid_t			 pid;
+	json_t		*env, *v;
+	const char	*term;
+	char		**envp;
 
-	memset(&sr, 0, sizeof sr);
-	sr.cwd = json_string_value(json_object_get(open, "cwd"));
-	sr.user = json_string_value(json_object_get(open, "user"));
-	if (sr.user != NULL) {
-		errno = 0;
-		if ((pw = getpwnam(sr.user)) == NULL) {
-			job_fail(j, "exec_failed", errno != 0 ? errno : ENOENT,
-			    "user %s: no such user", sr.user);
-			return (-1);
-		}
-		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-			job_fail(j, "exec_failed", EPERM, "user %s: needs a "
-			    "worker running as root", sr.user);
-			return (-1);
-		}
-	}
-	if (sr.cwd != NULL) {
-		if (stat(sr.cwd, &sb) == -1) {
-			e = errno;
-			job_fail(j, "exec_failed", e, "cwd %s: %s", sr.cwd,
-			    strerror(e));
-			return (-1);
-		}
-		if (!S_ISDIR(sb.st_mode)) {
-			job_fail(j, "exec_failed", ENOTDIR, "cwd %s: not a "
-			    "folder", sr.cwd);
-			return (-1);
-		}
-	}
-	if (json_object_get(open, "cmd") != NULL ||
-	    json_object_get(open, "argv") != NULL) {
-		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
-			job_fail(j, "exec_failed", 0, "%s", cause);
-			free(cause);
-			return (-1);
-		}
-	} else {
-		shell = session_default_shell(pw);
-		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = shell;
-	}
-	s->cmd = session_cmd_string(open, sr.argv);
-	if (!session_allowed(json_object_get(open, "cmd") != NULL ?
-	    s->cmd : sr.argv[0])) {
-		spawn_free_strv(sr.argv);
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
-		return (-1);
-	}
-
-	/* The environment, with the target user's basics and TERM. */
 	env = json_object();
 	if (pw != NULL) {
 		json_object_set_new(env, "HOME", json_string(pw->pw_dir));
@@ -806,77 +747,62 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_is_object(v = json_object_get(open, "env")))
 		json_object_update(env, v);
 	term = json_string_value(json_object_get(open, "term"));
-	sr.envp = spawn_build_env(env, 0, term != NULL ? term :
-	    "xterm-256color");
+	envp = spawn_build_env(env, 0, term != NULL ? term : "xterm-256color");
 	json_decref(env);
+	return (envp);
+}
 
-	/* Find the program and the user's ids now: the child only execs. */
-	if ((prog = spawn_resolve(sr.argv[0], sr.envp, &e)) == NULL ||
-	    spawn_plan(&sr, &e) == -1) {
-		if (prog != NULL)
-			job_fail(j, "exec_failed", e, "user %s: %s", sr.user,
-			    strerror(e));
-		else if (e == ENOENT && strchr(sr.argv[0], '/') == NULL)
-			job_fail(j, "exec_failed", e, "%s: no such program in "
-			    "PATH", sr.argv[0]);
-		else
-			job_fail(j, "exec_failed", e, "%s: %s", sr.argv[0],
-			    strerror(e));
-		free(prog);
-		spawn_plan_free(&sr);
+/*
+ * Start the session's program on a new PTY: the open's cmd or argv, else
+ * the user's login shell. Returns 0, or -1 after failing the job with the
+ * reason.
+ */
+static int
+session_spawn(struct job *j, struct session *s, json_t *open)
+{
+	struct spawn_req	 sr;
+	struct passwd		*pw = NULL;
+	const char		*cmd;
+	char			*cause = NULL;
+	int			 e, master;
+	pid_t			 pid;
+
+	memset(&sr, 0, sizeof sr);
+	sr.cwd = json_string_value(json_object_get(open, "cwd"));
+	sr.user = json_string_value(json_object_get(open, "user"));
+	sr.rows = s->rows;
+	sr.cols = s->cols;
+	/* For the shell and the environment; spawn_pty says if none. */
+	if (sr.user != NULL)
+		pw = getpwnam(sr.user);
+	if (json_object_get(open, "cmd") != NULL ||
+	    json_object_get(open, "argv") != NULL) {
+		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_fail(j, "exec_failed", 0, "%s", cause);
+			free(cause);
+			return (-1);
+		}
+	} else {
+		sr.argv = xcalloc(2, sizeof *sr.argv);
+		sr.argv[0] = session_default_shell(pw);
+	}
+	s->cmd = session_cmd_string(open, sr.argv);
+	cmd = json_string_value(json_object_get(open, "cmd"));
+	if (!spawn_allowed(cmd, sr.argv[0])) {
 		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
+		job_fail(j, "denied", 0, "command refused by the allowlist of "
+		    "worker %s", worker_opts.id);
 		return (-1);
 	}
-	if (compat_pipe_cloexec(ep) == -1) {
-		e = errno;
-		free(prog);
-		spawn_plan_free(&sr);
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		job_fail(j, "exec_failed", e, "pipe: %s", strerror(e));
-		return (-1);
-	}
-	memset(&ws, 0, sizeof ws);
-	ws.ws_row = (unsigned short)s->rows;
-	ws.ws_col = (unsigned short)s->cols;
-	pid = forkpty(&master, NULL, NULL, &ws);
-	if (pid == 0) {
-		close(ep[0]);
-		spawn_pty_child(&sr, prog, ep[1]);
-	}
-	e = errno;
-	close(ep[1]);
-	free(prog);
-	spawn_plan_free(&sr);
-	if (pid == -1) {
-		close(ep[0]);
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		job_fail(j, "exec_failed", e, "forkpty: %s", strerror(e));
-		return (-1);
-	}
-	/* The pipe closes on exec; an errno on it means exec failed. */
-	do
-		n = read(ep[0], &e, sizeof e);
-	while (n == -1 && errno == EINTR);
-	close(ep[0]);
-	if (n == sizeof e) {
-		waitpid(pid, NULL, 0);
-		close(master);
-		if (e == ENOENT && strchr(sr.argv[0], '/') == NULL)
-			job_fail(j, "exec_failed", e, "%s: no such program in "
-			    "PATH", sr.argv[0]);
-		else
-			job_fail(j, "exec_failed", e, "%s: %s", sr.argv[0],
-			    strerror(e));
-		spawn_free_strv(sr.argv);
-		spawn_free_strv(sr.envp);
-		return (-1);
-	}
+	sr.envp = session_env(open, pw);
+	pid = spawn_pty(&sr, &master, &e, &cause);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
-	fcntl(master, F_SETFD, FD_CLOEXEC);
+	if (pid == -1) {
+		job_fail(j, "exec_failed", e, "%s", cause);
+		free(cause);
+		return (-1);
+	}
 	s->master = master;
 	s->pid = j->pid = pid;
 	worker_child_add(pid, session_reaped, j);
@@ -895,14 +821,14 @@ session_send_started(struct session *s)
 	struct job	*j = s->job;
 	json_t		*m;
 
-	m = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:i, s:i, s:s}",
-	    "t", "info", "ch", (json_int_t)j->ch, "state", "started",
-	    "session", j->handle, "pid", (json_int_t)s->pid, "cmd", s->cmd,
-	    "rows", s->rows, "cols", s->cols, "created_at", s->created);
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_set_new(m, "state", json_string("started"));
+	session_fields(s, m);
 	worker_send(m);
 	json_decref(m);
 }
 
+/* After a hello: say again that the session runs. */
 static void
 session_info_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -912,20 +838,14 @@ session_info_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		session_send_started(s);
 }
 
-/* An open of kind CHAN_SESSION on channel ch: start the program. */
+/* An open of kind CHAN_SESSION: start the program, or fail the job. */
 void
-worker_session_open(uint32_t ch, json_t *open)
+worker_session_open(struct job *j, json_t *open)
 {
-	struct job	*j;
 	struct session	*s;
-	const char	*handle;
 	json_int_t	 rows, cols;
 
-	j = job_create(ch, CHAN_SESSION, &session_ops);
-	if ((handle = json_string_value(json_object_get(open, "handle"))) !=
-	    NULL)
-		snprintf(j->handle, sizeof j->handle, "%s", handle);
-	j->kill_grace = DEFAULT_KILL_GRACE;
+	j->ops = &session_ops;
 	s = xcalloc(1, sizeof *s);
 	s->job = j;
 	s->master = -1;
@@ -957,8 +877,8 @@ worker_session_open(uint32_t ch, json_t *open)
 /* ---- RPCs ---- */
 
 /* session.resize: rows, cols. */
-static void
-session_rpc_resize(json_t *msg)
+void
+worker_session_resize(json_t *msg)
 {
 	struct session	*s;
 	json_int_t	 rows, cols;
@@ -987,8 +907,8 @@ session_rpc_resize(json_t *msg)
 }
 
 /* session.signal: to the terminal's foreground process group. */
-static void
-session_rpc_signal(json_t *msg)
+void
+worker_session_signal(json_t *msg)
 {
 	struct session	*s;
 	int		 sig;
@@ -1011,8 +931,8 @@ session_rpc_signal(json_t *msg)
  * grace period, reply with its status once it is reaped. The controller
  * then releases the channel.
  */
-static void
-session_rpc_close(json_t *msg)
+void
+worker_session_close(json_t *msg)
 {
 	struct session	*s;
 	struct swait	*w;
@@ -1048,20 +968,4 @@ session_rpc_close(json_t *msg)
 		s->kill_ev = evtimer_new(ev_base, session_kill_cb, s);
 	util_timeval(&tv, s->job->kill_grace);
 	evtimer_add(s->kill_ev, &tv);
-}
-
-/* An RPC whose op starts with "session.". */
-void
-worker_session_rpc(const char *op, json_t *msg)
-{
-	if (strcmp(op, "session.read") == 0)
-		session_rpc_read(msg);
-	else if (strcmp(op, "session.resize") == 0)
-		session_rpc_resize(msg);
-	else if (strcmp(op, "session.signal") == 0)
-		session_rpc_signal(msg);
-	else if (strcmp(op, "session.close") == 0)
-		session_rpc_close(msg);
-	else
-		worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
 }

@@ -23,7 +23,6 @@
 #include <openssl/ssl.h>
 
 #include "sandd.h"
-#include "job.h"
 
 static struct {
 	int		 tls;
@@ -68,6 +67,7 @@ static TAILQ_HEAD(, child) children = TAILQ_HEAD_INITIALIZER(children);
 static void	 worker_dial(void);
 static void	 worker_schedule(void);
 
+/* Move the link to state s, logging old -> new. */
 static void
 worker_set_state(int s)
 {
@@ -75,6 +75,16 @@ worker_set_state(int s)
 		return;
 	log_debug("link: %s -> %s", state_names[state], state_names[s]);
 	state = s;
+}
+
+/* The dial or its upgrade failed: drop it and wait for the next. */
+static void
+worker_dial_failed(void)
+{
+	bufferevent_free(dial_bev);
+	dial_bev = NULL;
+	worker_set_state(LINK_IDLE);
+	worker_schedule();
 }
 
 /* Call cb(pid, status, arg) when pid is reaped. */
@@ -90,6 +100,7 @@ worker_child_add(pid_t pid, void (*cb)(pid_t, int, void *), void *arg)
 	TAILQ_INSERT_TAIL(&children, c, entry);
 }
 
+/* Reap every child that exited and call its callback. */
 static void
 worker_reap(void)
 {
@@ -109,6 +120,7 @@ worker_reap(void)
 	}
 }
 
+/* Is the link up and welcomed, so that channels may send? */
 int
 worker_connected(void)
 {
@@ -136,64 +148,121 @@ worker_send_buf(int stream, uint32_t ch, uint64_t off, struct evbuffer *buf,
 	return (ws_conn_send_binary_buf(link_ws, h, sizeof h, buf, skip, len));
 }
 
-/* Bytes queued toward the controller. */
-size_t
-worker_backlog(void)
-{
-	return (link_ws != NULL ? ws_conn_backlog(link_ws) : 0);
-}
-
+/* Can the link take more now (connected, backlog under its mark)? */
 int
 worker_writable(void)
 {
 	return (worker_connected() && ws_conn_writable(link_ws));
 }
 
-/* Reply to an RPC with res (stolen): t and rid are set here. */
+/* Reply to the RPC req with the fields of res (stolen). */
 void
 worker_reply(json_t *req, json_t *res)
 {
-	json_object_set_new(res, "t", json_string("res"));
-	json_object_set(res, "rid", json_object_get(req, "rid"));
-	worker_send(res);
-	json_decref(res);
+	json_t	*m;
+
+	m = wire_msg(WIRE_T_RES);
+	json_object_set(m, "rid", json_object_get(req, "rid"));
+	json_object_update_new(m, res);
+	worker_send(m);
+	json_decref(m);
 }
 
-/* An error reply to an RPC. */
+/* An error reply to the RPC req. */
 void
 worker_reply_error(json_t *req, const char *code, int err, const char *fmt,
     ...)
 {
 	va_list	 ap;
-	char	*msg;
 	json_t	*e;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	e = wire_verror(code, err, fmt, ap);
 	va_end(ap);
-	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (err != 0)
-		json_object_set_new(e, "errno", json_string(
-		    util_errno_name(err)));
-	free(msg);
 	worker_reply(req, json_pack("{s:b, s:o}", "ok", 0, "error", e));
 }
 
+/* The RPCs the worker answers. */
+static const struct {
+	const char	*op;
+	void		(*fn)(json_t *);
+} worker_rpcs[] = {
+	{ "stat", worker_file_stat },
+	{ "session.read", worker_session_read },
+	{ "session.resize", worker_session_resize },
+	{ "session.signal", worker_session_signal },
+	{ "session.close", worker_session_close },
+};
+
+/* req: run the RPC its op names; it replies. */
 static void
-worker_rpc(json_t *msg)
+link_rpc(__unused enum wire_type type, __unused uint32_t ch, json_t *msg)
 {
 	const char	*op = json_string_value(json_object_get(msg, "op"));
+	size_t		 i;
 
-	if (op == NULL)
+	if (op == NULL) {
 		worker_reply_error(msg, "bad_request", 0, "rpc without op");
-	else if (strncmp(op, "session.", 8) == 0)
-		worker_session_rpc(op, msg);
-	else if (strcmp(op, "stat") == 0)
-		worker_file_stat(msg);
-	else
-		worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
+		return;
+	}
+	for (i = 0; i < sizeof worker_rpcs / sizeof worker_rpcs[0]; i++) {
+		if (strcmp(op, worker_rpcs[i].op) == 0) {
+			worker_rpcs[i].fn(msg);
+			return;
+		}
+	}
+	worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
 }
 
+/* welcome: registered; every channel starts again from its acks. */
+static void
+link_welcome(__unused enum wire_type type, __unused uint32_t ch,
+    json_t *msg)
+{
+	json_t	*v;
+
+	worker_set_state(LINK_WELCOMED);
+	if (json_is_integer(v = json_object_get(msg, "resume_window")))
+		link_window = (int)json_integer_value(v);
+	log_info("link: registered as %s%s", worker_opts.id,
+	    json_is_true(json_object_get(msg, "resumed")) ? " (resumed)" : "");
+	job_link_up(msg);
+}
+
+/* open: a new channel. */
+static void
+link_open(__unused enum wire_type type, uint32_t ch, json_t *msg)
+{
+	job_open(ch, msg);
+}
+
+/* Any other message for a channel. */
+static void
+link_chan(enum wire_type type, uint32_t ch, json_t *msg)
+{
+	job_message(ch, type, msg);
+}
+
+/* What the worker does with each message from the controller. */
+static const struct {
+	void	(*fn)(enum wire_type, uint32_t, json_t *);
+	int	 flags;
+#define LINK_ANY_STATE	0x1	/* also before the welcome */
+#define LINK_CHANNEL	0x2	/* names a channel */
+} link_msgs[WIRE_NTYPES] = {
+	[WIRE_T_WELCOME] = { link_welcome, LINK_ANY_STATE },
+	[WIRE_T_REQ] = { link_rpc, 0 },
+	[WIRE_T_OPEN] = { link_open, LINK_CHANNEL },
+	[WIRE_T_ACK] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_EOF] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_SIGNAL] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_DETACH] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_RELEASE] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_CANCEL] = { link_chan, LINK_CHANNEL },
+	[WIRE_T_RESIZE] = { link_chan, LINK_CHANNEL },
+};
+
+/* A text message from the controller: dispatch it by type. */
 static void
 link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
     __unused void *arg)
@@ -201,7 +270,8 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	json_t		*msg;
 	json_error_t	 err;
 	const char	*t;
-	json_t		*chv;
+	enum wire_type	 type;
+	uint32_t	 ch;
 
 	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
 	if (msg == NULL || !json_is_object(msg) ||
@@ -210,29 +280,21 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 		json_decref(msg);
 		return;
 	}
-	chv = json_object_get(msg, "ch");
-	if (strcmp(t, "welcome") == 0) {
-		worker_set_state(LINK_WELCOMED);
-		if (json_is_integer(json_object_get(msg, "resume_window")))
-			link_window = (int)json_integer_value(
-			    json_object_get(msg, "resume_window"));
-		log_info("link: registered as %s%s", worker_opts.id,
-		    json_is_true(json_object_get(msg, "resumed")) ?
-		    " (resumed)" : "");
-		job_link_up(msg);
-	} else if (state != LINK_WELCOMED)
-		log_warnx("link: '%s' before welcome", t);
-	else if (strcmp(t, "req") == 0)
-		worker_rpc(msg);
-	else if (strcmp(t, "open") == 0 && json_is_integer(chv))
-		job_open((uint32_t)json_integer_value(chv), msg);
-	else if (json_is_integer(chv))
-		job_message((uint32_t)json_integer_value(chv), t, msg);
-	else
+	type = wire_type_of(msg);
+	ch = wire_msg_chan(msg);
+	if (link_msgs[type].fn == NULL)
 		log_warnx("link: unknown message '%s'", t);
+	else if (state != LINK_WELCOMED &&
+	    !(link_msgs[type].flags & LINK_ANY_STATE))
+		log_warnx("link: '%s' before welcome", t);
+	else if ((link_msgs[type].flags & LINK_CHANNEL) && ch == 0)
+		log_warnx("link: '%s' without a channel", t);
+	else
+		link_msgs[type].fn(type, ch, msg);
 	json_decref(msg);
 }
 
+/* A binary message from the controller: input for a channel. */
 static void
 link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
     __unused void *arg)
@@ -251,6 +313,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 	job_input(ch, off, data, dlen);
 }
 
+/* The link is gone: dial again, or stop if we were replaced. */
 static void
 link_closed_cb(__unused struct ws_conn *ws, const char *why,
     __unused void *arg)
@@ -278,6 +341,7 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why,
 	worker_schedule();
 }
 
+/* The link's backlog went down: let the jobs send more. */
 static void
 link_drained_cb(__unused struct ws_conn *ws, __unused void *arg)
 {
@@ -301,15 +365,17 @@ worker_hello(void)
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = '\0';
-	hello = json_pack("{s:s, s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:s, "
-	    "s:o}", "t", "hello", "proto", WIRE_PROTOCOL, "id", worker_opts.id,
+	hello = wire_msg(WIRE_T_HELLO);
+	json_object_update_new(hello, json_pack("{s:i, s:s, s:s, s:O, s:s, "
+	    "s:s, s:s, s:s, s:o}", "proto", WIRE_PROTOCOL, "id", worker_opts.id,
 	    "boot", boot, "labels", worker_opts.labels, "hostname", host,
 	    "os", u.sysname, "arch", u.machine, "version", SANDD_VERSION,
-	    "channels", job_list_json());
+	    "channels", job_list_json()));
 	ws_conn_send_json(link_ws, hello);
 	json_decref(hello);
 }
 
+/* The link stayed up long enough: the backoff starts over. */
 static void
 stable_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
@@ -367,10 +433,7 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	evtimer_add(stable_ev, &tv);
 	return;
 fail:
-	bufferevent_free(dial_bev);
-	dial_bev = NULL;
-	worker_set_state(LINK_IDLE);
-	worker_schedule();
+	worker_dial_failed();
 }
 
 /* Connected: send the upgrade request. */
@@ -413,13 +476,11 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 		else
 			log_warnx("link: connect to %s:%s: %s", url.host,
 			    url.port, strerror(EVUTIL_SOCKET_ERROR()));
-		bufferevent_free(dial_bev);
-		dial_bev = NULL;
-		worker_set_state(LINK_IDLE);
-		worker_schedule();
+		worker_dial_failed();
 	}
 }
 
+/* Dial the controller: TCP (and TLS), then the upgrade. */
 static void
 worker_dial(void)
 {
@@ -443,13 +504,11 @@ worker_dial(void)
 	if (bufferevent_socket_connect_hostname(dial_bev, dns, AF_UNSPEC,
 	    url.host, atoi(url.port)) != 0) {
 		log_warnx("link: cannot dial %s:%s", url.host, url.port);
-		bufferevent_free(dial_bev);
-		dial_bev = NULL;
-		worker_set_state(LINK_IDLE);
-		worker_schedule();
+		worker_dial_failed();
 	}
 }
 
+/* The backoff has passed: dial again. */
 static void
 redial_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
@@ -486,6 +545,7 @@ worker_schedule(void)
 	evtimer_add(redial_ev, &tv);
 }
 
+/* SIGCHLD reaps; TERM and INT stop the worker, HUP is ignored. */
 static void
 worker_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 {
@@ -515,6 +575,7 @@ worker_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 	event_base_loopexit(ev_base, NULL);
 }
 
+/* The close did not finish in time: stop anyway. */
 static void
 stop_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 {
@@ -534,8 +595,8 @@ worker_parse_url(const char *s, char **cause)
 		p = s + 6;
 		url.tls = 1;
 	} else {
-		xasprintf(cause, "bad --server-url '%s' (want ws://HOST:PORT/ws "
-		    "or wss://...)", s);
+		xasprintf(cause, "bad --server-url '%s' (want "
+		    "ws://HOST:PORT/ws or wss://...)", s);
 		return (-1);
 	}
 	slash = strchr(p, '/');
@@ -605,8 +666,8 @@ worker_main(void)
 		return (2);
 	}
 	if (url.tls) {
-		worker_tls = tls_client_ctx(worker_opts.ca, worker_opts.tls_cert,
-		    worker_opts.tls_key, &cause);
+		worker_tls = tls_client_ctx(worker_opts.ca,
+		    worker_opts.tls_cert, worker_opts.tls_key, &cause);
 		if (worker_tls == NULL) {
 			fprintf(stderr, "sandd worker: %s\n", cause);
 			free(cause);
