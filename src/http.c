@@ -251,6 +251,9 @@ http_upgrade_request(struct evbuffer *out, const struct http_upgrade *u)
 	if (u->token != NULL)
 		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n",
 		    u->token);
+	if (u->secret != NULL)
+		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_SECRET_HEADER,
+		    u->secret);
 	if (!u->mask)
 		evbuffer_add_printf(out, "%s: %s\r\n", WIRE_FRAMES_HEADER,
 		    WIRE_FRAMES_UNMASKED);
@@ -311,6 +314,7 @@ http_upgrade_check(struct http_msg *m, struct http_upgrade *u,
 	auth = http_msg_get(m, "Authorization");
 	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
 		u->token = auth + 7;
+	u->secret = http_msg_get(m, WIRE_SECRET_HEADER);
 	u->key = key;
 	u->subprotocol = http_has_token(http_msg_get(m,
 	    "Sec-WebSocket-Protocol"), WIRE_SUBPROTOCOL);

@@ -45,6 +45,9 @@
 #define WIRE_FRAMES_HEADER	"Sandd-Frames"
 #define WIRE_FRAMES_UNMASKED	"unmasked"
 
+/* Upgrade header with the secret a worker was given at registration. */
+#define WIRE_SECRET_HEADER	"Sandd-Worker-Secret"
+
 /* WebSocket close code: a worker with the same id took over; do not redial. */
 #define WS_CLOSE_REPLACED	4001
 

@@ -281,8 +281,7 @@ sandd_serve(int argc, char **argv)
 	/* TODO(main): each goes as its feature lands. */
 	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
 	    o->max_conns != 0 || o->audit != NULL || o->record != NULL ||
-	    o->metrics_token_file != NULL || o->metrics_listen != NULL ||
-	    o->tls_any_id || o->state_dir != NULL)
+	    o->metrics_token_file != NULL || o->metrics_listen != NULL)
 		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
@@ -342,7 +341,7 @@ sandd_worker(int argc, char **argv)
 	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
 	    o->max_sessions != 0 || o->max_workspaces != 0 ||
 	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
-	    o->ws_max_cpu != 0 || o->state_dir != NULL)
+	    o->ws_max_cpu != 0)
 		opts_bad("worker", "an option given is not supported yet");
 	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());

@@ -208,6 +208,7 @@ struct http_upgrade {
 	const char	*key;		/* Sec-WebSocket-Key */
 	const char	*id;		/* Sandd-Worker-Id */
 	const char	*token;		/* bearer token, NULL for none */
+	const char	*secret;	/* the worker's secret, NULL for none */
 	int		 mask;		/* 1: RFC 6455 masking kept */
 	int		 subprotocol;	/* check: sandd.1 was offered */
 };
@@ -236,6 +237,7 @@ struct ssl_ctx_st *tls_client_ctx(const char *, const char *, const char *,
 void	*tls_client_ssl(struct ssl_ctx_st *, const char *);
 void	*tls_server_ssl(struct ssl_ctx_st *);
 char	*tls_error_string(void);
+char	*tls_bev_error(struct bufferevent *);
 
 /* ws.c */
 struct ws_callbacks {
@@ -296,6 +298,25 @@ void	 wire_frame_header(uint8_t [WIRE_HDR_LEN], int, uint32_t, uint64_t);
 int	 wire_frame_parse(const uint8_t *, size_t, int *, uint32_t *,
 	     uint64_t *, const uint8_t **, size_t *);
 
+/* server-auth.c */
+/* How a worker proved who it is at its upgrade. */
+struct worker_auth {
+	int		 token;		/* by a token of the token file */
+	int		 own_grant;	/* ... of a grant for its very id */
+	int		 cert;		/* a certificate naming its id */
+	int		 secret;	/* its secret */
+	unsigned char	 digest[32];	/* the token's SHA-256 */
+};
+int	 auth_load_grants(const char *, char **);
+void	 auth_init(const char *);
+char	*auth_secret(const char *);
+int	 auth_admit(struct bufferevent *, const struct http_upgrade *,
+	     struct worker_auth *, struct http_answer *);
+int	 auth_labels_ok(const char *, const struct worker_auth *, json_t *,
+	     char **);
+int	 auth_still_granted(const char *, const struct worker_auth *);
+void	 auth_free(void);
+
 /* server.c */
 struct server_stats {
 	uint64_t	 execs_total;
@@ -314,7 +335,9 @@ json_t	*server_stats_json(void);
 struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
-	     const char *, int);
+	     const char *, int, const struct worker_auth *);
+int	 server_worker_claimed(const char *);
+void	 server_worker_recheck_grants(void);
 struct worker *server_worker_reachable(const char *);
 json_t	*server_worker_json(struct worker *);
 int	 server_worker_matches(struct worker *, json_t *);
@@ -585,6 +608,12 @@ void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
+
+/* worker-state.c */
+void	 state_init(void);
+const char *state_folder(void);
+char	*state_read(const char *);
+int	 state_write(const char *, const void *, size_t);
 
 /* worker-session.c */
 void	 worker_session_read(json_t *);

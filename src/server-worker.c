@@ -29,6 +29,7 @@ struct worker {
 #define WORKER_GONE		3	/* kept a while for `workers all` */
 	struct ws_conn	*ws;		/* link->ws while connected */
 	struct link	*link;
+	struct worker_auth auth;	/* how its link proved who it is */
 	struct event	*timer;		/* resume window, then expiry */
 	uint32_t	 next_ch;
 	struct chans	 chans;
@@ -61,6 +62,7 @@ struct link {
 	struct event	*timer;		/* hello timeout, NULL after */
 	struct worker	*worker;	/* once registered */
 	char		 id[WORKER_ID_MAX + 1];	/* authenticated at upgrade */
+	struct worker_auth auth;	/* how it proved it */
 };
 
 #define HELLO_TIMEOUT	10
@@ -138,6 +140,35 @@ int
 server_worker_connected(struct worker *w)
 {
 	return (w->state == WORKER_CONNECTED);
+}
+
+/*
+ * Is id taken: connected, or inside its resume window? Then only that
+ * worker may take it (server-auth.c).
+ */
+int
+server_worker_claimed(const char *id)
+{
+	return (server_worker_reachable(id) != NULL);
+}
+
+/*
+ * The grants were re-read: a connected worker whose grant is gone loses
+ * its link (and, unless it comes back with a grant, its work after the
+ * resume window).
+ */
+void
+server_worker_recheck_grants(void)
+{
+	struct worker	*w;
+
+	TAILQ_FOREACH(w, &all_workers, entry) {
+		if (w->link == NULL || auth_still_granted(w->id, &w->auth))
+			continue;
+		log_warnx("worker %s: its grant was removed, closing its link",
+		    w->id);
+		ws_conn_close(w->ws, 1008, "grant removed");
+	}
 }
 
 /*
@@ -444,7 +475,7 @@ link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 /* A WebSocket link was accepted: wait for its hello. */
 void
 server_worker_accept(struct bufferevent *bev, const char *addr,
-    const char *id, int wsflags)
+    const char *id, int wsflags, const struct worker_auth *wa)
 {
 	struct link	*l;
 	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
@@ -454,6 +485,7 @@ server_worker_accept(struct bufferevent *bev, const char *addr,
 	l = xcalloc(1, sizeof *l);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->id, sizeof l->id, "%s", id);
+	l->auth = *wa;
 	l->ws = ws_conn_create(bev, &wp, &link_callbacks, l);
 	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
 	evtimer_add(l->timer, &tv);
@@ -508,6 +540,7 @@ link_hello_ok(struct link *l, json_t *msg)
 {
 	const char	*id, *boot;
 	json_t		*labels, *chans;
+	char		*why;
 
 	id = json_string_value(json_object_get(msg, "id"));
 	boot = json_string_value(json_object_get(msg, "boot"));
@@ -528,6 +561,19 @@ link_hello_ok(struct link *l, json_t *msg)
 	    (chans != NULL && !json_is_array(chans)) ||
 	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
 		link_refuse(l, "bad hello");
+		return (0);
+	}
+	/* The id may have been taken since the upgrade. */
+	if (server_worker_claimed(id) && !l->auth.secret &&
+	    !l->auth.own_grant && !l->auth.cert) {
+		server_stats.auth_failures++;
+		link_refuse(l, "worker id in use");
+		return (0);
+	}
+	if (labels != NULL && auth_labels_ok(id, &l->auth, labels, &why) != 0) {
+		server_stats.auth_failures++;
+		link_refuse(l, why);
+		free(why);
 		return (0);
 	}
 	return (1);
@@ -638,6 +684,7 @@ link_hello(struct link *l, json_t *msg)
 	const char	*boot = json_string_value(json_object_get(msg, "boot"));
 	json_t		*labels = json_object_get(msg, "labels"), *welcome;
 	struct worker	*w;
+	char		*secret;
 	int		 resume = 0;
 
 	if (!link_hello_ok(l, msg))
@@ -655,6 +702,7 @@ link_hello(struct link *l, json_t *msg)
 	w->connected_at = time(NULL);
 	w->ws = l->ws;
 	w->link = l;
+	w->auth = l->auth;
 	l->worker = w;
 	if (l->timer != NULL) {
 		event_free(l->timer);
@@ -666,6 +714,10 @@ link_hello(struct link *l, json_t *msg)
 	json_object_set_new(welcome, "resume_window",
 	    json_integer(serve_opts.resume_window));
 	json_object_set_new(welcome, "proto", json_integer(WIRE_PROTOCOL));
+	secret = auth_secret(w->id);
+	json_object_set_new(welcome, "secret", json_string(secret));
+	compat_explicit_bzero(secret, strlen(secret));
+	free(secret);
 	ws_conn_send_json(w->ws, welcome);
 	json_decref(welcome);
 	worker_set_state(w, WORKER_CONNECTED);

@@ -37,14 +37,6 @@ static TAILQ_HEAD(, handshake) handshakes =
     TAILQ_HEAD_INITIALIZER(handshakes);
 static int		 nhandshakes;
 
-/* One grant of the token file: id (or *) and the token's SHA-256. */
-struct grant {
-	char		 id[WORKER_ID_MAX + 1];
-	unsigned char	 digest[32];
-};
-static struct grant	*grants;
-static size_t		 ngrants;
-
 static struct evconnlistener	*listener;
 static SSL_CTX			*server_tls;
 static struct event		*ev_sigterm, *ev_sigint, *ev_sighup;
@@ -61,124 +53,6 @@ server_count_error(const char *code)
 	n = json_object_get(server_stats.errors, code);
 	json_object_set_new(server_stats.errors, code,
 	    json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
-}
-
-static void
-sha256(const void *p, size_t len, unsigned char md[32])
-{
-	unsigned int	mdlen;
-
-	if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1)
-		fatalx("SHA-256 failed");
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
-/*
- * (Re)load the token file. On error the old grants stay and -1 is
- * returned with *cause.
- */
-static int
-server_load_tokens(const char *path, char **cause)
-{
-	FILE		*f;
-	char		*line = NULL, *id, *tok, *save;
-	size_t		 cap = 0, n = 0, lineno = 0, i;
-	struct grant	*g = NULL;
-	ssize_t		 len;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		xasprintf(cause, "open %s: %s", path, strerror(errno));
-		return (-1);
-	}
-	while ((len = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		line[strcspn(line, "#")] = '\0';
-		if ((id = strtok_r(line, " \t\r\n", &save)) == NULL)
-			continue;
-		tok = strtok_r(NULL, " \t\r\n", &save);
-		if (tok == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL ||
-		    (strcmp(id, "*") != 0 && !util_valid_id(id))) {
-			xasprintf(cause, "%s:%zu: want 'ID TOKEN' or "
-			    "'ID sha256:HEX'", path, lineno);
-			goto fail;
-		}
-		g = xrealloc(g, (n + 1) * sizeof *g);
-		snprintf(g[n].id, sizeof g[n].id, "%s", id);
-		if (strncmp(tok, "sha256:", 7) == 0) {
-			tok += 7;
-			if (strlen(tok) != 64) {
-				xasprintf(cause, "%s:%zu: sha256 needs 64 hex "
-				    "digits", path, lineno);
-				goto fail;
-			}
-			for (i = 0; i < 32; i++) {
-				int hi = hexval(tok[2 * i]);
-				int lo = hexval(tok[2 * i + 1]);
-				if (hi < 0 || lo < 0) {
-					xasprintf(cause, "%s:%zu: bad hex",
-					    path, lineno);
-					goto fail;
-				}
-				g[n].digest[i] = (unsigned char)(hi << 4 | lo);
-			}
-		} else
-			sha256(tok, strlen(tok), g[n].digest);
-		compat_explicit_bzero(line, (size_t)len);
-		n++;
-	}
-	if (line != NULL)
-		compat_explicit_bzero(line, cap);
-	free(line);
-	fclose(f);
-	if (grants != NULL)
-		compat_explicit_bzero(grants, ngrants * sizeof *grants);
-	free(grants);
-	grants = g;
-	ngrants = n;
-	log_info("%s: %zu grants from %s", __func__, n, path);
-	return (0);
-fail:
-	if (line != NULL)
-		compat_explicit_bzero(line, cap);
-	free(line);
-	free(g);
-	fclose(f);
-	return (-1);
-}
-
-/* Does token grant worker id? Constant time in the token. */
-static int
-server_check_token(const char *id, const char *token)
-{
-	unsigned char	md[32];
-	size_t		i;
-	int		ok = 0;
-
-	if (serve_opts.token_file == NULL)
-		return (1);
-	if (token == NULL)
-		return (0);
-	sha256(token, strlen(token), md);
-	for (i = 0; i < ngrants; i++) {
-		if (strcmp(grants[i].id, "*") != 0 &&
-		    strcmp(grants[i].id, id) != 0)
-			continue;
-		if (CRYPTO_memcmp(md, grants[i].digest, sizeof md) == 0)
-			ok = 1;
-	}
-	compat_explicit_bzero(md, sizeof md);
-	return (ok);
 }
 
 /*
@@ -313,13 +187,20 @@ handshake_close_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-handshake_event_cb(__unused struct bufferevent *bev, short what, void *arg)
+handshake_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct handshake	*hs = arg;
+	char			*err;
 
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		log_debug("%s: %s: closed during handshake", __func__,
-		    hs->addr);
+		if ((what & BEV_EVENT_ERROR) &&
+		    (err = tls_bev_error(bev)) != NULL) {
+			log_warnx("%s: TLS with %s failed: %s", __func__,
+			    hs->addr, err);
+			free(err);
+		} else
+			log_debug("%s: %s: closed during handshake", __func__,
+			    hs->addr);
 		handshake_free(hs);
 	}
 }
@@ -391,6 +272,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 {
 	struct http_upgrade	 u;
 	struct http_answer	 a;
+	struct worker_auth	 wa;
 	char			*esc;
 
 	if (handshake_page(hs, m))
@@ -405,12 +287,14 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 		handshake_answer(hs, &a);
 		return;
 	}
-	if (!server_check_token(u.id, u.token)) {
+	if (auth_admit(hs->bev, &u, &wa, &a) != 0) {
 		server_stats.auth_failures++;
-		log_warnx("%s: %s: worker %s refused: %s token", __func__,
-		    hs->addr, u.id, u.token == NULL ? "no" : "wrong");
-		handshake_respond(hs, 401, "Unauthorized",
-		    "WWW-Authenticate: Bearer\r\n", "bad or missing token\n");
+		log_warnx("%s: %s: worker %s refused: %d %s", __func__,
+		    hs->addr, u.id, a.status, a.status == 401 ? (u.token ==
+		    NULL ? "no token" : "wrong token") : a.status == 409 ?
+		    "id in use, no proof of being that worker" :
+		    "certificate names another id");
+		handshake_answer(hs, &a);
 		return;
 	}
 	u.mask = u.mask || serve_opts.ws_mask;
@@ -420,7 +304,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
 	server_worker_accept(hs->bev, hs->addr, u.id,
-	    WS_ROLE_SERVER | (u.mask ? 0 : WS_NO_MASK));
+	    WS_ROLE_SERVER | (u.mask ? 0 : WS_NO_MASK), &wa);
 	hs->bev = NULL;
 	handshake_free(hs);
 }
@@ -549,11 +433,13 @@ server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
 	if (sig == SIGHUP) {
 		if (serve_opts.token_file == NULL)
 			return;
-		if (server_load_tokens(serve_opts.token_file, &cause) != 0) {
+		if (auth_load_grants(serve_opts.token_file, &cause) != 0) {
 			log_warnx("SIGHUP: %s (keeping the old grants)", cause);
 			free(cause);
-		} else
-			log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
+			return;
+		}
+		log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
+		server_worker_recheck_grants();
 		return;
 	}
 	log_info("%s: signal %d, stopping", __func__, (int)sig);
@@ -628,7 +514,7 @@ server_main(void)
 
 	server_stats.errors = json_object();
 	if (serve_opts.token_file != NULL) {
-		if (server_load_tokens(serve_opts.token_file, &cause) != 0) {
+		if (auth_load_grants(serve_opts.token_file, &cause) != 0) {
 			fprintf(stderr, "sandd serve: %s\n", cause);
 			free(cause);
 			return (1);
@@ -648,6 +534,7 @@ server_main(void)
 		free(cause);
 		return (1);
 	}
+	auth_init(serve_opts.state_dir);
 	control_cmd_init();
 	if (control_listen(serve_opts.control, serve_opts.control_mode,
 	    &cause) != 0) {
@@ -674,7 +561,7 @@ server_main(void)
 	event_free(ev_sighup);
 	if (server_tls != NULL)
 		SSL_CTX_free(server_tls);
-	free(grants);
+	auth_free();
 	json_decref(server_stats.errors);
 	event_base_free(ev_base);
 	log_info("stopped");

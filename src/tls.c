@@ -1,7 +1,10 @@
 /*
  * tls.c: SSL_CTX set-up for both ends and OpenSSL error draining.
  */
+#include <stdlib.h>
 #include <string.h>
+
+#include <event2/bufferevent_ssl.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -27,6 +30,41 @@ tls_error_string(void)
 		}
 	}
 	return (out != NULL ? out : xstrdup("unknown TLS error"));
+}
+
+/*
+ * Why TLS failed on bev, as one line; caller frees. libevent keeps the
+ * OpenSSL errors of a bufferevent with the bufferevent (the thread's
+ * queue is empty by then), and a refused certificate is told by the
+ * verify result, which names the reason (expired, unknown CA, ...).
+ * NULL when TLS has nothing to say (a plain socket error).
+ */
+char *
+tls_bev_error(struct bufferevent *bev)
+{
+	char		 buf[256], *out = NULL, *tmp;
+	unsigned long	 e;
+	SSL		*ssl = bufferevent_openssl_get_ssl(bev);
+	long		 v;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		ERR_error_string_n(e, buf, sizeof buf);
+		if (out == NULL)
+			out = xstrdup(buf);
+		else {
+			xasprintf(&tmp, "%s; %s", out, buf);
+			free(out);
+			out = tmp;
+		}
+	}
+	if (ssl != NULL && (v = SSL_get_verify_result(ssl)) != X509_V_OK) {
+		xasprintf(&tmp, "certificate verify failed: %s%s%s",
+		    X509_verify_cert_error_string(v), out != NULL ? "; " : "",
+		    out != NULL ? out : "");
+		free(out);
+		out = tmp;
+	}
+	return (out);
 }
 
 static struct ssl_ctx_st *

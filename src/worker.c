@@ -33,6 +33,7 @@ static struct {
 
 static char		 boot[33];
 static char		*token;
+static char		*secret;	/* given by the controller */
 static SSL_CTX		*worker_tls;
 static struct evdns_base *dns;
 
@@ -65,6 +66,7 @@ struct child {
 static TAILQ_HEAD(, child) children = TAILQ_HEAD_INITIALIZER(children);
 
 static void	 worker_dial(void);
+static void	 worker_load_secret(void);
 static void	 worker_schedule(void);
 
 /* Move the link to state s, logging old -> new. */
@@ -214,6 +216,24 @@ link_rpc(__unused enum wire_type type, __unused uint32_t ch, json_t *msg)
 	worker_reply_error(msg, "unknown_op", 0, "unknown op '%s'", op);
 }
 
+/*
+ * Keep the secret the controller gave this id (in memory, and in the
+ * state folder so that a restarted worker process proves it is us).
+ */
+static void
+worker_keep_secret(const char *s)
+{
+	if (s == NULL || strlen(s) != 64 || (secret != NULL &&
+	    strcmp(s, secret) == 0))
+		return;
+	if (secret != NULL) {
+		compat_explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	secret = xstrdup(s);
+	state_write("secret", secret, strlen(secret));
+}
+
 /* welcome: registered; every channel starts again from its acks. */
 static void
 link_welcome(__unused enum wire_type type, __unused uint32_t ch,
@@ -224,6 +244,7 @@ link_welcome(__unused enum wire_type type, __unused uint32_t ch,
 	worker_set_state(LINK_WELCOMED);
 	if (json_is_integer(v = json_object_get(msg, "resume_window")))
 		link_window = (int)json_integer_value(v);
+	worker_keep_secret(json_string_value(json_object_get(msg, "secret")));
 	log_info("link: registered as %s%s", worker_opts.id,
 	    json_is_true(json_object_get(msg, "resumed")) ? " (resumed)" : "");
 	job_link_up(msg);
@@ -410,6 +431,12 @@ dial_read_cb(struct bufferevent *bev, __unused void *arg)
 	if (m.status == 401)
 		log_warnx("link: %s:%s refused our token (401); check "
 		    "--token-file", url.host, url.port);
+	if (m.status == 409)
+		log_warnx("link: %s:%s: id %s is in use by a worker we cannot "
+		    "prove to be (409)", url.host, url.port, worker_opts.id);
+	if (m.status == 403)
+		log_warnx("link: %s:%s refused our certificate for id %s "
+		    "(403)", url.host, url.port, worker_opts.id);
 	if (m.status == 503 && (ra = http_msg_get(&m, "Retry-After")) != NULL)
 		retry_after = atof(ra);
 	r = http_upgrade_accepted(&m, ws_key, &mask, &cause);
@@ -460,13 +487,16 @@ dial_event_cb(struct bufferevent *bev, short what, __unused void *arg)
 		u.key = ws_key;
 		u.id = worker_opts.id;
 		u.token = token;
+		if (secret == NULL)	/* another process of ours may have it */
+			worker_load_secret();
+		u.secret = secret;
 		u.mask = worker_opts.ws_mask;
 		http_upgrade_request(bufferevent_get_output(bev), &u);
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-		if (bufferevent_get_openssl_error(bev) != 0) {
-			err = tls_error_string();
+		if ((what & BEV_EVENT_ERROR) &&
+		    (err = tls_bev_error(bev)) != NULL) {
 			log_warnx("link: TLS with %s:%s failed: %s", url.host,
 			    url.port, err);
 			free(err);
@@ -651,6 +681,23 @@ worker_load_token(char **cause)
 	return (0);
 }
 
+/* The secret kept by an earlier process of this worker, if any. */
+static void
+worker_load_secret(void)
+{
+	char	*s = state_read("secret");
+	size_t	 n;
+
+	if (s == NULL)
+		return;
+	n = strcspn(s, " \t\r\n");
+	s[n] = '\0';
+	if (n == 64)
+		secret = xstrdup(s);
+	compat_explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 /* Run the worker until SIGTERM or SIGINT. */
 int
 worker_main(void)
@@ -684,6 +731,8 @@ worker_main(void)
 		    NULL);
 		evsignal_add(sig_ev[i], NULL);
 	}
+	state_init();
+	worker_load_secret();
 	job_init();
 	hash_init();
 	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
@@ -707,6 +756,10 @@ worker_main(void)
 	if (token != NULL) {
 		compat_explicit_bzero(token, strlen(token));
 		free(token);
+	}
+	if (secret != NULL) {
+		compat_explicit_bzero(secret, strlen(secret));
+		free(secret);
 	}
 	log_info("stopped");
 	return (exit_status);

@@ -432,19 +432,17 @@ static void
 ws_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ws_conn	*ws = arg;
-	char		 why[256];
-	unsigned long	 e;
+	char		 why[256], *err;
+	int		 e = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof why, "connection closed by peer");
 	else if (what & BEV_EVENT_ERROR) {
-		if ((e = bufferevent_get_openssl_error(bev)) != 0) {
-			char *err = tls_error_string();
+		if ((err = tls_bev_error(bev)) != NULL) {
 			snprintf(why, sizeof why, "TLS: %s", err);
 			free(err);
 		} else
-			snprintf(why, sizeof why, "%s",
-			    strerror(EVUTIL_SOCKET_ERROR()));
+			snprintf(why, sizeof why, "%s", strerror(e));
 	} else
 		return;
 	ws_conn_closed(ws, why);

@@ -686,7 +686,8 @@ class Cluster:
                       "--tls-key", self.certs["server_key"]]
             wextra += ["--ca", self.certs["ca"]]
             if self.tls == "mutual":
-                extra += ["--tls-client-ca", self.certs["ca"]]
+                # One client certificate for the whole fleet.
+                extra += ["--tls-client-ca", self.certs["ca"], "--tls-any-id"]
                 wextra += ["--tls-cert", self.certs["client"],
                            "--tls-key", self.certs["client_key"]]
         if self.token:
@@ -717,8 +718,9 @@ class Cluster:
 
     def _serve_argv(self):
         return [SANDD, "serve", "--listen", "127.0.0.1:%d" % self.port,
-                "--control", self.control, "-v"] + self._serve_extra + \
-            self.serve_args
+                "--control", self.control, "--state-dir",
+                os.path.join(self.tmp, "serve-state"), "-v"] + \
+            self._serve_extra + self.serve_args
 
     def _start_serve(self, new_port=False):
         attempts = 5 if new_port else 1
@@ -791,7 +793,7 @@ class Cluster:
 
     def worker_argv(self, name, labels=None, args=(), url=None):
         argv = [SANDD, "worker", "--server-url", url or self.url, "--id",
-                name, "-v"]
+                name, "--state-dir", os.path.join(self.tmp, "state"), "-v"]
         for k, v in (labels or {}).items():
             argv += ["--label", "%s=%s" % (k, v)]
         return argv + self._worker_extra + self.worker_args + list(args)

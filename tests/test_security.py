@@ -1,0 +1,326 @@
+"""Attacks on a worker's identity (sandd-control(7), Worker identity): a
+hostile peer on the worker port tries to take a live worker's id, to use
+a certificate or a token meant for another worker, or to claim labels it
+was not granted. Each test attacks the way the finding of issue 11 says
+and checks that the real worker and its work are untouched."""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import harness as h
+
+
+# ------------------------------------------------------------ helpers
+
+def upgrade(port, wid, headers=None, tls_ctx=None, timeout=10):
+    """Send a worker's upgrade request for wid; return (status, sock,
+    rest) with the socket left open after a 101."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=h.T(timeout))
+    if tls_ctx is not None:
+        s = tls_ctx.wrap_socket(s, server_hostname="127.0.0.1")
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+           "Sandd-Worker-Id: %s\r\n" % (port, key, wid))
+    for k, v in (headers or {}).items():
+        req += "%s: %s\r\n" % (k, v)
+    s.sendall((req + "\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0
+    if status != 101:
+        s.close()
+        return status, None, rest
+    return status, s, rest
+
+
+def ws_text(s, obj):
+    """One masked text frame holding obj as JSON."""
+    payload = json.dumps(obj).encode()
+    n = len(payload)
+    head = bytes([0x81])
+    if n < 126:
+        head += bytes([0x80 | n])
+    else:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    s.sendall(head + mask + body)
+
+
+def hello(wid, boot=None, labels=None):
+    return {"t": "hello", "proto": 1, "id": wid, "boot": boot or
+            os.urandom(16).hex(), "labels": labels or {}, "channels": [],
+            "hostname": "impostor", "os": "Linux", "arch": "x86_64",
+            "version": "0"}
+
+
+def worker_info(ctl, wid):
+    for w in h.ok(ctl.call({"op": "workers", "all": True}))["workers"]:
+        if w["id"] == wid:
+            return w
+    return None
+
+
+def boot_of(c, wid):
+    """The worker process's pid as the worker itself reports it."""
+    r = h.ok(c.connect().call({"op": "exec", "worker": wid,
+                               "cmd": "echo $PPID"}))
+    return int(r["stdout"])
+
+
+def secret_of(c, wid):
+    """The secret worker wid keeps in its state folder (once written)."""
+    path = os.path.join(c.tmp, "state", wid, "secret")
+    h.wait_for(lambda: os.path.exists(path), what="%s's secret" % wid)
+    with open(path) as f:
+        return f.read().strip()
+
+
+def write_grants(c, lines):
+    path = os.path.join(c.tmp, "server-tokens")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def token_file(c, name, token):
+    path = os.path.join(c.tmp, "token-" + name)
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+# ------------------------------------------------------------ takeover
+
+def _assert_takeover_refused(c, headers=None):
+    """An impostor with a new boot cannot take live w1: HTTP 409 at the
+    upgrade, and the real worker, its running command and its id stay."""
+    ctl = c.connect()
+    ctl.send({"op": "exec", "id": "long", "worker": "w1",
+              "cmd": "sleep 2; echo still-mine", "stream": True})
+    ev, _ = ctl.recv_until(lambda m: m.get("event") == "started")
+    pid = c.workers["w1"].pid
+    status, sock, _ = upgrade(c.port, "w1", headers)
+    assert status == 409, status
+    assert c.workers["w1"].poll() is None, "the real worker stopped"
+    assert worker_info(c.connect(), "w1")["connected"], "w1 dropped"
+    _, final = ctl.collect("long", timeout=30)
+    h.ok(final)
+    assert boot_of(c, "w1") == pid
+    assert "controller" not in c.log("worker-w1") or \
+        "replaced" not in c.log("worker-w1")
+
+
+def test_takeover_of_a_live_worker_without_a_token_file_is_refused():
+    with h.Cluster() as c:
+        _assert_takeover_refused(c)
+
+
+def test_takeover_with_a_star_grant_is_refused():
+    with h.Cluster(token=True) as c:
+        _assert_takeover_refused(
+            c, {"Authorization": "Bearer %s" % c.token_value})
+
+
+def test_takeover_inside_the_resume_window_is_refused():
+    """While w1 is away (inside its resume window) its id stays its own."""
+    with h.Cluster(serve_args=["--resume-window", "60"]) as c:
+        c.stop_worker("w1", sig=signal.SIGKILL)
+        h.wait_for(lambda: not worker_info(c.connect(), "w1")["connected"],
+                   what="w1 away")
+        status, _, _ = upgrade(c.port, "w1")
+        assert status == 409, status
+
+
+def test_a_wrong_secret_is_refused_and_a_secret_for_another_id_too():
+    with h.Cluster(workers={"w1": {}, "w2": {}}) as c:
+        status, _, _ = upgrade(c.port, "w1",
+                               {"Sandd-Worker-Secret": "0" * 64})
+        assert status == 409, status
+        w2_secret = secret_of(c, "w2")
+        status, _, _ = upgrade(c.port, "w1",
+                               {"Sandd-Worker-Secret": w2_secret})
+        assert status == 409, status
+
+
+def test_impostor_hello_after_a_free_upgrade_cannot_replace():
+    """Upgrade while the id is free, then say hello once the real worker
+    has registered: the hello is refused, the worker stays."""
+    with h.Cluster(workers={}) as c:
+        status, sock, _ = upgrade(c.port, "w1")
+        assert status == 101
+        c.start_worker("w1")
+        pid = c.workers["w1"].pid
+        ws_text(sock, hello("w1"))
+        time.sleep(0.5)
+        sock.close()
+        assert c.workers["w1"].poll() is None
+        assert boot_of(c, "w1") == pid
+
+
+def test_restarted_worker_takes_its_id_back_at_once_with_its_secret():
+    """kill -9 and start again (as systemd does): the new process proves
+    itself with the secret kept in its state folder and takes the id at
+    once, inside the resume window; the old process's work is lost."""
+    with h.Cluster(serve_args=["--resume-window", "120"]) as c:
+        old = c.workers["w1"].pid
+        assert len(secret_of(c, "w1")) == 64
+        st = os.stat(os.path.join(c.tmp, "state", "w1", "secret"))
+        assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+        c.stop_worker("w1", sig=signal.SIGKILL)
+        c.start_worker("w1")
+        assert boot_of(c, "w1") != old
+
+
+def test_secret_verifies_after_a_controller_restart():
+    with h.Cluster(serve_args=["--resume-window", "120"]) as c:
+        c.restart_server()
+        c.wait_worker("w1")
+        # The worker's new process proves itself to the new controller
+        # with the secret the old controller gave it.
+        c.stop_worker("w1", sig=signal.SIGKILL)
+        c.start_worker("w1")
+        h.ok(c.connect().call({"op": "exec", "worker": "w1",
+                               "cmd": "true"}))
+        status, _, _ = upgrade(c.port, "w1")
+        assert status == 409, status
+
+
+def test_an_id_grant_takes_the_id_and_a_star_grant_does_not_take_it():
+    with h.Cluster(workers={}) as c:
+        grants = write_grants(c, ["w1 own-token", "* fleet-token"])
+        c.stop_server()
+        c.serve_args = ["--token-file", grants]
+        c._start_serve()
+        c.start_worker("w1", args=["--token-file",
+                                   token_file(c, "w1", "own-token")])
+        # The fleet token is not good for an id with a grant of its own,
+        # even when the id is free.
+        c.stop_worker("w1")
+        h.wait_for(lambda: not worker_info(c.connect(), "w1")
+                   ["connected"], what="w1 away")
+        status, _, _ = upgrade(c.port, "w1", {
+            "Authorization": "Bearer fleet-token"})
+        assert status in (401, 409), status
+        status, _, _ = upgrade(c.port, "w9", {
+            "Authorization": "Bearer fleet-token"})
+        assert status == 101, status
+
+
+# ------------------------------------------------------------ certificates
+
+def test_a_certificate_for_another_id_is_refused():
+    with h.Cluster(workers={}, tls=True) as c:
+        certs = h.gen_certs(os.path.join(c.tmp, "ids"),
+                            names=("w1", "web-2"))
+        c.stop_server()
+        c.serve_args = ["--tls-client-ca", certs["ca"]]
+        c._start_serve()
+        argv = c.worker_argv("w1", args=["--tls-cert", certs["web-2"],
+                                         "--tls-key", certs["web-2_key"]])
+        argv[argv.index("--ca") + 1] = c.certs["ca"]
+        c.start_worker("w1", argv=argv, wait=False)
+        h.wait_for(lambda: "403" in c.log("worker-w1"), timeout=15,
+                   what="the worker to be refused with 403")
+        assert worker_info(c.connect(), "w1") is None
+        argv = c.worker_argv("w1", args=["--tls-cert", certs["w1"],
+                                         "--tls-key", certs["w1_key"]])
+        c.stop_worker("w1")
+        c.start_worker("w1", argv=argv)
+
+
+def test_tls_verify_failures_are_logged_with_the_reason():
+    with h.Cluster(workers={}, tls=True) as c:
+        other = h.gen_certs(os.path.join(c.tmp, "other"), names=())
+        argv = c.worker_argv("w1")
+        argv[argv.index("--ca") + 1] = other["ca"]
+        c.start_worker("w1", argv=argv, wait=False)
+        h.wait_for(lambda: "certificate verify failed" in
+                   c.log("worker-w1"), timeout=15, what="the reason")
+        assert "unknown TLS error" not in c.log("worker-w1")
+        assert "unable to get local issuer certificate" in \
+            c.log("worker-w1") or "self-signed" in c.log("worker-w1") \
+            or "self signed" in c.log("worker-w1"), c.log("worker-w1")
+
+
+# ------------------------------------------------------------ grants
+
+def test_labels_outside_the_grant_are_refused():
+    with h.Cluster(workers={}) as c:
+        grants = write_grants(c, ["web-1 tok-1 role=web zone=*"])
+        c.stop_server()
+        c.serve_args = ["--token-file", grants]
+        c._start_serve()
+        tf = token_file(c, "web-1", "tok-1")
+        c.start_worker("web-1", labels={"role": "db"},
+                       args=["--token-file", tf], wait=False)
+        h.wait_for(lambda: "not granted" in c.log("serve"), timeout=15,
+                   what="the refusal")
+        assert worker_info(c.connect(), "web-1") is None
+        c.stop_worker("web-1")
+        c.start_worker("web-1", labels={"role": "web", "zone": "eu-1"},
+                       args=["--token-file", tf])
+        r = h.ok(c.connect().call({"op": "exec", "labels": {"role": "db"},
+                                   "cmd": "true"}))
+        assert r["results"] == [], r
+
+
+def test_sighup_that_removes_a_grant_ends_the_link():
+    with h.Cluster(workers={}) as c:
+        grants = write_grants(c, ["w1 tok-1", "w2 tok-2"])
+        c.stop_server()
+        c.serve_args = ["--token-file", grants]
+        c._start_serve()
+        c.start_worker("w1", args=["--token-file",
+                                   token_file(c, "w1", "tok-1")])
+        c.start_worker("w2", args=["--token-file",
+                                   token_file(c, "w2", "tok-2")])
+        write_grants(c, ["w2 tok-2"])
+        c.serve.send_signal(signal.SIGHUP)
+        h.wait_for(lambda: not worker_info(c.connect(), "w1")["connected"],
+                   timeout=15, what="w1's link to end")
+        assert worker_info(c.connect(), "w2")["connected"]
+
+
+def test_a_hash_inside_a_token_is_part_of_it():
+    with h.Cluster(workers={}) as c:
+        grants = write_grants(c, ["w1 abc#def   # a comment",
+                                  "# a comment line"])
+        c.stop_server()
+        c.serve_args = ["--token-file", grants]
+        c._start_serve()
+        status, _, _ = upgrade(c.port, "w1",
+                               {"Authorization": "Bearer abc"})
+        assert status == 401, status
+        status, _, _ = upgrade(c.port, "w1",
+                               {"Authorization": "Bearer abc#def"})
+        assert status == 101, status
+
+
+def test_a_world_readable_token_file_with_tokens_is_warned_about():
+    with h.Cluster(workers={}) as c:
+        grants = write_grants(c, ["w1 plain-token"])
+        os.chmod(grants, 0o644)
+        c.stop_server()
+        c.serve_args = ["--token-file", grants]
+        c._start_serve()
+        assert "other users may read it" in c.log("serve")
+
+
+h.run_main(globals())
