@@ -192,6 +192,41 @@ list_fetch(json_t *req, const char *key, int json, json_t **list)
 	return (NULL);
 }
 
+/*
+ * The state of worker object w as the controller names it: connected,
+ * disconnected (inside its resume window) or gone (past it). From the
+ * connected flag when the controller gives no state.
+ */
+static const char *
+worker_state_text(json_t *w)
+{
+	const char	*state = json_string_value(json_object_get(w, "state"));
+
+	if (state != NULL && *state != '\0')
+		return (state);
+	return (json_is_true(json_object_get(w, "connected")) ? "connected" :
+	    "disconnected");
+}
+
+/* "os/arch" of worker object w, "-" for a part it lacks; caller frees. */
+static char *
+os_arch_text(json_t *w)
+{
+	const char	*os = json_string_value(json_object_get(w, "os"));
+	const char	*arch = json_string_value(json_object_get(w, "arch"));
+	char		*s;
+
+	if (os == NULL || *os == '\0')
+		os = NULL;
+	if (arch == NULL || *arch == '\0')
+		arch = NULL;
+	if (os == NULL && arch == NULL)
+		return (xstrdup("-"));
+	xasprintf(&s, "%s/%s", os != NULL ? os : "-", arch != NULL ? arch :
+	    "-");
+	return (s);
+}
+
 /* `sandd workers`: the table (or JSON) of workers. */
 int
 client_workers(int argc, char **argv)
@@ -214,12 +249,9 @@ client_workers(int argc, char **argv)
 	t = table_create(titles, right, 9);
 	json_array_foreach(list, i, w) {
 		lt = labels_text(json_object_get(w, "labels"));
-		xasprintf(&osarch, "%s/%s",
-		    json_string_value(json_object_get(w, "os")) ?: "?",
-		    json_string_value(json_object_get(w, "arch")) ?: "?");
+		osarch = os_arch_text(w);
 		row[0] = json_string_value(json_object_get(w, "id"));
-		row[1] = json_is_true(json_object_get(w, "connected")) ?
-		    "connected" : "away";
+		row[1] = worker_state_text(w);
 		row[2] = lt;
 		row[3] = json_string_value(json_object_get(w, "hostname"));
 		row[4] = osarch;

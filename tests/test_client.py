@@ -2,6 +2,7 @@
 their exit statuses (ssh-like for exec), and `sandd shell` driven through
 a real PTY."""
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -9,6 +10,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -185,6 +187,71 @@ def test_workers_table_and_json():
         r = c.run(["workers", "--json"])
         ws = json.loads(r.stdout)
         assert [w["id"] for w in ws] == ["w1"], ws
+
+
+def _table(r):
+    """The rows of a table printed by a listing, split on blanks."""
+    assert r.returncode == 0, r
+    return [l.split() for l in r.stdout.decode().splitlines()]
+
+
+def _bare_worker(c, wid):
+    """A raw WebSocket link that says hello as wid with no host name, os
+    or arch (as a worker of another make might); close it when done."""
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=h.T(10))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+               "Sandd-Worker-Id: %s\r\n\r\n" % (c.port, key, wid)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    body = json.dumps({"t": "hello", "proto": 1, "id": wid,
+                       "boot": "cd" * 16, "labels": {},
+                       "channels": []}).encode()
+    mask = os.urandom(4)
+    hdr = bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(body)) \
+        if len(body) > 125 else bytes([0x81, 0x80 | len(body)])
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in
+                                 enumerate(body)))
+    c.wait_worker(wid)
+    return s
+
+
+def test_workers_shows_the_state_the_controller_gives():
+    with h.Cluster(workers={"w1": {}, "w2": {}}) as c:
+        c.stop_worker("w2", signal.SIGKILL)
+        h.wait_for(lambda: [w["state"] for w in json.loads(
+            c.run(["workers", "-a", "--json"]).stdout)
+            if w["id"] == "w2"] == ["disconnected"], what="w2 away")
+        rows = {r[0]: r[1] for r in _table(c.run(["workers", "-a"]))}
+        assert rows["w1"] == "connected", rows
+        assert rows["w2"] == "disconnected", rows
+
+
+def test_workers_all_shows_gone_workers_as_gone():
+    with h.Cluster(serve_args=["--resume-window", "1"]) as c:
+        c.stop_worker("w1", signal.SIGKILL)
+        h.wait_for(lambda: [w["state"] for w in json.loads(
+            c.run(["workers", "-a", "--json"]).stdout)] == ["gone"],
+            what="w1 gone")
+        rows = _table(c.run(["workers", "-a"]))
+        assert rows[1][:2] == ["w1", "gone"], rows
+
+
+def test_workers_without_os_and_arch_shows_a_dash():
+    with h.Cluster(workers={}) as c:
+        s = _bare_worker(c, "bare")
+        try:
+            rows = _table(c.run(["workers"]))
+            col = rows[0].index("OS/ARCH")
+            assert rows[1][0] == "bare" and rows[1][col] == "-", rows
+        finally:
+            s.close()
 
 
 def test_wait_succeeds_and_times_out():
