@@ -176,9 +176,12 @@ cp_remote_mtime(struct conn *c, const char *worker, const char *path,
 		n = client_msg_bytes(r, "stderr", b);
 		while (n > 0 && evbuffer_pullup(b, -1)[n - 1] == '\n')
 			n--;
-		client_die(1, "%s on %s: cannot keep the modification time: "
+		client_warnx("%s on %s: cannot keep the modification time: "
 		    "%.*s", path, worker, (int)n,
 		    (const char *)evbuffer_pullup(b, -1));
+		evbuffer_free(b);
+		json_decref(r);
+		client_exit(1);
 	}
 	json_decref(r);
 }
@@ -222,11 +225,14 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 	cp_digest(md, hex);
 	r = client_conn_reply(c, id);
 	if (!json_is_true(json_object_get(r, "ok")))
-		client_die(1, "%s", client_reply_message(r));
+		client_die_reply(1, r);
 	got = json_string_value(json_object_get(r, "sha256"));
-	if (got == NULL || strcmp(hex, got) != 0)
-		client_die(1, "%s on %s: SHA-256 differs (sent %s, got %s)",
+	if (got == NULL || strcmp(hex, got) != 0) {
+		client_warnx("%s on %s: SHA-256 differs (sent %s, got %s)",
 		    path, worker, hex, got != NULL ? got : "none");
+		json_decref(r);
+		client_exit(1);
+	}
 	json_decref(r);
 	if (mtime != 0)
 		cp_remote_mtime(c, worker, path, mtime);
@@ -322,7 +328,9 @@ cp_get(struct conn *c, const char *worker, const char *path,
 	if (!json_is_true(json_object_get(r, "ok"))) {
 		if (tmp != NULL)
 			unlink(tmp);
-		client_die(1, "%s", client_reply_message(r));
+		free(tmp);
+		EVP_MD_CTX_free(md);
+		client_die_reply(1, r);
 	}
 	progress_add(&pg, 0, 1);
 	cp_digest(md, hex);
@@ -330,8 +338,11 @@ cp_get(struct conn *c, const char *worker, const char *path,
 	if (got == NULL || strcmp(hex, got) != 0) {
 		if (tmp != NULL)
 			unlink(tmp);
-		client_die(1, "%s on %s: SHA-256 differs (received %s, "
+		free(tmp);
+		client_warnx("%s on %s: SHA-256 differs (received %s, "
 		    "sent %s)", path, worker, hex, got != NULL ? got : "none");
+		json_decref(r);
+		client_exit(1);
 	}
 	if (tmp != NULL) {
 		cp_get_install(fd, tmp, local, r, keep, mtime);
@@ -395,7 +406,7 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	json_t			*m;
 	char			*target, *targv[6];
 	pid_t			 pid;
-	int			 made = 0, status;
+	int			 made = 0, status, rstatus;
 
 	target = cp_target(dst, src, cp_local_is_dir(dst));
 	if (mkdir(target, 0777) == 0)
@@ -420,17 +431,23 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	if (!json_is_true(json_object_get(m, "ok"))) {
 		if (made)
 			rmdir(target);
-		client_die(1, "%s", client_reply_message(m));
+		free(target);
+		client_die_reply(1, m);
 	}
-	if (client_exec_status(m) != 0) {
+	rstatus = client_exec_status(m);
+	json_decref(m);
+	if (rstatus != 0) {
 		if (made)
 			rmdir(target);
+		free(target);
 		client_die(1, "%s:%s: tar on the worker failed (status %d)",
-		    worker, src, client_exec_status(m));
+		    worker, src, rstatus);
 	}
-	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN))
-		client_die(1, "%s: the local tar failed", target);
-	json_decref(m);
+	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN)) {
+		client_warnx("%s: the local tar failed", target);
+		free(target);
+		client_exit(1);
+	}
 	free(target);
 }
 
@@ -446,7 +463,7 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 	json_t			*m, *st;
 	char			*target, *targv[7];
 	pid_t			 pid;
-	int			 status;
+	int			 status, rstatus;
 
 	st = cp_remote_stat(c, worker, dst);
 	target = cp_target(dst, src, cp_is_dir(st));
@@ -468,14 +485,22 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 	    &io);
 	close(io.in_fd);
 	status = cp_tar_wait(pid);
-	if (!json_is_true(json_object_get(m, "ok")))
-		client_die(1, "%s", client_reply_message(m));
-	if (status != 0)
-		client_die(1, "%s: the local tar failed", src);
-	if (client_exec_status(m) != 0)
-		client_die(1, "%s:%s: tar on the worker failed (status %d)",
-		    worker, target, client_exec_status(m));
+	if (!json_is_true(json_object_get(m, "ok"))) {
+		free(target);
+		client_die_reply(1, m);
+	}
+	rstatus = client_exec_status(m);
 	json_decref(m);
+	if (status != 0) {
+		free(target);
+		client_die(1, "%s: the local tar failed", src);
+	}
+	if (rstatus != 0) {
+		client_warnx("%s:%s: tar on the worker failed (status %d)",
+		    worker, target, rstatus);
+		free(target);
+		client_exit(1);
+	}
 	free(target);
 }
 
@@ -561,15 +586,15 @@ cp_from_worker(struct conn *c, const char *worker, const char *spath,
 
 	st = cp_remote_stat(c, worker, spath);
 	if (!json_is_true(json_object_get(st, "ok")))
-		client_die(1, "%s", client_reply_message(st));
+		client_die_reply(1, st);
 	if (cp_is_dir(st)) {
+		json_decref(st);
 		if (!rec)
 			client_die(1, "%s:%s is a folder (use -r)", worker,
 			    spath);
 		if (strcmp(dpath, "-") == 0)
 			client_die(1, "a folder cannot go to stdout");
 		cp_tree_get(c, worker, spath, dpath);
-		json_decref(st);
 		return;
 	}
 	target = cp_target(dpath, spath, strcmp(dpath, "-") != 0 &&

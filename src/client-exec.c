@@ -33,12 +33,12 @@ client_exec_status(json_t *r)
 	return (255);
 }
 
-/* The status and message for an error reply of an exec or session. */
+/* Exit with the status and message of error reply r (freed). */
 __dead void
 client_exec_error(json_t *r)
 {
-	client_die(strcmp(client_reply_code(r), "exec_failed") == 0 ? 127 :
-	    255, "%s", client_reply_message(r));
+	client_die_reply(strcmp(client_reply_code(r), "exec_failed") == 0 ?
+	    127 : 255, r);
 }
 
 /* Is fd the null device (nothing to forward)? */
@@ -141,9 +141,9 @@ exec_broadcast(struct conn *c, json_t *req)
 	}
 	if (!json_is_true(json_object_get(m, "ok")))
 		client_exec_error(m);
+	json_decref(m);
 	if (n == 0)
 		client_die(1, "no connected worker matches the labels");
-	json_decref(m);
 	return (status);
 }
 

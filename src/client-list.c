@@ -183,8 +183,10 @@ list_fetch(json_t *req, const char *key, int json, json_t **list)
 
 	r = client_conn_call(client_conn_open(), req, 0);
 	*list = json_object_get(r, key);
-	if (!json_is_array(*list))
+	if (!json_is_array(*list)) {
+		json_decref(r);
 		client_die(255, "bad reply from the server: no %s array", key);
+	}
 	if (!json)
 		return (r);
 	print_json(*list);

@@ -31,6 +31,13 @@ client_tty_restore(void)
 	}
 }
 
+/* Is the local terminal in raw mode (lines need "\r\n")? */
+int
+client_tty_is_raw(void)
+{
+	return (tio_saved);
+}
+
 /* Make the local terminal raw, if stdin is one. */
 static void
 tty_raw(void)
@@ -196,7 +203,7 @@ terminal_message(struct conn *c, const char *session, json_t *m)
 		json_decref(client_conn_call(c, json_pack("{s:s, s:s}", "op",
 		    "session.close", "session", session), 1));
 	} else if (ev == NULL && json_is_false(json_object_get(m, "ok")))
-		client_die(255, "%s", client_reply_message(m));
+		client_die_reply(255, m);
 	json_decref(m);
 	return (status);
 }
@@ -288,8 +295,10 @@ client_shell(int argc, char **argv)
 	r = client_conn_call(c, req, 1);
 	if (!json_is_true(json_object_get(r, "ok")))
 		client_exec_error(r);
-	if (!json_is_string(json_object_get(r, "session")))
+	if (!json_is_string(json_object_get(r, "session"))) {
+		json_decref(r);
 		client_die(255, "bad reply from the server: no session");
+	}
 	session = xstrdup(json_string_value(json_object_get(r, "session")));
 	json_decref(r);
 	status = terminal_loop(c, session);

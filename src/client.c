@@ -39,6 +39,10 @@ static const char	*client_socket;		/* -S */
 static struct conn	*client_conn;		/* the open connection */
 static int		 next_id = 1;
 
+static void		 conn_free(struct conn *);
+static void		 client_vwarnx(const char *, va_list)
+			     __attribute__((format(printf, 1, 0)));
+
 volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
@@ -48,6 +52,40 @@ const struct option	 client_longopts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
+/* Print "sandd CMD: message" on one line of stderr. */
+static void
+client_vwarnx(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "sandd %s: ", client_cmd);
+	vfprintf(stderr, fmt, ap);
+	/* A raw terminal does not go back to the margin by itself. */
+	fputs(client_tty_is_raw() ? "\r\n" : "\n", stderr);
+	fflush(stderr);
+}
+
+/* Print "sandd CMD: message" on one line of stderr. */
+void
+client_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	client_vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Exit with status, leaving nothing behind: the terminal as it was and
+ * the connection freed, so that a sanitizer build finds no leak.
+ */
+__dead void
+client_exit(int status)
+{
+	client_tty_restore();
+	conn_free(client_conn);
+	exit(status);
+}
+
 /* Print "sandd CMD: message" on one line and exit with status. */
 __dead void
 client_die(int status, const char *fmt, ...)
@@ -55,12 +93,20 @@ client_die(int status, const char *fmt, ...)
 	va_list	ap;
 
 	client_tty_restore();
-	fprintf(stderr, "sandd %s: ", client_cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	client_vwarnx(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
+	client_exit(status);
+}
+
+/* Print the message of error reply r as client_die does, free r, exit. */
+__dead void
+client_die_reply(int status, json_t *r)
+{
+	client_tty_restore();
+	client_warnx("%s", client_reply_message(r));
+	json_decref(r);
+	client_exit(status);
 }
 
 /* Print the usage line of the subcommand and exit 2. */
@@ -575,8 +621,8 @@ client_conn_call(struct conn *c, json_t *req, int allow_error)
 	json_decref(req);
 	m = client_conn_reply(c, id);
 	if (!allow_error && !json_is_true(json_object_get(m, "ok")))
-		client_die(strcmp(client_reply_code(m), "timeout") == 0 ? 1 :
-		    255, "%s", client_reply_message(m));
+		client_die_reply(strcmp(client_reply_code(m), "timeout") == 0 ?
+		    1 : 255, m);
 	return (m);
 }
 

@@ -24,8 +24,12 @@ struct conn;
 extern volatile sig_atomic_t client_got_signal;
 extern volatile sig_atomic_t client_got_winch;
 extern const struct option client_longopts[];
+void		 client_warnx(const char *, ...)
+		     __attribute__((format(printf, 1, 2)));
+__dead void	 client_exit(int);
 __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
+__dead void	 client_die_reply(int, json_t *);
 __dead void	 client_usage_error(void);
 void		 client_option(int, char **);
 void		 client_option_kv(json_t *, int, const char *);
@@ -73,5 +77,6 @@ __dead void	 client_exec_error(json_t *);
 
 /* client-shell.c */
 void		 client_tty_restore(void);
+int		 client_tty_is_raw(void);
 
 #endif

@@ -571,6 +571,54 @@ def test_shell_program_killed_by_a_signal_exits_128_plus_it():
         assert r.returncode == 128 + 9, r
 
 
+# ------------------------------------------------ exits under ASan
+
+ASAN_CLIENT = os.path.join(h.REPO, "sandd-asan")
+
+
+def _run_asan(c, args, **kw):
+    """Run a client subcommand with the ASan build, leaks detected."""
+    if not os.access(ASAN_CLIENT, os.X_OK):
+        raise h.Skip("no ./sandd-asan (make asan)")
+    env = dict(os.environ, SANDD_CONTROL=c.control,
+               ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               LSAN_OPTIONS="exitcode=23")
+    kw.setdefault("timeout", h.T(60))
+    return subprocess.run([ASAN_CLIENT] + args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, **kw)
+
+
+def test_client_errors_exit_without_leaks_under_asan():
+    with h.Cluster() as c:
+        cases = [
+            (["wait", "-t", "0.2", "nobody"], 1),
+            (["attach", "no-such-session"], 255),
+            (["exec", "w9", "--", "true"], 255),
+            (["exec", "w1", "--", "no-such-program-xyz"], 127),
+            (["exec", "-l", "role=nobody", "--", "true"], 1),
+            (["exec", "-e", "bad", "w1", "--", "true"], 2),
+            (["exec", "-t", "x", "w1", "--", "true"], 2),
+            (["exec", "--bogus", "w1", "--", "true"], 2),
+            (["exec", "w1"], 2),
+            (["shell", "w9"], 255),
+            (["cp", "w1:/nonexistent/file", os.path.join(c.tmp, "x")], 1),
+            (["cp", "/nonexistent/file", "w1:" + c.tmp + "/y"], 1),
+            (["cp", "w9:/etc/hostname", os.path.join(c.tmp, "z")], 1),
+            (["cp", "a", "b"], 2),
+            (["wait", "-l", "a=b", "x"], 2),
+            (["workers", "-l", "nokv"], 2),
+            (["sessions", "extra"], 2),
+        ]
+        bad = []
+        for args, status in cases:
+            r = _run_asan(c, args, stdin=subprocess.DEVNULL)
+            if b"Sanitizer" in r.stderr or r.returncode != status:
+                bad.append("%s: status %d\n%s" % (
+                    " ".join(args), r.returncode,
+                    r.stderr.decode(errors="replace")[-1500:]))
+        assert not bad, "\n".join(bad)
+
+
 # ------------------------------------------- the worker without "worker"
 
 def test_worker_options_without_subcommand_run_a_worker():
