@@ -248,33 +248,75 @@ cp_umask(void)
 	return (mask);
 }
 
-/* A temporary file beside local, for cp_get; its path in *tmp. */
-static int
-cp_get_tmp(const char *local, char **tmp)
-{
-	char	*copy = xstrdup(local);
-	int	 fd;
+/*
+ * The temporary file of the download in progress, if any: whatever ends
+ * the client before it is renamed into place (an error, the server
+ * closing, a signal) removes it.
+ */
+static char	*cp_tmp;
 
-	xasprintf(tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
+/* Remove the unfinished download (atexit). */
+static void
+cp_tmp_remove(void)
+{
+	if (cp_tmp == NULL)
+		return;
+	unlink(cp_tmp);
+	free(cp_tmp);
+	cp_tmp = NULL;
+}
+
+/* INT, TERM, HUP: remove the unfinished download, then die of sig. */
+static void
+cp_tmp_signal_cb(int sig)
+{
+	if (cp_tmp != NULL)
+		unlink(cp_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* A temporary file beside local for cp_get, in cp_tmp; returns it open. */
+static int
+cp_tmp_create(const char *local)
+{
+	static int		 registered;
+	struct sigaction	 sa;
+	char			*copy = xstrdup(local), *tmp;
+	int			 fd;
+
+	xasprintf(&tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
 	free(copy);
-	if ((fd = mkstemp(*tmp)) == -1)
+	if (!registered) {
+		atexit(cp_tmp_remove);
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = cp_tmp_signal_cb;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		registered = 1;
+	}
+	if ((fd = mkstemp(tmp)) == -1) {
+		free(tmp);
 		client_die(1, "%s: %s", local, strerror(errno));
+	}
+	cp_tmp = tmp;
 	return (fd);
 }
 
 /*
- * Give the downloaded tmp (open as fd) the mode the worker sent, and
- * with keep all of it and mtime, then rename it to local.
+ * Give the download in cp_tmp (open as fd) mode, through the umask
+ * unless keep, and with keep its set-id bits and mtime, then rename it
+ * to local.
  */
 static void
-cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
-    int keep, time_t mtime)
+cp_tmp_install(int fd, const char *local, mode_t mode, int keep,
+    time_t mtime)
 {
 	struct timespec	ts[2];
-	mode_t		mode;
 
 	/* Like cp: the bits go through the umask unless -p. */
-	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
 	mode = keep ? mode & 07777 : mode & 0777 & ~cp_umask();
 	if (fchmod(fd, mode) != 0)
 		client_die(1, "%s: %s", local, strerror(errno));
@@ -283,10 +325,10 @@ cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		futimens(fd, ts);
 	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, local) != 0) {
-		unlink(tmp);
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(cp_tmp, local) != 0)
 		client_die(1, "%s: %s", local, strerror(errno));
-	}
+	free(cp_tmp);
+	cp_tmp = NULL;
 }
 
 /*
@@ -300,24 +342,25 @@ cp_get(struct conn *c, const char *worker, const char *path,
 {
 	json_t			*req, *r;
 	struct progress		 pg;
-	EVP_MD_CTX		*md = cp_md();
-	char			 hex[65], *tmp = NULL;
+	EVP_MD_CTX		*md;
+	char			 hex[65];
 	const char		*got;
-	int			 id, fd;
+	mode_t			 mode;
+	int			 id, fd, same;
 
 	if (strcmp(local, "-") == 0)
 		fd = STDOUT_FILENO;
 	else
-		fd = cp_get_tmp(local, &tmp);
+		fd = cp_tmp_create(local);
 	req = json_pack("{s:s, s:s, s:s, s:b}", "op", "get", "worker",
 	    worker, "path", path, "raw", 1);
 	id = client_conn_send(c, req);
 	json_decref(req);
 	progress_init(&pg, size);
+	md = cp_md();
 	for (;;) {
 		if ((r = client_conn_recv_id(c, id)) == NULL) {
-			if (tmp != NULL)
-				unlink(tmp);
+			EVP_MD_CTX_free(md);
 			client_die(255, "the server closed the connection");
 		}
 		if (json_object_get(r, "event") == NULL)
@@ -325,30 +368,20 @@ cp_get(struct conn *c, const char *worker, const char *path,
 		progress_add(&pg, client_conn_payload(c, r, fd, md), 0);
 		json_decref(r);
 	}
-	if (!json_is_true(json_object_get(r, "ok"))) {
-		if (tmp != NULL)
-			unlink(tmp);
-		free(tmp);
-		EVP_MD_CTX_free(md);
-		client_die_reply(1, r);
-	}
-	progress_add(&pg, 0, 1);
 	cp_digest(md, hex);
+	if (!json_is_true(json_object_get(r, "ok")))
+		client_die_reply(1, r);
+	progress_add(&pg, 0, 1);
 	got = json_string_value(json_object_get(r, "sha256"));
-	if (got == NULL || strcmp(hex, got) != 0) {
-		if (tmp != NULL)
-			unlink(tmp);
-		free(tmp);
+	if (!(same = got != NULL && strcmp(hex, got) == 0))
 		client_warnx("%s on %s: SHA-256 differs (received %s, "
 		    "sent %s)", path, worker, hex, got != NULL ? got : "none");
-		json_decref(r);
-		client_exit(1);
-	}
-	if (tmp != NULL) {
-		cp_get_install(fd, tmp, local, r, keep, mtime);
-		free(tmp);
-	}
+	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
 	json_decref(r);
+	if (!same)
+		client_exit(1);
+	if (fd != STDOUT_FILENO)
+		cp_tmp_install(fd, local, mode, keep, mtime);
 }
 
 /*

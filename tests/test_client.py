@@ -410,6 +410,115 @@ def test_cp_missing_remote_file_fails_without_debris():
         assert not [n for n in os.listdir(c.tmp) if n.startswith(".sandd")]
 
 
+class _FakeGet:
+    """A control socket that answers cp's stat and then its get with the
+    first half of a raw payload; then it closes (or, with stall, waits).
+    For what a real controller does only when it dies at that moment."""
+
+    def __init__(self, folder, size=1 << 20, stall=False):
+        import threading
+        self.path = os.path.join(folder, "fake.sock")
+        self.size = size
+        self.stall = stall
+        self.sent_half = threading.Event()
+        self.done = threading.Event()
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(self.path)
+        self.lsock.listen(4)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.lsock.accept()
+        f = conn.makefile("rb")
+        try:
+            for line in f:
+                req = json.loads(line)
+                rid = req.get("id")
+                if req["op"] == "stat":
+                    rep = {"id": rid, "ok": True, "type": "file",
+                           "size": self.size, "mode": 0o644, "mtime": 1}
+                    conn.sendall(json.dumps(rep).encode() + b"\n")
+                elif req["op"] == "get":
+                    ev = {"id": rid, "event": "data", "bytes": self.size}
+                    conn.sendall(json.dumps(ev).encode() + b"\n" +
+                                 b"x" * (self.size // 2))
+                    self.sent_half.set()
+                    if self.stall:
+                        self.done.wait(h.T(30))
+                    break
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self):
+        self.done.set()
+        self.lsock.close()
+
+
+def _cp_debris(folder):
+    return [n for n in os.listdir(folder) if n.startswith(".sandd-cp")]
+
+
+def test_cp_get_leaves_no_temporary_file_when_the_server_closes_mid_file():
+    with h.Cluster(workers={}) as c:
+        d = os.path.join(c.tmp, "dst")
+        os.mkdir(d)
+        fake = _FakeGet(c.tmp)
+        try:
+            r = c.run(["cp", "w1:/some/file", os.path.join(d, "f")],
+                      env={"SANDD_CONTROL": fake.path})
+        finally:
+            fake.close()
+        assert r.returncode == 255 and b"closed" in r.stderr, r
+        assert os.listdir(d) == [], os.listdir(d)
+
+
+def test_cp_get_leaves_no_temporary_file_when_killed_mid_file():
+    with h.Cluster(workers={}) as c:
+        d = os.path.join(c.tmp, "dst")
+        os.mkdir(d)
+        fake = _FakeGet(c.tmp, stall=True)
+        env = dict(os.environ, SANDD_CONTROL=fake.path)
+        p = subprocess.Popen([h.SANDD, "cp", "w1:/some/file",
+                              os.path.join(d, "f")], env=env,
+                             stdin=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            assert fake.sent_half.wait(h.T(10))
+            h.wait_for(lambda: os.path.getsize(os.path.join(
+                d, _cp_debris(d)[0])) > 0, what="half a file written")
+            p.terminate()
+            p.wait(h.T(10))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            fake.close()
+        assert p.returncode == -signal.SIGTERM, p.returncode
+        assert os.listdir(d) == [], os.listdir(d)
+
+
+def test_cp_get_leaves_no_temporary_file_when_a_local_write_fails():
+    import resource
+
+    def small_files():
+        # Writes past 1 MiB fail with EFBIG instead of killing us.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    with h.Cluster() as c:
+        src = os.path.join(c.tmp, "big")
+        with open(src, "wb") as f:
+            f.write(os.urandom(3 << 20))
+        d = os.path.join(c.tmp, "dst")
+        os.mkdir(d)
+        env = dict(os.environ, SANDD_CONTROL=c.control)
+        r = subprocess.run([h.SANDD, "cp", "w1:" + src, d], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           preexec_fn=small_files, timeout=h.T(30))
+        assert r.returncode != 0 and b"large" in r.stderr, r
+        assert os.listdir(d) == [], os.listdir(d)
+
+
 def test_cp_r_copies_tree_with_symlinks_modes_and_empty_folders():
     with h.Cluster() as c:
         src = os.path.join(c.tmp, "tree")
