@@ -646,7 +646,7 @@ client_cp(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "preserve", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
+		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn	*c;

@@ -300,10 +300,18 @@ struct exec_opts {
 static int
 exec_options(int argc, char **argv, struct exec_opts *o)
 {
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'C' },
+		{ "label", required_argument, NULL, 'l' },
+		CLIENT_LONGOPTS_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
 	int	ch;
 
-	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", client_longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", longopts, NULL))
+	    != -1) {
 		switch (ch) {
 		case 't':
 			o->timeout = client_option_secs(optarg);

@@ -136,7 +136,8 @@ list_options(int argc, char **argv, json_t *labels,
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "worker", required_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "label", required_argument, NULL, 'l' },
+		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
@@ -276,6 +277,13 @@ client_workers(int argc, char **argv)
 int
 client_wait(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "count", required_argument, NULL, 'n' },
+		CLIENT_LONGOPTS_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
 	struct conn	*c;
 	json_t		*labels = json_object(), *req;
 	double		 timeout = 30;
@@ -283,8 +291,8 @@ client_wait(int argc, char **argv)
 	char		*end;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", client_longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", longopts, NULL))
+	    != -1) {
 		switch (ch) {
 		case 't':
 			timeout = client_option_secs(optarg);

@@ -313,7 +313,7 @@ client_attach(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "since", required_argument, NULL, 's' },
 		{ "readonly", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
+		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn	*c;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,6 +36,8 @@ struct conn {
 
 static const char	*client_cmd = "client";	/* the subcommand's name */
 static const char	*client_usage = "";	/* and its usage line */
+static const char	*client_summary = "";	/* what it does */
+static const char	*client_options = "";	/* its options explained */
 static const char	*client_socket;		/* -S */
 static struct conn	*client_conn;		/* the open connection */
 static int		 next_id = 1;
@@ -46,9 +49,9 @@ static void		 client_vwarnx(const char *, va_list)
 volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
-/* The long options of a subcommand that has only --help. */
+/* The long options of a subcommand that has only -S and --help. */
 const struct option	 client_longopts[] = {
-	{ "help", no_argument, NULL, 'h' },
+	CLIENT_LONGOPTS_COMMON,
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -118,9 +121,22 @@ client_usage_error(void)
 }
 
 /*
+ * `sandd NAME --help`: the usage line, what the subcommand does and its
+ * options explained, on stdout; exit 0.
+ */
+static __dead void
+client_help(void)
+{
+	printf("usage: sandd %s %s\n\n%c%s.\n\nOptions:\n%s", client_cmd,
+	    client_usage, toupper((unsigned char)client_summary[0]),
+	    client_summary + 1, client_options);
+	client_exit(0);
+}
+
+/*
  * The options every subcommand has, for the default case of its getopt
- * switch: -S socket, -h or --help (the usage on stdout, exit 0); any
- * other is unknown or lacks its argument (one line, exit 2).
+ * switch: -S socket, -h or --help; any other is unknown or lacks its
+ * argument (one line, exit 2).
  */
 void
 client_option(int ch, char **argv)
@@ -132,8 +148,7 @@ client_option(int ch, char **argv)
 		client_socket = optarg;
 		return;
 	case 'h':
-		printf("usage: sandd %s %s\n", client_cmd, client_usage);
-		exit(0);
+		client_help();
 	}
 	fprintf(stderr, "sandd %s: bad option '%s' (see sandd %s --help)\n",
 	    client_cmd, opt, client_cmd);
@@ -627,17 +642,19 @@ client_conn_call(struct conn *c, json_t *req, int allow_error)
 }
 
 /*
- * Run a client subcommand: fn with argv[0] the name, usage its usage
- * line. Returns the exit status.
+ * Run a client subcommand: fn with argv[0] the name; usage, summary and
+ * options are for --help (sandd.c's table). Returns the exit status.
  */
 int
-client_main(const char *name, const char *usage, int (*fn)(int, char **),
-    int argc, char **argv)
+client_main(const char *name, const char *usage, const char *summary,
+    const char *options, int (*fn)(int, char **), int argc, char **argv)
 {
 	int	status, fd;
 
 	client_cmd = name;
 	client_usage = usage;
+	client_summary = summary;
+	client_options = options;
 	/* A closed 0, 1 or 2 must not become the socket. */
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
 		continue;

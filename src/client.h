@@ -20,6 +20,11 @@
 
 struct conn;
 
+/* The long options of client_option, in every subcommand's table. */
+#define CLIENT_LONGOPTS_COMMON				\
+	{ "socket", required_argument, NULL, 'S' },	\
+	{ "help", no_argument, NULL, 'h' }
+
 /* client.c */
 extern volatile sig_atomic_t client_got_signal;
 extern volatile sig_atomic_t client_got_winch;

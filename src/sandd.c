@@ -4,6 +4,7 @@
  * to server.c and worker.c; every other subcommand is a client of the
  * control socket and runs under client_main (client.c).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -26,7 +27,9 @@ static __dead void bad_option(const char *, const char *, ...)
 
 /*
  * The subcommands, as tmux's cmd_entry: the name, what runs it, the
- * usage line for --help and usage errors, a summary for `sandd --help`.
+ * usage line for --help and usage errors, a summary for `sandd --help`
+ * (also the description line of `sandd NAME --help`) and the options
+ * explained, one after another, as `sandd NAME --help` prints them.
  * The client ones run under client_main (client.c).
  */
 struct sandd_cmd {
@@ -34,9 +37,19 @@ struct sandd_cmd {
 	int		(*fn)(int, char **);
 	const char	*usage;
 	const char	*help;
+	const char	*options;
 #define SANDD_CMD_CLIENT	0x1
 	int		 flags;
 };
+
+/* The options every client subcommand has, at the end of its list. */
+#define CLIENT_OPTIONS_COMMON						\
+	"  -S, --socket PATH\n"						\
+	"      The controller's control socket. Default: $SANDD_CONTROL,\n" \
+	"      else /run/sandd/control.sock for root and\n"		\
+	"      /tmp/sandd-UID/control.sock for other users.\n"		\
+	"  -h, --help\n"						\
+	"      Print this help and exit.\n"
 
 static const struct sandd_cmd sandd_cmds[] = {
 	{ "serve", sandd_serve,
@@ -45,46 +58,190 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "\t[--resume-window SECS] [--ping-interval SECS]"
 	  " [--ping-timeout SECS]\n"
 	  "\t[--max-line BYTES] [--max-output BYTES]"
-	  " [--max-handshakes N] [--ws-mask] [--syslog] [-v]",
-	  "run the controller", 0 },
+	  " [--max-handshakes N]\n"
+	  "\t[--ws-mask] [--syslog] [-v]",
+	  "run the controller",
+	  "  --listen HOST:PORT\n"
+	  "      Where workers connect (path /ws); also answers GET /health\n"
+	  "      and /metrics. Required.\n"
+	  "  --control PATH\n"
+	  "      The control socket for clients. Default: /run/sandd/\n"
+	  "      control.sock for root, /tmp/sandd-UID/control.sock else.\n"
+	  "  --control-mode OCTAL\n"
+	  "      Permission bits of the control socket. Default: 0660.\n"
+	  "  --token-file FILE\n"
+	  "      Grants (ID TOKEN or ID sha256:HEX a line) workers must\n"
+	  "      match. Default: any worker is accepted.\n"
+	  "  --tls-cert FILE, --tls-key FILE\n"
+	  "      Serve the listener over TLS with this certificate chain\n"
+	  "      and key (PEM). Default: plain ws://.\n"
+	  "  --tls-client-ca FILE\n"
+	  "      With TLS, require worker certificates signed by a CA in\n"
+	  "      FILE. Default: no client certificate asked for.\n"
+	  "  --resume-window SECS\n"
+	  "      How long requests wait for a worker whose link dropped\n"
+	  "      before they fail with worker_lost. Default: 30.\n"
+	  "  --ping-interval SECS\n"
+	  "      Ping each worker this often. Default: 10.\n"
+	  "  --ping-timeout SECS\n"
+	  "      A link silent this long is dead. Default: 30.\n"
+	  "  --max-line BYTES\n"
+	  "      Longest control request line (1M to 1G). Default: 4M.\n"
+	  "  --max-output BYTES\n"
+	  "      Output kept per stream of a buffered exec. Default: 16M.\n"
+	  "  --max-handshakes N\n"
+	  "      Connections in their handshake at once; more get 503.\n"
+	  "      Default: 256.\n"
+	  "  --ws-mask\n"
+	  "      Refuse workers' offers to send unmasked frames.\n"
+	  "  --syslog\n"
+	  "      Log to syslog instead of stderr.\n"
+	  "  -v, --verbose\n"
+	  "      Log more (twice: debugging).\n"
+	  "  -h, --help\n"
+	  "      Print this help and exit.\n",
+	  0 },
 	{ "worker", sandd_worker,
-	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]... [--labels K=V,K=V]\n"
-	  "\t[--token-file F] [--ca F] [--tls-cert F --tls-key F]"
-	  " [--root DIR]\n"
+	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]...\n"
+	  "\t[--labels K=V,K=V] [--token-file F] [--ca F]\n"
+	  "\t[--tls-cert F --tls-key F] [--root DIR]\n"
 	  "\t[--allow PATTERN]... [--window BYTES] [--ring-size BYTES]\n"
 	  "\t[--session-linger SECS] [--ping-interval SECS]"
-	  " [--ping-timeout SECS] [--ws-mask] [--syslog] [-v]\n"
+	  " [--ping-timeout SECS]\n"
+	  "\t[--ws-mask] [--syslog] [-v]\n"
 	  "environment: SERVER_URL, DAEMON_ID, SANDD_TOKEN",
-	  "run a worker that dials the controller", 0 },
+	  "run a worker that dials the controller",
+	  "  -s, --server-url URL\n"
+	  "      The controller, ws://HOST:PORT/ws or wss://...\n"
+	  "      Default: $SERVER_URL.\n"
+	  "  -d, --daemon-id ID, --id ID\n"
+	  "      This worker's id (1 to 64 of A-Za-z0-9._-).\n"
+	  "      Default: $DAEMON_ID, else the host name.\n"
+	  "  -l, --label K=V\n"
+	  "      A label to be selected by; repeatable. Default: none.\n"
+	  "  --labels K=V,K=V\n"
+	  "      Several labels at once.\n"
+	  "  --token-file FILE\n"
+	  "      The token to present. Default: $SANDD_TOKEN, else none.\n"
+	  "  --ca FILE\n"
+	  "      Verify the controller against these CAs (PEM).\n"
+	  "      Default: the system's.\n"
+	  "  --tls-cert FILE, --tls-key FILE\n"
+	  "      A client certificate and key (PEM) to present.\n"
+	  "  --root DIR\n"
+	  "      Confine file operations to DIR. Default: anywhere.\n"
+	  "  --allow PATTERN\n"
+	  "      Run only commands that match; repeatable.\n"
+	  "      Default: every command.\n"
+	  "  --window BYTES\n"
+	  "      Output in flight per stream (64K to 64M). Default: 1M.\n"
+	  "  --ring-size BYTES\n"
+	  "      Recent output each session keeps (at least 1M).\n"
+	  "      Default: 1M.\n"
+	  "  --session-linger SECS\n"
+	  "      How long an exited session stays readable. Default: 600.\n"
+	  "  --ping-interval SECS\n"
+	  "      Ping the controller this often. Default: 10.\n"
+	  "  --ping-timeout SECS\n"
+	  "      A link silent this long is dead. Default: 30.\n"
+	  "  --ws-mask\n"
+	  "      Mask every frame sent, as RFC 6455 requires.\n"
+	  "  --syslog\n"
+	  "      Log to syslog instead of stderr.\n"
+	  "  -v, --verbose\n"
+	  "      Log more (twice: debugging).\n"
+	  "  -h, --help\n"
+	  "      Print this help and exit.\n",
+	  0 },
 	{ "exec", client_exec,
-	  "[-S socket] [-t secs] [-e K=V]... [-C dir] [-l K=V]... worker -- "
-	  "command ...",
-	  "run a command on a worker", SANDD_CMD_CLIENT },
+	  "[options] worker [--] command [arg ...]\n"
+	  "       sandd exec [options] -l K=V [-l K=V]... -- command [arg ...]",
+	  "run a command on a worker (or on every worker with the labels)",
+	  "  -t, --timeout SECS\n"
+	  "      Stop the command after SECS: SIGTERM, SIGKILL two seconds\n"
+	  "      later; exit 124. Default: no limit.\n"
+	  "  -e, --env K=V\n"
+	  "      Set an environment variable for the command; repeatable.\n"
+	  "  -C, --cwd DIR\n"
+	  "      Run the command in DIR. Default: the worker's working\n"
+	  "      folder.\n"
+	  "  -l, --label K=V\n"
+	  "      Run on every connected worker with this label (all of\n"
+	  "      them when repeated) instead of on one; repeatable.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "shell", client_shell,
-	  "[-S socket] worker [-- command ...]",
-	  "open an interactive session on a worker", SANDD_CMD_CLIENT },
+	  "[options] worker [-- command [arg ...]]",
+	  "open an interactive session on a worker",
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "attach", client_attach,
-	  "[-S socket] [-r] [--since offset] session",
-	  "attach to a running session", SANDD_CMD_CLIENT },
+	  "[options] session",
+	  "attach to a running session",
+	  "  -r, --readonly\n"
+	  "      Watch only: send no keys and no window sizes.\n"
+	  "  --since OFFSET\n"
+	  "      Replay the output from this byte offset on.\n"
+	  "      Default: all the output the session still keeps.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "sessions", client_sessions,
-	  "[-S socket] [-w worker] [--json]",
-	  "list sessions", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "list sessions",
+	  "  -w, --worker ID\n"
+	  "      Only the sessions of this worker. Default: every worker.\n"
+	  "  --json\n"
+	  "      Print the list as JSON instead of a table.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "cp", client_cp,
-	  "[-S socket] [-rp] src dst  (WORKER:PATH on one side, - for "
-	  "stdin/stdout)",
-	  "copy files to and from workers", SANDD_CMD_CLIENT },
+	  "[options] source destination\n"
+	  "  (WORKER:PATH on one side; - for stdin or stdout)",
+	  "copy files to and from workers",
+	  "  -r, --recursive\n"
+	  "      Copy a folder and everything in it (tar on both sides).\n"
+	  "  -p, --preserve\n"
+	  "      Keep the modification time and the set-id and sticky\n"
+	  "      bits. Default: the permission bits only, through the\n"
+	  "      umask on the local side.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
-	  "[-S socket] [-l K=V]... [-a] [--json]",
-	  "list workers", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "list workers",
+	  "  -l, --label K=V\n"
+	  "      Only workers with this label; repeatable.\n"
+	  "  -a, --all\n"
+	  "      Also the workers gone past the resume window.\n"
+	  "  --json\n"
+	  "      Print the list as JSON instead of a table.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "wait", client_wait,
-	  "[-S socket] [-t secs] worker | [-t secs] -l K=V... [-n count]",
-	  "wait for a worker to connect", SANDD_CMD_CLIENT },
+	  "[options] worker\n"
+	  "       sandd wait [options] -l K=V [-l K=V]... [-n count]",
+	  "wait for a worker to connect",
+	  "  -t, --timeout SECS\n"
+	  "      Give up after SECS and exit 1. Default: 30.\n"
+	  "  -l, --label K=V\n"
+	  "      Wait for workers with this label instead of one by\n"
+	  "      name; repeatable.\n"
+	  "  -n, --count N\n"
+	  "      With -l, how many must be connected. Default: 1.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "stats", client_stats,
-	  "[-S socket] [--json]",
-	  "print the controller's counters", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "print the controller's counters",
+	  "  --json\n"
+	  "      Print the counters as JSON instead of NAME VALUE lines.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "ctl", client_ctl,
-	  "[-S socket]  (JSON lines on stdin)",
-	  "send JSON requests from stdin, print replies", SANDD_CMD_CLIENT },
+	  "[options]  (JSON request lines on stdin)",
+	  "send JSON requests from stdin, print replies",
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 };
 
 /* The entry of subcommand name, or NULL. */
@@ -100,11 +257,15 @@ sandd_cmd_find(const char *name)
 	return (NULL);
 }
 
-/* `sandd NAME --help`: the usage of a subcommand on stdout, exit 0. */
+/* `sandd NAME --help` of serve and worker (clients: client_help). */
 static __dead void
 sandd_cmd_help(const char *name)
 {
-	printf("usage: sandd %s %s\n", name, sandd_cmd_find(name)->usage);
+	const struct sandd_cmd	*cmd = sandd_cmd_find(name);
+
+	printf("usage: sandd %s %s\n\n%c%s.\n\nOptions:\n%s", name,
+	    cmd->usage, toupper((unsigned char)cmd->help[0]), cmd->help + 1,
+	    cmd->options);
 	exit(0);
 }
 
@@ -499,8 +660,8 @@ main(int argc, char **argv)
 		return (2);
 	}
 	if (cmd->flags & SANDD_CMD_CLIENT)
-		return (client_main(cmd->name, cmd->usage, cmd->fn, argc,
-		    argv));
+		return (client_main(cmd->name, cmd->usage, cmd->help,
+		    cmd->options, cmd->fn, argc, argv));
 	compat_tune_malloc();
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

@@ -590,8 +590,8 @@ __dead void spawn_child_exec(struct spawn_req *, const char *, int);
 __dead void spawn_pty_child(struct spawn_req *, const char *, int);
 
 /* client.c */
-int	 client_main(const char *, const char *, int (*)(int, char **), int,
-	     char **);
+int	 client_main(const char *, const char *, const char *, const char *,
+	     int (*)(int, char **), int, char **);
 
 /* client-exec.c */
 int	 client_exec(int, char **);

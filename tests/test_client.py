@@ -680,6 +680,93 @@ def test_shell_program_killed_by_a_signal_exits_128_plus_it():
         assert r.returncode == 128 + 9, r
 
 
+# ------------------------------------------------------------- --help
+
+# Every option of every client subcommand: (short or None, long, a value
+# the option takes or None). The contract that --help, sandd.8 and the
+# bash completion follow.
+_COMMON = [("-S", "--socket", "/nonexistent"), ("-h", "--help", None)]
+CLI_OPTIONS = {
+    "exec": [("-t", "--timeout", "1"), ("-e", "--env", "A=B"),
+             ("-C", "--cwd", "/"), ("-l", "--label", "a=b")] + _COMMON,
+    "shell": [] + _COMMON,
+    "attach": [("-r", "--readonly", None), (None, "--since", "0")] +
+    _COMMON,
+    "sessions": [("-w", "--worker", "w1"), (None, "--json", None)] + _COMMON,
+    "cp": [("-r", "--recursive", None), ("-p", "--preserve", None)] +
+    _COMMON,
+    "workers": [("-l", "--label", "a=b"), ("-a", "--all", None),
+                (None, "--json", None)] + _COMMON,
+    "wait": [("-t", "--timeout", "1"), ("-l", "--label", "a=b"),
+             ("-n", "--count", "1")] + _COMMON,
+    "stats": [(None, "--json", None)] + _COMMON,
+    "ctl": [] + _COMMON,
+}
+
+
+def _help_options(text):
+    """Option lines of a --help text: {option word: description}."""
+    lines = text.splitlines()
+    i = lines.index("Options:")
+    opts, cur = {}, None
+    for line in lines[i + 1:]:
+        if line.startswith("  -"):
+            cur = [w.rstrip(",") for w in line.split() if w.startswith("-")]
+            for w in cur:
+                opts[w] = ""
+        elif line.startswith("      ") and cur:
+            for w in cur:
+                opts[w] += line.strip() + " "
+    return opts
+
+
+def test_every_subcommand_help_explains_each_option():
+    for cmd, options in CLI_OPTIONS.items():
+        r = h.run_sandd([cmd, "--help"])
+        assert r.returncode == 0 and r.stderr == b"", (cmd, r)
+        text = r.stdout.decode()
+        assert h.run_sandd([cmd, "-h"]).stdout.decode() == text, cmd
+        lines = text.splitlines()
+        assert lines[0].startswith("usage: sandd %s " % cmd), text
+        desc = [l for l in lines[1:lines.index("Options:")]
+                if l and not l.startswith(" ")]
+        assert len(desc) == 1 and desc[0].endswith("."), (cmd, text)
+        for l in lines:
+            assert len(l.expandtabs()) <= 80, (cmd, l)
+        got = _help_options(text)
+        for short, long, _ in options:
+            for o in (short, long):
+                if o is not None:
+                    assert len(got.get(o, "").split()) >= 3, (cmd, o, text)
+        known = {o for t in options for o in t[:2] if o}
+        assert set(got) <= known, (cmd, set(got) - known)
+
+
+def test_every_documented_option_is_accepted():
+    # An option the parser did not take would fail before --help.
+    for cmd, options in CLI_OPTIONS.items():
+        for short, long, value in options:
+            for o in (short, long):
+                if o is None or o in ("-h", "--help"):
+                    continue
+                args = [cmd, o] + ([value] if value else []) + ["--help"]
+                r = h.run_sandd(args)
+                assert r.returncode == 0 and r.stdout.startswith(
+                    b"usage:"), (args, r)
+
+
+def test_the_man_page_names_every_client_option():
+    with open(os.path.join(h.REPO, "man", "sandd.8")) as f:
+        man = f.read()
+    sec = man[man.index(".Sh CLIENT COMMANDS"):man.index(".Sh AUTHENT")]
+    for cmd, options in CLI_OPTIONS.items():
+        for short, long, _ in options:
+            if long in ("--help",):
+                continue
+            assert "Fl " + long[1:].replace("-", "\\-") in sec, \
+                (cmd, long)
+
+
 # ------------------------------------------------ exits under ASan
 
 ASAN_CLIENT = os.path.join(h.REPO, "sandd-asan")
