@@ -646,13 +646,14 @@ client_cp(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "preserve", no_argument, NULL, 'p' },
+		{ "no-wait", no_argument, NULL, 'N' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn	*c;
 	const char	*spath, *dpath;
 	char		*sw, *dw;
-	int		 ch, rec = 0, keep = 0;
+	int		 ch, rec = 0, keep = 0, no_wait = 0;
 
 	while ((ch = getopt_long(argc, argv, "S:rph", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -662,6 +663,9 @@ client_cp(int argc, char **argv)
 		case 'p':
 			keep = 1;
 			break;
+		case 'N':
+			no_wait = 1;
+			break;
 		default:
 			client_option(ch, argv);
 		}
@@ -670,12 +674,19 @@ client_cp(int argc, char **argv)
 		client_usage_error();
 	sw = cp_split(argv[optind], &spath);
 	dw = cp_split(argv[optind + 1], &dpath);
-	if ((sw == NULL) == (dw == NULL))
+	if ((sw == NULL) == (dw == NULL)) {
+		free(sw);
+		free(dw);
 		client_die(2, "exactly one of source and destination must be "
 		    "WORKER:PATH");
-	if (*spath == '\0' || *dpath == '\0')
+	}
+	if (*spath == '\0' || *dpath == '\0') {
+		free(sw);
+		free(dw);
 		client_die(2, "empty path");
+	}
 	c = client_conn_open();
+	client_conn_watch(c, dw != NULL ? dw : sw, no_wait);
 	if (dw != NULL)
 		cp_to_worker(c, spath, dw, dpath, rec, keep);
 	else

@@ -293,6 +293,7 @@ struct exec_opts {
 	json_t		*labels;
 	const char	*cwd;
 	double		 timeout;
+	int		 no_wait;	/* not for a disconnected worker */
 	int		 dashdash;	/* "--" ended the options */
 };
 
@@ -305,6 +306,7 @@ exec_options(int argc, char **argv, struct exec_opts *o)
 		{ "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, 'C' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "no-wait", no_argument, NULL, 'N' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -324,6 +326,9 @@ exec_options(int argc, char **argv, struct exec_opts *o)
 			break;
 		case 'l':
 			client_option_kv(o->labels, ch, optarg);
+			break;
+		case 'N':
+			o->no_wait = 1;
 			break;
 		default:
 			client_option(ch, argv);
@@ -397,6 +402,8 @@ client_exec(int argc, char **argv)
 	c = client_conn_open();
 	if (json_object_get(req, "labels") != NULL)
 		return (exec_broadcast(c, req));
+	client_conn_watch(c, json_string_value(json_object_get(req, "worker")),
+	    o.no_wait);
 
 	/* A terminal or /dev/null: nothing to forward, stdin ends at once. */
 	io.in_fd = STDIN_FILENO;

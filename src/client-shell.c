@@ -254,20 +254,51 @@ terminal_loop(struct conn *c, const char *session)
 	}
 }
 
+/*
+ * The worker of session, from the session list; NULL if it is not
+ * listed. Caller frees.
+ */
+static char *
+session_worker(struct conn *c, const char *session)
+{
+	json_t		*r, *s;
+	const char	*w = NULL;
+	char		*worker;
+	size_t		 i;
+
+	r = client_conn_call(c, json_pack("{s:s}", "op", "session.list"), 1);
+	json_array_foreach(json_object_get(r, "sessions"), i, s) {
+		if (strcmp(json_string_value(json_object_get(s, "session")) ?:
+		    "", session) == 0)
+			w = json_string_value(json_object_get(s, "worker"));
+	}
+	worker = w != NULL ? xstrdup(w) : NULL;
+	json_decref(r);
+	return (worker);
+}
+
 /* `sandd shell`: a new session on a worker, attached to the terminal. */
 int
 client_shell(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "no-wait", no_argument, NULL, 'N' },
+		CLIENT_LONGOPTS_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
 	struct conn	*c;
 	struct winsize	 ws;
 	json_t		*req, *r, *cmd;
 	const char	*term = getenv("TERM");
 	char		*session;
-	int		 ch, i, status;
+	int		 ch, i, status, no_wait = 0;
 
-	while ((ch = getopt_long(argc, argv, "+S:h", client_longopts, NULL))
-	    != -1)
-		client_option(ch, argv);
+	while ((ch = getopt_long(argc, argv, "+S:h", longopts, NULL)) != -1) {
+		if (ch == 'N')
+			no_wait = 1;
+		else
+			client_option(ch, argv);
+	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1 || strcmp(argv[0], "--") == 0)
@@ -292,6 +323,8 @@ client_shell(int argc, char **argv)
 		json_object_set_new(req, "env", json_pack("{s:s}", "TERM",
 		    term));
 	c = client_conn_open();
+	client_conn_watch(c, json_string_value(json_object_get(req, "worker")),
+	    no_wait);
 	r = client_conn_call(c, req, 1);
 	if (!json_is_true(json_object_get(r, "ok")))
 		client_exec_error(r);
@@ -313,14 +346,15 @@ client_attach(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "since", required_argument, NULL, 's' },
 		{ "readonly", no_argument, NULL, 'r' },
+		{ "no-wait", no_argument, NULL, 'N' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn	*c;
 	json_t		*r;
 	long long	 since = 0;
-	char		*end;
-	int		 ch, readonly = 0;
+	char		*end, *worker;
+	int		 ch, readonly = 0, no_wait = 0;
 
 	while ((ch = getopt_long(argc, argv, "S:rh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -334,6 +368,9 @@ client_attach(int argc, char **argv)
 		case 'r':
 			readonly = term_readonly = 1;
 			break;
+		case 'N':
+			no_wait = 1;
+			break;
 		default:
 			client_option(ch, argv);
 		}
@@ -341,6 +378,11 @@ client_attach(int argc, char **argv)
 	if (optind != argc - 1)
 		client_usage_error();
 	c = client_conn_open();
+	/* An unknown session: session.attach says so. */
+	if ((worker = session_worker(c, argv[optind])) != NULL) {
+		client_conn_watch(c, worker, no_wait);
+		free(worker);
+	}
 	r = client_conn_call(c, json_pack("{s:s, s:s, s:I, s:b}", "op",
 	    "session.attach", "session", argv[optind], "since",
 	    (json_int_t)since, "readonly", readonly), 0);

@@ -19,19 +19,40 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandd.h"
 #include "client.h"
 
-/* A connection to the control socket: read buffer and send queue. */
+/* Seconds without a word from the server before we ask about the worker. */
+#define CONN_QUIET	1.0
+/* And at most this long between two questions. */
+#define CONN_QUIET_MAX	30.0
+
+/*
+ * A connection to the control socket: read buffer, the next message
+ * parsed from it, and the send queue. While a worker is watched
+ * (client_conn_watch), a `workers` request goes out whenever the server
+ * has said nothing for a while, to tell the user that what we wait for
+ * waits for a disconnected worker; its reply never reaches the caller.
+ */
 struct conn {
 	int		 fd;
 	char		*buf;
 	size_t		 len;
 	size_t		 cap;
+	json_t		*next;		/* a message parsed, not yet taken */
 	struct evbuffer	*out;
+	size_t		 payload_out;	/* raw payload bytes still to queue */
 	int		 eof;
+
+	char		*watch;		/* the worker watched, or NULL */
+	int		 watch_fail;	/* die when it is disconnected */
+	int		 watch_said;	/* the user was told it is */
+	int		 probe_id;	/* our workers request in flight */
+	double		 probe_at;	/* when to send the next one */
+	double		 probe_gap;
 };
 
 static const char	*client_cmd = "client";	/* the subcommand's name */
@@ -43,6 +64,8 @@ static struct conn	*client_conn;		/* the open connection */
 static int		 next_id = 1;
 
 static void		 conn_free(struct conn *);
+static void		 conn_write(struct conn *);
+static void		 conn_probe_reply(struct conn *, json_t *);
 static void		 client_vwarnx(const char *, va_list)
 			     __attribute__((format(printf, 1, 0)));
 
@@ -340,8 +363,102 @@ conn_free(struct conn *c)
 		client_conn = NULL;
 	close(c->fd);
 	free(c->buf);
+	json_decref(c->next);
 	evbuffer_free(c->out);
+	free(c->watch);
 	free(c);
+}
+
+/* Seconds on a clock that only goes forward. */
+static double
+conn_clock(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+/*
+ * Watch worker: while we wait on the server, tell the user (once) when
+ * the worker is disconnected, inside the controller's resume window
+ * where requests wait for it; with fail, die instead, now if it is
+ * disconnected already.
+ */
+void
+client_conn_watch(struct conn *c, const char *worker, int fail)
+{
+	json_t	*r;
+
+	free(c->watch);
+	c->watch = xstrdup(worker);
+	c->watch_fail = fail;
+	c->watch_said = 0;
+	c->probe_gap = CONN_QUIET;
+	c->probe_at = conn_clock() + c->probe_gap;
+	if (fail) {
+		r = client_conn_call(c, json_pack("{s:s}", "op", "workers"), 1);
+		conn_probe_reply(c, r);
+	}
+}
+
+/* Ask the server about the watched worker, if it is time. */
+static void
+conn_probe(struct conn *c)
+{
+	char	*s;
+
+	if (c->watch == NULL || c->probe_id != 0 || c->payload_out > 0 ||
+	    c->eof || conn_clock() < c->probe_at)
+		return;
+	/* Queued without waiting for room: it is a short line. */
+	c->probe_id = next_id++;
+	xasprintf(&s, "{\"op\":\"workers\",\"id\":%d}\n", c->probe_id);
+	evbuffer_add(c->out, s, strlen(s));
+	free(s);
+	conn_write(c);
+}
+
+/*
+ * The reply r (freed) to a workers request about the watched worker:
+ * say that it is disconnected, or die if the caller asked so.
+ */
+static void
+conn_probe_reply(struct conn *c, json_t *r)
+{
+	json_t	*w;
+	size_t	 i;
+
+	c->probe_id = 0;
+	c->probe_at = conn_clock() + c->probe_gap;
+	c->probe_gap = c->probe_gap * 2 < CONN_QUIET_MAX ? c->probe_gap * 2 :
+	    CONN_QUIET_MAX;
+	json_array_foreach(json_object_get(r, "workers"), i, w) {
+		if (strcmp(json_string_value(json_object_get(w, "id")) ?: "",
+		    c->watch) != 0)
+			continue;
+		if (json_is_true(json_object_get(w, "connected")))
+			c->watch_said = 0;
+		else if (c->watch_fail) {
+			json_decref(r);
+			client_die(255, "%s is disconnected; not waiting for "
+			    "it (--no-wait)", c->watch);
+		} else if (!c->watch_said) {
+			/* The window is the controller's; it does not say. */
+			client_warnx("%s is disconnected; waiting for it to "
+			    "come back", c->watch);
+			c->watch_said = 1;
+		}
+	}
+	json_decref(r);
+}
+
+/* The server said something: the watched worker answers, or may. */
+static void
+conn_heard(struct conn *c)
+{
+	c->probe_gap = CONN_QUIET;
+	c->probe_at = conn_clock() + c->probe_gap;
 }
 
 /* Has the server closed its side? */
@@ -415,16 +532,23 @@ int
 client_conn_poll(struct conn *c, int in_fd)
 {
 	struct pollfd	pfd[2];
+	int		timeout = -1;
+	double		left;
 
 	if (c->eof)
 		client_die(255, "the server closed the connection");
+	conn_probe(c);
+	if (c->watch != NULL && c->probe_id == 0) {
+		left = c->probe_at - conn_clock();
+		timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+	}
 	pfd[0].fd = c->fd;
 	pfd[0].events = POLLIN | (client_conn_pending(c) > 0 ? POLLOUT : 0);
 	pfd[1].fd = in_fd;
 	pfd[1].events = in_fd != -1 && client_conn_pending(c) <
 	    CLIENT_OUT_HIGH ? POLLIN : 0;
 	pfd[0].revents = pfd[1].revents = 0;
-	if (poll(pfd, 2, -1) == -1) {
+	if (poll(pfd, 2, timeout) == -1) {
 		if (errno == EINTR)
 			return (0);
 		client_die(255, "poll: %s", strerror(errno));
@@ -451,11 +575,19 @@ conn_wait(struct conn *c)
 	return (1);
 }
 
+/* Count len bytes of a raw payload as queued. */
+static void
+conn_payload_queued(struct conn *c, size_t len)
+{
+	c->payload_out -= len < c->payload_out ? len : c->payload_out;
+}
+
 /* Queue bytes for the server without waiting: the caller polls. */
 void
 client_conn_add(struct conn *c, const void *p, size_t len)
 {
 	evbuffer_add(c->out, p, len);
+	conn_payload_queued(c, len);
 }
 
 /* Queue bytes for the server; waits (reading on) while the queue is full. */
@@ -463,6 +595,7 @@ void
 client_conn_queue(struct conn *c, const void *p, size_t len)
 {
 	evbuffer_add(c->out, p, len);
+	conn_payload_queued(c, len);
 	conn_write(c);
 	while (client_conn_pending(c) >= CLIENT_OUT_HIGH) {
 		if (!conn_wait(c) && client_conn_pending(c) > 0)
@@ -511,6 +644,10 @@ client_conn_send(struct conn *c, json_t *req)
 	evbuffer_add(c->out, s, strlen(s));
 	free(s);
 	client_conn_queue(c, "\n", 1);
+	/* Its raw payload comes next: nothing of ours may go between. */
+	if (json_is_integer(json_object_get(req, "bytes")))
+		c->payload_out = (size_t)json_integer_value(json_object_get(req,
+		    "bytes"));
 	return (id);
 }
 
@@ -523,28 +660,54 @@ client_conn_send_quiet(struct conn *c, json_t *req)
 	json_decref(req);
 }
 
-/* A whole line is buffered? */
+/*
+ * Is a message there to take? Parses the next buffered line (dies if
+ * it is not JSON); replies to our own workers requests are dealt with
+ * here and never reach the caller.
+ */
 int
 client_conn_has_line(struct conn *c)
 {
-	return (c->len > 0 && memchr(c->buf, '\n', c->len) != NULL);
+	char		*nl;
+	json_t		*m, *id;
+	json_error_t	 err;
+	size_t		 n;
+
+	while (c->next == NULL) {
+		if (c->len == 0 || (nl = memchr(c->buf, '\n', c->len)) == NULL)
+			return (0);
+		n = (size_t)(nl - c->buf);
+		m = json_loadb(c->buf, n, JSON_ALLOW_NUL, &err);
+		memmove(c->buf, nl + 1, c->len - n - 1);
+		c->len -= n + 1;
+		if (m == NULL || !json_is_object(m)) {
+			json_decref(m);
+			client_die(255, "bad message from the server: %s",
+			    m == NULL ? err.text : "not an object");
+		}
+		id = json_object_get(m, "id");
+		if (c->probe_id != 0 && json_is_integer(id) &&
+		    json_integer_value(id) == c->probe_id &&
+		    client_msg_final(m))
+			conn_probe_reply(c, m);
+		else {
+			c->next = m;
+			conn_heard(c);
+		}
+	}
+	return (1);
 }
 
-/* Take one buffered line as a message; dies if it is not JSON. */
+/* Take the message client_conn_has_line found. */
 json_t *
 client_conn_take(struct conn *c)
 {
-	char		*nl = memchr(c->buf, '\n', c->len);
-	json_t		*m;
-	json_error_t	 err;
-	size_t		 n = (size_t)(nl - c->buf);
+	json_t	*m;
 
-	m = json_loadb(c->buf, n, JSON_ALLOW_NUL, &err);
-	memmove(c->buf, nl + 1, c->len - n - 1);
-	c->len -= n + 1;
-	if (m == NULL || !json_is_object(m))
-		client_die(255, "bad message from the server: %s", m == NULL ?
-		    err.text : "not an object");
+	if (!client_conn_has_line(c))
+		client_die(255, "%s: no message (a bug)", __func__);
+	m = c->next;
+	c->next = NULL;
 	return (m);
 }
 

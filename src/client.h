@@ -48,6 +48,7 @@ int		 client_write(int, const void *, size_t);
 void		 client_write_all(int, const void *, size_t);
 void		 client_signals_catch(int);
 struct conn	*client_conn_open(void);
+void		 client_conn_watch(struct conn *, const char *, int);
 int		 client_conn_eof(struct conn *);
 size_t		 client_conn_pending(struct conn *);
 int		 client_conn_poll(struct conn *, int);

@@ -168,11 +168,19 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  -l, --label K=V\n"
 	  "      Run on every connected worker with this label (all of\n"
 	  "      them when repeated) instead of on one; repeatable.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) if the worker is disconnected,\n"
+	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "shell", client_shell,
 	  "[options] worker [-- command [arg ...]]",
 	  "open an interactive session on a worker",
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) if the worker is disconnected,\n"
+	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "attach", client_attach,
@@ -183,6 +191,10 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  --since OFFSET\n"
 	  "      Replay the output from this byte offset on.\n"
 	  "      Default: all the output the session still keeps.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) if the worker is disconnected,\n"
+	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "sessions", client_sessions,
@@ -204,6 +216,10 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Keep the modification time and the set-id and sticky\n"
 	  "      bits. Default: the permission bits only, through the\n"
 	  "      umask on the local side.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) if the worker is disconnected,\n"
+	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,

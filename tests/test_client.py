@@ -680,6 +680,94 @@ def test_shell_program_killed_by_a_signal_exits_128_plus_it():
         assert r.returncode == 128 + 9, r
 
 
+# ------------------------------------------- a worker that went away
+
+def _proxied_w1(c):
+    """Start w1 dialling through a proxy (returned), so that its link can
+    be cut while the worker process lives on."""
+    p = c.proxy()
+    c.start_worker("w1", url=p.url)
+    return p
+
+
+def _cut(c, p):
+    """Cut w1's link and keep it down; wait until the controller has
+    w1 inside its resume window."""
+    p.refuse(True)
+    h.wait_for(lambda: [w["state"] for w in json.loads(
+        c.run(["workers", "--json"]).stdout) if w["id"] == "w1"] ==
+        ["disconnected"], what="w1 disconnected")
+
+
+def _read_stderr_until(p, needle, timeout=10):
+    got = b""
+    end = time.monotonic() + h.T(timeout)
+    while needle not in got and time.monotonic() < end:
+        r, _, _ = select.select([p.stderr], [], [], 0.1)
+        if r:
+            chunk = os.read(p.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def test_exec_on_a_disconnected_worker_says_it_waits_then_runs():
+    with h.Cluster(workers={}) as c:
+        p = _proxied_w1(c)
+        _cut(c, p)
+        env = dict(os.environ, SANDD_CONTROL=c.control)
+        cmd = subprocess.Popen([h.SANDD, "exec", "w1", "--", "echo",
+                                "came-back"], env=env,
+                               stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        try:
+            err = _read_stderr_until(cmd, b"come back")
+            assert err == b"sandd exec: w1 is disconnected; waiting for " \
+                b"it to come back\n", err
+            p.refuse(False)
+            out, rest = cmd.communicate(timeout=h.T(30))
+        finally:
+            if cmd.poll() is None:
+                cmd.kill()
+                cmd.wait()
+        assert cmd.returncode == 0 and out == b"came-back\n", \
+            (cmd.returncode, out, rest)
+        assert rest == b"", rest
+
+
+def test_no_wait_fails_at_once_on_a_disconnected_worker():
+    with h.Cluster(workers={}) as c:
+        p = _proxied_w1(c)
+        ctl = c.connect()
+        sid = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                             "argv": ["/bin/sh"], "attach": False}))[
+            "session"]
+        src = os.path.join(c.tmp, "f")
+        with open(src, "w") as f:
+            f.write("x\n")
+        _cut(c, p)
+        for args in (["exec", "--no-wait", "w1", "--", "true"],
+                     ["shell", "--no-wait", "w1"],
+                     ["attach", "--no-wait", sid],
+                     ["cp", "--no-wait", src, "w1:" + src + ".copy"],
+                     ["cp", "--no-wait", "w1:" + src, src + ".back"]):
+            r = c.run(args, input=b"")
+            assert r.returncode == 255, (args, r)
+            assert r.stderr.count(b"\n") == 1 and b"w1" in r.stderr and \
+                b"disconnected" in r.stderr, (args, r)
+        assert not os.path.exists(src + ".copy")
+        assert not os.path.exists(src + ".back")
+
+
+def test_no_wait_on_a_connected_worker_runs_as_usual():
+    with h.Cluster() as c:
+        r = c.run(["exec", "--no-wait", "w1", "--", "echo", "hi"])
+        assert r.returncode == 0 and r.stdout == b"hi\n", r
+        assert r.stderr == b"", r
+
+
 # ------------------------------------------------------------- --help
 
 # Every option of every client subcommand: (short or None, long, a value
@@ -688,13 +776,14 @@ def test_shell_program_killed_by_a_signal_exits_128_plus_it():
 _COMMON = [("-S", "--socket", "/nonexistent"), ("-h", "--help", None)]
 CLI_OPTIONS = {
     "exec": [("-t", "--timeout", "1"), ("-e", "--env", "A=B"),
-             ("-C", "--cwd", "/"), ("-l", "--label", "a=b")] + _COMMON,
-    "shell": [] + _COMMON,
-    "attach": [("-r", "--readonly", None), (None, "--since", "0")] +
-    _COMMON,
+             ("-C", "--cwd", "/"), ("-l", "--label", "a=b"),
+             (None, "--no-wait", None)] + _COMMON,
+    "shell": [(None, "--no-wait", None)] + _COMMON,
+    "attach": [("-r", "--readonly", None), (None, "--since", "0"),
+               (None, "--no-wait", None)] + _COMMON,
     "sessions": [("-w", "--worker", "w1"), (None, "--json", None)] + _COMMON,
-    "cp": [("-r", "--recursive", None), ("-p", "--preserve", None)] +
-    _COMMON,
+    "cp": [("-r", "--recursive", None), ("-p", "--preserve", None),
+           (None, "--no-wait", None)] + _COMMON,
     "workers": [("-l", "--label", "a=b"), ("-a", "--all", None),
                 (None, "--json", None)] + _COMMON,
     "wait": [("-t", "--timeout", "1"), ("-l", "--label", "a=b"),
