@@ -321,36 +321,76 @@ client_signals_catch(int winch)
 		sigaction(SIGWINCH, &sa, NULL);
 }
 
+/* The socket given with -S, or NULL for the default. */
+const char *
+client_socket_option(void)
+{
+	return (client_socket);
+}
+
 /*
  * Connect to the control socket named by -S, $SANDD_CONTROL or the
- * default. The connection is freed by client_main.
+ * default. NULL if it cannot be reached, with the reason in *cause
+ * (caller frees). The connection is freed by client_main or
+ * client_conn_close.
  */
 struct conn *
-client_conn_open(void)
+client_conn_try_open(char **cause)
 {
 	struct sockaddr_un	 sun;
 	struct conn		*c;
 	char			*path;
+	int			 fd;
 
 	path = client_socket != NULL ? xstrdup(client_socket) :
 	    util_default_control_path();
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path)
-		client_die(255, "socket path too long: %s", path);
+	if (strlen(path) >= sizeof sun.sun_path) {
+		xasprintf(cause, "socket path too long: %s", path);
+		free(path);
+		return (NULL);
+	}
 	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
-	c = xcalloc(1, sizeof *c);
-	if ((c->fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
-		client_die(255, "socket: %s", strerror(errno));
-	if (connect(c->fd, (struct sockaddr *)&sun, sizeof sun) == -1)
-		client_die(255, "connect %s: %s (is sandd serve running?)",
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
+		xasprintf(cause, "connect %s: %s (is sandd serve running?)",
 		    path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(path);
+		return (NULL);
+	}
 	free(path);
-	if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) == -1)
-		client_die(255, "fcntl: %s", strerror(errno));
+	c = xcalloc(1, sizeof *c);
+	c->fd = fd;
 	c->out = evbuffer_new();
+	conn_free(client_conn);
 	client_conn = c;
 	return (c);
+}
+
+/* Connect as client_conn_try_open does; die if it cannot. */
+struct conn *
+client_conn_open(void)
+{
+	struct conn	*c;
+	char		*cause;
+
+	if ((c = client_conn_try_open(&cause)) == NULL) {
+		client_warnx("%s", cause);
+		free(cause);
+		client_exit(255);
+	}
+	return (c);
+}
+
+/* Close the connection and free it (NULL is fine). */
+void
+client_conn_close(struct conn *c)
+{
+	conn_free(c);
 }
 
 /* Close the connection and free it (NULL is fine). */
@@ -490,8 +530,15 @@ conn_write(struct conn *c)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n == -1)
-			client_die(255, "lost the server: %s", strerror(errno));
+		if (n == -1) {
+			/*
+			 * The server is gone: nothing more can be sent. What
+			 * waits on it sees eof (what it sent is still read).
+			 */
+			c->eof = 1;
+			evbuffer_drain(c->out, client_conn_pending(c));
+			return;
+		}
 		evbuffer_drain(c->out, (size_t)n);
 	}
 }
@@ -524,15 +571,16 @@ conn_read(struct conn *c)
 
 /*
  * Wait once for the socket (reading and sending) and, unless in_fd is
- * -1, for input on in_fd while the send queue has room. Returns 1 when
- * in_fd is ready to read (data or its end), else 0 (also after a signal,
- * so callers can look at client_got_signal). Dies if the server closed.
+ * -1, for input on in_fd while the send queue has room; at most ms
+ * milliseconds unless that is -1. Returns 1 when in_fd is ready to read
+ * (data or its end), else 0 (also after a signal, so callers can look
+ * at client_got_signal). Dies if the server closed.
  */
 int
-client_conn_poll(struct conn *c, int in_fd)
+client_conn_poll_ms(struct conn *c, int in_fd, int ms)
 {
 	struct pollfd	pfd[2];
-	int		timeout = -1;
+	int		timeout = ms;
 	double		left;
 
 	if (c->eof)
@@ -540,7 +588,10 @@ client_conn_poll(struct conn *c, int in_fd)
 	conn_probe(c);
 	if (c->watch != NULL && c->probe_id == 0) {
 		left = c->probe_at - conn_clock();
-		timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+		if (left <= 0)
+			timeout = 0;
+		else if (timeout == -1 || left * 1000 < timeout)
+			timeout = (int)(left * 1000) + 1;
 	}
 	pfd[0].fd = c->fd;
 	pfd[0].events = POLLIN | (client_conn_pending(c) > 0 ? POLLOUT : 0);
@@ -560,6 +611,13 @@ client_conn_poll(struct conn *c, int in_fd)
 	/* POLLHUP comes even when not asked for: check events. */
 	return (pfd[1].events != 0 && (pfd[1].revents &
 	    (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0);
+}
+
+/* Wait once as client_conn_poll_ms does, with no time limit. */
+int
+client_conn_poll(struct conn *c, int in_fd)
+{
+	return (client_conn_poll_ms(c, in_fd, -1));
 }
 
 /*

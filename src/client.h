@@ -47,10 +47,14 @@ void		 client_msg_write(json_t *, const char *, int);
 int		 client_write(int, const void *, size_t);
 void		 client_write_all(int, const void *, size_t);
 void		 client_signals_catch(int);
+const char	*client_socket_option(void);
+struct conn	*client_conn_try_open(char **);
 struct conn	*client_conn_open(void);
+void		 client_conn_close(struct conn *);
 void		 client_conn_watch(struct conn *, const char *, int);
 int		 client_conn_eof(struct conn *);
 size_t		 client_conn_pending(struct conn *);
+int		 client_conn_poll_ms(struct conn *, int, int);
 int		 client_conn_poll(struct conn *, int);
 void		 client_conn_add(struct conn *, const void *, size_t);
 void		 client_conn_queue(struct conn *, const void *, size_t);
@@ -82,6 +86,15 @@ int		 client_exec_status(json_t *);
 __dead void	 client_exec_error(json_t *);
 
 /* client-shell.c */
+/* What shell, attach and exec --pty ask of the terminal. */
+struct client_term_opts {
+	int	 readonly;	/* attach -r: no keys, no sizes */
+	int	 reconnect;	/* attach again when the controller is back */
+	int	 no_wait;	/* not for a disconnected worker */
+	double	 timeout;	/* exec --pty -t; 0 for none */
+};
+int		 client_term_open(struct conn *, json_t *,
+		     const struct client_term_opts *);
 void		 client_tty_restore(void);
 int		 client_tty_is_raw(void);
 

@@ -177,6 +177,11 @@ static const struct sandd_cmd sandd_cmds[] = {
 	{ "shell", client_shell,
 	  "[options] worker [-- command [arg ...]]",
 	  "open an interactive session on a worker",
+	  "  --reconnect\n"
+	  "      When the controller goes away, connect again (pausing\n"
+	  "      longer each time) and attach where the output shown ends,\n"
+	  "      for as long as the session lives. Default: say how to\n"
+	  "      come back (sandd attach SESSION) and exit 255.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) if the worker is disconnected,\n"
 	  "      or when it disconnects while we wait for it. Default: wait\n"
@@ -191,6 +196,11 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  --since OFFSET\n"
 	  "      Replay the output from this byte offset on.\n"
 	  "      Default: all the output the session still keeps.\n"
+	  "  --reconnect\n"
+	  "      When the controller goes away, connect again (pausing\n"
+	  "      longer each time) and attach where the output shown ends,\n"
+	  "      for as long as the session lives. Default: say how to\n"
+	  "      come back (sandd attach SESSION) and exit 255.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) if the worker is disconnected,\n"
 	  "      or when it disconnects while we wait for it. Default: wait\n"

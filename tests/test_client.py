@@ -778,9 +778,11 @@ CLI_OPTIONS = {
     "exec": [("-t", "--timeout", "1"), ("-e", "--env", "A=B"),
              ("-C", "--cwd", "/"), ("-l", "--label", "a=b"),
              (None, "--no-wait", None)] + _COMMON,
-    "shell": [(None, "--no-wait", None)] + _COMMON,
+    "shell": [(None, "--no-wait", None), (None, "--reconnect", None)] +
+    _COMMON,
     "attach": [("-r", "--readonly", None), (None, "--since", "0"),
-               (None, "--no-wait", None)] + _COMMON,
+               (None, "--no-wait", None), (None, "--reconnect", None)] +
+    _COMMON,
     "sessions": [("-w", "--worker", "w1"), (None, "--json", None)] + _COMMON,
     "cp": [("-r", "--recursive", None), ("-p", "--preserve", None),
            (None, "--no-wait", None)] + _COMMON,
@@ -902,6 +904,102 @@ def test_client_errors_exit_without_leaks_under_asan():
                     " ".join(args), r.returncode,
                     r.stderr.decode(errors="replace")[-1500:]))
         assert not bad, "\n".join(bad)
+
+
+# ------------------------------------------ shell losing the controller
+
+def _raw(fd):
+    h.wait_for(lambda: not termios.tcgetattr(fd)[3] & termios.ECHO,
+               what="raw mode")
+
+
+def _only_session(c):
+    sessions = json.loads(c.run(["sessions", "--json"]).stdout)
+    assert len(sessions) == 1, sessions
+    return sessions[0]["session"]
+
+
+def test_shell_that_loses_the_controller_says_how_to_come_back():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "w1", "--", "/bin/sh"])
+        _raw(fd)
+        os.write(fd, b"echo mark''er-$((2+3))\r")
+        _read_until(fd, b"marker-5")
+        sid = _only_session(c)
+        c.stop_server()
+        out = _read_until(fd, b"sandd attach " + sid.encode())
+        assert b"lost the controller" in out, out
+        assert b"to come back: sandd attach " + sid.encode() in out, out
+        assert _wait_status(pid) == 255
+        # The terminal was given back as it was.
+        assert termios.tcgetattr(fd)[3] & termios.ECHO
+        # And the command it printed does bring the session back.
+        c.restart_server()
+        r = c.run(["attach", sid], input=b"exit 6\n")
+        assert r.returncode == 6 and b"marker-5" in r.stdout, r
+
+
+def test_shell_reconnect_attaches_again_and_loses_or_repeats_nothing():
+    with h.Cluster() as c:
+        go = os.path.join(c.tmp, "go")
+        pid, fd = _spawn_pty(c, ["shell", "--reconnect", "w1", "--",
+                                 "/bin/sh"])
+        _raw(fd)
+        os.write(fd, b"echo mark''er-$((2+3))\r")
+        out = _read_until(fd, b"marker-5")
+        # Output made while the controller is away, and only then.
+        os.write(fd, ("while [ ! -e %s ]; do sleep 0.05; done; "
+                      "echo out''age-$((40+2))\r" % go).encode())
+        out += _read_until(fd, b"done; ")
+        c.stop_server()
+        out += _read_until(fd, b"gives up")
+        assert b"lost the controller" in out, out
+        open(go, "w").close()
+        c.restart_server()
+        out += _read_until(fd, b"outage-42", timeout=30)
+        os.write(fd, b"exit 7\r")
+        assert _wait_status(pid, timeout=30) == 7
+        out += _read_until(fd, b"\x00", timeout=0.5)
+        text = out.decode(errors="replace")
+        assert text.count("marker-5") == 1, text
+        assert text.count("outage-42") == 1, text
+        assert "again" in text, text
+
+
+def test_attach_reconnect_gives_up_at_tilde_dot():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        sid = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                             "argv": ["/bin/sh"], "attach": False}))[
+            "session"]
+        pid, fd = _spawn_pty(c, ["attach", "--reconnect", sid])
+        _raw(fd)
+        c.stop_server()
+        assert b"gives up" in _read_until(fd, b"gives up")
+        os.write(fd, b"\r~.")
+        out = _read_until(fd, b"sandd attach " + sid.encode())
+        assert b"sandd attach " + sid.encode() in out, out
+        assert _wait_status(pid) == 0
+        assert termios.tcgetattr(fd)[3] & termios.ECHO
+
+
+def test_shell_reconnect_ends_when_the_session_is_gone():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["shell", "--reconnect", "w1", "--",
+                                 "/bin/sh"])
+        _raw(fd)
+        os.write(fd, b"echo mark''er-$((2+3))\r")
+        _read_until(fd, b"marker-5")
+        sid = _only_session(c)
+        c.stop_server()
+        _read_until(fd, b"gives up")
+        # The worker dies with its sessions; a new one takes its id.
+        c.stop_worker("w1", signal.SIGKILL)
+        c.restart_server(wait_workers=False)
+        c.start_worker("w1")
+        out = _read_until(fd, b"is gone", timeout=30)
+        assert ("session %s is gone" % sid).encode() in out, out
+        assert _wait_status(pid, timeout=30) == 255
 
 
 # ------------------------------------------- the worker without "worker"
