@@ -583,11 +583,14 @@ def _read_until(fd, needle, timeout=10):
     return out
 
 
-def _spawn_pty(c, args):
+def _spawn_pty(c, args, size=None):
     pid, fd = pty.fork()
     if pid == 0:
         os.environ["SANDD_CONTROL"] = c.control
         os.environ["TERM"] = "xterm"
+        if size:
+            fcntl.ioctl(0, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", size[0], size[1], 0, 0))
         os.execv(h.SANDD, ["sandd"] + args)
     return pid, fd
 
@@ -777,7 +780,7 @@ _COMMON = [("-S", "--socket", "/nonexistent"), ("-h", "--help", None)]
 CLI_OPTIONS = {
     "exec": [("-t", "--timeout", "1"), ("-e", "--env", "A=B"),
              ("-C", "--cwd", "/"), ("-l", "--label", "a=b"),
-             (None, "--no-wait", None)] + _COMMON,
+             (None, "--no-wait", None), ("-P", "--pty", None)] + _COMMON,
     "shell": [(None, "--no-wait", None), (None, "--reconnect", None)] +
     _COMMON,
     "attach": [("-r", "--readonly", None), (None, "--since", "0"),
@@ -904,6 +907,54 @@ def test_client_errors_exit_without_leaks_under_asan():
                     " ".join(args), r.returncode,
                     r.stderr.decode(errors="replace")[-1500:]))
         assert not bad, "\n".join(bad)
+
+
+# ---------------------------------------------------------- exec --pty
+
+def test_exec_pty_runs_the_command_on_a_terminal_of_our_size():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["exec", "--pty", "-e", "X=y", "w1", "--",
+                                 "sh", "-c", "test -t 0 && echo on-a-tty; "
+                                 "echo term=$TERM x=$X; stty size; "
+                                 "read k; echo got-$k; exit 3"],
+                             size=(31, 97))
+        out = _read_until(fd, b"31 97")
+        assert b"on-a-tty" in out and b"term=xterm x=y" in out, out
+        # Raw: the keys go to the remote terminal, which echoes them.
+        _raw(fd)
+        os.write(fd, b"key\r")
+        assert b"got-key" in _read_until(fd, b"got-key")
+        assert _wait_status(pid) == 3
+        assert termios.tcgetattr(fd)[3] & termios.ECHO
+
+
+def test_exec_pty_forwards_window_size_changes():
+    with h.Cluster() as c:
+        pid, fd = _spawn_pty(c, ["exec", "-P", "w1", "--", "sh", "-c",
+                                 "trap 'stty size' WINCH; echo ready; "
+                                 "while :; do sleep 0.05; done"])
+        _read_until(fd, b"ready")
+        _raw(fd)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 88, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        assert b"27 88" in _read_until(fd, b"27 88")
+        os.write(fd, b"\x03")
+        assert _wait_status(pid) == 128 + signal.SIGINT
+
+
+def test_exec_pty_exit_statuses_are_those_of_exec():
+    with h.Cluster() as c:
+        r = c.run(["exec", "--pty", "w1", "--", "sh", "-c", "kill -9 $$"],
+                  input=b"")
+        assert r.returncode == 128 + 9, r
+        r = c.run(["exec", "--pty", "-t", "1", "w1", "--", "sleep", "30"],
+                  input=b"")
+        assert r.returncode == 124, r
+        r = c.run(["exec", "--pty", "w1", "--", "test -t 1 && echo tty"],
+                  input=b"")
+        assert r.returncode == 0 and b"tty" in r.stdout, r
+        r = c.run(["exec", "--pty", "-l", "a=b", "--", "true"])
+        assert r.returncode == 2, r
 
 
 # ------------------------------------------ shell losing the controller
