@@ -2,9 +2,11 @@
  * client-cp.c: `sandd cp`, one file to or from a worker as a raw payload
  * checked by SHA-256 (through a temporary file renamed into place), or
  * a folder with -r as a tar stream between a local and a remote tar;
- * a progress line on a terminal for big copies.
+ * a progress line on a terminal for big copies, naming the file and
+ * fitting the terminal's width.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -12,7 +14,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,31 +30,92 @@
 /* Progress bar only for transfers over this. */
 #define CLIENT_PROGRESS	(4 * 1024 * 1024)
 
-/* A progress line on stderr: percent, rate and time left. */
+/*
+ * A progress line on stderr: the file, percent, size, rate and time
+ * left, as wide as the terminal less its last column.
+ */
 struct progress {
 	int	 on;
+	char	 name[PATH_MAX + 80];	/* as the user named it */
 	size_t	 total;
 	size_t	 done;
 	double	 start;
 	double	 last;
 };
 
-/* Start a progress line; shown only on a terminal and for big copies. */
+/*
+ * Start a progress line for the file name (printf-like); shown only on
+ * a terminal and for big copies.
+ */
 static void
-progress_init(struct progress *p, size_t total)
+progress_init(struct progress *p, size_t total, const char *fmt, ...)
 {
+	va_list	ap;
+
 	memset(p, 0, sizeof *p);
 	p->on = isatty(STDERR_FILENO) && total > CLIENT_PROGRESS;
 	p->total = total;
 	p->start = p->last = util_now();
+	va_start(ap, fmt);
+	vsnprintf(p->name, sizeof p->name, fmt, ap);
+	va_end(ap);
+}
+
+/* Columns of the terminal on stderr; 80 if it does not say. */
+static size_t
+progress_cols(void)
+{
+	struct winsize	ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+		return (80);
+	return (ws.ws_col);
+}
+
+/* The byte where the n-th character of UTF-8 s (len bytes) starts. */
+static size_t
+progress_skip(const char *s, size_t len, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		/* A continuation byte is part of the character before. */
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && n-- == 0)
+			break;
+	}
+	return (i);
+}
+
+/*
+ * The name into buf, cut in the middle with "..." to at most room
+ * characters (room > 3); returns how many characters it has.
+ */
+static size_t
+progress_name(const char *name, size_t room, char *buf, size_t size)
+{
+	size_t	len = strlen(name), n, head, tail;
+
+	for (n = 0, head = 0; head < len; head++)
+		n += ((unsigned char)name[head] & 0xc0) != 0x80;
+	if (n <= room) {
+		snprintf(buf, size, "%s", name);
+		return (n);
+	}
+	/* More of the end: it holds the file's own name. */
+	head = (room - 3) / 3;
+	tail = room - 3 - head;
+	snprintf(buf, size, "%.*s...%s", (int)progress_skip(name, len, head),
+	    name, name + progress_skip(name, len, n - tail));
+	return (room);
 }
 
 /* Count n more bytes; redraw at most ten times a second (and at the end). */
 static void
 progress_add(struct progress *p, size_t n, int final)
 {
+	char	stats[128], name[sizeof p->name];
 	double	now = util_now(), rate, eta;
-	size_t	left;
+	size_t	left, cols, nstats, nname;
 
 	p->done += n;
 	if (!p->on || (!final && now - p->last < 0.1))
@@ -59,10 +124,20 @@ progress_add(struct progress *p, size_t n, int final)
 	rate = p->done / (now - p->start > 0.001 ? now - p->start : 0.001);
 	left = p->total > p->done ? p->total - p->done : 0;
 	eta = rate > 0 ? (double)left / rate : 0;
-	fprintf(stderr, "\r%3d%% %10.1f MiB %8.1f MiB/s  ETA %3d:%02d ",
-	    p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
+	snprintf(stats, sizeof stats, "%3d%% %.1f MiB %.1f MiB/s ETA %d:%02d", p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
 	    p->done / 1048576.0, rate / 1048576.0, (int)eta / 60,
 	    (int)eta % 60);
+	nstats = strlen(stats);
+	/* Never the last column: a terminal wraps after it. */
+	cols = progress_cols() - 1;
+	if (cols >= nstats + 2 + 8) {
+		/* The name, two blanks, the numbers at the right margin. */
+		nname = progress_name(p->name, cols - nstats - 2, name,
+		    sizeof name);
+		fprintf(stderr, "\r%s%*s%s", name, (int)(cols - nname - nstats),
+		    "", stats);
+	} else
+		fprintf(stderr, "\r%-*.*s", (int)cols, (int)cols, stats);
 	if (final)
 		fputc('\n', stderr);
 }
@@ -186,10 +261,10 @@ cp_remote_mtime(struct conn *c, const char *worker, const char *path,
 	json_decref(r);
 }
 
-/* Upload fd (size bytes) to worker:path as a raw payload. */
+/* Upload fd (size bytes; name for the progress line) to worker:path. */
 static void
-cp_put(struct conn *c, const char *worker, const char *path, int fd,
-    size_t size, int mode, time_t mtime)
+cp_put(struct conn *c, const char *name, const char *worker,
+    const char *path, int fd, size_t size, int mode, time_t mtime)
 {
 	json_t			*req, *r;
 	struct progress		 pg;
@@ -205,7 +280,7 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 	id = client_conn_send(c, req);
 	json_decref(req);
 	buf = xmalloc(CLIENT_CHUNK);
-	progress_init(&pg, size);
+	progress_init(&pg, size, "%s", name);
 	while (left > 0) {
 		n = read(fd, buf, left < CLIENT_CHUNK ? left : CLIENT_CHUNK);
 		if (n == -1 && errno == EINTR)
@@ -362,7 +437,7 @@ cp_get(struct conn *c, const char *worker, const char *path,
 	    worker, "path", path, "raw", 1);
 	id = client_conn_send(c, req);
 	json_decref(req);
-	progress_init(&pg, size);
+	progress_init(&pg, size, "%s:%s", worker, path);
 	md = cp_md();
 	for (;;) {
 		if ((r = client_conn_recv_id(c, id)) == NULL) {
@@ -609,7 +684,8 @@ cp_to_worker(struct conn *c, const char *spath, const char *worker,
 		mode = 0666 & ~cp_umask();
 	} else
 		mode = sb.st_mode & (keep ? 07777 : 0777);
-	cp_put(c, worker, target, fd, (size_t)sb.st_size, (int)mode,
+	cp_put(c, is_stdin ? "stdin" : spath, worker, target, fd,
+	    (size_t)sb.st_size, (int)mode,
 	    keep ? sb.st_mtime : 0);
 	close(fd);
 	free(target);

@@ -519,6 +519,64 @@ def test_cp_get_leaves_no_temporary_file_when_a_local_write_fails():
         assert os.listdir(d) == [], os.listdir(d)
 
 
+def _cp_on_a_terminal(c, args, cols):
+    """Run cp with stderr on a terminal cols wide; its output, split into
+    the lines (and redrawn lines) a terminal would show."""
+    pid, fd = _spawn_pty(c, ["cp"] + args, size=(24, cols))
+    out = b""
+    end = time.monotonic() + h.T(60)
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif os.waitpid(pid, os.WNOHANG)[0] == pid:
+            pid = None
+            break
+    if pid is not None:
+        assert _wait_status(pid) == 0, out
+    return [l for l in out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            .decode().split("\n") if l.strip()]
+
+
+def test_cp_progress_line_names_the_file_and_fits_the_terminal():
+    with h.Cluster() as c:
+        name = "a-file-with-a-rather-long-name-" + "x" * 40 + "-end.bin"
+        src = os.path.join(c.tmp, name)
+        with open(src, "wb") as f:
+            f.write(os.urandom(5 << 20))
+        for cols, args in ((50, [src, "w1:" + src + ".up"]),
+                           (50, ["w1:" + src, src + ".down"])):
+            lines = _cp_on_a_terminal(c, args, cols)
+            assert lines, lines
+            for l in lines:
+                assert len(l) < cols, (cols, l)
+                # The name, cut in the middle, and the numbers.
+                assert "..." in l and l.split()[0].endswith("end.bin"), l
+                assert "%" in l and "MiB/s" in l, l
+        # Too narrow for the name: the numbers alone, cut to fit.
+        for l in _cp_on_a_terminal(c, [src, "w1:" + src + ".narrow"], 20):
+            assert len(l) < 20 and l.lstrip()[0].isdigit(), l
+        # Characters, not bytes, are what must fit.
+        wide = os.path.join(c.tmp, "\u00e9t\u00e9-" * 12 + ".bin")
+        os.rename(src, wide)
+        for l in _cp_on_a_terminal(c, [wide, "w1:" + src + ".utf8"], 50):
+            assert len(l) < 50 and "..." in l, l
+        os.rename(wide, src)
+        lines = _cp_on_a_terminal(c, [src, "w1:" + src + ".wide"], 200)
+        assert lines and all(l.startswith(src) and len(l) < 200
+                             for l in lines), lines
+        assert "100%" in lines[-1], lines
+        # Not on a terminal: no progress line.
+        r = c.run(["cp", src, "w1:" + src + ".quiet"])
+        assert r.returncode == 0 and r.stderr == b"", r
+
+
 def test_cp_r_copies_tree_with_symlinks_modes_and_empty_folders():
     with h.Cluster() as c:
         src = os.path.join(c.tmp, "tree")
