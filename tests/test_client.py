@@ -919,6 +919,98 @@ def test_the_man_page_names_every_client_option():
                 (cmd, long)
 
 
+# ------------------------------------------------------ bash completion
+
+COMPLETION = os.path.join(h.REPO, "contrib", "completion", "sandd.bash")
+
+
+def _complete(words, control=None, path=None):
+    """What _sandd offers for words (the last one being completed)."""
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); '
+              'COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _sandd; '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    env = dict(os.environ)
+    env.pop("SANDD_CONTROL", None)
+    if control:
+        env["SANDD_CONTROL"] = control
+    if path:
+        env["PATH"] = path + ":" + env["PATH"]
+    r = subprocess.run(["bash", "-c", script, "x", COMPLETION] + words,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=h.T(30))
+    assert r.returncode == 0 and r.stderr == b"", r
+    return set(r.stdout.decode().split())
+
+
+def test_completion_offers_every_option_of_every_subcommand():
+    for cmd in list(CLI_OPTIONS) + ["serve", "worker"]:
+        text = h.run_sandd([cmd, "--help"]).stdout.decode()
+        want = set(_help_options(text))
+        got = _complete([h.SANDD, cmd, "-"])
+        assert want <= got, (cmd, want - got)
+
+
+def test_completion_offers_workers_where_a_worker_goes():
+    with h.Cluster(workers={"w1": {}, "w2": {}}) as c:
+        for words in (["exec", ""], ["exec", "-t", "5", ""], ["shell", ""],
+                      ["shell", "--no-wait", ""], ["wait", ""],
+                      ["sessions", "-w", ""], ["exec", "-P", "w"]):
+            got = _complete([h.SANDD] + words, c.control)
+            assert got == {"w1", "w2"}, (words, got)
+        assert _complete([h.SANDD, "cp", "w"], c.control) >= \
+            {"w1:", "w2:"}
+        # Not where something else goes.
+        assert _complete([h.SANDD, "exec", "w1", ""], c.control) & \
+            {"w1", "w2"} == set()
+        assert _complete([h.SANDD, "exec", "-l", "a=b", ""], c.control) \
+            == set()
+        # The socket given on the command line is the one asked.
+        assert _complete([h.SANDD, "shell", "-S", c.control, ""]) == \
+            {"w1", "w2"}
+
+
+def test_completion_offers_session_ids_for_attach():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        ids = {h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                              "argv": ["/bin/sh"], "attach": False}))[
+            "session"] for _ in range(2)}
+        assert _complete([h.SANDD, "attach", ""], c.control) == ids
+        assert _complete([h.SANDD, "attach", "-r", ""], c.control) == ids
+        one = sorted(ids)[0]
+        assert one in _complete([h.SANDD, "attach", one[:-1]], c.control)
+        assert _complete([h.SANDD, "attach", one, ""], c.control) == set()
+
+
+def test_completion_of_the_worker_run_without_its_subcommand():
+    got = _complete([h.SANDD, "--ser"])
+    assert got == {"--server-url"}, got
+    got = _complete([h.SANDD, "--server-url", "ws://x/ws", "--daemon-id",
+                     "w1", "--la"])
+    assert got == {"--label", "--labels"}, got
+    got = _complete([h.SANDD, "-s", "ws://x/ws", "--tok"])
+    assert got == {"--token-file"}, got
+    assert _complete([h.SANDD, "--server-url", ""]) == {"ws://", "wss://"}
+
+
+def test_completion_lists_workspaces_after_w_and_tolerates_no_such_op():
+    with h.Cluster() as c:
+        # This controller has no workspace.list: nothing, and no noise.
+        assert _complete([h.SANDD, "exec", "-W", ""], c.control) == set()
+        # One that has it: a stand-in sandd that answers as the spec says.
+        d = os.path.join(c.tmp, "bin")
+        os.mkdir(d)
+        fake = os.path.join(d, "sandd")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n"
+                    "echo '{\"id\":1,\"ok\":true,\"workspaces\":[{"
+                    "\"worker\":\"w1\",\"workspace\":\"ws-a\"},"
+                    "{\"worker\":\"w2\",\"workspace\":\"ws-b\"}]}'\n")
+        os.chmod(fake, 0o755)
+        got = _complete(["sandd", "exec", "--workspace", ""], path=d)
+        assert got == {"ws-a", "ws-b"}, got
+
+
 # ------------------------------------------------ exits under ASan
 
 ASAN_CLIENT = os.path.join(h.REPO, "sandd-asan")
