@@ -43,6 +43,9 @@ struct progress {
 	double	 last;
 };
 
+static void	progress_init(struct progress *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
 /*
  * Start a progress line for the file name (printf-like); shown only on
  * a terminal and for big copies.
