@@ -820,6 +820,9 @@ def test_no_wait_fails_at_once_on_a_disconnected_worker():
                 b"disconnected" in r.stderr, (args, r)
         assert not os.path.exists(src + ".copy")
         assert not os.path.exists(src + ".back")
+        if os.access(ASAN_CLIENT, os.X_OK):
+            r = _run_asan(c, ["exec", "--no-wait", "w1", "--", "true"])
+            assert r.returncode == 255 and b"Sanitizer" not in r.stderr, r
 
 
 def test_no_wait_on_a_connected_worker_runs_as_usual():
@@ -1041,6 +1044,10 @@ def test_client_errors_exit_without_leaks_under_asan():
             (["exec", "--bogus", "w1", "--", "true"], 2),
             (["exec", "w1"], 2),
             (["shell", "w9"], 255),
+            (["exec", "--pty", "w9", "--", "true"], 255),
+            (["exec", "-P", "w1", "--", "no-such-program-xyz"], 127),
+            (["exec", "-P", "-l", "a=b", "--", "true"], 2),
+            (["attach", "--reconnect", "no-such-session"], 255),
             (["cp", "w1:/nonexistent/file", os.path.join(c.tmp, "x")], 1),
             (["cp", "/nonexistent/file", "w1:" + c.tmp + "/y"], 1),
             (["cp", "w9:/etc/hostname", os.path.join(c.tmp, "z")], 1),
