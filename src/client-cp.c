@@ -127,7 +127,8 @@ progress_add(struct progress *p, size_t n, int final)
 	rate = p->done / (now - p->start > 0.001 ? now - p->start : 0.001);
 	left = p->total > p->done ? p->total - p->done : 0;
 	eta = rate > 0 ? (double)left / rate : 0;
-	snprintf(stats, sizeof stats, "%3d%% %.1f MiB %.1f MiB/s ETA %d:%02d", p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
+	snprintf(stats, sizeof stats, "%3d%% %.1f MiB %.1f MiB/s ETA %d:%02d",
+	    p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
 	    p->done / 1048576.0, rate / 1048576.0, (int)eta / 60,
 	    (int)eta % 60);
 	nstats = strlen(stats);

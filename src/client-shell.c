@@ -351,14 +351,15 @@ term_message(struct term *t, json_t *m)
 static json_t *
 term_call(struct term *t, json_t *req)
 {
-	json_t	*m;
+	json_t	*m, *mid;
 	int	 id = client_conn_send(t->c, req);
 
 	json_decref(req);
 	for (;;) {
 		while (client_conn_has_line(t->c)) {
 			m = client_conn_take(t->c);
-			if (json_integer_value(json_object_get(m, "id")) == id &&
+			mid = json_object_get(m, "id");
+			if (json_integer_value(mid) == id &&
 			    client_msg_final(m))
 				return (m);
 			json_decref(m);
