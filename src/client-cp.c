@@ -296,8 +296,8 @@ cp_put(struct conn *c, const char *name, const char *worker,
 		}
 		EVP_DigestUpdate(md, buf, (size_t)n);
 		client_conn_queue(c, buf, (size_t)n);
-		if (client_conn_eof(c)) {
-			/* A failed send: the rest of the file need not go. */
+		if (client_conn_gone(c)) {
+			/* The rest of the file need not go. */
 			free(buf);
 			EVP_MD_CTX_free(md);
 			client_die(255, "the server closed the connection");

@@ -45,7 +45,8 @@ struct conn {
 	json_t		*next;		/* a message parsed, not yet taken */
 	struct evbuffer	*out;
 	size_t		 payload_out;	/* raw payload bytes still to queue */
-	int		 eof;
+	int		 eof;		/* the server closed its side */
+	int		 wdead;		/* a send failed: nothing more goes */
 
 	char		*watch;		/* the worker watched, or NULL */
 	int		 watch_fail;	/* die when it is disconnected */
@@ -442,14 +443,24 @@ client_conn_watch(struct conn *c, const char *worker, int fail)
 	}
 }
 
+/*
+ * May we ask about the watched worker when it is time? Not with a
+ * question in flight, nor in the middle of a raw payload we send.
+ */
+static int
+conn_may_probe(struct conn *c)
+{
+	return (c->watch != NULL && c->probe_id == 0 && c->payload_out == 0 &&
+	    !client_conn_gone(c));
+}
+
 /* Ask the server about the watched worker, if it is time. */
 static void
 conn_probe(struct conn *c)
 {
 	char	*s;
 
-	if (c->watch == NULL || c->probe_id != 0 || c->payload_out > 0 ||
-	    c->eof || conn_clock() < c->probe_at)
+	if (!conn_may_probe(c) || conn_clock() < c->probe_at)
 		return;
 	/* Queued without waiting for room: it is a short line. */
 	c->probe_id = next_id++;
@@ -508,6 +519,13 @@ client_conn_eof(struct conn *c)
 	return (c->eof);
 }
 
+/* Is the server gone, as far as sending goes? */
+int
+client_conn_gone(struct conn *c)
+{
+	return (c->eof || c->wdead);
+}
+
 /* Bytes queued for the server. */
 size_t
 client_conn_pending(struct conn *c)
@@ -522,6 +540,10 @@ conn_write(struct conn *c)
 	struct evbuffer_iovec	 v;
 	ssize_t			 n;
 
+	if (c->wdead) {
+		evbuffer_drain(c->out, client_conn_pending(c));
+		return;
+	}
 	while (client_conn_pending(c) > 0) {
 		if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
 			break;
@@ -533,9 +555,9 @@ conn_write(struct conn *c)
 		if (n == -1) {
 			/*
 			 * The server is gone: nothing more can be sent. What
-			 * waits on it sees eof (what it sent is still read).
+			 * it sent is still read, then eof comes.
 			 */
-			c->eof = 1;
+			c->wdead = 1;
 			evbuffer_drain(c->out, client_conn_pending(c));
 			return;
 		}
@@ -586,7 +608,7 @@ client_conn_poll_ms(struct conn *c, int in_fd, int ms)
 	if (c->eof)
 		client_die(255, "the server closed the connection");
 	conn_probe(c);
-	if (c->watch != NULL && c->probe_id == 0) {
+	if (conn_may_probe(c)) {
 		left = c->probe_at - conn_clock();
 		if (left <= 0)
 			timeout = 0;

@@ -53,6 +53,7 @@ struct conn	*client_conn_open(void);
 void		 client_conn_close(struct conn *);
 void		 client_conn_watch(struct conn *, const char *, int);
 int		 client_conn_eof(struct conn *);
+int		 client_conn_gone(struct conn *);
 size_t		 client_conn_pending(struct conn *);
 int		 client_conn_poll_ms(struct conn *, int, int);
 int		 client_conn_poll(struct conn *, int);
