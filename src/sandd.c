@@ -173,8 +173,8 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      as sandd shell opens (raw mode, window size, ~. detaches);\n"
 	  "      exit with its status. Default: pipes, no terminal.\n"
 	  "  --no-wait\n"
-	  "      Fail at once (status 255) if the worker is disconnected,\n"
-	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
@@ -187,8 +187,8 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      for as long as the session lives. Default: say how to\n"
 	  "      come back (sandd attach SESSION) and exit 255.\n"
 	  "  --no-wait\n"
-	  "      Fail at once (status 255) if the worker is disconnected,\n"
-	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
@@ -206,8 +206,8 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      for as long as the session lives. Default: say how to\n"
 	  "      come back (sandd attach SESSION) and exit 255.\n"
 	  "  --no-wait\n"
-	  "      Fail at once (status 255) if the worker is disconnected,\n"
-	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
@@ -231,8 +231,8 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      bits. Default: the permission bits only, through the\n"
 	  "      umask on the local side.\n"
 	  "  --no-wait\n"
-	  "      Fail at once (status 255) if the worker is disconnected,\n"
-	  "      or when it disconnects while we wait for it. Default: wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
