@@ -2,9 +2,11 @@
  * client-cp.c: `sandd cp`, one file to or from a worker as a raw payload
  * checked by SHA-256 (through a temporary file renamed into place), or
  * a folder with -r as a tar stream between a local and a remote tar;
- * a progress line on a terminal for big copies.
+ * a progress line on a terminal for big copies, naming the file and
+ * fitting the terminal's width.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -12,7 +14,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,31 +30,95 @@
 /* Progress bar only for transfers over this. */
 #define CLIENT_PROGRESS	(4 * 1024 * 1024)
 
-/* A progress line on stderr: percent, rate and time left. */
+/*
+ * A progress line on stderr: the file, percent, size, rate and time
+ * left, as wide as the terminal less its last column.
+ */
 struct progress {
 	int	 on;
+	char	 name[PATH_MAX + 80];	/* as the user named it */
 	size_t	 total;
 	size_t	 done;
 	double	 start;
 	double	 last;
 };
 
-/* Start a progress line; shown only on a terminal and for big copies. */
+static void	progress_init(struct progress *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Start a progress line for the file name (printf-like); shown only on
+ * a terminal and for big copies.
+ */
 static void
-progress_init(struct progress *p, size_t total)
+progress_init(struct progress *p, size_t total, const char *fmt, ...)
 {
+	va_list	ap;
+
 	memset(p, 0, sizeof *p);
 	p->on = isatty(STDERR_FILENO) && total > CLIENT_PROGRESS;
 	p->total = total;
 	p->start = p->last = util_now();
+	va_start(ap, fmt);
+	vsnprintf(p->name, sizeof p->name, fmt, ap);
+	va_end(ap);
+}
+
+/* Columns of the terminal on stderr; 80 if it does not say. */
+static size_t
+progress_cols(void)
+{
+	struct winsize	ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+		return (80);
+	return (ws.ws_col);
+}
+
+/* The byte where the n-th character of UTF-8 s (len bytes) starts. */
+static size_t
+progress_skip(const char *s, size_t len, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		/* A continuation byte is part of the character before. */
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && n-- == 0)
+			break;
+	}
+	return (i);
+}
+
+/*
+ * The name into buf, cut in the middle with "..." to at most room
+ * characters (room > 3); returns how many characters it has.
+ */
+static size_t
+progress_name(const char *name, size_t room, char *buf, size_t size)
+{
+	size_t	len = strlen(name), n, head, tail;
+
+	for (n = 0, head = 0; head < len; head++)
+		n += ((unsigned char)name[head] & 0xc0) != 0x80;
+	if (n <= room) {
+		snprintf(buf, size, "%s", name);
+		return (n);
+	}
+	/* More of the end: it holds the file's own name. */
+	head = (room - 3) / 3;
+	tail = room - 3 - head;
+	snprintf(buf, size, "%.*s...%s", (int)progress_skip(name, len, head),
+	    name, name + progress_skip(name, len, n - tail));
+	return (room);
 }
 
 /* Count n more bytes; redraw at most ten times a second (and at the end). */
 static void
 progress_add(struct progress *p, size_t n, int final)
 {
+	char	stats[128], name[sizeof p->name];
 	double	now = util_now(), rate, eta;
-	size_t	left;
+	size_t	left, cols, nstats, nname;
 
 	p->done += n;
 	if (!p->on || (!final && now - p->last < 0.1))
@@ -59,10 +127,21 @@ progress_add(struct progress *p, size_t n, int final)
 	rate = p->done / (now - p->start > 0.001 ? now - p->start : 0.001);
 	left = p->total > p->done ? p->total - p->done : 0;
 	eta = rate > 0 ? (double)left / rate : 0;
-	fprintf(stderr, "\r%3d%% %10.1f MiB %8.1f MiB/s  ETA %3d:%02d ",
+	snprintf(stats, sizeof stats, "%3d%% %.1f MiB %.1f MiB/s ETA %d:%02d",
 	    p->total > 0 ? (int)(100.0 * p->done / p->total) : 100,
 	    p->done / 1048576.0, rate / 1048576.0, (int)eta / 60,
 	    (int)eta % 60);
+	nstats = strlen(stats);
+	/* Never the last column: a terminal wraps after it. */
+	cols = progress_cols() - 1;
+	if (cols >= nstats + 2 + 8) {
+		/* The name, two blanks, the numbers at the right margin. */
+		nname = progress_name(p->name, cols - nstats - 2, name,
+		    sizeof name);
+		fprintf(stderr, "\r%s%*s%s", name, (int)(cols - nname - nstats),
+		    "", stats);
+	} else
+		fprintf(stderr, "\r%-*.*s", (int)cols, (int)cols, stats);
 	if (final)
 		fputc('\n', stderr);
 }
@@ -176,17 +255,20 @@ cp_remote_mtime(struct conn *c, const char *worker, const char *path,
 		n = client_msg_bytes(r, "stderr", b);
 		while (n > 0 && evbuffer_pullup(b, -1)[n - 1] == '\n')
 			n--;
-		client_die(1, "%s on %s: cannot keep the modification time: "
+		client_warnx("%s on %s: cannot keep the modification time: "
 		    "%.*s", path, worker, (int)n,
 		    (const char *)evbuffer_pullup(b, -1));
+		evbuffer_free(b);
+		json_decref(r);
+		client_exit(1);
 	}
 	json_decref(r);
 }
 
-/* Upload fd (size bytes) to worker:path as a raw payload. */
+/* Upload fd (size bytes; name for the progress line) to worker:path. */
 static void
-cp_put(struct conn *c, const char *worker, const char *path, int fd,
-    size_t size, int mode, time_t mtime)
+cp_put(struct conn *c, const char *name, const char *worker,
+    const char *path, int fd, size_t size, int mode, time_t mtime)
 {
 	json_t			*req, *r;
 	struct progress		 pg;
@@ -202,7 +284,7 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 	id = client_conn_send(c, req);
 	json_decref(req);
 	buf = xmalloc(CLIENT_CHUNK);
-	progress_init(&pg, size);
+	progress_init(&pg, size, "%s", name);
 	while (left > 0) {
 		n = read(fd, buf, left < CLIENT_CHUNK ? left : CLIENT_CHUNK);
 		if (n == -1 && errno == EINTR)
@@ -214,6 +296,12 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 		}
 		EVP_DigestUpdate(md, buf, (size_t)n);
 		client_conn_queue(c, buf, (size_t)n);
+		if (client_conn_gone(c)) {
+			/* The rest of the file need not go. */
+			free(buf);
+			EVP_MD_CTX_free(md);
+			client_die(255, "the server closed the connection");
+		}
 		left -= (size_t)n;
 		progress_add(&pg, (size_t)n, 0);
 	}
@@ -222,11 +310,14 @@ cp_put(struct conn *c, const char *worker, const char *path, int fd,
 	cp_digest(md, hex);
 	r = client_conn_reply(c, id);
 	if (!json_is_true(json_object_get(r, "ok")))
-		client_die(1, "%s", client_reply_message(r));
+		client_die_reply(1, r);
 	got = json_string_value(json_object_get(r, "sha256"));
-	if (got == NULL || strcmp(hex, got) != 0)
-		client_die(1, "%s on %s: SHA-256 differs (sent %s, got %s)",
+	if (got == NULL || strcmp(hex, got) != 0) {
+		client_warnx("%s on %s: SHA-256 differs (sent %s, got %s)",
 		    path, worker, hex, got != NULL ? got : "none");
+		json_decref(r);
+		client_exit(1);
+	}
 	json_decref(r);
 	if (mtime != 0)
 		cp_remote_mtime(c, worker, path, mtime);
@@ -242,33 +333,75 @@ cp_umask(void)
 	return (mask);
 }
 
-/* A temporary file beside local, for cp_get; its path in *tmp. */
-static int
-cp_get_tmp(const char *local, char **tmp)
-{
-	char	*copy = xstrdup(local);
-	int	 fd;
+/*
+ * The temporary file of the download in progress, if any: whatever ends
+ * the client before it is renamed into place (an error, the server
+ * closing, a signal) removes it.
+ */
+static char	*cp_tmp;
 
-	xasprintf(tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
+/* Remove the unfinished download (atexit). */
+static void
+cp_tmp_remove(void)
+{
+	if (cp_tmp == NULL)
+		return;
+	unlink(cp_tmp);
+	free(cp_tmp);
+	cp_tmp = NULL;
+}
+
+/* INT, TERM, HUP: remove the unfinished download, then die of sig. */
+static void
+cp_tmp_signal_cb(int sig)
+{
+	if (cp_tmp != NULL)
+		unlink(cp_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* A temporary file beside local for cp_get, in cp_tmp; returns it open. */
+static int
+cp_tmp_create(const char *local)
+{
+	static int		 registered;
+	struct sigaction	 sa;
+	char			*copy = xstrdup(local), *tmp;
+	int			 fd;
+
+	xasprintf(&tmp, "%s/.sandd-cp.XXXXXX", dirname(copy));
 	free(copy);
-	if ((fd = mkstemp(*tmp)) == -1)
+	if (!registered) {
+		atexit(cp_tmp_remove);
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = cp_tmp_signal_cb;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		registered = 1;
+	}
+	if ((fd = mkstemp(tmp)) == -1) {
+		free(tmp);
 		client_die(1, "%s: %s", local, strerror(errno));
+	}
+	cp_tmp = tmp;
 	return (fd);
 }
 
 /*
- * Give the downloaded tmp (open as fd) the mode the worker sent, and
- * with keep all of it and mtime, then rename it to local.
+ * Give the download in cp_tmp (open as fd) mode, through the umask
+ * unless keep, and with keep its set-id bits and mtime, then rename it
+ * to local.
  */
 static void
-cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
-    int keep, time_t mtime)
+cp_tmp_install(int fd, const char *local, mode_t mode, int keep,
+    time_t mtime)
 {
 	struct timespec	ts[2];
-	mode_t		mode;
 
 	/* Like cp: the bits go through the umask unless -p. */
-	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
 	mode = keep ? mode & 07777 : mode & 0777 & ~cp_umask();
 	if (fchmod(fd, mode) != 0)
 		client_die(1, "%s: %s", local, strerror(errno));
@@ -277,10 +410,10 @@ cp_get_install(int fd, const char *tmp, const char *local, json_t *r,
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		futimens(fd, ts);
 	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, local) != 0) {
-		unlink(tmp);
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(cp_tmp, local) != 0)
 		client_die(1, "%s: %s", local, strerror(errno));
-	}
+	free(cp_tmp);
+	cp_tmp = NULL;
 }
 
 /*
@@ -294,24 +427,25 @@ cp_get(struct conn *c, const char *worker, const char *path,
 {
 	json_t			*req, *r;
 	struct progress		 pg;
-	EVP_MD_CTX		*md = cp_md();
-	char			 hex[65], *tmp = NULL;
+	EVP_MD_CTX		*md;
+	char			 hex[65];
 	const char		*got;
-	int			 id, fd;
+	mode_t			 mode;
+	int			 id, fd, same;
 
 	if (strcmp(local, "-") == 0)
 		fd = STDOUT_FILENO;
 	else
-		fd = cp_get_tmp(local, &tmp);
+		fd = cp_tmp_create(local);
 	req = json_pack("{s:s, s:s, s:s, s:b}", "op", "get", "worker",
 	    worker, "path", path, "raw", 1);
 	id = client_conn_send(c, req);
 	json_decref(req);
-	progress_init(&pg, size);
+	progress_init(&pg, size, "%s:%s", worker, path);
+	md = cp_md();
 	for (;;) {
 		if ((r = client_conn_recv_id(c, id)) == NULL) {
-			if (tmp != NULL)
-				unlink(tmp);
+			EVP_MD_CTX_free(md);
 			client_die(255, "the server closed the connection");
 		}
 		if (json_object_get(r, "event") == NULL)
@@ -319,25 +453,20 @@ cp_get(struct conn *c, const char *worker, const char *path,
 		progress_add(&pg, client_conn_payload(c, r, fd, md), 0);
 		json_decref(r);
 	}
-	if (!json_is_true(json_object_get(r, "ok"))) {
-		if (tmp != NULL)
-			unlink(tmp);
-		client_die(1, "%s", client_reply_message(r));
-	}
-	progress_add(&pg, 0, 1);
 	cp_digest(md, hex);
+	if (!json_is_true(json_object_get(r, "ok")))
+		client_die_reply(1, r);
+	progress_add(&pg, 0, 1);
 	got = json_string_value(json_object_get(r, "sha256"));
-	if (got == NULL || strcmp(hex, got) != 0) {
-		if (tmp != NULL)
-			unlink(tmp);
-		client_die(1, "%s on %s: SHA-256 differs (received %s, "
+	if (!(same = got != NULL && strcmp(hex, got) == 0))
+		client_warnx("%s on %s: SHA-256 differs (received %s, "
 		    "sent %s)", path, worker, hex, got != NULL ? got : "none");
-	}
-	if (tmp != NULL) {
-		cp_get_install(fd, tmp, local, r, keep, mtime);
-		free(tmp);
-	}
+	mode = (mode_t)json_integer_value(json_object_get(r, "mode"));
 	json_decref(r);
+	if (!same)
+		client_exit(1);
+	if (fd != STDOUT_FILENO)
+		cp_tmp_install(fd, local, mode, keep, mtime);
 }
 
 /*
@@ -395,7 +524,7 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	json_t			*m;
 	char			*target, *targv[6];
 	pid_t			 pid;
-	int			 made = 0, status;
+	int			 made = 0, status, rstatus;
 
 	target = cp_target(dst, src, cp_local_is_dir(dst));
 	if (mkdir(target, 0777) == 0)
@@ -420,17 +549,23 @@ cp_tree_get(struct conn *c, const char *worker, const char *src,
 	if (!json_is_true(json_object_get(m, "ok"))) {
 		if (made)
 			rmdir(target);
-		client_die(1, "%s", client_reply_message(m));
+		free(target);
+		client_die_reply(1, m);
 	}
-	if (client_exec_status(m) != 0) {
+	rstatus = client_exec_status(m);
+	json_decref(m);
+	if (rstatus != 0) {
 		if (made)
 			rmdir(target);
+		free(target);
 		client_die(1, "%s:%s: tar on the worker failed (status %d)",
-		    worker, src, client_exec_status(m));
+		    worker, src, rstatus);
 	}
-	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN))
-		client_die(1, "%s: the local tar failed", target);
-	json_decref(m);
+	if (status != 0 || (io.flags & CLIENT_EXEC_BROKEN)) {
+		client_warnx("%s: the local tar failed", target);
+		free(target);
+		client_exit(1);
+	}
 	free(target);
 }
 
@@ -446,7 +581,7 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 	json_t			*m, *st;
 	char			*target, *targv[7];
 	pid_t			 pid;
-	int			 status;
+	int			 status, rstatus;
 
 	st = cp_remote_stat(c, worker, dst);
 	target = cp_target(dst, src, cp_is_dir(st));
@@ -468,14 +603,22 @@ cp_tree_put(struct conn *c, const char *src, const char *worker,
 	    &io);
 	close(io.in_fd);
 	status = cp_tar_wait(pid);
-	if (!json_is_true(json_object_get(m, "ok")))
-		client_die(1, "%s", client_reply_message(m));
-	if (status != 0)
-		client_die(1, "%s: the local tar failed", src);
-	if (client_exec_status(m) != 0)
-		client_die(1, "%s:%s: tar on the worker failed (status %d)",
-		    worker, target, client_exec_status(m));
+	if (!json_is_true(json_object_get(m, "ok"))) {
+		free(target);
+		client_die_reply(1, m);
+	}
+	rstatus = client_exec_status(m);
 	json_decref(m);
+	if (status != 0) {
+		free(target);
+		client_die(1, "%s: the local tar failed", src);
+	}
+	if (rstatus != 0) {
+		client_warnx("%s:%s: tar on the worker failed (status %d)",
+		    worker, target, rstatus);
+		free(target);
+		client_exit(1);
+	}
 	free(target);
 }
 
@@ -545,7 +688,8 @@ cp_to_worker(struct conn *c, const char *spath, const char *worker,
 		mode = 0666 & ~cp_umask();
 	} else
 		mode = sb.st_mode & (keep ? 07777 : 0777);
-	cp_put(c, worker, target, fd, (size_t)sb.st_size, (int)mode,
+	cp_put(c, is_stdin ? "stdin" : spath, worker, target, fd,
+	    (size_t)sb.st_size, (int)mode,
 	    keep ? sb.st_mtime : 0);
 	close(fd);
 	free(target);
@@ -561,15 +705,15 @@ cp_from_worker(struct conn *c, const char *worker, const char *spath,
 
 	st = cp_remote_stat(c, worker, spath);
 	if (!json_is_true(json_object_get(st, "ok")))
-		client_die(1, "%s", client_reply_message(st));
+		client_die_reply(1, st);
 	if (cp_is_dir(st)) {
+		json_decref(st);
 		if (!rec)
 			client_die(1, "%s:%s is a folder (use -r)", worker,
 			    spath);
 		if (strcmp(dpath, "-") == 0)
 			client_die(1, "a folder cannot go to stdout");
 		cp_tree_get(c, worker, spath, dpath);
-		json_decref(st);
 		return;
 	}
 	target = cp_target(dpath, spath, strcmp(dpath, "-") != 0 &&
@@ -588,13 +732,14 @@ client_cp(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "preserve", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "no-wait", no_argument, NULL, 'N' },
+		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn	*c;
 	const char	*spath, *dpath;
 	char		*sw, *dw;
-	int		 ch, rec = 0, keep = 0;
+	int		 ch, rec = 0, keep = 0, no_wait = 0;
 
 	while ((ch = getopt_long(argc, argv, "S:rph", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -604,6 +749,9 @@ client_cp(int argc, char **argv)
 		case 'p':
 			keep = 1;
 			break;
+		case 'N':
+			no_wait = 1;
+			break;
 		default:
 			client_option(ch, argv);
 		}
@@ -612,12 +760,19 @@ client_cp(int argc, char **argv)
 		client_usage_error();
 	sw = cp_split(argv[optind], &spath);
 	dw = cp_split(argv[optind + 1], &dpath);
-	if ((sw == NULL) == (dw == NULL))
+	if ((sw == NULL) == (dw == NULL)) {
+		free(sw);
+		free(dw);
 		client_die(2, "exactly one of source and destination must be "
 		    "WORKER:PATH");
-	if (*spath == '\0' || *dpath == '\0')
+	}
+	if (*spath == '\0' || *dpath == '\0') {
+		free(sw);
+		free(dw);
 		client_die(2, "empty path");
+	}
 	c = client_conn_open();
+	client_conn_watch(c, dw != NULL ? dw : sw, no_wait);
 	if (dw != NULL)
 		cp_to_worker(c, spath, dw, dpath, rec, keep);
 	else

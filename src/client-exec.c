@@ -1,7 +1,8 @@
 /*
  * client-exec.c: `sandd exec`, on one worker with stdin, stdout, stderr
  * and signals streamed, or on every worker with the labels, each result
- * printed as it comes with its lines prefixed by the worker.
+ * printed as it comes with its lines prefixed by the worker; with --pty,
+ * on a terminal through client-shell.c.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -33,12 +34,12 @@ client_exec_status(json_t *r)
 	return (255);
 }
 
-/* The status and message for an error reply of an exec or session. */
+/* Exit with the status and message of error reply r (freed). */
 __dead void
 client_exec_error(json_t *r)
 {
-	client_die(strcmp(client_reply_code(r), "exec_failed") == 0 ? 127 :
-	    255, "%s", client_reply_message(r));
+	client_die_reply(strcmp(client_reply_code(r), "exec_failed") == 0 ?
+	    127 : 255, r);
 }
 
 /* Is fd the null device (nothing to forward)? */
@@ -141,9 +142,9 @@ exec_broadcast(struct conn *c, json_t *req)
 	}
 	if (!json_is_true(json_object_get(m, "ok")))
 		client_exec_error(m);
+	json_decref(m);
 	if (n == 0)
 		client_die(1, "no connected worker matches the labels");
-	json_decref(m);
 	return (status);
 }
 
@@ -293,6 +294,8 @@ struct exec_opts {
 	json_t		*labels;
 	const char	*cwd;
 	double		 timeout;
+	int		 no_wait;	/* not for a disconnected worker */
+	int		 pty;		/* in a session on a terminal */
 	int		 dashdash;	/* "--" ended the options */
 };
 
@@ -300,10 +303,20 @@ struct exec_opts {
 static int
 exec_options(int argc, char **argv, struct exec_opts *o)
 {
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'C' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "no-wait", no_argument, NULL, 'N' },
+		{ "pty", no_argument, NULL, 'P' },
+		CLIENT_LONGOPTS_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
 	int	ch;
 
-	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:h", client_longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:Ph", longopts, NULL))
+	    != -1) {
 		switch (ch) {
 		case 't':
 			o->timeout = client_option_secs(optarg);
@@ -316,6 +329,12 @@ exec_options(int argc, char **argv, struct exec_opts *o)
 			break;
 		case 'l':
 			client_option_kv(o->labels, ch, optarg);
+			break;
+		case 'N':
+			o->no_wait = 1;
+			break;
+		case 'P':
+			o->pty = 1;
 			break;
 		default:
 			client_option(ch, argv);
@@ -369,6 +388,23 @@ exec_request(int argc, char **argv, struct exec_opts *o)
 	return (req);
 }
 
+/*
+ * exec --pty: the command in a session on a terminal, as `sandd shell`
+ * runs one, with the exec request req (freed) made a session.open.
+ */
+static int
+exec_pty(struct conn *c, json_t *req, struct exec_opts *o)
+{
+	struct client_term_opts	t;
+
+	memset(&t, 0, sizeof t);
+	t.no_wait = o->no_wait;
+	t.timeout = o->timeout;
+	json_object_set_new(req, "op", json_string("session.open"));
+	json_object_del(req, "timeout");
+	return (client_term_open(c, req, &t));
+}
+
 /* `sandd exec`: a command on one worker or on all with the labels. */
 int
 client_exec(int argc, char **argv)
@@ -386,9 +422,17 @@ client_exec(int argc, char **argv)
 	req = exec_request(argc - n, argv + n, &o);
 	json_decref(o.env);
 	json_decref(o.labels);
+	if (o.pty && json_object_get(req, "labels") != NULL) {
+		json_decref(req);
+		client_die(2, "--pty runs on one worker, not on labels");
+	}
 	c = client_conn_open();
 	if (json_object_get(req, "labels") != NULL)
 		return (exec_broadcast(c, req));
+	if (o.pty)
+		return (exec_pty(c, req, &o));
+	client_conn_watch(c, json_string_value(json_object_get(req, "worker")),
+	    o.no_wait);
 
 	/* A terminal or /dev/null: nothing to forward, stdin ends at once. */
 	io.in_fd = STDIN_FILENO;

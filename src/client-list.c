@@ -136,7 +136,8 @@ list_options(int argc, char **argv, json_t *labels,
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "worker", required_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "label", required_argument, NULL, 'l' },
+		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
@@ -183,13 +184,50 @@ list_fetch(json_t *req, const char *key, int json, json_t **list)
 
 	r = client_conn_call(client_conn_open(), req, 0);
 	*list = json_object_get(r, key);
-	if (!json_is_array(*list))
+	if (!json_is_array(*list)) {
+		json_decref(r);
 		client_die(255, "bad reply from the server: no %s array", key);
+	}
 	if (!json)
 		return (r);
 	print_json(*list);
 	json_decref(r);
 	return (NULL);
+}
+
+/*
+ * The state of worker object w as the controller names it: connected,
+ * disconnected (inside its resume window) or gone (past it). From the
+ * connected flag when the controller gives no state.
+ */
+static const char *
+worker_state_text(json_t *w)
+{
+	const char	*state = json_string_value(json_object_get(w, "state"));
+
+	if (state != NULL && *state != '\0')
+		return (state);
+	return (json_is_true(json_object_get(w, "connected")) ? "connected" :
+	    "disconnected");
+}
+
+/* "os/arch" of worker object w, "-" for a part it lacks; caller frees. */
+static char *
+os_arch_text(json_t *w)
+{
+	const char	*os = json_string_value(json_object_get(w, "os"));
+	const char	*arch = json_string_value(json_object_get(w, "arch"));
+	char		*s;
+
+	if (os == NULL || *os == '\0')
+		os = NULL;
+	if (arch == NULL || *arch == '\0')
+		arch = NULL;
+	if (os == NULL && arch == NULL)
+		return (xstrdup("-"));
+	xasprintf(&s, "%s/%s", os != NULL ? os : "-", arch != NULL ? arch :
+	    "-");
+	return (s);
 }
 
 /* `sandd workers`: the table (or JSON) of workers. */
@@ -214,12 +252,9 @@ client_workers(int argc, char **argv)
 	t = table_create(titles, right, 9);
 	json_array_foreach(list, i, w) {
 		lt = labels_text(json_object_get(w, "labels"));
-		xasprintf(&osarch, "%s/%s",
-		    json_string_value(json_object_get(w, "os")) ?: "?",
-		    json_string_value(json_object_get(w, "arch")) ?: "?");
+		osarch = os_arch_text(w);
 		row[0] = json_string_value(json_object_get(w, "id"));
-		row[1] = json_is_true(json_object_get(w, "connected")) ?
-		    "connected" : "away";
+		row[1] = worker_state_text(w);
 		row[2] = lt;
 		row[3] = json_string_value(json_object_get(w, "hostname"));
 		row[4] = osarch;
@@ -242,6 +277,13 @@ client_workers(int argc, char **argv)
 int
 client_wait(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "count", required_argument, NULL, 'n' },
+		CLIENT_LONGOPTS_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
 	struct conn	*c;
 	json_t		*labels = json_object(), *req;
 	double		 timeout = 30;
@@ -249,8 +291,8 @@ client_wait(int argc, char **argv)
 	char		*end;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", client_longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "S:t:l:n:h", longopts, NULL))
+	    != -1) {
 		switch (ch) {
 		case 't':
 			timeout = client_option_secs(optarg);

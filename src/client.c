@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,35 +19,99 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandd.h"
 #include "client.h"
 
-/* A connection to the control socket: read buffer and send queue. */
+/* Seconds without a word from the server before we ask about the worker. */
+#define CONN_QUIET	1.0
+/* And at most this long between two questions. */
+#define CONN_QUIET_MAX	30.0
+
+/*
+ * A connection to the control socket: read buffer, the next message
+ * parsed from it, and the send queue. While a worker is watched
+ * (client_conn_watch), a `workers` request goes out whenever the server
+ * has said nothing for a while, to tell the user that what we wait for
+ * waits for a disconnected worker; its reply never reaches the caller.
+ */
 struct conn {
 	int		 fd;
 	char		*buf;
 	size_t		 len;
 	size_t		 cap;
+	json_t		*next;		/* a message parsed, not yet taken */
 	struct evbuffer	*out;
-	int		 eof;
+	size_t		 payload_out;	/* raw payload bytes still to queue */
+	int		 eof;		/* the server closed its side */
+	int		 wdead;		/* a send failed: nothing more goes */
+
+	char		*watch;		/* the worker watched, or NULL */
+	int		 watch_fail;	/* die when it is disconnected */
+	int		 watch_said;	/* the user was told it is */
+	int		 probe_id;	/* our workers request in flight */
+	double		 probe_at;	/* when to send the next one */
+	double		 probe_gap;
 };
 
 static const char	*client_cmd = "client";	/* the subcommand's name */
 static const char	*client_usage = "";	/* and its usage line */
+static const char	*client_summary = "";	/* what it does */
+static const char	*client_options = "";	/* its options explained */
 static const char	*client_socket;		/* -S */
 static struct conn	*client_conn;		/* the open connection */
 static int		 next_id = 1;
 
+static void		 conn_free(struct conn *);
+static void		 conn_write(struct conn *);
+static void		 conn_probe_reply(struct conn *, json_t *);
+static void		 client_vwarnx(const char *, va_list)
+			     __attribute__((format(printf, 1, 0)));
+
 volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
-/* The long options of a subcommand that has only --help. */
+/* The long options of a subcommand that has only -S and --help. */
 const struct option	 client_longopts[] = {
-	{ "help", no_argument, NULL, 'h' },
+	CLIENT_LONGOPTS_COMMON,
 	{ NULL, 0, NULL, 0 }
 };
+
+/* Print "sandd CMD: message" on one line of stderr. */
+static void
+client_vwarnx(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "sandd %s: ", client_cmd);
+	vfprintf(stderr, fmt, ap);
+	/* A raw terminal does not go back to the margin by itself. */
+	fputs(client_tty_is_raw() ? "\r\n" : "\n", stderr);
+	fflush(stderr);
+}
+
+/* Print "sandd CMD: message" on one line of stderr. */
+void
+client_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	client_vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Exit with status, leaving nothing behind: the terminal as it was and
+ * the connection freed, so that a sanitizer build finds no leak.
+ */
+__dead void
+client_exit(int status)
+{
+	client_tty_restore();
+	conn_free(client_conn);
+	exit(status);
+}
 
 /* Print "sandd CMD: message" on one line and exit with status. */
 __dead void
@@ -55,12 +120,20 @@ client_die(int status, const char *fmt, ...)
 	va_list	ap;
 
 	client_tty_restore();
-	fprintf(stderr, "sandd %s: ", client_cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	client_vwarnx(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
+	client_exit(status);
+}
+
+/* Print the message of error reply r as client_die does, free r, exit. */
+__dead void
+client_die_reply(int status, json_t *r)
+{
+	client_tty_restore();
+	client_warnx("%s", client_reply_message(r));
+	json_decref(r);
+	client_exit(status);
 }
 
 /* Print the usage line of the subcommand and exit 2. */
@@ -72,9 +145,22 @@ client_usage_error(void)
 }
 
 /*
+ * `sandd NAME --help`: the usage line, what the subcommand does and its
+ * options explained, on stdout; exit 0.
+ */
+static __dead void
+client_help(void)
+{
+	printf("usage: sandd %s %s\n\n%c%s.\n\nOptions:\n%s", client_cmd,
+	    client_usage, toupper((unsigned char)client_summary[0]),
+	    client_summary + 1, client_options);
+	client_exit(0);
+}
+
+/*
  * The options every subcommand has, for the default case of its getopt
- * switch: -S socket, -h or --help (the usage on stdout, exit 0); any
- * other is unknown or lacks its argument (one line, exit 2).
+ * switch: -S socket, -h or --help; any other is unknown or lacks its
+ * argument (one line, exit 2).
  */
 void
 client_option(int ch, char **argv)
@@ -86,8 +172,7 @@ client_option(int ch, char **argv)
 		client_socket = optarg;
 		return;
 	case 'h':
-		printf("usage: sandd %s %s\n", client_cmd, client_usage);
-		exit(0);
+		client_help();
 	}
 	fprintf(stderr, "sandd %s: bad option '%s' (see sandd %s --help)\n",
 	    client_cmd, opt, client_cmd);
@@ -237,36 +322,76 @@ client_signals_catch(int winch)
 		sigaction(SIGWINCH, &sa, NULL);
 }
 
+/* The socket given with -S, or NULL for the default. */
+const char *
+client_socket_option(void)
+{
+	return (client_socket);
+}
+
 /*
  * Connect to the control socket named by -S, $SANDD_CONTROL or the
- * default. The connection is freed by client_main.
+ * default. NULL if it cannot be reached, with the reason in *cause
+ * (caller frees). The connection is freed by client_main or
+ * client_conn_close.
  */
 struct conn *
-client_conn_open(void)
+client_conn_try_open(char **cause)
 {
 	struct sockaddr_un	 sun;
 	struct conn		*c;
 	char			*path;
+	int			 fd;
 
 	path = client_socket != NULL ? xstrdup(client_socket) :
 	    util_default_control_path();
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path)
-		client_die(255, "socket path too long: %s", path);
+	if (strlen(path) >= sizeof sun.sun_path) {
+		xasprintf(cause, "socket path too long: %s", path);
+		free(path);
+		return (NULL);
+	}
 	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
-	c = xcalloc(1, sizeof *c);
-	if ((c->fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
-		client_die(255, "socket: %s", strerror(errno));
-	if (connect(c->fd, (struct sockaddr *)&sun, sizeof sun) == -1)
-		client_die(255, "connect %s: %s (is sandd serve running?)",
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
+		xasprintf(cause, "connect %s: %s (is sandd serve running?)",
 		    path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(path);
+		return (NULL);
+	}
 	free(path);
-	if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) == -1)
-		client_die(255, "fcntl: %s", strerror(errno));
+	c = xcalloc(1, sizeof *c);
+	c->fd = fd;
 	c->out = evbuffer_new();
+	conn_free(client_conn);
 	client_conn = c;
 	return (c);
+}
+
+/* Connect as client_conn_try_open does; die if it cannot. */
+struct conn *
+client_conn_open(void)
+{
+	struct conn	*c;
+	char		*cause;
+
+	if ((c = client_conn_try_open(&cause)) == NULL) {
+		client_warnx("%s", cause);
+		free(cause);
+		client_exit(255);
+	}
+	return (c);
+}
+
+/* Close the connection and free it (NULL is fine). */
+void
+client_conn_close(struct conn *c)
+{
+	conn_free(c);
 }
 
 /* Close the connection and free it (NULL is fine). */
@@ -279,8 +404,112 @@ conn_free(struct conn *c)
 		client_conn = NULL;
 	close(c->fd);
 	free(c->buf);
+	json_decref(c->next);
 	evbuffer_free(c->out);
+	free(c->watch);
 	free(c);
+}
+
+/* Seconds on a clock that only goes forward. */
+static double
+conn_clock(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+/*
+ * Watch worker: while we wait on the server, tell the user (once) when
+ * the worker is disconnected, inside the controller's resume window
+ * where requests wait for it; with fail, die instead, now if it is
+ * disconnected already.
+ */
+void
+client_conn_watch(struct conn *c, const char *worker, int fail)
+{
+	json_t	*r;
+
+	free(c->watch);
+	c->watch = xstrdup(worker);
+	c->watch_fail = fail;
+	c->watch_said = 0;
+	c->probe_gap = CONN_QUIET;
+	c->probe_at = conn_clock() + c->probe_gap;
+	if (fail) {
+		r = client_conn_call(c, json_pack("{s:s}", "op", "workers"), 1);
+		conn_probe_reply(c, r);
+	}
+}
+
+/*
+ * May we ask about the watched worker when it is time? Not with a
+ * question in flight, nor in the middle of a raw payload we send.
+ */
+static int
+conn_may_probe(struct conn *c)
+{
+	return (c->watch != NULL && c->probe_id == 0 && c->payload_out == 0 &&
+	    !client_conn_gone(c));
+}
+
+/* Ask the server about the watched worker, if it is time. */
+static void
+conn_probe(struct conn *c)
+{
+	char	*s;
+
+	if (!conn_may_probe(c) || conn_clock() < c->probe_at)
+		return;
+	/* Queued without waiting for room: it is a short line. */
+	c->probe_id = next_id++;
+	xasprintf(&s, "{\"op\":\"workers\",\"id\":%d}\n", c->probe_id);
+	evbuffer_add(c->out, s, strlen(s));
+	free(s);
+	conn_write(c);
+}
+
+/*
+ * The reply r (freed) to a workers request about the watched worker:
+ * say that it is disconnected, or die if the caller asked so.
+ */
+static void
+conn_probe_reply(struct conn *c, json_t *r)
+{
+	json_t	*w;
+	size_t	 i;
+
+	c->probe_id = 0;
+	c->probe_at = conn_clock() + c->probe_gap;
+	c->probe_gap = c->probe_gap * 2 < CONN_QUIET_MAX ? c->probe_gap * 2 :
+	    CONN_QUIET_MAX;
+	json_array_foreach(json_object_get(r, "workers"), i, w) {
+		if (strcmp(json_string_value(json_object_get(w, "id")) ?: "",
+		    c->watch) != 0)
+			continue;
+		if (json_is_true(json_object_get(w, "connected")))
+			c->watch_said = 0;
+		else if (c->watch_fail) {
+			json_decref(r);
+			client_die(255, "%s is disconnected; not waiting for "
+			    "it (--no-wait)", c->watch);
+		} else if (!c->watch_said) {
+			/* The window is the controller's; it does not say. */
+			client_warnx("%s is disconnected; waiting for it to "
+			    "come back", c->watch);
+			c->watch_said = 1;
+		}
+	}
+	json_decref(r);
+}
+
+/* The server said something: the watched worker answers, or may. */
+static void
+conn_heard(struct conn *c)
+{
+	c->probe_gap = CONN_QUIET;
+	c->probe_at = conn_clock() + c->probe_gap;
 }
 
 /* Has the server closed its side? */
@@ -288,6 +517,13 @@ int
 client_conn_eof(struct conn *c)
 {
 	return (c->eof);
+}
+
+/* Is the server gone, as far as sending goes? */
+int
+client_conn_gone(struct conn *c)
+{
+	return (c->eof || c->wdead);
 }
 
 /* Bytes queued for the server. */
@@ -304,6 +540,10 @@ conn_write(struct conn *c)
 	struct evbuffer_iovec	 v;
 	ssize_t			 n;
 
+	if (c->wdead) {
+		evbuffer_drain(c->out, client_conn_pending(c));
+		return;
+	}
 	while (client_conn_pending(c) > 0) {
 		if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
 			break;
@@ -312,8 +552,15 @@ conn_write(struct conn *c)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n == -1)
-			client_die(255, "lost the server: %s", strerror(errno));
+		if (n == -1) {
+			/*
+			 * The server is gone: nothing more can be sent. What
+			 * it sent is still read, then eof comes.
+			 */
+			c->wdead = 1;
+			evbuffer_drain(c->out, client_conn_pending(c));
+			return;
+		}
 		evbuffer_drain(c->out, (size_t)n);
 	}
 }
@@ -346,24 +593,35 @@ conn_read(struct conn *c)
 
 /*
  * Wait once for the socket (reading and sending) and, unless in_fd is
- * -1, for input on in_fd while the send queue has room. Returns 1 when
- * in_fd is ready to read (data or its end), else 0 (also after a signal,
- * so callers can look at client_got_signal). Dies if the server closed.
+ * -1, for input on in_fd while the send queue has room; at most ms
+ * milliseconds unless that is -1. Returns 1 when in_fd is ready to read
+ * (data or its end), else 0 (also after a signal, so callers can look
+ * at client_got_signal). Dies if the server closed.
  */
 int
-client_conn_poll(struct conn *c, int in_fd)
+client_conn_poll_ms(struct conn *c, int in_fd, int ms)
 {
 	struct pollfd	pfd[2];
+	int		timeout = ms;
+	double		left;
 
 	if (c->eof)
 		client_die(255, "the server closed the connection");
+	conn_probe(c);
+	if (conn_may_probe(c)) {
+		left = c->probe_at - conn_clock();
+		if (left <= 0)
+			timeout = 0;
+		else if (timeout == -1 || left * 1000 < timeout)
+			timeout = (int)(left * 1000) + 1;
+	}
 	pfd[0].fd = c->fd;
 	pfd[0].events = POLLIN | (client_conn_pending(c) > 0 ? POLLOUT : 0);
 	pfd[1].fd = in_fd;
 	pfd[1].events = in_fd != -1 && client_conn_pending(c) <
 	    CLIENT_OUT_HIGH ? POLLIN : 0;
 	pfd[0].revents = pfd[1].revents = 0;
-	if (poll(pfd, 2, -1) == -1) {
+	if (poll(pfd, 2, timeout) == -1) {
 		if (errno == EINTR)
 			return (0);
 		client_die(255, "poll: %s", strerror(errno));
@@ -375,6 +633,13 @@ client_conn_poll(struct conn *c, int in_fd)
 	/* POLLHUP comes even when not asked for: check events. */
 	return (pfd[1].events != 0 && (pfd[1].revents &
 	    (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0);
+}
+
+/* Wait once as client_conn_poll_ms does, with no time limit. */
+int
+client_conn_poll(struct conn *c, int in_fd)
+{
+	return (client_conn_poll_ms(c, in_fd, -1));
 }
 
 /*
@@ -390,11 +655,19 @@ conn_wait(struct conn *c)
 	return (1);
 }
 
+/* Count len bytes of a raw payload as queued. */
+static void
+conn_payload_queued(struct conn *c, size_t len)
+{
+	c->payload_out -= len < c->payload_out ? len : c->payload_out;
+}
+
 /* Queue bytes for the server without waiting: the caller polls. */
 void
 client_conn_add(struct conn *c, const void *p, size_t len)
 {
 	evbuffer_add(c->out, p, len);
+	conn_payload_queued(c, len);
 }
 
 /* Queue bytes for the server; waits (reading on) while the queue is full. */
@@ -402,6 +675,7 @@ void
 client_conn_queue(struct conn *c, const void *p, size_t len)
 {
 	evbuffer_add(c->out, p, len);
+	conn_payload_queued(c, len);
 	conn_write(c);
 	while (client_conn_pending(c) >= CLIENT_OUT_HIGH) {
 		if (!conn_wait(c) && client_conn_pending(c) > 0)
@@ -450,6 +724,10 @@ client_conn_send(struct conn *c, json_t *req)
 	evbuffer_add(c->out, s, strlen(s));
 	free(s);
 	client_conn_queue(c, "\n", 1);
+	/* Its raw payload comes next: nothing of ours may go between. */
+	if (json_is_integer(json_object_get(req, "bytes")))
+		c->payload_out = (size_t)json_integer_value(json_object_get(req,
+		    "bytes"));
 	return (id);
 }
 
@@ -462,28 +740,54 @@ client_conn_send_quiet(struct conn *c, json_t *req)
 	json_decref(req);
 }
 
-/* A whole line is buffered? */
+/*
+ * Is a message there to take? Parses the next buffered line (dies if
+ * it is not JSON); replies to our own workers requests are dealt with
+ * here and never reach the caller.
+ */
 int
 client_conn_has_line(struct conn *c)
 {
-	return (c->len > 0 && memchr(c->buf, '\n', c->len) != NULL);
+	char		*nl;
+	json_t		*m, *id;
+	json_error_t	 err;
+	size_t		 n;
+
+	while (c->next == NULL) {
+		if (c->len == 0 || (nl = memchr(c->buf, '\n', c->len)) == NULL)
+			return (0);
+		n = (size_t)(nl - c->buf);
+		m = json_loadb(c->buf, n, JSON_ALLOW_NUL, &err);
+		memmove(c->buf, nl + 1, c->len - n - 1);
+		c->len -= n + 1;
+		if (m == NULL || !json_is_object(m)) {
+			json_decref(m);
+			client_die(255, "bad message from the server: %s",
+			    m == NULL ? err.text : "not an object");
+		}
+		id = json_object_get(m, "id");
+		if (c->probe_id != 0 && json_is_integer(id) &&
+		    json_integer_value(id) == c->probe_id &&
+		    client_msg_final(m))
+			conn_probe_reply(c, m);
+		else {
+			c->next = m;
+			conn_heard(c);
+		}
+	}
+	return (1);
 }
 
-/* Take one buffered line as a message; dies if it is not JSON. */
+/* Take the message client_conn_has_line found. */
 json_t *
 client_conn_take(struct conn *c)
 {
-	char		*nl = memchr(c->buf, '\n', c->len);
-	json_t		*m;
-	json_error_t	 err;
-	size_t		 n = (size_t)(nl - c->buf);
+	json_t	*m;
 
-	m = json_loadb(c->buf, n, JSON_ALLOW_NUL, &err);
-	memmove(c->buf, nl + 1, c->len - n - 1);
-	c->len -= n + 1;
-	if (m == NULL || !json_is_object(m))
-		client_die(255, "bad message from the server: %s", m == NULL ?
-		    err.text : "not an object");
+	if (!client_conn_has_line(c))
+		client_die(255, "%s: no message (a bug)", __func__);
+	m = c->next;
+	c->next = NULL;
 	return (m);
 }
 
@@ -575,23 +879,25 @@ client_conn_call(struct conn *c, json_t *req, int allow_error)
 	json_decref(req);
 	m = client_conn_reply(c, id);
 	if (!allow_error && !json_is_true(json_object_get(m, "ok")))
-		client_die(strcmp(client_reply_code(m), "timeout") == 0 ? 1 :
-		    255, "%s", client_reply_message(m));
+		client_die_reply(strcmp(client_reply_code(m), "timeout") == 0 ?
+		    1 : 255, m);
 	return (m);
 }
 
 /*
- * Run a client subcommand: fn with argv[0] the name, usage its usage
- * line. Returns the exit status.
+ * Run a client subcommand: fn with argv[0] the name; usage, summary and
+ * options are for --help (sandd.c's table). Returns the exit status.
  */
 int
-client_main(const char *name, const char *usage, int (*fn)(int, char **),
-    int argc, char **argv)
+client_main(const char *name, const char *usage, const char *summary,
+    const char *options, int (*fn)(int, char **), int argc, char **argv)
 {
 	int	status, fd;
 
 	client_cmd = name;
 	client_usage = usage;
+	client_summary = summary;
+	client_options = options;
 	/* A closed 0, 1 or 2 must not become the socket. */
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
 		continue;

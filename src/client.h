@@ -20,12 +20,21 @@
 
 struct conn;
 
+/* The long options of client_option, in every subcommand's table. */
+#define CLIENT_LONGOPTS_COMMON				\
+	{ "socket", required_argument, NULL, 'S' },	\
+	{ "help", no_argument, NULL, 'h' }
+
 /* client.c */
 extern volatile sig_atomic_t client_got_signal;
 extern volatile sig_atomic_t client_got_winch;
 extern const struct option client_longopts[];
+void		 client_warnx(const char *, ...)
+		     __attribute__((format(printf, 1, 2)));
+__dead void	 client_exit(int);
 __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
+__dead void	 client_die_reply(int, json_t *);
 __dead void	 client_usage_error(void);
 void		 client_option(int, char **);
 void		 client_option_kv(json_t *, int, const char *);
@@ -38,9 +47,15 @@ void		 client_msg_write(json_t *, const char *, int);
 int		 client_write(int, const void *, size_t);
 void		 client_write_all(int, const void *, size_t);
 void		 client_signals_catch(int);
+const char	*client_socket_option(void);
+struct conn	*client_conn_try_open(char **);
 struct conn	*client_conn_open(void);
+void		 client_conn_close(struct conn *);
+void		 client_conn_watch(struct conn *, const char *, int);
 int		 client_conn_eof(struct conn *);
+int		 client_conn_gone(struct conn *);
 size_t		 client_conn_pending(struct conn *);
+int		 client_conn_poll_ms(struct conn *, int, int);
 int		 client_conn_poll(struct conn *, int);
 void		 client_conn_add(struct conn *, const void *, size_t);
 void		 client_conn_queue(struct conn *, const void *, size_t);
@@ -72,6 +87,16 @@ int		 client_exec_status(json_t *);
 __dead void	 client_exec_error(json_t *);
 
 /* client-shell.c */
+/* What shell, attach and exec --pty ask of the terminal. */
+struct client_term_opts {
+	int	 readonly;	/* attach -r: no keys, no sizes */
+	int	 reconnect;	/* attach again when the controller is back */
+	int	 no_wait;	/* not for a disconnected worker */
+	double	 timeout;	/* exec --pty -t; 0 for none */
+};
+int		 client_term_open(struct conn *, json_t *,
+		     const struct client_term_opts *);
 void		 client_tty_restore(void);
+int		 client_tty_is_raw(void);
 
 #endif

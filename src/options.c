@@ -5,6 +5,7 @@
  * and the value is checked and stored by its type, so the parsing, the
  * error messages and `--help` come from one place.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -214,22 +215,18 @@ void
 opts_help(FILE *f, const struct opt_spec *specs)
 {
 	const struct opt_spec	*o;
-	char			 left[64];
+	char			 arg[64];
 
 	for (o = specs; o->name != NULL; o++) {
 		if (o->help == NULL)
 			continue;
+		snprintf(arg, sizeof arg, "%s%s", o->arg != NULL ? " " : "",
+		    o->arg != NULL ? o->arg : "");
 		if (o->letter != 0)
-			snprintf(left, sizeof left, "-%c, --%s%s%s", o->letter,
-			    o->name, o->arg != NULL ? " " : "",
-			    o->arg != NULL ? o->arg : "");
+			fprintf(f, "  -%c, --%s%s\n", o->letter, o->name, arg);
 		else
-			snprintf(left, sizeof left, "    --%s%s%s", o->name,
-			    o->arg != NULL ? " " : "", o->arg != NULL ?
-			    o->arg : "");
-		if (strlen(left) > 28)
-			fprintf(f, "  %s\n  %-28s %s\n", left, "", o->help);
-		else
-			fprintf(f, "  %-28s %s\n", left, o->help);
+			fprintf(f, "  --%s%s\n", o->name, arg);
+		fprintf(f, "      %c%s.\n", toupper((unsigned char)o->help[0]),
+		    o->help + 1);
 	}
 }

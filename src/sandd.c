@@ -24,7 +24,9 @@ static __dead void usage(int);
 
 /*
  * The subcommands, as tmux's cmd_entry: the name, what runs it, the
- * usage line for --help and usage errors, a summary for `sandd --help`.
+ * usage line for --help and usage errors, a summary for `sandd --help`
+ * (also the description line of `sandd NAME --help`) and the options
+ * explained, one after another, as `sandd NAME --help` prints them.
  * The client ones run under client_main (client.c).
  */
 struct sandd_cmd {
@@ -32,47 +34,147 @@ struct sandd_cmd {
 	int		(*fn)(int, char **);
 	const char	*usage;
 	const char	*help;
+	const char	*options;
 #define SANDD_CMD_CLIENT	0x1
 	int		 flags;
 };
 
+/* The options every client subcommand has, at the end of its list. */
+#define CLIENT_OPTIONS_COMMON						\
+	"  -S, --socket PATH\n"						\
+	"      The controller's control socket. Default: $SANDD_CONTROL,\n" \
+	"      else /run/sandd/control.sock for root and\n"		\
+	"      /tmp/sandd-UID/control.sock for other users.\n"		\
+	"  -h, --help\n"						\
+	"      Print this help and exit.\n"
+
 static const struct sandd_cmd sandd_cmds[] = {
 	{ "serve", sandd_serve,
 	  "--listen HOST:PORT [--control PATH] [--token-file F] [options]",
-	  "run the controller", 0 },
+	  "run the controller", NULL, 0 },
 	{ "worker", sandd_worker,
 	  "-s ws[s]://HOST:PORT/ws [-d ID] [-l K=V]... [--token-file F] "
 	  "[options]",
-	  "run a worker that dials the controller", 0 },
+	  "run a worker that dials the controller", NULL, 0 },
 	{ "exec", client_exec,
-	  "[-S socket] [-t secs] [-e K=V]... [-C dir] [-l K=V]... worker -- "
-	  "command ...",
-	  "run a command on a worker", SANDD_CMD_CLIENT },
+	  "[options] worker [--] command [arg ...]\n"
+	  "       sandd exec [options] -l K=V [-l K=V]... -- command [arg ...]",
+	  "run a command on a worker (or on every worker with the labels)",
+	  "  -t, --timeout SECS\n"
+	  "      Stop the command after SECS: SIGTERM, SIGKILL two seconds\n"
+	  "      later; exit 124. Default: no limit.\n"
+	  "  -e, --env K=V\n"
+	  "      Set an environment variable for the command; repeatable.\n"
+	  "  -C, --cwd DIR\n"
+	  "      Run the command in DIR. Default: the worker's working\n"
+	  "      folder.\n"
+	  "  -l, --label K=V\n"
+	  "      Run on every connected worker with this label (all of\n"
+	  "      them when repeated) instead of on one; repeatable.\n"
+	  "  -P, --pty\n"
+	  "      Run the command on a terminal, as ssh -t does: a session\n"
+	  "      as sandd shell opens (raw mode, window size, ~. detaches);\n"
+	  "      exit with its status. Default: pipes, no terminal.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "shell", client_shell,
-	  "[-S socket] worker [-- command ...]",
-	  "open an interactive session on a worker", SANDD_CMD_CLIENT },
+	  "[options] worker [-- command [arg ...]]",
+	  "open an interactive session on a worker",
+	  "  --reconnect\n"
+	  "      When the controller goes away, connect again (pausing\n"
+	  "      longer each time) and attach where the output shown ends,\n"
+	  "      for as long as the session lives. Default: say how to\n"
+	  "      come back (sandd attach SESSION) and exit 255.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "attach", client_attach,
-	  "[-S socket] [-r] [--since offset] session",
-	  "attach to a running session", SANDD_CMD_CLIENT },
+	  "[options] session",
+	  "attach to a running session",
+	  "  -r, --readonly\n"
+	  "      Watch only: send no keys and no window sizes.\n"
+	  "  --since OFFSET\n"
+	  "      Replay the output from this byte offset on.\n"
+	  "      Default: all the output the session still keeps.\n"
+	  "  --reconnect\n"
+	  "      When the controller goes away, connect again (pausing\n"
+	  "      longer each time) and attach where the output shown ends,\n"
+	  "      for as long as the session lives. Default: say how to\n"
+	  "      come back (sandd attach SESSION) and exit 255.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "sessions", client_sessions,
-	  "[-S socket] [-w worker] [--json]",
-	  "list sessions", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "list sessions",
+	  "  -w, --worker ID\n"
+	  "      Only the sessions of this worker. Default: every worker.\n"
+	  "  --json\n"
+	  "      Print the list as JSON instead of a table.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "cp", client_cp,
-	  "[-S socket] [-rp] src dst  (WORKER:PATH on one side, - for "
-	  "stdin/stdout)",
-	  "copy files to and from workers", SANDD_CMD_CLIENT },
+	  "[options] source destination\n"
+	  "  (WORKER:PATH on one side; - for stdin or stdout)",
+	  "copy files to and from workers",
+	  "  -r, --recursive\n"
+	  "      Copy a folder and everything in it (tar on both sides).\n"
+	  "  -p, --preserve\n"
+	  "      Keep the modification time and the set-id and sticky\n"
+	  "      bits. Default: the permission bits only, through the\n"
+	  "      umask on the local side.\n"
+	  "  --no-wait\n"
+	  "      Fail at once (status 255) when the worker is found\n"
+	  "      disconnected, as we start or while we wait. Default: wait\n"
+	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
-	  "[-S socket] [-l K=V]... [-a] [--json]",
-	  "list workers", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "list workers",
+	  "  -l, --label K=V\n"
+	  "      Only workers with this label; repeatable.\n"
+	  "  -a, --all\n"
+	  "      Also the workers gone past the resume window.\n"
+	  "  --json\n"
+	  "      Print the list as JSON instead of a table.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "wait", client_wait,
-	  "[-S socket] [-t secs] worker | [-t secs] -l K=V... [-n count]",
-	  "wait for a worker to connect", SANDD_CMD_CLIENT },
+	  "[options] worker\n"
+	  "       sandd wait [options] -l K=V [-l K=V]... [-n count]",
+	  "wait for a worker to connect",
+	  "  -t, --timeout SECS\n"
+	  "      Give up after SECS and exit 1. Default: 30.\n"
+	  "  -l, --label K=V\n"
+	  "      Wait for workers with this label instead of one by\n"
+	  "      name; repeatable.\n"
+	  "  -n, --count N\n"
+	  "      With -l, how many must be connected. Default: 1.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "stats", client_stats,
-	  "[-S socket] [--json]",
-	  "print the controller's counters", SANDD_CMD_CLIENT },
+	  "[options]",
+	  "print the controller's counters",
+	  "  --json\n"
+	  "      Print the counters as JSON instead of NAME VALUE lines.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 	{ "ctl", client_ctl,
-	  "[-S socket]  (JSON lines on stdin)",
-	  "send JSON requests from stdin, print replies", SANDD_CMD_CLIENT },
+	  "[options]  (JSON request lines on stdin)",
+	  "send JSON requests from stdin, print replies",
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
 };
 
 /* The entry of subcommand name, or NULL. */
@@ -236,7 +338,7 @@ static const struct opt_spec worker_specs[] = {
 static __dead void
 serve_help(void)
 {
-	printf("usage: sandd serve %s\n\nRun the controller.\n\noptions:\n",
+	printf("usage: sandd serve %s\n\nRun the controller.\n\nOptions:\n",
 	    sandd_cmd_find("serve")->usage);
 	opts_help(stdout, serve_specs);
 	exit(0);
@@ -247,7 +349,7 @@ static __dead void
 worker_help(void)
 {
 	printf("usage: sandd worker %s\n\nRun a worker that dials the "
-	    "controller.\n\noptions:\n", sandd_cmd_find("worker")->usage);
+	    "controller.\n\nOptions:\n", sandd_cmd_find("worker")->usage);
 	opts_help(stdout, worker_specs);
 	exit(0);
 }
@@ -375,8 +477,8 @@ main(int argc, char **argv)
 		return (2);
 	}
 	if (cmd->flags & SANDD_CMD_CLIENT)
-		return (client_main(cmd->name, cmd->usage, cmd->fn, argc,
-		    argv));
+		return (client_main(cmd->name, cmd->usage, cmd->help,
+		    cmd->options, cmd->fn, argc, argv));
 	compat_tune_malloc();
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

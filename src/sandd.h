@@ -666,8 +666,8 @@ char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
 
 /* client.c */
-int	 client_main(const char *, const char *, int (*)(int, char **), int,
-	     char **);
+int	 client_main(const char *, const char *, const char *, const char *,
+	     int (*)(int, char **), int, char **);
 
 /* client-exec.c */
 int	 client_exec(int, char **);
