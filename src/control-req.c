@@ -419,6 +419,19 @@ req_bool(struct req *r, const char *name, int def)
 	return (v != NULL ? json_is_true(v) : def);
 }
 
+/*
+ * The owner of what r makes on a worker (a session, a handle, a
+ * workspace): the client's uid and this controller's id. The worker
+ * stores it with the item. Caller owns it.
+ */
+json_t *
+req_owner(struct req *r)
+{
+	return (json_pack("{s:I, s:s}", "uid", (json_int_t)
+	    control_client_uid(r->client), "controller",
+	    auth_controller_id()));
+}
+
 /* ---- calls to workers ---- */
 
 static void

@@ -315,6 +315,7 @@ int	 auth_admit(struct bufferevent *, const struct http_upgrade *,
 int	 auth_labels_ok(const char *, const struct worker_auth *, json_t *,
 	     char **);
 int	 auth_still_granted(const char *, const struct worker_auth *);
+const char *auth_controller_id(void);
 void	 auth_free(void);
 
 /* server.c */
@@ -554,6 +555,7 @@ int	 req_bool(struct req *, const char *, int);
 void	 req_rpc(struct req *, struct worker *, json_t *,
 	     void (*)(struct req *, json_t *));
 void	 req_rpc_forward(struct req *, json_t *);
+json_t	*req_owner(struct req *);
 int	 req_client_pending(struct client *);
 void	 req_client_gone(struct client *);
 void	 req_client_drained(struct client *);

@@ -488,6 +488,27 @@ auth_still_granted(const char *id, const struct worker_auth *wa)
 	return (auth_find_grant(id, wa->digest) >= 0);
 }
 
+/*
+ * This controller's id: the first 16 hex digits of the SHA-256 of its
+ * key. Stable across restarts (the key is), different between
+ * controllers; workers store it with the items it makes (their owner).
+ */
+const char *
+auth_controller_id(void)
+{
+	static char	id[17];
+	unsigned char	md[32];
+	char		hex[65];
+
+	if (*id == '\0') {
+		auth_sha256(auth_key, sizeof auth_key, md);
+		util_sha256_hex(md, hex);
+		memcpy(id, hex, 16);
+		id[16] = '\0';
+	}
+	return (id);
+}
+
 void
 auth_free(void)
 {
