@@ -9,8 +9,8 @@
  * the controller holds only what it received and not every consumer has
  * taken yet (at most the worker's window), and acks as the slowest one
  * advances, at once when nobody is attached. The consumers are the
- * attached connections (control-attach.c) and the running session.run
- * (control-run.c).
+ * attached connections (control-attach.c); session.run is the worker's
+ * (control-run.c forwards it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +57,6 @@ session_create(struct chan *c)
 	s->rows = 24;
 	s->cols = 80;
 	TAILQ_INIT(&s->conns);
-	TAILQ_INIT(&s->runs);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	c->data = s;
 	return (s);
@@ -114,7 +113,6 @@ session_consume(struct session *s)
 	uint64_t	base = session_base(s), min = session_recv(s);
 
 	attach_min(s, &min);
-	run_min(s, &min);
 	if (min > base)
 		chan_consume(s->c, WIRE_OUT, (size_t)(min - base));
 	chan_ack(s->c, 0);
@@ -148,9 +146,9 @@ session_set_status(struct session *s, json_t *info)
 	}
 }
 
-/* The program exited (per the end message, or the close reply). */
-static void
-session_mark_exited(struct session *s, json_t *info)
+/* The program exited (per the end message, or a close or run reply). */
+void
+session_exited(struct session *s, json_t *info)
 {
 	if (s->exited)
 		return;
@@ -161,16 +159,14 @@ session_mark_exited(struct session *s, json_t *info)
 		s->announced = 1;
 		session_announce(s, "exited");
 	}
-	run_exited(s);
 }
 
 /* Output or the end arrived: runs, events, acks. */
 static void
 session_pump(struct session *s)
 {
-	run_feed(s);
 	if ((s->c->flags & CHAN_ENDED) && !s->exited)
-		session_mark_exited(s, s->c->end);
+		session_exited(s, s->c->end);
 	attach_deliver_all(s);
 	session_consume(s);
 }
@@ -199,17 +195,12 @@ session_answer_open(struct session *s, json_t *err)
 	req_unref(r);
 }
 
-/* Free the session's state; pending requests get no_such_session. */
+/* Free the session's state; a pending open gets no_such_session. */
 static void
 session_free(struct session *s)
 {
-	json_t	*err;
-
 	session_answer_open(s, wire_error("no_such_session", 0, "session %s "
 	    "went away before it started", s->id));
-	err = wire_error("no_such_session", 0, "session %s was closed", s->id);
-	run_gone(s, err);
-	json_decref(err);
 	attach_free_all(s);
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
@@ -264,7 +255,6 @@ session_gone(struct session *s, json_t *error)
 		s->announced = 1;
 		session_announce(s, "exited");
 	}
-	run_gone(s, error);
 }
 
 /* ---- the channel kind ---- */
@@ -455,7 +445,7 @@ session_close_done(struct req *r, json_t *res)
 
 	if (json_is_true(json_object_get(res, "ok")) &&
 	    (s = session_find(req_string(r, "session"))) != NULL) {
-		session_mark_exited(s, res);
+		session_exited(s, res);
 		attach_exit_all(s, NULL);
 		log_debug("session %s: closed", s->id);
 		chan_release(s->c);

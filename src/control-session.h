@@ -2,13 +2,12 @@
  * control-session.h: the controller's session object, shared by
  * control-session.c (its life and the session ops), control-attach.c
  * (each control connection's view: attach, replay, output events,
- * session.read) and control-run.c (session.run).
+ * session.read) and control-run.c (session.run, forwarded to the worker).
  */
 #ifndef CONTROL_SESSION_H
 #define CONTROL_SESSION_H
 
 struct sconn;
-struct srun;
 
 struct session {
 	struct chan	*c;
@@ -26,9 +25,7 @@ struct session {
 	int		 rows;
 	int		 cols;
 	char		 created[32];
-	int		 shell_ready;	/* stty -echo sent (session.run) */
 	TAILQ_HEAD(, sconn) conns;
-	TAILQ_HEAD(, srun) runs;
 	TAILQ_ENTRY(session) entry;
 };
 
@@ -41,6 +38,7 @@ uint64_t	 session_base(struct session *);
 void		 session_copy_held(struct session *, uint64_t, uint8_t *,
 		     size_t);
 void		 session_consume(struct session *);
+void		 session_exited(struct session *, json_t *);
 
 /* control-attach.c */
 int		 attach_readonly(struct req *, struct session *);
@@ -52,11 +50,5 @@ void		 attach_free_all(struct session *);
 int		 attach_min(struct session *, uint64_t *);
 void		 attach_client_gone(struct client *);
 void		 attach_client_drained(struct client *);
-
-/* control-run.c */
-void		 run_feed(struct session *);
-void		 run_exited(struct session *);
-void		 run_gone(struct session *, json_t *);
-int		 run_min(struct session *, uint64_t *);
 
 #endif

@@ -214,6 +214,35 @@ job_stream_room(struct job *j, int s)
 	return (used < window ? window - used : 0);
 }
 
+/*
+ * Queue output of stream s that a filter kept (job_ops.filter): it is
+ * sent, and gets its offset, like bytes read. The caller flushes.
+ */
+void
+job_stream_push(struct job *j, int s, const uint8_t *p, size_t n)
+{
+	if (n == 0 || (j->flags & JOB_CANCELLED))
+		return;
+	evbuffer_add(j->out[s].buf, p, n);
+	if (j->ops != NULL && j->ops->output != NULL)
+		j->ops->output(j, s, p, n);
+	job_stream_arm(j, s);
+}
+
+/* Read through the kind's filter: it pushes what it keeps. */
+static ssize_t
+job_stream_read_filtered(struct job *j, int s, int fd, size_t room)
+{
+	static uint8_t	buf[WIRE_CHUNK];
+	ssize_t		n;
+
+	if ((n = read(fd, buf, room)) > 0 && !(j->flags & JOB_CANCELLED)) {
+		j->ops->filter(j, s, buf, (size_t)n);
+		job_flush(j);
+	}
+	return (n);
+}
+
 /* Output to read on a stream: as much as its window has room for. */
 static void
 job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
@@ -232,6 +261,11 @@ job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 	}
 	if (room > WIRE_CHUNK)
 		room = WIRE_CHUNK;
+	if (j->flags & JOB_FILTER) {
+		if ((n = job_stream_read_filtered(j, s, fd, room)) > 0)
+			return;
+		goto done;
+	}
 	if (evbuffer_reserve_space(st->buf, (ssize_t)room, &vec, 1) < 1)
 		fatalx("evbuffer_reserve_space");
 	p = vec.iov_base;
@@ -251,6 +285,7 @@ job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 		return;
 	}
 	evbuffer_commit_space(st->buf, &vec, 0);
+done:
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	/* EOF, or EIO on a PTY whose program has gone. */

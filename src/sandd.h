@@ -619,6 +619,7 @@ int	 state_write(const char *, const void *, size_t);
 
 /* worker-session.c */
 void	 worker_session_read(json_t *);
+void	 worker_session_run(json_t *);
 void	 worker_session_resize(json_t *);
 void	 worker_session_signal(json_t *);
 void	 worker_session_close(json_t *);

@@ -14,7 +14,8 @@
  * program through the PTY); on the way every byte is also copied into a
  * ring of the last --ring-size bytes, addressed by absolute offset, that
  * answers session.read and the controller's replays. Input comes through
- * job.c's stdin path on the master.
+ * job.c's stdin path on the master. session.run is worker-run.c's: once a
+ * session had one, its output passes that file's filter on the way.
  *
  * The session has exited once its leader was reaped and the master read
  * EOF (EIO), so no tail of output is lost; the end message then carries
@@ -85,9 +86,11 @@ struct session {
 	struct event	*linger_ev;
 	struct swaits	 reads;
 	struct swaits	 closes;
+	struct runner	*runner;	/* session.run (worker-run.c) */
 };
 
 static void	 session_output(struct job *, int, const uint8_t *, size_t);
+static void	 session_filter(struct job *, int, const uint8_t *, size_t);
 static void	 session_eof(struct job *, int);
 static void	 session_message(struct job *, enum wire_type, json_t *);
 static void	 session_release(struct job *);
@@ -98,6 +101,7 @@ static void	 session_check_waiters(struct session *);
 
 static const struct job_ops session_ops = {
 	.output = session_output,
+	.filter = session_filter,
 	.eof = session_eof,
 	.message = session_message,
 	.release = session_release,
@@ -442,6 +446,8 @@ session_force_eof(struct session *s)
 	if (j->out[WIRE_OUT].eof)
 		return;
 	job_close_stream(j, WIRE_OUT);
+	if (s->runner != NULL)
+		runner_eof(s->runner);
 	s->eof = 1;
 }
 
@@ -507,6 +513,12 @@ session_check_exit(struct session *s)
 	s->linger_ev = evtimer_new(ev_base, session_linger_cb, s);
 	evtimer_add(s->linger_ev, &tv);
 	job_set_end(j, end);
+	if (s->runner != NULL) {
+		end = json_object();
+		session_exit_fields(s, end);
+		runner_exited(s->runner, end);
+		json_decref(end);
+	}
 }
 
 /* The leader died a while ago and the master gave no EOF yet. */
@@ -580,6 +592,18 @@ session_output(struct job *j, int st, const uint8_t *p, size_t n)
 	session_schedule_check(s);
 }
 
+/* job_ops.filter: once it had a run, the output goes through its filter. */
+static void
+session_filter(struct job *j, int st, const uint8_t *p, size_t n)
+{
+	struct session	*s = j->data;
+
+	if (s != NULL && s->runner != NULL)
+		runner_filter(s->runner, p, n);
+	else
+		job_stream_push(j, st, p, n);
+}
+
 /* job_ops.eof: the master gave EIO (job.c closed its read side). */
 static void
 session_eof(struct job *j, int st)
@@ -588,6 +612,8 @@ session_eof(struct job *j, int st)
 
 	if (st != WIRE_OUT || s == NULL)
 		return;
+	if (s->runner != NULL)
+		runner_eof(s->runner);
 	s->eof = 1;
 	session_check_exit(s);
 }
@@ -687,6 +713,7 @@ session_free(struct job *j)
 		event_free(s->kill_ev);
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
+	runner_free(s->runner);
 	free(s->ring);
 	free(s->cmd);
 	free(s);
@@ -904,6 +931,24 @@ worker_session_resize(json_t *msg)
 	}
 	worker_reply(msg, json_pack("{s:b, s:i, s:i}", "ok", 1, "rows",
 	    s->rows, "cols", s->cols));
+}
+
+/* session.run: a command line in the session's shell (worker-run.c). */
+void
+worker_session_run(json_t *msg)
+{
+	struct session	*s;
+
+	if ((s = session_find_rpc(msg)) == NULL)
+		return;
+	if (s->exited || s->eof || s->master == -1) {
+		worker_reply_error(msg, "no_such_session", 0, "session %s has "
+		    "exited", s->job->handle);
+		return;
+	}
+	if (s->runner == NULL)
+		s->runner = runner_create(s->job, s->master);
+	runner_request(s->runner, msg);
 }
 
 /* session.signal: to the terminal's foreground process group. */

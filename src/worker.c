@@ -192,6 +192,7 @@ static const struct {
 	{ "stat", worker_file_stat },
 	{ "session.read", worker_session_read },
 	{ "session.resize", worker_session_resize },
+	{ "session.run", worker_session_run },
 	{ "session.signal", worker_session_signal },
 	{ "session.close", worker_session_close },
 };

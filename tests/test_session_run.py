@@ -3,12 +3,15 @@ output and status returned, and what a person who attaches sees of it:
 the commands as typed, nothing of the machinery, the terminal as the
 shell left it."""
 
+import os
 import re
 import time
 
 import harness as h
+from faultproxy import FaultProxy
 from test_sessions import (BASH, ENV, Stream, _bash, _list, _open,
-                           _procs_in_session, _read, _run, _write)
+                           _procs_in_session, _read, _run, _wait_proc,
+                           _write)
 
 # What the machinery of a run types or prints; a person never sees it.
 HELPER = (b"]sandd;", b"sandd;B", b"sandd;E", b"stty", b"printf",
@@ -20,10 +23,21 @@ def _no_helper(data):
         assert bad not in data, "%r in %r" % (bad, data[-800:])
 
 
-def _shells():
-    """Session kinds a run must work in: the login shell (with its rc
-    files), bash without them, dash."""
-    return ({}, {"argv": BASH, "env": ENV},
+def _login_bash(c):
+    """bash as a user's login shell: rc files that take a while (a run
+    asked for at once comes before the first prompt) and a prompt that
+    says who and where."""
+    rc = os.path.join(c.tmp, "login-rc")
+    with open(rc, "w") as f:
+        f.write("sleep 0.5; PS1='\\u@\\h:\\w\\$ '\n")
+    return {"argv": ["bash", "--rcfile", rc, "-i"],
+            "env": {"LC_ALL": "C.UTF-8", "HISTFILE": "/dev/null"}}
+
+
+def _shells(c):
+    """Session kinds a run must work in: a login bash, bash without rc
+    files, dash."""
+    return (_login_bash(c), {"argv": BASH, "env": ENV},
             {"argv": ["dash", "-i"], "env": ENV})
 
 
@@ -143,7 +157,7 @@ def test_session_run_timeout_returns_what_the_command_printed():
     # issue 14, bug 1: it returned "e\n\n\u001b[?" or the prompt
     with h.Cluster() as c:
         ctl = c.connect()
-        for kw in _shells():
+        for kw in _shells(c):
             sid = _open(ctl, attach=False, **kw)["session"]
             for _ in range(2):
                 x = _run(ctl, sid, "echo before; sleep 30", timeout=1)
@@ -155,7 +169,7 @@ def test_session_after_runs_a_person_sees_the_commands_as_typed():
     # issue 14, bug 2: echo stayed off, the replay showed the helpers
     with h.Cluster() as c:
         ctl = c.connect()
-        sid = _open(ctl, attach=False)["session"]
+        sid = _open(ctl, attach=False, **_login_bash(c))["session"]
         assert _run(ctl, sid, "echo hi")["output"] == "hi\n"
         x = _run(ctl, sid, "echo before; sleep 30", timeout=1)
         assert x["timed_out"] is True, x
@@ -167,8 +181,9 @@ def test_session_after_runs_a_person_sees_the_commands_as_typed():
         st = Stream(ctl2, sid)
         st.wait_for("in-42\r\n")
         _no_helper(st.data)
-        assert b"echo hi\r\n" in st.data, st.data
-        assert b"\nhi\r\n" in st.data, st.data
+        # the first prompt, then the line as typed
+        assert re.match(rb"(?s).+echo hi\r\n", st.data), st.data
+        assert re.search(rb"[\r\n]hi\r\n", st.data), st.data
         assert b"echo before; sleep 30\r\n" in st.data, st.data
         assert b"^C" in st.data, st.data
         # typed by a person: echoed, and stty shows echo on
@@ -185,7 +200,7 @@ def test_session_run_leaves_no_marker_or_nonce_in_the_kept_output():
     # what session.read, replays and recordings see: the ring itself
     with h.Cluster() as c:
         ctl = c.connect()
-        for kw in _shells():
+        for kw in _shells(c):
             sid = _open(ctl, attach=False, **kw)["session"]
             assert _run(ctl, sid, "echo one")["output"] == "one\n"
             assert _run(ctl, sid, "false")["exit_code"] == 1
@@ -198,6 +213,57 @@ def test_session_run_leaves_no_marker_or_nonce_in_the_kept_output():
             assert b"echo three\r\n" in data, (kw, data)
             ls = [s for s in _list(ctl) if s["session"] == sid]
             assert ls[0]["offset"] == rd["offset"], (ls, rd)
+
+
+def test_session_run_sent_again_after_a_link_drop_runs_once():
+    with h.Cluster(workers={}) as c:
+        p = FaultProxy(c.port)
+        c.proxies.append(p)         # closed at cleanup
+        c.start_worker("w1", url=p.url)
+        ctl = c.connect()
+        r = _open(ctl, attach=False, argv=BASH, env=ENV)
+        f = os.path.join(c.tmp, "count")
+        # the link drops while the line runs: the call goes again
+        ctl.send({"op": "session.run", "session": r["session"], "id": 1,
+                  "cmd": "echo x >> %s; sleep 1; wc -l < %s" % (f, f)})
+        h.wait_for(lambda: os.path.exists(f), what="the run to start")
+        assert p.reset() >= 1
+        _, x = ctl.collect(1, timeout=30)
+        assert h.ok(x)["output"] == "1\n", x
+        # the answer is lost: the call that goes again gets it
+        s, g = os.path.join(c.tmp, "began"), os.path.join(c.tmp, "done")
+        ctl.send({"op": "session.run", "session": r["session"], "id": 2,
+                  "cmd": "touch %s; sleep 0.5; echo x >> %s; wc -l < %s; "
+                  "touch %s" % (s, f, f, g)})
+        h.wait_for(lambda: os.path.exists(s), what="the run to start")
+        p.blackhole(True)
+        h.wait_for(lambda: os.path.exists(g), what="the run to end")
+        time.sleep(0.3)
+        p.reset()
+        p.blackhole(False)
+        _, x = ctl.collect(2, timeout=30)
+        assert h.ok(x)["output"] == "2\n", x
+        with open(f) as fp:
+            assert fp.read() == "x\nx\n"
+
+
+def test_session_run_queued_runs_of_a_client_gone_are_dropped():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        r = _open(ctl, attach=False, argv=BASH, env=ENV)
+        f = os.path.join(c.tmp, "log")
+        for i, cmd in enumerate(("sleep 1; echo a >> %s", "echo b >> %s",
+                                 "echo c >> %s")):
+            ctl.send({"op": "session.run", "session": r["session"],
+                      "id": i, "cmd": cmd % f})
+        _wait_proc(r["pid"], "sleep")
+        ctl.close()
+        h.wait_for(lambda: os.path.exists(f), what="the first run")
+        time.sleep(0.5)
+        with open(f) as fp:
+            assert fp.read() == "a\n"
+        x = _run(c.connect(), r["session"], "echo ok")
+        assert x["output"] == "ok\n", x
 
 
 if __name__ == "__main__":
