@@ -803,14 +803,15 @@ conn_recv(struct conn *c)
 }
 
 /*
- * Pass the raw payload that follows message m (its "bytes", if any) to
- * fd and md, or drop it if fd < 0 and md is NULL. Returns its length.
+ * Pass the raw payload that follows message m (its "bytes", if any) but
+ * its first skip bytes to fd and md, or drop it if fd < 0 and md is NULL.
+ * Returns its length.
  */
-size_t
-client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
+static size_t
+conn_payload(struct conn *c, json_t *m, size_t skip, int fd, EVP_MD_CTX *md)
 {
 	json_t	*b = json_object_get(m, "bytes");
-	size_t	 n, len, total;
+	size_t	 n, k, len, total;
 
 	len = total = json_is_integer(b) ? (size_t)json_integer_value(b) : 0;
 	while (len > 0) {
@@ -820,15 +821,34 @@ client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
 		n = c->len < len ? c->len : len;
 		if (n == 0)
 			continue;
-		if (fd >= 0)
-			client_write_all(fd, c->buf, n);
-		if (md != NULL)
-			EVP_DigestUpdate(md, c->buf, n);
+		k = skip < n ? skip : n;
+		skip -= k;
+		if (fd >= 0 && n > k)
+			client_write_all(fd, c->buf + k, n - k);
+		if (md != NULL && n > k)
+			EVP_DigestUpdate(md, c->buf + k, n - k);
 		memmove(c->buf, c->buf + n, c->len - n);
 		c->len -= n;
 		len -= n;
 	}
 	return (total);
+}
+
+/*
+ * Pass the raw payload that follows message m (its "bytes", if any) to
+ * fd and md, or drop it if fd < 0 and md is NULL. Returns its length.
+ */
+size_t
+client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
+{
+	return (conn_payload(c, m, 0, fd, md));
+}
+
+/* The same, leaving out the payload's first skip bytes. */
+size_t
+client_conn_payload_skip(struct conn *c, json_t *m, size_t skip, int fd)
+{
+	return (conn_payload(c, m, skip, fd, NULL));
 }
 
 /*

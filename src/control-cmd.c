@@ -70,10 +70,10 @@ static const struct req_field f_subscribe[] = {
 };
 static const struct req_field f_session_open[] = {
 	REQ_COMMAND_FIELDS, F_SIZE("rows", 0), F_SIZE("cols", 0),
-	F_STR("term"), F_BOOL("attach"), F_END
+	F_STR("term"), F_BOOL("attach"), F_BOOL("raw"), F_END
 };
 static const struct req_field f_session_attach[] = {
-	F_SESSION, F_BYTES("since"), F_BOOL("readonly"), F_END
+	F_SESSION, F_BYTES("since"), F_BOOL("readonly"), F_BOOL("raw"), F_END
 };
 static const struct req_field f_session[] = { F_SESSION, F_END };
 static const struct req_field f_session_resize[] = {

@@ -188,7 +188,7 @@ session_answer_open(struct session *s, json_t *err)
 		req_error_json(r, err);
 	else {
 		if (s->attach_on_open)
-			attach_on_open(s, r->client);
+			attach_on_open(s, r->client, s->attach_raw);
 		req_reply(r, json_pack("{s:s, s:I, s:s}", "session", s->id,
 		    "pid", s->pid, "worker", s->worker));
 	}
@@ -379,6 +379,7 @@ control_session_open(struct req *r)
 	s->rows = (int)req_int(r, "rows", 24);
 	s->cols = (int)req_int(r, "cols", 80);
 	s->attach_on_open = req_bool(r, "attach", 1);
+	s->attach_raw = req_bool(r, "raw", 0);
 	s->open_req = req_ref(r);
 	log_debug("session %s: opening on worker %s", s->id, s->worker);
 }

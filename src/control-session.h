@@ -15,6 +15,7 @@ struct session {
 	char		 worker[WORKER_ID_MAX + 1];
 	struct req	*open_req;	/* referenced until answered */
 	int		 attach_on_open;
+	int		 attach_raw;	/* with raw output events */
 	int		 started;
 	int		 exited;
 	int		 announced;	/* "exited" sent to subscribers */
@@ -42,7 +43,7 @@ void		 session_exited(struct session *, json_t *);
 
 /* control-attach.c */
 int		 attach_readonly(struct req *, struct session *);
-void		 attach_on_open(struct session *, struct client *);
+void		 attach_on_open(struct session *, struct client *, int);
 int		 attach_count(struct session *);
 void		 attach_deliver_all(struct session *);
 void		 attach_exit_all(struct session *, json_t *);

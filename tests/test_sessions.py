@@ -18,11 +18,13 @@ ENV = {"PS1": "$ ", "HISTFILE": "/dev/null", "LC_ALL": "C.UTF-8"}
 
 class Stream:
     """Output events of one session on one connection, checked for
-    contiguous offsets (nothing lost, nothing repeated)."""
+    contiguous offsets (nothing lost, nothing repeated); raw: the events
+    of a connection attached with "raw", bytes in a raw payload."""
 
-    def __init__(self, ctl, sid, start=0):
+    def __init__(self, ctl, sid, start=0, raw=False):
         self.ctl = ctl
         self.sid = sid
+        self.raw = raw
         self.next = start
         self.data = b""
         self.exit = None
@@ -33,10 +35,15 @@ class Stream:
             return False
         if m.get("event") == "output":
             assert "id" not in m, m
-            assert ("data" in m) != ("data_b64" in m), m
+            if self.raw:
+                assert "data" not in m and "data_b64" not in m, m
+                b = m["_payload"]
+                assert len(b) == m["bytes"], m
+            else:
+                assert ("data" in m) != ("data_b64" in m), m
+                b = h.out(m, "data")
             assert m["offset"] == self.next, \
                 "offset %r, expected %r" % (m["offset"], self.next)
-            b = h.out(m, "data")
             assert b, m
             self.data += b
             self.next += len(b)
@@ -714,6 +721,59 @@ def test_session_slow_client_pauses_the_program():
         assert last[0] < 16 << 20, "program was not paused: %d" % last[0]
         h.ok(c.connect().call({"op": "session.close",
                                "session": r["session"], "signal": "KILL"}))
+
+
+# ------------------------------------------------------------ raw output
+
+def test_session_raw_attach_replays_every_byte_once_untouched():
+    # not UTF-8, NULs, and a UTF-8 sequence cut by the program's pause
+    head = b"a\xff\x00b\xe2\x82"
+    prog = ("printf 'a\\377\\000b\\342\\202'; seq 1 100000; sleep 0.3; "
+            "printf '\\254'; seq 100001 200000; echo END; sleep 30")
+    want = head + b"".join(b"%d\r\n" % i for i in range(1, 100001)) + \
+        b"\xac" + b"".join(b"%d\r\n" % i for i in range(100001, 200001)) + \
+        b"END\r\n"
+    with h.Cluster(worker_args=["--ring-size", "8388608"]) as c:
+        ctl = c.connect()
+        r = _open(ctl, argv=["sh", "-c", prog], attach=False)
+        sid = r["session"]
+        assert _read(ctl, sid, since=0, until="\r\n100000\r\n",
+                     timeout=20)["matched"]
+        # from 0: the ring's replay, then the rest as it comes
+        a = c.connect()
+        h.ok(a.call({"op": "session.attach", "session": sid, "since": 0,
+                     "raw": True}))
+        st = Stream(a, sid, raw=True)
+        for _ in range(3):      # other replies never cut a payload
+            a.send({"op": "hello", "id": "x"})
+        st.wait(lambda s: s.next >= len(want), timeout=60, what="all")
+        assert st.data == want, (len(st.data), len(want))
+        # from the middle, on a second connection
+        b = c.connect()
+        mid = len(head) + 12345
+        h.ok(b.call({"op": "session.attach", "session": sid, "since": mid,
+                     "raw": True}))
+        sb = Stream(b, sid, start=mid, raw=True)
+        sb.wait(lambda s: s.next >= len(want), timeout=60, what="tail")
+        assert sb.data == want[mid:]
+        # the same connection attached again without raw gets JSON again
+        h.ok(b.call({"op": "session.attach", "session": sid, "since": 0}))
+        sj = Stream(b, sid)
+        sj.wait(lambda s: s.next >= len(head) + 10, what="JSON events")
+        assert sj.data == want[:len(sj.data)]
+
+
+def test_session_open_raw_attaches_with_raw_events():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        r = _open(ctl, argv=["sh", "-c", "printf 'x\\377y\\n'; cat"],
+                  raw=True)
+        st = Stream(ctl, r["session"], raw=True)
+        st.wait_for(b"x\xffy\r\n")
+        _write(ctl, r["session"], b"\xfe\xfd\n")
+        st.wait_for(b"\xfe\xfd\r\n\xfe\xfd\r\n")    # echo, then cat
+        h.ok(ctl.call({"op": "session.close", "session": r["session"]}))
+        assert st.wait_exit()["signal"] == "HUP"
 
 
 # ------------------------------------------------------------ list, events
