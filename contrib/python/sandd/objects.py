@@ -142,11 +142,15 @@ class SessionOps(Facade):
     def _g_attach(self, since: Optional[int] = None,
                   readonly: bool = False) -> Op[Any]:
         """Attach this connection: output arrives as ``output`` events
-        (and finally ``exit``) on the returned :class:`Subscription`."""
+        (and finally ``exit``) on the returned :class:`Subscription`.
+
+        The bytes come as raw payloads (no JSON escaping); a server that
+        does not know ``raw`` sends them in JSON, and the events are the
+        same."""
         sub = self.client._Subscription(self.client,
                                         session_filter(self.session_id))
         req: Dict[str, Any] = {"op": "session.attach",
-                               "session": self.session_id}
+                               "session": self.session_id, "raw": True}
         if since is not None:
             req["since"] = since
         if readonly:
