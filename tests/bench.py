@@ -18,6 +18,9 @@ temporary folder (tests/harness.py), then measures and prints:
   - the same put and get through a second serve and worker whose worker
     link is TLS (wss://, a throwaway test CA), in the same rounds, and the
     ratios wss / ws;
+  - PTY output: a 256 MiB text file printed by cat through `sandd shell`,
+    through `script -qfc` (a local terminal) and through `ssh -tt` to the
+    private sshd (tests/bench_pty.py, which also runs alone);
   - peak RSS (VmHWM) of serve and worker after each section (and of the
     wss:// cluster's serve and worker).
 
@@ -27,7 +30,8 @@ status is 0 unless the cluster itself cannot start.
 Environment (for quick runs): BENCH_N (sequential execs, default 300),
 BENCH_WARMUP (20), BENCH_SECONDS (per throughput run, 5), BENCH_CONC (8),
 BENCH_FILE_MB (1024), BENCH_FILE_ROUNDS (measured file rounds, 3),
-SANDD_BIN (the binary), SANDD_KEEP_TMP.
+BENCH_PTY_MB (256), BENCH_PTY_ROUNDS (3), SANDD_BIN (the binary),
+SANDD_KEEP_TMP.
 """
 
 import hashlib
@@ -1113,6 +1117,10 @@ def main():
         rep.rss_after("start", cl)
         exec_section(cl, rep)
         file_section(cl, rep, work)
+        import bench_pty
+        # The PTY section has a time budget of its own.
+        signal.alarm(signal.alarm(0) + bench_pty.BUDGET)
+        bench_pty.pty_section(cl, rep, work)
         table("peak RSS (VmHWM) after each section",
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
