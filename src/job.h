@@ -81,6 +81,7 @@ struct job {
 	json_t			*end;
 	struct event		*timeout_ev;
 	struct event		*kill_ev;
+	struct event		*flush_ev;	/* output sent soon, in bulk */
 	void			*data;		/* per kind */
 	TAILQ_ENTRY(job)	 entry;
 };
