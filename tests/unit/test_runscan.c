@@ -43,6 +43,18 @@ got_mark(void *arg, int type, unsigned long seq, int code)
 		g->nmarks += (size_t)k;
 }
 
+/* A scanner of SECRET whose output goes to g (emptied). */
+static void
+scan_init(struct run_scan *sc, struct got *g)
+{
+	memset(sc, 0, sizeof *sc);
+	memset(g, 0, sizeof *g);
+	snprintf(sc->secret, sizeof sc->secret, "%s", SECRET);
+	sc->bytes = got_bytes;
+	sc->mark = got_mark;
+	sc->arg = g;
+}
+
 /* Feed in pieces cut at cut1 and cut2 (0: none), then flush. */
 static void
 feed(struct got *g, const char *in, size_t cut1, size_t cut2)
@@ -50,12 +62,7 @@ feed(struct got *g, const char *in, size_t cut1, size_t cut2)
 	struct run_scan	sc;
 	size_t		n = strlen(in);
 
-	memset(&sc, 0, sizeof sc);
-	memset(g, 0, sizeof *g);
-	snprintf(sc.secret, sizeof sc.secret, "%s", SECRET);
-	sc.bytes = got_bytes;
-	sc.mark = got_mark;
-	sc.arg = g;
+	scan_init(&sc, g);
 	if (cut1 > n)
 		cut1 = n;
 	if (cut2 < cut1 || cut2 > n)
@@ -73,12 +80,7 @@ feed_bytes(struct got *g, const char *in)
 	struct run_scan	sc;
 	size_t		i, n = strlen(in);
 
-	memset(&sc, 0, sizeof sc);
-	memset(g, 0, sizeof *g);
-	snprintf(sc.secret, sizeof sc.secret, "%s", SECRET);
-	sc.bytes = got_bytes;
-	sc.mark = got_mark;
-	sc.arg = g;
+	scan_init(&sc, g);
 	for (i = 0; i < n; i++)
 		run_scan_feed(&sc, (const uint8_t *)in + i, 1);
 	run_scan_flush(&sc);
