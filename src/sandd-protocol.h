@@ -66,7 +66,13 @@
 
 /* Limits of the WebSocket listener. */
 #define HTTP_MAX_HEADER		(8 * 1024)
-#define HTTP_HANDSHAKE_TIMEOUT	10
+#define HTTP_HANDSHAKE_TIMEOUT	10	/* worker: dial to 101 */
+/*
+ * Controller: from accept to a whole request head (TLS included). A
+ * worker sends its head at once; an idle connection must not hold an
+ * admission slot for long.
+ */
+#define HTTP_HEAD_TIMEOUT	5
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)

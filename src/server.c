@@ -29,6 +29,7 @@ struct server_stats server_stats;
 struct handshake {
 	struct bufferevent	*bev;
 	char			 addr[64];
+	char			 host[INET6_ADDRSTRLEN];	/* without port */
 	struct event		*timer;
 	int			 closing;
 	TAILQ_ENTRY(handshake)	 entry;
@@ -364,24 +365,40 @@ handshake_free(struct handshake *hs)
 	free(hs);
 }
 
+/* How many handshakes in progress come from host. */
+static int
+handshake_count_host(const char *host)
+{
+	struct handshake	*hs;
+	int			 n = 0;
+
+	TAILQ_FOREACH(hs, &handshakes, entry)
+		if (!hs->closing && strcmp(hs->host, host) == 0)
+			n++;
+	return (n);
+}
+
 static void
 server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, __unused void *arg)
 {
 	struct handshake	*hs;
-	struct timeval		 tv = { HTTP_HANDSHAKE_TIMEOUT, 0 };
-	char			 host[INET6_ADDRSTRLEN], extra[64];
+	struct timeval		 tv = { HTTP_HEAD_TIMEOUT, 0 };
+	char			*host, extra[64];
+	const char		*why = NULL;
 	int			 one = 1, port = 0;
 
 	hs = xcalloc(1, sizeof *hs);
+	host = hs->host;
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof hs->host);
 		port = ntohs(sin->sin_port);
 		snprintf(hs->addr, sizeof hs->addr, "%s:%d", host, port);
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+		    sizeof hs->host);
 		port = ntohs(sin6->sin6_port);
 		snprintf(hs->addr, sizeof hs->addr, "[%s]:%d", host, port);
 	} else
@@ -403,18 +420,25 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	}
 	if (server_tls != NULL)
 		bufferevent_openssl_set_allow_dirty_shutdown(hs->bev, 1);
+	/*
+	 * Admission control: a bounded number of handshakes at once, and
+	 * of those a bounded number from one address, so that idle
+	 * connections from one place cannot keep every worker out.
+	 */
+	if (nhandshakes >= serve_opts.max_handshakes)
+		why = "too many handshakes";
+	else if (handshake_count_host(hs->host) >=
+	    serve_opts.max_handshakes_addr)
+		why = "too many handshakes from this address";
 	TAILQ_INSERT_TAIL(&handshakes, hs, entry);
 	nhandshakes++;
 	hs->timer = evtimer_new(ev_base, handshake_timeout_cb, hs);
 	evtimer_add(hs->timer, &tv);
-
-	if (nhandshakes > serve_opts.max_handshakes) {
-		/* Admission control: tell the worker when to come back. */
+	if (why != NULL) {
 		server_stats.handshakes_refused++;
 		snprintf(extra, sizeof extra, "Retry-After: %d\r\n",
 		    1 + (int)(arc4random_uniform(5)));
-		log_debug("%s: %s: too many handshakes, 503", __func__,
-		    hs->addr);
+		log_debug("%s: %s: %s, 503", __func__, hs->addr, why);
 		handshake_respond(hs, 503, "Service Unavailable", extra,
 		    "busy, retry later\n");
 		return;

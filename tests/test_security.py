@@ -323,4 +323,52 @@ def test_a_world_readable_token_file_with_tokens_is_warned_about():
         assert "other users may read it" in c.log("serve")
 
 
+# ------------------------------------------------------------ admission
+
+def test_idle_connections_from_one_address_do_not_keep_workers_out():
+    """300 idle connections from 127.0.0.2, refreshed as soon as the
+    controller drops one (slowloris before authentication): a worker from
+    another address still gets in."""
+    import threading
+    with h.Cluster(workers={}) as c:
+        stop = threading.Event()
+        socks = []
+
+        def attacker():
+            while not stop.is_set():
+                while len(socks) < 300 and not stop.is_set():
+                    s = socket.socket()
+                    s.bind(("127.0.0.2", 0))
+                    try:
+                        s.connect(("127.0.0.1", c.port))
+                    except OSError:
+                        s.close()
+                        continue
+                    socks.append(s)
+                for s in list(socks):
+                    s.setblocking(False)
+                    try:
+                        if s.recv(1) == b"":
+                            raise OSError
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pass
+                    socks.remove(s)
+                    s.close()
+                time.sleep(0.05)
+
+        t = threading.Thread(target=attacker, daemon=True)
+        t.start()
+        try:
+            h.wait_for(lambda: len(socks) >= 300, what="the attack")
+            c.start_worker("w1", wait=False)
+            c.wait_worker("w1", timeout=30)
+        finally:
+            stop.set()
+            t.join(h.T(10))
+            for s in socks:
+                s.close()
+
+
 h.run_main(globals())
