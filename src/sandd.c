@@ -359,7 +359,8 @@ static int
 sandd_serve(int argc, char **argv)
 {
 	struct serve_options	*o = &serve_opts;
-	int			 i;
+	char			*why;
+	int			 i, builtin;
 
 	o->control_mode = 0660;
 	o->resume_window = DEFAULT_RESUME_WINDOW;
@@ -374,8 +375,12 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "unexpected argument '%s'", argv[i]);
 	if (o->listen == NULL)
 		opts_bad("serve", "--listen HOST:PORT is required");
-	if (o->control == NULL)
-		o->control = util_default_control_path();
+	if (o->control == NULL) {
+		o->control = util_default_control_path(&builtin);
+		if (builtin && util_control_dir_ok(o->control, 1, &why) != 0)
+			opts_bad("serve", "control socket %s: %s (refusing the "
+			    "default path; give --control)", o->control, why);
+	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)

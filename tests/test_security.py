@@ -371,4 +371,93 @@ def test_idle_connections_from_one_address_do_not_keep_workers_out():
                 s.close()
 
 
+# ------------------------------------------------------------ control path
+
+def _as_uid(uid, argv, env=None):
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("SANDD_CONTROL", "XDG_RUNTIME_DIR", "HOME")}
+    e.update(env or {})
+
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    return subprocess.run(argv, env=e, preexec_fn=drop, cwd="/",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=h.T(20))
+
+
+def test_a_default_control_folder_made_by_another_user_is_refused():
+    """Another local user makes /tmp/sandd-UID first and listens there:
+    neither the controller nor a client of UID may use it."""
+    victim, attacker = 23456, 23457
+    folder = "/tmp/sandd-%d" % victim
+    subprocess.run(["rm", "-rf", folder])
+    os.mkdir(folder, 0o777)
+    os.chmod(folder, 0o777)
+    os.chown(folder, attacker, attacker)
+    trap = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        trap.bind(os.path.join(folder, "control.sock"))
+        os.chmod(os.path.join(folder, "control.sock"), 0o777)
+        trap.listen(4)
+        trap.settimeout(0.5)
+        r = _as_uid(victim, [h.SANDD, "workers"])
+        assert r.returncode != 0, r
+        assert folder.encode() in r.stderr, r
+        try:
+            trap.accept()
+            raise AssertionError("the client connected to the trap")
+        except socket.timeout:
+            pass
+        r = _as_uid(victim, [h.SANDD, "serve", "--listen",
+                             "127.0.0.1:%d" % h.free_port()])
+        assert r.returncode == 2 and folder.encode() in r.stderr, r
+        # The Python client refuses it too.
+        r = _as_uid(victim, ["/usr/bin/python3", "-c",
+                             "import sandd; sandd.default_control_path()"],
+                    env={"PYTHONPATH": os.path.join(h.REPO, "contrib",
+                                                    "python")})
+        assert r.returncode != 0 and b"PermissionError" in r.stderr, r
+    finally:
+        trap.close()
+        subprocess.run(["rm", "-rf", folder])
+
+
+def test_the_default_control_path_prefers_xdg_runtime_dir():
+    uid = 23458
+    run = "/tmp/sandd-xdg-%d" % uid
+    subprocess.run(["rm", "-rf", run])
+    os.mkdir(run, 0o700)
+    os.chown(run, uid, uid)
+    port = h.free_port()
+    env = {"XDG_RUNTIME_DIR": run}
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("SANDD_CONTROL", "HOME")}
+    e.update(env)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    serve = subprocess.Popen([h.SANDD, "serve", "--listen",
+                              "127.0.0.1:%d" % port, "--state-dir",
+                              os.path.join(run, "state")], env=e,
+                             preexec_fn=drop, cwd="/",
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        sock = os.path.join(run, "sandd", "control.sock")
+        h.wait_for(lambda: os.path.exists(sock), what="the socket")
+        st = os.stat(os.path.dirname(sock))
+        assert st.st_uid == uid and st.st_mode & 0o077 == 0, oct(st.st_mode)
+        r = _as_uid(uid, [h.SANDD, "stats"], env=env)
+        assert r.returncode == 0, r
+    finally:
+        serve.terminate()
+        serve.wait(h.T(10))
+        subprocess.run(["rm", "-rf", run])
+
+
 h.run_main(globals())
