@@ -331,7 +331,12 @@ struct server_stats {
 extern struct server_stats server_stats;
 int	 server_main(void);
 void	 server_count_error(const char *);
+
+/* server-metrics.c */
 json_t	*server_stats_json(void);
+char	*server_metrics(void);
+int	 server_metrics_load_token(const char *, char **);
+int	 server_metrics_allowed(struct http_msg *);
 
 /* server-worker.c */
 struct worker_rpc;

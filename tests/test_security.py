@@ -460,4 +460,39 @@ def test_the_default_control_path_prefers_xdg_runtime_dir():
         subprocess.run(["rm", "-rf", run])
 
 
+# ------------------------------------------------------------ metrics
+
+def test_metrics_ask_for_the_bearer_token_when_one_is_set():
+    with h.Cluster(workers={}) as c:
+        tf = token_file(c, "metrics", "m-secret")
+        c.stop_server()
+        c.serve_args = ["--metrics-token-file", tf]
+        c._start_serve()
+        st, _, _ = h.http_get(c.port, "/metrics")
+        assert st == 401, st
+        st, _, _ = h.http_get(c.port, "/metrics",
+                              headers={"Authorization": "Bearer wrong"})
+        assert st == 401, st
+        st, _, body = h.http_get(c.port, "/metrics", headers={
+            "Authorization": "Bearer m-secret"})
+        assert st == 200 and b"sandd_workers_connected" in body, st
+        st, _, _ = h.http_get(c.port, "/health")
+        assert st == 200, st
+
+
+def test_metrics_listen_moves_metrics_to_their_own_address():
+    with h.Cluster() as c:
+        mport = h.free_port()
+        c.stop_server()
+        c.serve_args = ["--metrics-listen", "127.0.0.1:%d" % mport]
+        c._start_serve()
+        c.wait_worker("w1", timeout=30)
+        st, _, _ = h.http_get(c.port, "/metrics")
+        assert st == 404, st
+        st, _, body = h.http_get(mport, "/metrics")
+        assert st == 200 and b"sandd_workers_connected 1" in body, body
+        status, _, _ = upgrade(mport, "w9")
+        assert status == 404, status
+
+
 h.run_main(globals())
