@@ -41,6 +41,15 @@ util_rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* qsort/bsearch order of uint32_t. */
+int
+util_u32_cmp(const void *x, const void *y)
+{
+	uint32_t	a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a < b ? -1 : a > b);
+}
+
 /* Is s a valid worker id: 1 to 64 of A-Za-z0-9._- ? */
 int
 util_valid_id(const char *s)
