@@ -155,6 +155,7 @@ double	 util_now(void);
 void	 util_rfc3339(time_t, char *, size_t);
 int	 util_valid_id(const char *);
 int	 util_u32_cmp(const void *, const void *);
+char	*util_escape_terminal(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
 json_t	*util_bytes_json(const void *, size_t);

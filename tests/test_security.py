@@ -631,4 +631,21 @@ def test_a_worker_cannot_adopt_another_workers_session():
                        "data": "x"}))
 
 
+def test_terminal_escapes_from_a_worker_are_shown_escaped():
+    with h.Cluster(workers={}) as c:
+        msg = hello("evil", labels={"role": "\x1b]0;pwned\x07\x1b[2J"})
+        msg["hostname"] = "host\x1b[31mred\u009b1m"
+        status, sock, _ = upgrade(c.port, "evil")
+        assert status == 101
+        ws_text(sock, msg)
+        c.wait_worker("evil")
+        r = c.run(["workers"])
+        assert r.returncode == 0, r
+        assert b"\x1b" not in r.stdout and b"\x07" not in r.stdout, r.stdout
+        assert "\u009b".encode() not in r.stdout, r.stdout
+        assert b"\\x1b]0;pwned" in r.stdout, r.stdout
+        assert b"host\\x1b[31mred" in r.stdout, r.stdout
+        sock.close()
+
+
 h.run_main(globals())
