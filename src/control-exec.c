@@ -190,23 +190,39 @@ exec_result(struct chan *c)
 	return (res);
 }
 
+/*
+ * Take buffered output for a result into bufs (stdout, stderr) and set
+ * the truncation marks on res.
+ */
+static void
+exec_result_buffers(struct chan *c, json_t *res, struct evbuffer **bufs)
+{
+	int	s;
+
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
+		chan_take_buffer(c, s, c->max_output, bufs[s - WIRE_OUT]);
+		/* Held back for a yield that did not come: past max_output. */
+		c->dropped[s] += evbuffer_get_length(c->out[s]);
+		chan_consume(c, s, evbuffer_get_length(c->out[s]));
+		json_object_set_new(res, s == WIRE_OUT ? "stdout_truncated" :
+		    "stderr_truncated", json_boolean(c->dropped[s] > 0));
+	}
+	chan_ack(c, 1);
+}
+
 /* Add buffered output (and truncation marks) to a result. */
 static void
 exec_result_output(struct chan *c, json_t *res)
 {
-	json_t	*o;
-	int	 s;
+	struct evbuffer	*bufs[2] = { evbuffer_new(), evbuffer_new() };
 
-	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
-		o = chan_take_output(c, s, c->max_output);
-		json_object_update(res, o);
-		json_decref(o);
-		/* Held back for a yield that did not come: past max_output. */
-		c->dropped[s] += evbuffer_get_length(c->out[s]);
-		evbuffer_drain(c->out[s], evbuffer_get_length(c->out[s]));
-		json_object_set_new(res, s == WIRE_OUT ? "stdout_truncated" :
-		    "stderr_truncated", json_boolean(c->dropped[s] > 0));
-	}
+	exec_result_buffers(c, res, bufs);
+	util_json_set_bytes(res, "stdout", evbuffer_pullup(bufs[0], -1),
+	    evbuffer_get_length(bufs[0]));
+	util_json_set_bytes(res, "stderr", evbuffer_pullup(bufs[1], -1),
+	    evbuffer_get_length(bufs[1]));
+	evbuffer_free(bufs[0]);
+	evbuffer_free(bufs[1]);
 }
 
 /* An error the worker reported in place of a result, or NULL. */
@@ -265,6 +281,18 @@ exec_done(struct chan *c)
 		return;
 	}
 	res = exec_result(c);
+	if ((c->flags & CHAN_BUFFERED) && !(r->flags & REQ_BROADCAST)) {
+		/* The output goes as the client takes it: never held twice. */
+		static const char *names[] = { "stdout", "stderr" };
+		struct evbuffer	*bufs[2] = { evbuffer_new(), evbuffer_new() };
+
+		exec_result_buffers(c, res, bufs);
+		chan_release(c);
+		req_reply_stream(r, res, names, bufs, 2);
+		evbuffer_free(bufs[0]);
+		evbuffer_free(bufs[1]);
+		return;
+	}
 	if (c->flags & CHAN_BUFFERED)
 		exec_result_output(c, res);
 	chan_release(c);

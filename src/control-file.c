@@ -146,13 +146,13 @@ control_file_get(struct req *r)
 	}
 }
 
-/* An inline get ended: the bytes go in the reply. */
+/* An inline get ended: the bytes go in the reply, as the client takes them. */
 static void
 file_get_inline_done(struct chan *c)
 {
 	static const char	*fields[] = { "size", "mode", "sha256", NULL };
-	struct evbuffer		*out = c->out[WIRE_OUT];
-	size_t			 len = evbuffer_get_length(out);
+	static const char	*names[] = { "data" };
+	struct evbuffer		*bufs[1];
 	struct req		*r;
 	json_t			*reply;
 
@@ -172,12 +172,14 @@ file_get_inline_done(struct chan *c)
 	}
 	reply = json_object();
 	file_end_fields(c, reply, fields);
-	util_json_set_bytes(reply, "data", evbuffer_pullup(out, -1), len);
+	bufs[0] = evbuffer_new();
+	evbuffer_add_buffer(bufs[0], c->out[WIRE_OUT]);
 	chan_release(c);
 	if (r != NULL)
-		req_reply(r, reply);
+		req_reply_stream(r, reply, names, bufs, 1);
 	else
 		json_decref(reply);
+	evbuffer_free(bufs[0]);
 }
 
 /*

@@ -169,6 +169,30 @@ req_expected_miss(struct req *r, json_t *err)
 	    strcmp(code, "io_error") == 0 && strcmp(e, "ENOENT") == 0);
 }
 
+/*
+ * The final reply (ok:true added, reply stolen) with n byte fields whose
+ * bytes come from bufs[i] (moved out): they are written as the client
+ * takes them, never held whole as JSON. r is done.
+ */
+void
+req_reply_stream(struct req *r, json_t *reply, const char **names,
+    struct evbuffer **bufs, int n)
+{
+	int	i;
+
+	if (!(r->flags & REQ_DEAD)) {
+		if (r->id != NULL)
+			json_object_set(reply, "id", r->id);
+		json_object_set_new(reply, "ok", json_true());
+		control_client_send_stream(r->client, reply, names, bufs, n);
+	} else {
+		json_decref(reply);
+		for (i = 0; i < n; i++)
+			evbuffer_drain(bufs[i], evbuffer_get_length(bufs[i]));
+	}
+	req_finish(r);
+}
+
 /* Final error reply with an error object (stolen); r is done. */
 void
 req_error_json(struct req *r, json_t *err)

@@ -37,7 +37,30 @@ struct client {
 	struct event		*more;		/* re-arm after a bounded batch */
 	struct event		*hup;		/* polls for a full close */
 	struct event		*reaper;
+	TAILQ_HEAD(stream_replies, stream_reply) streams; /* being written */
 	TAILQ_ENTRY(client)	 entry;
+};
+
+/*
+ * A final reply with big byte fields (an exec's output, an inline get),
+ * written as the client takes it: the fields' bytes (moved in, never
+ * copied whole) are turned into JSON text a chunk at a time, so what the
+ * controller holds for a reply is its raw bytes, not their escaped and
+ * encoded copies. Messages for the client that come after it wait behind
+ * it (in its `after`), so every line stays whole and in order.
+ */
+#define STREAM_FIELDS	2
+#define STREAM_CHUNK	(48 * 1024)	/* raw bytes per step; multiple of 3 */
+struct stream_reply {
+	struct evbuffer	*head;		/* '{...,' before the first field */
+	int		 n;		/* fields */
+	int		 i;		/* the one being written */
+	int		 in_field;	/* its opening quote is written */
+	char		*names[STREAM_FIELDS];
+	struct evbuffer	*bufs[STREAM_FIELDS];
+	int		 b64[STREAM_FIELDS];
+	struct evbuffer	*after;		/* messages that follow it */
+	TAILQ_ENTRY(stream_reply) entry;
 };
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static size_t			 nclients;
@@ -47,6 +70,7 @@ static char			*control_path;
 #define LINES_PER_CALLBACK	64
 
 static void	 control_client_read_cb(struct bufferevent *, void *);
+static void	 stream_reply_free(struct stream_reply *);
 static void	 control_client_close(struct client *, const char *);
 
 struct client *
@@ -60,11 +84,16 @@ static void
 control_client_reap_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
-	struct client	*cl = arg;
+	struct client		*cl = arg;
+	struct stream_reply	*sr;
 
 	event_free(cl->more);
 	event_free(cl->hup);
 	event_free(cl->reaper);
+	while ((sr = TAILQ_FIRST(&cl->streams)) != NULL) {
+		TAILQ_REMOVE(&cl->streams, sr, entry);
+		stream_reply_free(sr);
+	}
 	free(cl);
 }
 
@@ -102,8 +131,19 @@ control_client_writable(struct client *cl)
 {
 	if (cl->flags & CLIENT_DEAD)
 		return (1);	/* nothing will be written: do not hold */
-	return (evbuffer_get_length(bufferevent_get_output(cl->bev)) <
-	    CONTROL_OUT_HIGH);
+	return (TAILQ_EMPTY(&cl->streams) && evbuffer_get_length(
+	    bufferevent_get_output(cl->bev)) < CONTROL_OUT_HIGH);
+}
+
+/* Where the next message to cl goes: behind the replies being written. */
+static struct evbuffer *
+control_client_out(struct client *cl)
+{
+	struct stream_reply	*sr;
+
+	if ((sr = TAILQ_LAST(&cl->streams, stream_replies)) != NULL)
+		return (sr->after);
+	return (bufferevent_get_output(cl->bev));
 }
 
 /* Write one message as a line. */
@@ -120,7 +160,7 @@ control_client_send(struct client *cl, json_t *msg)
 		log_warnx("%s: cannot encode a reply", __func__);
 		return;
 	}
-	out = bufferevent_get_output(cl->bev);
+	out = control_client_out(cl);
 	evbuffer_add_reference(out, s, strlen(s),
 	    (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
 	evbuffer_add(out, "\n", 1);
@@ -140,7 +180,122 @@ control_client_send_raw(struct client *cl, json_t *msg, struct evbuffer *buf)
 	if (cl->flags & CLIENT_DEAD)
 		evbuffer_drain(buf, len);
 	else
-		evbuffer_add_buffer(bufferevent_get_output(cl->bev), buf);
+		evbuffer_add_buffer(control_client_out(cl), buf);
+}
+
+static void
+stream_reply_free(struct stream_reply *sr)
+{
+	int	i;
+
+	if (sr == NULL)
+		return;
+	evbuffer_free(sr->after);
+	if (sr->head != NULL)
+		evbuffer_free(sr->head);
+	for (i = 0; i < sr->n; i++) {
+		free(sr->names[i]);
+		evbuffer_free(sr->bufs[i]);
+	}
+	free(sr);
+}
+
+/* Write the next step of cl's stream reply into out; 1 when done. */
+static int
+stream_reply_step(struct stream_reply *sr, struct evbuffer *out)
+{
+	size_t	 len;
+	int	 last;
+
+	if (sr->head != NULL) {
+		evbuffer_add_buffer(out, sr->head);
+		evbuffer_free(sr->head);
+		sr->head = NULL;
+	}
+	if (sr->i == sr->n) {
+		evbuffer_add(out, "}\n", 2);
+		return (1);
+	}
+	if (!sr->in_field) {
+		evbuffer_add_printf(out, "%s\"%s%s\":\"", sr->i > 0 ? "," : "",
+		    sr->names[sr->i], sr->b64[sr->i] ? "_b64" : "");
+		sr->in_field = 1;
+	}
+	len = evbuffer_get_length(sr->bufs[sr->i]);
+	last = len <= STREAM_CHUNK;
+	if (!last)
+		len = STREAM_CHUNK;
+	if (sr->b64[sr->i])
+		util_base64_buffer(sr->bufs[sr->i], len, out);
+	else
+		util_json_escape_buffer(sr->bufs[sr->i], len, out);
+	if (last) {
+		evbuffer_add(out, "\"", 1);
+		sr->in_field = 0;
+		sr->i++;
+	}
+	return (0);
+}
+
+/* Write what the client may take of its stream replies. */
+static void
+control_client_pump(struct client *cl)
+{
+	struct stream_reply	*sr;
+	struct evbuffer		*out;
+
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	out = bufferevent_get_output(cl->bev);
+	while ((sr = TAILQ_FIRST(&cl->streams)) != NULL &&
+	    evbuffer_get_length(out) < CONTROL_OUT_HIGH) {
+		if (stream_reply_step(sr, out)) {
+			TAILQ_REMOVE(&cl->streams, sr, entry);
+			evbuffer_add_buffer(out, sr->after);
+			stream_reply_free(sr);
+		}
+	}
+}
+
+/*
+ * Send msg (stolen) as a final reply whose byte fields names[i] come
+ * from bufs[i] (moved out of them): as text when the bytes are UTF-8,
+ * else as NAME_b64, written as the client takes them.
+ */
+void
+control_client_send_stream(struct client *cl, json_t *msg,
+    const char **names, struct evbuffer **bufs, int n)
+{
+	struct stream_reply	*sr;
+	char			*text;
+	size_t			 len;
+	int			 i;
+
+	if ((cl->flags & CLIENT_DEAD) || n > STREAM_FIELDS ||
+	    (text = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(12)))
+	    == NULL) {
+		json_decref(msg);
+		return;
+	}
+	json_decref(msg);
+	sr = xcalloc(1, sizeof *sr);
+	sr->after = evbuffer_new();
+	sr->head = evbuffer_new();
+	len = strlen(text);		/* '{...}': reopen it */
+	evbuffer_add(sr->head, text, len - 1);
+	if (len > 2)
+		evbuffer_add(sr->head, ",", 1);
+	free(text);
+	sr->n = n;
+	for (i = 0; i < n; i++) {
+		sr->names[i] = xstrdup(names[i]);
+		sr->bufs[i] = evbuffer_new();
+		evbuffer_add_buffer(sr->bufs[i], bufs[i]);
+		sr->b64[i] = !util_buffer_utf8_valid(sr->bufs[i]);
+	}
+	/* After everything already queued for the client. */
+	TAILQ_INSERT_TAIL(&cl->streams, sr, entry);
+	control_client_pump(cl);
 }
 
 /* Subscribe the client to topics (TOPIC_*). */
@@ -425,6 +580,7 @@ control_client_write_cb(__unused struct bufferevent *bev, void *arg)
 
 	if (cl->flags & CLIENT_DEAD)
 		return;
+	control_client_pump(cl);
 	req_client_drained(cl);
 	if (cl->flags & CLIENT_DEAD)
 		return;
@@ -521,6 +677,7 @@ control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 		cl->uid = (uid_t)-1;
 	cl->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cl->more = event_new(ev_base, -1, 0, control_client_more_cb, cl);
+	TAILQ_INIT(&cl->streams);
 	cl->hup = evtimer_new(ev_base, control_client_hup_cb, cl);
 	bufferevent_setcb(cl->bev, control_client_read_cb,
 	    control_client_write_cb, control_client_event_cb, cl);

@@ -160,6 +160,10 @@ size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
 json_t	*util_bytes_json(const void *, size_t);
 int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
+int	 util_buffer_utf8_valid(struct evbuffer *);
+size_t	 util_utf8_cut(const uint8_t *, size_t);
+void	 util_json_escape_buffer(struct evbuffer *, size_t, struct evbuffer *);
+void	 util_base64_buffer(struct evbuffer *, size_t, struct evbuffer *);
 int	 util_json_get_bytes(json_t *, const char *, struct evbuffer *,
 	     char **);
 char	*util_base64(const void *, size_t);
@@ -463,6 +467,7 @@ void	 chan_release(struct chan *);
 struct chan *chan_adopt(struct worker *, uint32_t, json_t *);
 struct chan *chan_find_handle(const char *, const struct chan_ops *);
 json_t	*chan_take_output(struct chan *, int, size_t);
+size_t	 chan_take_buffer(struct chan *, int, size_t, struct evbuffer *);
 size_t	 chan_event_bytes(json_t *, const char *, struct chan *, int,
 	     const uint8_t *, size_t, int);
 
@@ -473,6 +478,8 @@ int	 control_client_dead(struct client *);
 int	 control_client_writable(struct client *);
 void	 control_client_send(struct client *, json_t *);
 void	 control_client_send_raw(struct client *, json_t *, struct evbuffer *);
+void	 control_client_send_stream(struct client *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 control_client_subscribe(struct client *, int);
 void	 control_client_set_sink(struct client *, struct chan *);
 void	 control_client_sink_gone(struct chan *);
@@ -555,6 +562,8 @@ void	 req_add_chan(struct req *, struct chan *);
 void	 req_remove_chan(struct chan *);
 void	 req_event(struct req *, json_t *);
 void	 req_reply(struct req *, json_t *);
+void	 req_reply_stream(struct req *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 req_error(struct req *, const char *, const char *, ...)
 	     __attribute__((format(printf, 3, 4)));
 void	 req_error_json(struct req *, json_t *);

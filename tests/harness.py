@@ -368,7 +368,7 @@ class Ctl:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(T(timeout))
         self.sock.connect(path)
-        self.buf = b""
+        self.buf = bytearray()
         self.backlog = []       # messages read but not yet handed out
         self.next_id = 1
         self.closed = False
@@ -419,9 +419,18 @@ class Ctl:
         self.buf += chunk
 
     def _read_msg(self, deadline):
-        while b"\n" not in self.buf:
+        # Scan only what is new: a reply of 100 MB must not cost O(n^2).
+        if not isinstance(self.buf, bytearray):
+            self.buf = bytearray(self.buf)     # a test put bytes back
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                break
+            start = len(self.buf)
             self._fill(deadline)
-        line, _, self.buf = self.buf.partition(b"\n")
+        line = bytes(self.buf[:i])
+        del self.buf[:i + 1]
         try:
             msg = json.loads(line.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
@@ -433,8 +442,8 @@ class Ctl:
         if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
             while len(self.buf) < n:
                 self._fill(deadline)
-            msg["_payload"] = self.buf[:n]
-            self.buf = self.buf[n:]
+            msg["_payload"] = bytes(self.buf[:n])
+            del self.buf[:n]
         return msg
 
     def recv(self, timeout=10):
@@ -446,7 +455,7 @@ class Ctl:
     def recv_raw(self, timeout=10):
         """Whatever raw bytes arrive next (b"" at EOF)."""
         if self.buf:
-            b, self.buf = self.buf, b""
+            b, self.buf = bytes(self.buf), bytearray()
             return b
         self.sock.settimeout(T(timeout))
         return self.sock.recv(262144)
