@@ -663,7 +663,7 @@ struct spawn_req {
 int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
-char	**spawn_build_env(json_t *, int, const char *);
+char	**spawn_build_env(json_t *, int, const char *, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
 

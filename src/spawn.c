@@ -99,54 +99,62 @@ spawn_build_argv(json_t *open, char **cause)
 }
 
 /*
- * The environment for a child: the worker's own (unless clear), with
- * env's entries merged over it, and TERM if term is given.
+ * Set k to v in the n entries of out (room for one more): replace k's
+ * entry, or append one.
+ */
+static void
+spawn_env_set(char **out, size_t *n, const char *k, const char *v)
+{
+	size_t	i, klen = strlen(k);
+
+	for (i = 0; i < *n; i++)
+		if (strncmp(out[i], k, klen) == 0 && out[i][klen] == '=')
+			break;
+	if (i == *n)
+		(*n)++;
+	else
+		free(out[i]);
+	xasprintf(&out[i], "%s=%s", k, v);
+}
+
+/*
+ * The environment for a child run as user (NULL: the worker's own user):
+ * the worker's own less every SANDD_* (its token and settings are not
+ * for commands), HOME, USER, LOGNAME and SHELL of that user, env's
+ * entries merged over it all, and TERM if term is given. With clear,
+ * only env and TERM.
  */
 char **
-spawn_build_env(json_t *env, int clear, const char *term)
+spawn_build_env(json_t *env, int clear, const char *term, const char *user)
 {
+	struct passwd	*pw = NULL;
 	char		**out, **p;
-	size_t		 n = 0, i, klen;
+	size_t		 n = 0;
 	const char	*k;
 	json_t		*v;
-	int		 replaced;
 
 	if (!clear)
 		for (p = environ; *p != NULL; p++)
 			n++;
-	out = xcalloc(n + json_object_size(env) + 2, sizeof *out);
+	out = xcalloc(n + json_object_size(env) + 6, sizeof *out);
 	n = 0;
-	if (!clear)
+	if (!clear) {
 		for (p = environ; *p != NULL; p++)
-			out[n++] = xstrdup(*p);
-	json_object_foreach(env, k, v) {
-		if (!json_is_string(v))
-			continue;
-		klen = strlen(k);
-		replaced = 0;
-		for (i = 0; i < n; i++) {
-			if (strncmp(out[i], k, klen) == 0 &&
-			    out[i][klen] == '=') {
-				free(out[i]);
-				xasprintf(&out[i], "%s=%s", k,
-				    json_string_value(v));
-				replaced = 1;
-				break;
-			}
-		}
-		if (!replaced)
-			xasprintf(&out[n++], "%s=%s", k, json_string_value(v));
+			if (strncmp(*p, "SANDD_", 6) != 0)
+				out[n++] = xstrdup(*p);
+		pw = user != NULL ? getpwnam(user) : getpwuid(geteuid());
 	}
-	if (term != NULL && json_object_get(env, "TERM") == NULL) {
-		for (i = 0; i < n; i++)
-			if (strncmp(out[i], "TERM=", 5) == 0)
-				break;
-		if (i == n)
-			n++;
-		else
-			free(out[i]);
-		xasprintf(&out[i], "TERM=%s", term);
+	if (pw != NULL) {
+		spawn_env_set(out, &n, "HOME", pw->pw_dir);
+		spawn_env_set(out, &n, "USER", pw->pw_name);
+		spawn_env_set(out, &n, "LOGNAME", pw->pw_name);
+		spawn_env_set(out, &n, "SHELL", pw->pw_shell);
 	}
+	json_object_foreach(env, k, v)
+		if (json_is_string(v))
+			spawn_env_set(out, &n, k, json_string_value(v));
+	if (term != NULL && json_object_get(env, "TERM") == NULL)
+		spawn_env_set(out, &n, "TERM", term);
 	out[n] = NULL;
 	return (out);
 }

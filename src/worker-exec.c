@@ -176,10 +176,10 @@ worker_exec_open(struct job *j, json_t *open)
 		free(cause);
 		return;
 	}
-	sr.envp = spawn_build_env(json_object_get(open, "env"),
-	    json_is_true(json_object_get(open, "env_clear")), NULL);
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
+	sr.envp = spawn_build_env(json_object_get(open, "env"),
+	    json_is_true(json_object_get(open, "env_clear")), NULL, sr.user);
 	sr.limits = json_object_get(open, "limits");
 	pid = exec_spawn(j, &sr, json_is_true(json_object_get(open,
 	    "merge_stderr")), &e, &cause);

@@ -727,29 +727,17 @@ session_cmd_string(json_t *open, char **argv)
 }
 
 /*
- * The session's environment: the worker's own, the target user's basics
- * (pw may be NULL), the open's env over them, and TERM. Caller frees.
+ * The session's environment: as a command's for its user, with the
+ * open's env over it and TERM. Caller frees.
  */
 static char **
-session_env(json_t *open, struct passwd *pw)
+session_env(json_t *open, const char *user)
 {
-	json_t		*env, *v;
 	const char	*term;
-	char		**envp;
 
-	env = json_object();
-	if (pw != NULL) {
-		json_object_set_new(env, "HOME", json_string(pw->pw_dir));
-		json_object_set_new(env, "USER", json_string(pw->pw_name));
-		json_object_set_new(env, "LOGNAME", json_string(pw->pw_name));
-		json_object_set_new(env, "SHELL", json_string(pw->pw_shell));
-	}
-	if (json_is_object(v = json_object_get(open, "env")))
-		json_object_update(env, v);
 	term = json_string_value(json_object_get(open, "term"));
-	envp = spawn_build_env(env, 0, term != NULL ? term : "xterm-256color");
-	json_decref(env);
-	return (envp);
+	return (spawn_build_env(json_object_get(open, "env"), 0,
+	    term != NULL ? term : "xterm-256color", user));
 }
 
 /*
@@ -794,7 +782,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		    "worker %s", worker_opts.id);
 		return (-1);
 	}
-	sr.envp = session_env(open, pw);
+	sr.envp = session_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
