@@ -626,6 +626,14 @@ void	 worker_session_close(json_t *);
 /* worker-file.c */
 void	 worker_file_stat(json_t *);
 
+/* worker-path.c */
+int	 path_init(char **);
+const char *path_root(void);
+const char *path_root_real(void);
+int	 path_outside(int);
+int	 path_open(const char *, int, mode_t);
+int	 path_open_parent(const char *, int, int, char **, char **);
+
 /* job.c */
 void	 job_init(void);
 void	 job_free_all(void);

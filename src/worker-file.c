@@ -13,7 +13,8 @@
  *
  * A get reads the file only while its stream's window has room, a
  * bounded batch per callback, and goes on when the controller acks.
- * stat is an RPC. With --root every path must resolve inside the root.
+ * stat is an RPC. Paths are resolved by worker-path.c: with --root,
+ * beneath the root at every step.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -85,120 +86,6 @@ static const struct job_ops file_get_ops = {
 	.cancel = file_forget,
 	.free = file_free,
 };
-
-/* The worker's root, resolved once; NULL when there is none. */
-static const char *
-file_root(void)
-{
-	static char	*root;
-
-	if (worker_opts.root == NULL)
-		return (NULL);
-	if (root == NULL && (root = realpath(worker_opts.root, NULL)) == NULL)
-		root = xstrdup(worker_opts.root);
-	return (root);
-}
-
-/* Is resolved (a canonical path) inside the root? */
-static int
-file_inside(const char *resolved)
-{
-	const char	*root = file_root();
-	size_t		 n;
-
-	if (root == NULL || strcmp(root, "/") == 0)
-		return (1);
-	n = strlen(root);
-	return (strncmp(resolved, root, n) == 0 &&
-	    (resolved[n] == '\0' || resolved[n] == '/'));
-}
-
-/*
- * Cut the last component off p (in place, after trailing slashes); p
- * stays absolute, "/" when nothing is left. Returns 1 if the component
- * cut was "..".
- */
-static int
-file_cut(char *p)
-{
-	size_t	 n = strlen(p);
-	char	*slash;
-	int	 dotdot;
-
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	slash = strrchr(p, '/');
-	dotdot = strcmp(slash + 1, "..") == 0;
-	if (slash == p)
-		p[1] = '\0';
-	else
-		*slash = '\0';
-	return (dotdot);
-}
-
-/*
- * May path be used under --root? Its folder (or, with follow or for a
- * last component "." or "..", the path itself) must resolve inside the
- * root. For a part that does not exist yet, the nearest existing folder
- * counts, and the missing part must not climb out with "..".
- */
-static int
-file_allowed(const char *path, int follow)
-{
-	char		*p, *real;
-	const char	*base;
-	struct stat	 st;
-	int		 ok = 0;
-
-	if (file_root() == NULL)
-		return (1);
-	/* The root itself (not a link to it) is inside. */
-	if ((real = realpath(path, NULL)) != NULL) {
-		ok = strcmp(real, file_root()) == 0 && lstat(path, &st) == 0 &&
-		    !S_ISLNK(st.st_mode);
-		free(real);
-		if (ok)
-			return (1);
-	}
-	p = xstrdup(path);
-	base = strrchr(path, '/') + 1;
-	if (!follow && strcmp(base, ".") != 0 && strcmp(base, "..") != 0 &&
-	    *base != '\0')
-		file_cut(p);
-	for (;;) {
-		if ((real = realpath(p, NULL)) != NULL) {
-			ok = file_inside(real);
-			free(real);
-			break;
-		}
-		if (errno == ENOMEM || strcmp(p, "/") == 0)
-			break;
-		if (file_cut(p))
-			break;		/* a missing part climbs with ".." */
-	}
-	free(p);
-	return (ok);
-}
-
-/*
- * Is what fd opened inside the root? Checked again after opening, so a
- * folder swapped for a symlink meanwhile does not lead out. Without
- * /proc there is nothing more to check.
- */
-static int
-file_fd_allowed(int fd)
-{
-	char	proc[64], real[PATH_MAX];
-	ssize_t	n;
-
-	if (file_root() == NULL)
-		return (1);
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	if ((n = readlink(proc, real, sizeof real - 1)) <= 0)
-		return (1);
-	real[n] = '\0';
-	return (*real != '/' || file_inside(real));
-}
 
 /* A new transfer for job j. */
 static struct file_xfer *
@@ -288,7 +175,8 @@ file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 static void
 file_fail_outside(struct job *j)
 {
-	file_fail(j, "denied", 0, "outside the worker's root %s", file_root());
+	file_fail(j, "denied", 0, "outside the worker's root %s (by name, "
+	    "\"..\" or a symlink)", path_root());
 }
 
 /* An io_error for errno err. */
@@ -302,36 +190,6 @@ file_fail_errno(struct job *j, int err, const char *what)
 }
 
 /* ---- put ---- */
-
-/* Create the missing folders of dir, each 0755 whatever the umask. */
-static int
-file_mkdirs(const char *dir, char **failed)
-{
-	char	*p = xstrdup(dir), *s, c;
-	int	 e;
-
-	for (s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		c = *s;
-		*s = '\0';
-		if (mkdir(p, 0755) == 0) {
-			if (chmod(p, 0755) == -1)
-				goto fail;
-		} else if (errno != EEXIST)
-			goto fail;
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return (0);
-fail:
-	e = errno;
-	*failed = p;
-	errno = e;
-	return (-1);
-}
 
 /*
  * Remove dot temp files in the folder that a dead put left: no process
@@ -628,21 +486,46 @@ file_put_input_eof(struct job *j)
 	file_put_check_done(j);
 }
 
-/* Split the put's path into folder and name; -1 if it names a folder. */
+/* The put's folder, for messages; -1 if the path names a folder. */
 static int
 file_put_split(struct file_xfer *x)
 {
 	const char	*slash = strrchr(x->path, '/');
 
-	if (slash[1] == '\0' || strcmp(slash + 1, ".") == 0 ||
-	    strcmp(slash + 1, "..") == 0)
-		return (-1);
-	x->base = xstrdup(slash + 1);
 	if (slash == x->path)
 		x->dir = xstrdup("/");
 	else
 		x->dir = xstrndup(x->path, (size_t)(slash - x->path));
+	if (slash[1] == '\0' || strcmp(slash + 1, ".") == 0 ||
+	    strcmp(slash + 1, "..") == 0)
+		return (-1);
 	return (0);
+}
+
+/*
+ * Open the put's folder (made first with mkdir), beneath the root if
+ * there is one. -1 after failing the job.
+ */
+static int
+file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
+{
+	char	*failed = NULL;
+	int	 e;
+
+	x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir, &x->base,
+	    &failed);
+	if (x->dirfd != -1)
+		return (0);
+	e = errno;
+	if (path_outside(e))
+		file_fail_outside(j);
+	else if (failed != NULL)
+		file_fail(j, "io_error", e, "mkdir %s: %s", failed,
+		    strerror(e));
+	else
+		file_fail_errno(j, e, NULL);
+	free(failed);
+	return (-1);
 }
 
 /* Start a put: check, make folders, open the temporary file. */
@@ -651,8 +534,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 {
 	json_t		*v;
 	struct stat	 st;
-	char		*failed = NULL;
-	int		 e;
+	int		 isdir;
 
 	x->mode = 0644;
 	if (json_is_integer(v = json_object_get(msg, "mode")))
@@ -660,38 +542,13 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "size")) &&
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 0)) {
-		file_fail_outside(j);
+	/* A path outside the root is denied before anything else. */
+	isdir = file_put_split(x) == -1;
+	if (file_put_folder(j, x, !isdir && json_is_true(json_object_get(msg,
+	    "mkdir"))) == -1)
 		return;
-	}
-	if (file_put_split(x) == -1) {
-		file_fail_errno(j, EISDIR, NULL);
-		return;
-	}
-	if (json_is_true(json_object_get(msg, "mkdir"))) {
-		if (file_mkdirs(x->dir, &failed) == -1) {
-			e = errno;
-			file_fail(j, "io_error", e, "mkdir %s: %s", failed,
-			    strerror(e));
-			free(failed);
-			return;
-		}
-		if (!file_allowed(x->path, 0)) {
-			file_fail_outside(j);
-			return;
-		}
-	}
-	x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x->dirfd == -1) {
-		file_fail_errno(j, errno, NULL);
-		return;
-	}
-	if (!file_fd_allowed(x->dirfd)) {
-		file_fail_outside(j);
-		return;
-	}
-	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode)) {
+	if (isdir || (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) ==
+	    0 && S_ISDIR(st.st_mode))) {
 		file_fail_errno(j, EISDIR, NULL);
 		return;
 	}
@@ -875,17 +732,13 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "max")) &&
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 1)) {
+	x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0);
+	if (x->fd == -1 && path_outside(errno)) {
 		file_fail_outside(j);
 		return;
 	}
-	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (x->fd == -1) {
 		file_fail_errno(j, errno, NULL);
-		return;
-	}
-	if (!file_fd_allowed(x->fd)) {
-		file_fail_outside(j);
 		return;
 	}
 	if (fstat(x->fd, &st) == -1) {
@@ -959,13 +812,14 @@ worker_file_open(struct job *j, json_t *msg)
 		file_get_open(j, x, msg);
 }
 
-/* The stat RPC: what lstat says about a path. */
+/* The stat RPC: what lstat says about a path (beneath the root). */
 void
 worker_file_stat(json_t *msg)
 {
 	const char	*path, *type;
 	struct stat	 st;
-	int		 e;
+	char		*base;
+	int		 dirfd, e = 0;
 
 	path = json_string_value(json_object_get(msg, "path"));
 	if (path == NULL || *path != '/') {
@@ -973,13 +827,21 @@ worker_file_stat(json_t *msg)
 		    "be an absolute path");
 		return;
 	}
-	if (!file_allowed(path, 0)) {
+	if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) == -1)
+		e = errno;
+	else {
+		if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			e = errno;
+		close(dirfd);
+		free(base);
+	}
+	if (path_outside(e)) {
 		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
-		    "the worker's root %s", path, worker_opts.id, file_root());
+		    "the worker's root %s (by name, \"..\" or a symlink)",
+		    path, worker_opts.id, path_root());
 		return;
 	}
-	if (lstat(path, &st) == -1) {
-		e = errno;
+	if (e != 0) {
 		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
 		    path, worker_opts.id, strerror(e));
 		return;
