@@ -440,7 +440,7 @@ sandd_worker(int argc, char **argv)
 		opts_bad("worker", "--tls-cert and --tls-key go together");
 	/* TODO(main): each goes as its feature lands. */
 	if (json_array_size(o->allow_env) != 0 || o->isolate ||
-	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
+	    o->allow_host_network || o->max_jobs != 0 ||
 	    o->max_sessions != 0 || o->max_workspaces != 0 ||
 	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
 	    o->ws_max_cpu != 0)

@@ -53,6 +53,7 @@ struct file_xfer {
 	size_t		 wlen;
 	int		 unnamed;	/* put: fd is an O_TMPFILE */
 	mode_t		 mode;
+	int		 mode_given;	/* put: else an existing file's mode */
 	uint64_t	 size;		/* put: written; get: file size */
 	uint64_t	 expect;	/* put: announced size (preallocated) */
 	uint64_t	 synced;	/* put: writeback started up to */
@@ -341,13 +342,77 @@ file_put_reply(void *arg)
 	hash_final(x->hash, hex);
 	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
 	    (unsigned long long)x->size);
-	job_set_end(j, json_pack("{s:I, s:s}", "size", (json_int_t)x->size,
-	    "sha256", hex));
+	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size", (json_int_t)x->size,
+	    "mode", (int)x->mode, "sha256", hex));
+}
+
+/* What a put must leave alone: "a FIFO" and the like, else NULL. */
+static const char *
+file_special(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return ("a FIFO");
+	if (S_ISSOCK(mode))
+		return ("a socket");
+	if (S_ISCHR(mode))
+		return ("a character device");
+	if (S_ISBLK(mode))
+		return ("a block device");
+	return (NULL);
+}
+
+/* The mode a put may apply: no set-id bits without --allow-setid. */
+static mode_t
+file_put_mode(mode_t mode)
+{
+	mode &= 07777;
+	if (!worker_opts.allow_setid)
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+	return (mode);
 }
 
 /*
- * Every byte is written: flush, set the mode, rename, and reply once the
- * hashing has caught up.
+ * Before the temp file takes the target's place: a device, FIFO or
+ * socket there stays; a file there passes on its owner, group and (with
+ * no mode asked for) its mode. -1 after failing the job.
+ */
+static int
+file_put_take_over(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	struct stat		 old, tmp;
+	const char		*special;
+
+	if (fstatat(x->dirfd, x->base, &old, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			return (0);
+		file_fail_errno(j, errno, NULL);
+		return (-1);
+	}
+	if ((special = file_special(old.st_mode)) != NULL) {
+		file_fail(j, "io_error", EINVAL, "%s, not a regular file: left "
+		    "as it is", special);
+		return (-1);
+	}
+	if (!S_ISREG(old.st_mode))
+		return (0);		/* a symlink is replaced, not followed */
+	if (!x->mode_given)
+		x->mode = file_put_mode(old.st_mode);
+	if (fstat(x->fd, &tmp) == -1 || ((tmp.st_uid != old.st_uid ||
+	    tmp.st_gid != old.st_gid) &&
+	    fchown(x->fd, old.st_uid, old.st_gid) == -1)) {
+		file_fail(j, "io_error", errno, "keeping owner %lu:%lu: %s",
+		    (unsigned long)old.st_uid, (unsigned long)old.st_gid,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Every byte is written: flush, take over the old file's owner and mode,
+ * set the mode (after chown, which clears set-id bits), rename, and
+ * reply once the hashing has caught up.
  */
 static void
 file_put_commit(struct job *j)
@@ -358,6 +423,8 @@ file_put_commit(struct job *j)
 		file_fail_errno(j, errno, "truncate");
 		return;
 	}
+	if (file_put_take_over(j) == -1)
+		return;
 	if (fchmod(x->fd, x->mode) == -1) {
 		file_fail_errno(j, errno, "chmod");
 		return;
@@ -537,8 +604,10 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	int		 isdir;
 
 	x->mode = 0644;
-	if (json_is_integer(v = json_object_get(msg, "mode")))
-		x->mode = (mode_t)(json_integer_value(v) & 07777);
+	if (json_is_integer(v = json_object_get(msg, "mode"))) {
+		x->mode = file_put_mode((mode_t)json_integer_value(v));
+		x->mode_given = 1;
+	}
 	if (json_is_integer(v = json_object_get(msg, "size")) &&
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
@@ -547,9 +616,15 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (file_put_folder(j, x, !isdir && json_is_true(json_object_get(msg,
 	    "mkdir"))) == -1)
 		return;
-	if (isdir || (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) ==
-	    0 && S_ISDIR(st.st_mode))) {
+	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		st.st_mode = 0;
+	if (isdir || S_ISDIR(st.st_mode)) {
 		file_fail_errno(j, EISDIR, NULL);
+		return;
+	}
+	if (file_special(st.st_mode) != NULL) {	/* checked again at the end */
+		file_fail(j, "io_error", EINVAL, "%s, not a regular file: left "
+		    "as it is", file_special(st.st_mode));
 		return;
 	}
 	if (file_temp_create(x) == -1) {
