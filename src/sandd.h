@@ -646,7 +646,13 @@ void	 job_link_writable(void);
 json_t	*job_list_json(void);
 void	 job_shutdown(void);
 
+/* worker-policy.c */
+int	 policy_init(char **);
+int	 policy_files_allowed(char **);
+int	 policy_command_allowed(char **, json_t *, char **);
+
 /* spawn.c */
+#define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
 	char		**envp;
@@ -668,7 +674,6 @@ struct spawn_req {
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
 };
-int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
 char	**spawn_build_env(json_t *, int, const char *, const char *);

@@ -5,8 +5,8 @@
  * (spawn_pty). All three share the checks made before the fork (folder,
  * user, program), so the message can say which part was wrong, and the
  * plan (ids, groups, limits), so the child of a fork only makes system
- * calls. Whether the worker's --allow list lets a command run at all is
- * decided here too, for commands and sessions alike.
+ * calls. Whether the worker's --allow rules let a command run at all
+ * is decided before, by worker-policy.c.
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -30,30 +29,6 @@
 #include "sandd.h"
 
 extern char	**environ;
-
-#define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
-
-/*
- * Does the worker's --allow list let a command run? Its globs are matched
- * against cmd, or against argv0 when there is no cmd. Without a list
- * everything runs; with one, nothing to match is refused.
- */
-int
-spawn_allowed(const char *cmd, const char *argv0)
-{
-	const char	*what = cmd != NULL ? cmd : argv0;
-	json_t		*pat;
-	size_t		 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	if (what == NULL)
-		return (0);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), what, 0) == 0)
-			return (1);
-	return (0);
-}
 
 /* Free a NULL-terminated vector of strings and each string; NULL is fine. */
 void
@@ -168,7 +143,7 @@ spawn_env_path(char **envp)
 	for (p = envp; *p != NULL; p++)
 		if (strncmp(*p, "PATH=", 5) == 0)
 			return (*p + 5);
-	return (DEFAULT_PATH);
+	return (SPAWN_DEFAULT_PATH);
 }
 
 /*

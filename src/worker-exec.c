@@ -163,16 +163,16 @@ worker_exec_open(struct job *j, json_t *open)
 		j->kill_grace = json_number_value(v);
 	if (json_is_true(json_object_get(open, "detached")))
 		j->flags |= JOB_DETACHED;
-	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
-	    json_string_value(json_array_get(json_object_get(open, "argv"),
-	    0)))) {
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
-		return;
-	}
 	memset(&sr, 0, sizeof sr);
 	if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
 		job_fail(j, "exec_failed", 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	    &cause)) {
+		spawn_free_strv(sr.argv);
+		job_fail(j, "denied", 0, "%s", cause);
 		free(cause);
 		return;
 	}

@@ -863,6 +863,7 @@ worker_file_open(struct job *j, json_t *msg)
 	static int		 once;
 	struct file_xfer	*x;
 	const char		*path;
+	char			*cause;
 	int			 put = j->kind == CHAN_PUT;
 
 	/*
@@ -881,6 +882,11 @@ worker_file_open(struct job *j, json_t *msg)
 		return;
 	}
 	x = file_xfer_create(j, put ? "put" : "get", path);
+	if (!policy_files_allowed(&cause)) {
+		file_fail(j, "denied", 0, "%s", cause);
+		free(cause);
+		return;
+	}
 	if (put)
 		file_put_open(j, x, msg);
 	else
@@ -893,13 +899,19 @@ worker_file_stat(json_t *msg)
 {
 	const char	*path, *type;
 	struct stat	 st;
-	char		*base;
+	char		*base, *cause;
 	int		 dirfd, e = 0;
 
 	path = json_string_value(json_object_get(msg, "path"));
 	if (path == NULL || *path != '/') {
 		worker_reply_error(msg, "bad_request", 0, "field 'path' must "
 		    "be an absolute path");
+		return;
+	}
+	if (!policy_files_allowed(&cause)) {
+		worker_reply_error(msg, "denied", 0, "stat %s on %s: %s", path,
+		    worker_opts.id, cause);
+		free(cause);
 		return;
 	}
 	if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) == -1)

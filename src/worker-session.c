@@ -750,7 +750,6 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 {
 	struct spawn_req	 sr;
 	struct passwd		*pw = NULL;
-	const char		*cmd;
 	char			*cause = NULL;
 	int			 e, master;
 	pid_t			 pid;
@@ -775,11 +774,11 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		sr.argv[0] = session_default_shell(pw);
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
-	cmd = json_string_value(json_object_get(open, "cmd"));
-	if (!spawn_allowed(cmd, sr.argv[0])) {
+	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	    &cause)) {
 		spawn_free_strv(sr.argv);
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
+		job_fail(j, "denied", 0, "%s", cause);
+		free(cause);
 		return (-1);
 	}
 	sr.envp = session_env(open, sr.user);

@@ -745,7 +745,8 @@ worker_main(void)
 	int	 i;
 
 	if (worker_parse_url(worker_opts.url, &cause) != 0 ||
-	    worker_load_token(&cause) != 0 || path_init(&cause) != 0) {
+	    worker_load_token(&cause) != 0 || path_init(&cause) != 0 ||
+	    policy_init(&cause) != 0) {
 		fprintf(stderr, "sandd worker: %s\n", cause);
 		free(cause);
 		return (2);
