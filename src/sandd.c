@@ -439,8 +439,7 @@ sandd_worker(int argc, char **argv)
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
 	/* TODO(main): each goes as its feature lands. */
-	if (o->isolate || o->allow_host_network || o->max_jobs != 0 ||
-	    o->max_sessions != 0 || o->max_workspaces != 0 ||
+	if (o->isolate || o->allow_host_network || o->max_workspaces != 0 ||
 	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
 	    o->ws_max_cpu != 0)
 		opts_bad("worker", "an option given is not supported yet");

@@ -163,6 +163,13 @@ worker_exec_open(struct job *j, json_t *open)
 		j->kill_grace = json_number_value(v);
 	if (json_is_true(json_object_get(open, "detached")))
 		j->flags |= JOB_DETACHED;
+	if (worker_opts.max_jobs > 0 &&
+	    job_count(CHAN_EXEC, j, 1) >= worker_opts.max_jobs) {
+		job_fail(j, "limit", 0, "worker %s runs %d commands, its most "
+		    "(--max-jobs %d)", worker_opts.id, worker_opts.max_jobs,
+		    worker_opts.max_jobs);
+		return;
+	}
 	memset(&sr, 0, sizeof sr);
 	if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
 		job_fail(j, "exec_failed", 0, "%s", cause);

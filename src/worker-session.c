@@ -791,7 +791,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		return (-1);
 	}
 	s->master = master;
-	s->pid = j->pid = pid;
+	s->pid = j->pid = j->started_pid = pid;
 	worker_child_add(pid, session_reaped, j);
 	job_stream_attach(j, WIRE_OUT, master);
 	job_stdin_attach(j, master);
@@ -833,6 +833,14 @@ worker_session_open(struct job *j, json_t *open)
 	json_int_t	 rows, cols;
 
 	j->ops = &session_ops;
+	/* Exited sessions count until released: their output is kept. */
+	if (worker_opts.max_sessions > 0 &&
+	    job_count(CHAN_SESSION, j, 0) >= worker_opts.max_sessions) {
+		job_fail(j, "limit", 0, "worker %s holds %d sessions, its most "
+		    "(--max-sessions %d)", worker_opts.id,
+		    worker_opts.max_sessions, worker_opts.max_sessions);
+		return;
+	}
 	s = xcalloc(1, sizeof *s);
 	s->job = j;
 	s->master = -1;
