@@ -309,40 +309,81 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	return (0);
 }
 
+/* What the child of a fork was doing when it failed (see spawn_fail). */
+#define SPAWN_STEP_SETUP	0	/* descriptors */
+#define SPAWN_STEP_LIMITS	1
+#define SPAWN_STEP_USER		2
+#define SPAWN_STEP_CWD		3
+#define SPAWN_STEP_EXEC		4
+
+/* In the child: tell the parent step and errno by errfd, and exit 127. */
+static __dead void
+spawn_fail(int errfd, int step)
+{
+	int	msg[2];
+
+	msg[0] = step;
+	msg[1] = errno;
+	if (errfd != -1)
+		(void)!write(errfd, msg, sizeof msg);
+	_exit(127);
+}
+
 /*
  * The child half, after fork or forkpty: descriptors are in place.
- * Reset signals, set folder, limits and user (planned before the fork),
- * and exec prog. On failure write errno to errfd and exit 127.
+ * Reset signals, set limits, become the user and then enter the folder
+ * (so a folder the user may not enter fails, as it would for them),
+ * all planned before the fork, and exec prog. On failure tell errfd.
  */
 static __dead void
 spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 {
 	struct rlimit	 rl;
 	sigset_t	 set;
-	int		 e, i, sig;
+	int		 i, sig;
 
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	compat_set_pdeathsig_off();
-	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
-		goto fail;
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
-			goto fail;
+			spawn_fail(errfd, SPAWN_STEP_LIMITS);
 	}
 	if (sr->user != NULL &&
 	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
-		goto fail;
+		spawn_fail(errfd, SPAWN_STEP_USER);
+	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
+		spawn_fail(errfd, SPAWN_STEP_CWD);
 	execve(prog, sr->argv, sr->envp);
-fail:
-	e = errno;
-	if (errfd != -1)
-		(void)!write(errfd, &e, sizeof e);
-	_exit(127);
+	spawn_fail(errfd, SPAWN_STEP_EXEC);
+}
+
+/* Why the child failed at step with errno err: allocated in *cause. */
+static void
+spawn_step_cause(struct spawn_req *sr, int step, int *err, char **cause)
+{
+	switch (step) {
+	case SPAWN_STEP_CWD:
+		if (sr->user != NULL)
+			xasprintf(cause, "cwd %s: %s (as user %s)", sr->cwd,
+			    strerror(*err), sr->user);
+		else
+			xasprintf(cause, "cwd %s: %s", sr->cwd, strerror(*err));
+		break;
+	case SPAWN_STEP_USER:
+		xasprintf(cause, "user %s: %s", sr->user, strerror(*err));
+		break;
+	case SPAWN_STEP_LIMITS:
+		xasprintf(cause, "limits: %s", strerror(*err));
+		break;
+	default:
+		spawn_prog_cause(sr->argv[0], err, cause);
+		break;
+	}
 }
 
 /* The fast path: posix_spawn in a new process group. */
@@ -386,32 +427,35 @@ spawn_fast(struct spawn_req *sr, const char *prog, int *err)
 
 /*
  * In the parent after the fork: close the child's end of the errno pipe
- * ep and wait. The pipe closes on exec; an errno read from it means the
- * child failed before exec: reap it and return -1 with *err.
+ * ep and wait. The pipe closes on exec; a step and errno read from it
+ * mean the child failed before exec: reap it and return -1 with *err
+ * and *cause.
  */
 static int
-spawn_wait_exec(int ep[2], pid_t pid, int *err)
+spawn_wait_exec(struct spawn_req *sr, int ep[2], pid_t pid, int *err,
+    char **cause)
 {
 	ssize_t	n;
-	int	e;
+	int	msg[2];
 
 	close(ep[1]);
 	do
-		n = read(ep[0], &e, sizeof e);
+		n = read(ep[0], msg, sizeof msg);
 	while (n == -1 && errno == EINTR);
 	close(ep[0]);
-	if (n != sizeof e)
+	if (n != sizeof msg)
 		return (0);
 	waitpid(pid, NULL, 0);
-	*err = e;
+	*err = msg[1];
+	spawn_step_cause(sr, msg[0], err, cause);
 	return (-1);
 }
 
 /* The general path: fork, then the child half; errno comes back by pipe. */
 static pid_t
-spawn_fork(struct spawn_req *sr, const char *prog, int *err)
+spawn_fork(struct spawn_req *sr, const char *prog, int *err, char **cause)
 {
-	int	ep[2], e;
+	int	ep[2];
 	pid_t	pid;
 
 	if (compat_pipe_cloexec(ep) == -1) {
@@ -428,15 +472,12 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err)
 		close(ep[0]);
 		setpgid(0, 0);
 		if (dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
-		    dup2(sr->fd_err, 2) == -1) {
-			e = errno;
-			(void)!write(ep[1], &e, sizeof e);
-			_exit(127);
-		}
+		    dup2(sr->fd_err, 2) == -1)
+			spawn_fail(ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
-	if (spawn_wait_exec(ep, pid, err) == -1)
+	if (spawn_wait_exec(sr, ep, pid, err, cause) == -1)
 		return (-1);
 	return (pid);
 }
@@ -452,6 +493,7 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	pid_t	 pid;
 
 	*err = 0;
+	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0) {
 		spawn_plan_free(sr);
 		return (-1);
@@ -459,8 +501,8 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	if (sr->user == NULL && json_object_size(sr->limits) == 0)
 		pid = spawn_fast(sr, prog, err);
 	else
-		pid = spawn_fork(sr, prog, err);
-	if (pid == -1)
+		pid = spawn_fork(sr, prog, err, cause);
+	if (pid == -1 && *cause == NULL)
 		xasprintf(cause, "%s: %s", sr->argv[0], strerror(*err));
 	free(prog);
 	spawn_plan_free(sr);
@@ -483,6 +525,7 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	pid_t		 pid = -1;
 
 	*err = 0;
+	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0)
 		goto out;
 	if (compat_pipe_cloexec(ep) == -1) {
@@ -503,9 +546,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 		close(ep[0]);
 		close(ep[1]);
 		xasprintf(cause, "forkpty: %s", strerror(*err));
-	} else if (spawn_wait_exec(ep, pid, err) == -1) {
+	} else if (spawn_wait_exec(sr, ep, pid, err, cause) == -1) {
 		close(*master);
-		spawn_prog_cause(sr->argv[0], err, cause);
 		pid = -1;
 	} else
 		fcntl(*master, F_SETFD, FD_CLOEXEC);
