@@ -275,7 +275,10 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 	session_waiter_free(w);
 }
 
-/* Does the output since the waiter's start match its regex? */
+/*
+ * Does the output since the waiter's start match its regex? Only its
+ * last UNTIL_WINDOW bytes are looked at.
+ */
 static int
 session_waiter_matches(struct session *s, struct swait *w)
 {
@@ -289,6 +292,8 @@ session_waiter_matches(struct session *s, struct swait *w)
 		start = rstart;
 	if (start > s->end)
 		start = s->end;
+	if (s->end - start > UNTIL_WINDOW)
+		start = s->end - UNTIL_WINDOW;	/* bounded work per attempt */
 	n = (size_t)(s->end - start);
 	buf = xmalloc(n + 1);
 	session_ring_copy(s, start, buf, n);
