@@ -293,7 +293,7 @@ static const struct opt_spec worker_specs[] = {
 	{ "root", 0, OPT_STRING, WO(root), 0, 0, "DIR", NULL,
 	  "file operations only below DIR" },
 	{ "allow", 0, OPT_LIST, WO(allow), 0, 0, "'PROGRAM [GLOB]...'", NULL,
-	  "run only commands that match (repeatable)" },
+	  "run only this program with these arguments (repeatable)" },
 	{ "allow-env", 0, OPT_LIST, WO(allow_env), 0, 0, "NAME", NULL,
 	  "with --allow: env names a request may set (repeatable)" },
 	{ "isolate", 0, OPT_FLAG, WO(isolate), 0, 0, NULL, NULL,
