@@ -7,6 +7,9 @@
 #if defined(__linux__)
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
 #endif
 
 #include <dirent.h>
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -117,6 +121,34 @@ compat_pipe_cloexec(int fds[2])
 	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
 	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
 	return (0);
+#endif
+}
+
+/*
+ * openat(dirfd, path, flags, mode) resolving path beneath dirfd only: no
+ * "..", absolute path or symlink leads above it, and no magic link
+ * (/proc/PID/fd/N) is followed. -1 with ENOSYS where the kernel or the
+ * platform has no openat2.
+ */
+int
+compat_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+#if defined(__linux__) && defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+	struct open_how	how;
+
+	memset(&how, 0, sizeof how);
+	how.flags = (uint64_t)flags;
+	if (flags & O_CREAT)
+		how.mode = mode;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	return ((int)syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+#else
+	(void)dirfd;
+	(void)path;
+	(void)flags;
+	(void)mode;
+	errno = ENOSYS;
+	return (-1);
 #endif
 }
 

@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include <fcntl.h>
+
 #if defined(__linux__)
 #include <pty.h>
 #elif defined(__APPLE__)
@@ -22,6 +24,10 @@
 	for ((var) = TAILQ_FIRST(head);					\
 	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
 	    (var) = (tvar))
+#endif
+
+#ifndef O_PATH
+#define O_PATH	0	/* opened for reading instead */
 #endif
 
 #ifndef __dead
@@ -41,5 +47,6 @@ int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);
 void	 compat_thread_name(const char *);
 void	 compat_explicit_bzero(void *, size_t);
+int	 compat_open_beneath(int, const char *, int, mode_t);
 
 #endif

@@ -567,13 +567,19 @@ control_exec_cmd(struct req *r)
 static int
 exec_read_ready(struct exec_chan *x, int *matched)
 {
-	struct chan	*c = x->c;
-	size_t		 len = evbuffer_get_length(c->out[WIRE_OUT]);
-	char		*text;
+	struct chan		*c = x->c;
+	size_t			 len = evbuffer_get_length(c->out[WIRE_OUT]);
+	struct evbuffer_ptr	 from;
+	char			*text;
 
 	if (x->has_re) {
+		/* Only the last UNTIL_WINDOW bytes: bounded work a try. */
+		evbuffer_ptr_set(c->out[WIRE_OUT], &from, len > UNTIL_WINDOW ?
+		    len - UNTIL_WINDOW : 0, EVBUFFER_PTR_SET);
+		if (len > UNTIL_WINDOW)
+			len = UNTIL_WINDOW;
 		text = xmalloc(len + 1);
-		evbuffer_copyout(c->out[WIRE_OUT], text, len);
+		evbuffer_copyout_from(c->out[WIRE_OUT], &from, text, len);
 		text[len] = '\0';
 		*matched = regexec(&x->re, text, 0, NULL, 0) == 0;
 		free(text);

@@ -81,9 +81,12 @@ control_file_put(struct req *r)
 	}
 	if (have)
 		bytes = (json_int_t)evbuffer_get_length(in);
-	open = json_pack("{s:s, s:I, s:b, s:I}", "path", req_string(r, "path"),
-	    "mode", req_int(r, "mode", 0644), "mkdir", req_bool(r, "mkdir", 0),
-	    "size", bytes);
+	open = json_pack("{s:s, s:b, s:I}", "path", req_string(r, "path"),
+	    "mkdir", req_bool(r, "mkdir", 0), "size", bytes);
+	/* Without one the worker keeps a replaced file's mode (else 0644). */
+	if (req_field(r, "mode") != NULL)
+		json_object_set_new(open, "mode", json_integer(req_int(r,
+		    "mode", 0644)));
 	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -102,7 +105,7 @@ control_file_put(struct req *r)
 static void
 file_put_output(struct chan *c)
 {
-	static const char	*fields[] = { "size", "sha256", NULL };
+	static const char	*fields[] = { "size", "mode", "sha256", NULL };
 	struct req		*r = c->req;
 	json_t			*reply;
 

@@ -86,6 +86,23 @@ job_find_handle(const char *handle)
 	return (NULL);
 }
 
+/*
+ * How many jobs of kind, but except, started a process: with live, only
+ * those whose process still runs. For the worker's caps.
+ */
+int
+job_count(int kind, const struct job *except, int live)
+{
+	struct job	*j;
+	int		 n = 0;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (j != except && j->kind == kind && j->started_pid > 0 &&
+		    (!live || j->pid > 0))
+			n++;
+	return (n);
+}
+
 /* Stop reading stream s and close its descriptor (not a shared stdin). */
 void
 job_close_stream(struct job *j, int s)

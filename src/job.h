@@ -56,7 +56,7 @@ struct job {
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
 	pid_t			 pid;
-	pid_t			 started_pid;	/* for `started` after a cut */
+	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
 	double			 kill_grace;
 	size_t			 granted;	/* output window, 0: ours */
@@ -82,6 +82,7 @@ struct job {
 
 /* job.c */
 struct job	*job_find_handle(const char *);
+int		 job_count(int, const struct job *, int);
 void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);

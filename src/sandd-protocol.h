@@ -63,6 +63,15 @@
 #define CHAN_PUT		3
 #define CHAN_GET		4
 
+/*
+ * An `until` regex (read, session.read) is matched against the last
+ * UNTIL_WINDOW bytes of the output it waits on, not all of it, so one
+ * match attempt reads at most this much whatever the output and the
+ * regex (a prompt or a marker is at the end of what arrived). 64 KiB:
+ * a full screen many times over, and a few ms of glibc regexec.
+ */
+#define UNTIL_WINDOW		(64 * 1024)
+
 /* Limits of the control socket. */
 #define CONTROL_MAX_LINE	(4 * 1024 * 1024)	/* default --max-line */
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */

@@ -293,7 +293,7 @@ static const struct opt_spec worker_specs[] = {
 	{ "root", 0, OPT_STRING, WO(root), 0, 0, "DIR", NULL,
 	  "file operations only below DIR" },
 	{ "allow", 0, OPT_LIST, WO(allow), 0, 0, "'PROGRAM [GLOB]...'", NULL,
-	  "run only commands that match (repeatable)" },
+	  "run only this program with these arguments (repeatable)" },
 	{ "allow-env", 0, OPT_LIST, WO(allow_env), 0, 0, "NAME", NULL,
 	  "with --allow: env names a request may set (repeatable)" },
 	{ "isolate", 0, OPT_FLAG, WO(isolate), 0, 0, NULL, NULL,
@@ -445,9 +445,7 @@ sandd_worker(int argc, char **argv)
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
 	/* TODO(main): each goes as its feature lands. */
-	if (json_array_size(o->allow_env) != 0 || o->isolate ||
-	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
-	    o->max_sessions != 0 || o->max_workspaces != 0 ||
+	if (o->isolate || o->allow_host_network || o->max_workspaces != 0 ||
 	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
 	    o->ws_max_cpu != 0)
 		opts_bad("worker", "an option given is not supported yet");

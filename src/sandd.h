@@ -647,6 +647,14 @@ void	 worker_session_close(json_t *);
 /* worker-file.c */
 void	 worker_file_stat(json_t *);
 
+/* worker-path.c */
+int	 path_init(char **);
+const char *path_root(void);
+const char *path_root_real(void);
+int	 path_outside(int);
+int	 path_open(const char *, int, mode_t);
+int	 path_open_parent(const char *, int, int, char **, char **);
+
 /* job.c */
 void	 job_init(void);
 void	 job_free_all(void);
@@ -659,7 +667,13 @@ void	 job_link_writable(void);
 json_t	*job_list_json(void);
 void	 job_shutdown(void);
 
+/* worker-policy.c */
+int	 policy_init(char **);
+int	 policy_files_allowed(char **);
+int	 policy_command_allowed(char **, json_t *, char **);
+
 /* spawn.c */
+#define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
 	char		**envp;
@@ -681,10 +695,9 @@ struct spawn_req {
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
 };
-int	 spawn_allowed(const char *, const char *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
-char	**spawn_build_env(json_t *, int, const char *);
+char	**spawn_build_env(json_t *, int, const char *, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
 

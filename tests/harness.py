@@ -210,7 +210,8 @@ def _stop_proc(p, sig=signal.SIGTERM, grace=3):
 def _kill_marked(marker):
     """SIGKILL every process of ours whose environment holds marker."""
     me = os.getpid()
-    needle = ("SANDD_TEST_CLUSTER=%s" % marker).encode()
+    # Not named SANDD_*: workers pass no SANDD_* on to their commands.
+    needle = ("TEST_SANDD_CLUSTER=%s" % marker).encode()
     for _ in range(3):
         found = False
         for d in os.listdir("/proc"):
@@ -749,7 +750,7 @@ class Cluster:
                 self.serve = subprocess.Popen(
                     self._serve_argv(), stdin=subprocess.DEVNULL,
                     stdout=of, stderr=lf, cwd=self.tmp,
-                    env=_clean_env({"SANDD_TEST_CLUSTER": self.marker}),
+                    env=_clean_env({"TEST_SANDD_CLUSTER": self.marker}),
                     start_new_session=True)
             try:
                 self._wait_control()
@@ -816,7 +817,7 @@ class Cluster:
             argv = self.worker_argv(name, labels, args, url)
         logp = os.path.join(self.tmp, "worker-%s.log" % name)
         self.log_paths["worker-%s" % name] = logp
-        e = {"SANDD_TEST_CLUSTER": self.marker}
+        e = {"TEST_SANDD_CLUSTER": self.marker}
         if env:
             e.update(env)
         with open(logp, "ab") as lf:
