@@ -100,6 +100,7 @@ chan_free(struct chan *c)
 	evbuffer_free(c->in);
 	json_decref(c->open);
 	json_decref(c->end);
+	json_decref(c->owner);
 	free(c);
 }
 
@@ -452,6 +453,8 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 	c = chan_create(w, ch, ops);
 	snprintf(c->handle, sizeof c->handle, "%s", handle);
 	c->flags |= CHAN_HANDLE | CHAN_SENT;
+	if (json_is_object(json_object_get(a, "owner")))
+		c->owner = json_incref(json_object_get(a, "owner"));
 	if (json_is_true(json_object_get(a, "stdin_open")))
 		c->flags |= CHAN_STDIN_OPEN;
 	if (ops->adopt(c, a) != 0) {

@@ -64,8 +64,9 @@ session_create(struct chan *c)
 }
 
 /*
- * The started session named in r's "session" field; NULL after replying
- * no_such_session.
+ * The started session named in r's "session" field, if r's client may
+ * see it; NULL after replying no_such_session (another uid's session is
+ * not there, for it) or denied (a worker its rule no longer covers).
  */
 struct session *
 session_get(struct req *r)
@@ -73,8 +74,15 @@ session_get(struct req *r)
 	const char	*id = req_string(r, "session");
 	struct session	*s;
 
-	if ((s = session_find(id)) == NULL || !s->started) {
+	if ((s = session_find(id)) == NULL || !s->started ||
+	    !control_acl_owns(r->client, s->c->owner)) {
 		req_error(r, "no_such_session", "no session '%s'", id);
+		return (NULL);
+	}
+	if (!control_acl_covers_id(r->client, s->worker)) {
+		server_stats.denied++;
+		req_error(r, "denied", "the access rules do not cover worker "
+		    "'%s' of session %s", s->worker, s->id);
 		return (NULL);
 	}
 	return (s);
@@ -120,6 +128,15 @@ session_consume(struct session *s)
 	chan_ack(s->c, 0);
 }
 
+/* May cl see session s (its own, on a worker its rule covers)? */
+static int
+session_visible(struct client *cl, void *arg)
+{
+	struct session	*s = arg;
+
+	return (control_acl_visible(cl, s->worker, s->c->owner));
+}
+
 /* Tell subscribers about the session. */
 static void
 session_announce(struct session *s, const char *state)
@@ -128,7 +145,7 @@ session_announce(struct session *s, const char *state)
 
 	ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "session", "session",
 	    s->id, "worker", s->worker, "state", state);
-	control_broadcast_event(TOPIC_SESSIONS, ev);
+	control_broadcast_event(TOPIC_SESSIONS, ev, session_visible, s);
 	json_decref(ev);
 }
 
@@ -371,7 +388,7 @@ control_session_open(struct req *r)
 	const char	*term = req_string(r, "term");
 	const char	**f;
 	static const char *pass[] = { "cmd", "argv", "env", "cwd", "user",
-	    NULL };
+	    "workspace", NULL };
 	struct chan	*c;
 	struct session	*s;
 
@@ -383,6 +400,7 @@ control_session_open(struct req *r)
 	for (f = pass; *f != NULL; f++)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
+	json_object_set_new(open, "owner", req_owner(r));
 	c = server_worker_chan_open(r->worker, &chan_session_ops, open);
 	json_decref(open);
 	s = session_create(c);
@@ -518,6 +536,8 @@ control_session_list(struct req *r)
 		if (!s->started)
 			continue;
 		if (worker != NULL && strcmp(worker, s->worker) != 0)
+			continue;
+		if (!session_visible(r->client, s))
 			continue;
 		json_array_append_new(list, session_json(s));
 	}

@@ -385,10 +385,6 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
 		opts_bad("serve", "--tls-client-ca needs --tls-cert");
-	/* TODO(main): each goes as its feature lands. */
-	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
-	    o->max_conns != 0 || o->audit != NULL || o->record != NULL)
-		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
 }
