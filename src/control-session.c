@@ -185,6 +185,7 @@ session_mark_exited(struct session *s, json_t *info)
 static void
 session_pump(struct session *s)
 {
+	record_feed(s);
 	run_feed(s);
 	if ((s->c->flags & CHAN_ENDED) && !s->exited)
 		session_mark_exited(s, s->c->end);
@@ -228,6 +229,7 @@ session_free(struct session *s)
 	run_gone(s, err);
 	json_decref(err);
 	attach_free_all(s);
+	record_stop(s);
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
 	json_decref(s->signal);
@@ -267,6 +269,7 @@ session_started(struct session *s, json_t *msg)
 	/* It runs: never send the open again. */
 	json_decref(s->c->open);
 	s->c->open = NULL;
+	record_start(s);
 	session_answer_open(s, NULL);
 	session_announce(s, "opened");
 	session_pump(s);
@@ -360,7 +363,8 @@ session_adopt(struct chan *c, json_t *a)
 	if (json_is_true(json_object_get(a, "exited"))) {
 		s->announced = 1;
 		session_set_status(s, a);
-	}
+	} else
+		record_start(s);
 	return (0);
 }
 
@@ -449,6 +453,7 @@ session_resize_done(struct req *r, json_t *res)
 	    (s = session_find(req_string(r, "session"))) != NULL) {
 		s->rows = (int)json_integer_value(json_object_get(res, "rows"));
 		s->cols = (int)json_integer_value(json_object_get(res, "cols"));
+		record_resize(s);
 	}
 	req_rpc_forward(r, res);
 }

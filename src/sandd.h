@@ -156,6 +156,7 @@ void	 util_rfc3339(time_t, char *, size_t);
 int	 util_valid_id(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
+size_t	 util_utf8_lossy(const uint8_t *, size_t, struct evbuffer *, int);
 json_t	*util_bytes_json(const void *, size_t);
 int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
 int	 util_json_get_bytes(json_t *, const char *, struct evbuffer *,
@@ -735,5 +736,8 @@ int	 client_attach(int, char **);
 
 /* client-cp.c */
 int	 client_cp(int, char **);
+
+/* client-audit.c */
+int	 client_audit(int, char **);
 
 #endif
