@@ -48,6 +48,7 @@ static struct evconnlistener	*control_listener;
 static char			*control_path;
 
 #define LINES_PER_CALLBACK	64
+#define CONTROL_COPY_MAX	(64 * 1024)	/* longer lines: by reference */
 
 static void	 control_client_read_cb(struct bufferevent *, void *);
 static void	 control_client_close(struct client *, const char *);
@@ -149,6 +150,7 @@ control_client_send(struct client *cl, json_t *msg)
 {
 	struct evbuffer	*out;
 	char		*s;
+	size_t		 len;
 
 	if (!control_client_bound(cl))
 		return;
@@ -158,7 +160,19 @@ control_client_send(struct client *cl, json_t *msg)
 		return;
 	}
 	out = bufferevent_get_output(cl->bev);
-	evbuffer_add_reference(out, s, strlen(s),
+	len = strlen(s);
+	if (len < CONTROL_COPY_MAX) {
+		/*
+		 * Copied: small lines pack into the buffer's chains. One
+		 * chain per line would cost a kilobyte or two for an event
+		 * of sixty bytes, and the bound counts bytes.
+		 */
+		s[len++] = '\n';
+		evbuffer_add(out, s, len);
+		free(s);
+		return;
+	}
+	evbuffer_add_reference(out, s, len,
 	    (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
 	evbuffer_add(out, "\n", 1);
 }
