@@ -52,6 +52,8 @@ static char			*control_path;
 
 static void	 control_client_read_cb(struct bufferevent *, void *);
 static void	 control_client_close(struct client *, const char *);
+static void	 control_refuse(int, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
 
 struct client *
 control_client_ref(struct client *cl)
