@@ -427,18 +427,24 @@ acl_rule_covers_id(const struct acl_rule *ru, const char *id)
 	return (acl_rule_covers(ru, id, NULL));
 }
 
+/* The rule that limits cl, or NULL with *all set when none does. */
+static const struct acl_rule *
+acl_rule_limiting(struct client *cl, int *all)
+{
+	*all = acl_current == NULL || control_acl_privileged(cl);
+	return (*all ? NULL : acl_rule_of(cl));
+}
+
 /* May cl see and use worker w? */
 int
 control_acl_covers(struct client *cl, struct worker *w)
 {
 	const struct acl_rule	*ru;
+	int			 all;
 
-	if (acl_current == NULL || control_acl_privileged(cl))
-		return (1);
-	if ((ru = acl_rule_of(cl)) == NULL)
-		return (0);
-	return (acl_rule_covers(ru, server_worker_id(w),
-	    server_worker_labels(w)));
+	ru = acl_rule_limiting(cl, &all);
+	return (all || (ru != NULL && acl_rule_covers(ru, server_worker_id(w),
+	    server_worker_labels(w))));
 }
 
 /* May cl see and use the worker named id? */
@@ -446,12 +452,10 @@ int
 control_acl_covers_id(struct client *cl, const char *id)
 {
 	const struct acl_rule	*ru;
+	int			 all;
 
-	if (acl_current == NULL || control_acl_privileged(cl))
-		return (1);
-	if ((ru = acl_rule_of(cl)) == NULL)
-		return (0);
-	return (acl_rule_covers_id(ru, id));
+	ru = acl_rule_limiting(cl, &all);
+	return (all || (ru != NULL && acl_rule_covers_id(ru, id)));
 }
 
 /*

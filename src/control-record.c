@@ -165,7 +165,7 @@ record_start(struct session *s)
 	rec->queue = evbuffer_new();
 	rec->flush = evtimer_new(ev_base, record_flush_cb, rec);
 	rec->start = util_now();
-	rec->pos = session_recv(s);
+	rec->pos = session_base(s);	/* all it holds */
 	s->rec = rec;
 	hdr = json_pack("{s:i, s:i, s:i, s:I, s:s}", "version", 2, "width",
 	    s->cols, "height", s->rows, "timestamp", (json_int_t)time(NULL),

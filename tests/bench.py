@@ -1107,7 +1107,7 @@ def clients_section():
             ctl = c.connect()
             check_op(ctl.call({"op": "exec", "worker": WORKER,
                                "cmd": "true"}), "exec")
-            base = tt.rss_kb(c.serve.pid)
+            base = h.rss_kb(c.serve.pid)
             for _ in range(6):
                 s = c.connect()
                 s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -1119,7 +1119,7 @@ def clients_section():
                                                     "sessions"]})
             rounds = tt.hello_flood(c.port, seconds)
             time.sleep(1)
-            peak = tt.rss_kb(c.serve.pid)
+            peak = h.rss_kb(c.serve.pid)
             print("  serve RSS: %s before, %s after; grew %.1f MiB "
                   "(goal: < 32 MiB); %d hellos, %d events" % (
                       fmt_kib(base), fmt_kib(peak), (peak - base) / 1024.0,

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -568,27 +569,12 @@ def test_audit_file_is_reopened_after_rotation():
 # ------------------------------------------------------------ recordings
 
 def play_on_a_terminal(argv):
-    """Run argv on a new terminal (asciinema wants /dev/tty); its output."""
-    import pty
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    out = b""
-    deadline = time.monotonic() + h.T(30)
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(fd)
-    os.waitpid(pid, 0)
-    return out
+    """Run argv on a terminal of script(1) (asciinema cat wants /dev/tty);
+    what it printed."""
+    p = subprocess.run(["script", "-qec", " ".join(map(shlex.quote, argv)),
+                        "/dev/null"], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=h.T(30))
+    return p.stdout
 
 
 def test_recording_plays_back_with_asciinema():
@@ -704,20 +690,12 @@ def hello_flood(port, seconds, wid="flood"):
     return rounds
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_clients_that_never_read_leave_memory_bounded():
     asan = "asan" in os.path.basename(h.SANDD)
     with cluster(workers={"w1": {}}) as c:
         ctl = c.connect()
         h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": "true"}))
-        base = rss_kb(c.serve.pid)
+        base = h.rss_kb(c.serve.pid)
         lazy = []
         for i in range(6):
             s = c.connect()
@@ -729,10 +707,10 @@ def test_clients_that_never_read_leave_memory_bounded():
         sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sub.send({"op": "subscribe", "topics": ["workers", "sessions"]})
         rounds = hello_flood(c.port, 8)
-        peak = rss_kb(c.serve.pid)
+        peak = h.rss_kb(c.serve.pid)
         deadline = time.monotonic() + h.T(3)
         while time.monotonic() < deadline:
-            peak = max(peak, rss_kb(c.serve.pid))
+            peak = max(peak, h.rss_kb(c.serve.pid))
             time.sleep(0.1)
         grown = (peak - base) / 1024.0
         print("    controller RSS grew by %.1f MiB (%d hellos)" % (grown,
