@@ -51,6 +51,12 @@
 /* WebSocket close code: a worker with the same id took over; do not redial. */
 #define WS_CLOSE_REPLACED	4001
 
+/*
+ * Most channels a worker may hold (and announce in its hello): its
+ * commands, sessions and transfers. A hello listing more is refused.
+ */
+#define WIRE_MAX_CHANNELS	16384
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2

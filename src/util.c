@@ -41,6 +41,51 @@ util_rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static int	utf8_seqlen(uint8_t);
+
+/*
+ * s made safe to print on a terminal: printable ASCII and whole UTF-8
+ * characters stay; control bytes (C0, DEL, C1), stray bytes and "\\"
+ * become \xNN, so text a peer sent (a hostname, a label) cannot move
+ * the cursor or retitle the window. Caller frees.
+ */
+char *
+util_escape_terminal(const char *s)
+{
+	const uint8_t	*p = (const uint8_t *)s;
+	size_t		 len = strlen(s), i = 0, n;
+	char		*out, *o;
+	int		 valid;
+
+	out = o = xmalloc(len * 4 + 1);
+	while (i < len) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			*o++ = (char)p[i++];
+			continue;
+		}
+		n = p[i] >= 0xc2 ? (size_t)utf8_seqlen(p[i]) : 0;
+		if (n >= 2 && i + n <= len && util_utf8_complete(p + i, n,
+		    &valid) == n && valid && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			memcpy(o, p + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		o += sprintf(o, "\\x%02x", p[i++]);
+	}
+	*o = '\0';
+	return (out);
+}
+
+/* qsort/bsearch order of uint32_t. */
+int
+util_u32_cmp(const void *x, const void *y)
+{
+	uint32_t	a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a < b ? -1 : a > b);
+}
+
 /* Is s a valid worker id: 1 to 64 of A-Za-z0-9._- ? */
 int
 util_valid_id(const char *s)
