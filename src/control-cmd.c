@@ -109,8 +109,10 @@ static const struct req_field f_stat[] = { F_PATH, F_END };
 
 /*
  * The ops: name, handler, the class an access rule must allow (0: any
- * peer), flags, fields. Workspace ops are of class ACL_WORKSPACE;
- * workspace.create is OP_STARTS, every one of them OP_AUDIT.
+ * peer), flags, fields. The workspace ops go in as ACL_WORKSPACE |
+ * OP_AUDIT (workspace.create also OP_WORKER | OP_STARTS), and
+ * workspace.list as ACL_VIEW, keeping of the workers' entries those
+ * control_acl_visible(client, worker, entry's "owner") allows.
  */
 static const struct op_entry control_ops[] = {
 	{ "hello", cmd_hello, 0, 0, f_none },
@@ -119,7 +121,8 @@ static const struct op_entry control_ops[] = {
 	{ "exec", control_exec_cmd, ACL_EXEC, OP_STARTS | OP_AUDIT | OP_RUNS,
 	  f_exec },
 	{ "read", control_exec_read, ACL_EXEC, 0, f_read },
-	{ "write", control_exec_write, ACL_EXEC, OP_BY_SESSION, f_write },
+	{ "write", control_exec_write, ACL_EXEC, OP_AUDIT | OP_BY_SESSION,
+	  f_write },
 	{ "signal", control_exec_signal, ACL_EXEC, OP_AUDIT | OP_BY_SESSION,
 	  f_signal },
 	{ "subscribe", cmd_subscribe, ACL_VIEW, 0, f_subscribe },
