@@ -100,6 +100,7 @@ chan_free(struct chan *c)
 	evbuffer_free(c->in);
 	json_decref(c->open);
 	json_decref(c->end);
+	json_decref(c->owner);
 	free(c);
 }
 
@@ -484,6 +485,9 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 	/* Not one of ours (another controller's, or invented). */
 	if (!auth_handle_ok(server_worker_id(w), handle))
 		c->flags |= CHAN_FOREIGN;
+	/* Its owner, as stored on the worker; root's alone if not ours. */
+	else if (json_is_object(json_object_get(a, "owner")))
+		c->owner = json_incref(json_object_get(a, "owner"));
 	if (json_is_true(json_object_get(a, "stdin_open")))
 		c->flags |= CHAN_STDIN_OPEN;
 	if (ops->adopt(c, a) != 0) {

@@ -18,7 +18,9 @@
 #include <malloc.h>
 #endif
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,19 +33,58 @@
 int
 compat_peer_uid(int fd, uid_t *uid)
 {
-#if defined(SO_PEERCRED)
-	struct ucred	cr;
-	socklen_t	len = sizeof cr;
+	struct compat_peer	p;
 
+	if (compat_peer_cred(fd, &p) != 0)
+		return (-1);
+	*uid = p.uid;
+	return (0);
+}
+
+/*
+ * The credentials of the process at the other end of a UNIX socket: uid,
+ * gid and pid from SO_PEERCRED, the supplementary groups from
+ * SO_PEERGROUPS (Linux 4.13) or else from the user database. Groups past
+ * COMPAT_PEER_GROUPS are left out.
+ */
+int
+compat_peer_cred(int fd, struct compat_peer *p)
+{
+	struct passwd	*pw;
+	int		 n;
+#if defined(SO_PEERCRED)
+	struct ucred	 cr;
+	socklen_t	 len = sizeof cr;
+
+	memset(p, 0, sizeof *p);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
 		return (-1);
-	*uid = cr.uid;
-	return (0);
-#else
-	gid_t	gid;
-
-	return (getpeereid(fd, uid, &gid));
+	p->uid = cr.uid;
+	p->gid = cr.gid;
+	p->pid = cr.pid;
+#if defined(SO_PEERGROUPS)
+	len = sizeof p->groups;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &len) == 0) {
+		p->ngroups = (int)(len / sizeof p->groups[0]);
+		return (0);
+	}
 #endif
+#else
+	memset(p, 0, sizeof *p);
+	if (getpeereid(fd, &p->uid, &p->gid) == -1)
+		return (-1);
+	p->pid = -1;
+#endif
+	/* No groups from the socket: the user database's. */
+	n = COMPAT_PEER_GROUPS;
+	if ((pw = getpwuid(p->uid)) != NULL &&
+	    getgrouplist(pw->pw_name, p->gid, p->groups, &n) != -1)
+		p->ngroups = n;
+	else {
+		p->groups[0] = p->gid;
+		p->ngroups = 1;
+	}
+	return (0);
 }
 
 /* Ask the kernel to kill this (child) process when its parent dies. */

@@ -37,8 +37,19 @@
 #define __unused __attribute__((__unused__))
 #endif
 
+/* The process at the other end of a UNIX socket. */
+#define COMPAT_PEER_GROUPS	64
+struct compat_peer {
+	uid_t	 uid;
+	gid_t	 gid;
+	pid_t	 pid;
+	int	 ngroups;
+	gid_t	 groups[COMPAT_PEER_GROUPS];
+};
+
 /* compat.c */
 int	 compat_peer_uid(int, uid_t *);
+int	 compat_peer_cred(int, struct compat_peer *);
 void	 compat_set_pdeathsig(void);
 void	 compat_closefrom(int);
 void	 compat_closefrom_except(int, int);

@@ -41,7 +41,7 @@ static void	 exec_try_read(struct chan *);
 /* Fields of the exec request passed on to the worker as they are. */
 static const char *exec_pass[] = {
 	"cmd", "argv", "env", "env_clear", "cwd", "user", "timeout",
-	"kill_grace", "stdin_open", "merge_stderr", "limits", NULL
+	"kill_grace", "stdin_open", "merge_stderr", "limits", "workspace", NULL
 };
 
 /* Check what the field specs cannot; 0, or -1 after replying. */
@@ -134,6 +134,7 @@ exec_start(struct req *r, struct worker *w)
 	for (f = exec_pass; *f != NULL; f++)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
+	json_object_set_new(open, "owner", req_owner(r));
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);
@@ -529,7 +530,8 @@ exec_broadcast(struct req *r)
 		for (w = server_worker_next(NULL); w != NULL;
 		    w = server_worker_next(w))
 			if (server_worker_connected(w) &&
-			    server_worker_matches(w, labels))
+			    server_worker_matches(w, labels) &&
+			    control_acl_covers(r->client, w))
 				json_array_append_new(b->pending,
 				    json_string(server_worker_id(w)));
 	}
@@ -660,6 +662,10 @@ handle_find(struct req *r, const char *handle)
 		return (NULL);
 	}
 	c = chan_find_handle(handle, &chan_exec_ops);
+	/* Another uid's handle is not there, for this client. */
+	if (c != NULL && !control_acl_visible(r->client,
+	    server_worker_id(c->worker), c->owner))
+		c = NULL;
 	if (c == NULL)
 		req_error(r, "no_such_handle", "no running command with "
 		    "handle '%s'", handle);

@@ -48,6 +48,18 @@ file_end_fields(struct chan *c, json_t *reply, const char **fields)
 			json_object_set(reply, *fields, v);
 }
 
+/*
+ * Who asks, and in which workspace (if any): the worker resolves the
+ * workspace among its owner's.
+ */
+static void
+file_add_owner(struct req *r, json_t *m)
+{
+	json_object_set_new(m, "owner", req_owner(r));
+	if (req_field(r, "workspace") != NULL)
+		json_object_set(m, "workspace", req_field(r, "workspace"));
+}
+
 /* ---- put ---- */
 
 void
@@ -87,6 +99,7 @@ control_file_put(struct req *r)
 	if (req_field(r, "mode") != NULL)
 		json_object_set_new(open, "mode", json_integer(req_int(r,
 		    "mode", 0644)));
+	file_add_owner(r, open);
 	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -137,6 +150,7 @@ control_file_get(struct req *r)
 	if (!raw)
 		json_object_set_new(open, "max",
 		    json_integer(CONTROL_MAX_INLINE));
+	file_add_owner(r, open);
 	c = server_worker_chan_open(r->worker, &chan_get_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -229,10 +243,14 @@ file_get_drain(struct chan *c)
 void
 control_file_stat(struct req *r)
 {
+	json_t	*m;
+
 	/* A probe for a path that is not there is no error of ours. */
 	r->flags |= REQ_MISS_OK;
-	req_rpc(r, r->worker, json_pack("{s:s, s:s}", "op", "stat", "path",
-	    req_string(r, "path")), req_rpc_forward);
+	m = json_pack("{s:s, s:s}", "op", "stat", "path", req_string(r,
+	    "path"));
+	file_add_owner(r, m);
+	req_rpc(r, r->worker, m, req_rpc_forward);
 }
 
 /* ---- the kinds ---- */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,11 +26,13 @@ struct client {
 	struct bufferevent	*bev;
 	int			 fd;
 	uid_t			 uid;
+	struct compat_peer	 peer;		/* valid if uid is not -1 */
 	int			 refs;
 	int			 flags;
 #define CLIENT_DEAD		0x1
 #define CLIENT_EOF		0x2	/* read side shut: finish, then close */
 #define CLIENT_PAUSED		0x8	/* waiting for a payload sink */
+#define CLIENT_OVERFULL		0x10	/* past CONTROL_OUT_MAX: closing */
 	struct control_split	 split;
 	int			 topics;
 	uint64_t		 payload_left;
@@ -68,10 +71,13 @@ static struct evconnlistener	*control_listener;
 static char			*control_path;
 
 #define LINES_PER_CALLBACK	64
+#define CONTROL_COPY_MAX	(64 * 1024)	/* longer lines: by reference */
 
 static void	 control_client_read_cb(struct bufferevent *, void *);
 static void	 stream_reply_free(struct stream_reply *);
 static void	 control_client_close(struct client *, const char *);
+static void	 control_refuse(int, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
 
 struct client *
 control_client_ref(struct client *cl)
@@ -119,6 +125,13 @@ control_client_uid(struct client *cl)
 	return (cl->uid == (uid_t)-1 ? -1 : (long)cl->uid);
 }
 
+/* The client's process: uid, gid, pid, groups; NULL if unknown. */
+const struct compat_peer *
+control_client_peer(struct client *cl)
+{
+	return (cl->uid == (uid_t)-1 ? NULL : &cl->peer);
+}
+
 size_t
 control_client_count(void)
 {
@@ -129,7 +142,7 @@ control_client_count(void)
 int
 control_client_writable(struct client *cl)
 {
-	if (cl->flags & CLIENT_DEAD)
+	if (cl->flags & (CLIENT_DEAD | CLIENT_OVERFULL))
 		return (1);	/* nothing will be written: do not hold */
 	return (TAILQ_EMPTY(&cl->streams) && evbuffer_get_length(
 	    bufferevent_get_output(cl->bev)) < CONTROL_OUT_HIGH);
@@ -146,14 +159,51 @@ control_client_out(struct client *cl)
 	return (bufferevent_get_output(cl->bev));
 }
 
+/*
+ * Bytes written for the client and not yet taken by it: in its buffer,
+ * and waiting behind replies being written.
+ */
+static size_t
+control_client_backlog(struct client *cl)
+{
+	struct stream_reply	*sr;
+	size_t			 n;
+
+	n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+	TAILQ_FOREACH(sr, &cl->streams, entry)
+		n += evbuffer_get_length(sr->after);
+	return (n);
+}
+
+/*
+ * Every message to a client comes through here: past CONTROL_OUT_MAX of
+ * unread output the client is dropped (from the event loop, not from
+ * inside whoever is sending) and nothing more is queued for it. Returns
+ * 1 if a message may be queued.
+ */
+static int
+control_client_bound(struct client *cl)
+{
+	if (cl->flags & (CLIENT_DEAD | CLIENT_OVERFULL))
+		return (0);
+	if (control_client_backlog(cl) < CONTROL_OUT_MAX)
+		return (1);
+	log_warnx("client fd %d uid %ld: over %d bytes unread, closing",
+	    cl->fd, control_client_uid(cl), CONTROL_OUT_MAX);
+	cl->flags |= CLIENT_OVERFULL;
+	event_active(cl->more, EV_TIMEOUT, 0);
+	return (0);
+}
+
 /* Write one message as a line. */
 void
 control_client_send(struct client *cl, json_t *msg)
 {
 	struct evbuffer	*out;
 	char		*s;
+	size_t		 len;
 
-	if (cl->flags & CLIENT_DEAD)
+	if (!control_client_bound(cl))
 		return;
 	if ((s = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(12)))
 	    == NULL) {
@@ -161,7 +211,19 @@ control_client_send(struct client *cl, json_t *msg)
 		return;
 	}
 	out = control_client_out(cl);
-	evbuffer_add_reference(out, s, strlen(s),
+	len = strlen(s);
+	if (len < CONTROL_COPY_MAX) {
+		/*
+		 * Copied: small lines pack into the buffer's chains. One
+		 * chain per line would cost a kilobyte or two for an event
+		 * of sixty bytes, and the bound counts bytes.
+		 */
+		s[len++] = '\n';
+		evbuffer_add(out, s, len);
+		free(s);
+		return;
+	}
+	evbuffer_add_reference(out, s, len,
 	    (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
 	evbuffer_add(out, "\n", 1);
 }
@@ -176,6 +238,10 @@ control_client_send_raw(struct client *cl, json_t *msg, struct evbuffer *buf)
 	size_t	len = evbuffer_get_length(buf);
 
 	json_object_set_new(msg, "bytes", json_integer((json_int_t)len));
+	if (!control_client_bound(cl)) {
+		evbuffer_drain(buf, len);
+		return;
+	}
 	control_client_send(cl, msg);
 	if (cl->flags & CLIENT_DEAD)
 		evbuffer_drain(buf, len);
@@ -305,15 +371,45 @@ control_client_subscribe(struct client *cl, int topics)
 	cl->topics |= topics;
 }
 
-/* Send ev to every client subscribed to topic. */
+/*
+ * An event of a subscription to topic, which cannot wait: past
+ * CONTROL_EVENT_MAX of unread output it is dropped, the client gets an
+ * overflow event and the subscription ends.
+ */
+static void
+control_client_event(struct client *cl, int topic, json_t *ev)
+{
+	json_t	*o;
+
+	if (control_client_backlog(cl) < CONTROL_EVENT_MAX) {
+		control_client_send(cl, ev);
+		return;
+	}
+	cl->topics &= ~topic;
+	log_info("client fd %d uid %ld: not reading, its subscription to %s "
+	    "ends", cl->fd, control_client_uid(cl), topic == TOPIC_WORKERS ?
+	    "workers" : "sessions");
+	o = json_pack("{s:s, s:s}", "event", "overflow", "topic",
+	    topic == TOPIC_WORKERS ? "workers" : "sessions");
+	control_client_send(cl, o);
+	json_decref(o);
+}
+
+/*
+ * Send ev to every client subscribed to topic that may see it
+ * (visible(client, arg), or all if visible is NULL).
+ */
 void
-control_broadcast_event(int topic, json_t *ev)
+control_broadcast_event(int topic, json_t *ev,
+    int (*visible)(struct client *, void *), void *arg)
 {
 	struct client	*cl;
 
-	TAILQ_FOREACH(cl, &clients, entry)
-		if (cl->topics & topic)
-			control_client_send(cl, ev);
+	TAILQ_FOREACH(cl, &clients, entry) {
+		if ((cl->topics & topic) && (visible == NULL ||
+		    visible(cl, arg)))
+			control_client_event(cl, topic, ev);
+	}
 }
 
 /*
@@ -509,7 +605,7 @@ control_client_input(struct client *cl)
 	struct evbuffer_ptr	 eol;
 	size_t			 n, nlines = 0;
 
-	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED))) {
+	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED | CLIENT_OVERFULL))) {
 		if (cl->payload_left > 0) {
 			if (!control_client_payload(cl, in))
 				break;
@@ -570,7 +666,12 @@ static void
 control_client_more_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
-	control_client_input(arg);
+	struct client	*cl = arg;
+
+	if (cl->flags & CLIENT_OVERFULL)
+		control_client_close(cl, "too much unread output");
+	else
+		control_client_input(cl);
 }
 
 static void
@@ -659,22 +760,72 @@ control_client_check_finished(struct client *cl)
 		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 }
 
+/*
+ * Refuse a connection with one error line (limit), written as it is to
+ * the new socket (it has room for it), then close it.
+ */
+static void
+control_refuse(int fd, const char *fmt, ...)
+{
+	va_list	 ap;
+	json_t	*e;
+	char	*s;
+
+	va_start(ap, fmt);
+	e = wire_verror("limit", 0, fmt, ap);
+	va_end(ap);
+	log_warnx("control: refused a connection: %s", json_string_value(
+	    json_object_get(e, "message")));
+	e = json_pack("{s:b, s:o}", "ok", 0, "error", e);
+	if ((s = json_dumps(e, JSON_COMPACT)) != NULL) {
+		if (write(fd, s, strlen(s)) == -1 || write(fd, "\n", 1) == -1)
+			log_debug("%s: %s", __func__, strerror(errno));
+		free(s);
+	}
+	json_decref(e);
+	close(fd);
+}
+
+/* How many clients uid has. */
+static int
+control_uid_clients(uid_t uid)
+{
+	struct client	*cl;
+	int		 n = 0;
+
+	TAILQ_FOREACH(cl, &clients, entry)
+		if (cl->uid == uid)
+			n++;
+	return (n);
+}
+
 static void
 control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
     __unused struct sockaddr *sa, __unused int salen, __unused void *arg)
 {
-	struct client	*cl;
+	struct client		*cl;
+	struct compat_peer	 peer;
+	uid_t			 uid = (uid_t)-1;
 
 	if (nclients >= CONTROL_MAX_CLIENTS) {
-		log_warnx("%s: too many control clients", __func__);
-		close(fd);
+		control_refuse(fd, "too many control connections (%d)",
+		    CONTROL_MAX_CLIENTS);
+		return;
+	}
+	if (compat_peer_cred(fd, &peer) == 0)
+		uid = peer.uid;
+	if (serve_opts.max_conns != 0 &&
+	    control_uid_clients(uid) >= serve_opts.max_conns) {
+		control_refuse(fd, "uid %ld has %d control connections already "
+		    "(--max-conns %d)", uid == (uid_t)-1 ? -1L : (long)uid,
+		    serve_opts.max_conns, serve_opts.max_conns);
 		return;
 	}
 	cl = xcalloc(1, sizeof *cl);
 	cl->fd = fd;
 	cl->refs = 1;
-	if (compat_peer_uid(fd, &cl->uid) != 0)
-		cl->uid = (uid_t)-1;
+	cl->uid = uid;
+	cl->peer = peer;
 	cl->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cl->more = event_new(ev_base, -1, 0, control_client_more_cb, cl);
 	TAILQ_INIT(&cl->streams);

@@ -152,6 +152,7 @@ job_free(struct job *j)
 	if (j->kill_ev != NULL)
 		event_free(j->kill_ev);
 	json_decref(j->end);
+	json_decref(j->owner);
 	free(j);
 }
 
@@ -548,6 +549,9 @@ job_open(uint32_t ch, json_t *open)
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	/* Kept for a controller that restarts: who may see it. */
+	if (json_is_object(json_object_get(open, "owner")))
+		j->owner = json_incref(json_object_get(open, "owner"));
 	job_kinds[kind](j, open);
 }
 
@@ -691,6 +695,8 @@ job_list_json(void)
 			    json_string(j->handle));
 		if (j->in_fd != -1 && !j->in_eof_set)
 			json_object_set_new(a, "stdin_open", json_true());
+		if (j->owner != NULL)
+			json_object_set(a, "owner", j->owner);
 		if (j->ops != NULL && j->ops->describe != NULL)
 			j->ops->describe(j, a);
 		json_array_append_new(list, a);

@@ -74,6 +74,7 @@ struct job {
 	uint64_t		 in_eof_at;
 
 	json_t			*end;
+	json_t			*owner;		/* who asked, as sent */
 	struct event		*timeout_ev;
 	struct event		*kill_ev;
 	void			*data;		/* per kind */

@@ -77,6 +77,18 @@
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
 #define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
 #define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */
+/*
+ * Unread output past which a subscription's events are dropped (the
+ * client gets an overflow event): a few seconds of a busy fleet's
+ * events, far above what a client that reads ever lets pile up.
+ */
+#define CONTROL_EVENT_MAX	(4 * 1024 * 1024)
+/*
+ * Unread output past which a client is dropped: streams stop at
+ * CONTROL_OUT_HIGH, so only replies that pile up unread get here; one
+ * reply may still be a whole inline get or a max_output exec reply.
+ */
+#define CONTROL_OUT_MAX		(64 * 1024 * 1024)
 #define CONTROL_MAX_CLIENTS	1024
 
 /* Limits of the WebSocket listener. */

@@ -170,6 +170,23 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Print the counters as JSON instead of NAME VALUE lines.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
+	{ "audit", client_audit,
+	  "[options] FILE  (- for stdin)",
+	  "show the controller's audit file (serve --audit)",
+	  "  -w, --worker ID\n"
+	  "      Only the records about this worker.\n"
+	  "  -u, --uid UID\n"
+	  "      Only the requests of this uid (a number or a user name).\n"
+	  "  -s, --since TIME\n"
+	  "      Only the records from TIME on: an RFC 3339 UTC time (or\n"
+	  "      its start, as 2024-05-01), or a time ago, as 30s, 10m,\n"
+	  "      2h or 7d. Default: all.\n"
+	  "  --json\n"
+	  "      Print the records as the JSON lines they are instead of\n"
+	  "      one readable line each.\n"
+	  "  -h, --help\n"
+	  "      Print this help and exit.\n",
+	  SANDD_CMD_CLIENT },
 	{ "ctl", client_ctl,
 	  "[options]  (JSON request lines on stdin)",
 	  "send JSON requests from stdin, print replies",
@@ -385,10 +402,6 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
 		opts_bad("serve", "--tls-client-ca needs --tls-cert");
-	/* TODO(main): each goes as its feature lands. */
-	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
-	    o->max_conns != 0 || o->audit != NULL || o->record != NULL)
-		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
 }

@@ -158,6 +158,7 @@ int	 util_u32_cmp(const void *, const void *);
 char	*util_escape_terminal(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
+size_t	 util_utf8_lossy(const uint8_t *, size_t, struct evbuffer *, int);
 json_t	*util_bytes_json(const void *, size_t);
 int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
 int	 util_buffer_utf8_valid(struct evbuffer *);
@@ -334,6 +335,8 @@ struct server_stats {
 	uint64_t	 bytes_out;
 	uint64_t	 auth_failures;
 	uint64_t	 handshakes_refused;
+	uint64_t	 denied;	/* by the control socket's rules */
+	uint64_t	 rate_limited;
 	json_t		*errors;
 };
 extern struct server_stats server_stats;
@@ -349,6 +352,9 @@ int	 server_metrics_allowed(struct http_msg *);
 /* server-worker.c */
 struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
+json_t	*server_worker_labels(struct worker *);
+const char *server_worker_addr(struct worker *);
+const char *server_worker_why(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
 	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
@@ -419,7 +425,8 @@ struct chan {
 	uint32_t	 ch;
 	const struct chan_ops *ops;
 	int		 flags;
-	struct req	*req;		/* owner, NULL when detached */
+	struct req	*req;		/* its request, NULL when detached */
+	json_t		*owner;		/* uid and controller, as sent */
 	char		 handle[40];	/* exec handle or session id */
 	json_t		*open;		/* the open message, for resend */
 	json_t		*end;		/* the worker's end message */
@@ -490,7 +497,9 @@ int	 control_listen(const char *, int, char **);
 void	 control_close(void);
 size_t	 control_client_count(void);
 long	 control_client_uid(struct client *);
-void	 control_broadcast_event(int, json_t *);
+const struct compat_peer *control_client_peer(struct client *);
+void	 control_broadcast_event(int, json_t *,
+	     int (*)(struct client *, void *), void *);
 #define TOPIC_WORKERS	0x1
 #define TOPIC_SESSIONS	0x2
 /* The control line splitter: pure, see control.c. */
@@ -540,6 +549,7 @@ struct req {
 #define REQ_WAIT	0x4	/* a `wait` op */
 #define REQ_EXPIRED	0x8	/* its deadline passed */
 #define REQ_MISS_OK	0x10	/* ENOENT is an answer, not an error */
+#define REQ_AUDIT	0x20	/* its end goes to the audit file */
 	struct client	*client;
 	json_t		*id;		/* echoed, may be NULL */
 	json_t		*msg;		/* the request */
@@ -593,6 +603,39 @@ void	 req_foreach(void (*)(struct req *, void *), void *);
 int	 control_cmd_command(struct req *, int);
 void	 control_cmd_dispatch(struct client *, json_t *, const char *);
 void	 control_cmd_init(void);
+
+/* control-acl.c */
+#define ACL_VIEW	0x1	/* hello, workers, wait, subscribe, lists */
+#define ACL_EXEC	0x2	/* exec and its handles */
+#define ACL_SESSION	0x4
+#define ACL_FILES	0x8
+#define ACL_WORKSPACE	0x10
+#define ACL_ALL		0x1f
+#define ACL_WS_ONLY	0x100	/* rule: work only inside a workspace */
+int	 control_acl_load(const char *, char **);
+void	 control_acl_free(void);
+int	 control_acl_privileged(struct client *);
+int	 control_acl_covers(struct client *, struct worker *);
+int	 control_acl_covers_id(struct client *, const char *);
+int	 control_acl_owns(struct client *, json_t *);
+int	 control_acl_visible(struct client *, const char *, json_t *);
+int	 control_acl_check(struct req *, int);
+
+/* control-limit.c */
+int	 control_limit_parse_rate(const char *, char **);
+void	 control_limit_count(struct req *);
+int	 control_limit_rate(struct req *);
+int	 control_limit_inflight(struct req *);
+void	 control_limit_metrics(struct evbuffer *);
+void	 control_limit_free(void);
+
+/* control-audit.c */
+int	 control_audit_open(const char *, char **);
+void	 control_audit_reopen(void);
+void	 control_audit_close(void);
+void	 control_audit_request(struct req *, json_t *, json_t *);
+void	 control_audit_worker(const char *, const char *, const char *,
+	     const char *);
 
 /* control-exec.c */
 void	 control_exec_cmd(struct req *);
@@ -721,5 +764,8 @@ int	 client_attach(int, char **);
 
 /* client-cp.c */
 int	 client_cp(int, char **);
+
+/* client-audit.c */
+int	 client_audit(int, char **);
 
 #endif

@@ -209,6 +209,38 @@ util_utf8_cut(const uint8_t *p, size_t n)
 	return (0);
 }
 
+/*
+ * Append buf to out as valid UTF-8: each byte that starts no valid
+ * sequence becomes U+FFFD. An incomplete sequence at the end is left
+ * (unless final); returns how many bytes were taken.
+ */
+size_t
+util_utf8_lossy(const uint8_t *buf, size_t len, struct evbuffer *out,
+    int final)
+{
+	size_t	i = 0, run = 0;
+	int	n;
+
+	while (i < len) {
+		n = utf8_seqlen(buf[i]);
+		if (n == 1 || (n > 1 && i + (size_t)n <= len &&
+		    utf8_seq_ok(buf + i, n))) {
+			i += (size_t)n;
+			run += (size_t)n;
+			continue;
+		}
+		evbuffer_add(out, buf + i - run, run);
+		run = 0;
+		if (n > 1 && i + (size_t)n > len && !final &&
+		    utf8_seq_ok(buf + i, (int)(len - i)))
+			return (i);	/* the rest comes with the next bytes */
+		evbuffer_add(out, "\xef\xbf\xbd", 3);
+		i++;
+	}
+	evbuffer_add(out, buf + i - run, run);
+	return (len);
+}
+
 /* Are these bytes valid UTF-8? */
 int
 util_utf8_valid(const uint8_t *buf, size_t len)

@@ -17,6 +17,7 @@ Beyond the API in the brief:
     h.out(msg, "stdout")        bytes of a text/bytes field (or its _b64)
     h.is_final(msg)             "ok" present and not an event
     h.wait_for(pred, timeout)   poll until pred() is true
+    h.rss_kb(pid)               VmRSS of a process, KiB
     h.run_sandd(args)           run the binary, CompletedProcess (bytes)
     h.http_get(port, path, tls=, ca=) -> (status, headers, body)
     h.gen_certs(dir)            CA + server/client certs via openssl CLI
@@ -109,6 +110,16 @@ def wait_for(pred, timeout=10, interval=0.05, what="condition"):
                 msg += " (last error: %r)" % (last_exc,)
             raise AssertionError(msg)
         time.sleep(interval)
+
+
+def rss_kb(pid):
+    """Resident set size of process pid now (VmRSS), in KiB; 0 if gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return next((int(l.split()[1]) for l in f
+                         if l.startswith("VmRSS:")), 0)
+    except OSError:
+        return 0
 
 
 def ok(r):
