@@ -89,7 +89,8 @@ demo: deps
 	$(MAKE) all
 	sh scripts/demo.sh
 
-bench: deps
+bench:
+	@sh scripts/deps.sh bench
 	$(MAKE) all
 	python3 tests/bench.py
 
