@@ -84,6 +84,7 @@ control_file_put(struct req *r)
 	open = json_pack("{s:s, s:I, s:b, s:I}", "path", req_string(r, "path"),
 	    "mode", req_int(r, "mode", 0644), "mkdir", req_bool(r, "mkdir", 0),
 	    "size", bytes);
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -134,6 +135,7 @@ control_file_get(struct req *r)
 	if (!raw)
 		json_object_set_new(open, "max",
 		    json_integer(CONTROL_MAX_INLINE));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_get_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -224,10 +226,14 @@ file_get_drain(struct chan *c)
 void
 control_file_stat(struct req *r)
 {
+	json_t	*msg;
+
 	/* A probe for a path that is not there is no error of ours. */
 	r->flags |= REQ_MISS_OK;
-	req_rpc(r, r->worker, json_pack("{s:s, s:s}", "op", "stat", "path",
-	    req_string(r, "path")), req_rpc_forward);
+	msg = json_pack("{s:s, s:s}", "op", "stat", "path", req_string(r,
+	    "path"));
+	control_workspace_pass(r, msg);
+	req_rpc(r, r->worker, msg, req_rpc_forward);
 }
 
 /* ---- the kinds ---- */

@@ -439,11 +439,8 @@ sandd_worker(int argc, char **argv)
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
 	/* TODO(main): each goes as its feature lands. */
-	if (json_array_size(o->allow_env) != 0 || o->isolate ||
-	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
-	    o->max_sessions != 0 || o->max_workspaces != 0 ||
-	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
-	    o->ws_max_cpu != 0)
+	if (json_array_size(o->allow_env) != 0 || o->allow_setid ||
+	    o->max_jobs != 0 || o->max_sessions != 0)
 		opts_bad("worker", "an option given is not supported yet");
 	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());

@@ -226,7 +226,7 @@ static const struct {
  * fork and exec the child then only makes system calls, as it must in
  * a process with more than one thread (hash.c). -1 with *err.
  */
-static int
+int
 spawn_plan(struct spawn_req *sr, int *err)
 {
 	struct passwd	*pw;
@@ -271,7 +271,7 @@ spawn_plan(struct spawn_req *sr, int *err)
 }
 
 /* Release what spawn_plan allocated. */
-static void
+void
 spawn_plan_free(struct spawn_req *sr)
 {
 	free(sr->groups);
@@ -343,6 +343,8 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	compat_set_pdeathsig_off();
+	if (cgroup_enter(sr->cg_fds, sr->ncg) == -1)
+		goto fail;
 	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
 		goto fail;
 	for (i = 0; i < sr->nlimits; i++) {
@@ -354,6 +356,9 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
 		goto fail;
+	/* Without a group per job, the worker's death must end it. */
+	if (!cgroup_tracking())
+		compat_set_pdeathsig();
 	execve(prog, sr->argv, sr->envp);
 fail:
 	e = errno;
@@ -468,12 +473,16 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	char	*prog;
 	pid_t	 pid;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, NULL, err, cause));
 	*err = 0;
 	if (spawn_precheck(sr, &prog, err, cause) != 0) {
 		spawn_plan_free(sr);
 		return (-1);
 	}
-	if (sr->user == NULL && json_object_size(sr->limits) == 0)
+	/* A group to join, or a death signal to set: fork. */
+	if (sr->user == NULL && json_object_size(sr->limits) == 0 &&
+	    sr->ncg == 0 && cgroup_tracking())
 		pid = spawn_fast(sr, prog, err);
 	else
 		pid = spawn_fork(sr, prog, err);
@@ -499,6 +508,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	int		 ep[2];
 	pid_t		 pid = -1;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, master, err, cause));
 	*err = 0;
 	if (spawn_precheck(sr, &prog, err, cause) != 0)
 		goto out;

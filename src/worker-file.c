@@ -200,6 +200,23 @@ file_fd_allowed(int fd)
 	return (*real != '/' || file_inside(real));
 }
 
+/*
+ * Open path for j: on the host, or as j's workspace sees it, with its
+ * credentials (and, with writable, only a folder it may write in).
+ */
+static int
+file_open_for(struct job *j, const char *path, int flags, int writable)
+{
+	int	fd, e;
+
+	if (j->ws == NULL)
+		return (open(path, flags));
+	fd = ns_file_open(workspace_ns(j->ws), path, flags, 0, writable, &e);
+	if (fd == -1)
+		errno = e;
+	return (fd);
+}
+
 /* A new transfer for job j. */
 static struct file_xfer *
 file_xfer_create(struct job *j, const char *op, const char *path)
@@ -419,6 +436,17 @@ file_temp_create(struct file_xfer *x)
 	}
 #endif
 	return (file_temp_named(x));
+}
+
+/* A file the worker made in a workspace belongs to its root. */
+static int
+file_give(struct job *j, int fd)
+{
+	uid_t	uid;
+	gid_t	gid;
+
+	workspace_ids(j->ws, &uid, &gid);
+	return (fchown(fd, uid, gid));
 }
 
 /* Give the unnamed temp file the name name in the folder. */
@@ -660,7 +688,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "size")) &&
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 0)) {
+	if (j->ws == NULL && !file_allowed(x->path, 0)) {
 		file_fail_outside(j);
 		return;
 	}
@@ -668,7 +696,13 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		file_fail_errno(j, EISDIR, NULL);
 		return;
 	}
-	if (json_is_true(json_object_get(msg, "mkdir"))) {
+	if (j->ws != NULL && json_is_true(json_object_get(msg, "mkdir")) &&
+	    ns_file_mkdirs(workspace_ns(j->ws), x->dir, &e) == -1) {
+		file_fail(j, "io_error", e, "mkdir %s: %s", x->dir,
+		    strerror(e));
+		return;
+	}
+	if (j->ws == NULL && json_is_true(json_object_get(msg, "mkdir"))) {
 		if (file_mkdirs(x->dir, &failed) == -1) {
 			e = errno;
 			file_fail(j, "io_error", e, "mkdir %s: %s", failed,
@@ -681,12 +715,13 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 			return;
 		}
 	}
-	x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	x->dirfd = file_open_for(j, x->dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC, 1);
 	if (x->dirfd == -1) {
 		file_fail_errno(j, errno, NULL);
 		return;
 	}
-	if (!file_fd_allowed(x->dirfd)) {
+	if (j->ws == NULL && !file_fd_allowed(x->dirfd)) {
 		file_fail_outside(j);
 		return;
 	}
@@ -697,6 +732,10 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	}
 	if (file_temp_create(x) == -1) {
 		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (j->ws != NULL && file_give(j, x->fd) == -1) {
+		file_fail_errno(j, errno, "chown");
 		return;
 	}
 #ifdef __linux__
@@ -875,16 +914,17 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "max")) &&
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 1)) {
+	if (j->ws == NULL && !file_allowed(x->path, 1)) {
 		file_fail_outside(j);
 		return;
 	}
-	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	x->fd = file_open_for(j, x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC, 0);
 	if (x->fd == -1) {
 		file_fail_errno(j, errno, NULL);
 		return;
 	}
-	if (!file_fd_allowed(x->fd)) {
+	if (j->ws == NULL && !file_fd_allowed(x->fd)) {
 		file_fail_outside(j);
 		return;
 	}
@@ -934,7 +974,9 @@ worker_file_open(struct job *j, json_t *msg)
 {
 	static int		 once;
 	struct file_xfer	*x;
-	const char		*path;
+	struct workspace	*ws;
+	const char		*path, *code;
+	char			*cause;
 	int			 put = j->kind == CHAN_PUT;
 
 	/*
@@ -952,6 +994,13 @@ worker_file_open(struct job *j, json_t *msg)
 		    "absolute path");
 		return;
 	}
+	if (workspace_of(msg, &ws, &code, &cause) == -1) {
+		job_fail(j, code, 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (ws != NULL)
+		j->ws = workspace_ref(ws);
 	x = file_xfer_create(j, put ? "put" : "get", path);
 	if (put)
 		file_put_open(j, x, msg);
@@ -959,11 +1008,32 @@ worker_file_open(struct job *j, json_t *msg)
 		file_get_open(j, x, msg);
 }
 
+/* lstat of path in ws (as it sees it); -1 with errno. */
+static int
+file_ws_lstat(struct workspace *ws, const char *path, struct stat *st)
+{
+	int	fd, e, r;
+
+	fd = ns_file_open(workspace_ns(ws), path, O_PATH | O_NOFOLLOW |
+	    O_CLOEXEC, 0, 0, &e);
+	if (fd == -1) {
+		errno = e;
+		return (-1);
+	}
+	r = fstat(fd, st);
+	e = errno;
+	close(fd);
+	errno = e;
+	return (r);
+}
+
 /* The stat RPC: what lstat says about a path. */
 void
 worker_file_stat(json_t *msg)
 {
-	const char	*path, *type;
+	struct workspace *ws;
+	const char	*path, *type, *code;
+	char		*cause;
 	struct stat	 st;
 	int		 e;
 
@@ -973,12 +1043,18 @@ worker_file_stat(json_t *msg)
 		    "be an absolute path");
 		return;
 	}
-	if (!file_allowed(path, 0)) {
+	if (workspace_of(msg, &ws, &code, &cause) == -1) {
+		worker_reply_error(msg, code, 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (ws == NULL && !file_allowed(path, 0)) {
 		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
 		    "the worker's root %s", path, worker_opts.id, file_root());
 		return;
 	}
-	if (lstat(path, &st) == -1) {
+	if ((ws != NULL ? file_ws_lstat(ws, path, &st) : lstat(path, &st)) ==
+	    -1) {
 		e = errno;
 		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
 		    path, worker_opts.id, strerror(e));

@@ -166,6 +166,10 @@ session_exit_fields(struct session *s, json_t *o)
 		json_object_set_new(o, "signal", json_string(
 		    util_signal_name(WTERMSIG(s->status))));
 	}
+	if (s->reaped)
+		json_object_set_new(o, "reason", json_string(job_tree_reason(
+		    s->job, s->status, WIFEXITED(s->status) ? "exit" :
+		    "signal")));
 }
 
 /* What a controller knows a running session by: id, pid, cmd, size. */
@@ -768,6 +772,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	pid_t			 pid;
 
 	memset(&sr, 0, sizeof sr);
+	if (job_tree_prepare(j, open, &sr) == -1)
+		return (-1);
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
 	sr.rows = s->rows;
@@ -778,24 +784,31 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_object_get(open, "cmd") != NULL ||
 	    json_object_get(open, "argv") != NULL) {
 		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_tree_started(j, &sr);
 			job_fail(j, "exec_failed", 0, "%s", cause);
 			free(cause);
 			return (-1);
 		}
 	} else {
 		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = session_default_shell(pw);
+		sr.argv[0] = j->ws != NULL ? xstrdup("/bin/sh") :
+		    session_default_shell(pw);
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
 	cmd = json_string_value(json_object_get(open, "cmd"));
 	if (!spawn_allowed(cmd, sr.argv[0])) {
+		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
 		job_fail(j, "denied", 0, "command refused by the allowlist of "
 		    "worker %s", worker_opts.id);
 		return (-1);
 	}
-	sr.envp = session_env(open, pw);
+	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
+	    1, json_string_value(json_object_get(open, "term")) != NULL ?
+	    json_string_value(json_object_get(open, "term")) :
+	    "xterm-256color") : session_env(open, pw);
 	pid = spawn_pty(&sr, &master, &e, &cause);
+	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {

@@ -5,6 +5,7 @@
  * exponential backoff and full jitter; the jobs run on meanwhile.
  */
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,9 @@ static const struct {
 	{ "session.resize", worker_session_resize },
 	{ "session.signal", worker_session_signal },
 	{ "session.close", worker_session_close },
+	{ "workspace.create", worker_workspace_create },
+	{ "workspace.list", worker_workspace_list },
+	{ "workspace.destroy", worker_workspace_destroy },
 };
 
 /* req: run the RPC its op names; it replies. */
@@ -698,6 +703,39 @@ worker_load_secret(void)
 	free(s);
 }
 
+/*
+ * Before any work: the worker's groups (and what an earlier process of
+ * this id left in them), its guardian, and its own protection from the
+ * OOM killer (best effort: it needs CAP_SYS_RESOURCE).
+ */
+static void
+worker_protect(void)
+{
+	char	*self = NULL, buf[8192];
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(fd, buf, sizeof buf - 1)) > 0) {
+			buf[n] = '\0';
+			self = buf;
+		}
+		close(fd);
+	}
+	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", worker_opts.id);
+	cgroup_sweep();
+	cgroup_guard_start();
+	if (!cgroup_tracking() && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		log_warn("%s: PR_SET_CHILD_SUBREAPER", __func__);
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
+	    -1) {
+		if (write(fd, "-900", 4) != 4)
+			log_debug("%s: oom_score_adj -900: %s", __func__,
+			    strerror(errno));
+		close(fd);
+	}
+}
+
 /* Run the worker until SIGTERM or SIGINT. */
 int
 worker_main(void)
@@ -733,6 +771,8 @@ worker_main(void)
 	}
 	state_init();
 	worker_load_secret();
+	worker_protect();
+	workspace_init();
 	job_init();
 	hash_init();
 	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
@@ -741,6 +781,8 @@ worker_main(void)
 	event_base_dispatch(ev_base);
 
 	job_free_all();
+	workspace_shutdown();
+	cgroup_shutdown();
 	hash_shutdown();
 	if (link_ws != NULL)
 		ws_conn_free(link_ws);
