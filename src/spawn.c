@@ -343,8 +343,6 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	compat_set_pdeathsig_off();
-	if (cgroup_enter(sr->cg_fds, sr->ncg) == -1)
-		goto fail;
 	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
 		goto fail;
 	for (i = 0; i < sr->nlimits; i++) {
@@ -449,7 +447,8 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err)
 	if (pid == 0) {
 		close(ep[0]);
 		setpgid(0, 0);
-		if (dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1 ||
+		    dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
 		    dup2(sr->fd_err, 2) == -1) {
 			e = errno;
 			(void)!write(ep[1], &e, sizeof e);
@@ -505,7 +504,7 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 {
 	struct winsize	 ws;
 	char		*prog = NULL;
-	int		 ep[2];
+	int		 ep[2], e;
 	pid_t		 pid = -1;
 
 	if (sr->ns != NULL)
@@ -523,6 +522,11 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	ws.ws_col = (unsigned short)sr->cols;
 	if ((pid = forkpty(master, NULL, NULL, &ws)) == 0) {
 		close(ep[0]);
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1) {
+			e = errno;
+			(void)!write(ep[1], &e, sizeof e);
+			_exit(127);
+		}
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
