@@ -781,4 +781,7 @@ int	 client_attach(int, char **);
 /* client-cp.c */
 int	 client_cp(int, char **);
 
+/* client-workspace.c */
+int	 client_workspace_cmd(int, char **);
+
 #endif

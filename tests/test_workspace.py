@@ -480,5 +480,28 @@ def test_workspace_survives_a_controller_restart():
         assert h.out(wexec(ctl, "lasting", "hostname")) == b"lasting\n"
 
 
+def test_cli_workspace_create_exec_cp_list_destroy():
+    with cluster() as c:
+        r = c.run(["workspace", "create", "--memory", "128M", "--pids", "64",
+                   "--cpu", "1", "w1", "cli"])
+        assert r.returncode == 0 and r.stdout == b"cli\n", r
+        r = c.run(["exec", "-W", "cli", "w1", "hostname"])
+        assert r.returncode == 0 and r.stdout == b"cli\n", r
+        src = os.path.join(c.tmp, "in.txt")
+        with open(src, "w") as f:
+            f.write("copied in")
+        r = c.run(["cp", "-W", "cli", src, "w1:/workspace/in.txt"])
+        assert r.returncode == 0, r
+        r = c.run(["exec", "--workspace", "cli", "w1", "cat",
+                   "/workspace/in.txt"])
+        assert r.stdout == b"copied in", r
+        r = c.run(["workspace", "list"])
+        assert b"cli" in r.stdout and b"134217728" in r.stdout, r
+        r = c.run(["workspace", "destroy", "w1", "cli"])
+        assert r.returncode == 0, r
+        r = c.run(["exec", "-W", "cli", "w1", "true"])
+        assert r.returncode != 0 and b"no workspace" in r.stderr, r
+
+
 if __name__ == "__main__":
     h.run_main(globals())
