@@ -503,5 +503,37 @@ def test_cli_workspace_create_exec_cp_list_destroy():
         assert r.returncode != 0 and b"no workspace" in r.stderr, r
 
 
+def test_python_workspace_exec_session_files_and_context_manager():
+    import sys
+    sys.path.insert(0, os.path.join(h.REPO, "contrib", "python"))
+    import asyncio
+    import sandd
+    with cluster() as c:
+        with sandd.Client(c.control) as cl:
+            with cl.create_workspace("w1", name="py", memory=256 * MB,
+                                     cpu=1) as ws:
+                assert ws.exec("hostname").stdout == "py\n"
+                ws.put(b"from python", "/workspace/p.txt")
+                assert ws.stat("/workspace/p.txt").size == 11
+                buf = __import__("io").BytesIO()
+                ws.get("/workspace/p.txt", buf)
+                assert buf.getvalue() == b"from python"
+                s = ws.new_session(command=["/bin/sh"])
+                s.write(b"hostname; echo en''d\n")
+                assert "py" in str(s.read_until("end", timeout=h.T(10)))
+                s.close()
+                names = [w["workspace"] for w in cl.list_workspaces()]
+                assert names == ["py"], names
+            assert cl.list_workspaces("w1") == []
+
+        async def aio():
+            async with sandd.AsyncClient(c.control) as acl:
+                async with await acl.create_workspace("w1") as aws:
+                    r = await aws.exec(["id", "-u"])
+                    assert r.stdout == "0\n", r
+                assert await acl.list_workspaces() == []
+        asyncio.run(aio())
+
+
 if __name__ == "__main__":
     h.run_main(globals())
