@@ -144,14 +144,14 @@ seccomp_rules(scmp_filter_ctx ctx, char **cause)
 	/* personality: the usual values only (Docker's). */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-		    SCMP_SYS(personality), 1, SCMP_A0(SCMP_CMP_EQ, 0x0));
+		    SCMP_SYS(personality), 1, SCMP_A0(SCMP_CMP_EQ, 0x0, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-		    SCMP_SYS(personality), 1, SCMP_A0(SCMP_CMP_EQ, 0x8));
+		    SCMP_SYS(personality), 1, SCMP_A0(SCMP_CMP_EQ, 0x8, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
 		    SCMP_SYS(personality), 1, SCMP_A0(SCMP_CMP_EQ,
-		    0xffffffff));
+		    0xffffffff, 0));
 	if (r != 0) {
 		xasprintf(cause, "seccomp rules: %s", strerror(-r));
 		return (-1);
