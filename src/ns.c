@@ -540,6 +540,7 @@ ns_plan_free(struct ns_plan *p)
 	free(p->work);
 	free(p->varrun);
 	free(p->hide);
+	free(p->root);
 }
 
 /* Is a top-level name one the workspace has its own of (or none)? */
