@@ -76,8 +76,8 @@ chan_create(struct worker *w, uint32_t ch, const struct chan_ops *ops)
 	for (i = 0; i < WIRE_NSTREAMS; i++)
 		c->out[i] = evbuffer_new();
 	c->in = evbuffer_new();
-	snprintf(c->handle, sizeof c->handle, "%s", ops->prefix);
-	util_random_hex(c->handle + strlen(c->handle), 17);
+	auth_handle(server_worker_id(w), ops->prefix, c->handle,
+	    sizeof c->handle);
 	return (c);
 }
 
@@ -183,8 +183,12 @@ chan_event_bytes(json_t *ev, const char *name, struct chan *c, int s,
 	return (whole);
 }
 
-/* Output bytes [off, off+len) of stream s arrived. */
-void
+/*
+ * Output bytes [off, off+len) of stream s arrived. Returns -1 when the
+ * worker sent past the window it was granted (it is then cut off: a
+ * worker may not make the controller hold more than that).
+ */
+int
 chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
     size_t len)
 {
@@ -194,13 +198,20 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 		log_warnx("worker %s: channel %u stream %d: gap at %llu "
 		    "(expected %llu)", server_worker_id(c->worker), c->ch, s,
 		    (unsigned long long)off, (unsigned long long)c->recv[s]);
-		return;
+		return (0);
 	}
 	skip = c->recv[s] - off;	/* resent after a reconnect */
 	if (skip >= len)
-		return;
+		return (0);
 	data += skip;
 	len -= skip;
+	if (c->recv[s] + len - c->acked[s] > c->ops->out_window) {
+		log_warnx("worker %s: channel %u stream %d: %llu bytes past "
+		    "the acknowledged offset, over the window of %zu",
+		    server_worker_id(c->worker), c->ch, s, (unsigned long long)
+		    (c->recv[s] + len - c->acked[s]), c->ops->out_window);
+		return (-1);
+	}
 	c->recv[s] += len;
 	server_stats.bytes_in += len;
 
@@ -216,6 +227,7 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 		evbuffer_add(c->out[s], data, len);
 	if (c->ops->output != NULL)
 		c->ops->output(c);
+	return (0);
 }
 
 /* Is buffered output past max_output held back (see chan_held)? */
@@ -452,6 +464,9 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 	c = chan_create(w, ch, ops);
 	snprintf(c->handle, sizeof c->handle, "%s", handle);
 	c->flags |= CHAN_HANDLE | CHAN_SENT;
+	/* Not one of ours (another controller's, or invented). */
+	if (!auth_handle_ok(server_worker_id(w), handle))
+		c->flags |= CHAN_FOREIGN;
 	if (json_is_true(json_object_get(a, "stdin_open")))
 		c->flags |= CHAN_STDIN_OPEN;
 	if (ops->adopt(c, a) != 0) {
@@ -460,8 +475,8 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 		return (NULL);
 	}
 	chan_resume(c, a);
-	log_info("worker %s: adopted %s %s", server_worker_id(w), ops->name,
-	    handle);
+	log_info("worker %s: adopted %s %s%s", server_worker_id(w), ops->name,
+	    handle, (c->flags & CHAN_FOREIGN) ? " (not made here)" : "");
 	return (c);
 }
 

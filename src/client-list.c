@@ -49,9 +49,10 @@ table_add(struct table *t, const char **cells)
 
 	t->cells = xrealloc(t->cells, (t->nrows + 1) * t->ncols *
 	    sizeof *t->cells);
+	/* Cells hold what workers said: never raw terminal controls. */
 	for (i = 0; i < t->ncols; i++)
-		t->cells[t->nrows * t->ncols + i] = xstrdup(cells[i] != NULL &&
-		    *cells[i] != '\0' ? cells[i] : "-");
+		t->cells[t->nrows * t->ncols + i] = util_escape_terminal(
+		    cells[i] != NULL && *cells[i] != '\0' ? cells[i] : "-");
 	t->nrows++;
 }
 

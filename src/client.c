@@ -347,11 +347,21 @@ client_conn_try_open(char **cause)
 {
 	struct sockaddr_un	 sun;
 	struct conn		*c;
-	char			*path;
-	int			 fd;
+	char			*path, *why;
+	int			 fd, builtin;
 
-	path = client_socket != NULL ? xstrdup(client_socket) :
-	    util_default_control_path();
+	if (client_socket != NULL)
+		path = xstrdup(client_socket);
+	else {
+		path = util_default_control_path(&builtin);
+		if (builtin && util_control_dir_ok(path, 0, &why) != 0) {
+			xasprintf(cause, "control socket %s: %s (not using "
+			    "it; give -S)", path, why);
+			free(why);
+			free(path);
+			return (NULL);
+		}
+	}
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path) {

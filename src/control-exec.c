@@ -420,6 +420,7 @@ const struct chan_ops chan_exec_ops = {
 	.counts = CHAN_COUNT_COMMAND,
 	.prefix = "h-",
 	.in_window = WIRE_WINDOW,
+	.out_window = WIRE_WINDOW,
 	.started = exec_started,
 	.output = exec_output,
 	.lost = exec_lost,

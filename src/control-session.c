@@ -342,6 +342,13 @@ session_adopt(struct chan *c, json_t *a)
 {
 	struct session	*s;
 
+	/* Session ids are unique across the fleet. */
+	if ((s = session_find(c->handle)) != NULL) {
+		log_warnx("worker %s announced session %s, which lives on "
+		    "worker %s: refused", server_worker_id(c->worker),
+		    c->handle, s->worker);
+		return (-1);
+	}
 	s = session_create(c);
 	s->started = 1;
 	session_set_info(s, a);
@@ -358,6 +365,7 @@ const struct chan_ops chan_session_ops = {
 	.counts = CHAN_COUNT_SESSION,
 	.prefix = "s-",
 	.in_window = WIRE_WINDOW,
+	.out_window = WIRE_WINDOW,
 	.output = session_output,
 	.info = session_info,
 	.lost = session_lost,

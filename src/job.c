@@ -182,9 +182,14 @@ job_flush(struct job *j)
 static size_t
 job_window(struct job *j)
 {
-	if (j->kind == CHAN_GET && worker_opts.window < WIRE_FILE_WINDOW)
-		return (WIRE_FILE_WINDOW);
-	return (worker_opts.window);
+	size_t	w = worker_opts.window;
+
+	if (j->kind == CHAN_GET && w < WIRE_FILE_WINDOW)
+		w = WIRE_FILE_WINDOW;
+	/* The controller cuts off a worker that sends past its grant. */
+	if (j->granted != 0 && j->granted < w)
+		w = j->granted;
+	return (w);
 }
 
 /* (Re)arm reading of stream s if there is room in its window. */
@@ -510,6 +515,7 @@ job_open(uint32_t ch, json_t *open)
 	struct job	*j;
 	const char	*handle;
 	json_int_t	 kind;
+	json_t		*v;
 
 	kind = json_integer_value(json_object_get(open, "kind"));
 	if (job_find(ch) != NULL) {
@@ -522,6 +528,10 @@ job_open(uint32_t ch, json_t *open)
 		return;
 	}
 	j = job_create(ch, (int)kind);
+	if (json_is_integer(v = json_object_get(open, "window")) &&
+	    json_integer_value(v) >= WIRE_MIN_WINDOW &&
+	    json_integer_value(v) <= WIRE_MAX_WINDOW)
+		j->granted = (size_t)json_integer_value(v);
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);

@@ -59,6 +59,7 @@ struct job {
 	pid_t			 started_pid;	/* for `started` after a cut */
 	double			 started;
 	double			 kill_grace;
+	size_t			 granted;	/* output window, 0: ours */
 	const struct job_ops	*ops;
 
 	struct job_stream	 out[WIRE_NSTREAMS];	/* [1] and [2] used */

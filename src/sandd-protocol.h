@@ -51,6 +51,12 @@
 /* WebSocket close code: a worker with the same id took over; do not redial. */
 #define WS_CLOSE_REPLACED	4001
 
+/*
+ * Most channels a worker may hold (and announce in its hello): its
+ * commands, sessions and transfers. A hello listing more is refused.
+ */
+#define WIRE_MAX_CHANNELS	16384
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
@@ -66,7 +72,13 @@
 
 /* Limits of the WebSocket listener. */
 #define HTTP_MAX_HEADER		(8 * 1024)
-#define HTTP_HANDSHAKE_TIMEOUT	10
+#define HTTP_HANDSHAKE_TIMEOUT	10	/* worker: dial to 101 */
+/*
+ * Controller: from accept to a whole request head (TLS included). A
+ * worker sends its head at once; an idle connection must not hold an
+ * admission slot for long.
+ */
+#define HTTP_HEAD_TIMEOUT	5
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)

@@ -390,7 +390,8 @@ static int
 sandd_serve(int argc, char **argv)
 {
 	struct serve_options	*o = &serve_opts;
-	int			 i;
+	char			*why;
+	int			 i, builtin;
 
 	o->control_mode = 0660;
 	o->resume_window = DEFAULT_RESUME_WINDOW;
@@ -405,16 +406,19 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "unexpected argument '%s'", argv[i]);
 	if (o->listen == NULL)
 		opts_bad("serve", "--listen HOST:PORT is required");
-	if (o->control == NULL)
-		o->control = util_default_control_path();
+	if (o->control == NULL) {
+		o->control = util_default_control_path(&builtin);
+		if (builtin && util_control_dir_ok(o->control, 1, &why) != 0)
+			opts_bad("serve", "control socket %s: %s (refusing the "
+			    "default path; give --control)", o->control, why);
+	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
 		opts_bad("serve", "--tls-client-ca needs --tls-cert");
 	/* TODO(main): each goes as its feature lands. */
 	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
-	    o->max_conns != 0 || o->audit != NULL || o->record != NULL ||
-	    o->metrics_token_file != NULL || o->metrics_listen != NULL)
+	    o->max_conns != 0 || o->audit != NULL || o->record != NULL)
 		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
@@ -464,9 +468,11 @@ sandd_worker(int argc, char **argv)
 		host[sizeof host - 1] = '\0';
 		o->id = host;
 	}
-	if (!util_valid_id(o->id))
+	/* The id names the worker's state folder: "." and ".." cannot. */
+	if (!util_valid_id(o->id) || strcmp(o->id, ".") == 0 ||
+	    strcmp(o->id, "..") == 0)
 		opts_bad("worker", "invalid worker id '%s' (1 to 64 of "
-		    "A-Za-z0-9._-)", o->id);
+		    "A-Za-z0-9._-, not . or ..)", o->id);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
 	/* TODO(main): each goes as its feature lands. */

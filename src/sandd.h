@@ -154,6 +154,8 @@ int	 xvasprintf(char **, const char *, va_list)
 double	 util_now(void);
 void	 util_rfc3339(time_t, char *, size_t);
 int	 util_valid_id(const char *);
+int	 util_u32_cmp(const void *, const void *);
+char	*util_escape_terminal(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
 json_t	*util_bytes_json(const void *, size_t);
@@ -168,7 +170,8 @@ const char *util_signal_name(int);
 const char *util_errno_name(int);
 void	 util_timeval(struct timeval *, double);
 int	 util_parse_hostport(const char *, char **, char **);
-char	*util_default_control_path(void);
+char	*util_default_control_path(int *);
+int	 util_control_dir_ok(const char *, int, char **);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
@@ -316,6 +319,8 @@ int	 auth_labels_ok(const char *, const struct worker_auth *, json_t *,
 	     char **);
 int	 auth_still_granted(const char *, const struct worker_auth *);
 const char *auth_controller_id(void);
+void	 auth_handle(const char *, const char *, char *, size_t);
+int	 auth_handle_ok(const char *, const char *);
 void	 auth_free(void);
 
 /* server.c */
@@ -330,7 +335,12 @@ struct server_stats {
 extern struct server_stats server_stats;
 int	 server_main(void);
 void	 server_count_error(const char *);
+
+/* server-metrics.c */
 json_t	*server_stats_json(void);
+char	*server_metrics(void);
+int	 server_metrics_load_token(const char *, char **);
+int	 server_metrics_allowed(struct http_msg *);
 
 /* server-worker.c */
 struct worker_rpc;
@@ -370,6 +380,7 @@ struct chan_ops {
 #define CHAN_COUNT_SESSION	0x2	/* a session */
 	const char	*prefix;	/* of its handles */
 	size_t		 in_window;	/* input in flight at most */
+	size_t		 out_window;	/* output the worker may send ahead */
 
 	/* Hooks on one channel; any may be NULL. */
 	void	(*started)(struct chan *, json_t *);
@@ -398,6 +409,7 @@ extern const struct chan_ops chan_exec_ops, chan_session_ops, chan_put_ops,
 #define CHAN_RAW	0x80	/* get: raw data events */
 #define CHAN_SENT	0x100	/* the open reached a link */
 #define CHAN_STARTED	0x200	/* `started` seen */
+#define CHAN_FOREIGN	0x400	/* adopted, not made by this controller */
 struct chan {
 	struct worker	*worker;
 	uint32_t	 ch;
@@ -431,7 +443,7 @@ struct chan *chan_create(struct worker *, uint32_t, const struct chan_ops *);
 void	 chan_free(struct chan *);
 void	 chan_kinds_client_gone(struct client *);
 void	 chan_kinds_client_drained(struct client *);
-void	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
+int	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
 int	 chan_over_max(struct chan *);
 void	 chan_ack(struct chan *, int);
 void	 chan_consume(struct chan *, int, size_t);

@@ -4,6 +4,8 @@
  */
 #include <sys/time.h>
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +39,51 @@ util_rfc3339(time_t t, char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int	utf8_seqlen(uint8_t);
+
+/*
+ * s made safe to print on a terminal: printable ASCII and whole UTF-8
+ * characters stay; control bytes (C0, DEL, C1), stray bytes and "\\"
+ * become \xNN, so text a peer sent (a hostname, a label) cannot move
+ * the cursor or retitle the window. Caller frees.
+ */
+char *
+util_escape_terminal(const char *s)
+{
+	const uint8_t	*p = (const uint8_t *)s;
+	size_t		 len = strlen(s), i = 0, n;
+	char		*out, *o;
+	int		 valid;
+
+	out = o = xmalloc(len * 4 + 1);
+	while (i < len) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			*o++ = (char)p[i++];
+			continue;
+		}
+		n = p[i] >= 0xc2 ? (size_t)utf8_seqlen(p[i]) : 0;
+		if (n >= 2 && i + n <= len && util_utf8_complete(p + i, n,
+		    &valid) == n && valid && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			memcpy(o, p + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		o += sprintf(o, "\\x%02x", p[i++]);
+	}
+	*o = '\0';
+	return (out);
+}
+
+/* qsort/bsearch order of uint32_t. */
+int
+util_u32_cmp(const void *x, const void *y)
+{
+	uint32_t	a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a < b ? -1 : a > b);
 }
 
 /* Is s a valid worker id: 1 to 64 of A-Za-z0-9._- ? */
@@ -395,22 +442,68 @@ util_parse_hostport(const char *s, char **host, char **port)
 }
 
 /*
- * The control socket path when none is given: $SANDD_CONTROL, else
- * /run/sandd/control.sock for root, else /tmp/sandd-UID/control.sock.
+ * The control socket's path: $SANDD_CONTROL, else the built-in default
+ * (*builtin set): /run/sandd/control.sock for root; for other users
+ * $XDG_RUNTIME_DIR/sandd/control.sock, else /tmp/sandd-UID/control.sock.
  * Caller frees.
  */
 char *
-util_default_control_path(void)
+util_default_control_path(int *builtin)
 {
 	const char	*env;
 	char		*path;
 
+	*builtin = 0;
 	if ((env = getenv("SANDD_CONTROL")) != NULL && *env != '\0')
 		return (xstrdup(env));
+	*builtin = 1;
 	if (geteuid() == 0)
 		return (xstrdup("/run/sandd/control.sock"));
-	xasprintf(&path, "/tmp/sandd-%ld/control.sock", (long)geteuid());
+	if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && *env == '/')
+		xasprintf(&path, "%s/sandd/control.sock", env);
+	else
+		xasprintf(&path, "/tmp/sandd-%ld/control.sock",
+		    (long)geteuid());
 	return (path);
+}
+
+/*
+ * Is the folder of the control socket at path safe to use: a folder (not
+ * a link) owned by this user (or root) that nobody else may write into?
+ * With create, a missing folder is made (0700; 0755 for root). Another
+ * local user who made /tmp/sandd-UID first could otherwise stand in for
+ * the controller. 0, or -1 with *why.
+ */
+int
+util_control_dir_ok(const char *path, int create, char **why)
+{
+	struct stat	 sb;
+	char		*dir, *slash;
+	int		 r = -1;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir) {
+		free(dir);
+		return (0);
+	}
+	*slash = '\0';
+	if (create && mkdir(dir, geteuid() == 0 ? 0755 : 0700) == -1 &&
+	    errno != EEXIST)
+		xasprintf(why, "%s: %s", dir, strerror(errno));
+	else if (lstat(dir, &sb) == -1)
+		xasprintf(why, "%s: %s", dir, strerror(errno));
+	else if (!S_ISDIR(sb.st_mode))
+		xasprintf(why, "%s is not a folder", dir);
+	else if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		xasprintf(why, "%s belongs to uid %ld, not to this user", dir,
+		    (long)sb.st_uid);
+	else if (sb.st_mode & 022)
+		xasprintf(why, "%s may be written by others (mode %03o)", dir,
+		    (unsigned)(sb.st_mode & 0777));
+	else
+		r = 0;
+	free(dir);
+	return (r);
 }
 
 /* Parse a size with an optional K, M or G suffix (powers of 1024). */

@@ -685,9 +685,41 @@ test_hostport(void)
 	}
 }
 
+/* Text for a terminal: controls and stray bytes escaped, UTF-8 kept. */
+static void
+test_escape_terminal(void)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "" },
+		{ "a\x1b[2Jb", "a\\x1b[2Jb" },
+		{ "bell\x07", "bell\\x07" },
+		{ "del\x7f", "del\\x7f" },
+		{ "back\\slash", "back\\x5cslash" },
+		{ "caf\xc3\xa9", "caf\xc3\xa9" },
+		{ "c1\xc2\x9b", "c1\\xc2\\x9b" },
+		{ "nbsp\xc2\xa0", "nbsp\xc2\xa0" },
+		{ "stray\xff", "stray\\xff" },
+		{ "cut\xe2\x82", "cut\\xe2\\x82" },
+		{ "euro\xe2\x82\xac", "euro\xe2\x82\xac" },
+	};
+	size_t	 i;
+	char	*o;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		o = util_escape_terminal(cases[i].in);
+		CHECKF(strcmp(o, cases[i].out) == 0, "case %zu: %s", i, o);
+		free(o);
+	}
+}
+
 int
 main(void)
 {
+	test_escape_terminal();
 	test_utf8_exhaustive();
 	test_utf8_splits();
 	test_utf8_invalid();
