@@ -474,9 +474,12 @@ cgroup_pids(const char *dir)
 	return (pids);
 }
 
-/* Processes in the tracker group at dir and below it. */
+/*
+ * Walk the group at dir and those below it: the number of processes
+ * listed, each sent sig first unless sig is 0.
+ */
 static int
-cgroup_count_dir(const char *dir)
+cgroup_walk(const char *dir, int sig)
 {
 	DIR		*d;
 	struct dirent	*de;
@@ -485,8 +488,9 @@ cgroup_count_dir(const char *dir)
 	int		 n = 0, i;
 
 	if ((pids = cgroup_pids(dir)) != NULL) {
-		for (i = 0; pids[i] != -1; i++)
-			n++;
+		for (i = 0; pids[i] != -1; i++, n++)
+			if (sig != 0)
+				kill(pids[i], sig);
 		free(pids);
 	}
 	if ((d = opendir(dir)) == NULL)
@@ -495,7 +499,7 @@ cgroup_count_dir(const char *dir)
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		xasprintf(&sub, "%s/%s", dir, de->d_name);
-		n += cgroup_count_dir(sub);
+		n += cgroup_walk(sub, sig);
 		free(sub);
 	}
 	closedir(d);
@@ -508,35 +512,7 @@ cgroup_count(struct cgroup *cg)
 {
 	if (cg == NULL || cg->path[CG_TRACK] == NULL)
 		return (0);
-	return (cgroup_count_dir(cg->path[CG_TRACK]));
-}
-
-/* One SIGKILL pass over dir and the groups below it; processes seen. */
-static int
-cgroup_kill_pass(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	pid_t		*pids;
-	char		*sub;
-	int		 n = 0, i;
-
-	if ((pids = cgroup_pids(dir)) != NULL) {
-		for (i = 0; pids[i] != -1; i++, n++)
-			kill(pids[i], SIGKILL);
-		free(pids);
-	}
-	if ((d = opendir(dir)) == NULL)
-		return (n);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		xasprintf(&sub, "%s/%s", dir, de->d_name);
-		n += cgroup_kill_pass(sub);
-		free(sub);
-	}
-	closedir(d);
-	return (n);
+	return (cgroup_walk(cg->path[CG_TRACK], 0));
 }
 
 /*
@@ -553,13 +529,13 @@ cgroup_kill_dir(const char *dir)
 	if (cg_hier[CG_TRACK].version == 2 &&
 	    cgroup_write(dir, "cgroup.kill", "1") == 0) {
 		for (i = 0; i < CG_KILL_PASSES; i++) {
-			if (cgroup_count_dir(dir) == 0)
+			if (cgroup_walk(dir, 0) == 0)
 				return (0);
 			nanosleep(&ts, NULL);
 		}
 	}
 	for (i = 0; i < CG_KILL_PASSES; i++) {
-		if (cgroup_kill_pass(dir) == 0)
+		if (cgroup_walk(dir, SIGKILL) == 0)
 			return (0);
 		nanosleep(&ts, NULL);
 	}
@@ -692,7 +668,7 @@ cgroup_sweep(void)
 	int		 k, n;
 
 	if (cg_hier[CG_TRACK].version != 0 &&
-	    (n = cgroup_count_dir(cg_hier[CG_TRACK].base)) > 0) {
+	    (n = cgroup_walk(cg_hier[CG_TRACK].base, 0)) > 0) {
 		log_warnx("%s: ending %d processes left by an earlier worker "
 		    "%s", __func__, n, worker_opts.id);
 		cgroup_kill_dir(cg_hier[CG_TRACK].base);

@@ -647,7 +647,11 @@ struct workspace *workspace_ref(struct workspace *);
 void	 workspace_unref(struct workspace *);
 struct ns_init *workspace_ns(struct workspace *);
 struct cgroup *workspace_cgroup(struct workspace *);
-void	 workspace_ids(struct workspace *, uid_t *, gid_t *);
+int	 workspace_file_open(struct workspace *, const char *, int, int);
+int	 workspace_file_mkdirs(struct workspace *, const char *);
+struct stat;
+int	 workspace_file_lstat(struct workspace *, const char *, struct stat *);
+int	 workspace_file_give(struct workspace *, int);
 char	**workspace_env(struct workspace *, json_t *, const char *);
 uint64_t workspace_ooms(struct workspace *);
 

@@ -200,21 +200,13 @@ file_fd_allowed(int fd)
 	return (*real != '/' || file_inside(real));
 }
 
-/*
- * Open path for j: on the host, or as j's workspace sees it, with its
- * credentials (and, with writable, only a folder it may write in).
- */
+/* Open path for j: on the host, or in its workspace (as it sees it). */
 static int
 file_open_for(struct job *j, const char *path, int flags, int writable)
 {
-	int	fd, e;
-
 	if (j->ws == NULL)
 		return (open(path, flags));
-	fd = ns_file_open(workspace_ns(j->ws), path, flags, 0, writable, &e);
-	if (fd == -1)
-		errno = e;
-	return (fd);
+	return (workspace_file_open(j->ws, path, flags, writable));
 }
 
 /* A new transfer for job j. */
@@ -436,17 +428,6 @@ file_temp_create(struct file_xfer *x)
 	}
 #endif
 	return (file_temp_named(x));
-}
-
-/* A file the worker made in a workspace belongs to its root. */
-static int
-file_give(struct job *j, int fd)
-{
-	uid_t	uid;
-	gid_t	gid;
-
-	workspace_ids(j->ws, &uid, &gid);
-	return (fchown(fd, uid, gid));
 }
 
 /* Give the unnamed temp file the name name in the folder. */
@@ -697,9 +678,8 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		return;
 	}
 	if (j->ws != NULL && json_is_true(json_object_get(msg, "mkdir")) &&
-	    ns_file_mkdirs(workspace_ns(j->ws), x->dir, &e) == -1) {
-		file_fail(j, "io_error", e, "mkdir %s: %s", x->dir,
-		    strerror(e));
+	    workspace_file_mkdirs(j->ws, x->dir) == -1) {
+		file_fail_errno(j, errno, "mkdir");
 		return;
 	}
 	if (j->ws == NULL && json_is_true(json_object_get(msg, "mkdir"))) {
@@ -734,7 +714,7 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 		file_fail_errno(j, errno, NULL);
 		return;
 	}
-	if (j->ws != NULL && file_give(j, x->fd) == -1) {
+	if (j->ws != NULL && workspace_file_give(j->ws, x->fd) == -1) {
 		file_fail_errno(j, errno, "chown");
 		return;
 	}
@@ -1008,25 +988,6 @@ worker_file_open(struct job *j, json_t *msg)
 		file_get_open(j, x, msg);
 }
 
-/* lstat of path in ws (as it sees it); -1 with errno. */
-static int
-file_ws_lstat(struct workspace *ws, const char *path, struct stat *st)
-{
-	int	fd, e, r;
-
-	fd = ns_file_open(workspace_ns(ws), path, O_PATH | O_NOFOLLOW |
-	    O_CLOEXEC, 0, 0, &e);
-	if (fd == -1) {
-		errno = e;
-		return (-1);
-	}
-	r = fstat(fd, st);
-	e = errno;
-	close(fd);
-	errno = e;
-	return (r);
-}
-
 /* The stat RPC: what lstat says about a path. */
 void
 worker_file_stat(json_t *msg)
@@ -1053,8 +1014,8 @@ worker_file_stat(json_t *msg)
 		    "the worker's root %s", path, worker_opts.id, file_root());
 		return;
 	}
-	if ((ws != NULL ? file_ws_lstat(ws, path, &st) : lstat(path, &st)) ==
-	    -1) {
+	if ((ws != NULL ? workspace_file_lstat(ws, path, &st) :
+	    lstat(path, &st)) == -1) {
 		e = errno;
 		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
 		    path, worker_opts.id, strerror(e));

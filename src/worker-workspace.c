@@ -395,14 +395,6 @@ workspace_cgroup(struct workspace *ws)
 	return (ws->cg);
 }
 
-/* The host ids of root inside ws (files the worker makes for it). */
-void
-workspace_ids(struct workspace *ws, uid_t *uid, gid_t *gid)
-{
-	*uid = ws->init.uid;
-	*gid = ws->init.gid;
-}
-
 /*
  * The environment of what runs in ws: a clean one (nothing of the
  * worker's), the workspace's env, the request's env over it, TERM if
@@ -424,6 +416,59 @@ workspace_env(struct workspace *ws, json_t *env, const char *term)
 	envp = spawn_build_env(all, 1, term);
 	json_decref(all);
 	return (envp);
+}
+
+/*
+ * Open path as ws sees it, with its credentials (with writable: a folder
+ * it may write in). A descriptor, or -1 with errno.
+ */
+int
+workspace_file_open(struct workspace *ws, const char *path, int flags,
+    int writable)
+{
+	int	fd, e;
+
+	fd = ns_file_open(&ws->init, path, flags, 0, writable, &e);
+	if (fd == -1)
+		errno = e;
+	return (fd);
+}
+
+/* mkdir -p of path in ws; -1 with errno. */
+int
+workspace_file_mkdirs(struct workspace *ws, const char *path)
+{
+	int	e;
+
+	if (ns_file_mkdirs(&ws->init, path, &e) == -1) {
+		errno = e;
+		return (-1);
+	}
+	return (0);
+}
+
+/* lstat of path as ws sees it; -1 with errno. */
+int
+workspace_file_lstat(struct workspace *ws, const char *path,
+    struct stat *st)
+{
+	int	fd, e, r;
+
+	fd = workspace_file_open(ws, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd == -1)
+		return (-1);
+	r = fstat(fd, st);
+	e = errno;
+	close(fd);
+	errno = e;
+	return (r);
+}
+
+/* A file the worker made for ws belongs to its root. */
+int
+workspace_file_give(struct workspace *ws, int fd)
+{
+	return (fchown(fd, ws->init.uid, ws->init.gid));
 }
 
 /* How many processes ws's OOM killer has ended so far. */

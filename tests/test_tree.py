@@ -8,24 +8,12 @@ import signal
 import time
 
 import harness as h
+from test_workspace import pids_with
 
 
 def marker():
     return "%d.%06d" % (4000 + random.randint(0, 999),
                         random.randint(1, 999999))
-
-
-def pids_with(text):
-    found = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    if text.encode() in f.read():
-                        found.append(int(d))
-            except OSError:
-                pass
-    return found
 
 
 def escaping(m):
