@@ -10,7 +10,7 @@ set -eu
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
 libjansson-dev libwslay-dev libseccomp-dev libclang-rt-14-dev python3 python3-setuptools
 python3-wheel python3-venv socat mandoc openssl procps iproute2 tmux
-openssh-server openssh-client"
+openssh-server openssh-client asciinema"
 
 dry_run=0
 case "${1:-}" in

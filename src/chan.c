@@ -100,6 +100,7 @@ chan_free(struct chan *c)
 	evbuffer_free(c->in);
 	json_decref(c->open);
 	json_decref(c->end);
+	json_decref(c->owner);
 	free(c);
 }
 
@@ -238,27 +239,44 @@ chan_over_max(struct chan *c)
 }
 
 /*
+ * Move up to max bytes of stream s's output into dst (consuming them and
+ * acking); a UTF-8 character cut in two by max is left whole for the
+ * next taker. Returns how many moved.
+ */
+size_t
+chan_take_buffer(struct chan *c, int s, size_t max, struct evbuffer *dst)
+{
+	struct evbuffer_ptr	ptr;
+	size_t			len = evbuffer_get_length(c->out[s]), k;
+	uint8_t			tail[4];
+
+	if (len > max) {
+		k = max < sizeof tail ? max : sizeof tail;
+		evbuffer_ptr_set(c->out[s], &ptr, max - k, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(c->out[s], &ptr, tail, k);
+		k = util_utf8_cut(tail, k);
+		len = k < max ? max - k : max;
+	}
+	evbuffer_remove_buffer(c->out[s], dst, len);
+	chan_send_ack(c, s, 1);
+	return (len);
+}
+
+/*
  * Take up to max bytes of stream s's output for a reply (consuming it)
  * as a JSON object with the bytes under "stdout" or "stderr".
  */
 json_t *
 chan_take_output(struct chan *c, int s, size_t max)
 {
-	size_t	len = evbuffer_get_length(c->out[s]), whole;
-	json_t	*o;
-	int	valid;
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 len = chan_take_buffer(c, s, max, b);
+	json_t		*o;
 
-	if (len > max) {
-		/* Leave a character cut in two for the next taker whole. */
-		whole = util_utf8_complete(evbuffer_pullup(c->out[s],
-		    (ssize_t)max), max, &valid);
-		len = valid && whole > 0 ? whole : max;
-	}
 	o = json_object();
 	util_json_set_bytes(o, s == WIRE_ERR ? "stderr" : "stdout",
-	    evbuffer_pullup(c->out[s], (ssize_t)len), len);
-	evbuffer_drain(c->out[s], len);
-	chan_send_ack(c, s, 1);
+	    evbuffer_pullup(b, -1), len);
+	evbuffer_free(b);
 	return (o);
 }
 
@@ -467,6 +485,9 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 	/* Not one of ours (another controller's, or invented). */
 	if (!auth_handle_ok(server_worker_id(w), handle))
 		c->flags |= CHAN_FOREIGN;
+	/* Its owner, as stored on the worker; root's alone if not ours. */
+	else if (json_is_object(json_object_get(a, "owner")))
+		c->owner = json_incref(json_object_get(a, "owner"));
 	if (json_is_true(json_object_get(a, "stdin_open")))
 		c->flags |= CHAN_STDIN_OPEN;
 	if (ops->adopt(c, a) != 0) {

@@ -64,8 +64,9 @@ session_create(struct chan *c)
 }
 
 /*
- * The started session named in r's "session" field; NULL after replying
- * no_such_session.
+ * The started session named in r's "session" field, if r's client may
+ * see it; NULL after replying no_such_session (another uid's session is
+ * not there, for it) or denied (a worker its rule no longer covers).
  */
 struct session *
 session_get(struct req *r)
@@ -73,8 +74,15 @@ session_get(struct req *r)
 	const char	*id = req_string(r, "session");
 	struct session	*s;
 
-	if ((s = session_find(id)) == NULL || !s->started) {
+	if ((s = session_find(id)) == NULL || !s->started ||
+	    !control_acl_owns(r->client, s->c->owner)) {
 		req_error(r, "no_such_session", "no session '%s'", id);
+		return (NULL);
+	}
+	if (!control_acl_covers_id(r->client, s->worker)) {
+		server_stats.denied++;
+		req_error(r, "denied", "the access rules do not cover worker "
+		    "'%s' of session %s", s->worker, s->id);
 		return (NULL);
 	}
 	return (s);
@@ -120,6 +128,15 @@ session_consume(struct session *s)
 	chan_ack(s->c, 0);
 }
 
+/* May cl see session s (its own, on a worker its rule covers)? */
+static int
+session_visible(struct client *cl, void *arg)
+{
+	struct session	*s = arg;
+
+	return (control_acl_visible(cl, s->worker, s->c->owner));
+}
+
 /* Tell subscribers about the session. */
 static void
 session_announce(struct session *s, const char *state)
@@ -128,7 +145,7 @@ session_announce(struct session *s, const char *state)
 
 	ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "session", "session",
 	    s->id, "worker", s->worker, "state", state);
-	control_broadcast_event(TOPIC_SESSIONS, ev);
+	control_broadcast_event(TOPIC_SESSIONS, ev, session_visible, s);
 	json_decref(ev);
 }
 
@@ -172,6 +189,7 @@ session_mark_exited(struct session *s, json_t *info)
 static void
 session_pump(struct session *s)
 {
+	record_feed(s);
 	run_feed(s);
 	if ((s->c->flags & CHAN_ENDED) && !s->exited)
 		session_mark_exited(s, s->c->end);
@@ -215,6 +233,7 @@ session_free(struct session *s)
 	run_gone(s, err);
 	json_decref(err);
 	attach_free_all(s);
+	record_stop(s);
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
 	json_decref(s->signal);
@@ -255,6 +274,7 @@ session_started(struct session *s, json_t *msg)
 	/* It runs: never send the open again. */
 	json_decref(s->c->open);
 	s->c->open = NULL;
+	record_start(s);
 	session_answer_open(s, NULL);
 	session_announce(s, "opened");
 	session_pump(s);
@@ -355,7 +375,8 @@ session_adopt(struct chan *c, json_t *a)
 	if (json_is_true(json_object_get(a, "exited"))) {
 		s->announced = 1;
 		session_set_status(s, a);
-	}
+	} else
+		record_start(s);
 	return (0);
 }
 
@@ -384,7 +405,7 @@ control_session_open(struct req *r)
 	const char	*term = req_string(r, "term");
 	const char	**f;
 	static const char *pass[] = { "cmd", "argv", "env", "cwd", "user",
-	    NULL };
+	    "workspace", NULL };
 	struct chan	*c;
 	struct session	*s;
 
@@ -396,6 +417,7 @@ control_session_open(struct req *r)
 	for (f = pass; *f != NULL; f++)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
+	json_object_set_new(open, "owner", req_owner(r));
 	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_session_ops, open);
 	json_decref(open);
@@ -445,6 +467,7 @@ session_resize_done(struct req *r, json_t *res)
 	    (s = session_find(req_string(r, "session"))) != NULL) {
 		s->rows = (int)json_integer_value(json_object_get(res, "rows"));
 		s->cols = (int)json_integer_value(json_object_get(res, "cols"));
+		record_resize(s);
 	}
 	req_rpc_forward(r, res);
 }
@@ -532,6 +555,8 @@ control_session_list(struct req *r)
 		if (!s->started)
 			continue;
 		if (worker != NULL && strcmp(worker, s->worker) != 0)
+			continue;
+		if (!session_visible(r->client, s))
 			continue;
 		json_array_append_new(list, session_json(s));
 	}

@@ -9,6 +9,7 @@
 
 struct sconn;
 struct srun;
+struct record;
 
 struct session {
 	struct chan	*c;
@@ -28,6 +29,7 @@ struct session {
 	int		 cols;
 	char		 created[32];
 	int		 shell_ready;	/* stty -echo sent (session.run) */
+	struct record	*rec;		/* --record */
 	TAILQ_HEAD(, sconn) conns;
 	TAILQ_HEAD(, srun) runs;
 	TAILQ_ENTRY(session) entry;
@@ -53,6 +55,12 @@ void		 attach_free_all(struct session *);
 int		 attach_min(struct session *, uint64_t *);
 void		 attach_client_gone(struct client *);
 void		 attach_client_drained(struct client *);
+
+/* control-record.c */
+void		 record_start(struct session *);
+void		 record_feed(struct session *);
+void		 record_resize(struct session *);
+void		 record_stop(struct session *);
 
 /* control-run.c */
 void		 run_feed(struct session *);

@@ -32,7 +32,8 @@ control_workspace_pass(struct req *r, json_t *open)
 	if ((v = req_field(r, "workspace")) == NULL)
 		return;
 	json_object_set(open, "workspace", v);
-	json_object_set_new(open, "owner", req_owner(r));
+	if (json_object_get(open, "owner") == NULL)
+		json_object_set_new(open, "owner", req_owner(r));
 }
 
 /* A worker's answer, with the worker's id added to an ok reply. */
@@ -111,7 +112,9 @@ ws_list_done(struct req *r, json_t *res)
 	size_t		 i;
 
 	json_array_foreach(json_object_get(res, "workspaces"), i, v)
-		json_array_append(l->list, v);
+		if (control_acl_visible(r->client, json_string_value(
+		    json_object_get(v, "worker")), json_object_get(v, "owner")))
+			json_array_append(l->list, v);
 	if (--l->pending == 0)
 		req_reply(r, json_pack("{s:O}", "workspaces", l->list));
 }

@@ -75,11 +75,12 @@ job_tree_started(struct job *j, struct spawn_req *sr)
 
 /* The environment of the job: its workspace's, or as on the host. */
 char **
-job_tree_env(struct job *j, json_t *env, int clear, const char *term)
+job_tree_env(struct job *j, json_t *env, int clear, const char *term,
+    const char *user)
 {
 	if (j->ws != NULL)
 		return (workspace_env(j->ws, env, term));
-	return (spawn_build_env(env, clear, term));
+	return (spawn_build_env(env, clear, term, user));
 }
 
 /* End every process of the job, wherever it went. */

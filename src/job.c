@@ -86,6 +86,23 @@ job_find_handle(const char *handle)
 	return (NULL);
 }
 
+/*
+ * How many jobs of kind, but except, started a process: with live, only
+ * those whose process still runs. For the worker's caps.
+ */
+int
+job_count(int kind, const struct job *except, int live)
+{
+	struct job	*j;
+	int		 n = 0;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (j != except && j->kind == kind && j->started_pid > 0 &&
+		    (!live || j->pid > 0))
+			n++;
+	return (n);
+}
+
 /* Stop reading stream s and close its descriptor (not a shared stdin). */
 void
 job_close_stream(struct job *j, int s)
@@ -136,6 +153,7 @@ job_free(struct job *j)
 	if (j->kill_ev != NULL)
 		event_free(j->kill_ev);
 	json_decref(j->end);
+	json_decref(j->owner);
 	free(j);
 }
 
@@ -535,6 +553,9 @@ job_open(uint32_t ch, json_t *open)
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	/* Kept for a controller that restarts: who may see it. */
+	if (json_is_object(json_object_get(open, "owner")))
+		j->owner = json_incref(json_object_get(open, "owner"));
 	job_kinds[kind](j, open);
 }
 
@@ -678,6 +699,8 @@ job_list_json(void)
 			    json_string(j->handle));
 		if (j->in_fd != -1 && !j->in_eof_set)
 			json_object_set_new(a, "stdin_open", json_true());
+		if (j->owner != NULL)
+			json_object_set(a, "owner", j->owner);
 		if (j->ops != NULL && j->ops->describe != NULL)
 			j->ops->describe(j, a);
 		json_array_append_new(list, a);

@@ -56,7 +56,7 @@ struct job {
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
 	pid_t			 pid;
-	pid_t			 started_pid;	/* for `started` after a cut */
+	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
 	double			 kill_grace;
 	size_t			 granted;	/* output window, 0: ours */
@@ -74,6 +74,7 @@ struct job {
 	uint64_t		 in_eof_at;
 
 	json_t			*end;
+	json_t			*owner;		/* who asked, as sent */
 	struct workspace	*ws;		/* where it runs, NULL: host */
 	uint64_t		 ws_ooms;	/* its OOM kills at the start */
 	struct cgroup		*cg;		/* its group, see job-tree.c */
@@ -85,6 +86,7 @@ struct job {
 
 /* job.c */
 struct job	*job_find_handle(const char *);
+int		 job_count(int, const struct job *, int);
 void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);
@@ -101,7 +103,8 @@ void		 job_terminate(struct job *);
 /* job-tree.c */
 int		 job_tree_prepare(struct job *, json_t *, struct spawn_req *);
 void		 job_tree_started(struct job *, struct spawn_req *);
-char		**job_tree_env(struct job *, json_t *, int, const char *);
+char		**job_tree_env(struct job *, json_t *, int, const char *,
+		     const char *);
 void		 job_tree_kill(struct job *);
 const char	*job_tree_reason(struct job *, int, const char *);
 void		 job_tree_free(struct job *);

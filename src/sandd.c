@@ -201,6 +201,23 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Print the counters as JSON instead of NAME VALUE lines.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
+	{ "audit", client_audit,
+	  "[options] FILE  (- for stdin)",
+	  "show the controller's audit file (serve --audit)",
+	  "  -w, --worker ID\n"
+	  "      Only the records about this worker.\n"
+	  "  -u, --uid UID\n"
+	  "      Only the requests of this uid (a number or a user name).\n"
+	  "  -s, --since TIME\n"
+	  "      Only the records from TIME on: an RFC 3339 UTC time (or\n"
+	  "      its start, as 2024-05-01), or a time ago, as 30s, 10m,\n"
+	  "      2h or 7d. Default: all.\n"
+	  "  --json\n"
+	  "      Print the records as the JSON lines they are instead of\n"
+	  "      one readable line each.\n"
+	  "  -h, --help\n"
+	  "      Print this help and exit.\n",
+	  SANDD_CMD_CLIENT },
 	{ "ctl", client_ctl,
 	  "[options]  (JSON request lines on stdin)",
 	  "send JSON requests from stdin, print replies",
@@ -324,7 +341,7 @@ static const struct opt_spec worker_specs[] = {
 	{ "root", 0, OPT_STRING, WO(root), 0, 0, "DIR", NULL,
 	  "file operations only below DIR" },
 	{ "allow", 0, OPT_LIST, WO(allow), 0, 0, "'PROGRAM [GLOB]...'", NULL,
-	  "run only commands that match (repeatable)" },
+	  "run only this program with these arguments (repeatable)" },
 	{ "allow-env", 0, OPT_LIST, WO(allow_env), 0, 0, "NAME", NULL,
 	  "with --allow: env names a request may set (repeatable)" },
 	{ "isolate", 0, OPT_FLAG, WO(isolate), 0, 0, NULL, NULL,
@@ -416,10 +433,6 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
 		opts_bad("serve", "--tls-client-ca needs --tls-cert");
-	/* TODO(main): each goes as its feature lands. */
-	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
-	    o->max_conns != 0 || o->audit != NULL || o->record != NULL)
-		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
 }
@@ -475,10 +488,6 @@ sandd_worker(int argc, char **argv)
 		    "A-Za-z0-9._-, not . or ..)", o->id);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
-	/* TODO(main): each goes as its feature lands. */
-	if (json_array_size(o->allow_env) != 0 || o->allow_setid ||
-	    o->max_jobs != 0 || o->max_sessions != 0)
-		opts_bad("worker", "an option given is not supported yet");
 	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());
 }

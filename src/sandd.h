@@ -158,8 +158,13 @@ int	 util_u32_cmp(const void *, const void *);
 char	*util_escape_terminal(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
+size_t	 util_utf8_lossy(const uint8_t *, size_t, struct evbuffer *, int);
 json_t	*util_bytes_json(const void *, size_t);
 int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
+int	 util_buffer_utf8_valid(struct evbuffer *);
+size_t	 util_utf8_cut(const uint8_t *, size_t);
+void	 util_json_escape_buffer(struct evbuffer *, size_t, struct evbuffer *);
+void	 util_base64_buffer(struct evbuffer *, size_t, struct evbuffer *);
 int	 util_json_get_bytes(json_t *, const char *, struct evbuffer *,
 	     char **);
 char	*util_base64(const void *, size_t);
@@ -330,6 +335,8 @@ struct server_stats {
 	uint64_t	 bytes_out;
 	uint64_t	 auth_failures;
 	uint64_t	 handshakes_refused;
+	uint64_t	 denied;	/* by the control socket's rules */
+	uint64_t	 rate_limited;
 	json_t		*errors;
 };
 extern struct server_stats server_stats;
@@ -345,6 +352,9 @@ int	 server_metrics_allowed(struct http_msg *);
 /* server-worker.c */
 struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
+json_t	*server_worker_labels(struct worker *);
+const char *server_worker_addr(struct worker *);
+const char *server_worker_why(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
 	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
@@ -415,7 +425,8 @@ struct chan {
 	uint32_t	 ch;
 	const struct chan_ops *ops;
 	int		 flags;
-	struct req	*req;		/* owner, NULL when detached */
+	struct req	*req;		/* its request, NULL when detached */
+	json_t		*owner;		/* uid and controller, as sent */
 	char		 handle[40];	/* exec handle or session id */
 	json_t		*open;		/* the open message, for resend */
 	json_t		*end;		/* the worker's end message */
@@ -463,6 +474,7 @@ void	 chan_release(struct chan *);
 struct chan *chan_adopt(struct worker *, uint32_t, json_t *);
 struct chan *chan_find_handle(const char *, const struct chan_ops *);
 json_t	*chan_take_output(struct chan *, int, size_t);
+size_t	 chan_take_buffer(struct chan *, int, size_t, struct evbuffer *);
 size_t	 chan_event_bytes(json_t *, const char *, struct chan *, int,
 	     const uint8_t *, size_t, int);
 
@@ -473,6 +485,8 @@ int	 control_client_dead(struct client *);
 int	 control_client_writable(struct client *);
 void	 control_client_send(struct client *, json_t *);
 void	 control_client_send_raw(struct client *, json_t *, struct evbuffer *);
+void	 control_client_send_stream(struct client *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 control_client_subscribe(struct client *, int);
 void	 control_client_set_sink(struct client *, struct chan *);
 void	 control_client_sink_gone(struct chan *);
@@ -483,7 +497,9 @@ int	 control_listen(const char *, int, char **);
 void	 control_close(void);
 size_t	 control_client_count(void);
 long	 control_client_uid(struct client *);
-void	 control_broadcast_event(int, json_t *);
+const struct compat_peer *control_client_peer(struct client *);
+void	 control_broadcast_event(int, json_t *,
+	     int (*)(struct client *, void *), void *);
 #define TOPIC_WORKERS	0x1
 #define TOPIC_SESSIONS	0x2
 /* The control line splitter: pure, see control.c. */
@@ -533,6 +549,7 @@ struct req {
 #define REQ_WAIT	0x4	/* a `wait` op */
 #define REQ_EXPIRED	0x8	/* its deadline passed */
 #define REQ_MISS_OK	0x10	/* ENOENT is an answer, not an error */
+#define REQ_AUDIT	0x20	/* its end goes to the audit file */
 	struct client	*client;
 	json_t		*id;		/* echoed, may be NULL */
 	json_t		*msg;		/* the request */
@@ -555,6 +572,8 @@ void	 req_add_chan(struct req *, struct chan *);
 void	 req_remove_chan(struct chan *);
 void	 req_event(struct req *, json_t *);
 void	 req_reply(struct req *, json_t *);
+void	 req_reply_stream(struct req *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 req_error(struct req *, const char *, const char *, ...)
 	     __attribute__((format(printf, 3, 4)));
 void	 req_error_json(struct req *, json_t *);
@@ -584,6 +603,39 @@ void	 req_foreach(void (*)(struct req *, void *), void *);
 int	 control_cmd_command(struct req *, int);
 void	 control_cmd_dispatch(struct client *, json_t *, const char *);
 void	 control_cmd_init(void);
+
+/* control-acl.c */
+#define ACL_VIEW	0x1	/* hello, workers, wait, subscribe, lists */
+#define ACL_EXEC	0x2	/* exec and its handles */
+#define ACL_SESSION	0x4
+#define ACL_FILES	0x8
+#define ACL_WORKSPACE	0x10
+#define ACL_ALL		0x1f
+#define ACL_WS_ONLY	0x100	/* rule: work only inside a workspace */
+int	 control_acl_load(const char *, char **);
+void	 control_acl_free(void);
+int	 control_acl_privileged(struct client *);
+int	 control_acl_covers(struct client *, struct worker *);
+int	 control_acl_covers_id(struct client *, const char *);
+int	 control_acl_owns(struct client *, json_t *);
+int	 control_acl_visible(struct client *, const char *, json_t *);
+int	 control_acl_check(struct req *, int);
+
+/* control-limit.c */
+int	 control_limit_parse_rate(const char *, char **);
+void	 control_limit_count(struct req *);
+int	 control_limit_rate(struct req *);
+int	 control_limit_inflight(struct req *);
+void	 control_limit_metrics(struct evbuffer *);
+void	 control_limit_free(void);
+
+/* control-audit.c */
+int	 control_audit_open(const char *, char **);
+void	 control_audit_reopen(void);
+void	 control_audit_close(void);
+void	 control_audit_request(struct req *, json_t *, json_t *);
+void	 control_audit_worker(const char *, const char *, const char *,
+	     const char *);
 
 /* control-exec.c */
 void	 control_exec_cmd(struct req *);
@@ -648,7 +700,8 @@ void	 workspace_unref(struct workspace *);
 struct ns_init *workspace_ns(struct workspace *);
 struct cgroup *workspace_cgroup(struct workspace *);
 int	 workspace_file_open(struct workspace *, const char *, int, int);
-int	 workspace_file_mkdirs(struct workspace *, const char *);
+int	 workspace_file_parent(struct workspace *, const char *, int, char **,
+	     char **);
 struct stat;
 int	 workspace_file_lstat(struct workspace *, const char *, struct stat *);
 int	 workspace_file_give(struct workspace *, int);
@@ -664,6 +717,14 @@ void	 worker_session_close(json_t *);
 /* worker-file.c */
 void	 worker_file_stat(json_t *);
 
+/* worker-path.c */
+int	 path_init(char **);
+const char *path_root(void);
+const char *path_root_real(void);
+int	 path_outside(int);
+int	 path_open(const char *, int, mode_t);
+int	 path_open_parent(const char *, int, int, char **, char **);
+
 /* job.c */
 void	 job_init(void);
 void	 job_free_all(void);
@@ -676,7 +737,13 @@ void	 job_link_writable(void);
 json_t	*job_list_json(void);
 void	 job_shutdown(void);
 
+/* worker-policy.c */
+int	 policy_init(char **);
+int	 policy_files_allowed(char **);
+int	 policy_command_allowed(char **, json_t *, char **);
+
 /* spawn.c */
+#define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
 	char		**envp;
@@ -703,12 +770,11 @@ struct spawn_req {
 	int		 cg_fds[4];
 	int		 ncg;
 };
-int	 spawn_allowed(const char *, const char *);
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
-char	**spawn_build_env(json_t *, int, const char *);
+char	**spawn_build_env(json_t *, int, const char *, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
 
@@ -796,6 +862,9 @@ int	 client_attach(int, char **);
 
 /* client-cp.c */
 int	 client_cp(int, char **);
+
+/* client-audit.c */
+int	 client_audit(int, char **);
 
 /* client-workspace.c */
 int	 client_workspace_cmd(int, char **);

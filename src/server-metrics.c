@@ -56,6 +56,10 @@ static const struct counter {
 	    "handshakes.", &server_stats.auth_failures, NULL },
 	{ "handshakes_refused", "handshakes_refused_total", 0, "Handshakes "
 	    "sent 503.", &server_stats.handshakes_refused, NULL },
+	{ "denied", "denied_total", 0, "Control requests refused by the "
+	    "access rules.", &server_stats.denied, NULL },
+	{ "rate_limited", "rate_limited_total", 0, "Control requests over "
+	    "the rate limit.", &server_stats.rate_limited, NULL },
 };
 
 static uint64_t
@@ -133,6 +137,7 @@ server_metrics(void)
 	json_object_foreach(server_stats.errors, code, v)
 		evbuffer_add_printf(b, "sandd_errors_total{code=\"%s\"} %lld\n",
 		    code, (long long)json_integer_value(v));
+	control_limit_metrics(b);
 	len = evbuffer_get_length(b);
 	out = xmalloc(len + 1);
 	evbuffer_remove(b, out, len);

@@ -21,6 +21,7 @@ struct worker {
 	json_t		*labels;
 	char		 boot[40];
 	char		 addr[64];
+	char		 why[128];	/* its last link went: why */
 	time_t		 connected_at;
 
 	int		 state;
@@ -134,6 +135,27 @@ const char *
 server_worker_id(struct worker *w)
 {
 	return (w->id);
+}
+
+/* The labels the worker claimed (an object; not a new reference). */
+json_t *
+server_worker_labels(struct worker *w)
+{
+	return (w->labels);
+}
+
+/* Where its last link came from, as host:port. */
+const char *
+server_worker_addr(struct worker *w)
+{
+	return (w->addr);
+}
+
+/* Why its last link ended ("" while it has never lost one). */
+const char *
+server_worker_why(struct worker *w)
+{
+	return (w->why);
 }
 
 int
@@ -331,6 +353,8 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	    ops->out_window));
 	json_object_set_new(msg, "handle", json_string(c->handle));
 	c->open = json_incref(msg);
+	if (json_is_object(json_object_get(msg, "owner")))
+		c->owner = json_incref(json_object_get(msg, "owner"));
 	if (w->state == WORKER_CONNECTED) {
 		server_worker_send(w, msg);
 		c->flags |= CHAN_SENT;
@@ -393,6 +417,7 @@ worker_link_lost(struct worker *w, const char *why)
 	struct timeval	tv = { serve_opts.resume_window, 0 };
 
 	log_warnx("worker %s (%s): link lost: %s", w->id, w->addr, why);
+	snprintf(w->why, sizeof w->why, "%s", why);
 	w->ws = NULL;
 	worker_set_state(w, WORKER_AWAY);
 	evtimer_add(w->timer, &tv);
@@ -509,6 +534,7 @@ static void
 link_refuse(struct link *l, const char *why)
 {
 	log_warnx("%s: refused: %s", l->addr, why);
+	control_audit_worker("worker.refused", l->id, l->addr, why);
 	ws_conn_close(l->ws, 1008, why);
 }
 

@@ -175,6 +175,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	struct http_answer	 a;
 	struct worker_auth	 wa;
 	char			*esc;
+	const char		*why;
 
 	if (handshake_page(hs, m))
 		return;
@@ -190,11 +191,12 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	}
 	if (auth_admit(hs->bev, &u, &wa, &a) != 0) {
 		server_stats.auth_failures++;
+		why = a.status == 401 ? (u.token == NULL ? "no token" :
+		    "wrong token") : a.status == 409 ? "id in use, no proof of "
+		    "being that worker" : "certificate names another id";
 		log_warnx("%s: %s: worker %s refused: %d %s", __func__,
-		    hs->addr, u.id, a.status, a.status == 401 ? (u.token ==
-		    NULL ? "no token" : "wrong token") : a.status == 409 ?
-		    "id in use, no proof of being that worker" :
-		    "certificate names another id");
+		    hs->addr, u.id, a.status, why);
+		control_audit_worker("worker.refused", u.id, hs->addr, why);
 		handshake_answer(hs, &a);
 		return;
 	}
@@ -350,27 +352,42 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(hs->bev, EV_READ | EV_WRITE);
 }
 
+/* SIGHUP: read the grants and the rules again, reopen the audit file. */
 static void
-server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+server_reload(void)
 {
 	char	*cause;
 
-	if (sig == SIGHUP) {
-		if (serve_opts.metrics_token_file != NULL &&
-		    server_metrics_load_token(serve_opts.metrics_token_file,
-		    &cause) != 0) {
-			log_warnx("SIGHUP: %s (keeping the old token)", cause);
-			free(cause);
-		}
-		if (serve_opts.token_file == NULL)
-			return;
+	if (serve_opts.metrics_token_file != NULL &&
+	    server_metrics_load_token(serve_opts.metrics_token_file,
+	    &cause) != 0) {
+		log_warnx("SIGHUP: %s (keeping the old token)", cause);
+		free(cause);
+	}
+	if (serve_opts.token_file != NULL) {
 		if (auth_load_grants(serve_opts.token_file, &cause) != 0) {
 			log_warnx("SIGHUP: %s (keeping the old grants)", cause);
 			free(cause);
-			return;
+		} else {
+			log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
+			server_worker_recheck_grants();
 		}
-		log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
-		server_worker_recheck_grants();
+	}
+	if (serve_opts.acl != NULL) {
+		if (control_acl_load(serve_opts.acl, &cause) != 0) {
+			log_warnx("SIGHUP: %s (keeping the old rules)", cause);
+			free(cause);
+		} else
+			log_warnx("SIGHUP: re-read %s", serve_opts.acl);
+	}
+	control_audit_reopen();
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+{
+	if (sig == SIGHUP) {
+		server_reload();
 		return;
 	}
 	log_info("%s: signal %d, stopping", __func__, (int)sig);
@@ -449,6 +466,38 @@ server_listen(const char *hostport, int metrics, char **cause)
 	return (0);
 }
 
+/*
+ * What several tenants share the controller by: the access rules, the
+ * rate, the audit file and the recordings' folder. -1 with *cause.
+ */
+static int
+server_open_tenancy(char **cause)
+{
+	struct stat	sb;
+
+	if (serve_opts.acl != NULL &&
+	    control_acl_load(serve_opts.acl, cause) != 0)
+		return (-1);
+	if (serve_opts.rate != NULL &&
+	    control_limit_parse_rate(serve_opts.rate, cause) != 0)
+		return (-1);
+	if (serve_opts.audit != NULL &&
+	    control_audit_open(serve_opts.audit, cause) != 0)
+		return (-1);
+	if (serve_opts.record == NULL)
+		return (0);
+	if (stat(serve_opts.record, &sb) == -1) {
+		xasprintf(cause, "--record %s: %s", serve_opts.record,
+		    strerror(errno));
+		return (-1);
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		xasprintf(cause, "--record %s: not a folder", serve_opts.record);
+		return (-1);
+	}
+	return (0);
+}
+
 /* Run the controller until a signal stops it. */
 int
 server_main(void)
@@ -487,6 +536,11 @@ server_main(void)
 		return (1);
 	}
 	auth_init(serve_opts.state_dir);
+	if (server_open_tenancy(&cause) != 0) {
+		fprintf(stderr, "sandd serve: %s\n", cause);
+		free(cause);
+		return (1);
+	}
 	control_cmd_init();
 	if (control_listen(serve_opts.control, serve_opts.control_mode,
 	    &cause) != 0) {
@@ -514,6 +568,9 @@ server_main(void)
 	if (server_tls != NULL)
 		SSL_CTX_free(server_tls);
 	auth_free();
+	control_acl_free();
+	control_limit_free();
+	control_audit_close();
 	json_decref(server_stats.errors);
 	event_base_free(ev_base);
 	log_info("stopped");

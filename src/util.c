@@ -190,6 +190,57 @@ util_utf8_complete(const uint8_t *buf, size_t len, int *valid)
 	return (len);
 }
 
+/*
+ * How many of the last bytes of p (n of them) are the start of a UTF-8
+ * character that goes on past them: 0 when p ends on a boundary.
+ */
+size_t
+util_utf8_cut(const uint8_t *p, size_t n)
+{
+	size_t	k;
+	int	len;
+
+	for (k = 1; k <= n && k <= 3; k++) {
+		if ((p[n - k] & 0xc0) == 0x80)
+			continue;	/* a continuation byte: look further */
+		len = utf8_seqlen(p[n - k]);
+		return (len > (int)k ? k : 0);
+	}
+	return (0);
+}
+
+/*
+ * Append buf to out as valid UTF-8: each byte that starts no valid
+ * sequence becomes U+FFFD. An incomplete sequence at the end is left
+ * (unless final); returns how many bytes were taken.
+ */
+size_t
+util_utf8_lossy(const uint8_t *buf, size_t len, struct evbuffer *out,
+    int final)
+{
+	size_t	i = 0, run = 0;
+	int	n;
+
+	while (i < len) {
+		n = utf8_seqlen(buf[i]);
+		if (n == 1 || (n > 1 && i + (size_t)n <= len &&
+		    utf8_seq_ok(buf + i, n))) {
+			i += (size_t)n;
+			run += (size_t)n;
+			continue;
+		}
+		evbuffer_add(out, buf + i - run, run);
+		run = 0;
+		if (n > 1 && i + (size_t)n > len && !final &&
+		    utf8_seq_ok(buf + i, (int)(len - i)))
+			return (i);	/* the rest comes with the next bytes */
+		evbuffer_add(out, "\xef\xbf\xbd", 3);
+		i++;
+	}
+	evbuffer_add(out, buf + i - run, run);
+	return (len);
+}
+
 /* Are these bytes valid UTF-8? */
 int
 util_utf8_valid(const uint8_t *buf, size_t len)
@@ -229,6 +280,108 @@ util_json_set_bytes(json_t *obj, const char *name, const void *p, size_t len)
 	json_object_set_new(obj, key, json_string(b64));
 	free(b64);
 	return (0);
+}
+
+/* Are the bytes of b valid, whole UTF-8? Reads the chains in place. */
+int
+util_buffer_utf8_valid(struct evbuffer *b)
+{
+	struct evbuffer_iovec	*v;
+	const uint8_t		*p;
+	uint8_t			 tmp[4];
+	size_t			 carry = 0, n, whole;
+	int			 nv, i, valid = 1;
+
+	nv = evbuffer_peek(b, -1, NULL, NULL, 0);
+	v = xcalloc((size_t)nv + 1, sizeof *v);
+	nv = evbuffer_peek(b, -1, NULL, v, nv);
+	for (i = 0; i < nv && valid; i++) {
+		p = v[i].iov_base;
+		n = v[i].iov_len;
+		/* A character cut between chains: finish it first. */
+		while (carry > 0 && n > 0 && valid) {
+			tmp[carry++] = *p++;
+			n--;
+			whole = util_utf8_complete(tmp, carry, &valid);
+			if (whole == carry)
+				carry = 0;
+			else if (carry == sizeof tmp)
+				valid = 0;
+		}
+		if (!valid)
+			break;
+		if (carry > 0)
+			continue;	/* this chain only went on with it */
+		whole = util_utf8_complete(p, n, &valid);
+		carry = n - whole;
+		if (carry >= sizeof tmp)
+			valid = 0;
+		else
+			memcpy(tmp, p + whole, carry);
+	}
+	free(v);
+	return (valid && carry == 0);
+}
+
+/*
+ * Move len bytes of src to out as the text of a JSON string (without
+ * the quotes), escaped as jansson does: \", \\, the short escapes, other
+ * control bytes as \u00XX; the rest as it is.
+ */
+void
+util_json_escape_buffer(struct evbuffer *src, size_t len, struct evbuffer *out)
+{
+	struct evbuffer_iovec	 v;
+	const uint8_t		*p, *run;
+	size_t			 n;
+
+	while (len > 0) {
+		if (evbuffer_peek(src, (ev_ssize_t)len, NULL, &v, 1) < 1)
+			break;
+		n = v.iov_len < len ? v.iov_len : len;
+		p = run = v.iov_base;
+		for (; p < (const uint8_t *)v.iov_base + n; p++) {
+			if (*p >= 0x20 && *p != '"' && *p != '\\')
+				continue;
+			evbuffer_add(out, run, (size_t)(p - run));
+			switch (*p) {
+			case '"':  evbuffer_add(out, "\\\"", 2); break;
+			case '\\': evbuffer_add(out, "\\\\", 2); break;
+			case '\b': evbuffer_add(out, "\\b", 2); break;
+			case '\f': evbuffer_add(out, "\\f", 2); break;
+			case '\n': evbuffer_add(out, "\\n", 2); break;
+			case '\r': evbuffer_add(out, "\\r", 2); break;
+			case '\t': evbuffer_add(out, "\\t", 2); break;
+			default:
+				evbuffer_add_printf(out, "\\u%04X", *p);
+			}
+			run = p + 1;
+		}
+		evbuffer_add(out, run, (size_t)(p - run));
+		evbuffer_drain(src, n);
+		len -= n;
+	}
+}
+
+/*
+ * Move len bytes of src to out as base64 (len a multiple of 3 unless
+ * these are the last bytes).
+ */
+void
+util_base64_buffer(struct evbuffer *src, size_t len, struct evbuffer *out)
+{
+	struct evbuffer_iovec	 v;
+	unsigned char		*p;
+	size_t			 n = (len + 2) / 3 * 4;
+
+	if (len == 0)
+		return;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)n + 1, &v, 1) < 1)
+		fatalx("%s: evbuffer_reserve_space", __func__);
+	p = evbuffer_pullup(src, (ev_ssize_t)len);
+	v.iov_len = (size_t)EVP_EncodeBlock(v.iov_base, p, (int)len);
+	evbuffer_commit_space(out, &v, 1);
+	evbuffer_drain(src, len);
 }
 
 /* Strict base64: the alphabet, and '=' only as the last one or two. */

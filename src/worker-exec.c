@@ -166,11 +166,11 @@ worker_exec_open(struct job *j, json_t *open)
 		j->kill_grace = json_number_value(v);
 	if (json_is_true(json_object_get(open, "detached")))
 		j->flags |= JOB_DETACHED;
-	if (!spawn_allowed(json_string_value(json_object_get(open, "cmd")),
-	    json_string_value(json_array_get(json_object_get(open, "argv"),
-	    0)))) {
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
+	if (worker_opts.max_jobs > 0 &&
+	    job_count(CHAN_EXEC, j, 1) >= worker_opts.max_jobs) {
+		job_fail(j, "limit", 0, "worker %s runs %d commands, its most "
+		    "(--max-jobs %d)", worker_opts.id, worker_opts.max_jobs,
+		    worker_opts.max_jobs);
 		return;
 	}
 	memset(&sr, 0, sizeof sr);
@@ -182,10 +182,18 @@ worker_exec_open(struct job *j, json_t *open)
 		free(cause);
 		return;
 	}
-	sr.envp = job_tree_env(j, json_object_get(open, "env"),
-	    json_is_true(json_object_get(open, "env_clear")), NULL);
+	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	    &cause)) {
+		job_tree_started(j, &sr);
+		spawn_free_strv(sr.argv);
+		job_fail(j, "denied", 0, "%s", cause);
+		free(cause);
+		return;
+	}
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
+	sr.envp = job_tree_env(j, json_object_get(open, "env"),
+	    json_is_true(json_object_get(open, "env_clear")), NULL, sr.user);
 	sr.limits = json_object_get(open, "limits");
 	pid = exec_spawn(j, &sr, json_is_true(json_object_get(open,
 	    "merge_stderr")), &e, &cause);

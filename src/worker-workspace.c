@@ -413,7 +413,7 @@ workspace_env(struct workspace *ws, json_t *env, const char *term)
 	json_object_update(all, ws->env);
 	if (json_is_object(env))
 		json_object_update(all, env);
-	envp = spawn_build_env(all, 1, term);
+	envp = spawn_build_env(all, 1, term, NULL);
 	json_decref(all);
 	return (envp);
 }
@@ -434,17 +434,35 @@ workspace_file_open(struct workspace *ws, const char *path, int flags,
 	return (fd);
 }
 
-/* mkdir -p of path in ws; -1 with errno. */
+/*
+ * Open the folder that holds path in ws (made first with mkdir), one it
+ * may write in; the last name in *base (allocated). -1 with errno (and
+ * *failed, allocated, when making the folder failed).
+ */
 int
-workspace_file_mkdirs(struct workspace *ws, const char *path)
+workspace_file_parent(struct workspace *ws, const char *path, int mkdir,
+    char **base, char **failed)
 {
-	int	e;
+	const char	*slash = strrchr(path, '/');
+	char		*dir;
+	int		 fd = -1, e = 0;
 
-	if (ns_file_mkdirs(&ws->init, path, &e) == -1) {
-		errno = e;
-		return (-1);
+	dir = slash == path ? xstrdup("/") : xstrndup(path,
+	    (size_t)(slash - path));
+	*base = xstrdup(slash[1] != '\0' ? slash + 1 : ".");
+	if (mkdir && ns_file_mkdirs(&ws->init, dir, &e) == -1)
+		*failed = xstrdup(dir);
+	else
+		fd = workspace_file_open(ws, dir, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC, 1);
+	if (fd == -1) {
+		e = e != 0 ? e : errno;
+		free(*base);
+		*base = NULL;
 	}
-	return (0);
+	free(dir);
+	errno = e;
+	return (fd);
 }
 
 /* lstat of path as ws sees it; -1 with errno. */

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -651,7 +652,38 @@ worker_parse_url(const char *s, char **cause)
 	return (0);
 }
 
-/* Read the token from --token-file or $SANDD_TOKEN. */
+/*
+ * Wipe the value of environment variable name where it lies (the memory
+ * that /proc/PID/environ shows to every process of our user, the
+ * commands we run among them) and drop it from the environment.
+ */
+static void
+worker_env_scrub(const char *name)
+{
+	char	*v;
+
+	if ((v = getenv(name)) != NULL)
+		compat_explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
+/* Warn about a token file that other users may read or write. */
+static void
+worker_token_file_check(FILE *f)
+{
+	struct stat	st;
+
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
+		log_warnx("token file %s has mode %04o: every user of this "
+		    "host may %s it; make it 0600", worker_opts.token_file,
+		    (unsigned)(st.st_mode & 07777),
+		    (st.st_mode & S_IROTH) ? "read" : "write");
+}
+
+/*
+ * Read the token from --token-file or $SANDD_TOKEN; either way it leaves
+ * the environment, so no command inherits or reads it.
+ */
 static int
 worker_load_token(char **cause)
 {
@@ -659,13 +691,16 @@ worker_load_token(char **cause)
 	char		 buf[4096];
 	const char	*env;
 	size_t		 n, start, end;
+	int		 rc = 0;
 
 	if (worker_opts.token_file != NULL) {
 		if ((f = fopen(worker_opts.token_file, "r")) == NULL) {
 			xasprintf(cause, "open %s: %s", worker_opts.token_file,
 			    strerror(errno));
-			return (-1);
+			rc = -1;
+			goto out;
 		}
+		worker_token_file_check(f);
 		n = fread(buf, 1, sizeof buf - 1, f);
 		fclose(f);
 		buf[n] = '\0';
@@ -677,13 +712,16 @@ worker_load_token(char **cause)
 			;
 		if (end == start) {
 			xasprintf(cause, "%s is empty", worker_opts.token_file);
-			return (-1);
+			rc = -1;
+			goto out;
 		}
 		token = xstrndup(buf + start, end - start);
 		compat_explicit_bzero(buf, sizeof buf);
 	} else if ((env = getenv("SANDD_TOKEN")) != NULL && *env != '\0')
 		token = xstrdup(env);
-	return (0);
+out:
+	worker_env_scrub("SANDD_TOKEN");
+	return (rc);
 }
 
 /* The secret kept by an earlier process of this worker, if any. */
@@ -745,7 +783,8 @@ worker_main(void)
 	int	 i;
 
 	if (worker_parse_url(worker_opts.url, &cause) != 0 ||
-	    worker_load_token(&cause) != 0) {
+	    worker_load_token(&cause) != 0 || path_init(&cause) != 0 ||
+	    policy_init(&cause) != 0) {
 		fprintf(stderr, "sandd worker: %s\n", cause);
 		free(cause);
 		return (2);

@@ -19,7 +19,12 @@ temporary folder (tests/harness.py), then measures and prints:
     link is TLS (wss://, a throwaway test CA), in the same rounds, and the
     ratios wss / ws;
   - peak RSS (VmHWM) of serve and worker after each section (and of the
-    wss:// cluster's serve and worker).
+    wss:// cluster's serve and worker);
+  - bounded clients: on a cluster of its own, how much the controller's
+    RSS grows while 6 clients that never read each stream an exec that
+    prints as fast as it can, a subscriber to every topic never reads,
+    and a worker says hello and leaves again and again (BENCH_FLOOD_S
+    seconds, default 10); the goal is under 32 MiB.
 
 Stdlib only. Every section that cannot run prints "n/a (reason)"; the exit
 status is 0 unless the cluster itself cannot start.
@@ -1142,6 +1147,43 @@ def file_section(cl, rep, work):
         print("  " + n)
 
 
+def clients_section():
+    """RSS growth of serve under clients that never read (see the doc)."""
+    import test_tenants as tt
+    seconds = _env_int("BENCH_FLOOD_S", 10)
+    print()
+    print("bounded clients (6 streaming execs and a subscriber that never "
+          "read, a worker saying hello %ds)" % seconds)
+    try:
+        with h.Cluster(workers={WORKER: {}}) as c:
+            ctl = c.connect()
+            check_op(ctl.call({"op": "exec", "worker": WORKER,
+                               "cmd": "true"}), "exec")
+            base = h.rss_kb(c.serve.pid)
+            for _ in range(6):
+                s = c.connect()
+                s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.send({"op": "exec", "worker": WORKER, "stream": True,
+                        "cmd": "cat /dev/zero | base64"})
+            sub = c.connect()
+            sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sub.send({"op": "subscribe", "topics": ["workers",
+                                                    "sessions"]})
+            rounds = tt.hello_flood(c.port, seconds)
+            time.sleep(1)
+            peak = h.rss_kb(c.serve.pid)
+            print("  serve RSS: %s before, %s after; grew %.1f MiB "
+                  "(goal: < 32 MiB); %d hellos, %d events" % (
+                      fmt_kib(base), fmt_kib(peak), (peak - base) / 1024.0,
+                      rounds, 2 * rounds))
+            print("  (VmRSS of serve just before the clients and 1 s after "
+                  "the flood; clients' receive buffers 4 KiB; the "
+                  "subscriber's events past 4 MiB unread are dropped with "
+                  "an overflow event, its streams pause at 1 MiB)")
+    except Exception as e:
+        print("  n/a (%s)" % first_line(e))
+
+
 def main():
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(WATCHDOG)
@@ -1169,6 +1211,7 @@ def main():
         table("peak RSS (VmHWM) after each section",
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
+        clients_section()
     except Watchdog as e:
         print("stopped: %s" % e)
     finally:

@@ -53,8 +53,9 @@ class AsyncClient(_AsyncWith, ClientOps):
     iterated with ``async for``."""
 
     def __init__(self, path: Optional[str] = None,
-                 request_timeout: Optional[float] = None) -> None:
-        ClientOps.__init__(self, path, request_timeout, asyncio.Queue)
+                 request_timeout: Optional[float] = None,
+                 retry: bool = False) -> None:
+        ClientOps.__init__(self, path, request_timeout, asyncio.Queue, retry)
         self._rstream: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
         self._task: Optional["asyncio.Task[None]"] = None

@@ -16,8 +16,8 @@ from typing import (IO, Any, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Union)
 
 from .errors import (BadRequest, ChecksumMismatch, CommandTimeout,
-                     SessionNotFound, UnknownOp, WaitTimeout, WorkerNotFound,
-                     error_from_reply)
+                     RateLimited, SessionNotFound, UnknownOp, WaitTimeout,
+                     WorkerNotFound, error_from_reply)
 from .ops import Op, OpHost, Open, Recv, Send, Shut, Sleep, iter_op, op
 from .protocol import (EOF, BytesLike, Command, Mux, Payload, PathOrFile,
                        Request, Sink, command_fields, default_control_path,
@@ -33,8 +33,8 @@ Target = Union[str, Mapping[str, str], Sequence[str], None]
 class ClientOps(OpHost):
     """The operations of a client of a controller's control socket, for
     :class:`sandd.Client` and :class:`sandd.AsyncClient` (which document
-    ``path`` and ``request_timeout``). ``new_queue`` makes the flavour's
-    queues."""
+    ``path``, ``request_timeout`` and ``retry``). ``new_queue`` makes the
+    flavour's queues."""
 
     # The objects a flavour hands out (set by client.py and aio.py).
     _Session: Any = None
@@ -44,9 +44,10 @@ class ClientOps(OpHost):
     _Workspace: Any = None
 
     def __init__(self, path: Optional[str], request_timeout: Optional[float],
-                 new_queue: Any) -> None:
+                 new_queue: Any, retry: bool = False) -> None:
         self.path = os.fspath(path) if path else default_control_path()
         self.request_timeout = request_timeout
+        self.retry = retry
         self._mux = Mux(new_queue)
         self._connected = False
 
@@ -67,7 +68,20 @@ class ClientOps(OpHost):
 
     def _g_reply(self, req: Request) -> Op[Dict[str, Any]]:
         """Send a request; return its final ``ok`` reply, or raise the
-        error it carries."""
+        error it carries. With ``retry``, a ``rate_limited`` request is
+        sent again after the ``retry_after`` the server gave (not one
+        whose raw payload streams from a file: that is read once)."""
+        while True:
+            try:
+                return (yield from self._g_reply_once(req))
+            except RateLimited as e:
+                if not self.retry or req.payload is not None or \
+                        e.retry_after is None:
+                    raise
+                yield Sleep(e.retry_after)
+
+    def _g_reply_once(self, req: Request) -> Op[Dict[str, Any]]:
+        """Send a request once; its final ``ok`` reply, or raise."""
         pending = yield Send(req)
         deadline = None if self.request_timeout is None else \
             time.monotonic() + self.request_timeout + (req.expect or 0)
