@@ -107,7 +107,7 @@ labels_text(json_t *labels)
 }
 
 /* A number field as text into buf. */
-static const char *
+const char *
 num_text(json_t *v, char *buf, size_t len)
 {
 	if (json_is_integer(v))

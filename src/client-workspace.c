@@ -79,21 +79,6 @@ workspace_create(int argc, char **argv)
 	return (0);
 }
 
-/* A number field of o as text into buf, "-" when null. */
-static const char *
-workspace_num(json_t *o, const char *key, char *buf, size_t len)
-{
-	json_t	*v = json_object_get(o, key);
-
-	if (json_is_integer(v))
-		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, len, "%g", json_real_value(v));
-	else
-		snprintf(buf, len, "-");
-	return (buf);
-}
-
 /* `sandd workspace list [-w worker] [--json]`. */
 static int
 workspace_list(int argc, char **argv)
@@ -139,8 +124,8 @@ workspace_list(int argc, char **argv)
 		row[1] = json_string_value(json_object_get(w, "worker"));
 		row[2] = json_string_value(json_object_get(w, "network"));
 		for (k = 0; k < 5; k++)
-			row[3 + k] = workspace_num(w, nums[k], buf[k],
-			    sizeof buf[k]);
+			row[3 + k] = num_text(json_object_get(w, nums[k]),
+			    buf[k], sizeof buf[k]);
 		row[8] = json_string_value(json_object_get(w, "created_at"));
 		table_add(t, row);
 	}

@@ -44,7 +44,7 @@
 struct ns_spawn_note {
 	int	kind;
 #define NSS_PID		1	/* val: the command's pid */
-#define NSS_ERR		2	/* val: errno at stage */
+#define NSS_ERR		2	/* val: errno at stage (ns_child_fail) */
 	int	stage;
 	int	val;
 };
@@ -71,19 +71,6 @@ struct ns_cmd {
 	gid_t		  gid;
 	int		  note;		/* the report pipe */
 };
-
-/* Report errno at stage on fd and exit. */
-static __dead void
-ns_spawn_fail(int fd, int stage)
-{
-	struct ns_spawn_note	n;
-
-	n.kind = NSS_ERR;
-	n.stage = stage;
-	n.val = errno;
-	(void)!write(fd, &n, sizeof n);
-	_exit(127);
-}
 
 /* Exec prog, searching path when it has no slash (as execvp). */
 static void
@@ -140,28 +127,28 @@ ns_spawn_command(struct ns_cmd *c)
 		if (setsid() == -1 || ioctl(c->slave, TIOCSCTTY, 0) == -1 ||
 		    dup2(c->slave, 0) == -1 || dup2(c->slave, 1) == -1 ||
 		    dup2(c->slave, 2) == -1)
-			ns_spawn_fail(c->note, NSS_ST_TTY);
+			ns_child_fail(c->note, NSS_ST_TTY);
 	} else if (setpgid(0, 0) == -1 || dup2(sr->fd_in, 0) == -1 ||
 	    dup2(sr->fd_out, 1) == -1 || dup2(sr->fd_err, 2) == -1)
-		ns_spawn_fail(c->note, NSS_ST_TTY);
+		ns_child_fail(c->note, NSS_ST_TTY);
 	compat_closefrom_except(3, c->note);
 	if (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setresgid(c->gid, c->gid, c->gid) == -1 ||
 	    setresuid(c->uid, c->uid, c->uid) == -1)
-		ns_spawn_fail(c->note, NSS_ST_IDS);
+		ns_child_fail(c->note, NSS_ST_IDS);
 	/* After the ids: changing them clears it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
-			ns_spawn_fail(c->note, NSS_ST_LIMITS);
+			ns_child_fail(c->note, NSS_ST_LIMITS);
 	}
 	if (chdir(c->cwd) == -1)
-		ns_spawn_fail(c->note, NSS_ST_CWD);
+		ns_child_fail(c->note, NSS_ST_CWD);
 	if (seccomp_apply() == -1)
-		ns_spawn_fail(c->note, NSS_ST_FILTER);
+		ns_child_fail(c->note, NSS_ST_FILTER);
 	ns_spawn_execvp(sr->argv[0], sr->argv, sr->envp, c->path);
-	ns_spawn_fail(c->note, NSS_ST_EXEC);
+	ns_child_fail(c->note, NSS_ST_EXEC);
 }
 
 /* The forked child: groups, namespaces, then clone the command. */
@@ -173,7 +160,7 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 	pid_t			 pid;
 
 	if (cgroup_enter(c->sr->cg_fds, c->sr->ncg) == -1)
-		ns_spawn_fail(c->note, NSS_ST_CGROUP);
+		ns_child_fail(c->note, NSS_ST_CGROUP);
 	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
 	    -1) {
 		(void)!write(fd, NS_OOM_ADJ, strlen(NS_OOM_ADJ));
@@ -185,11 +172,11 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 	if (!ni->host_network)
 		flags |= CLONE_NEWNET;
 	if (setns(ni->pidfd, flags) == -1)
-		ns_spawn_fail(c->note, NSS_ST_SETNS);
+		ns_child_fail(c->note, NSS_ST_SETNS);
 	pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL,
 	    NULL, 0);
 	if (pid == -1)
-		ns_spawn_fail(c->note, NSS_ST_CLONE);
+		ns_child_fail(c->note, NSS_ST_CLONE);
 	if (pid == 0)
 		ns_spawn_command(c);
 	n.kind = NSS_PID;

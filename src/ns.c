@@ -124,8 +124,11 @@ struct ns_plan {
 
 /* ---- the init (child side: system calls only) ---- */
 
-/* Report a failure at stage with errno on fd and exit. */
-static __dead void
+/*
+ * Report a failure at stage with errno on fd and exit: a child of the
+ * worker before exec (the init here, a command in ns-spawn.c).
+ */
+__dead void
 ns_child_fail(int fd, int stage)
 {
 	struct ns_note	n;

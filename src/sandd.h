@@ -837,6 +837,7 @@ int	 ns_init_start(const struct ns_config *, struct cgroup *,
 void	 ns_init_stop(struct ns_init *);
 int	 ns_file_open(struct ns_init *, const char *, int, int, int, int *);
 int	 ns_file_mkdirs(struct ns_init *, const char *, int *);
+__dead void ns_child_fail(int, int);
 
 /* ns-spawn.c */
 pid_t	 ns_spawn(struct spawn_req *, struct ns_init *, int *, int *,
