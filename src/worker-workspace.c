@@ -541,8 +541,9 @@ ws_limits(json_t *msg, struct workspace *ws, char **cause)
 static int
 ws_create_check(json_t *msg, const char *name, int host_network)
 {
-	const char	*net = json_string_value(json_object_get(msg, "network"));
+	const char	*net;
 
+	net = json_string_value(json_object_get(msg, "network"));
 	if (!util_valid_id(name)) {
 		worker_reply_error(msg, "bad_request", 0, "field 'workspace' "
 		    "must be 1 to 64 of A-Za-z0-9._-");
@@ -676,8 +677,8 @@ ws_json(struct workspace *ws)
 	json_t	*o;
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:O, s:i, s:I}", "worker",
-	    worker_opts.id, "workspace", ws->name, "created_at", ws->created, "network", ws->host_network ? "host" :
-	    "none", "owner", ws->owner, "processes", cgroup_count(ws->cg),
+	    worker_opts.id, "workspace", ws->name, "created_at", ws->created,
+	    "network", ws->host_network ? "host" : "none", "owner", ws->owner, "processes", cgroup_count(ws->cg),
 	    "memory_used", (json_int_t)cgroup_memory_used(ws->cg));
 	json_object_set_new(o, "memory", ws->memory > 0 ?
 	    json_integer((json_int_t)ws->memory) : json_null());
