@@ -186,6 +186,7 @@ req_reply_stream(struct req *r, json_t *reply, const char **names,
 		if (r->id != NULL)
 			json_object_set(reply, "id", r->id);
 		json_object_set_new(reply, "ok", json_true());
+		control_audit_request(r, reply, NULL);
 		control_client_send_stream(r->client, reply, names, bufs, n);
 	} else {
 		json_decref(reply);
