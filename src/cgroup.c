@@ -33,6 +33,7 @@
 #define CG_KILL_PASSES	2000	/* v1: kill passes before giving up */
 #define CG_CPU_PERIOD	100000	/* us */
 
+static pid_t	 cg_pid;	/* the worker's, not its guardian's */
 static const char *cg_names[CG_NHIER] = { "memory", "pids", "cpu",
     "tracker" };
 
@@ -232,6 +233,7 @@ cgroup_init(const char *root, const char *self, const char *id)
 	char		*v2 = NULL, *own2, *own, *mount;
 	int		 k;
 
+	cg_pid = getpid();
 	if (cgroup_is_v2(root))
 		v2 = xstrdup(root);
 	else {
@@ -699,13 +701,18 @@ cgroup_kill_all(void)
 		cgroup_kill_dir(cg_hier[CG_TRACK].base);
 }
 
-/* Free what cgroup_init set up (for leak checkers). */
+/*
+ * The worker stops: remove its (by now empty) groups and its base, and
+ * free what cgroup_init set up.
+ */
 void
 cgroup_shutdown(void)
 {
 	int	k;
 
 	for (k = 0; k < CG_NHIER; k++) {
+		if (cg_hier[k].base != NULL && getpid() == cg_pid)
+			cgroup_rmdirs(cg_hier[k].base);
 		free(cg_hier[k].mount);
 		free(cg_hier[k].base);
 		memset(&cg_hier[k], 0, sizeof cg_hier[k]);

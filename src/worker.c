@@ -23,6 +23,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "sandd.h"
@@ -749,9 +750,11 @@ worker_load_secret(void)
 static void
 worker_protect(void)
 {
-	char	*self = NULL, buf[8192];
-	ssize_t	 n;
-	int	 fd;
+	unsigned char	 md[32];
+	char		*self = NULL, buf[8192], hex[65];
+	char		 name[WORKER_ID_MAX + 16];
+	ssize_t		 n;
+	int		 fd;
 
 	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) != -1) {
 		if ((n = read(fd, buf, sizeof buf - 1)) > 0) {
@@ -760,7 +763,15 @@ worker_protect(void)
 		}
 		close(fd);
 	}
-	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", worker_opts.id);
+	/* The same id with another state folder is another worker. */
+	snprintf(name, sizeof name, "%s", worker_opts.id);
+	if (state_folder() != NULL) {
+		SHA256((const unsigned char *)state_folder(),
+		    strlen(state_folder()), md);
+		util_sha256_hex(md, hex);
+		snprintf(name, sizeof name, "%s.%.8s", worker_opts.id, hex);
+	}
+	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", name);
 	cgroup_sweep();
 	cgroup_guard_start();
 	if (!cgroup_tracking() && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)

@@ -716,7 +716,7 @@ class BenchCluster(h.Cluster):
 
     def worker_argv(self, name, labels=None, args=(), url=None):
         argv = [h.SANDD, "worker", "--server-url", url or self.url,
-                "--id", name]
+                "--id", name, "--state-dir", os.path.join(self.tmp, "state")]
         return argv + self._worker_extra + self.worker_args + list(args)
 
 
@@ -884,6 +884,9 @@ def workspace_section(cl):
                      fmt(ratio(li[0], lp[0]), "%.2fx")])
         rows.append(["workspace.create to ready", fmt(lc[0]), fmt(lc[1]),
                      ""])
+        c.send({"op": "workspace.destroy", "id": "dws", "worker": WORKER,
+                "workspace": "bench"})
+        check_op(c.final("dws"), "workspace.destroy")
     except NotAvailable as e:
         notes.append("workspaces: n/a (%s)" % e)
     except Exception as e:
