@@ -8,7 +8,7 @@ BASHDIR	?= $(PREFIX)/share/bash-completion/completions
 DESTDIR	?=
 
 CC	?= cc
-PKGS	 = libevent libevent_openssl openssl jansson
+PKGS	 = libevent libevent_openssl openssl jansson libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -10,8 +10,9 @@
 set -eu
 
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
-libjansson-dev libwslay-dev libclang-rt-14-dev python3 python3-setuptools
-python3-wheel python3-venv socat mandoc openssl procps iproute2 asciinema"
+libjansson-dev libwslay-dev libseccomp-dev libclang-rt-14-dev python3
+python3-setuptools python3-wheel python3-venv socat mandoc openssl procps
+iproute2 asciinema"
 BENCH_PACKAGES="openssh-server openssh-client"
 
 usage() {

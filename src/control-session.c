@@ -163,6 +163,10 @@ session_set_status(struct session *s, json_t *info)
 		json_decref(s->signal);
 		s->signal = json_incref(v);
 	}
+	if (json_is_string(v = json_object_get(info, "reason"))) {
+		json_decref(s->reason);
+		s->reason = json_incref(v);
+	}
 }
 
 /* The program exited (per the end message, or the close reply). */
@@ -233,6 +237,7 @@ session_free(struct session *s)
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
 	json_decref(s->signal);
+	json_decref(s->reason);
 	free(s->cmd);
 	s->c->data = NULL;
 	free(s);
@@ -413,6 +418,7 @@ control_session_open(struct req *r)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_session_ops, open);
 	json_decref(open);
 	s = session_create(c);

@@ -22,6 +22,7 @@ struct session {
 	int		 announced;	/* "exited" sent to subscribers */
 	json_t		*exit_code;
 	json_t		*signal;
+	json_t		*reason;	/* why it ended, NULL: not said */
 	json_int_t	 pid;
 	char		*cmd;
 	int		 rows;

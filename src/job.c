@@ -141,6 +141,7 @@ job_free(struct job *j)
 	TAILQ_REMOVE(&jobs, j, entry);
 	if (j->ops != NULL && j->ops->free != NULL)
 		j->ops->free(j);
+	job_tree_free(j);
 	for (s = 0; s < WIRE_NSTREAMS; s++) {
 		job_close_stream(j, s);
 		evbuffer_free(j->out[s].buf);
@@ -467,6 +468,9 @@ job_kill(struct job *j, int sig)
 {
 	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
 		kill(j->pid, sig);
+	/* KILL is the end: of everything the job started. */
+	if (sig == SIGKILL)
+		job_tree_kill(j);
 }
 
 /* The grace period after TERM has passed. */

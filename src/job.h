@@ -75,6 +75,9 @@ struct job {
 
 	json_t			*end;
 	json_t			*owner;		/* who asked, as sent */
+	struct workspace	*ws;		/* where it runs, NULL: host */
+	uint64_t		 ws_ooms;	/* its OOM kills at the start */
+	struct cgroup		*cg;		/* its group, see job-tree.c */
 	struct event		*timeout_ev;
 	struct event		*kill_ev;
 	void			*data;		/* per kind */
@@ -96,6 +99,15 @@ void		 job_set_end(struct job *, json_t *);
 void		 job_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
 void		 job_terminate(struct job *);
+
+/* job-tree.c */
+int		 job_tree_prepare(struct job *, json_t *, struct spawn_req *);
+void		 job_tree_started(struct job *, struct spawn_req *);
+char		**job_tree_env(struct job *, json_t *, int, const char *,
+		     const char *);
+void		 job_tree_kill(struct job *);
+const char	*job_tree_reason(struct job *, int, const char *);
+void		 job_tree_free(struct job *);
 
 /* worker-exec.c */
 void		 worker_exec_open(struct job *, json_t *);

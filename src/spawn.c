@@ -209,7 +209,7 @@ static const struct {
  * fork and exec the child then only makes system calls, as it must in
  * a process with more than one thread (hash.c). -1 with *err.
  */
-static int
+int
 spawn_plan(struct spawn_req *sr, int *err)
 {
 	struct passwd	*pw;
@@ -254,7 +254,7 @@ spawn_plan(struct spawn_req *sr, int *err)
 }
 
 /* Release what spawn_plan allocated. */
-static void
+void
 spawn_plan_free(struct spawn_req *sr)
 {
 	free(sr->groups);
@@ -356,6 +356,9 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
 		spawn_fail(errfd, SPAWN_STEP_USER);
+	/* Without a group per job, the worker's death must end it. */
+	if (!cgroup_tracking())
+		compat_set_pdeathsig();
 	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
 		spawn_fail(errfd, SPAWN_STEP_CWD);
 	execve(prog, sr->argv, sr->envp);
@@ -471,7 +474,8 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err, char **cause)
 	if (pid == 0) {
 		close(ep[0]);
 		setpgid(0, 0);
-		if (dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1 ||
+		    dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
 		    dup2(sr->fd_err, 2) == -1)
 			spawn_fail(ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
@@ -492,13 +496,17 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	char	*prog;
 	pid_t	 pid;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, NULL, err, cause));
 	*err = 0;
 	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0) {
 		spawn_plan_free(sr);
 		return (-1);
 	}
-	if (sr->user == NULL && json_object_size(sr->limits) == 0)
+	/* A group to join, or a death signal to set: fork. */
+	if (sr->user == NULL && json_object_size(sr->limits) == 0 &&
+	    sr->ncg == 0 && cgroup_tracking())
 		pid = spawn_fast(sr, prog, err);
 	else
 		pid = spawn_fork(sr, prog, err, cause);
@@ -524,6 +532,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	int		 ep[2];
 	pid_t		 pid = -1;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, master, err, cause));
 	*err = 0;
 	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0)
@@ -538,6 +548,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	ws.ws_col = (unsigned short)sr->cols;
 	if ((pid = forkpty(master, NULL, NULL, &ws)) == 0) {
 		close(ep[0]);
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1)
+			spawn_fail(ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}

@@ -166,6 +166,10 @@ session_exit_fields(struct session *s, json_t *o)
 		json_object_set_new(o, "signal", json_string(
 		    util_signal_name(WTERMSIG(s->status))));
 	}
+	if (s->reaped)
+		json_object_set_new(o, "reason", json_string(job_tree_reason(
+		    s->job, s->status, WIFEXITED(s->status) ? "exit" :
+		    "signal")));
 }
 
 /* What a controller knows a running session by: id, pid, cmd, size. */
@@ -731,6 +735,15 @@ session_cmd_string(json_t *open, char **argv)
 	return (out);
 }
 
+/* The session's TERM: the open's, else xterm-256color. */
+static const char *
+session_term(json_t *open)
+{
+	const char	*term = json_string_value(json_object_get(open, "term"));
+
+	return (term != NULL ? term : "xterm-256color");
+}
+
 /*
  * The session's environment: as a command's for its user, with the
  * open's env over it and TERM. Caller frees.
@@ -738,11 +751,8 @@ session_cmd_string(json_t *open, char **argv)
 static char **
 session_env(json_t *open, const char *user)
 {
-	const char	*term;
-
-	term = json_string_value(json_object_get(open, "term"));
 	return (spawn_build_env(json_object_get(open, "env"), 0,
-	    term != NULL ? term : "xterm-256color", user));
+	    session_term(open), user));
 }
 
 /*
@@ -760,6 +770,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	pid_t			 pid;
 
 	memset(&sr, 0, sizeof sr);
+	if (job_tree_prepare(j, open, &sr) == -1)
+		return (-1);
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
 	sr.rows = s->rows;
@@ -770,24 +782,29 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_object_get(open, "cmd") != NULL ||
 	    json_object_get(open, "argv") != NULL) {
 		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_tree_started(j, &sr);
 			job_fail(j, "exec_failed", 0, "%s", cause);
 			free(cause);
 			return (-1);
 		}
 	} else {
 		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = session_default_shell(pw);
+		sr.argv[0] = j->ws != NULL ? xstrdup("/bin/sh") :
+		    session_default_shell(pw);
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
 	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
 	    &cause)) {
+		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
 		job_fail(j, "denied", 0, "%s", cause);
 		free(cause);
 		return (-1);
 	}
-	sr.envp = session_env(open, sr.user);
+	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
+	    1, session_term(open), NULL) : session_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
+	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {
