@@ -76,8 +76,8 @@ chan_create(struct worker *w, uint32_t ch, const struct chan_ops *ops)
 	for (i = 0; i < WIRE_NSTREAMS; i++)
 		c->out[i] = evbuffer_new();
 	c->in = evbuffer_new();
-	snprintf(c->handle, sizeof c->handle, "%s", ops->prefix);
-	util_random_hex(c->handle + strlen(c->handle), 17);
+	auth_handle(server_worker_id(w), ops->prefix, c->handle,
+	    sizeof c->handle);
 	return (c);
 }
 
@@ -100,6 +100,7 @@ chan_free(struct chan *c)
 	evbuffer_free(c->in);
 	json_decref(c->open);
 	json_decref(c->end);
+	json_decref(c->owner);
 	free(c);
 }
 
@@ -183,8 +184,12 @@ chan_event_bytes(json_t *ev, const char *name, struct chan *c, int s,
 	return (whole);
 }
 
-/* Output bytes [off, off+len) of stream s arrived. */
-void
+/*
+ * Output bytes [off, off+len) of stream s arrived. Returns -1 when the
+ * worker sent past the window it was granted (it is then cut off: a
+ * worker may not make the controller hold more than that).
+ */
+int
 chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
     size_t len)
 {
@@ -194,13 +199,20 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 		log_warnx("worker %s: channel %u stream %d: gap at %llu "
 		    "(expected %llu)", server_worker_id(c->worker), c->ch, s,
 		    (unsigned long long)off, (unsigned long long)c->recv[s]);
-		return;
+		return (0);
 	}
 	skip = c->recv[s] - off;	/* resent after a reconnect */
 	if (skip >= len)
-		return;
+		return (0);
 	data += skip;
 	len -= skip;
+	if (c->recv[s] + len - c->acked[s] > c->ops->out_window) {
+		log_warnx("worker %s: channel %u stream %d: %llu bytes past "
+		    "the acknowledged offset, over the window of %zu",
+		    server_worker_id(c->worker), c->ch, s, (unsigned long long)
+		    (c->recv[s] + len - c->acked[s]), c->ops->out_window);
+		return (-1);
+	}
 	c->recv[s] += len;
 	server_stats.bytes_in += len;
 
@@ -216,6 +228,7 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 		evbuffer_add(c->out[s], data, len);
 	if (c->ops->output != NULL)
 		c->ops->output(c);
+	return (0);
 }
 
 /* Is buffered output past max_output held back (see chan_held)? */
@@ -226,27 +239,44 @@ chan_over_max(struct chan *c)
 }
 
 /*
+ * Move up to max bytes of stream s's output into dst (consuming them and
+ * acking); a UTF-8 character cut in two by max is left whole for the
+ * next taker. Returns how many moved.
+ */
+size_t
+chan_take_buffer(struct chan *c, int s, size_t max, struct evbuffer *dst)
+{
+	struct evbuffer_ptr	ptr;
+	size_t			len = evbuffer_get_length(c->out[s]), k;
+	uint8_t			tail[4];
+
+	if (len > max) {
+		k = max < sizeof tail ? max : sizeof tail;
+		evbuffer_ptr_set(c->out[s], &ptr, max - k, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(c->out[s], &ptr, tail, k);
+		k = util_utf8_cut(tail, k);
+		len = k < max ? max - k : max;
+	}
+	evbuffer_remove_buffer(c->out[s], dst, len);
+	chan_send_ack(c, s, 1);
+	return (len);
+}
+
+/*
  * Take up to max bytes of stream s's output for a reply (consuming it)
  * as a JSON object with the bytes under "stdout" or "stderr".
  */
 json_t *
 chan_take_output(struct chan *c, int s, size_t max)
 {
-	size_t	len = evbuffer_get_length(c->out[s]), whole;
-	json_t	*o;
-	int	valid;
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 len = chan_take_buffer(c, s, max, b);
+	json_t		*o;
 
-	if (len > max) {
-		/* Leave a character cut in two for the next taker whole. */
-		whole = util_utf8_complete(evbuffer_pullup(c->out[s],
-		    (ssize_t)max), max, &valid);
-		len = valid && whole > 0 ? whole : max;
-	}
 	o = json_object();
 	util_json_set_bytes(o, s == WIRE_ERR ? "stderr" : "stdout",
-	    evbuffer_pullup(c->out[s], (ssize_t)len), len);
-	evbuffer_drain(c->out[s], len);
-	chan_send_ack(c, s, 1);
+	    evbuffer_pullup(b, -1), len);
+	evbuffer_free(b);
 	return (o);
 }
 
@@ -452,6 +482,12 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 	c = chan_create(w, ch, ops);
 	snprintf(c->handle, sizeof c->handle, "%s", handle);
 	c->flags |= CHAN_HANDLE | CHAN_SENT;
+	/* Not one of ours (another controller's, or invented). */
+	if (!auth_handle_ok(server_worker_id(w), handle))
+		c->flags |= CHAN_FOREIGN;
+	/* Its owner, as stored on the worker; root's alone if not ours. */
+	else if (json_is_object(json_object_get(a, "owner")))
+		c->owner = json_incref(json_object_get(a, "owner"));
 	if (json_is_true(json_object_get(a, "stdin_open")))
 		c->flags |= CHAN_STDIN_OPEN;
 	if (ops->adopt(c, a) != 0) {
@@ -460,8 +496,8 @@ chan_adopt(struct worker *w, uint32_t ch, json_t *a)
 		return (NULL);
 	}
 	chan_resume(c, a);
-	log_info("worker %s: adopted %s %s", server_worker_id(w), ops->name,
-	    handle);
+	log_info("worker %s: adopted %s %s%s", server_worker_id(w), ops->name,
+	    handle, (c->flags & CHAN_FOREIGN) ? " (not made here)" : "");
 	return (c);
 }
 

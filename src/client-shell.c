@@ -675,6 +675,7 @@ client_shell(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "no-wait", no_argument, NULL, 'N' },
 		{ "reconnect", no_argument, NULL, 'R' },
+		{ "workspace", required_argument, NULL, 'W' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -683,7 +684,7 @@ client_shell(int argc, char **argv)
 	int			 ch, i;
 
 	memset(&o, 0, sizeof o);
-	while ((ch = getopt_long(argc, argv, "+S:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:W:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'N':
 			o.no_wait = 1;

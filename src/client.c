@@ -74,6 +74,10 @@ volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
 /* The long options of a subcommand that has only -S and --help. */
+static void	 client_conn_workspace(json_t *);
+
+const char		*client_workspace;
+
 const struct option	 client_longopts[] = {
 	CLIENT_LONGOPTS_COMMON,
 	{ NULL, 0, NULL, 0 }
@@ -170,6 +174,9 @@ client_option(int ch, char **argv)
 	switch (ch) {
 	case 'S':
 		client_socket = optarg;
+		return;
+	case 'W':
+		client_workspace = optarg;
 		return;
 	case 'h':
 		client_help();
@@ -340,11 +347,21 @@ client_conn_try_open(char **cause)
 {
 	struct sockaddr_un	 sun;
 	struct conn		*c;
-	char			*path;
-	int			 fd;
+	char			*path, *why;
+	int			 fd, builtin;
 
-	path = client_socket != NULL ? xstrdup(client_socket) :
-	    util_default_control_path();
+	if (client_socket != NULL)
+		path = xstrdup(client_socket);
+	else {
+		path = util_default_control_path(&builtin);
+		if (builtin && util_control_dir_ok(path, 0, &why) != 0) {
+			xasprintf(cause, "control socket %s: %s (not using "
+			    "it; give -S)", path, why);
+			free(why);
+			free(path);
+			return (NULL);
+		}
+	}
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path) {
@@ -718,6 +735,7 @@ client_conn_send(struct conn *c, json_t *req)
 
 	if (json_object_get(req, "id") == NULL)
 		json_object_set_new(req, "id", json_integer(next_id++));
+	client_conn_workspace(req);
 	id = (int)json_integer_value(json_object_get(req, "id"));
 	if ((s = json_dumps(req, JSON_COMPACT)) == NULL)
 		client_die(255, "cannot encode a request");
@@ -729,6 +747,27 @@ client_conn_send(struct conn *c, json_t *req)
 		c->payload_out = (size_t)json_integer_value(json_object_get(req,
 		    "bytes"));
 	return (id);
+}
+
+/*
+ * With -W, what a request does on a worker (exec, session.open, put,
+ * get, stat) happens in that workspace.
+ */
+static void
+client_conn_workspace(json_t *req)
+{
+	static const char *ops[] = { "exec", "session.open", "put", "get",
+	    "stat", NULL };
+	const char	*op = json_string_value(json_object_get(req, "op"));
+	const char	**o;
+
+	if (client_workspace == NULL || op == NULL ||
+	    json_object_get(req, "workspace") != NULL)
+		return;
+	for (o = ops; *o != NULL; o++)
+		if (strcmp(op, *o) == 0)
+			json_object_set_new(req, "workspace",
+			    json_string(client_workspace));
 }
 
 /* Send a request that wants no attention (its reply is dropped); frees it. */

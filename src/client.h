@@ -100,4 +100,15 @@ int		 client_term_open(struct conn *, json_t *,
 void		 client_tty_restore(void);
 int		 client_tty_is_raw(void);
 
+/* client-list.c */
+struct table;
+struct table	*table_create(const char **, const int *, size_t);
+void		 table_add(struct table *, const char **);
+void		 table_print(struct table *);
+json_t		*list_fetch(json_t *, const char *, int, json_t **);
+const char	*num_text(json_t *, char *, size_t);
+
+/* client.c: -W, the workspace requests to a worker go into */
+extern const char *client_workspace;
+
 #endif

@@ -7,6 +7,9 @@
 #if defined(__linux__)
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
 #endif
 
 #include <dirent.h>
@@ -15,8 +18,11 @@
 #include <malloc.h>
 #endif
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,19 +33,58 @@
 int
 compat_peer_uid(int fd, uid_t *uid)
 {
-#if defined(SO_PEERCRED)
-	struct ucred	cr;
-	socklen_t	len = sizeof cr;
+	struct compat_peer	p;
 
+	if (compat_peer_cred(fd, &p) != 0)
+		return (-1);
+	*uid = p.uid;
+	return (0);
+}
+
+/*
+ * The credentials of the process at the other end of a UNIX socket: uid,
+ * gid and pid from SO_PEERCRED, the supplementary groups from
+ * SO_PEERGROUPS (Linux 4.13) or else from the user database. Groups past
+ * COMPAT_PEER_GROUPS are left out.
+ */
+int
+compat_peer_cred(int fd, struct compat_peer *p)
+{
+	struct passwd	*pw;
+	int		 n;
+#if defined(SO_PEERCRED)
+	struct ucred	 cr;
+	socklen_t	 len = sizeof cr;
+
+	memset(p, 0, sizeof *p);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
 		return (-1);
-	*uid = cr.uid;
-	return (0);
-#else
-	gid_t	gid;
-
-	return (getpeereid(fd, uid, &gid));
+	p->uid = cr.uid;
+	p->gid = cr.gid;
+	p->pid = cr.pid;
+#if defined(SO_PEERGROUPS)
+	len = sizeof p->groups;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &len) == 0) {
+		p->ngroups = (int)(len / sizeof p->groups[0]);
+		return (0);
+	}
 #endif
+#else
+	memset(p, 0, sizeof *p);
+	if (getpeereid(fd, &p->uid, &p->gid) == -1)
+		return (-1);
+	p->pid = -1;
+#endif
+	/* No groups from the socket: the user database's. */
+	n = COMPAT_PEER_GROUPS;
+	if ((pw = getpwuid(p->uid)) != NULL &&
+	    getgrouplist(pw->pw_name, p->gid, p->groups, &n) != -1)
+		p->ngroups = n;
+	else {
+		p->groups[0] = p->gid;
+		p->ngroups = 1;
+	}
+	return (0);
 }
 
 /* Ask the kernel to kill this (child) process when its parent dies. */
@@ -117,6 +162,34 @@ compat_pipe_cloexec(int fds[2])
 	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
 	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
 	return (0);
+#endif
+}
+
+/*
+ * openat(dirfd, path, flags, mode) resolving path beneath dirfd only: no
+ * "..", absolute path or symlink leads above it, and no magic link
+ * (/proc/PID/fd/N) is followed. -1 with ENOSYS where the kernel or the
+ * platform has no openat2.
+ */
+int
+compat_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+#if defined(__linux__) && defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+	struct open_how	how;
+
+	memset(&how, 0, sizeof how);
+	how.flags = (uint64_t)flags;
+	if (flags & O_CREAT)
+		how.mode = mode;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	return ((int)syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+#else
+	(void)dirfd;
+	(void)path;
+	(void)flags;
+	(void)mode;
+	errno = ENOSYS;
+	return (-1);
 #endif
 }
 

@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include <fcntl.h>
+
 #if defined(__linux__)
 #include <pty.h>
 #elif defined(__APPLE__)
@@ -24,6 +26,10 @@
 	    (var) = (tvar))
 #endif
 
+#ifndef O_PATH
+#define O_PATH	0	/* opened for reading instead */
+#endif
+
 #ifndef __dead
 #define __dead __attribute__((__noreturn__))
 #endif
@@ -31,8 +37,19 @@
 #define __unused __attribute__((__unused__))
 #endif
 
+/* The process at the other end of a UNIX socket. */
+#define COMPAT_PEER_GROUPS	64
+struct compat_peer {
+	uid_t	 uid;
+	gid_t	 gid;
+	pid_t	 pid;
+	int	 ngroups;
+	gid_t	 groups[COMPAT_PEER_GROUPS];
+};
+
 /* compat.c */
 int	 compat_peer_uid(int, uid_t *);
+int	 compat_peer_cred(int, struct compat_peer *);
 void	 compat_set_pdeathsig(void);
 void	 compat_closefrom(int);
 void	 compat_closefrom_except(int, int);
@@ -41,5 +58,6 @@ int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);
 void	 compat_thread_name(const char *);
 void	 compat_explicit_bzero(void *, size_t);
+int	 compat_open_beneath(int, const char *, int, mode_t);
 
 #endif

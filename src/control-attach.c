@@ -123,6 +123,8 @@ sconn_send_exit(struct sconn *a, json_t *error)
 	a->exit_sent = 1;
 	ev = json_pack("{s:s, s:s, s:O, s:O}", "event", "exit", "session",
 	    a->s->id, "exit_code", a->s->exit_code, "signal", a->s->signal);
+	if (a->s->reason != NULL)
+		json_object_set(ev, "reason", a->s->reason);
 	if (error != NULL)
 		json_object_set(ev, "error", error);
 	control_client_send(a->cl, ev);

@@ -14,8 +14,13 @@
 struct op_entry {
 	const char		*name;
 	void			(*fn)(struct req *);
+	int			 class;	/* ACL_*: what a rule must allow */
 	int			 flags;
 #define OP_WORKER	0x1	/* "worker" names one, connected or away */
+#define OP_STARTS	0x2	/* starts work: under --rate */
+#define OP_AUDIT	0x4	/* does something: to --audit */
+#define OP_RUNS		0x8	/* runs on a worker: workspaces-only */
+#define OP_BY_SESSION	0x10	/* with "session": a session op */
 	const struct req_field	*fields;
 };
 
@@ -54,7 +59,7 @@ static const struct req_field f_exec[] = {
 	{ "max_concurrency", FIELD_COUNT, 0, 0, 1000000, NULL },
 	F_BOOL("env_clear"), F_BOOL("stream"), F_BOOL("stdin_open"),
 	F_BOOL("merge_stderr"), { "limits", FIELD_COUNTS, 0, 0, 0,
-	"an object of whole numbers" }, F_END
+	"an object of whole numbers" }, F_STR("workspace"), F_END
 };
 static const struct req_field f_read[] = {
 	F_STR_REQ("handle"), F_STR("until"), F_SECS("timeout"), F_END
@@ -70,7 +75,8 @@ static const struct req_field f_subscribe[] = {
 };
 static const struct req_field f_session_open[] = {
 	REQ_COMMAND_FIELDS, F_SIZE("rows", 0), F_SIZE("cols", 0),
-	F_STR("term"), F_BOOL("attach"), F_BOOL("raw"), F_END
+	F_STR("term"), F_BOOL("attach"), F_BOOL("raw"), F_STR("workspace"),
+	F_END
 };
 static const struct req_field f_session_attach[] = {
 	F_SESSION, F_BYTES("since"), F_BOOL("readonly"), F_BOOL("raw"), F_END
@@ -95,35 +101,76 @@ static const struct req_field f_session_list[] = { F_STR("worker"), F_END };
 static const struct req_field f_put[] = {
 	F_PATH, { "mode", FIELD_COUNT, 0, 0, 07777,
 	"permission bits, 0 to 4095 (07777)" }, F_BOOL("mkdir"),
-	F_BYTES("bytes"), F_END
+	F_BYTES("bytes"), F_STR("workspace"), F_END
 };
 static const struct req_field f_get[] = {
-	F_PATH, F_BYTES("offset"), F_BYTES("length"), F_BOOL("raw"), F_END
+	F_PATH, F_BYTES("offset"), F_BYTES("length"), F_BOOL("raw"),
+	F_STR("workspace"), F_END
 };
-static const struct req_field f_stat[] = { F_PATH, F_END };
+static const struct req_field f_stat[] = { F_PATH, F_STR("workspace"),
+	F_END };
+static const struct req_field f_ws_create[] = {
+	F_STR("name"), F_STR("workspace"), F_STR("network"),
+	{ "memory", FIELD_COUNT, 0, 1024 * 1024, FIELD_MAX_BYTES,
+	"a number of bytes, at least 1048576" },
+	{ "pids", FIELD_COUNT, 0, 1, 4194304, NULL },
+	{ "cpu", FIELD_ANY, 0, 0, 0, NULL },
+	{ "env", FIELD_ENV, 0, 0, 0, "an object mapping names to strings" },
+	F_END
+};
+static const struct req_field f_ws_list[] = { F_STR("worker"), F_END };
+static const struct req_field f_ws_destroy[] = {
+	F_STR_REQ("workspace"), F_BOOL("keep"), F_END
+};
 
+/*
+ * The ops: name, handler, the class an access rule must allow (0: any
+ * peer), flags, fields. The workspace ops go in as ACL_WORKSPACE |
+ * OP_AUDIT (workspace.create also OP_WORKER | OP_STARTS), and
+ * workspace.list as ACL_VIEW, keeping of the workers' entries those
+ * control_acl_visible(client, worker, entry's "owner") allows.
+ */
 static const struct op_entry control_ops[] = {
-	{ "hello", cmd_hello, 0, f_none },
-	{ "workers", cmd_workers, 0, f_workers },
-	{ "wait", cmd_wait, 0, f_wait },
-	{ "exec", control_exec_cmd, 0, f_exec },
-	{ "read", control_exec_read, 0, f_read },
-	{ "write", control_exec_write, 0, f_write },
-	{ "signal", control_exec_signal, 0, f_signal },
-	{ "subscribe", cmd_subscribe, 0, f_subscribe },
-	{ "stats", cmd_stats, 0, f_none },
-	{ "session.open", control_session_open, OP_WORKER, f_session_open },
-	{ "session.attach", control_session_attach, 0, f_session_attach },
-	{ "session.detach", control_session_detach, 0, f_session },
-	{ "session.write", control_session_write, 0, f_session },
-	{ "session.resize", control_session_resize, 0, f_session_resize },
-	{ "session.read", control_session_read, 0, f_session_read },
-	{ "session.run", control_run_cmd, 0, f_session_run },
-	{ "session.close", control_session_close, 0, f_session_close },
-	{ "session.list", control_session_list, 0, f_session_list },
-	{ "put", control_file_put, OP_WORKER, f_put },
-	{ "get", control_file_get, OP_WORKER, f_get },
-	{ "stat", control_file_stat, OP_WORKER, f_stat },
+	{ "hello", cmd_hello, 0, 0, f_none },
+	{ "workers", cmd_workers, ACL_VIEW, 0, f_workers },
+	{ "wait", cmd_wait, ACL_VIEW, 0, f_wait },
+	{ "exec", control_exec_cmd, ACL_EXEC, OP_STARTS | OP_AUDIT | OP_RUNS,
+	  f_exec },
+	{ "read", control_exec_read, ACL_EXEC, 0, f_read },
+	{ "write", control_exec_write, ACL_EXEC, OP_AUDIT | OP_BY_SESSION,
+	  f_write },
+	{ "signal", control_exec_signal, ACL_EXEC, OP_AUDIT | OP_BY_SESSION,
+	  f_signal },
+	{ "subscribe", cmd_subscribe, ACL_VIEW, 0, f_subscribe },
+	{ "stats", cmd_stats, ACL_VIEW, 0, f_none },
+	{ "session.open", control_session_open, ACL_SESSION, OP_WORKER |
+	  OP_STARTS | OP_AUDIT | OP_RUNS, f_session_open },
+	{ "session.attach", control_session_attach, ACL_SESSION, OP_AUDIT,
+	  f_session_attach },
+	{ "session.detach", control_session_detach, ACL_SESSION, 0,
+	  f_session },
+	{ "session.write", control_session_write, ACL_SESSION, OP_AUDIT,
+	  f_session },
+	{ "session.resize", control_session_resize, ACL_SESSION, 0,
+	  f_session_resize },
+	{ "session.read", control_session_read, ACL_SESSION, 0,
+	  f_session_read },
+	{ "session.run", control_run_cmd, ACL_SESSION, OP_STARTS | OP_AUDIT,
+	  f_session_run },
+	{ "session.close", control_session_close, ACL_SESSION, OP_AUDIT,
+	  f_session_close },
+	{ "session.list", control_session_list, ACL_VIEW, 0, f_session_list },
+	{ "put", control_file_put, ACL_FILES, OP_WORKER | OP_STARTS |
+	  OP_AUDIT | OP_RUNS, f_put },
+	{ "get", control_file_get, ACL_FILES, OP_WORKER | OP_STARTS |
+	  OP_AUDIT | OP_RUNS, f_get },
+	{ "stat", control_file_stat, ACL_FILES, OP_WORKER | OP_AUDIT | OP_RUNS,
+	  f_stat },
+	{ "workspace.create", control_workspace_create, ACL_WORKSPACE,
+	  OP_WORKER | OP_STARTS | OP_AUDIT, f_ws_create },
+	{ "workspace.list", control_workspace_list, ACL_VIEW, 0, f_ws_list },
+	{ "workspace.destroy", control_workspace_destroy, ACL_WORKSPACE,
+	  OP_WORKER | OP_AUDIT, f_ws_destroy },
 };
 
 /*
@@ -142,6 +189,33 @@ control_cmd_command(struct req *r, int required)
 		    r->op, required ? "exactly one" : "at most one");
 		return (-1);
 	}
+	return (0);
+}
+
+/*
+ * What the peer of r may ask under the access rules and the limits:
+ * denied, limit or rate_limited; 0 when it may go on. An audited op is
+ * marked so here, so a refusal is audited too.
+ */
+static int
+control_cmd_allowed(struct req *r, const struct op_entry *e)
+{
+	int	class = e->class;
+
+	if (e->flags & OP_AUDIT)
+		r->flags |= REQ_AUDIT;
+	if ((e->flags & OP_BY_SESSION) && req_field(r, "session") != NULL)
+		class = ACL_SESSION;
+	if (e->flags & OP_RUNS)
+		class |= ACL_WS_ONLY;
+	if (control_acl_check(r, class) != 0) {
+		server_stats.denied++;
+		return (-1);
+	}
+	if (control_limit_inflight(r) != 0)
+		return (-1);
+	if ((e->flags & OP_STARTS) && control_limit_rate(r) != 0)
+		return (-1);
 	return (0);
 }
 
@@ -167,7 +241,9 @@ control_cmd_run(struct req *r)
 		if (strcmp(op, e->name) != 0)
 			continue;
 		r->op = e->name;
-		if (req_check_fields(r, e->fields) != 0)
+		control_limit_count(r);
+		if (req_check_fields(r, e->fields) != 0 ||
+		    control_cmd_allowed(r, e) != 0)
 			return;
 		if (e->flags & OP_WORKER) {
 			if ((id = req_string(r, "worker")) == NULL) {
@@ -237,7 +313,8 @@ cmd_workers(struct req *r)
 		if (!all && server_worker_reachable(server_worker_id(w)) ==
 		    NULL)
 			continue;
-		if (server_worker_matches(w, labels))
+		if (server_worker_matches(w, labels) &&
+		    control_acl_covers(r->client, w))
 			json_array_append_new(list, server_worker_json(w));
 	}
 	req_reply(r, json_pack("{s:o}", "workers", list));
@@ -265,7 +342,8 @@ cmd_wait_check(struct req *r, __unused void *arg)
 	list = json_array();
 	for (w = server_worker_next(NULL); w != NULL;
 	    w = server_worker_next(w)) {
-		if (!server_worker_connected(w))
+		if (!server_worker_connected(w) ||
+		    !control_acl_covers(r->client, w))
 			continue;
 		if (id != NULL ? strcmp(id, server_worker_id(w)) == 0 :
 		    server_worker_matches(w, labels))
@@ -293,6 +371,13 @@ cmd_wait(struct req *r)
 	cmd_wait_check(r, NULL);
 }
 
+/* May the subscriber cl hear of worker arg? */
+static int
+cmd_worker_visible(struct client *cl, void *arg)
+{
+	return (control_acl_covers(cl, arg));
+}
+
 /* A worker changed state: tell subscribers, wake waits. */
 static void
 cmd_worker_changed(struct worker *w, const char *state)
@@ -301,7 +386,7 @@ cmd_worker_changed(struct worker *w, const char *state)
 
 	ev = json_pack("{s:s, s:s, s:s}", "event", "worker", "worker",
 	    server_worker_id(w), "state", state);
-	control_broadcast_event(TOPIC_WORKERS, ev);
+	control_broadcast_event(TOPIC_WORKERS, ev, cmd_worker_visible, w);
 	json_decref(ev);
 	req_foreach(cmd_wait_check, NULL);
 }

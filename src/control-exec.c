@@ -41,7 +41,7 @@ static void	 exec_try_read(struct chan *);
 /* Fields of the exec request passed on to the worker as they are. */
 static const char *exec_pass[] = {
 	"cmd", "argv", "env", "env_clear", "cwd", "user", "timeout",
-	"kill_grace", "stdin_open", "merge_stderr", "limits", NULL
+	"kill_grace", "stdin_open", "merge_stderr", "limits", "workspace", NULL
 };
 
 /* Check what the field specs cannot; 0, or -1 after replying. */
@@ -134,6 +134,8 @@ exec_start(struct req *r, struct worker *w)
 	for (f = exec_pass; *f != NULL; f++)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
+	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);
@@ -190,23 +192,39 @@ exec_result(struct chan *c)
 	return (res);
 }
 
+/*
+ * Take buffered output for a result into bufs (stdout, stderr) and set
+ * the truncation marks on res.
+ */
+static void
+exec_result_buffers(struct chan *c, json_t *res, struct evbuffer **bufs)
+{
+	int	s;
+
+	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
+		chan_take_buffer(c, s, c->max_output, bufs[s - WIRE_OUT]);
+		/* Held back for a yield that did not come: past max_output. */
+		c->dropped[s] += evbuffer_get_length(c->out[s]);
+		chan_consume(c, s, evbuffer_get_length(c->out[s]));
+		json_object_set_new(res, s == WIRE_OUT ? "stdout_truncated" :
+		    "stderr_truncated", json_boolean(c->dropped[s] > 0));
+	}
+	chan_ack(c, 1);
+}
+
 /* Add buffered output (and truncation marks) to a result. */
 static void
 exec_result_output(struct chan *c, json_t *res)
 {
-	json_t	*o;
-	int	 s;
+	struct evbuffer	*bufs[2] = { evbuffer_new(), evbuffer_new() };
 
-	for (s = WIRE_OUT; s <= WIRE_ERR; s++) {
-		o = chan_take_output(c, s, c->max_output);
-		json_object_update(res, o);
-		json_decref(o);
-		/* Held back for a yield that did not come: past max_output. */
-		c->dropped[s] += evbuffer_get_length(c->out[s]);
-		evbuffer_drain(c->out[s], evbuffer_get_length(c->out[s]));
-		json_object_set_new(res, s == WIRE_OUT ? "stdout_truncated" :
-		    "stderr_truncated", json_boolean(c->dropped[s] > 0));
-	}
+	exec_result_buffers(c, res, bufs);
+	util_json_set_bytes(res, "stdout", evbuffer_pullup(bufs[0], -1),
+	    evbuffer_get_length(bufs[0]));
+	util_json_set_bytes(res, "stderr", evbuffer_pullup(bufs[1], -1),
+	    evbuffer_get_length(bufs[1]));
+	evbuffer_free(bufs[0]);
+	evbuffer_free(bufs[1]);
 }
 
 /* An error the worker reported in place of a result, or NULL. */
@@ -265,6 +283,18 @@ exec_done(struct chan *c)
 		return;
 	}
 	res = exec_result(c);
+	if ((c->flags & CHAN_BUFFERED) && !(r->flags & REQ_BROADCAST)) {
+		/* The output goes as the client takes it: never held twice. */
+		static const char *names[] = { "stdout", "stderr" };
+		struct evbuffer	*bufs[2] = { evbuffer_new(), evbuffer_new() };
+
+		exec_result_buffers(c, res, bufs);
+		chan_release(c);
+		req_reply_stream(r, res, names, bufs, 2);
+		evbuffer_free(bufs[0]);
+		evbuffer_free(bufs[1]);
+		return;
+	}
 	if (c->flags & CHAN_BUFFERED)
 		exec_result_output(c, res);
 	chan_release(c);
@@ -419,6 +449,7 @@ const struct chan_ops chan_exec_ops = {
 	.counts = CHAN_COUNT_COMMAND,
 	.prefix = "h-",
 	.in_window = WIRE_WINDOW,
+	.out_window = WIRE_WINDOW,
 	.started = exec_started,
 	.output = exec_output,
 	.lost = exec_lost,
@@ -500,7 +531,8 @@ exec_broadcast(struct req *r)
 		for (w = server_worker_next(NULL); w != NULL;
 		    w = server_worker_next(w))
 			if (server_worker_connected(w) &&
-			    server_worker_matches(w, labels))
+			    server_worker_matches(w, labels) &&
+			    control_acl_covers(r->client, w))
 				json_array_append_new(b->pending,
 				    json_string(server_worker_id(w)));
 	}
@@ -538,13 +570,19 @@ control_exec_cmd(struct req *r)
 static int
 exec_read_ready(struct exec_chan *x, int *matched)
 {
-	struct chan	*c = x->c;
-	size_t		 len = evbuffer_get_length(c->out[WIRE_OUT]);
-	char		*text;
+	struct chan		*c = x->c;
+	size_t			 len = evbuffer_get_length(c->out[WIRE_OUT]);
+	struct evbuffer_ptr	 from;
+	char			*text;
 
 	if (x->has_re) {
+		/* Only the last UNTIL_WINDOW bytes: bounded work a try. */
+		evbuffer_ptr_set(c->out[WIRE_OUT], &from, len > UNTIL_WINDOW ?
+		    len - UNTIL_WINDOW : 0, EVBUFFER_PTR_SET);
+		if (len > UNTIL_WINDOW)
+			len = UNTIL_WINDOW;
 		text = xmalloc(len + 1);
-		evbuffer_copyout(c->out[WIRE_OUT], text, len);
+		evbuffer_copyout_from(c->out[WIRE_OUT], &from, text, len);
 		text[len] = '\0';
 		*matched = regexec(&x->re, text, 0, NULL, 0) == 0;
 		free(text);
@@ -625,6 +663,10 @@ handle_find(struct req *r, const char *handle)
 		return (NULL);
 	}
 	c = chan_find_handle(handle, &chan_exec_ops);
+	/* Another uid's handle is not there, for this client. */
+	if (c != NULL && !control_acl_visible(r->client,
+	    server_worker_id(c->worker), c->owner))
+		c = NULL;
 	if (c == NULL)
 		req_error(r, "no_such_handle", "no running command with "
 		    "handle '%s'", handle);

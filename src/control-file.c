@@ -48,6 +48,18 @@ file_end_fields(struct chan *c, json_t *reply, const char **fields)
 			json_object_set(reply, *fields, v);
 }
 
+/*
+ * Who asks, and in which workspace (if any): the worker resolves the
+ * workspace among its owner's.
+ */
+static void
+file_add_owner(struct req *r, json_t *m)
+{
+	json_object_set_new(m, "owner", req_owner(r));
+	if (req_field(r, "workspace") != NULL)
+		json_object_set(m, "workspace", req_field(r, "workspace"));
+}
+
 /* ---- put ---- */
 
 void
@@ -81,9 +93,14 @@ control_file_put(struct req *r)
 	}
 	if (have)
 		bytes = (json_int_t)evbuffer_get_length(in);
-	open = json_pack("{s:s, s:I, s:b, s:I}", "path", req_string(r, "path"),
-	    "mode", req_int(r, "mode", 0644), "mkdir", req_bool(r, "mkdir", 0),
-	    "size", bytes);
+	open = json_pack("{s:s, s:b, s:I}", "path", req_string(r, "path"),
+	    "mkdir", req_bool(r, "mkdir", 0), "size", bytes);
+	/* Without one the worker keeps a replaced file's mode (else 0644). */
+	if (req_field(r, "mode") != NULL)
+		json_object_set_new(open, "mode", json_integer(req_int(r,
+		    "mode", 0644)));
+	file_add_owner(r, open);
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -102,7 +119,7 @@ control_file_put(struct req *r)
 static void
 file_put_output(struct chan *c)
 {
-	static const char	*fields[] = { "size", "sha256", NULL };
+	static const char	*fields[] = { "size", "mode", "sha256", NULL };
 	struct req		*r = c->req;
 	json_t			*reply;
 
@@ -134,6 +151,8 @@ control_file_get(struct req *r)
 	if (!raw)
 		json_object_set_new(open, "max",
 		    json_integer(CONTROL_MAX_INLINE));
+	file_add_owner(r, open);
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_get_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -146,13 +165,13 @@ control_file_get(struct req *r)
 	}
 }
 
-/* An inline get ended: the bytes go in the reply. */
+/* An inline get ended: the bytes go in the reply, as the client takes them. */
 static void
 file_get_inline_done(struct chan *c)
 {
 	static const char	*fields[] = { "size", "mode", "sha256", NULL };
-	struct evbuffer		*out = c->out[WIRE_OUT];
-	size_t			 len = evbuffer_get_length(out);
+	static const char	*names[] = { "data" };
+	struct evbuffer		*bufs[1];
 	struct req		*r;
 	json_t			*reply;
 
@@ -172,12 +191,14 @@ file_get_inline_done(struct chan *c)
 	}
 	reply = json_object();
 	file_end_fields(c, reply, fields);
-	util_json_set_bytes(reply, "data", evbuffer_pullup(out, -1), len);
+	bufs[0] = evbuffer_new();
+	evbuffer_add_buffer(bufs[0], c->out[WIRE_OUT]);
 	chan_release(c);
 	if (r != NULL)
-		req_reply(r, reply);
+		req_reply_stream(r, reply, names, bufs, 1);
 	else
 		json_decref(reply);
+	evbuffer_free(bufs[0]);
 }
 
 /*
@@ -224,10 +245,15 @@ file_get_drain(struct chan *c)
 void
 control_file_stat(struct req *r)
 {
+	json_t	*m;
+
 	/* A probe for a path that is not there is no error of ours. */
 	r->flags |= REQ_MISS_OK;
-	req_rpc(r, r->worker, json_pack("{s:s, s:s}", "op", "stat", "path",
-	    req_string(r, "path")), req_rpc_forward);
+	m = json_pack("{s:s, s:s}", "op", "stat", "path", req_string(r,
+	    "path"));
+	file_add_owner(r, m);
+	control_workspace_pass(r, m);
+	req_rpc(r, r->worker, m, req_rpc_forward);
 }
 
 /* ---- the kinds ---- */
@@ -266,6 +292,7 @@ const struct chan_ops chan_put_ops = {
 	.kind = CHAN_PUT,
 	.prefix = "h-",
 	.in_window = WIRE_FILE_WINDOW,
+	.out_window = WIRE_WINDOW,
 	.output = file_put_output,
 	.input_acked = file_put_output,
 	.lost = file_lost,
@@ -277,6 +304,7 @@ const struct chan_ops chan_get_ops = {
 	.kind = CHAN_GET,
 	.prefix = "h-",
 	.in_window = WIRE_WINDOW,
+	.out_window = WIRE_FILE_WINDOW,
 	.output = file_get_output,
 	.lost = file_lost,
 	.owner_gone = file_owner_gone,

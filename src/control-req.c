@@ -92,6 +92,7 @@ req_finish(struct req *r)
 
 	if (r->flags & REQ_DEAD)
 		return;
+	control_audit_request(r, NULL, NULL);	/* unless it was */
 	r->flags |= REQ_DEAD;
 	TAILQ_REMOVE(&all_reqs, r, entry);
 	while ((c = TAILQ_FIRST(&r->chans)) != NULL) {
@@ -153,6 +154,7 @@ req_reply(struct req *r, json_t *reply)
 			json_object_set(reply, "id", r->id);
 		json_object_set_new(reply, "ok", json_true());
 		control_client_send(r->client, reply);
+		control_audit_request(r, reply, NULL);
 	}
 	json_decref(reply);
 	req_finish(r);
@@ -169,6 +171,31 @@ req_expected_miss(struct req *r, json_t *err)
 	    strcmp(code, "io_error") == 0 && strcmp(e, "ENOENT") == 0);
 }
 
+/*
+ * The final reply (ok:true added, reply stolen) with n byte fields whose
+ * bytes come from bufs[i] (moved out): they are written as the client
+ * takes them, never held whole as JSON. r is done.
+ */
+void
+req_reply_stream(struct req *r, json_t *reply, const char **names,
+    struct evbuffer **bufs, int n)
+{
+	int	i;
+
+	if (!(r->flags & REQ_DEAD)) {
+		if (r->id != NULL)
+			json_object_set(reply, "id", r->id);
+		json_object_set_new(reply, "ok", json_true());
+		control_audit_request(r, reply, NULL);
+		control_client_send_stream(r->client, reply, names, bufs, n);
+	} else {
+		json_decref(reply);
+		for (i = 0; i < n; i++)
+			evbuffer_drain(bufs[i], evbuffer_get_length(bufs[i]));
+	}
+	req_finish(r);
+}
+
 /* Final error reply with an error object (stolen); r is done. */
 void
 req_error_json(struct req *r, json_t *err)
@@ -179,6 +206,7 @@ req_error_json(struct req *r, json_t *err)
 		if (!req_expected_miss(r, err))
 			server_count_error(json_string_value(
 			    json_object_get(err, "code")));
+		control_audit_request(r, NULL, err);
 		reply = json_object();
 		if (r->id != NULL)
 			json_object_set(reply, "id", r->id);

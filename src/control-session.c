@@ -63,8 +63,9 @@ session_create(struct chan *c)
 }
 
 /*
- * The started session named in r's "session" field; NULL after replying
- * no_such_session.
+ * The started session named in r's "session" field, if r's client may
+ * see it; NULL after replying no_such_session (another uid's session is
+ * not there, for it) or denied (a worker its rule no longer covers).
  */
 struct session *
 session_get(struct req *r)
@@ -72,8 +73,15 @@ session_get(struct req *r)
 	const char	*id = req_string(r, "session");
 	struct session	*s;
 
-	if ((s = session_find(id)) == NULL || !s->started) {
+	if ((s = session_find(id)) == NULL || !s->started ||
+	    !control_acl_owns(r->client, s->c->owner)) {
 		req_error(r, "no_such_session", "no session '%s'", id);
+		return (NULL);
+	}
+	if (!control_acl_covers_id(r->client, s->worker)) {
+		server_stats.denied++;
+		req_error(r, "denied", "the access rules do not cover worker "
+		    "'%s' of session %s", s->worker, s->id);
 		return (NULL);
 	}
 	return (s);
@@ -118,6 +126,15 @@ session_consume(struct session *s)
 	chan_ack(s->c, 0);
 }
 
+/* May cl see session s (its own, on a worker its rule covers)? */
+static int
+session_visible(struct client *cl, void *arg)
+{
+	struct session	*s = arg;
+
+	return (control_acl_visible(cl, s->worker, s->c->owner));
+}
+
 /* Tell subscribers about the session. */
 static void
 session_announce(struct session *s, const char *state)
@@ -126,7 +143,7 @@ session_announce(struct session *s, const char *state)
 
 	ev = json_pack("{s:s, s:s, s:s, s:s}", "event", "session", "session",
 	    s->id, "worker", s->worker, "state", state);
-	control_broadcast_event(TOPIC_SESSIONS, ev);
+	control_broadcast_event(TOPIC_SESSIONS, ev, session_visible, s);
 	json_decref(ev);
 }
 
@@ -143,6 +160,10 @@ session_set_status(struct session *s, json_t *info)
 	if ((v = json_object_get(info, "signal")) != NULL) {
 		json_decref(s->signal);
 		s->signal = json_incref(v);
+	}
+	if (json_is_string(v = json_object_get(info, "reason"))) {
+		json_decref(s->reason);
+		s->reason = json_incref(v);
 	}
 }
 
@@ -165,6 +186,7 @@ session_exited(struct session *s, json_t *info)
 static void
 session_pump(struct session *s)
 {
+	record_feed(s);
 	if ((s->c->flags & CHAN_ENDED) && !s->exited)
 		session_exited(s, s->c->end);
 	attach_deliver_all(s);
@@ -202,9 +224,11 @@ session_free(struct session *s)
 	session_answer_open(s, wire_error("no_such_session", 0, "session %s "
 	    "went away before it started", s->id));
 	attach_free_all(s);
+	record_stop(s);
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
 	json_decref(s->signal);
+	json_decref(s->reason);
 	free(s->cmd);
 	s->c->data = NULL;
 	free(s);
@@ -241,6 +265,7 @@ session_started(struct session *s, json_t *msg)
 	/* It runs: never send the open again. */
 	json_decref(s->c->open);
 	s->c->open = NULL;
+	record_start(s);
 	session_answer_open(s, NULL);
 	session_announce(s, "opened");
 	session_pump(s);
@@ -327,13 +352,21 @@ session_adopt(struct chan *c, json_t *a)
 {
 	struct session	*s;
 
+	/* Session ids are unique across the fleet. */
+	if ((s = session_find(c->handle)) != NULL) {
+		log_warnx("worker %s announced session %s, which lives on "
+		    "worker %s: refused", server_worker_id(c->worker),
+		    c->handle, s->worker);
+		return (-1);
+	}
 	s = session_create(c);
 	s->started = 1;
 	session_set_info(s, a);
 	if (json_is_true(json_object_get(a, "exited"))) {
 		s->announced = 1;
 		session_set_status(s, a);
-	}
+	} else
+		record_start(s);
 	return (0);
 }
 
@@ -343,6 +376,7 @@ const struct chan_ops chan_session_ops = {
 	.counts = CHAN_COUNT_SESSION,
 	.prefix = "s-",
 	.in_window = WIRE_WINDOW,
+	.out_window = WIRE_WINDOW,
 	.output = session_output,
 	.info = session_info,
 	.lost = session_lost,
@@ -361,7 +395,7 @@ control_session_open(struct req *r)
 	const char	*term = req_string(r, "term");
 	const char	**f;
 	static const char *pass[] = { "cmd", "argv", "env", "cwd", "user",
-	    NULL };
+	    "workspace", NULL };
 	struct chan	*c;
 	struct session	*s;
 
@@ -373,6 +407,8 @@ control_session_open(struct req *r)
 	for (f = pass; *f != NULL; f++)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
+	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_session_ops, open);
 	json_decref(open);
 	s = session_create(c);
@@ -422,6 +458,7 @@ session_resize_done(struct req *r, json_t *res)
 	    (s = session_find(req_string(r, "session"))) != NULL) {
 		s->rows = (int)json_integer_value(json_object_get(res, "rows"));
 		s->cols = (int)json_integer_value(json_object_get(res, "cols"));
+		record_resize(s);
 	}
 	req_rpc_forward(r, res);
 }
@@ -509,6 +546,8 @@ control_session_list(struct req *r)
 		if (!s->started)
 			continue;
 		if (worker != NULL && strcmp(worker, s->worker) != 0)
+			continue;
+		if (!session_visible(r->client, s))
 			continue;
 		json_array_append_new(list, session_json(s));
 	}

@@ -8,6 +8,7 @@
 #define CONTROL_SESSION_H
 
 struct sconn;
+struct record;
 
 struct session {
 	struct chan	*c;
@@ -21,11 +22,13 @@ struct session {
 	int		 announced;	/* "exited" sent to subscribers */
 	json_t		*exit_code;
 	json_t		*signal;
+	json_t		*reason;	/* why it ended, NULL: not said */
 	json_int_t	 pid;
 	char		*cmd;
 	int		 rows;
 	int		 cols;
 	char		 created[32];
+	struct record	*rec;		/* --record */
 	TAILQ_HEAD(, sconn) conns;
 	TAILQ_ENTRY(session) entry;
 };
@@ -51,5 +54,11 @@ void		 attach_free_all(struct session *);
 int		 attach_min(struct session *, uint64_t *);
 void		 attach_client_gone(struct client *);
 void		 attach_client_drained(struct client *);
+
+/* control-record.c */
+void		 record_start(struct session *);
+void		 record_feed(struct session *);
+void		 record_resize(struct session *);
+void		 record_stop(struct session *);
 
 #endif

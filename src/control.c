@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,11 +26,13 @@ struct client {
 	struct bufferevent	*bev;
 	int			 fd;
 	uid_t			 uid;
+	struct compat_peer	 peer;		/* valid if uid is not -1 */
 	int			 refs;
 	int			 flags;
 #define CLIENT_DEAD		0x1
 #define CLIENT_EOF		0x2	/* read side shut: finish, then close */
 #define CLIENT_PAUSED		0x8	/* waiting for a payload sink */
+#define CLIENT_OVERFULL		0x10	/* past CONTROL_OUT_MAX: closing */
 	struct control_split	 split;
 	int			 topics;
 	uint64_t		 payload_left;
@@ -37,7 +40,30 @@ struct client {
 	struct event		*more;		/* re-arm after a bounded batch */
 	struct event		*hup;		/* polls for a full close */
 	struct event		*reaper;
+	TAILQ_HEAD(stream_replies, stream_reply) streams; /* being written */
 	TAILQ_ENTRY(client)	 entry;
+};
+
+/*
+ * A final reply with big byte fields (an exec's output, an inline get),
+ * written as the client takes it: the fields' bytes (moved in, never
+ * copied whole) are turned into JSON text a chunk at a time, so what the
+ * controller holds for a reply is its raw bytes, not their escaped and
+ * encoded copies. Messages for the client that come after it wait behind
+ * it (in its `after`), so every line stays whole and in order.
+ */
+#define STREAM_FIELDS	2
+#define STREAM_CHUNK	(48 * 1024)	/* raw bytes per step; multiple of 3 */
+struct stream_reply {
+	struct evbuffer	*head;		/* '{...,' before the first field */
+	int		 n;		/* fields */
+	int		 i;		/* the one being written */
+	int		 in_field;	/* its opening quote is written */
+	char		*names[STREAM_FIELDS];
+	struct evbuffer	*bufs[STREAM_FIELDS];
+	int		 b64[STREAM_FIELDS];
+	struct evbuffer	*after;		/* messages that follow it */
+	TAILQ_ENTRY(stream_reply) entry;
 };
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static size_t			 nclients;
@@ -45,9 +71,13 @@ static struct evconnlistener	*control_listener;
 static char			*control_path;
 
 #define LINES_PER_CALLBACK	64
+#define CONTROL_COPY_MAX	(64 * 1024)	/* longer lines: by reference */
 
 static void	 control_client_read_cb(struct bufferevent *, void *);
+static void	 stream_reply_free(struct stream_reply *);
 static void	 control_client_close(struct client *, const char *);
+static void	 control_refuse(int, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
 
 struct client *
 control_client_ref(struct client *cl)
@@ -60,11 +90,16 @@ static void
 control_client_reap_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
-	struct client	*cl = arg;
+	struct client		*cl = arg;
+	struct stream_reply	*sr;
 
 	event_free(cl->more);
 	event_free(cl->hup);
 	event_free(cl->reaper);
+	while ((sr = TAILQ_FIRST(&cl->streams)) != NULL) {
+		TAILQ_REMOVE(&cl->streams, sr, entry);
+		stream_reply_free(sr);
+	}
 	free(cl);
 }
 
@@ -90,6 +125,13 @@ control_client_uid(struct client *cl)
 	return (cl->uid == (uid_t)-1 ? -1 : (long)cl->uid);
 }
 
+/* The client's process: uid, gid, pid, groups; NULL if unknown. */
+const struct compat_peer *
+control_client_peer(struct client *cl)
+{
+	return (cl->uid == (uid_t)-1 ? NULL : &cl->peer);
+}
+
 size_t
 control_client_count(void)
 {
@@ -100,10 +142,57 @@ control_client_count(void)
 int
 control_client_writable(struct client *cl)
 {
-	if (cl->flags & CLIENT_DEAD)
+	if (cl->flags & (CLIENT_DEAD | CLIENT_OVERFULL))
 		return (1);	/* nothing will be written: do not hold */
-	return (evbuffer_get_length(bufferevent_get_output(cl->bev)) <
-	    CONTROL_OUT_HIGH);
+	return (TAILQ_EMPTY(&cl->streams) && evbuffer_get_length(
+	    bufferevent_get_output(cl->bev)) < CONTROL_OUT_HIGH);
+}
+
+/* Where the next message to cl goes: behind the replies being written. */
+static struct evbuffer *
+control_client_out(struct client *cl)
+{
+	struct stream_reply	*sr;
+
+	if ((sr = TAILQ_LAST(&cl->streams, stream_replies)) != NULL)
+		return (sr->after);
+	return (bufferevent_get_output(cl->bev));
+}
+
+/*
+ * Bytes written for the client and not yet taken by it: in its buffer,
+ * and waiting behind replies being written.
+ */
+static size_t
+control_client_backlog(struct client *cl)
+{
+	struct stream_reply	*sr;
+	size_t			 n;
+
+	n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+	TAILQ_FOREACH(sr, &cl->streams, entry)
+		n += evbuffer_get_length(sr->after);
+	return (n);
+}
+
+/*
+ * Every message to a client comes through here: past CONTROL_OUT_MAX of
+ * unread output the client is dropped (from the event loop, not from
+ * inside whoever is sending) and nothing more is queued for it. Returns
+ * 1 if a message may be queued.
+ */
+static int
+control_client_bound(struct client *cl)
+{
+	if (cl->flags & (CLIENT_DEAD | CLIENT_OVERFULL))
+		return (0);
+	if (control_client_backlog(cl) < CONTROL_OUT_MAX)
+		return (1);
+	log_warnx("client fd %d uid %ld: over %d bytes unread, closing",
+	    cl->fd, control_client_uid(cl), CONTROL_OUT_MAX);
+	cl->flags |= CLIENT_OVERFULL;
+	event_active(cl->more, EV_TIMEOUT, 0);
+	return (0);
 }
 
 /* Write one message as a line. */
@@ -112,16 +201,29 @@ control_client_send(struct client *cl, json_t *msg)
 {
 	struct evbuffer	*out;
 	char		*s;
+	size_t		 len;
 
-	if (cl->flags & CLIENT_DEAD)
+	if (!control_client_bound(cl))
 		return;
 	if ((s = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(12)))
 	    == NULL) {
 		log_warnx("%s: cannot encode a reply", __func__);
 		return;
 	}
-	out = bufferevent_get_output(cl->bev);
-	evbuffer_add_reference(out, s, strlen(s),
+	out = control_client_out(cl);
+	len = strlen(s);
+	if (len < CONTROL_COPY_MAX) {
+		/*
+		 * Copied: small lines pack into the buffer's chains. One
+		 * chain per line would cost a kilobyte or two for an event
+		 * of sixty bytes, and the bound counts bytes.
+		 */
+		s[len++] = '\n';
+		evbuffer_add(out, s, len);
+		free(s);
+		return;
+	}
+	evbuffer_add_reference(out, s, len,
 	    (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
 	evbuffer_add(out, "\n", 1);
 }
@@ -136,11 +238,130 @@ control_client_send_raw(struct client *cl, json_t *msg, struct evbuffer *buf)
 	size_t	len = evbuffer_get_length(buf);
 
 	json_object_set_new(msg, "bytes", json_integer((json_int_t)len));
+	if (!control_client_bound(cl)) {
+		evbuffer_drain(buf, len);
+		return;
+	}
 	control_client_send(cl, msg);
 	if (cl->flags & CLIENT_DEAD)
 		evbuffer_drain(buf, len);
 	else
-		evbuffer_add_buffer(bufferevent_get_output(cl->bev), buf);
+		evbuffer_add_buffer(control_client_out(cl), buf);
+}
+
+static void
+stream_reply_free(struct stream_reply *sr)
+{
+	int	i;
+
+	if (sr == NULL)
+		return;
+	evbuffer_free(sr->after);
+	if (sr->head != NULL)
+		evbuffer_free(sr->head);
+	for (i = 0; i < sr->n; i++) {
+		free(sr->names[i]);
+		evbuffer_free(sr->bufs[i]);
+	}
+	free(sr);
+}
+
+/* Write the next step of cl's stream reply into out; 1 when done. */
+static int
+stream_reply_step(struct stream_reply *sr, struct evbuffer *out)
+{
+	size_t	 len;
+	int	 last;
+
+	if (sr->head != NULL) {
+		evbuffer_add_buffer(out, sr->head);
+		evbuffer_free(sr->head);
+		sr->head = NULL;
+	}
+	if (sr->i == sr->n) {
+		evbuffer_add(out, "}\n", 2);
+		return (1);
+	}
+	if (!sr->in_field) {
+		evbuffer_add_printf(out, "%s\"%s%s\":\"", sr->i > 0 ? "," : "",
+		    sr->names[sr->i], sr->b64[sr->i] ? "_b64" : "");
+		sr->in_field = 1;
+	}
+	len = evbuffer_get_length(sr->bufs[sr->i]);
+	last = len <= STREAM_CHUNK;
+	if (!last)
+		len = STREAM_CHUNK;
+	if (sr->b64[sr->i])
+		util_base64_buffer(sr->bufs[sr->i], len, out);
+	else
+		util_json_escape_buffer(sr->bufs[sr->i], len, out);
+	if (last) {
+		evbuffer_add(out, "\"", 1);
+		sr->in_field = 0;
+		sr->i++;
+	}
+	return (0);
+}
+
+/* Write what the client may take of its stream replies. */
+static void
+control_client_pump(struct client *cl)
+{
+	struct stream_reply	*sr;
+	struct evbuffer		*out;
+
+	if (cl->flags & CLIENT_DEAD)
+		return;
+	out = bufferevent_get_output(cl->bev);
+	while ((sr = TAILQ_FIRST(&cl->streams)) != NULL &&
+	    evbuffer_get_length(out) < CONTROL_OUT_HIGH) {
+		if (stream_reply_step(sr, out)) {
+			TAILQ_REMOVE(&cl->streams, sr, entry);
+			evbuffer_add_buffer(out, sr->after);
+			stream_reply_free(sr);
+		}
+	}
+}
+
+/*
+ * Send msg (stolen) as a final reply whose byte fields names[i] come
+ * from bufs[i] (moved out of them): as text when the bytes are UTF-8,
+ * else as NAME_b64, written as the client takes them.
+ */
+void
+control_client_send_stream(struct client *cl, json_t *msg,
+    const char **names, struct evbuffer **bufs, int n)
+{
+	struct stream_reply	*sr;
+	char			*text;
+	size_t			 len;
+	int			 i;
+
+	if ((cl->flags & CLIENT_DEAD) || n > STREAM_FIELDS ||
+	    (text = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(12)))
+	    == NULL) {
+		json_decref(msg);
+		return;
+	}
+	json_decref(msg);
+	sr = xcalloc(1, sizeof *sr);
+	sr->after = evbuffer_new();
+	sr->head = evbuffer_new();
+	len = strlen(text);		/* '{...}': reopen it */
+	evbuffer_add(sr->head, text, len - 1);
+	if (len > 2)
+		evbuffer_add(sr->head, ",", 1);
+	free(text);
+	sr->n = n;
+	for (i = 0; i < n; i++) {
+		sr->names[i] = xstrdup(names[i]);
+		sr->bufs[i] = evbuffer_new();
+		evbuffer_add_buffer(sr->bufs[i], bufs[i]);
+		sr->b64[i] = !util_buffer_utf8_valid(sr->bufs[i]);
+	}
+	/* After everything already queued for the client. */
+	TAILQ_INSERT_TAIL(&cl->streams, sr, entry);
+	control_client_pump(cl);
 }
 
 /* Subscribe the client to topics (TOPIC_*). */
@@ -150,15 +371,45 @@ control_client_subscribe(struct client *cl, int topics)
 	cl->topics |= topics;
 }
 
-/* Send ev to every client subscribed to topic. */
+/*
+ * An event of a subscription to topic, which cannot wait: past
+ * CONTROL_EVENT_MAX of unread output it is dropped, the client gets an
+ * overflow event and the subscription ends.
+ */
+static void
+control_client_event(struct client *cl, int topic, json_t *ev)
+{
+	json_t	*o;
+
+	if (control_client_backlog(cl) < CONTROL_EVENT_MAX) {
+		control_client_send(cl, ev);
+		return;
+	}
+	cl->topics &= ~topic;
+	log_info("client fd %d uid %ld: not reading, its subscription to %s "
+	    "ends", cl->fd, control_client_uid(cl), topic == TOPIC_WORKERS ?
+	    "workers" : "sessions");
+	o = json_pack("{s:s, s:s}", "event", "overflow", "topic",
+	    topic == TOPIC_WORKERS ? "workers" : "sessions");
+	control_client_send(cl, o);
+	json_decref(o);
+}
+
+/*
+ * Send ev to every client subscribed to topic that may see it
+ * (visible(client, arg), or all if visible is NULL).
+ */
 void
-control_broadcast_event(int topic, json_t *ev)
+control_broadcast_event(int topic, json_t *ev,
+    int (*visible)(struct client *, void *), void *arg)
 {
 	struct client	*cl;
 
-	TAILQ_FOREACH(cl, &clients, entry)
-		if (cl->topics & topic)
-			control_client_send(cl, ev);
+	TAILQ_FOREACH(cl, &clients, entry) {
+		if ((cl->topics & topic) && (visible == NULL ||
+		    visible(cl, arg)))
+			control_client_event(cl, topic, ev);
+	}
 }
 
 /*
@@ -338,7 +589,7 @@ control_client_line(struct client *cl, struct evbuffer *in, size_t len)
 	json_error_t	 jerr;
 
 	line = (char *)evbuffer_pullup(in, (ssize_t)len + 1);
-	msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+	msg = json_loadb(line, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	evbuffer_drain(in, len + 1);
 	cl->sink = NULL;
 	control_cmd_dispatch(cl, msg, msg == NULL ? jerr.text : NULL);
@@ -354,7 +605,7 @@ control_client_input(struct client *cl)
 	struct evbuffer_ptr	 eol;
 	size_t			 n, nlines = 0;
 
-	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED))) {
+	while (!(cl->flags & (CLIENT_DEAD | CLIENT_PAUSED | CLIENT_OVERFULL))) {
 		if (cl->payload_left > 0) {
 			if (!control_client_payload(cl, in))
 				break;
@@ -415,7 +666,12 @@ static void
 control_client_more_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
-	control_client_input(arg);
+	struct client	*cl = arg;
+
+	if (cl->flags & CLIENT_OVERFULL)
+		control_client_close(cl, "too much unread output");
+	else
+		control_client_input(cl);
 }
 
 static void
@@ -425,6 +681,7 @@ control_client_write_cb(__unused struct bufferevent *bev, void *arg)
 
 	if (cl->flags & CLIENT_DEAD)
 		return;
+	control_client_pump(cl);
 	req_client_drained(cl);
 	if (cl->flags & CLIENT_DEAD)
 		return;
@@ -503,24 +760,75 @@ control_client_check_finished(struct client *cl)
 		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 }
 
+/*
+ * Refuse a connection with one error line (limit), written as it is to
+ * the new socket (it has room for it), then close it.
+ */
+static void
+control_refuse(int fd, const char *fmt, ...)
+{
+	va_list	 ap;
+	json_t	*e;
+	char	*s;
+
+	va_start(ap, fmt);
+	e = wire_verror("limit", 0, fmt, ap);
+	va_end(ap);
+	log_warnx("control: refused a connection: %s", json_string_value(
+	    json_object_get(e, "message")));
+	e = json_pack("{s:b, s:o}", "ok", 0, "error", e);
+	if ((s = json_dumps(e, JSON_COMPACT)) != NULL) {
+		if (write(fd, s, strlen(s)) == -1 || write(fd, "\n", 1) == -1)
+			log_debug("%s: %s", __func__, strerror(errno));
+		free(s);
+	}
+	json_decref(e);
+	close(fd);
+}
+
+/* How many clients uid has. */
+static int
+control_uid_clients(uid_t uid)
+{
+	struct client	*cl;
+	int		 n = 0;
+
+	TAILQ_FOREACH(cl, &clients, entry)
+		if (cl->uid == uid)
+			n++;
+	return (n);
+}
+
 static void
 control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
     __unused struct sockaddr *sa, __unused int salen, __unused void *arg)
 {
-	struct client	*cl;
+	struct client		*cl;
+	struct compat_peer	 peer;
+	uid_t			 uid = (uid_t)-1;
 
 	if (nclients >= CONTROL_MAX_CLIENTS) {
-		log_warnx("%s: too many control clients", __func__);
-		close(fd);
+		control_refuse(fd, "too many control connections (%d)",
+		    CONTROL_MAX_CLIENTS);
+		return;
+	}
+	if (compat_peer_cred(fd, &peer) == 0)
+		uid = peer.uid;
+	if (serve_opts.max_conns != 0 &&
+	    control_uid_clients(uid) >= serve_opts.max_conns) {
+		control_refuse(fd, "uid %ld has %d control connections already "
+		    "(--max-conns %d)", uid == (uid_t)-1 ? -1L : (long)uid,
+		    serve_opts.max_conns, serve_opts.max_conns);
 		return;
 	}
 	cl = xcalloc(1, sizeof *cl);
 	cl->fd = fd;
 	cl->refs = 1;
-	if (compat_peer_uid(fd, &cl->uid) != 0)
-		cl->uid = (uid_t)-1;
+	cl->uid = uid;
+	cl->peer = peer;
 	cl->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cl->more = event_new(ev_base, -1, 0, control_client_more_cb, cl);
+	TAILQ_INIT(&cl->streams);
 	cl->hup = evtimer_new(ev_base, control_client_hup_cb, cl);
 	bufferevent_setcb(cl->bev, control_client_read_cb,
 	    control_client_write_cb, control_client_event_cb, cl);

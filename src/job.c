@@ -99,6 +99,23 @@ job_find_handle(const char *handle)
 	return (NULL);
 }
 
+/*
+ * How many jobs of kind, but except, started a process: with live, only
+ * those whose process still runs. For the worker's caps.
+ */
+int
+job_count(int kind, const struct job *except, int live)
+{
+	struct job	*j;
+	int		 n = 0;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (j != except && j->kind == kind && j->started_pid > 0 &&
+		    (!live || j->pid > 0))
+			n++;
+	return (n);
+}
+
 /* Stop reading stream s and close its descriptor (not a shared stdin). */
 void
 job_close_stream(struct job *j, int s)
@@ -137,6 +154,7 @@ job_free(struct job *j)
 	TAILQ_REMOVE(&jobs, j, entry);
 	if (j->ops != NULL && j->ops->free != NULL)
 		j->ops->free(j);
+	job_tree_free(j);
 	for (s = 0; s < WIRE_NSTREAMS; s++) {
 		job_close_stream(j, s);
 		evbuffer_free(j->out[s].buf);
@@ -150,6 +168,7 @@ job_free(struct job *j)
 	if (j->flush_ev != NULL)
 		event_free(j->flush_ev);
 	json_decref(j->end);
+	json_decref(j->owner);
 	free(j);
 }
 
@@ -196,9 +215,14 @@ job_flush(struct job *j)
 static size_t
 job_window(struct job *j)
 {
-	if (j->kind == CHAN_GET && worker_opts.window < WIRE_FILE_WINDOW)
-		return (WIRE_FILE_WINDOW);
-	return (worker_opts.window);
+	size_t	w = worker_opts.window;
+
+	if (j->kind == CHAN_GET && w < WIRE_FILE_WINDOW)
+		w = WIRE_FILE_WINDOW;
+	/* The controller cuts off a worker that sends past its grant. */
+	if (j->granted != 0 && j->granted < w)
+		w = j->granted;
+	return (w);
 }
 
 /* (Re)arm reading of stream s if there is room in its window. */
@@ -546,6 +570,9 @@ job_kill(struct job *j, int sig)
 {
 	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
 		kill(j->pid, sig);
+	/* KILL is the end: of everything the job started. */
+	if (sig == SIGKILL)
+		job_tree_kill(j);
 }
 
 /* The grace period after TERM has passed. */
@@ -608,6 +635,7 @@ job_open(uint32_t ch, json_t *open)
 	struct job	*j;
 	const char	*handle;
 	json_int_t	 kind;
+	json_t		*v;
 
 	kind = json_integer_value(json_object_get(open, "kind"));
 	if (job_find(ch) != NULL) {
@@ -620,9 +648,16 @@ job_open(uint32_t ch, json_t *open)
 		return;
 	}
 	j = job_create(ch, (int)kind);
+	if (json_is_integer(v = json_object_get(open, "window")) &&
+	    json_integer_value(v) >= WIRE_MIN_WINDOW &&
+	    json_integer_value(v) <= WIRE_MAX_WINDOW)
+		j->granted = (size_t)json_integer_value(v);
 	handle = json_string_value(json_object_get(open, "handle"));
 	if (handle != NULL)
 		snprintf(j->handle, sizeof j->handle, "%s", handle);
+	/* Kept for a controller that restarts: who may see it. */
+	if (json_is_object(json_object_get(open, "owner")))
+		j->owner = json_incref(json_object_get(open, "owner"));
 	job_kinds[kind](j, open);
 }
 
@@ -766,6 +801,8 @@ job_list_json(void)
 			    json_string(j->handle));
 		if (j->in_fd != -1 && !j->in_eof_set)
 			json_object_set_new(a, "stdin_open", json_true());
+		if (j->owner != NULL)
+			json_object_set(a, "owner", j->owner);
 		if (j->ops != NULL && j->ops->describe != NULL)
 			j->ops->describe(j, a);
 		json_array_append_new(list, a);

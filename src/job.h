@@ -62,9 +62,10 @@ struct job {
 #define JOB_END_SENT	0x8
 #define JOB_FILTER	0x10	/* output goes through ops->filter */
 	pid_t			 pid;
-	pid_t			 started_pid;	/* for `started` after a cut */
+	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
 	double			 kill_grace;
+	size_t			 granted;	/* output window, 0: ours */
 	const struct job_ops	*ops;
 
 	struct job_stream	 out[WIRE_NSTREAMS];	/* [1] and [2] used */
@@ -79,6 +80,10 @@ struct job {
 	uint64_t		 in_eof_at;
 
 	json_t			*end;
+	json_t			*owner;		/* who asked, as sent */
+	struct workspace	*ws;		/* where it runs, NULL: host */
+	uint64_t		 ws_ooms;	/* its OOM kills at the start */
+	struct cgroup		*cg;		/* its group, see job-tree.c */
 	struct event		*timeout_ev;
 	struct event		*kill_ev;
 	struct event		*flush_ev;	/* output sent soon, in bulk */
@@ -88,6 +93,7 @@ struct job {
 
 /* job.c */
 struct job	*job_find_handle(const char *);
+int		 job_count(int, const struct job *, int);
 void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);
@@ -101,6 +107,15 @@ void		 job_set_end(struct job *, json_t *);
 void		 job_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
 void		 job_terminate(struct job *);
+
+/* job-tree.c */
+int		 job_tree_prepare(struct job *, json_t *, struct spawn_req *);
+void		 job_tree_started(struct job *, struct spawn_req *);
+char		**job_tree_env(struct job *, json_t *, int, const char *,
+		     const char *);
+void		 job_tree_kill(struct job *);
+const char	*job_tree_reason(struct job *, int, const char *);
+void		 job_tree_free(struct job *);
 
 /* worker-exec.c */
 void		 worker_exec_open(struct job *, json_t *);

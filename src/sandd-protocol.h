@@ -51,22 +51,55 @@
 /* WebSocket close code: a worker with the same id took over; do not redial. */
 #define WS_CLOSE_REPLACED	4001
 
+/*
+ * Most channels a worker may hold (and announce in its hello): its
+ * commands, sessions and transfers. A hello listing more is refused.
+ */
+#define WIRE_MAX_CHANNELS	16384
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
 #define CHAN_PUT		3
 #define CHAN_GET		4
 
+/*
+ * An `until` regex (read, session.read) is matched against the last
+ * UNTIL_WINDOW bytes of the output it waits on, not all of it, so one
+ * match attempt reads at most this much whatever the output and the
+ * regex (a prompt or a marker is at the end of what arrived). 64 KiB:
+ * a full screen many times over, and a few ms of glibc regexec.
+ */
+#define UNTIL_WINDOW		(64 * 1024)
+
 /* Limits of the control socket. */
 #define CONTROL_MAX_LINE	(4 * 1024 * 1024)	/* default --max-line */
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
 #define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
 #define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */
+/*
+ * Unread output past which a subscription's events are dropped (the
+ * client gets an overflow event): a few seconds of a busy fleet's
+ * events, far above what a client that reads ever lets pile up.
+ */
+#define CONTROL_EVENT_MAX	(4 * 1024 * 1024)
+/*
+ * Unread output past which a client is dropped: streams stop at
+ * CONTROL_OUT_HIGH, so only replies that pile up unread get here; one
+ * reply may still be a whole inline get or a max_output exec reply.
+ */
+#define CONTROL_OUT_MAX		(64 * 1024 * 1024)
 #define CONTROL_MAX_CLIENTS	1024
 
 /* Limits of the WebSocket listener. */
 #define HTTP_MAX_HEADER		(8 * 1024)
-#define HTTP_HANDSHAKE_TIMEOUT	10
+#define HTTP_HANDSHAKE_TIMEOUT	10	/* worker: dial to 101 */
+/*
+ * Controller: from accept to a whole request head (TLS included). A
+ * worker sends its head at once; an idle connection must not hold an
+ * admission slot for long.
+ */
+#define HTTP_HEAD_TIMEOUT	5
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)

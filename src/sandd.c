@@ -75,6 +75,9 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Run the command on a terminal, as ssh -t does: a session\n"
 	  "      as sandd shell opens (raw mode, window size, ~. detaches);\n"
 	  "      exit with its status. Default: pipes, no terminal.\n"
+	  "  -W, --workspace NAME\n"
+	  "      Run it in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) when the worker is found\n"
 	  "      disconnected, as we start or while we wait. Default: wait\n"
@@ -84,6 +87,9 @@ static const struct sandd_cmd sandd_cmds[] = {
 	{ "shell", client_shell,
 	  "[options] worker [-- command [arg ...]]",
 	  "open an interactive session on a worker",
+	  "  -W, --workspace NAME\n"
+	  "      Open it in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --reconnect\n"
 	  "      When the controller goes away, connect again (pausing\n"
 	  "      longer each time) and attach where the output shown ends,\n"
@@ -133,10 +139,35 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Keep the modification time and the set-id and sticky\n"
 	  "      bits. Default: the permission bits only, through the\n"
 	  "      umask on the local side.\n"
+	  "  -W, --workspace NAME\n"
+	  "      Copy in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) when the worker is found\n"
 	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
+	{ "workspace", client_workspace_cmd,
+	  "create [options] worker [name]\n"
+	  "       sandd workspace list [options]\n"
+	  "       sandd workspace destroy [--keep] worker name",
+	  "create, list and destroy isolated workspaces on workers",
+	  "  --memory BYTES, --pids N, --cpu CORES\n"
+	  "      create: the workspace's limits (K, M, G suffixes for\n"
+	  "      memory; cpu in cores, such as 0.5). Default: the\n"
+	  "      worker's ceilings, else none.\n"
+	  "  --network none|host\n"
+	  "      create: only its own loopback (none, the default), or\n"
+	  "      the host's network.\n"
+	  "  -e, --env K=V\n"
+	  "      create: the default environment inside; repeatable.\n"
+	  "  -w, --worker ID\n"
+	  "      list: only the workspaces of this worker.\n"
+	  "  --json\n"
+	  "      list: print JSON instead of a table.\n"
+	  "  --keep\n"
+	  "      destroy: keep the /workspace folder on the worker's disk.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
@@ -169,6 +200,23 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  --json\n"
 	  "      Print the counters as JSON instead of NAME VALUE lines.\n"
 	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
+	{ "audit", client_audit,
+	  "[options] FILE  (- for stdin)",
+	  "show the controller's audit file (serve --audit)",
+	  "  -w, --worker ID\n"
+	  "      Only the records about this worker.\n"
+	  "  -u, --uid UID\n"
+	  "      Only the requests of this uid (a number or a user name).\n"
+	  "  -s, --since TIME\n"
+	  "      Only the records from TIME on: an RFC 3339 UTC time (or\n"
+	  "      its start, as 2024-05-01), or a time ago, as 30s, 10m,\n"
+	  "      2h or 7d. Default: all.\n"
+	  "  --json\n"
+	  "      Print the records as the JSON lines they are instead of\n"
+	  "      one readable line each.\n"
+	  "  -h, --help\n"
+	  "      Print this help and exit.\n",
 	  SANDD_CMD_CLIENT },
 	{ "ctl", client_ctl,
 	  "[options]  (JSON request lines on stdin)",
@@ -293,7 +341,7 @@ static const struct opt_spec worker_specs[] = {
 	{ "root", 0, OPT_STRING, WO(root), 0, 0, "DIR", NULL,
 	  "file operations only below DIR" },
 	{ "allow", 0, OPT_LIST, WO(allow), 0, 0, "'PROGRAM [GLOB]...'", NULL,
-	  "run only commands that match (repeatable)" },
+	  "run only this program with these arguments (repeatable)" },
 	{ "allow-env", 0, OPT_LIST, WO(allow_env), 0, 0, "NAME", NULL,
 	  "with --allow: env names a request may set (repeatable)" },
 	{ "isolate", 0, OPT_FLAG, WO(isolate), 0, 0, NULL, NULL,
@@ -359,7 +407,8 @@ static int
 sandd_serve(int argc, char **argv)
 {
 	struct serve_options	*o = &serve_opts;
-	int			 i;
+	char			*why;
+	int			 i, builtin;
 
 	o->control_mode = 0660;
 	o->resume_window = DEFAULT_RESUME_WINDOW;
@@ -374,17 +423,16 @@ sandd_serve(int argc, char **argv)
 		opts_bad("serve", "unexpected argument '%s'", argv[i]);
 	if (o->listen == NULL)
 		opts_bad("serve", "--listen HOST:PORT is required");
-	if (o->control == NULL)
-		o->control = util_default_control_path();
+	if (o->control == NULL) {
+		o->control = util_default_control_path(&builtin);
+		if (builtin && util_control_dir_ok(o->control, 1, &why) != 0)
+			opts_bad("serve", "control socket %s: %s (refusing the "
+			    "default path; give --control)", o->control, why);
+	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("serve", "--tls-cert and --tls-key go together");
 	if (o->tls_client_ca != NULL && o->tls_cert == NULL)
 		opts_bad("serve", "--tls-client-ca needs --tls-cert");
-	/* TODO(main): each goes as its feature lands. */
-	if (o->acl != NULL || o->rate != NULL || o->max_inflight != 0 ||
-	    o->max_conns != 0 || o->audit != NULL || o->record != NULL ||
-	    o->metrics_token_file != NULL || o->metrics_listen != NULL)
-		opts_bad("serve", "an option given is not supported yet");
 	log_init("sandd-serve", o->verbose, o->syslog);
 	return (server_main());
 }
@@ -433,18 +481,13 @@ sandd_worker(int argc, char **argv)
 		host[sizeof host - 1] = '\0';
 		o->id = host;
 	}
-	if (!util_valid_id(o->id))
+	/* The id names the worker's state folder: "." and ".." cannot. */
+	if (!util_valid_id(o->id) || strcmp(o->id, ".") == 0 ||
+	    strcmp(o->id, "..") == 0)
 		opts_bad("worker", "invalid worker id '%s' (1 to 64 of "
-		    "A-Za-z0-9._-)", o->id);
+		    "A-Za-z0-9._-, not . or ..)", o->id);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
-	/* TODO(main): each goes as its feature lands. */
-	if (json_array_size(o->allow_env) != 0 || o->isolate ||
-	    o->allow_host_network || o->allow_setid || o->max_jobs != 0 ||
-	    o->max_sessions != 0 || o->max_workspaces != 0 ||
-	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
-	    o->ws_max_cpu != 0)
-		opts_bad("worker", "an option given is not supported yet");
 	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());
 }

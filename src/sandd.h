@@ -154,10 +154,17 @@ int	 xvasprintf(char **, const char *, va_list)
 double	 util_now(void);
 void	 util_rfc3339(time_t, char *, size_t);
 int	 util_valid_id(const char *);
+int	 util_u32_cmp(const void *, const void *);
+char	*util_escape_terminal(const char *);
 size_t	 util_utf8_complete(const uint8_t *, size_t, int *);
 int	 util_utf8_valid(const uint8_t *, size_t);
+size_t	 util_utf8_lossy(const uint8_t *, size_t, struct evbuffer *, int);
 json_t	*util_bytes_json(const void *, size_t);
 int	 util_json_set_bytes(json_t *, const char *, const void *, size_t);
+int	 util_buffer_utf8_valid(struct evbuffer *);
+size_t	 util_utf8_cut(const uint8_t *, size_t);
+void	 util_json_escape_buffer(struct evbuffer *, size_t, struct evbuffer *);
+void	 util_base64_buffer(struct evbuffer *, size_t, struct evbuffer *);
 int	 util_json_get_bytes(json_t *, const char *, struct evbuffer *,
 	     char **);
 char	*util_base64(const void *, size_t);
@@ -168,7 +175,8 @@ const char *util_signal_name(int);
 const char *util_errno_name(int);
 void	 util_timeval(struct timeval *, double);
 int	 util_parse_hostport(const char *, char **, char **);
-char	*util_default_control_path(void);
+char	*util_default_control_path(int *);
+int	 util_control_dir_ok(const char *, int, char **);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
@@ -316,6 +324,8 @@ int	 auth_labels_ok(const char *, const struct worker_auth *, json_t *,
 	     char **);
 int	 auth_still_granted(const char *, const struct worker_auth *);
 const char *auth_controller_id(void);
+void	 auth_handle(const char *, const char *, char *, size_t);
+int	 auth_handle_ok(const char *, const char *);
 void	 auth_free(void);
 
 /* server.c */
@@ -325,16 +335,26 @@ struct server_stats {
 	uint64_t	 bytes_out;
 	uint64_t	 auth_failures;
 	uint64_t	 handshakes_refused;
+	uint64_t	 denied;	/* by the control socket's rules */
+	uint64_t	 rate_limited;
 	json_t		*errors;
 };
 extern struct server_stats server_stats;
 int	 server_main(void);
 void	 server_count_error(const char *);
+
+/* server-metrics.c */
 json_t	*server_stats_json(void);
+char	*server_metrics(void);
+int	 server_metrics_load_token(const char *, char **);
+int	 server_metrics_allowed(struct http_msg *);
 
 /* server-worker.c */
 struct worker_rpc;
 struct worker *server_worker_next(struct worker *);
+json_t	*server_worker_labels(struct worker *);
+const char *server_worker_addr(struct worker *);
+const char *server_worker_why(struct worker *);
 void	 server_worker_accept(struct bufferevent *, const char *,
 	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
@@ -370,6 +390,7 @@ struct chan_ops {
 #define CHAN_COUNT_SESSION	0x2	/* a session */
 	const char	*prefix;	/* of its handles */
 	size_t		 in_window;	/* input in flight at most */
+	size_t		 out_window;	/* output the worker may send ahead */
 
 	/* Hooks on one channel; any may be NULL. */
 	void	(*started)(struct chan *, json_t *);
@@ -398,12 +419,14 @@ extern const struct chan_ops chan_exec_ops, chan_session_ops, chan_put_ops,
 #define CHAN_RAW	0x80	/* get: raw data events */
 #define CHAN_SENT	0x100	/* the open reached a link */
 #define CHAN_STARTED	0x200	/* `started` seen */
+#define CHAN_FOREIGN	0x400	/* adopted, not made by this controller */
 struct chan {
 	struct worker	*worker;
 	uint32_t	 ch;
 	const struct chan_ops *ops;
 	int		 flags;
-	struct req	*req;		/* owner, NULL when detached */
+	struct req	*req;		/* its request, NULL when detached */
+	json_t		*owner;		/* uid and controller, as sent */
 	char		 handle[40];	/* exec handle or session id */
 	json_t		*open;		/* the open message, for resend */
 	json_t		*end;		/* the worker's end message */
@@ -431,7 +454,7 @@ struct chan *chan_create(struct worker *, uint32_t, const struct chan_ops *);
 void	 chan_free(struct chan *);
 void	 chan_kinds_client_gone(struct client *);
 void	 chan_kinds_client_drained(struct client *);
-void	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
+int	 chan_data(struct chan *, int, uint64_t, const uint8_t *, size_t);
 int	 chan_over_max(struct chan *);
 void	 chan_ack(struct chan *, int);
 void	 chan_consume(struct chan *, int, size_t);
@@ -451,6 +474,7 @@ void	 chan_release(struct chan *);
 struct chan *chan_adopt(struct worker *, uint32_t, json_t *);
 struct chan *chan_find_handle(const char *, const struct chan_ops *);
 json_t	*chan_take_output(struct chan *, int, size_t);
+size_t	 chan_take_buffer(struct chan *, int, size_t, struct evbuffer *);
 size_t	 chan_event_bytes(json_t *, const char *, struct chan *, int,
 	     const uint8_t *, size_t, int);
 
@@ -461,6 +485,8 @@ int	 control_client_dead(struct client *);
 int	 control_client_writable(struct client *);
 void	 control_client_send(struct client *, json_t *);
 void	 control_client_send_raw(struct client *, json_t *, struct evbuffer *);
+void	 control_client_send_stream(struct client *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 control_client_subscribe(struct client *, int);
 void	 control_client_set_sink(struct client *, struct chan *);
 void	 control_client_sink_gone(struct chan *);
@@ -471,7 +497,9 @@ int	 control_listen(const char *, int, char **);
 void	 control_close(void);
 size_t	 control_client_count(void);
 long	 control_client_uid(struct client *);
-void	 control_broadcast_event(int, json_t *);
+const struct compat_peer *control_client_peer(struct client *);
+void	 control_broadcast_event(int, json_t *,
+	     int (*)(struct client *, void *), void *);
 #define TOPIC_WORKERS	0x1
 #define TOPIC_SESSIONS	0x2
 /* The control line splitter: pure, see control.c. */
@@ -521,6 +549,7 @@ struct req {
 #define REQ_WAIT	0x4	/* a `wait` op */
 #define REQ_EXPIRED	0x8	/* its deadline passed */
 #define REQ_MISS_OK	0x10	/* ENOENT is an answer, not an error */
+#define REQ_AUDIT	0x20	/* its end goes to the audit file */
 	struct client	*client;
 	json_t		*id;		/* echoed, may be NULL */
 	json_t		*msg;		/* the request */
@@ -543,6 +572,8 @@ void	 req_add_chan(struct req *, struct chan *);
 void	 req_remove_chan(struct chan *);
 void	 req_event(struct req *, json_t *);
 void	 req_reply(struct req *, json_t *);
+void	 req_reply_stream(struct req *, json_t *, const char **,
+	     struct evbuffer **, int);
 void	 req_error(struct req *, const char *, const char *, ...)
 	     __attribute__((format(printf, 3, 4)));
 void	 req_error_json(struct req *, json_t *);
@@ -573,6 +604,39 @@ int	 control_cmd_command(struct req *, int);
 void	 control_cmd_dispatch(struct client *, json_t *, const char *);
 void	 control_cmd_init(void);
 
+/* control-acl.c */
+#define ACL_VIEW	0x1	/* hello, workers, wait, subscribe, lists */
+#define ACL_EXEC	0x2	/* exec and its handles */
+#define ACL_SESSION	0x4
+#define ACL_FILES	0x8
+#define ACL_WORKSPACE	0x10
+#define ACL_ALL		0x1f
+#define ACL_WS_ONLY	0x100	/* rule: work only inside a workspace */
+int	 control_acl_load(const char *, char **);
+void	 control_acl_free(void);
+int	 control_acl_privileged(struct client *);
+int	 control_acl_covers(struct client *, struct worker *);
+int	 control_acl_covers_id(struct client *, const char *);
+int	 control_acl_owns(struct client *, json_t *);
+int	 control_acl_visible(struct client *, const char *, json_t *);
+int	 control_acl_check(struct req *, int);
+
+/* control-limit.c */
+int	 control_limit_parse_rate(const char *, char **);
+void	 control_limit_count(struct req *);
+int	 control_limit_rate(struct req *);
+int	 control_limit_inflight(struct req *);
+void	 control_limit_metrics(struct evbuffer *);
+void	 control_limit_free(void);
+
+/* control-audit.c */
+int	 control_audit_open(const char *, char **);
+void	 control_audit_reopen(void);
+void	 control_audit_close(void);
+void	 control_audit_request(struct req *, json_t *, json_t *);
+void	 control_audit_worker(const char *, const char *, const char *,
+	     const char *);
+
 /* control-exec.c */
 void	 control_exec_cmd(struct req *);
 void	 control_exec_read(struct req *);
@@ -599,6 +663,12 @@ void	 control_file_get(struct req *);
 void	 control_file_stat(struct req *);
 void	 control_file_payload_done(struct chan *);
 
+/* control-workspace.c */
+void	 control_workspace_pass(struct req *, json_t *);
+void	 control_workspace_create(struct req *);
+void	 control_workspace_list(struct req *);
+void	 control_workspace_destroy(struct req *);
+
 /* worker.c */
 int	 worker_main(void);
 void	 worker_send(json_t *);
@@ -617,6 +687,27 @@ const char *state_folder(void);
 char	*state_read(const char *);
 int	 state_write(const char *, const void *, size_t);
 
+/* worker-workspace.c */
+struct workspace;
+void	 workspace_init(void);
+void	 workspace_shutdown(void);
+void	 worker_workspace_create(json_t *);
+void	 worker_workspace_list(json_t *);
+void	 worker_workspace_destroy(json_t *);
+int	 workspace_of(json_t *, struct workspace **, const char **, char **);
+struct workspace *workspace_ref(struct workspace *);
+void	 workspace_unref(struct workspace *);
+struct ns_init *workspace_ns(struct workspace *);
+struct cgroup *workspace_cgroup(struct workspace *);
+int	 workspace_file_open(struct workspace *, const char *, int, int);
+int	 workspace_file_parent(struct workspace *, const char *, int, char **,
+	     char **);
+struct stat;
+int	 workspace_file_lstat(struct workspace *, const char *, struct stat *);
+int	 workspace_file_give(struct workspace *, int);
+char	**workspace_env(struct workspace *, json_t *, const char *);
+uint64_t workspace_ooms(struct workspace *);
+
 /* worker-session.c */
 void	 worker_session_read(json_t *);
 void	 worker_session_run(json_t *);
@@ -626,6 +717,14 @@ void	 worker_session_close(json_t *);
 
 /* worker-file.c */
 void	 worker_file_stat(json_t *);
+
+/* worker-path.c */
+int	 path_init(char **);
+const char *path_root(void);
+const char *path_root_real(void);
+int	 path_outside(int);
+int	 path_open(const char *, int, mode_t);
+int	 path_open_parent(const char *, int, int, char **, char **);
 
 /* job.c */
 void	 job_init(void);
@@ -639,7 +738,13 @@ void	 job_link_writable(void);
 json_t	*job_list_json(void);
 void	 job_shutdown(void);
 
+/* worker-policy.c */
+int	 policy_init(char **);
+int	 policy_files_allowed(char **);
+int	 policy_command_allowed(char **, json_t *, char **);
+
 /* spawn.c */
+#define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
 	char		**envp;
@@ -660,13 +765,84 @@ struct spawn_req {
 	int		 nlimits;
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
+
+	/* Where it runs: a workspace (NULL: the host), a job's groups. */
+	struct ns_init	*ns;
+	int		 cg_fds[4];
+	int		 ncg;
 };
-int	 spawn_allowed(const char *, const char *);
+int	 spawn_plan(struct spawn_req *, int *);
+void	 spawn_plan_free(struct spawn_req *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
-char	**spawn_build_env(json_t *, int, const char *);
+char	**spawn_build_env(json_t *, int, const char *, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
+
+/* cgroup.c */
+#define CG_MEMORY	0
+#define CG_PIDS		1
+#define CG_CPU		2
+#define CG_TRACK	3	/* finds and kills: v2, or v1 pids */
+#define CG_NHIER	4
+#define CGROUP_RMDIR	1
+#define CGROUP_KILL	2
+struct cgroup;
+void	 cgroup_init(const char *, const char *, const char *);
+int	 cgroup_version(int);
+int	 cgroup_tracking(void);
+struct cgroup *cgroup_create(struct cgroup *, const char *, int, char **);
+int	 cgroup_set_limits(struct cgroup *, uint64_t, int, double, char **);
+int	 cgroup_procs_fds(struct cgroup *, int *, int);
+int	 cgroup_enter(const int *, int);
+int	 cgroup_count(struct cgroup *);
+int	 cgroup_kill(struct cgroup *);
+uint64_t cgroup_memory_used(struct cgroup *);
+uint64_t cgroup_oom_kills(struct cgroup *);
+void	 cgroup_free(struct cgroup *, int);
+void	 cgroup_sweep(void);
+void	 cgroup_kill_all(void);
+void	 cgroup_shutdown(void);
+const char *cgroup_path(struct cgroup *, int);
+void	 cgroup_guard_start(void);
+
+/* seccomp.c */
+int	 seccomp_init_filter(char **);
+int	 seccomp_apply(void);
+void	 seccomp_free_filter(void);
+
+/* ns.c */
+/* How a workspace's init is made. */
+struct ns_config {
+	const char	*hostname;
+	const char	*work;		/* host folder bound at /workspace */
+	const char	*stage;		/* an empty host folder to build in */
+	const char	*hide;		/* host folder shown empty, or NULL */
+	int		 host_network;
+	uid_t		 uid;		/* host ids of root inside */
+	gid_t		 gid;
+	unsigned	 count;		/* ids mapped from there */
+};
+/* A running init. */
+struct ns_init {
+	pid_t		 pid;
+	int		 pidfd;
+	int		 sock;		/* its file service */
+	uid_t		 uid;
+	gid_t		 gid;
+	unsigned	 count;
+	int		 host_network;
+};
+int	 ns_init_start(const struct ns_config *, struct cgroup *,
+	     struct ns_init *, char **);
+void	 ns_init_stop(struct ns_init *);
+int	 ns_file_open(struct ns_init *, const char *, int, int, int, int *);
+int	 ns_file_mkdirs(struct ns_init *, const char *, int *);
+__dead void ns_child_fail(int, int);
+
+/* ns-spawn.c */
+pid_t	 ns_spawn(struct spawn_req *, struct ns_init *, int *, int *,
+	     char **);
 
 /* client.c */
 int	 client_main(const char *, const char *, const char *, const char *,
@@ -688,5 +864,11 @@ int	 client_attach(int, char **);
 
 /* client-cp.c */
 int	 client_cp(int, char **);
+
+/* client-audit.c */
+int	 client_audit(int, char **);
+
+/* client-workspace.c */
+int	 client_workspace_cmd(int, char **);
 
 #endif

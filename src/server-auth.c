@@ -488,6 +488,54 @@ auth_still_granted(const char *id, const struct worker_auth *wa)
 	return (auth_find_grant(id, wa->digest) >= 0);
 }
 
+/* The tag of handle body (prefix and random part) on worker id. */
+static void
+auth_handle_tag(const char *id, const char *body, size_t len, char out[17])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+	char		*msg, hex[65];
+
+	xasprintf(&msg, "sandd handle %s %.*s", id, (int)len, body);
+	if (HMAC(EVP_sha256(), auth_key, sizeof auth_key,
+	    (unsigned char *)msg, strlen(msg), md, &mdlen) == NULL)
+		fatalx("HMAC-SHA-256 failed");
+	free(msg);
+	util_sha256_hex(md, hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+}
+
+/*
+ * A new handle or session id for worker id: prefix, 16 random hex
+ * digits and a 16-digit tag under this controller's key, so that a
+ * worker announcing channels after a restart cannot pass off invented
+ * ones (or another worker's) as ours.
+ */
+void
+auth_handle(const char *id, const char *prefix, char *out, size_t size)
+{
+	char	rnd[17], tag[17], body[64];
+
+	util_random_hex(rnd, sizeof rnd);
+	snprintf(body, sizeof body, "%s%s", prefix, rnd);
+	auth_handle_tag(id, body, strlen(body), tag);
+	snprintf(out, size, "%s%s", body, tag);
+}
+
+/* Did this controller make handle for worker id? */
+int
+auth_handle_ok(const char *id, const char *handle)
+{
+	size_t	n = strlen(handle);
+	char	tag[17];
+
+	if (n < 17)
+		return (0);
+	auth_handle_tag(id, handle, n - 16, tag);
+	return (CRYPTO_memcmp(tag, handle + n - 16, 16) == 0);
+}
+
 /*
  * This controller's id: the first 16 hex digits of the SHA-256 of its
  * key. Stable across restarts (the key is), different between

@@ -21,6 +21,7 @@ struct worker {
 	json_t		*labels;
 	char		 boot[40];
 	char		 addr[64];
+	char		 why[128];	/* its last link went: why */
 	time_t		 connected_at;
 
 	int		 state;
@@ -134,6 +135,27 @@ const char *
 server_worker_id(struct worker *w)
 {
 	return (w->id);
+}
+
+/* The labels the worker claimed (an object; not a new reference). */
+json_t *
+server_worker_labels(struct worker *w)
+{
+	return (w->labels);
+}
+
+/* Where its last link came from, as host:port. */
+const char *
+server_worker_addr(struct worker *w)
+{
+	return (w->addr);
+}
+
+/* Why its last link ended ("" while it has never lost one). */
+const char *
+server_worker_why(struct worker *w)
+{
+	return (w->why);
 }
 
 int
@@ -327,8 +349,12 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	    WIRE_T_OPEN)));
 	json_object_set_new(msg, "ch", json_integer(c->ch));
 	json_object_set_new(msg, "kind", json_integer(ops->kind));
+	json_object_set_new(msg, "window", json_integer((json_int_t)
+	    ops->out_window));
 	json_object_set_new(msg, "handle", json_string(c->handle));
 	c->open = json_incref(msg);
+	if (json_is_object(json_object_get(msg, "owner")))
+		c->owner = json_incref(json_object_get(msg, "owner"));
 	if (w->state == WORKER_CONNECTED) {
 		server_worker_send(w, msg);
 		c->flags |= CHAN_SENT;
@@ -391,6 +417,7 @@ worker_link_lost(struct worker *w, const char *why)
 	struct timeval	tv = { serve_opts.resume_window, 0 };
 
 	log_warnx("worker %s (%s): link lost: %s", w->id, w->addr, why);
+	snprintf(w->why, sizeof w->why, "%s", why);
 	w->ws = NULL;
 	worker_set_state(w, WORKER_AWAY);
 	evtimer_add(w->timer, &tv);
@@ -507,6 +534,7 @@ static void
 link_refuse(struct link *l, const char *why)
 {
 	log_warnx("%s: refused: %s", l->addr, why);
+	control_audit_worker("worker.refused", l->id, l->addr, why);
 	ws_conn_close(l->ws, 1008, why);
 }
 
@@ -558,7 +586,8 @@ link_hello_ok(struct link *l, json_t *msg)
 	}
 	if (boot == NULL || strlen(boot) >= sizeof ((struct worker *)0)->boot ||
 	    (labels != NULL && !json_is_object(labels)) ||
-	    (chans != NULL && !json_is_array(chans)) ||
+	    (chans != NULL && (!json_is_array(chans) ||
+	    json_array_size(chans) > WIRE_MAX_CHANNELS)) ||
 	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
 		link_refuse(l, "bad hello");
 		return (0);
@@ -634,24 +663,61 @@ worker_return(struct worker *w, struct link *l, const char *boot)
 	return (0);
 }
 
+/* One channel a worker announced in its hello. */
+struct announced {
+	uint32_t	 ch;
+	json_t		*a;
+};
+
+static int
+announced_cmp(const void *x, const void *y)
+{
+	const struct announced	*p = x, *q = y;
+
+	return (p->ch < q->ch ? -1 : p->ch > q->ch);
+}
+
+/* The announcement of channel ch in the sorted list, or NULL. */
+static json_t *
+announced_find(struct announced *list, size_t n, uint32_t ch)
+{
+	struct announced	 key, *found;
+
+	key.ch = ch;
+	found = bsearch(&key, list, n, sizeof *list, announced_cmp);
+	return (found != NULL ? found->a : NULL);
+}
+
 /*
  * Match the channels the worker holds against ours: resume the common
  * ones, send again opens that never arrived, adopt the ones we do not
- * know; then send what waited for it.
+ * know; then send what waited for it. The lists are sorted first, so a
+ * hello with many channels costs n log n, not n squared.
  */
 static void
 worker_sync(struct worker *w, json_t *chans)
 {
 	struct worker_rpc	*p;
+	struct announced	*list;
 	struct chan		*c, *c1;
-	json_t			*a = NULL;
-	size_t			 i;
+	json_t			*a;
+	size_t			 i, n = 0;
+	uint32_t		*ours;
+	size_t			 nours = 0;
 
+	list = xcalloc(json_array_size(chans) + 1, sizeof *list);
+	json_array_foreach(chans, i, a) {
+		if ((list[n].ch = wire_msg_chan(a)) != 0)
+			list[n++].a = a;
+	}
+	qsort(list, n, sizeof *list, announced_cmp);
+	TAILQ_FOREACH(c, &w->chans, wentry)
+		nours++;
+	ours = xcalloc(nours + 1, sizeof *ours);
+	nours = 0;
 	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
-		json_array_foreach(chans, i, a)
-			if (wire_msg_chan(a) == c->ch)
-				break;
-		if (i < json_array_size(chans))
+		ours[nours++] = c->ch;
+		if ((a = announced_find(list, n, c->ch)) != NULL)
 			chan_resume(c, a);
 		else if (c->open != NULL) {
 			/* The open never arrived: send it again. */
@@ -662,11 +728,17 @@ worker_sync(struct worker *w, json_t *chans)
 			chan_flush_input(c);
 		}
 	}
-	json_array_foreach(chans, i, a) {
-		if (worker_chan_find(w, wire_msg_chan(a)) == NULL &&
-		    !worker_pending_ends(w, wire_msg_chan(a)))
-			worker_adopt(w, a);
+	qsort(ours, nours, sizeof *ours, util_u32_cmp);
+	for (i = 0; i < n; i++) {
+		if (i > 0 && list[i].ch == list[i - 1].ch)
+			continue;	/* announced twice: once is enough */
+		if (bsearch(&list[i].ch, ours, nours, sizeof *ours,
+		    util_u32_cmp) == NULL &&
+		    !worker_pending_ends(w, list[i].ch))
+			worker_adopt(w, list[i].a);
 	}
+	free(ours);
+	free(list);
 	/* What was said to it while it was away, and calls in flight. */
 	json_array_foreach(w->pending, i, a)
 		ws_conn_send_json(w->ws, a);
@@ -857,7 +929,8 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 	}
 	if ((c = worker_chan_find(l->worker, ch)) == NULL)
 		return;		/* cancelled: the worker stops soon */
-	chan_data(c, type, off, data, dlen);
+	if (chan_data(c, type, off, data, dlen) != 0)
+		ws_conn_close(l->ws, 1008, "output past the window");
 }
 
 static void

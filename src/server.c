@@ -29,6 +29,8 @@ struct server_stats server_stats;
 struct handshake {
 	struct bufferevent	*bev;
 	char			 addr[64];
+	char			 host[INET6_ADDRSTRLEN];	/* without port */
+	int			 metrics_only;	/* on --metrics-listen */
 	struct event		*timer;
 	int			 closing;
 	TAILQ_ENTRY(handshake)	 entry;
@@ -38,6 +40,7 @@ static TAILQ_HEAD(, handshake) handshakes =
 static int		 nhandshakes;
 
 static struct evconnlistener	*listener;
+static struct evconnlistener	*metrics_listener;
 static SSL_CTX			*server_tls;
 static struct event		*ev_sigterm, *ev_sigint, *ev_sighup;
 
@@ -53,128 +56,6 @@ server_count_error(const char *code)
 	n = json_object_get(server_stats.errors, code);
 	json_object_set_new(server_stats.errors, code,
 	    json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
-}
-
-/*
- * The counters of the controller, rendered both by the stats op and by
- * GET /metrics, so the two always show the same things.
- */
-static uint64_t	 ctr_workers_connected(void);
-static uint64_t	 ctr_workers_known(void);
-static uint64_t	 ctr_execs_running(void);
-static uint64_t	 ctr_sessions(void);
-static uint64_t	 ctr_control_clients(void);
-
-static const struct counter {
-	const char	*name;		/* in stats; sandd_NAME in metrics */
-	const char	*metric;	/* when the metric's name differs */
-	int		 gauge;		/* else a counter */
-	const char	*help;
-	const uint64_t	*value;		/* a plain count, or: */
-	uint64_t	(*get)(void);	/* a count worked out when asked */
-} counters[] = {
-	{ "workers_connected", NULL, 1, "Workers connected now.", NULL,
-	    ctr_workers_connected },
-	{ "workers_known", NULL, 1, "Workers connected, away or recently "
-	    "gone.", NULL, ctr_workers_known },
-	{ "execs_total", NULL, 0, "Commands started.",
-	    &server_stats.execs_total, NULL },
-	{ "execs_running", NULL, 1, "Commands running now.", NULL,
-	    ctr_execs_running },
-	{ "sessions", NULL, 1, "Sessions open now.", NULL, ctr_sessions },
-	{ "bytes_in", "bytes_in_total", 0, "Payload bytes from workers.",
-	    &server_stats.bytes_in, NULL },
-	{ "bytes_out", "bytes_out_total", 0, "Payload bytes to workers.",
-	    &server_stats.bytes_out, NULL },
-	{ "control_clients", NULL, 1, "Control connections now.", NULL,
-	    ctr_control_clients },
-	{ "auth_failures", "auth_failures_total", 0, "Refused worker "
-	    "handshakes.", &server_stats.auth_failures, NULL },
-	{ "handshakes_refused", "handshakes_refused_total", 0, "Handshakes "
-	    "sent 503.", &server_stats.handshakes_refused, NULL },
-};
-
-static uint64_t
-ctr_workers_connected(void)
-{
-	return (server_worker_count(1));
-}
-
-static uint64_t
-ctr_workers_known(void)
-{
-	return (server_worker_count(0));
-}
-
-static uint64_t
-ctr_execs_running(void)
-{
-	return ((uint64_t)server_worker_count_chans(NULL, CHAN_COUNT_COMMAND));
-}
-
-static uint64_t
-ctr_sessions(void)
-{
-	return ((uint64_t)server_worker_count_chans(NULL, CHAN_COUNT_SESSION));
-}
-
-static uint64_t
-ctr_control_clients(void)
-{
-	return (control_client_count());
-}
-
-/* The value of counter c now. */
-static uint64_t
-counter_value(const struct counter *c)
-{
-	return (c->value != NULL ? *c->value : c->get());
-}
-
-/* The stats op's reply: every counter, and errors by code. */
-json_t *
-server_stats_json(void)
-{
-	json_t	*o = json_object();
-	size_t	 i;
-
-	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
-		json_object_set_new(o, counters[i].name, json_integer(
-		    (json_int_t)counter_value(&counters[i])));
-	json_object_set(o, "errors", server_stats.errors);
-	return (o);
-}
-
-/* Prometheus text for GET /metrics; caller frees. */
-static char *
-server_metrics(void)
-{
-	struct evbuffer		*b = evbuffer_new();
-	const struct counter	*c;
-	const char		*code, *name;
-	json_t			*v;
-	char			*out;
-	size_t			 len, i;
-
-	for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
-		c = &counters[i];
-		name = c->metric != NULL ? c->metric : c->name;
-		evbuffer_add_printf(b, "# HELP sandd_%s %s\n"
-		    "# TYPE sandd_%s %s\nsandd_%s %llu\n", name, c->help, name,
-		    c->gauge ? "gauge" : "counter", name,
-		    (unsigned long long)counter_value(c));
-	}
-	evbuffer_add_printf(b, "# HELP sandd_errors_total Error replies by "
-	    "code.\n# TYPE sandd_errors_total counter\n");
-	json_object_foreach(server_stats.errors, code, v)
-		evbuffer_add_printf(b, "sandd_errors_total{code=\"%s\"} %lld\n",
-		    code, (long long)json_integer_value(v));
-	len = evbuffer_get_length(b);
-	out = xmalloc(len + 1);
-	evbuffer_remove(b, out, len);
-	out[len] = '\0';
-	evbuffer_free(b);
-	return (out);
 }
 
 static void
@@ -232,9 +113,23 @@ handshake_respond(struct handshake *hs, int status, const char *reason,
 	handshake_answer(hs, &a);
 }
 
+/* Fill a refusal of a page. */
+static void
+handshake_refusal(struct http_answer *a, int status, const char *reason,
+    const char *extra, const char *body)
+{
+	memset(a, 0, sizeof *a);
+	a->status = status;
+	a->reason = reason;
+	a->extra = extra;
+	a->body = body;
+}
+
 /*
  * Answer GET or HEAD of /health or /metrics (a query string is ignored);
- * returns 0 when the target is neither.
+ * returns 0 when the target is neither. /metrics is served on the
+ * metrics listener when there is one (--metrics-listen), else here, and
+ * asks for the bearer token of --metrics-token-file when there is one.
  */
 static int
 handshake_page(struct handshake *hs, struct http_msg *m)
@@ -242,25 +137,31 @@ handshake_page(struct handshake *hs, struct http_msg *m)
 	struct http_answer	 a;
 	size_t			 n = strcspn(m->target, "?");
 	char			*metrics = NULL;
+	int			 want_metrics;
 
+	want_metrics = n == 8 && strncmp(m->target, "/metrics", n) == 0 &&
+	    (hs->metrics_only || serve_opts.metrics_listen == NULL);
 	memset(&a, 0, sizeof a);
-	if (n == 7 && strncmp(m->target, "/health", n) == 0)
-		a.body = "OK";
-	else if (n == 8 && strncmp(m->target, "/metrics", n) == 0) {
-		a.body = metrics = server_metrics();
-		a.type = "text/plain; version=0.0.4; charset=utf-8";
-	} else
-		return (0);
 	a.status = 200;
 	a.reason = "OK";
 	a.head = strcmp(m->method, "HEAD") == 0;
-	if (!a.head && strcmp(m->method, "GET") != 0) {
-		a.status = 405;
-		a.reason = "Method Not Allowed";
-		a.extra = "Allow: GET, HEAD\r\n";
-		a.body = "method not allowed\n";
-		a.type = NULL;
+	if (n == 7 && strncmp(m->target, "/health", n) == 0)
+		a.body = "OK";
+	else if (!want_metrics) {
+		if (!hs->metrics_only)
+			return (0);
+		handshake_refusal(&a, 404, "Not Found", NULL, "not found\n");
+	} else if (!server_metrics_allowed(m))
+		handshake_refusal(&a, 401, "Unauthorized",
+		    "WWW-Authenticate: Bearer\r\n", "a bearer token is "
+		    "needed\n");
+	else {
+		a.body = metrics = server_metrics();
+		a.type = "text/plain; version=0.0.4; charset=utf-8";
 	}
+	if (!a.head && strcmp(m->method, "GET") != 0)
+		handshake_refusal(&a, 405, "Method Not Allowed",
+		    "Allow: GET, HEAD\r\n", "method not allowed\n");
 	handshake_answer(hs, &a);
 	free(metrics);
 	return (1);
@@ -274,6 +175,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	struct http_answer	 a;
 	struct worker_auth	 wa;
 	char			*esc;
+	const char		*why;
 
 	if (handshake_page(hs, m))
 		return;
@@ -289,11 +191,12 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	}
 	if (auth_admit(hs->bev, &u, &wa, &a) != 0) {
 		server_stats.auth_failures++;
+		why = a.status == 401 ? (u.token == NULL ? "no token" :
+		    "wrong token") : a.status == 409 ? "id in use, no proof of "
+		    "being that worker" : "certificate names another id";
 		log_warnx("%s: %s: worker %s refused: %d %s", __func__,
-		    hs->addr, u.id, a.status, a.status == 401 ? (u.token ==
-		    NULL ? "no token" : "wrong token") : a.status == 409 ?
-		    "id in use, no proof of being that worker" :
-		    "certificate names another id");
+		    hs->addr, u.id, a.status, why);
+		control_audit_worker("worker.refused", u.id, hs->addr, why);
 		handshake_answer(hs, &a);
 		return;
 	}
@@ -364,24 +267,41 @@ handshake_free(struct handshake *hs)
 	free(hs);
 }
 
-static void
-server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, __unused void *arg)
+/* How many handshakes in progress come from host. */
+static int
+handshake_count_host(const char *host)
 {
 	struct handshake	*hs;
-	struct timeval		 tv = { HTTP_HANDSHAKE_TIMEOUT, 0 };
-	char			 host[INET6_ADDRSTRLEN], extra[64];
+	int			 n = 0;
+
+	TAILQ_FOREACH(hs, &handshakes, entry)
+		if (!hs->closing && strcmp(hs->host, host) == 0)
+			n++;
+	return (n);
+}
+
+static void
+server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct handshake	*hs;
+	struct timeval		 tv = { HTTP_HEAD_TIMEOUT, 0 };
+	char			*host, extra[64];
+	const char		*why = NULL;
 	int			 one = 1, port = 0;
 
 	hs = xcalloc(1, sizeof *hs);
+	hs->metrics_only = arg != NULL;
+	host = hs->host;
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof hs->host);
 		port = ntohs(sin->sin_port);
 		snprintf(hs->addr, sizeof hs->addr, "%s:%d", host, port);
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+		    sizeof hs->host);
 		port = ntohs(sin6->sin6_port);
 		snprintf(hs->addr, sizeof hs->addr, "[%s]:%d", host, port);
 	} else
@@ -389,7 +309,7 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-	if (server_tls != NULL)
+	if (server_tls != NULL && !hs->metrics_only)
 		hs->bev = bufferevent_openssl_socket_new(ev_base, fd,
 		    tls_server_ssl(server_tls), BUFFEREVENT_SSL_ACCEPTING,
 		    BEV_OPT_CLOSE_ON_FREE);
@@ -401,20 +321,27 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 		free(hs);
 		return;
 	}
-	if (server_tls != NULL)
+	if (server_tls != NULL && !hs->metrics_only)
 		bufferevent_openssl_set_allow_dirty_shutdown(hs->bev, 1);
+	/*
+	 * Admission control: a bounded number of handshakes at once, and
+	 * of those a bounded number from one address, so that idle
+	 * connections from one place cannot keep every worker out.
+	 */
+	if (nhandshakes >= serve_opts.max_handshakes)
+		why = "too many handshakes";
+	else if (handshake_count_host(hs->host) >=
+	    serve_opts.max_handshakes_addr)
+		why = "too many handshakes from this address";
 	TAILQ_INSERT_TAIL(&handshakes, hs, entry);
 	nhandshakes++;
 	hs->timer = evtimer_new(ev_base, handshake_timeout_cb, hs);
 	evtimer_add(hs->timer, &tv);
-
-	if (nhandshakes > serve_opts.max_handshakes) {
-		/* Admission control: tell the worker when to come back. */
+	if (why != NULL) {
 		server_stats.handshakes_refused++;
 		snprintf(extra, sizeof extra, "Retry-After: %d\r\n",
 		    1 + (int)(arc4random_uniform(5)));
-		log_debug("%s: %s: too many handshakes, 503", __func__,
-		    hs->addr);
+		log_debug("%s: %s: %s, 503", __func__, hs->addr, why);
 		handshake_respond(hs, 503, "Service Unavailable", extra,
 		    "busy, retry later\n");
 		return;
@@ -425,21 +352,42 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(hs->bev, EV_READ | EV_WRITE);
 }
 
+/* SIGHUP: read the grants and the rules again, reopen the audit file. */
 static void
-server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+server_reload(void)
 {
 	char	*cause;
 
-	if (sig == SIGHUP) {
-		if (serve_opts.token_file == NULL)
-			return;
+	if (serve_opts.metrics_token_file != NULL &&
+	    server_metrics_load_token(serve_opts.metrics_token_file,
+	    &cause) != 0) {
+		log_warnx("SIGHUP: %s (keeping the old token)", cause);
+		free(cause);
+	}
+	if (serve_opts.token_file != NULL) {
 		if (auth_load_grants(serve_opts.token_file, &cause) != 0) {
 			log_warnx("SIGHUP: %s (keeping the old grants)", cause);
 			free(cause);
-			return;
+		} else {
+			log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
+			server_worker_recheck_grants();
 		}
-		log_warnx("SIGHUP: re-read %s", serve_opts.token_file);
-		server_worker_recheck_grants();
+	}
+	if (serve_opts.acl != NULL) {
+		if (control_acl_load(serve_opts.acl, &cause) != 0) {
+			log_warnx("SIGHUP: %s (keeping the old rules)", cause);
+			free(cause);
+		} else
+			log_warnx("SIGHUP: re-read %s", serve_opts.acl);
+	}
+	control_audit_reopen();
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, __unused short what, __unused void *arg)
+{
+	if (sig == SIGHUP) {
+		server_reload();
 		return;
 	}
 	log_info("%s: signal %d, stopping", __func__, (int)sig);
@@ -457,6 +405,10 @@ server_shutdown(void)
 		evconnlistener_free(listener);
 		listener = NULL;
 	}
+	if (metrics_listener != NULL) {
+		evconnlistener_free(metrics_listener);
+		metrics_listener = NULL;
+	}
 	while ((hs = TAILQ_FIRST(&handshakes)) != NULL)
 		handshake_free(hs);
 	control_close();
@@ -467,10 +419,14 @@ server_shutdown(void)
 		event_base_loopexit(ev_base, &tv);
 }
 
-/* Bind the listener on HOST:PORT; -1 with *cause on failure. */
+/*
+ * Bind a listener on HOST:PORT (metrics: the one for /metrics only); -1
+ * with *cause on failure.
+ */
 static int
-server_listen(const char *hostport, char **cause)
+server_listen(const char *hostport, int metrics, char **cause)
 {
+	struct evconnlistener	*lev;
 	struct evutil_addrinfo	 hints, *ai = NULL;
 	char			*host, *port;
 	int			 r;
@@ -492,15 +448,51 @@ server_listen(const char *hostport, char **cause)
 		free(port);
 		return (-1);
 	}
-	listener = evconnlistener_new_bind(ev_base, server_accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    1024, ai->ai_addr, (int)ai->ai_addrlen);
+	lev = evconnlistener_new_bind(ev_base, server_accept_cb, metrics ?
+	    (void *)1 : NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	    LEV_OPT_CLOSE_ON_EXEC, 1024, ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	free(host);
 	free(port);
-	if (listener == NULL) {
+	if (lev == NULL) {
 		xasprintf(cause, "listen %s: %s", hostport,
 		    strerror(errno));
+		return (-1);
+	}
+	if (metrics)
+		metrics_listener = lev;
+	else
+		listener = lev;
+	return (0);
+}
+
+/*
+ * What several tenants share the controller by: the access rules, the
+ * rate, the audit file and the recordings' folder. -1 with *cause.
+ */
+static int
+server_open_tenancy(char **cause)
+{
+	struct stat	sb;
+
+	if (serve_opts.acl != NULL &&
+	    control_acl_load(serve_opts.acl, cause) != 0)
+		return (-1);
+	if (serve_opts.rate != NULL &&
+	    control_limit_parse_rate(serve_opts.rate, cause) != 0)
+		return (-1);
+	if (serve_opts.audit != NULL &&
+	    control_audit_open(serve_opts.audit, cause) != 0)
+		return (-1);
+	if (serve_opts.record == NULL)
+		return (0);
+	if (stat(serve_opts.record, &sb) == -1) {
+		xasprintf(cause, "--record %s: %s", serve_opts.record,
+		    strerror(errno));
+		return (-1);
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		xasprintf(cause, "--record %s: not a folder", serve_opts.record);
 		return (-1);
 	}
 	return (0);
@@ -529,12 +521,26 @@ server_main(void)
 			return (1);
 		}
 	}
-	if (server_listen(serve_opts.listen, &cause) != 0) {
+	if (serve_opts.metrics_token_file != NULL &&
+	    server_metrics_load_token(serve_opts.metrics_token_file,
+	    &cause) != 0) {
+		fprintf(stderr, "sandd serve: %s\n", cause);
+		free(cause);
+		return (1);
+	}
+	if (server_listen(serve_opts.listen, 0, &cause) != 0 ||
+	    (serve_opts.metrics_listen != NULL &&
+	    server_listen(serve_opts.metrics_listen, 1, &cause) != 0)) {
 		fprintf(stderr, "sandd serve: %s\n", cause);
 		free(cause);
 		return (1);
 	}
 	auth_init(serve_opts.state_dir);
+	if (server_open_tenancy(&cause) != 0) {
+		fprintf(stderr, "sandd serve: %s\n", cause);
+		free(cause);
+		return (1);
+	}
 	control_cmd_init();
 	if (control_listen(serve_opts.control, serve_opts.control_mode,
 	    &cause) != 0) {
@@ -562,6 +568,9 @@ server_main(void)
 	if (server_tls != NULL)
 		SSL_CTX_free(server_tls);
 	auth_free();
+	control_acl_free();
+	control_limit_free();
+	control_audit_close();
 	json_decref(server_stats.errors);
 	event_base_free(ev_base);
 	log_info("stopped");

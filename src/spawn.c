@@ -5,8 +5,8 @@
  * (spawn_pty). All three share the checks made before the fork (folder,
  * user, program), so the message can say which part was wrong, and the
  * plan (ids, groups, limits), so the child of a fork only makes system
- * calls. Whether the worker's --allow list lets a command run at all is
- * decided here too, for commands and sessions alike.
+ * calls. Whether the worker's --allow rules let a command run at all
+ * is decided before, by worker-policy.c.
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -30,30 +29,6 @@
 #include "sandd.h"
 
 extern char	**environ;
-
-#define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
-
-/*
- * Does the worker's --allow list let a command run? Its globs are matched
- * against cmd, or against argv0 when there is no cmd. Without a list
- * everything runs; with one, nothing to match is refused.
- */
-int
-spawn_allowed(const char *cmd, const char *argv0)
-{
-	const char	*what = cmd != NULL ? cmd : argv0;
-	json_t		*pat;
-	size_t		 i;
-
-	if (json_array_size(worker_opts.allow) == 0)
-		return (1);
-	if (what == NULL)
-		return (0);
-	json_array_foreach(worker_opts.allow, i, pat)
-		if (fnmatch(json_string_value(pat), what, 0) == 0)
-			return (1);
-	return (0);
-}
 
 /* Free a NULL-terminated vector of strings and each string; NULL is fine. */
 void
@@ -99,54 +74,62 @@ spawn_build_argv(json_t *open, char **cause)
 }
 
 /*
- * The environment for a child: the worker's own (unless clear), with
- * env's entries merged over it, and TERM if term is given.
+ * Set k to v in the n entries of out (room for one more): replace k's
+ * entry, or append one.
+ */
+static void
+spawn_env_set(char **out, size_t *n, const char *k, const char *v)
+{
+	size_t	i, klen = strlen(k);
+
+	for (i = 0; i < *n; i++)
+		if (strncmp(out[i], k, klen) == 0 && out[i][klen] == '=')
+			break;
+	if (i == *n)
+		(*n)++;
+	else
+		free(out[i]);
+	xasprintf(&out[i], "%s=%s", k, v);
+}
+
+/*
+ * The environment for a child run as user (NULL: the worker's own user):
+ * the worker's own less every SANDD_* (its token and settings are not
+ * for commands), HOME, USER, LOGNAME and SHELL of that user, env's
+ * entries merged over it all, and TERM if term is given. With clear,
+ * only env and TERM.
  */
 char **
-spawn_build_env(json_t *env, int clear, const char *term)
+spawn_build_env(json_t *env, int clear, const char *term, const char *user)
 {
+	struct passwd	*pw = NULL;
 	char		**out, **p;
-	size_t		 n = 0, i, klen;
+	size_t		 n = 0;
 	const char	*k;
 	json_t		*v;
-	int		 replaced;
 
 	if (!clear)
 		for (p = environ; *p != NULL; p++)
 			n++;
-	out = xcalloc(n + json_object_size(env) + 2, sizeof *out);
+	out = xcalloc(n + json_object_size(env) + 6, sizeof *out);
 	n = 0;
-	if (!clear)
+	if (!clear) {
 		for (p = environ; *p != NULL; p++)
-			out[n++] = xstrdup(*p);
-	json_object_foreach(env, k, v) {
-		if (!json_is_string(v))
-			continue;
-		klen = strlen(k);
-		replaced = 0;
-		for (i = 0; i < n; i++) {
-			if (strncmp(out[i], k, klen) == 0 &&
-			    out[i][klen] == '=') {
-				free(out[i]);
-				xasprintf(&out[i], "%s=%s", k,
-				    json_string_value(v));
-				replaced = 1;
-				break;
-			}
-		}
-		if (!replaced)
-			xasprintf(&out[n++], "%s=%s", k, json_string_value(v));
+			if (strncmp(*p, "SANDD_", 6) != 0)
+				out[n++] = xstrdup(*p);
+		pw = user != NULL ? getpwnam(user) : getpwuid(geteuid());
 	}
-	if (term != NULL && json_object_get(env, "TERM") == NULL) {
-		for (i = 0; i < n; i++)
-			if (strncmp(out[i], "TERM=", 5) == 0)
-				break;
-		if (i == n)
-			n++;
-		else
-			free(out[i]);
-		xasprintf(&out[i], "TERM=%s", term);
+	if (pw != NULL) {
+		spawn_env_set(out, &n, "HOME", pw->pw_dir);
+		spawn_env_set(out, &n, "USER", pw->pw_name);
+		spawn_env_set(out, &n, "LOGNAME", pw->pw_name);
+		spawn_env_set(out, &n, "SHELL", pw->pw_shell);
 	}
+	json_object_foreach(env, k, v)
+		if (json_is_string(v))
+			spawn_env_set(out, &n, k, json_string_value(v));
+	if (term != NULL && json_object_get(env, "TERM") == NULL)
+		spawn_env_set(out, &n, "TERM", term);
 	out[n] = NULL;
 	return (out);
 }
@@ -160,7 +143,7 @@ spawn_env_path(char **envp)
 	for (p = envp; *p != NULL; p++)
 		if (strncmp(*p, "PATH=", 5) == 0)
 			return (*p + 5);
-	return (DEFAULT_PATH);
+	return (SPAWN_DEFAULT_PATH);
 }
 
 /*
@@ -226,7 +209,7 @@ static const struct {
  * fork and exec the child then only makes system calls, as it must in
  * a process with more than one thread (hash.c). -1 with *err.
  */
-static int
+int
 spawn_plan(struct spawn_req *sr, int *err)
 {
 	struct passwd	*pw;
@@ -271,7 +254,7 @@ spawn_plan(struct spawn_req *sr, int *err)
 }
 
 /* Release what spawn_plan allocated. */
-static void
+void
 spawn_plan_free(struct spawn_req *sr)
 {
 	free(sr->groups);
@@ -326,40 +309,84 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 	return (0);
 }
 
+/* What the child of a fork was doing when it failed (see spawn_fail). */
+#define SPAWN_STEP_SETUP	0	/* descriptors */
+#define SPAWN_STEP_LIMITS	1
+#define SPAWN_STEP_USER		2
+#define SPAWN_STEP_CWD		3
+#define SPAWN_STEP_EXEC		4
+
+/* In the child: tell the parent step and errno by errfd, and exit 127. */
+static __dead void
+spawn_fail(int errfd, int step)
+{
+	int	msg[2];
+
+	msg[0] = step;
+	msg[1] = errno;
+	if (errfd != -1)
+		(void)!write(errfd, msg, sizeof msg);
+	_exit(127);
+}
+
 /*
  * The child half, after fork or forkpty: descriptors are in place.
- * Reset signals, set folder, limits and user (planned before the fork),
- * and exec prog. On failure write errno to errfd and exit 127.
+ * Reset signals, set limits, become the user and then enter the folder
+ * (so a folder the user may not enter fails, as it would for them),
+ * all planned before the fork, and exec prog. On failure tell errfd.
  */
 static __dead void
 spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 {
 	struct rlimit	 rl;
 	sigset_t	 set;
-	int		 e, i, sig;
+	int		 i, sig;
 
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	compat_set_pdeathsig_off();
-	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
-		goto fail;
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
-			goto fail;
+			spawn_fail(errfd, SPAWN_STEP_LIMITS);
 	}
 	if (sr->user != NULL &&
 	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
-		goto fail;
+		spawn_fail(errfd, SPAWN_STEP_USER);
+	/* Without a group per job, the worker's death must end it. */
+	if (!cgroup_tracking())
+		compat_set_pdeathsig();
+	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
+		spawn_fail(errfd, SPAWN_STEP_CWD);
 	execve(prog, sr->argv, sr->envp);
-fail:
-	e = errno;
-	if (errfd != -1)
-		(void)!write(errfd, &e, sizeof e);
-	_exit(127);
+	spawn_fail(errfd, SPAWN_STEP_EXEC);
+}
+
+/* Why the child failed at step with errno err: allocated in *cause. */
+static void
+spawn_step_cause(struct spawn_req *sr, int step, int *err, char **cause)
+{
+	switch (step) {
+	case SPAWN_STEP_CWD:
+		if (sr->user != NULL)
+			xasprintf(cause, "cwd %s: %s (as user %s)", sr->cwd,
+			    strerror(*err), sr->user);
+		else
+			xasprintf(cause, "cwd %s: %s", sr->cwd, strerror(*err));
+		break;
+	case SPAWN_STEP_USER:
+		xasprintf(cause, "user %s: %s", sr->user, strerror(*err));
+		break;
+	case SPAWN_STEP_LIMITS:
+		xasprintf(cause, "limits: %s", strerror(*err));
+		break;
+	default:
+		spawn_prog_cause(sr->argv[0], err, cause);
+		break;
+	}
 }
 
 /* The fast path: posix_spawn in a new process group. */
@@ -403,32 +430,35 @@ spawn_fast(struct spawn_req *sr, const char *prog, int *err)
 
 /*
  * In the parent after the fork: close the child's end of the errno pipe
- * ep and wait. The pipe closes on exec; an errno read from it means the
- * child failed before exec: reap it and return -1 with *err.
+ * ep and wait. The pipe closes on exec; a step and errno read from it
+ * mean the child failed before exec: reap it and return -1 with *err
+ * and *cause.
  */
 static int
-spawn_wait_exec(int ep[2], pid_t pid, int *err)
+spawn_wait_exec(struct spawn_req *sr, int ep[2], pid_t pid, int *err,
+    char **cause)
 {
 	ssize_t	n;
-	int	e;
+	int	msg[2];
 
 	close(ep[1]);
 	do
-		n = read(ep[0], &e, sizeof e);
+		n = read(ep[0], msg, sizeof msg);
 	while (n == -1 && errno == EINTR);
 	close(ep[0]);
-	if (n != sizeof e)
+	if (n != sizeof msg)
 		return (0);
 	waitpid(pid, NULL, 0);
-	*err = e;
+	*err = msg[1];
+	spawn_step_cause(sr, msg[0], err, cause);
 	return (-1);
 }
 
 /* The general path: fork, then the child half; errno comes back by pipe. */
 static pid_t
-spawn_fork(struct spawn_req *sr, const char *prog, int *err)
+spawn_fork(struct spawn_req *sr, const char *prog, int *err, char **cause)
 {
-	int	ep[2], e;
+	int	ep[2];
 	pid_t	pid;
 
 	if (compat_pipe_cloexec(ep) == -1) {
@@ -444,16 +474,14 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err)
 	if (pid == 0) {
 		close(ep[0]);
 		setpgid(0, 0);
-		if (dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
-		    dup2(sr->fd_err, 2) == -1) {
-			e = errno;
-			(void)!write(ep[1], &e, sizeof e);
-			_exit(127);
-		}
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1 ||
+		    dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
+		    dup2(sr->fd_err, 2) == -1)
+			spawn_fail(ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
-	if (spawn_wait_exec(ep, pid, err) == -1)
+	if (spawn_wait_exec(sr, ep, pid, err, cause) == -1)
 		return (-1);
 	return (pid);
 }
@@ -468,16 +496,21 @@ spawn_process(struct spawn_req *sr, int *err, char **cause)
 	char	*prog;
 	pid_t	 pid;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, NULL, err, cause));
 	*err = 0;
+	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0) {
 		spawn_plan_free(sr);
 		return (-1);
 	}
-	if (sr->user == NULL && json_object_size(sr->limits) == 0)
+	/* A group to join, or a death signal to set: fork. */
+	if (sr->user == NULL && json_object_size(sr->limits) == 0 &&
+	    sr->ncg == 0 && cgroup_tracking())
 		pid = spawn_fast(sr, prog, err);
 	else
-		pid = spawn_fork(sr, prog, err);
-	if (pid == -1)
+		pid = spawn_fork(sr, prog, err, cause);
+	if (pid == -1 && *cause == NULL)
 		xasprintf(cause, "%s: %s", sr->argv[0], strerror(*err));
 	free(prog);
 	spawn_plan_free(sr);
@@ -499,7 +532,10 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	int		 ep[2];
 	pid_t		 pid = -1;
 
+	if (sr->ns != NULL)
+		return (ns_spawn(sr, sr->ns, master, err, cause));
 	*err = 0;
+	*cause = NULL;
 	if (spawn_precheck(sr, &prog, err, cause) != 0)
 		goto out;
 	if (compat_pipe_cloexec(ep) == -1) {
@@ -512,6 +548,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	ws.ws_col = (unsigned short)sr->cols;
 	if ((pid = forkpty(master, NULL, NULL, &ws)) == 0) {
 		close(ep[0]);
+		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1)
+			spawn_fail(ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
@@ -520,9 +558,8 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 		close(ep[0]);
 		close(ep[1]);
 		xasprintf(cause, "forkpty: %s", strerror(*err));
-	} else if (spawn_wait_exec(ep, pid, err) == -1) {
+	} else if (spawn_wait_exec(sr, ep, pid, err, cause) == -1) {
 		close(*master);
-		spawn_prog_cause(sr->argv[0], err, cause);
 		pid = -1;
 	} else
 		fcntl(*master, F_SETFD, FD_CLOEXEC);

@@ -4,6 +4,8 @@
  */
 #include <sys/time.h>
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +39,51 @@ util_rfc3339(time_t t, char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int	utf8_seqlen(uint8_t);
+
+/*
+ * s made safe to print on a terminal: printable ASCII and whole UTF-8
+ * characters stay; control bytes (C0, DEL, C1), stray bytes and "\\"
+ * become \xNN, so text a peer sent (a hostname, a label) cannot move
+ * the cursor or retitle the window. Caller frees.
+ */
+char *
+util_escape_terminal(const char *s)
+{
+	const uint8_t	*p = (const uint8_t *)s;
+	size_t		 len = strlen(s), i = 0, n;
+	char		*out, *o;
+	int		 valid;
+
+	out = o = xmalloc(len * 4 + 1);
+	while (i < len) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			*o++ = (char)p[i++];
+			continue;
+		}
+		n = p[i] >= 0xc2 ? (size_t)utf8_seqlen(p[i]) : 0;
+		if (n >= 2 && i + n <= len && util_utf8_complete(p + i, n,
+		    &valid) == n && valid && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			memcpy(o, p + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		o += sprintf(o, "\\x%02x", p[i++]);
+	}
+	*o = '\0';
+	return (out);
+}
+
+/* qsort/bsearch order of uint32_t. */
+int
+util_u32_cmp(const void *x, const void *y)
+{
+	uint32_t	a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a < b ? -1 : a > b);
 }
 
 /* Is s a valid worker id: 1 to 64 of A-Za-z0-9._- ? */
@@ -143,6 +190,57 @@ util_utf8_complete(const uint8_t *buf, size_t len, int *valid)
 	return (len);
 }
 
+/*
+ * How many of the last bytes of p (n of them) are the start of a UTF-8
+ * character that goes on past them: 0 when p ends on a boundary.
+ */
+size_t
+util_utf8_cut(const uint8_t *p, size_t n)
+{
+	size_t	k;
+	int	len;
+
+	for (k = 1; k <= n && k <= 3; k++) {
+		if ((p[n - k] & 0xc0) == 0x80)
+			continue;	/* a continuation byte: look further */
+		len = utf8_seqlen(p[n - k]);
+		return (len > (int)k ? k : 0);
+	}
+	return (0);
+}
+
+/*
+ * Append buf to out as valid UTF-8: each byte that starts no valid
+ * sequence becomes U+FFFD. An incomplete sequence at the end is left
+ * (unless final); returns how many bytes were taken.
+ */
+size_t
+util_utf8_lossy(const uint8_t *buf, size_t len, struct evbuffer *out,
+    int final)
+{
+	size_t	i = 0, run = 0;
+	int	n;
+
+	while (i < len) {
+		n = utf8_seqlen(buf[i]);
+		if (n == 1 || (n > 1 && i + (size_t)n <= len &&
+		    utf8_seq_ok(buf + i, n))) {
+			i += (size_t)n;
+			run += (size_t)n;
+			continue;
+		}
+		evbuffer_add(out, buf + i - run, run);
+		run = 0;
+		if (n > 1 && i + (size_t)n > len && !final &&
+		    utf8_seq_ok(buf + i, (int)(len - i)))
+			return (i);	/* the rest comes with the next bytes */
+		evbuffer_add(out, "\xef\xbf\xbd", 3);
+		i++;
+	}
+	evbuffer_add(out, buf + i - run, run);
+	return (len);
+}
+
 /* Are these bytes valid UTF-8? */
 int
 util_utf8_valid(const uint8_t *buf, size_t len)
@@ -182,6 +280,108 @@ util_json_set_bytes(json_t *obj, const char *name, const void *p, size_t len)
 	json_object_set_new(obj, key, json_string(b64));
 	free(b64);
 	return (0);
+}
+
+/* Are the bytes of b valid, whole UTF-8? Reads the chains in place. */
+int
+util_buffer_utf8_valid(struct evbuffer *b)
+{
+	struct evbuffer_iovec	*v;
+	const uint8_t		*p;
+	uint8_t			 tmp[4];
+	size_t			 carry = 0, n, whole;
+	int			 nv, i, valid = 1;
+
+	nv = evbuffer_peek(b, -1, NULL, NULL, 0);
+	v = xcalloc((size_t)nv + 1, sizeof *v);
+	nv = evbuffer_peek(b, -1, NULL, v, nv);
+	for (i = 0; i < nv && valid; i++) {
+		p = v[i].iov_base;
+		n = v[i].iov_len;
+		/* A character cut between chains: finish it first. */
+		while (carry > 0 && n > 0 && valid) {
+			tmp[carry++] = *p++;
+			n--;
+			whole = util_utf8_complete(tmp, carry, &valid);
+			if (whole == carry)
+				carry = 0;
+			else if (carry == sizeof tmp)
+				valid = 0;
+		}
+		if (!valid)
+			break;
+		if (carry > 0)
+			continue;	/* this chain only went on with it */
+		whole = util_utf8_complete(p, n, &valid);
+		carry = n - whole;
+		if (carry >= sizeof tmp)
+			valid = 0;
+		else
+			memcpy(tmp, p + whole, carry);
+	}
+	free(v);
+	return (valid && carry == 0);
+}
+
+/*
+ * Move len bytes of src to out as the text of a JSON string (without
+ * the quotes), escaped as jansson does: \", \\, the short escapes, other
+ * control bytes as \u00XX; the rest as it is.
+ */
+void
+util_json_escape_buffer(struct evbuffer *src, size_t len, struct evbuffer *out)
+{
+	struct evbuffer_iovec	 v;
+	const uint8_t		*p, *run;
+	size_t			 n;
+
+	while (len > 0) {
+		if (evbuffer_peek(src, (ev_ssize_t)len, NULL, &v, 1) < 1)
+			break;
+		n = v.iov_len < len ? v.iov_len : len;
+		p = run = v.iov_base;
+		for (; p < (const uint8_t *)v.iov_base + n; p++) {
+			if (*p >= 0x20 && *p != '"' && *p != '\\')
+				continue;
+			evbuffer_add(out, run, (size_t)(p - run));
+			switch (*p) {
+			case '"':  evbuffer_add(out, "\\\"", 2); break;
+			case '\\': evbuffer_add(out, "\\\\", 2); break;
+			case '\b': evbuffer_add(out, "\\b", 2); break;
+			case '\f': evbuffer_add(out, "\\f", 2); break;
+			case '\n': evbuffer_add(out, "\\n", 2); break;
+			case '\r': evbuffer_add(out, "\\r", 2); break;
+			case '\t': evbuffer_add(out, "\\t", 2); break;
+			default:
+				evbuffer_add_printf(out, "\\u%04X", *p);
+			}
+			run = p + 1;
+		}
+		evbuffer_add(out, run, (size_t)(p - run));
+		evbuffer_drain(src, n);
+		len -= n;
+	}
+}
+
+/*
+ * Move len bytes of src to out as base64 (len a multiple of 3 unless
+ * these are the last bytes).
+ */
+void
+util_base64_buffer(struct evbuffer *src, size_t len, struct evbuffer *out)
+{
+	struct evbuffer_iovec	 v;
+	unsigned char		*p;
+	size_t			 n = (len + 2) / 3 * 4;
+
+	if (len == 0)
+		return;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)n + 1, &v, 1) < 1)
+		fatalx("%s: evbuffer_reserve_space", __func__);
+	p = evbuffer_pullup(src, (ev_ssize_t)len);
+	v.iov_len = (size_t)EVP_EncodeBlock(v.iov_base, p, (int)len);
+	evbuffer_commit_space(out, &v, 1);
+	evbuffer_drain(src, len);
 }
 
 /* Strict base64: the alphabet, and '=' only as the last one or two. */
@@ -395,22 +595,72 @@ util_parse_hostport(const char *s, char **host, char **port)
 }
 
 /*
- * The control socket path when none is given: $SANDD_CONTROL, else
- * /run/sandd/control.sock for root, else /tmp/sandd-UID/control.sock.
+ * The control socket's path: $SANDD_CONTROL, else the built-in default
+ * (*builtin set): /run/sandd/control.sock for root; for other users
+ * $XDG_RUNTIME_DIR/sandd/control.sock, else /tmp/sandd-UID/control.sock.
  * Caller frees.
  */
 char *
-util_default_control_path(void)
+util_default_control_path(int *builtin)
 {
 	const char	*env;
 	char		*path;
 
+	*builtin = 0;
 	if ((env = getenv("SANDD_CONTROL")) != NULL && *env != '\0')
 		return (xstrdup(env));
+	*builtin = 1;
 	if (geteuid() == 0)
 		return (xstrdup("/run/sandd/control.sock"));
-	xasprintf(&path, "/tmp/sandd-%ld/control.sock", (long)geteuid());
+	if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && *env == '/')
+		xasprintf(&path, "%s/sandd/control.sock", env);
+	else
+		xasprintf(&path, "/tmp/sandd-%ld/control.sock",
+		    (long)geteuid());
 	return (path);
+}
+
+/*
+ * Is the folder of the control socket at path safe to use: a folder (not
+ * a link) owned by this user (or root) that nobody else may write into?
+ * With create, a missing folder is made (0700; 0755 for root). Another
+ * local user who made /tmp/sandd-UID first could otherwise stand in for
+ * the controller. 0, or -1 with *why.
+ */
+int
+util_control_dir_ok(const char *path, int create, char **why)
+{
+	struct stat	 sb;
+	char		*dir, *slash;
+	int		 r = -1;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir) {
+		free(dir);
+		return (0);
+	}
+	*slash = '\0';
+	if (create && mkdir(dir, geteuid() == 0 ? 0755 : 0700) == -1 &&
+	    errno != EEXIST)
+		xasprintf(why, "%s: %s", dir, strerror(errno));
+	else if (lstat(dir, &sb) == -1) {
+		if (!create && errno == ENOENT)
+			r = 0;	/* nothing there: connecting says so */
+		else
+			xasprintf(why, "%s: %s", dir, strerror(errno));
+	}
+	else if (!S_ISDIR(sb.st_mode))
+		xasprintf(why, "%s is not a folder", dir);
+	else if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		xasprintf(why, "%s belongs to uid %ld, not to this user", dir,
+		    (long)sb.st_uid);
+	else if (sb.st_mode & 022)
+		xasprintf(why, "%s may be written by others (mode %03o)", dir,
+		    (unsigned)(sb.st_mode & 0777));
+	else
+		r = 0;
+	free(dir);
+	return (r);
 }
 
 /* Parse a size with an optional K, M or G suffix (powers of 1024). */

@@ -13,7 +13,8 @@
  *
  * A get reads the file only while its stream's window has room, a
  * bounded batch per callback, and goes on when the controller acks.
- * stat is an RPC. With --root every path must resolve inside the root.
+ * stat is an RPC. Paths are resolved by worker-path.c: with --root,
+ * beneath the root at every step.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -52,6 +53,7 @@ struct file_xfer {
 	size_t		 wlen;
 	int		 unnamed;	/* put: fd is an O_TMPFILE */
 	mode_t		 mode;
+	int		 mode_given;	/* put: else an existing file's mode */
 	uint64_t	 size;		/* put: written; get: file size */
 	uint64_t	 expect;	/* put: announced size (preallocated) */
 	uint64_t	 synced;	/* put: writeback started up to */
@@ -85,120 +87,6 @@ static const struct job_ops file_get_ops = {
 	.cancel = file_forget,
 	.free = file_free,
 };
-
-/* The worker's root, resolved once; NULL when there is none. */
-static const char *
-file_root(void)
-{
-	static char	*root;
-
-	if (worker_opts.root == NULL)
-		return (NULL);
-	if (root == NULL && (root = realpath(worker_opts.root, NULL)) == NULL)
-		root = xstrdup(worker_opts.root);
-	return (root);
-}
-
-/* Is resolved (a canonical path) inside the root? */
-static int
-file_inside(const char *resolved)
-{
-	const char	*root = file_root();
-	size_t		 n;
-
-	if (root == NULL || strcmp(root, "/") == 0)
-		return (1);
-	n = strlen(root);
-	return (strncmp(resolved, root, n) == 0 &&
-	    (resolved[n] == '\0' || resolved[n] == '/'));
-}
-
-/*
- * Cut the last component off p (in place, after trailing slashes); p
- * stays absolute, "/" when nothing is left. Returns 1 if the component
- * cut was "..".
- */
-static int
-file_cut(char *p)
-{
-	size_t	 n = strlen(p);
-	char	*slash;
-	int	 dotdot;
-
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	slash = strrchr(p, '/');
-	dotdot = strcmp(slash + 1, "..") == 0;
-	if (slash == p)
-		p[1] = '\0';
-	else
-		*slash = '\0';
-	return (dotdot);
-}
-
-/*
- * May path be used under --root? Its folder (or, with follow or for a
- * last component "." or "..", the path itself) must resolve inside the
- * root. For a part that does not exist yet, the nearest existing folder
- * counts, and the missing part must not climb out with "..".
- */
-static int
-file_allowed(const char *path, int follow)
-{
-	char		*p, *real;
-	const char	*base;
-	struct stat	 st;
-	int		 ok = 0;
-
-	if (file_root() == NULL)
-		return (1);
-	/* The root itself (not a link to it) is inside. */
-	if ((real = realpath(path, NULL)) != NULL) {
-		ok = strcmp(real, file_root()) == 0 && lstat(path, &st) == 0 &&
-		    !S_ISLNK(st.st_mode);
-		free(real);
-		if (ok)
-			return (1);
-	}
-	p = xstrdup(path);
-	base = strrchr(path, '/') + 1;
-	if (!follow && strcmp(base, ".") != 0 && strcmp(base, "..") != 0 &&
-	    *base != '\0')
-		file_cut(p);
-	for (;;) {
-		if ((real = realpath(p, NULL)) != NULL) {
-			ok = file_inside(real);
-			free(real);
-			break;
-		}
-		if (errno == ENOMEM || strcmp(p, "/") == 0)
-			break;
-		if (file_cut(p))
-			break;		/* a missing part climbs with ".." */
-	}
-	free(p);
-	return (ok);
-}
-
-/*
- * Is what fd opened inside the root? Checked again after opening, so a
- * folder swapped for a symlink meanwhile does not lead out. Without
- * /proc there is nothing more to check.
- */
-static int
-file_fd_allowed(int fd)
-{
-	char	proc[64], real[PATH_MAX];
-	ssize_t	n;
-
-	if (file_root() == NULL)
-		return (1);
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	if ((n = readlink(proc, real, sizeof real - 1)) <= 0)
-		return (1);
-	real[n] = '\0';
-	return (*real != '/' || file_inside(real));
-}
 
 /* A new transfer for job j. */
 static struct file_xfer *
@@ -288,7 +176,8 @@ file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 static void
 file_fail_outside(struct job *j)
 {
-	file_fail(j, "denied", 0, "outside the worker's root %s", file_root());
+	file_fail(j, "denied", 0, "outside the worker's root %s (by name, "
+	    "\"..\" or a symlink)", path_root());
 }
 
 /* An io_error for errno err. */
@@ -302,36 +191,6 @@ file_fail_errno(struct job *j, int err, const char *what)
 }
 
 /* ---- put ---- */
-
-/* Create the missing folders of dir, each 0755 whatever the umask. */
-static int
-file_mkdirs(const char *dir, char **failed)
-{
-	char	*p = xstrdup(dir), *s, c;
-	int	 e;
-
-	for (s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		c = *s;
-		*s = '\0';
-		if (mkdir(p, 0755) == 0) {
-			if (chmod(p, 0755) == -1)
-				goto fail;
-		} else if (errno != EEXIST)
-			goto fail;
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return (0);
-fail:
-	e = errno;
-	*failed = p;
-	errno = e;
-	return (-1);
-}
 
 /*
  * Remove dot temp files in the folder that a dead put left: no process
@@ -483,13 +342,77 @@ file_put_reply(void *arg)
 	hash_final(x->hash, hex);
 	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
 	    (unsigned long long)x->size);
-	job_set_end(j, json_pack("{s:I, s:s}", "size", (json_int_t)x->size,
-	    "sha256", hex));
+	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size", (json_int_t)x->size,
+	    "mode", (int)x->mode, "sha256", hex));
+}
+
+/* What a put must leave alone: "a FIFO" and the like, else NULL. */
+static const char *
+file_special(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return ("a FIFO");
+	if (S_ISSOCK(mode))
+		return ("a socket");
+	if (S_ISCHR(mode))
+		return ("a character device");
+	if (S_ISBLK(mode))
+		return ("a block device");
+	return (NULL);
+}
+
+/* The mode a put may apply: no set-id bits without --allow-setid. */
+static mode_t
+file_put_mode(mode_t mode)
+{
+	mode &= 07777;
+	if (!worker_opts.allow_setid)
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+	return (mode);
 }
 
 /*
- * Every byte is written: flush, set the mode, rename, and reply once the
- * hashing has caught up.
+ * Before the temp file takes the target's place: a device, FIFO or
+ * socket there stays; a file there passes on its owner, group and (with
+ * no mode asked for) its mode. -1 after failing the job.
+ */
+static int
+file_put_take_over(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	struct stat		 old, tmp;
+	const char		*special;
+
+	if (fstatat(x->dirfd, x->base, &old, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			return (0);
+		file_fail_errno(j, errno, NULL);
+		return (-1);
+	}
+	if ((special = file_special(old.st_mode)) != NULL) {
+		file_fail(j, "io_error", EINVAL, "%s, not a regular file: left "
+		    "as it is", special);
+		return (-1);
+	}
+	if (!S_ISREG(old.st_mode))
+		return (0);		/* a symlink is replaced, not followed */
+	if (!x->mode_given)
+		x->mode = file_put_mode(old.st_mode);
+	if (fstat(x->fd, &tmp) == -1 || ((tmp.st_uid != old.st_uid ||
+	    tmp.st_gid != old.st_gid) &&
+	    fchown(x->fd, old.st_uid, old.st_gid) == -1)) {
+		file_fail(j, "io_error", errno, "keeping owner %lu:%lu: %s",
+		    (unsigned long)old.st_uid, (unsigned long)old.st_gid,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Every byte is written: flush, take over the old file's owner and mode,
+ * set the mode (after chown, which clears set-id bits), rename, and
+ * reply once the hashing has caught up.
  */
 static void
 file_put_commit(struct job *j)
@@ -500,6 +423,8 @@ file_put_commit(struct job *j)
 		file_fail_errno(j, errno, "truncate");
 		return;
 	}
+	if (file_put_take_over(j) == -1)
+		return;
 	if (fchmod(x->fd, x->mode) == -1) {
 		file_fail_errno(j, errno, "chmod");
 		return;
@@ -628,21 +553,50 @@ file_put_input_eof(struct job *j)
 	file_put_check_done(j);
 }
 
-/* Split the put's path into folder and name; -1 if it names a folder. */
+/* The put's folder, for messages; -1 if the path names a folder. */
 static int
 file_put_split(struct file_xfer *x)
 {
 	const char	*slash = strrchr(x->path, '/');
 
-	if (slash[1] == '\0' || strcmp(slash + 1, ".") == 0 ||
-	    strcmp(slash + 1, "..") == 0)
-		return (-1);
-	x->base = xstrdup(slash + 1);
 	if (slash == x->path)
 		x->dir = xstrdup("/");
 	else
 		x->dir = xstrndup(x->path, (size_t)(slash - x->path));
+	if (slash[1] == '\0' || strcmp(slash + 1, ".") == 0 ||
+	    strcmp(slash + 1, "..") == 0)
+		return (-1);
 	return (0);
+}
+
+/*
+ * Open the put's folder (made first with mkdir), beneath the root if
+ * there is one. -1 after failing the job.
+ */
+static int
+file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
+{
+	char	*failed = NULL;
+	int	 e;
+
+	if (j->ws != NULL)	/* as the workspace sees it */
+		x->dirfd = workspace_file_parent(j->ws, x->path, mkdir,
+		    &x->base, &failed);
+	else
+		x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir,
+		    &x->base, &failed);
+	if (x->dirfd != -1)
+		return (0);
+	e = errno;
+	if (path_outside(e))
+		file_fail_outside(j);
+	else if (failed != NULL)
+		file_fail(j, "io_error", e, "mkdir %s: %s", failed,
+		    strerror(e));
+	else
+		file_fail_errno(j, e, NULL);
+	free(failed);
+	return (-1);
 }
 
 /* Start a put: check, make folders, open the temporary file. */
@@ -651,52 +605,38 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 {
 	json_t		*v;
 	struct stat	 st;
-	char		*failed = NULL;
-	int		 e;
+	int		 isdir;
 
 	x->mode = 0644;
-	if (json_is_integer(v = json_object_get(msg, "mode")))
-		x->mode = (mode_t)(json_integer_value(v) & 07777);
+	if (json_is_integer(v = json_object_get(msg, "mode"))) {
+		x->mode = file_put_mode((mode_t)json_integer_value(v));
+		x->mode_given = 1;
+	}
 	if (json_is_integer(v = json_object_get(msg, "size")) &&
 	    json_integer_value(v) > 0)
 		x->expect = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 0)) {
-		file_fail_outside(j);
+	/* A path outside the root is denied before anything else. */
+	isdir = file_put_split(x) == -1;
+	if (file_put_folder(j, x, !isdir && json_is_true(json_object_get(msg,
+	    "mkdir"))) == -1)
 		return;
-	}
-	if (file_put_split(x) == -1) {
+	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		st.st_mode = 0;
+	if (isdir || S_ISDIR(st.st_mode)) {
 		file_fail_errno(j, EISDIR, NULL);
 		return;
 	}
-	if (json_is_true(json_object_get(msg, "mkdir"))) {
-		if (file_mkdirs(x->dir, &failed) == -1) {
-			e = errno;
-			file_fail(j, "io_error", e, "mkdir %s: %s", failed,
-			    strerror(e));
-			free(failed);
-			return;
-		}
-		if (!file_allowed(x->path, 0)) {
-			file_fail_outside(j);
-			return;
-		}
-	}
-	x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x->dirfd == -1) {
-		file_fail_errno(j, errno, NULL);
-		return;
-	}
-	if (!file_fd_allowed(x->dirfd)) {
-		file_fail_outside(j);
-		return;
-	}
-	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(st.st_mode)) {
-		file_fail_errno(j, EISDIR, NULL);
+	if (file_special(st.st_mode) != NULL) {	/* checked again at the end */
+		file_fail(j, "io_error", EINVAL, "%s, not a regular file: left "
+		    "as it is", file_special(st.st_mode));
 		return;
 	}
 	if (file_temp_create(x) == -1) {
 		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (j->ws != NULL && workspace_file_give(j->ws, x->fd) == -1) {
+		file_fail_errno(j, errno, "chown");
 		return;
 	}
 #ifdef __linux__
@@ -875,17 +815,17 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "max")) &&
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
-	if (!file_allowed(x->path, 1)) {
+	if (j->ws != NULL)
+		x->fd = workspace_file_open(j->ws, x->path, O_RDONLY |
+		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+	else
+		x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0);
+	if (x->fd == -1 && j->ws == NULL && path_outside(errno)) {
 		file_fail_outside(j);
 		return;
 	}
-	x->fd = open(x->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (x->fd == -1) {
 		file_fail_errno(j, errno, NULL);
-		return;
-	}
-	if (!file_fd_allowed(x->fd)) {
-		file_fail_outside(j);
 		return;
 	}
 	if (fstat(x->fd, &st) == -1) {
@@ -934,7 +874,9 @@ worker_file_open(struct job *j, json_t *msg)
 {
 	static int		 once;
 	struct file_xfer	*x;
-	const char		*path;
+	struct workspace	*ws;
+	const char		*path, *code;
+	char			*cause;
 	int			 put = j->kind == CHAN_PUT;
 
 	/*
@@ -953,19 +895,33 @@ worker_file_open(struct job *j, json_t *msg)
 		return;
 	}
 	x = file_xfer_create(j, put ? "put" : "get", path);
+	if (workspace_of(msg, &ws, &code, &cause) == -1) {
+		file_fail(j, code, 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (ws != NULL)
+		j->ws = workspace_ref(ws);
+	if (ws == NULL && !policy_files_allowed(&cause)) {
+		file_fail(j, "denied", 0, "%s", cause);
+		free(cause);
+		return;
+	}
 	if (put)
 		file_put_open(j, x, msg);
 	else
 		file_get_open(j, x, msg);
 }
 
-/* The stat RPC: what lstat says about a path. */
+/* The stat RPC: what lstat says about a path (beneath the root). */
 void
 worker_file_stat(json_t *msg)
 {
-	const char	*path, *type;
+	struct workspace *ws;
+	const char	*path, *type, *code = "denied";
 	struct stat	 st;
-	int		 e;
+	char		*base, *cause;
+	int		 dirfd, e = 0;
 
 	path = json_string_value(json_object_get(msg, "path"));
 	if (path == NULL || *path != '/') {
@@ -973,13 +929,32 @@ worker_file_stat(json_t *msg)
 		    "be an absolute path");
 		return;
 	}
-	if (!file_allowed(path, 0)) {
-		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
-		    "the worker's root %s", path, worker_opts.id, file_root());
+	if (workspace_of(msg, &ws, &code, &cause) == -1 ||
+	    (ws == NULL && !policy_files_allowed(&cause))) {
+		worker_reply_error(msg, code, 0, "stat %s on %s: %s", path,
+		    worker_opts.id, cause);
+		free(cause);
 		return;
 	}
-	if (lstat(path, &st) == -1) {
+	if (ws != NULL) {
+		if (workspace_file_lstat(ws, path, &st) == -1)
+			e = errno;
+	} else if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) ==
+	    -1)
 		e = errno;
+	else {
+		if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			e = errno;
+		close(dirfd);
+		free(base);
+	}
+	if (ws == NULL && path_outside(e)) {
+		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
+		    "the worker's root %s (by name, \"..\" or a symlink)",
+		    path, worker_opts.id, path_root());
+		return;
+	}
+	if (e != 0) {
 		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
 		    path, worker_opts.id, strerror(e));
 		return;

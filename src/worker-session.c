@@ -170,6 +170,10 @@ session_exit_fields(struct session *s, json_t *o)
 		json_object_set_new(o, "signal", json_string(
 		    util_signal_name(WTERMSIG(s->status))));
 	}
+	if (s->reaped)
+		json_object_set_new(o, "reason", json_string(job_tree_reason(
+		    s->job, s->status, WIFEXITED(s->status) ? "exit" :
+		    "signal")));
 }
 
 /* What a controller knows a running session by: id, pid, cmd, size. */
@@ -279,7 +283,10 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 	session_waiter_free(w);
 }
 
-/* Does the output since the waiter's start match its regex? */
+/*
+ * Does the output since the waiter's start match its regex? Only its
+ * last UNTIL_WINDOW bytes are looked at.
+ */
 static int
 session_waiter_matches(struct session *s, struct swait *w)
 {
@@ -293,6 +300,8 @@ session_waiter_matches(struct session *s, struct swait *w)
 		start = rstart;
 	if (start > s->end)
 		start = s->end;
+	if (s->end - start > UNTIL_WINDOW)
+		start = s->end - UNTIL_WINDOW;	/* bounded work per attempt */
 	n = (size_t)(s->end - start);
 	buf = xmalloc(n + 1);
 	session_ring_copy(s, start, buf, n);
@@ -753,30 +762,24 @@ session_cmd_string(json_t *open, char **argv)
 	return (out);
 }
 
+/* The session's TERM: the open's, else xterm-256color. */
+static const char *
+session_term(json_t *open)
+{
+	const char	*term = json_string_value(json_object_get(open, "term"));
+
+	return (term != NULL ? term : "xterm-256color");
+}
+
 /*
- * The session's environment: the worker's own, the target user's basics
- * (pw may be NULL), the open's env over them, and TERM. Caller frees.
+ * The session's environment: as a command's for its user, with the
+ * open's env over it and TERM. Caller frees.
  */
 static char **
-session_env(json_t *open, struct passwd *pw)
+session_env(json_t *open, const char *user)
 {
-	json_t		*env, *v;
-	const char	*term;
-	char		**envp;
-
-	env = json_object();
-	if (pw != NULL) {
-		json_object_set_new(env, "HOME", json_string(pw->pw_dir));
-		json_object_set_new(env, "USER", json_string(pw->pw_name));
-		json_object_set_new(env, "LOGNAME", json_string(pw->pw_name));
-		json_object_set_new(env, "SHELL", json_string(pw->pw_shell));
-	}
-	if (json_is_object(v = json_object_get(open, "env")))
-		json_object_update(env, v);
-	term = json_string_value(json_object_get(open, "term"));
-	envp = spawn_build_env(env, 0, term != NULL ? term : "xterm-256color");
-	json_decref(env);
-	return (envp);
+	return (spawn_build_env(json_object_get(open, "env"), 0,
+	    session_term(open), user));
 }
 
 /*
@@ -789,12 +792,13 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 {
 	struct spawn_req	 sr;
 	struct passwd		*pw = NULL;
-	const char		*cmd;
 	char			*cause = NULL;
 	int			 e, master;
 	pid_t			 pid;
 
 	memset(&sr, 0, sizeof sr);
+	if (job_tree_prepare(j, open, &sr) == -1)
+		return (-1);
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
 	sr.rows = s->rows;
@@ -805,24 +809,29 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_object_get(open, "cmd") != NULL ||
 	    json_object_get(open, "argv") != NULL) {
 		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_tree_started(j, &sr);
 			job_fail(j, "exec_failed", 0, "%s", cause);
 			free(cause);
 			return (-1);
 		}
 	} else {
 		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = session_default_shell(pw);
+		sr.argv[0] = j->ws != NULL ? xstrdup("/bin/sh") :
+		    session_default_shell(pw);
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
-	cmd = json_string_value(json_object_get(open, "cmd"));
-	if (!spawn_allowed(cmd, sr.argv[0])) {
+	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	    &cause)) {
+		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
-		job_fail(j, "denied", 0, "command refused by the allowlist of "
-		    "worker %s", worker_opts.id);
+		job_fail(j, "denied", 0, "%s", cause);
+		free(cause);
 		return (-1);
 	}
-	sr.envp = session_env(open, pw);
+	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
+	    1, session_term(open), NULL) : session_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
+	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {
@@ -831,7 +840,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		return (-1);
 	}
 	s->master = master;
-	s->pid = j->pid = pid;
+	s->pid = j->pid = j->started_pid = pid;
 	worker_child_add(pid, session_reaped, j);
 	job_stream_attach(j, WIRE_OUT, master);
 	job_stdin_attach(j, master);
@@ -873,6 +882,14 @@ worker_session_open(struct job *j, json_t *open)
 	json_int_t	 rows, cols;
 
 	j->ops = &session_ops;
+	/* Exited sessions count until released: their output is kept. */
+	if (worker_opts.max_sessions > 0 &&
+	    job_count(CHAN_SESSION, j, 0) >= worker_opts.max_sessions) {
+		job_fail(j, "limit", 0, "worker %s holds %d sessions, its most "
+		    "(--max-sessions %d)", worker_opts.id,
+		    worker_opts.max_sessions, worker_opts.max_sessions);
+		return;
+	}
 	s = xcalloc(1, sizeof *s);
 	s->job = j;
 	s->master = -1;

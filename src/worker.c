@@ -5,13 +5,16 @@
  * exponential backoff and full jitter; the jobs run on meanwhile.
  */
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "sandd.h"
@@ -195,6 +199,9 @@ static const struct {
 	{ "session.run", worker_session_run },
 	{ "session.signal", worker_session_signal },
 	{ "session.close", worker_session_close },
+	{ "workspace.create", worker_workspace_create },
+	{ "workspace.list", worker_workspace_list },
+	{ "workspace.destroy", worker_workspace_destroy },
 };
 
 /* req: run the RPC its op names; it replies. */
@@ -647,7 +654,38 @@ worker_parse_url(const char *s, char **cause)
 	return (0);
 }
 
-/* Read the token from --token-file or $SANDD_TOKEN. */
+/*
+ * Wipe the value of environment variable name where it lies (the memory
+ * that /proc/PID/environ shows to every process of our user, the
+ * commands we run among them) and drop it from the environment.
+ */
+static void
+worker_env_scrub(const char *name)
+{
+	char	*v;
+
+	if ((v = getenv(name)) != NULL)
+		compat_explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
+/* Warn about a token file that other users may read or write. */
+static void
+worker_token_file_check(FILE *f)
+{
+	struct stat	st;
+
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
+		log_warnx("token file %s has mode %04o: every user of this "
+		    "host may %s it; make it 0600", worker_opts.token_file,
+		    (unsigned)(st.st_mode & 07777),
+		    (st.st_mode & S_IROTH) ? "read" : "write");
+}
+
+/*
+ * Read the token from --token-file or $SANDD_TOKEN; either way it leaves
+ * the environment, so no command inherits or reads it.
+ */
 static int
 worker_load_token(char **cause)
 {
@@ -655,13 +693,16 @@ worker_load_token(char **cause)
 	char		 buf[4096];
 	const char	*env;
 	size_t		 n, start, end;
+	int		 rc = 0;
 
 	if (worker_opts.token_file != NULL) {
 		if ((f = fopen(worker_opts.token_file, "r")) == NULL) {
 			xasprintf(cause, "open %s: %s", worker_opts.token_file,
 			    strerror(errno));
-			return (-1);
+			rc = -1;
+			goto out;
 		}
+		worker_token_file_check(f);
 		n = fread(buf, 1, sizeof buf - 1, f);
 		fclose(f);
 		buf[n] = '\0';
@@ -673,13 +714,16 @@ worker_load_token(char **cause)
 			;
 		if (end == start) {
 			xasprintf(cause, "%s is empty", worker_opts.token_file);
-			return (-1);
+			rc = -1;
+			goto out;
 		}
 		token = xstrndup(buf + start, end - start);
 		compat_explicit_bzero(buf, sizeof buf);
 	} else if ((env = getenv("SANDD_TOKEN")) != NULL && *env != '\0')
 		token = xstrdup(env);
-	return (0);
+out:
+	worker_env_scrub("SANDD_TOKEN");
+	return (rc);
 }
 
 /* The secret kept by an earlier process of this worker, if any. */
@@ -699,6 +743,49 @@ worker_load_secret(void)
 	free(s);
 }
 
+/*
+ * Before any work: the worker's groups (and what an earlier process of
+ * this id left in them), its guardian, and its own protection from the
+ * OOM killer (best effort: it needs CAP_SYS_RESOURCE).
+ */
+static void
+worker_protect(void)
+{
+	unsigned char	 md[32];
+	char		*self = NULL, buf[8192], hex[65];
+	char		 name[WORKER_ID_MAX + 16];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(fd, buf, sizeof buf - 1)) > 0) {
+			buf[n] = '\0';
+			self = buf;
+		}
+		close(fd);
+	}
+	/* The same id with another state folder is another worker. */
+	snprintf(name, sizeof name, "%s", worker_opts.id);
+	if (state_folder() != NULL) {
+		SHA256((const unsigned char *)state_folder(),
+		    strlen(state_folder()), md);
+		util_sha256_hex(md, hex);
+		snprintf(name, sizeof name, "%s.%.8s", worker_opts.id, hex);
+	}
+	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", name);
+	cgroup_sweep();
+	cgroup_guard_start();
+	if (!cgroup_tracking() && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		log_warn("%s: PR_SET_CHILD_SUBREAPER", __func__);
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
+	    -1) {
+		if (write(fd, "-900", 4) != 4)
+			log_debug("%s: oom_score_adj -900: %s", __func__,
+			    strerror(errno));
+		close(fd);
+	}
+}
+
 /* Run the worker until SIGTERM or SIGINT. */
 int
 worker_main(void)
@@ -708,7 +795,8 @@ worker_main(void)
 	int	 i;
 
 	if (worker_parse_url(worker_opts.url, &cause) != 0 ||
-	    worker_load_token(&cause) != 0) {
+	    worker_load_token(&cause) != 0 || path_init(&cause) != 0 ||
+	    policy_init(&cause) != 0) {
 		fprintf(stderr, "sandd worker: %s\n", cause);
 		free(cause);
 		return (2);
@@ -734,6 +822,8 @@ worker_main(void)
 	}
 	state_init();
 	worker_load_secret();
+	worker_protect();
+	workspace_init();
 	job_init();
 	hash_init();
 	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
@@ -742,6 +832,8 @@ worker_main(void)
 	event_base_dispatch(ev_base);
 
 	job_free_all();
+	workspace_shutdown();
+	cgroup_shutdown();
 	hash_shutdown();
 	if (link_ws != NULL)
 		ws_conn_free(link_ws);

@@ -22,7 +22,12 @@ temporary folder (tests/harness.py), then measures and prints:
     through `script -qfc` (a local terminal) and through `ssh -tt` to the
     private sshd (tests/bench_pty.py, which also runs alone);
   - peak RSS (VmHWM) of serve and worker after each section (and of the
-    wss:// cluster's serve and worker).
+    wss:// cluster's serve and worker);
+  - bounded clients: on a cluster of its own, how much the controller's
+    RSS grows while 6 clients that never read each stream an exec that
+    prints as fast as it can, a subscriber to every topic never reads,
+    and a worker says hello and leaves again and again (BENCH_FLOOD_S
+    seconds, default 10); the goal is under 32 MiB.
 
 Stdlib only. Every section that cannot run prints "n/a (reason)"; the exit
 status is 0 unless the cluster itself cannot start.
@@ -715,7 +720,7 @@ class BenchCluster(h.Cluster):
 
     def worker_argv(self, name, labels=None, args=(), url=None):
         argv = [h.SANDD, "worker", "--server-url", url or self.url,
-                "--id", name]
+                "--id", name, "--state-dir", os.path.join(self.tmp, "state")]
         return argv + self._worker_extra + self.worker_args + list(args)
 
 
@@ -840,6 +845,61 @@ def exec_section(cl, rep):
           "pipelined on one control connection, local: %d children at "
           "once. Execs done in those runs: %s)" % (
               CONC, CONC, CONC, ", ".join(counts)))
+    for n in notes:
+        print("  " + n)
+
+
+def workspace_section(cl):
+    """exec `true` into a workspace next to a plain exec, and
+    workspace.create to ready, each p50 of N sequential (issue 12's
+    targets: exec <= 2x plain, create <= 50 ms)."""
+    c = Conn(cl.control)
+    rows, notes = [], []
+    try:
+        c.send({"op": "workspace.create", "id": "ws", "worker": WORKER,
+                "name": "bench"})
+        check_op(c.final("ws"), "workspace.create")
+        plain, inside, create = [], [], []
+        for i in range(WARMUP + N):
+            for req, out in ((exec_req(None), plain),
+                             (dict(exec_req(None), workspace="bench"),
+                              inside)):
+                req["id"] = "x%d-%d" % (i, len(out))
+                t0 = time.perf_counter()
+                c.send(req)
+                r = c.final(req["id"])
+                dt = time.perf_counter() - t0
+                check_op(r, "exec")
+                if i >= WARMUP:
+                    out.append(dt)
+        for i in range(min(N, 50)):
+            name = "bench-%d" % i
+            t0 = time.perf_counter()
+            c.send({"op": "workspace.create", "id": name, "worker": WORKER,
+                    "name": name})
+            check_op(c.final(name), "workspace.create")
+            create.append(time.perf_counter() - t0)
+            c.send({"op": "workspace.destroy", "id": "d" + name,
+                    "worker": WORKER, "workspace": name})
+            check_op(c.final("d" + name), "workspace.destroy")
+        lp, li, lc = lat_stats(plain), lat_stats(inside), lat_stats(create)
+        rows.append(["plain exec", fmt(lp[0]), fmt(lp[1]), ""])
+        rows.append(["exec into a workspace", fmt(li[0]), fmt(li[1]),
+                     fmt(ratio(li[0], lp[0]), "%.2fx")])
+        rows.append(["workspace.create to ready", fmt(lc[0]), fmt(lc[1]),
+                     ""])
+        c.send({"op": "workspace.destroy", "id": "dws", "worker": WORKER,
+                "workspace": "bench"})
+        check_op(c.final("dws"), "workspace.destroy")
+    except NotAvailable as e:
+        notes.append("workspaces: n/a (%s)" % e)
+    except Exception as e:
+        notes.append("workspaces: n/a (error: %s)" % e)
+    finally:
+        c.close()
+    table("workspaces: exec %s side by side, N=%d; create, N=%d (ms)" % (
+        " ".join(CMD), N, min(N, 50)),
+          ["", "p50 ms", "p99 ms", "p50 / plain"], rows)
     for n in notes:
         print("  " + n)
 
@@ -1094,6 +1154,43 @@ def file_section(cl, rep, work):
         print("  " + n)
 
 
+def clients_section():
+    """RSS growth of serve under clients that never read (see the doc)."""
+    import test_tenants as tt
+    seconds = _env_int("BENCH_FLOOD_S", 10)
+    print()
+    print("bounded clients (6 streaming execs and a subscriber that never "
+          "read, a worker saying hello %ds)" % seconds)
+    try:
+        with h.Cluster(workers={WORKER: {}}) as c:
+            ctl = c.connect()
+            check_op(ctl.call({"op": "exec", "worker": WORKER,
+                               "cmd": "true"}), "exec")
+            base = h.rss_kb(c.serve.pid)
+            for _ in range(6):
+                s = c.connect()
+                s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.send({"op": "exec", "worker": WORKER, "stream": True,
+                        "cmd": "cat /dev/zero | base64"})
+            sub = c.connect()
+            sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sub.send({"op": "subscribe", "topics": ["workers",
+                                                    "sessions"]})
+            rounds = tt.hello_flood(c.port, seconds)
+            time.sleep(1)
+            peak = h.rss_kb(c.serve.pid)
+            print("  serve RSS: %s before, %s after; grew %.1f MiB "
+                  "(goal: < 32 MiB); %d hellos, %d events" % (
+                      fmt_kib(base), fmt_kib(peak), (peak - base) / 1024.0,
+                      rounds, 2 * rounds))
+            print("  (VmRSS of serve just before the clients and 1 s after "
+                  "the flood; clients' receive buffers 4 KiB; the "
+                  "subscriber's events past 4 MiB unread are dropped with "
+                  "an overflow event, its streams pause at 1 MiB)")
+    except Exception as e:
+        print("  n/a (%s)" % first_line(e))
+
+
 def main():
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(WATCHDOG)
@@ -1116,6 +1213,7 @@ def main():
             return 1
         rep.rss_after("start", cl)
         exec_section(cl, rep)
+        workspace_section(cl)
         file_section(cl, rep, work)
         import bench_pty
         # The PTY section has a time budget of its own.
@@ -1124,6 +1222,7 @@ def main():
         table("peak RSS (VmHWM) after each section",
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
+        clients_section()
     except Watchdog as e:
         print("stopped: %s" % e)
     finally:

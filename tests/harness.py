@@ -17,6 +17,7 @@ Beyond the API in the brief:
     h.out(msg, "stdout")        bytes of a text/bytes field (or its _b64)
     h.is_final(msg)             "ok" present and not an event
     h.wait_for(pred, timeout)   poll until pred() is true
+    h.rss_kb(pid)               VmRSS of a process, KiB
     h.run_sandd(args)           run the binary, CompletedProcess (bytes)
     h.http_get(port, path, tls=, ca=) -> (status, headers, body)
     h.gen_certs(dir)            CA + server/client certs via openssl CLI
@@ -109,6 +110,16 @@ def wait_for(pred, timeout=10, interval=0.05, what="condition"):
                 msg += " (last error: %r)" % (last_exc,)
             raise AssertionError(msg)
         time.sleep(interval)
+
+
+def rss_kb(pid):
+    """Resident set size of process pid now (VmRSS), in KiB; 0 if gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return next((int(l.split()[1]) for l in f
+                         if l.startswith("VmRSS:")), 0)
+    except OSError:
+        return 0
 
 
 def ok(r):
@@ -210,7 +221,8 @@ def _stop_proc(p, sig=signal.SIGTERM, grace=3):
 def _kill_marked(marker):
     """SIGKILL every process of ours whose environment holds marker."""
     me = os.getpid()
-    needle = ("SANDD_TEST_CLUSTER=%s" % marker).encode()
+    # Not named SANDD_*: workers pass no SANDD_* on to their commands.
+    needle = ("TEST_SANDD_CLUSTER=%s" % marker).encode()
     for _ in range(3):
         found = False
         for d in os.listdir("/proc"):
@@ -368,7 +380,7 @@ class Ctl:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(T(timeout))
         self.sock.connect(path)
-        self.buf = b""
+        self.buf = bytearray()
         self.backlog = []       # messages read but not yet handed out
         self.next_id = 1
         self.closed = False
@@ -419,9 +431,18 @@ class Ctl:
         self.buf += chunk
 
     def _read_msg(self, deadline):
-        while b"\n" not in self.buf:
+        # Scan only what is new: a reply of 100 MB must not cost O(n^2).
+        if not isinstance(self.buf, bytearray):
+            self.buf = bytearray(self.buf)     # a test put bytes back
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                break
+            start = len(self.buf)
             self._fill(deadline)
-        line, _, self.buf = self.buf.partition(b"\n")
+        line = bytes(self.buf[:i])
+        del self.buf[:i + 1]
         try:
             msg = json.loads(line.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
@@ -433,8 +454,8 @@ class Ctl:
         if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
             while len(self.buf) < n:
                 self._fill(deadline)
-            msg["_payload"] = self.buf[:n]
-            self.buf = self.buf[n:]
+            msg["_payload"] = bytes(self.buf[:n])
+            del self.buf[:n]
         return msg
 
     def recv(self, timeout=10):
@@ -446,7 +467,7 @@ class Ctl:
     def recv_raw(self, timeout=10):
         """Whatever raw bytes arrive next (b"" at EOF)."""
         if self.buf:
-            b, self.buf = self.buf, b""
+            b, self.buf = bytes(self.buf), bytearray()
             return b
         self.sock.settimeout(T(timeout))
         return self.sock.recv(262144)
@@ -740,7 +761,7 @@ class Cluster:
                 self.serve = subprocess.Popen(
                     self._serve_argv(), stdin=subprocess.DEVNULL,
                     stdout=of, stderr=lf, cwd=self.tmp,
-                    env=_clean_env({"SANDD_TEST_CLUSTER": self.marker}),
+                    env=_clean_env({"TEST_SANDD_CLUSTER": self.marker}),
                     start_new_session=True)
             try:
                 self._wait_control()
@@ -807,7 +828,7 @@ class Cluster:
             argv = self.worker_argv(name, labels, args, url)
         logp = os.path.join(self.tmp, "worker-%s.log" % name)
         self.log_paths["worker-%s" % name] = logp
-        e = {"SANDD_TEST_CLUSTER": self.marker}
+        e = {"TEST_SANDD_CLUSTER": self.marker}
         if env:
             e.update(env)
         with open(logp, "ab") as lf:

@@ -186,7 +186,9 @@ def test_systemd_units_exec_sandd():
 
 def test_systemd_env_examples_carry_the_settings():
     worker = _read("contrib/systemd/sandd-worker.env.example")
-    assert re.search(r"^SANDD_TOKEN=", worker, re.M)
+    assert not re.search(r"^SANDD_TOKEN=", worker, re.M), \
+        "the token goes in a file, not the environment"
+    assert "--token-file" in _read("contrib/systemd/sandd-worker.service")
     assert re.search(r"^SERVER_URL=wss?://", worker, re.M)
     serve = _read("contrib/systemd/sandd.env.example")
     assert re.search(r"^SANDD_LISTEN=", serve, re.M)
@@ -199,9 +201,11 @@ def test_kubernetes_daemonset_takes_token_from_a_secret():
     text = _read("contrib/kubernetes/worker-daemonset.yaml")
     assert re.search(r"^kind: DaemonSet$", text, re.M)
     assert "\t" not in text, "YAML must not hold tabs"
-    for needle in ("name: SANDD_TOKEN", "secretKeyRef:", "name: SERVER_URL",
+    for needle in ("--token-file", "secretName: sandd-worker-token",
+                   "mountPath: /etc/sandd/token", "name: SERVER_URL",
                    "name: DAEMON_ID", "fieldPath: spec.nodeName"):
         assert needle in text, needle
+    assert "name: SANDD_TOKEN" not in text, "the token goes in a file"
     assert os.path.isfile(_path("contrib/kubernetes/README"))
 
 

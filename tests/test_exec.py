@@ -143,13 +143,13 @@ def test_exec_env_is_merged_over_worker_environment():
         r = h.ok(_exec(c, argv=["env"], env={"FOO": "1"}))
         lines = r["stdout"].splitlines()
         assert "FOO=1" in lines, r
-        assert "SANDD_TEST_CLUSTER=%s" % c.marker in lines, r
+        assert "TEST_SANDD_CLUSTER=%s" % c.marker in lines, r
 
 
 def test_exec_env_overrides_worker_variable():
     with h.Cluster() as c:
-        r = h.ok(_exec(c, cmd='echo "$SANDD_TEST_CLUSTER"',
-                       env={"SANDD_TEST_CLUSTER": "over"}))
+        r = h.ok(_exec(c, cmd='echo "$TEST_SANDD_CLUSTER"',
+                       env={"TEST_SANDD_CLUSTER": "over"}))
         assert r["stdout"] == "over\n", r
 
 
@@ -159,7 +159,7 @@ def test_exec_env_clear_drops_worker_environment():
                        env={"ONLY": "1"}))
         lines = r["stdout"].splitlines()
         assert "ONLY=1" in lines, r
-        assert not any(l.startswith("SANDD_TEST_CLUSTER=") for l in lines), r
+        assert not any(l.startswith("TEST_SANDD_CLUSTER=") for l in lines), r
 
 
 def test_exec_cwd_sets_working_directory():

@@ -485,8 +485,9 @@ def test_put_replaces_an_existing_file():
 
 def test_mode_bits_are_exact_whatever_the_umask():
     with h.Cluster(workers={}) as c:
+        # --allow-setid: set-id bits are applied too (see test_policy.py)
         argv = ["sh", "-c", 'umask 077; exec "$@"', "sh"] + \
-            c.worker_argv("w1")
+            c.worker_argv("w1", args=["--allow-setid"])
         c.start_worker("w1", argv=argv)
         ctl = c.connect()
         for mode in (0o600, 0o755, 0o640, 0o777, 0o4755, 0o1777, 0):

@@ -54,8 +54,10 @@ def ws_text(s, obj):
     head = bytes([0x81])
     if n < 126:
         head += bytes([0x80 | n])
-    else:
+    elif n < 65536:
         head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     s.sendall(head + mask + body)
@@ -321,6 +323,329 @@ def test_a_world_readable_token_file_with_tokens_is_warned_about():
         c.serve_args = ["--token-file", grants]
         c._start_serve()
         assert "other users may read it" in c.log("serve")
+
+
+# ------------------------------------------------------------ admission
+
+def test_idle_connections_from_one_address_do_not_keep_workers_out():
+    """300 idle connections from 127.0.0.2, refreshed as soon as the
+    controller drops one (slowloris before authentication): a worker from
+    another address still gets in."""
+    import threading
+    with h.Cluster(workers={}) as c:
+        stop = threading.Event()
+        socks = []
+
+        def attacker():
+            while not stop.is_set():
+                while len(socks) < 300 and not stop.is_set():
+                    s = socket.socket()
+                    s.bind(("127.0.0.2", 0))
+                    try:
+                        s.connect(("127.0.0.1", c.port))
+                    except OSError:
+                        s.close()
+                        continue
+                    socks.append(s)
+                for s in list(socks):
+                    s.setblocking(False)
+                    try:
+                        if s.recv(1) == b"":
+                            raise OSError
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pass
+                    socks.remove(s)
+                    s.close()
+                time.sleep(0.05)
+
+        t = threading.Thread(target=attacker, daemon=True)
+        t.start()
+        try:
+            h.wait_for(lambda: len(socks) >= 300, what="the attack")
+            c.start_worker("w1", wait=False)
+            c.wait_worker("w1", timeout=30)
+        finally:
+            stop.set()
+            t.join(h.T(10))
+            for s in socks:
+                s.close()
+
+
+# ------------------------------------------------------------ control path
+
+def _as_uid(uid, argv, env=None):
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("SANDD_CONTROL", "XDG_RUNTIME_DIR", "HOME")}
+    e.update(env or {})
+
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    return subprocess.run(argv, env=e, preexec_fn=drop, cwd="/",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=h.T(20))
+
+
+def test_a_default_control_folder_made_by_another_user_is_refused():
+    """Another local user makes /tmp/sandd-UID first and listens there:
+    neither the controller nor a client of UID may use it."""
+    victim, attacker = 23456, 23457
+    folder = "/tmp/sandd-%d" % victim
+    subprocess.run(["rm", "-rf", folder])
+    os.mkdir(folder, 0o777)
+    os.chmod(folder, 0o777)
+    os.chown(folder, attacker, attacker)
+    trap = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        trap.bind(os.path.join(folder, "control.sock"))
+        os.chmod(os.path.join(folder, "control.sock"), 0o777)
+        trap.listen(4)
+        trap.settimeout(0.5)
+        r = _as_uid(victim, [h.SANDD, "workers"])
+        assert r.returncode != 0, r
+        assert folder.encode() in r.stderr, r
+        try:
+            trap.accept()
+            raise AssertionError("the client connected to the trap")
+        except socket.timeout:
+            pass
+        r = _as_uid(victim, [h.SANDD, "serve", "--listen",
+                             "127.0.0.1:%d" % h.free_port()])
+        assert r.returncode == 2 and folder.encode() in r.stderr, r
+        # The Python client refuses it too.
+        r = _as_uid(victim, ["/usr/bin/python3", "-c",
+                             "import sandd; sandd.default_control_path()"],
+                    env={"PYTHONPATH": os.path.join(h.REPO, "contrib",
+                                                    "python")})
+        assert r.returncode != 0 and b"PermissionError" in r.stderr, r
+    finally:
+        trap.close()
+        subprocess.run(["rm", "-rf", folder])
+
+
+def test_the_default_control_path_prefers_xdg_runtime_dir():
+    uid = 23458
+    run = "/tmp/sandd-xdg-%d" % uid
+    subprocess.run(["rm", "-rf", run])
+    os.mkdir(run, 0o700)
+    os.chown(run, uid, uid)
+    port = h.free_port()
+    env = {"XDG_RUNTIME_DIR": run}
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("SANDD_CONTROL", "HOME")}
+    e.update(env)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    serve = subprocess.Popen([h.SANDD, "serve", "--listen",
+                              "127.0.0.1:%d" % port, "--state-dir",
+                              os.path.join(run, "state")], env=e,
+                             preexec_fn=drop, cwd="/",
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        sock = os.path.join(run, "sandd", "control.sock")
+        h.wait_for(lambda: os.path.exists(sock), what="the socket")
+        st = os.stat(os.path.dirname(sock))
+        assert st.st_uid == uid and st.st_mode & 0o077 == 0, oct(st.st_mode)
+        r = _as_uid(uid, [h.SANDD, "stats"], env=env)
+        assert r.returncode == 0, r
+    finally:
+        serve.terminate()
+        serve.wait(h.T(10))
+        subprocess.run(["rm", "-rf", run])
+
+
+# ------------------------------------------------------------ metrics
+
+def test_metrics_ask_for_the_bearer_token_when_one_is_set():
+    with h.Cluster(workers={}) as c:
+        tf = token_file(c, "metrics", "m-secret")
+        c.stop_server()
+        c.serve_args = ["--metrics-token-file", tf]
+        c._start_serve()
+        st, _, _ = h.http_get(c.port, "/metrics")
+        assert st == 401, st
+        st, _, _ = h.http_get(c.port, "/metrics",
+                              headers={"Authorization": "Bearer wrong"})
+        assert st == 401, st
+        st, _, body = h.http_get(c.port, "/metrics", headers={
+            "Authorization": "Bearer m-secret"})
+        assert st == 200 and b"sandd_workers_connected" in body, st
+        st, _, _ = h.http_get(c.port, "/health")
+        assert st == 200, st
+
+
+def test_metrics_listen_moves_metrics_to_their_own_address():
+    with h.Cluster() as c:
+        mport = h.free_port()
+        c.stop_server()
+        c.serve_args = ["--metrics-listen", "127.0.0.1:%d" % mport]
+        c._start_serve()
+        c.wait_worker("w1", timeout=30)
+        st, _, _ = h.http_get(c.port, "/metrics")
+        assert st == 404, st
+        st, _, body = h.http_get(mport, "/metrics")
+        assert st == 200 and b"sandd_workers_connected 1" in body, body
+        status, _, _ = upgrade(mport, "w9")
+        assert status == 404, status
+
+
+# ------------------------------------------------------------ hostile worker
+
+class FakeWorker:
+    """A hostile worker on a raw WebSocket: says hello, reads what the
+    controller sends, and sends whatever a test wants."""
+
+    def __init__(self, port, wid, channels=None):
+        status, self.sock, self.buf = upgrade(port, wid)
+        assert status == 101, status
+        self.sock.settimeout(h.T(10))
+        msg = hello(wid)
+        msg["channels"] = channels or []
+        ws_text(self.sock, msg)
+
+    def frame(self):
+        """The next (opcode, payload) from the controller, None at EOF."""
+        def need(n):
+            while len(self.buf) < n:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return False
+                self.buf += chunk
+            return True
+        if not need(2):
+            return None
+        n, pos = self.buf[1] & 0x7F, 2
+        if n >= 126:
+            pos += 2 if n == 126 else 8
+            need(pos)
+            n = int.from_bytes(self.buf[2:pos], "big")
+        if not need(pos + n):
+            return None
+        op, payload = self.buf[0] & 0xF, self.buf[pos:pos + n]
+        self.buf = self.buf[pos + n:]
+        return op, payload
+
+    def json(self, t):
+        """The next text message of type t."""
+        while True:
+            f = self.frame()
+            assert f is not None, "closed before %s" % t
+            if f[0] == 1:
+                m = json.loads(f[1])
+                if m.get("t") == t:
+                    return m
+
+    def send_binary(self, payload):
+        n = len(payload)
+        head = bytes([0x82])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        self.sock.sendall(head + b"\0\0\0\0" + payload)   # zero mask
+
+    def closed(self, timeout=10):
+        """True once the controller ends the link."""
+        deadline = time.monotonic() + h.T(timeout)
+        while time.monotonic() < deadline:
+            try:
+                f = self.frame()
+            except (socket.timeout, ConnectionResetError):
+                continue
+            if f is None or f[0] == 8:
+                return True
+        return False
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_worker_sending_past_its_window_is_cut_off():
+    with h.Cluster(workers={}) as c:
+        fw = FakeWorker(c.port, "evil")
+        fw.json("welcome")
+        ctl = c.connect()
+        # A streamed exec whose client reads nothing: only acks would
+        # let the worker send more.
+        ctl.send({"op": "exec", "id": 1, "worker": "evil", "cmd": "x",
+                  "stream": True})
+        open_ = fw.json("open")
+        before = _rss_kib(c.serve.pid)
+        chunk = b"A" * (256 * 1024)
+        try:
+            for i in range(64):     # 16 MiB, never acknowledged
+                hdr = bytes([1, 0, 0, 0]) + open_["ch"].to_bytes(4, "big") \
+                    + (i * len(chunk)).to_bytes(8, "big")
+                fw.send_binary(hdr + chunk)
+        except OSError:
+            pass                    # cut off on the way: fine
+        assert fw.closed(), "the controller kept the link"
+        assert _rss_kib(c.serve.pid) - before < 12 * 1024
+        # The controller serves everyone else.
+        c.start_worker("w1")
+        h.ok(c.connect().call({"op": "exec", "worker": "w1",
+                               "cmd": "true"}))
+
+
+def test_a_hello_with_too_many_channels_is_refused():
+    with h.Cluster(workers={}) as c:
+        chans = [{"ch": i + 1} for i in range(20000)]
+        fw = FakeWorker(c.port, "evil", channels=chans)
+        assert fw.closed(), "the controller took the hello"
+        assert worker_info(c.connect(), "evil") is None
+        assert "bad hello" in c.log("serve")
+
+
+def test_a_worker_cannot_adopt_another_workers_session():
+    with h.Cluster() as c:
+        ctl = c.connect()
+        sid = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                             "argv": ["sleep", "60"],
+                             "attach": False}))["session"]
+        fw = FakeWorker(c.port, "evil", channels=[{
+            "ch": 1, "kind": 2, "handle": sid, "session": sid, "pid": 1,
+            "in": 0, "eof": False, "out": [0, 0, 0], "detached": False,
+            "cmd": "sh", "rows": 24, "cols": 80,
+            "created_at": "2026-01-01T00:00:00Z", "exited": False}])
+        fw.json("welcome")
+        time.sleep(0.3)
+        sessions = h.ok(ctl.call({"op": "session.list"}))["sessions"]
+        assert [(s["session"], s["worker"]) for s in sessions] == \
+            [(sid, "w1")], sessions
+        h.ok(ctl.call({"op": "session.write", "session": sid,
+                       "data": "x"}))
+
+
+def test_terminal_escapes_from_a_worker_are_shown_escaped():
+    with h.Cluster(workers={}) as c:
+        msg = hello("evil", labels={"role": "\x1b]0;pwned\x07\x1b[2J"})
+        msg["hostname"] = "host\x1b[31mred\u009b1m"
+        status, sock, _ = upgrade(c.port, "evil")
+        assert status == 101
+        ws_text(sock, msg)
+        c.wait_worker("evil")
+        r = c.run(["workers"])
+        assert r.returncode == 0, r
+        assert b"\x1b" not in r.stdout and b"\x07" not in r.stdout, r.stdout
+        assert "\u009b".encode() not in r.stdout, r.stdout
+        assert b"\\x1b]0;pwned" in r.stdout, r.stdout
+        assert b"host\\x1b[31mred" in r.stdout, r.stdout
+        sock.close()
 
 
 h.run_main(globals())

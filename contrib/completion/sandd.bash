@@ -102,6 +102,9 @@ _sandd_options()
 	stats)
 		echo "--json $common"
 		;;
+	audit)
+		echo "-w --worker -u --uid -s --since --json -h --help"
+		;;
 	ctl)
 		echo "$common"
 		;;
@@ -113,7 +116,7 @@ _sandd_takes_arg()
 {
 	case $1 in
 	-S|--socket|-t|--timeout|-e|--env|-C|--cwd|-l|--label|--labels|\
-	-w|--worker|-n|--count|--since|-W|--workspace|-s|--server-url|\
+	-w|--worker|-u|--uid|-n|--count|--since|-W|--workspace|-s|--server-url|\
 	-d|--daemon-id|--id|--token-file|--ca|--tls-cert|--tls-key|\
 	--tls-client-ca|--root|--allow|--window|--ring-size|\
 	--session-linger|--listen|--control|--control-mode|\
@@ -142,7 +145,7 @@ _sandd()
 	fi
 
 	local subcommands="serve worker exec shell attach sessions cp workers
-	    wait stats ctl"
+	    wait stats audit ctl"
 	local bin cmd="" sock="" i w seen_dashdash=0 nargs=0 labels=0
 	bin=$(_sandd_bin "${words[0]}")
 
@@ -260,6 +263,9 @@ _sandd()
 			COMPREPLY=($(compgen -W "$(_sandd_sessions "$bin" \
 			    "$sock")" -- "$cur"))
 		fi
+		;;
+	audit)
+		[ "$nargs" -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))
 		;;
 	cp)
 		if [[ $cur == *:* ]]; then

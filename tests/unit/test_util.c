@@ -685,9 +685,123 @@ test_hostport(void)
 	}
 }
 
+/* An evbuffer of s with a chain break at each offset in cuts. */
+static struct evbuffer *
+split_buffer(const uint8_t *s, size_t len, const size_t *cuts, int ncuts)
+{
+	struct evbuffer	*b = evbuffer_new();
+	size_t		 at = 0;
+	int		 i;
+
+	for (i = 0; i <= ncuts; i++) {
+		size_t end = i < ncuts ? cuts[i] : len;
+		if (end > at)
+			evbuffer_add_reference(b, s + at, end - at, NULL, NULL);
+		at = end;
+	}
+	return (b);
+}
+
+/* Validity over evbuffer chains matches validity of the whole. */
+static void
+test_buffer_utf8(void)
+{
+	static const char *cases[] = {
+		"", "abc", "caf\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac",
+		"\xf0\x9f\x98\x80x", "\xf0\x9f\x98", "\xff", "a\xc3",
+		"\xed\xa0\x80", "\xc0\x80", "ok\xf4\x8f\xbf\xbf!",
+		"\xe2\x82", "x\xe2\x28\xa1",
+	};
+	size_t	i, a, b, len, cuts[2];
+	struct evbuffer *buf;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const uint8_t *p = (const uint8_t *)cases[i];
+		len = strlen(cases[i]);
+		for (a = 0; a <= len; a++) {
+			for (b = a; b <= len; b++) {
+				cuts[0] = a;
+				cuts[1] = b;
+				buf = split_buffer(p, len, cuts, 2);
+				CHECKF(util_buffer_utf8_valid(buf) ==
+				    util_utf8_valid(p, len), "case %zu cut "
+				    "%zu,%zu", i, a, b);
+				evbuffer_free(buf);
+			}
+		}
+	}
+}
+
+/* Escaping a buffer gives jansson's own string text. */
+static void
+test_json_escape_buffer(void)
+{
+	uint8_t		 all[128 + 6];
+	struct evbuffer	*src, *out;
+	json_t		*s;
+	char		*want;
+	size_t		 i, cut, n;
+
+	for (i = 0; i < 128; i++)
+		all[i] = (uint8_t)i;
+	memcpy(all + 128, "\xc3\xa9\xe2\x82\xac\"", 6);
+	n = sizeof all;
+	s = json_stringn((const char *)all, n);
+	want = json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT);
+	for (cut = 0; cut <= n; cut += 7) {
+		src = split_buffer(all, n, &cut, 1);
+		out = evbuffer_new();
+		evbuffer_add(out, "\"", 1);
+		util_json_escape_buffer(src, n, out);
+		evbuffer_add(out, "\"", 1);
+		CHECKF(evbuffer_get_length(out) == strlen(want) &&
+		    memcmp(evbuffer_pullup(out, -1), want, strlen(want)) == 0,
+		    "cut %zu", cut);
+		CHECK(evbuffer_get_length(src) == 0);
+		evbuffer_free(src);
+		evbuffer_free(out);
+	}
+	free(want);
+	json_decref(s);
+}
+
+/* Text for a terminal: controls and stray bytes escaped, UTF-8 kept. */
+static void
+test_escape_terminal(void)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "" },
+		{ "a\x1b[2Jb", "a\\x1b[2Jb" },
+		{ "bell\x07", "bell\\x07" },
+		{ "del\x7f", "del\\x7f" },
+		{ "back\\slash", "back\\x5cslash" },
+		{ "caf\xc3\xa9", "caf\xc3\xa9" },
+		{ "c1\xc2\x9b", "c1\\xc2\\x9b" },
+		{ "nbsp\xc2\xa0", "nbsp\xc2\xa0" },
+		{ "stray\xff", "stray\\xff" },
+		{ "cut\xe2\x82", "cut\\xe2\\x82" },
+		{ "euro\xe2\x82\xac", "euro\xe2\x82\xac" },
+	};
+	size_t	 i;
+	char	*o;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		o = util_escape_terminal(cases[i].in);
+		CHECKF(strcmp(o, cases[i].out) == 0, "case %zu: %s", i, o);
+		free(o);
+	}
+}
+
 int
 main(void)
 {
+	test_escape_terminal();
+	test_buffer_utf8();
+	test_json_escape_buffer();
 	test_utf8_exhaustive();
 	test_utf8_splits();
 	test_utf8_invalid();

@@ -16,8 +16,8 @@ from typing import (IO, Any, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Union)
 
 from .errors import (BadRequest, ChecksumMismatch, CommandTimeout,
-                     SessionNotFound, UnknownOp, WaitTimeout, WorkerNotFound,
-                     error_from_reply)
+                     RateLimited, SessionNotFound, UnknownOp, WaitTimeout,
+                     WorkerNotFound, error_from_reply)
 from .ops import Op, OpHost, Open, Recv, Send, Shut, Sleep, iter_op, op
 from .protocol import (EOF, BytesLike, Command, Mux, Payload, PathOrFile,
                        Request, Sink, command_fields, default_control_path,
@@ -33,19 +33,21 @@ Target = Union[str, Mapping[str, str], Sequence[str], None]
 class ClientOps(OpHost):
     """The operations of a client of a controller's control socket, for
     :class:`sandd.Client` and :class:`sandd.AsyncClient` (which document
-    ``path`` and ``request_timeout``). ``new_queue`` makes the flavour's
-    queues."""
+    ``path``, ``request_timeout`` and ``retry``). ``new_queue`` makes the
+    flavour's queues."""
 
     # The objects a flavour hands out (set by client.py and aio.py).
     _Session: Any = None
     _ExecHandle: Any = None
     _ExecStream: Any = None
     _Subscription: Any = None
+    _Workspace: Any = None
 
     def __init__(self, path: Optional[str], request_timeout: Optional[float],
-                 new_queue: Any) -> None:
+                 new_queue: Any, retry: bool = False) -> None:
         self.path = os.fspath(path) if path else default_control_path()
         self.request_timeout = request_timeout
+        self.retry = retry
         self._mux = Mux(new_queue)
         self._connected = False
 
@@ -66,7 +68,20 @@ class ClientOps(OpHost):
 
     def _g_reply(self, req: Request) -> Op[Dict[str, Any]]:
         """Send a request; return its final ``ok`` reply, or raise the
-        error it carries."""
+        error it carries. With ``retry``, a ``rate_limited`` request is
+        sent again after the ``retry_after`` the server gave (not one
+        whose raw payload streams from a file: that is read once)."""
+        while True:
+            try:
+                return (yield from self._g_reply_once(req))
+            except RateLimited as e:
+                if not self.retry or req.payload is not None or \
+                        e.retry_after is None:
+                    raise
+                yield Sleep(e.retry_after)
+
+    def _g_reply_once(self, req: Request) -> Op[Dict[str, Any]]:
+        """Send a request once; its final ``ok`` reply, or raise."""
         pending = yield Send(req)
         deadline = None if self.request_timeout is None else \
             time.monotonic() + self.request_timeout + (req.expect or 0)
@@ -478,7 +493,8 @@ class ClientOps(OpHost):
     @op
     def _g_put(self, daemon_id: str, src: Union[PathOrFile, BytesLike],
                remote_path: str, mode: Optional[int] = None,
-               mkdir: bool = False) -> Op[Transfer]:
+               mkdir: bool = False, workspace: Optional[str] = None
+               ) -> Op[Transfer]:
         """Copy a local file (path or binary file object) to a worker.
 
         Streams it as one raw payload: memory use stays small whatever
@@ -490,7 +506,8 @@ class ClientOps(OpHost):
                 _fields("put", worker=daemon_id, path=remote_path,
                         bytes=size,
                         mode=int(mode) if mode is not None else None,
-                        mkdir=True if mkdir else None), payload=payload))
+                        mkdir=True if mkdir else None, workspace=workspace),
+                payload=payload))
         finally:
             if opened:
                 fobj.close()
@@ -506,8 +523,8 @@ class ClientOps(OpHost):
 
     @op
     def _g_get(self, daemon_id: str, remote_path: str, dst: PathOrFile,
-               offset: Optional[int] = None, length: Optional[int] = None
-               ) -> Op[Transfer]:
+               offset: Optional[int] = None, length: Optional[int] = None,
+               workspace: Optional[str] = None) -> Op[Transfer]:
         """Copy a worker's file to a local path or binary file object.
 
         Streams raw payloads; a local path is written to a temporary file
@@ -516,7 +533,8 @@ class ClientOps(OpHost):
             sink = Sink(out.file)
             reply = yield from self._g_reply(Request(
                 _fields("get", worker=daemon_id, path=remote_path, raw=True,
-                        offset=offset, length=length), sink=sink))
+                        offset=offset, length=length, workspace=workspace),
+                sink=sink))
             remote = reply.get("sha256")
             local = sink.hasher.hexdigest()
             if isinstance(remote, str) and remote.lower() != local:
@@ -529,11 +547,14 @@ class ClientOps(OpHost):
                         raw=strip(reply))
 
     @op
-    def _g_stat(self, daemon_id: str, path: str) -> Op[FileStat]:
-        """Type, size, mode and mtime of a path on a worker.
+    def _g_stat(self, daemon_id: str, path: str,
+                workspace: Optional[str] = None) -> Op[FileStat]:
+        """Type, size, mode and mtime of a path on a worker (in
+        ``workspace``, as it sees it, when given).
 
         Raises :class:`RemoteFileNotFoundError` if it does not exist."""
-        reply = yield from self._ask("stat", worker=daemon_id, path=path)
+        reply = yield from self._ask("stat", worker=daemon_id, path=path,
+                                     workspace=workspace)
         mtime = reply.get("mtime")
         return FileStat(type=str(reply.get("type")),
                         size=int(reply.get("size") or 0),
@@ -541,6 +562,45 @@ class ClientOps(OpHost):
                         mtime=float(mtime) if isinstance(
                             mtime, (int, float)) else 0.0,
                         raw=strip(reply))
+
+    # -- workspaces
+
+    @op
+    def _g_create_workspace(self, daemon_id: str, name: Optional[str] = None,
+                            network: Optional[str] = None,
+                            memory: Optional[int] = None,
+                            pids: Optional[int] = None,
+                            cpu: Optional[float] = None,
+                            env: Optional[Mapping[str, str]] = None
+                            ) -> Op[Any]:
+        """Create an isolated workspace on a worker and return it as a
+        :class:`Workspace`: commands, sessions and files in it see only
+        what is its own. ``memory`` in bytes, ``pids`` the most processes,
+        ``cpu`` in cores (0.5); ``network`` ``"none"`` (default) or
+        ``"host"``; ``env`` the default environment inside. Use it as a
+        context manager to destroy it on leaving."""
+        reply = yield from self._ask(
+            "workspace.create", worker=daemon_id, name=name, network=network,
+            memory=memory, pids=pids, cpu=cpu,
+            env=dict(env) if env else None)
+        return self._Workspace(self, daemon_id, str(reply.get("workspace")))
+
+    @op
+    def _g_list_workspaces(self, daemon_id: Optional[str] = None
+                           ) -> Op[List[Dict[str, Any]]]:
+        """The workspaces of one worker, or of every connected one."""
+        reply = yield from self._ask("workspace.list", worker=daemon_id)
+        return list(reply.get("workspaces") or [])
+
+    @op
+    def _g_destroy_workspace(self, daemon_id: str, name: str,
+                             keep: bool = False) -> Op[Dict[str, Any]]:
+        """End everything in a workspace and remove it (its /workspace
+        folder stays on the worker's disk with ``keep``)."""
+        reply = yield from self._ask("workspace.destroy", worker=daemon_id,
+                                     workspace=name,
+                                     keep=True if keep else None)
+        return strip(reply)
 
     # -- subscriptions
 

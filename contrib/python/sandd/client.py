@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from .api import ClientOps
 from .errors import ConnectionClosed
-from .objects import HandleOps, SessionOps, StreamOps, SubscriptionOps
+from .objects import (HandleOps, SessionOps, StreamOps, SubscriptionOps,
+                      WorkspaceOps)
 from .ops import Op, Open, Ready, Recv, Send, Shut, Sleep, Task, T
 from .protocol import Pending
 
@@ -53,12 +54,15 @@ class Client(_BlockingWith, ClientOps):
     replies matched by id. ``request_timeout`` (seconds), when set, bounds
     how long any request may wait for its reply beyond the time the
     operation itself asks for (a command's timeout, a wait's deadline).
+    ``retry=True`` sends a request refused with ``rate_limited`` again
+    after the server's ``retry_after``; without it :class:`RateLimited`
+    is raised, carrying the delay (``.retry_after``).
     """
 
     def __init__(self, path: Optional[str] = None,
                  request_timeout: Optional[float] = None,
-                 connect_timeout: float = 10.0) -> None:
-        ClientOps.__init__(self, path, request_timeout, queue.Queue)
+                 connect_timeout: float = 10.0, retry: bool = False) -> None:
+        ClientOps.__init__(self, path, request_timeout, queue.Queue, retry)
         self.connect_timeout = connect_timeout
         self._wlock = threading.Lock()       # writes to the socket
         self._sock: Optional[socket.socket] = None
@@ -181,7 +185,12 @@ class Subscription(_BlockingWith, SubscriptionOps):
         return self.events()  # type: ignore[attr-defined, no-any-return]
 
 
+class Workspace(_BlockingWith, WorkspaceOps):
+    __doc__ = WorkspaceOps.__doc__
+
+
 Client._Session = Session
+Client._Workspace = Workspace
 Client._ExecHandle = ExecHandle
 Client._ExecStream = ExecStream
 Client._Subscription = Subscription

@@ -43,14 +43,42 @@ def default_control_path() -> str:
     """The control socket path a client uses when given none.
 
     ``$SANDD_CONTROL``, else ``/run/sandd/control.sock`` for root, else
-    ``/tmp/sandd-$UID/control.sock``."""
+    ``$XDG_RUNTIME_DIR/sandd/control.sock``, else
+    ``/tmp/sandd-$UID/control.sock``. A built-in default (not
+    ``$SANDD_CONTROL``) is used only if its folder is safe: see
+    :func:`check_control_dir`."""
     env = os.environ.get("SANDD_CONTROL")
     if env:
         return env
-    uid = os.getuid()
+    uid = os.geteuid()
     if uid == 0:
-        return "/run/sandd/control.sock"
-    return "/tmp/sandd-%d/control.sock" % uid
+        path = "/run/sandd/control.sock"
+    elif os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        path = os.path.join(os.environ["XDG_RUNTIME_DIR"], "sandd",
+                            "control.sock")
+    else:
+        path = "/tmp/sandd-%d/control.sock" % uid
+    check_control_dir(path)
+    return path
+
+
+def check_control_dir(path: str) -> None:
+    """Raise PermissionError unless the folder of the control socket at
+    path is a folder (not a link) owned by this user or root that nobody
+    else may write into: another local user who made ``/tmp/sandd-UID``
+    first could otherwise stand in for the controller."""
+    d = os.path.dirname(path)
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return      # nothing there: connecting fails plainly
+    import stat as _stat
+    if not _stat.S_ISDIR(st.st_mode) or \
+            st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+        raise PermissionError(
+            "control socket folder %s is not this user's alone (owner %d, "
+            "mode %o): not using it; pass the path explicitly" %
+            (d, st.st_uid, st.st_mode & 0o777))
 
 
 # --------------------------------------------------------------- fields
