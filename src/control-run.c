@@ -36,9 +36,9 @@ run_req_gone(void *arg)
 	struct session	*s;
 
 	if ((s = session_find(u->session)) != NULL && !s->exited)
-		server_worker_rpc(s->c->worker, json_pack("{s:s, s:s, s:s, s:b}", "op",
-		    "session.run", "session", u->session, "run", u->run,
-		    "cancel", 1), run_cancel_done, NULL);
+		server_worker_rpc(s->c->worker, json_pack("{s:s, s:s, s:s, "
+		    "s:b}", "op", "session.run", "session", u->session, "run",
+		    u->run, "cancel", 1), run_cancel_done, NULL);
 	free(u);
 }
 

@@ -266,8 +266,8 @@ job_flush_soon(struct job *j, int s, size_t n)
 	struct job_stream	*st = &j->out[s];
 	struct timeval		 tv;
 
-	if (n < JOB_BUSY_READ ||
-	    st->base + evbuffer_get_length(st->buf) - st->sent >= JOB_COALESCE) {
+	if (n < JOB_BUSY_READ || st->base + evbuffer_get_length(st->buf) -
+	    st->sent >= JOB_COALESCE) {
 		job_flush(j);
 		return;
 	}

@@ -708,6 +708,19 @@ int	 workspace_file_give(struct workspace *, int);
 char	**workspace_env(struct workspace *, json_t *, const char *);
 uint64_t workspace_ooms(struct workspace *);
 
+/* worker-ring.c */
+/* The last size bytes of a stream, addressed by absolute offset. */
+struct ring {
+	uint8_t		*buf;
+	size_t		 size;
+	uint64_t	 end;		/* bytes added so far */
+};
+void	 ring_init(struct ring *, size_t);
+void	 ring_free(struct ring *);
+uint64_t ring_start(const struct ring *);
+void	 ring_add(struct ring *, const uint8_t *, size_t);
+void	 ring_copy(const struct ring *, uint64_t, uint8_t *, size_t);
+
 /* worker-session.c */
 void	 worker_session_read(json_t *);
 void	 worker_session_run(json_t *);

@@ -377,8 +377,8 @@ run_type(struct wrun *u)
 	struct evbuffer	*b;
 
 	b = evbuffer_new();
-	evbuffer_add_printf(b, "\025 command printf '\\033]sandd;B;%s;%lu\\007'; "
-	    "if command eval ", sec, u->seq);
+	evbuffer_add_printf(b, "\025 command printf "
+	    "'\\033]sandd;B;%s;%lu\\007'; if command eval ", sec, u->seq);
 	run_quote(b, u->cmd);
 	evbuffer_add_printf(b, "; then command printf '\\033]sandd;E;%s;%lu;0"
 	    "\\007'; else command printf '\\033]sandd;E;%s;%lu;%%d\\007' "
@@ -674,7 +674,7 @@ run_timer_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 
 	u->timed_out = 1;
 	if (u->state == WRUN_QUEUED || u->state == WRUN_CUT) {
-		/* Never typed; or no E after the Ctrl-C: the line was dropped. */
+		/* Never typed; or no E after the Ctrl-C: the line is gone. */
 		run_finish(u, NULL, NULL, 0);
 		job_flush(rn->job);
 		return;

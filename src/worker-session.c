@@ -67,9 +67,7 @@ struct session {
 	struct job	*job;
 	pid_t		 pid;		/* the leader, kept after reaping */
 	int		 master;
-	uint8_t		*ring;
-	size_t		 ring_size;
-	uint64_t	 end;		/* bytes of output so far */
+	struct ring	 ring;		/* of its output (worker-ring.c) */
 	int		 rows;
 	int		 cols;
 	char		*cmd;
@@ -109,48 +107,6 @@ static const struct job_ops session_ops = {
 	.describe = session_describe,
 	.free = session_free,
 };
-
-/* ---- the ring ---- */
-
-/* Offset of the oldest byte kept. */
-static uint64_t
-session_ring_start(struct session *s)
-{
-	return (s->end > s->ring_size ? s->end - s->ring_size : 0);
-}
-
-/* Append output to the ring, overwriting the oldest. */
-static void
-session_ring_add(struct session *s, const uint8_t *p, size_t n)
-{
-	size_t	pos, first;
-
-	if (n > s->ring_size) {
-		s->end += n - s->ring_size;
-		p += n - s->ring_size;
-		n = s->ring_size;
-	}
-	pos = (size_t)(s->end % s->ring_size);
-	first = s->ring_size - pos;
-	if (first > n)
-		first = n;
-	memcpy(s->ring + pos, p, first);
-	memcpy(s->ring, p + first, n - first);
-	s->end += n;
-}
-
-/* Copy n bytes from offset off (kept in the ring) to dst. */
-static void
-session_ring_copy(struct session *s, uint64_t off, uint8_t *dst, size_t n)
-{
-	size_t	pos = (size_t)(off % s->ring_size), first;
-
-	first = s->ring_size - pos;
-	if (first > n)
-		first = n;
-	memcpy(dst, s->ring + pos, first);
-	memcpy(dst + first, s->ring, n - first);
-}
 
 /* ---- helpers ---- */
 
@@ -247,7 +203,7 @@ session_waiter_free(struct swait *w)
 static void
 session_read_reply(struct session *s, struct swait *w, int matched)
 {
-	uint64_t	 start = w->since, stop, rstart = session_ring_start(s);
+	uint64_t	 start = w->since, stop, rstart = ring_start(&s->ring);
 	int		 truncated = 0;
 	uint8_t		*buf;
 	char		*b64;
@@ -260,21 +216,21 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 		truncated = 1;
 		start = rstart;
 	}
-	if (start > s->end)
-		start = s->end;
-	stop = s->end;
+	if (start > s->ring.end)
+		start = s->ring.end;
+	stop = s->ring.end;
 	if (w->limit != SESSION_NONE && w->limit < stop)
 		stop = w->limit > start ? w->limit : start;
 	if (stop - start > w->max)
 		stop = start + w->max;
 	n = (size_t)(stop - start);
 	buf = xmalloc(n + 1);
-	session_ring_copy(s, start, buf, n);
+	ring_copy(&s->ring, start, buf, n);
 	b64 = util_base64(buf, n);
 	free(buf);
 	res = json_pack("{s:b, s:I, s:I, s:I, s:s, s:b, s:b, s:b}",
 	    "ok", 1, "start", (json_int_t)start, "offset", (json_int_t)stop,
-	    "end", (json_int_t)s->end, "data_b64", b64, "matched", matched,
+	    "end", (json_int_t)s->ring.end, "data_b64", b64, "matched", matched,
 	    "exited", s->exited, "truncated", truncated);
 	free(b64);
 	if (s->exited)
@@ -290,7 +246,7 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 static int
 session_waiter_matches(struct session *s, struct swait *w)
 {
-	uint64_t	 start = w->since, rstart = session_ring_start(s);
+	uint64_t	 start = w->since, rstart = ring_start(&s->ring);
 	uint8_t		*buf;
 	size_t		 n;
 	regmatch_t	 m;
@@ -298,13 +254,14 @@ session_waiter_matches(struct session *s, struct swait *w)
 
 	if (start == SESSION_NONE || start < rstart)
 		start = rstart;
-	if (start > s->end)
-		start = s->end;
-	if (s->end - start > UNTIL_WINDOW)
-		start = s->end - UNTIL_WINDOW;	/* bounded work per attempt */
-	n = (size_t)(s->end - start);
+	if (start > s->ring.end)
+		start = s->ring.end;
+	if (s->ring.end - start > UNTIL_WINDOW)
+		/* Bounded work per attempt. */
+		start = s->ring.end - UNTIL_WINDOW;
+	n = (size_t)(s->ring.end - start);
 	buf = xmalloc(n + 1);
-	session_ring_copy(s, start, buf, n);
+	ring_copy(&s->ring, start, buf, n);
 	buf[n] = '\0';
 #ifdef REG_STARTEND
 	m.rm_so = 0;
@@ -356,7 +313,8 @@ session_schedule_check(struct session *s)
 	if (TAILQ_EMPTY(&s->reads) || evtimer_pending(s->check_ev, NULL))
 		return;
 	wait = s->last_check + SESSION_CHECK_DELAY - util_now();
-	if (wait > 0 && s->end - session_ring_start(s) > SESSION_CHECK_SMALL)
+	if (wait > 0 &&
+	    s->ring.end - ring_start(&s->ring) > SESSION_CHECK_SMALL)
 		util_timeval(&tv, wait);
 	evtimer_add(s->check_ev, &tv);
 }
@@ -597,7 +555,7 @@ session_output(struct job *j, int st, const uint8_t *p, size_t n)
 
 	if (st != WIRE_OUT || s == NULL)
 		return;
-	session_ring_add(s, p, n);
+	ring_add(&s->ring, p, n);
 	session_schedule_check(s);
 }
 
@@ -686,7 +644,7 @@ session_describe(struct job *j, json_t *a)
 	/* Say "started" again once the hello is out (it may have been lost). */
 	event_active(s->info_ev, EV_TIMEOUT, 0);
 	session_fields(s, a);
-	json_object_set_new(a, "end", json_integer((json_int_t)s->end));
+	json_object_set_new(a, "end", json_integer((json_int_t)s->ring.end));
 	json_object_set_new(a, "exited", json_boolean(s->exited));
 	session_exit_fields(s, a);
 }
@@ -723,7 +681,7 @@ session_free(struct job *j)
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
 	runner_free(s->runner);
-	free(s->ring);
+	ring_free(&s->ring);
 	free(s->cmd);
 	free(s);
 	j->data = NULL;
@@ -896,10 +854,8 @@ worker_session_open(struct job *j, json_t *open)
 	s->pid = -1;
 	TAILQ_INIT(&s->reads);
 	TAILQ_INIT(&s->closes);
-	s->ring_size = worker_opts.ring_size;
-	if (s->ring_size < DEFAULT_RING_SIZE)
-		s->ring_size = DEFAULT_RING_SIZE;
-	s->ring = xmalloc(s->ring_size);
+	ring_init(&s->ring, worker_opts.ring_size < DEFAULT_RING_SIZE ?
+	    DEFAULT_RING_SIZE : worker_opts.ring_size);
 	s->check_ev = evtimer_new(ev_base, session_check_cb, s);
 	s->info_ev = event_new(ev_base, -1, 0, session_info_cb, s);
 	util_rfc3339(time(NULL), s->created, sizeof s->created);

@@ -3,6 +3,7 @@ output and status returned, and what a person who attaches sees of it:
 the commands as typed, nothing of the machinery, the terminal as the
 shell left it."""
 
+import json
 import os
 import re
 import time
@@ -264,6 +265,27 @@ def test_session_run_queued_runs_of_a_client_gone_are_dropped():
             assert fp.read() == "a\n"
         x = _run(c.connect(), r["session"], "echo ok")
         assert x["output"] == "ok\n", x
+
+
+def test_session_run_recording_shows_the_commands_as_typed():
+    # --record keeps what the worker sent: no marker, no helper line
+    with h.Cluster() as c:
+        rec = os.path.join(c.tmp, "rec")
+        os.makedirs(rec)
+        c.serve_args = ["--record", rec]
+        c.restart_server()
+        ctl = c.connect()
+        sid = _open(ctl, attach=False, argv=BASH, env=ENV)["session"]
+        assert _run(ctl, sid, "echo rec-$((6*7))")["output"] == "rec-42\n"
+        _run(ctl, sid, "echo two; sleep 30", timeout=0.5)
+        assert _run(ctl, sid, "true")["exit_code"] == 0
+        h.ok(ctl.call({"op": "session.close", "session": sid}))
+        with open(os.path.join(rec, sid + ".cast")) as f:
+            lines = [json.loads(line) for line in f]
+        out = "".join(e[2] for e in lines[1:] if e[1] == "o").encode()
+        _no_helper(out)
+        assert b"echo rec-$((6*7))\r\n" in out, out
+        assert re.search(rb"[\r\n]rec-42\r\n", out), out
 
 
 if __name__ == "__main__":
