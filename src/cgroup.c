@@ -6,11 +6,13 @@
  * it is mounted (cgroup.kill needs no controller), else v1 pids or
  * freezer.
  *
- * Every group of the worker lives under a folder of its own id below the
- * worker's own group in each hierarchy, OWN/sandd-ID: workspaces as ws-N
- * (jobs inside them as ws-N/job-M), host jobs as job-M. The worker
- * itself stays outside them. A worker that starts kills what a previous
- * process of its id left there (cgroup_sweep).
+ * Every group of the worker lives under a folder of its id below the
+ * worker's own group in each hierarchy, and in it under one of its own
+ * process, OWN/sandd-ID/pPID: workspaces as ws-N (jobs inside them as
+ * ws-N/job-M), host jobs as job-M. The worker itself stays outside them.
+ * A worker that starts kills what a dead process of its id left there
+ * (cgroup_sweep); a live one (a second process of the same worker, about
+ * to replace it) keeps its own.
  *
  * The root ("/sys/fs/cgroup") and the file that says where this process
  * is ("/proc/self/cgroup") are parameters, so a unit test runs the same
@@ -41,7 +43,8 @@ static const char *cg_names[CG_NHIER] = { "memory", "pids", "cpu",
 static struct {
 	int	 version;	/* 0: none, 1 or 2 */
 	char	*mount;		/* the hierarchy's mount point */
-	char	*base;		/* mount/OWN/sandd-ID */
+	char	*parent;	/* mount/OWN/sandd-ID */
+	char	*base;		/* parent/pPID: this process's */
 } cg_hier[CG_NHIER];
 
 struct cgroup {
@@ -192,8 +195,10 @@ cgroup_use(int k, int v, const char *mount, const char *own, const char *id)
 {
 	cg_hier[k].version = v;
 	cg_hier[k].mount = xstrdup(mount);
-	xasprintf(&cg_hier[k].base, "%s%s%ssandd-%s", mount, own,
+	xasprintf(&cg_hier[k].parent, "%s%s%ssandd-%s", mount, own,
 	    own[strlen(own) - 1] == '/' ? "" : "/", id);
+	xasprintf(&cg_hier[k].base, "%s/p%ld", cg_hier[k].parent,
+	    (long)cg_pid);
 }
 
 /*
@@ -264,6 +269,7 @@ cgroup_init(const char *root, const char *self, const char *id)
 	else if (cg_hier[CG_PIDS].version == 1) {
 		cg_hier[CG_TRACK].version = 1;
 		cg_hier[CG_TRACK].mount = xstrdup(cg_hier[CG_PIDS].mount);
+		cg_hier[CG_TRACK].parent = xstrdup(cg_hier[CG_PIDS].parent);
 		cg_hier[CG_TRACK].base = xstrdup(cg_hier[CG_PIDS].base);
 	}
 	for (k = 0; k < CG_NHIER; k++) {
@@ -276,6 +282,13 @@ cgroup_init(const char *root, const char *self, const char *id)
 			    cg_hier[k].base);
 			cg_hier[k].version = 0;
 			continue;
+		}
+		/* v2: the controllers must reach the groups made below. */
+		if (cg_hier[k].version == 2 && k != CG_TRACK) {
+			cgroup_write(cg_hier[k].parent,
+			    "cgroup.subtree_control", "+memory +pids +cpu");
+			cgroup_write(cg_hier[k].base,
+			    "cgroup.subtree_control", "+memory +pids +cpu");
 		}
 		log_info("cgroup %s: v%d at %s", cg_names[k],
 		    cg_hier[k].version, cg_hier[k].base);
@@ -656,10 +669,26 @@ cgroup_rmdirs(const char *dir)
 	rmdir(dir);
 }
 
+/* Is dir's name that of the group of a live process (pPID)? */
+static int
+cgroup_live_process(const char *name)
+{
+	char	*end;
+	long	 pid;
+
+	if (name[0] != 'p')
+		return (0);
+	pid = strtol(name + 1, &end, 10);
+	if (*end != '\0' || pid <= 0)
+		return (0);
+	return (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /*
  * At start: a previous process of this worker id may have left groups
  * with processes in them (it was killed): end those processes and remove
- * the groups. Only this id's base is touched.
+ * the groups. Only this id's folder is touched, and there only what no
+ * live process of it owns.
  */
 void
 cgroup_sweep(void)
@@ -669,20 +698,22 @@ cgroup_sweep(void)
 	char		*sub;
 	int		 k, n;
 
-	if (cg_hier[CG_TRACK].version != 0 &&
-	    (n = cgroup_walk(cg_hier[CG_TRACK].base, 0)) > 0) {
-		log_warnx("%s: ending %d processes left by an earlier worker "
-		    "%s", __func__, n, worker_opts.id);
-		cgroup_kill_dir(cg_hier[CG_TRACK].base);
-	}
 	for (k = 0; k < CG_NHIER; k++) {
 		if (cg_hier[k].version == 0 ||
-		    (d = opendir(cg_hier[k].base)) == NULL)
+		    (d = opendir(cg_hier[k].parent)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL) {
-			if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+			    cgroup_live_process(de->d_name))
 				continue;
-			xasprintf(&sub, "%s/%s", cg_hier[k].base, de->d_name);
+			xasprintf(&sub, "%s/%s", cg_hier[k].parent,
+			    de->d_name);
+			if (k == CG_TRACK && (n = cgroup_walk(sub, 0)) > 0) {
+				log_warnx("%s: ending %d processes left by an "
+				    "earlier worker %s", __func__, n,
+				    worker_opts.id);
+				cgroup_kill_dir(sub);
+			}
 			cgroup_rmdirs(sub);
 			free(sub);
 		}
@@ -711,9 +742,12 @@ cgroup_shutdown(void)
 	int	k;
 
 	for (k = 0; k < CG_NHIER; k++) {
-		if (cg_hier[k].base != NULL && getpid() == cg_pid)
+		if (cg_hier[k].base != NULL && getpid() == cg_pid) {
 			cgroup_rmdirs(cg_hier[k].base);
+			rmdir(cg_hier[k].parent);	/* if no other is left */
+		}
 		free(cg_hier[k].mount);
+		free(cg_hier[k].parent);
 		free(cg_hier[k].base);
 		memset(&cg_hier[k], 0, sizeof cg_hier[k]);
 	}

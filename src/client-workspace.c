@@ -172,6 +172,8 @@ client_workspace_cmd(int argc, char **argv)
 {
 	if (argc < 2)
 		client_usage_error();
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+		client_help();
 	argc--;
 	argv++;
 	optind = 1;

@@ -152,7 +152,7 @@ client_usage_error(void)
  * `sandd NAME --help`: the usage line, what the subcommand does and its
  * options explained, on stdout; exit 0.
  */
-static __dead void
+__dead void
 client_help(void)
 {
 	printf("usage: sandd %s %s\n\n%c%s.\n\nOptions:\n%s", client_cmd,

@@ -36,6 +36,7 @@ __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
 __dead void	 client_die_reply(int, json_t *);
 __dead void	 client_usage_error(void);
+__dead void	 client_help(void);
 void		 client_option(int, char **);
 void		 client_option_kv(json_t *, int, const char *);
 double		 client_option_secs(const char *);

@@ -43,8 +43,9 @@ struct sandd_cmd {
 #define CLIENT_OPTIONS_COMMON						\
 	"  -S, --socket PATH\n"						\
 	"      The controller's control socket. Default: $SANDD_CONTROL,\n" \
-	"      else /run/sandd/control.sock for root and\n"		\
-	"      /tmp/sandd-UID/control.sock for other users.\n"		\
+	"      else /run/sandd/control.sock for root and, for other\n"	\
+	"      users, $XDG_RUNTIME_DIR/sandd/control.sock or\n"		\
+	"      /tmp/sandd-UID/control.sock.\n"				\
 	"  -h, --help\n"						\
 	"      Print this help and exit.\n"
 

@@ -13,6 +13,27 @@
 
 #include "stubs.h"
 
+
+/*
+ * path with "@P" made the group of this process ("pPID"): the worker's
+ * groups are under one of its own process. From a ring of buffers.
+ */
+static const char *
+pp(const char *path)
+{
+	static char	 ring[8][512];
+	static int	 next;
+	char		*out = ring[next++ % 8], self[32];
+	const char	*at = strstr(path, "@P");
+
+	if (at == NULL)
+		return (path);
+	snprintf(self, sizeof self, "p%ld", (long)getpid());
+	snprintf(out, sizeof ring[0], "%.*s%s%s", (int)(at - path), path,
+	    self, at + 2);
+	return (out);
+}
+
 static char	tmp[256];
 
 /* Write s to root/rel (making the file). */
@@ -88,17 +109,17 @@ test_v2(void)
 		return;
 	CHECK(strcmp(cgroup_path(ws, CG_MEMORY), cgroup_path(ws, CG_TRACK)) ==
 	    0);
-	CHECK(strstr(cgroup_path(ws, CG_MEMORY), "/svc/sandd-u1/ws-0") != NULL);
+	CHECK(strstr(cgroup_path(ws, CG_MEMORY), pp("/svc/sandd-u1/@P/ws-0")) != NULL);
 	CHECK(cgroup_set_limits(ws, 64 << 20, 50, 0.5, &cause) == 0);
-	CHECK(strcmp(get(root, "svc/sandd-u1/ws-0/memory.max"), "67108864") ==
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.max")), "67108864") ==
 	    0);
-	CHECK(strcmp(get(root, "svc/sandd-u1/ws-0/memory.swap.max"), "0") ==
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.swap.max")), "0") ==
 	    0);
-	CHECK(strcmp(get(root, "svc/sandd-u1/ws-0/pids.max"), "50") == 0);
-	CHECK(strcmp(get(root, "svc/sandd-u1/ws-0/cpu.max"),
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/pids.max")), "50") == 0);
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/cpu.max")),
 	    "50000 100000") == 0);
-	put(root, "svc/sandd-u1/ws-0/memory.current", "12345\n");
-	put(root, "svc/sandd-u1/ws-0/memory.events",
+	put(root, pp("svc/sandd-u1/@P/ws-0/memory.current"), "12345\n");
+	put(root, pp("svc/sandd-u1/@P/ws-0/memory.events"),
 	    "low 0\nhigh 0\nmax 9\noom 2\noom_kill 3\n");
 	CHECK(cgroup_memory_used(ws) == 12345);
 	CHECK(cgroup_oom_kills(ws) == 3);
@@ -106,8 +127,8 @@ test_v2(void)
 	job = cgroup_create(ws, "job-1", 1, &cause);
 	CHECK(job != NULL);
 	CHECK(strstr(cgroup_path(job, CG_TRACK), "/ws-0/job-1") != NULL);
-	put(root, "svc/sandd-u1/ws-0/cgroup.procs", "");
-	put(root, "svc/sandd-u1/ws-0/job-1/cgroup.procs", "101\n102\n");
+	put(root, pp("svc/sandd-u1/@P/ws-0/cgroup.procs"), "");
+	put(root, pp("svc/sandd-u1/@P/ws-0/job-1/cgroup.procs"), "101\n102\n");
 	CHECK(cgroup_count(ws) == 2);
 	n = cgroup_procs_fds(job, fds, 4);
 	CHECK(n == 1);
@@ -140,21 +161,21 @@ test_v1(void)
 	CHECK(ws != NULL);
 	if (ws == NULL)
 		return;
-	CHECK(strstr(cgroup_path(ws, CG_MEMORY), "/memory/a/sandd-u2/ws-3") !=
+	CHECK(strstr(cgroup_path(ws, CG_MEMORY), pp("/memory/a/sandd-u2/@P/ws-3")) !=
 	    NULL);
 	CHECK(strcmp(cgroup_path(ws, CG_PIDS), cgroup_path(ws, CG_TRACK)) ==
 	    0);
 	CHECK(cgroup_set_limits(ws, 1 << 20, 7, 2, &cause) == 0);
-	CHECK(strcmp(get(root, "memory/a/sandd-u2/ws-3/memory.limit_in_bytes"),
+	CHECK(strcmp(get(root, pp("memory/a/sandd-u2/@P/ws-3/memory.limit_in_bytes")),
 	    "1048576") == 0);
-	CHECK(strcmp(get(root, "pids/sandd-u2/ws-3/pids.max"), "7") == 0);
-	CHECK(strcmp(get(root, "cpu/sandd-u2/ws-3/cpu.cfs_quota_us"),
+	CHECK(strcmp(get(root, pp("pids/sandd-u2/@P/ws-3/pids.max")), "7") == 0);
+	CHECK(strcmp(get(root, pp("cpu/sandd-u2/@P/ws-3/cpu.cfs_quota_us")),
 	    "200000") == 0);
-	CHECK(strcmp(get(root, "cpu/sandd-u2/ws-3/cpu.cfs_period_us"),
+	CHECK(strcmp(get(root, pp("cpu/sandd-u2/@P/ws-3/cpu.cfs_period_us")),
 	    "100000") == 0);
-	put(root, "memory/a/sandd-u2/ws-3/memory.oom_control",
+	put(root, pp("memory/a/sandd-u2/@P/ws-3/memory.oom_control"),
 	    "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
-	put(root, "memory/a/sandd-u2/ws-3/memory.usage_in_bytes", "777\n");
+	put(root, pp("memory/a/sandd-u2/@P/ws-3/memory.usage_in_bytes"), "777\n");
 	CHECK(cgroup_oom_kills(ws) == 4);
 	CHECK(cgroup_memory_used(ws) == 777);
 	cgroup_free(ws, 0);
@@ -185,7 +206,7 @@ test_hybrid(void)
 	if (job == NULL)
 		return;
 	CHECK(cgroup_path(job, CG_MEMORY) == NULL);
-	CHECK(strstr(cgroup_path(job, CG_TRACK), "/unified/sandd-u3/job-9") !=
+	CHECK(strstr(cgroup_path(job, CG_TRACK), pp("/unified/sandd-u3/@P/job-9")) !=
 	    NULL);
 	cgroup_free(job, 0);
 	cgroup_shutdown();
