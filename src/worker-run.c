@@ -123,6 +123,7 @@ struct runner {
 	double		 last_output;
 	int		 seen_output;	/* since the last line ended */
 	int		 typed;		/* a line was typed */
+	unsigned long	 wait_seq;	/* the run waiting since then */
 	double		 wait_since;
 	TAILQ_HEAD(, wrun) runs;
 	TAILQ_HEAD(, wdone) done;
@@ -456,11 +457,14 @@ runner_schedule(struct runner *rn)
 	struct wrun	*u = TAILQ_FIRST(&rn->runs);
 	struct timeval	 tv = { 0, 0 };
 
-	if (u == NULL || u->state != WRUN_QUEUED ||
-	    evtimer_pending(rn->poll_ev, NULL))
+	if (u == NULL || u->state != WRUN_QUEUED)
 		return;
-	rn->wait_since = util_now();
-	evtimer_add(rn->poll_ev, &tv);
+	if (rn->wait_seq != u->seq) {
+		rn->wait_seq = u->seq;
+		rn->wait_since = util_now();
+	}
+	if (!evtimer_pending(rn->poll_ev, NULL))
+		evtimer_add(rn->poll_ev, &tv);
 }
 
 /* ---- output ---- */
