@@ -410,33 +410,123 @@ fail:
 	return (-1);
 }
 
+/* Is cg's path of hierarchy k that of an earlier one (the same folder)? */
+static int
+cgroup_path_seen(struct cgroup *cg, int k)
+{
+	int	j;
+
+	for (j = 0; j < k; j++)
+		if (cg->path[j] != NULL && strcmp(cg->path[j], cg->path[k]) ==
+		    0)
+			return (1);
+	return (0);
+}
+
 /*
  * Open the cgroup.procs files a child writes "0" into to join cg (see
- * cgroup_enter); up to max, close-on-exec. Returns how many.
+ * cgroup_enter); up to max, close-on-exec. Returns how many, or -1 with
+ * errno when one cannot be opened (none is left open then).
  */
 int
 cgroup_procs_fds(struct cgroup *cg, int *fds, int max)
 {
 	char	*path;
-	int	 k, j, n = 0, dup;
+	int	 k, n = 0, e;
 
 	for (k = 0; k < CG_NHIER && n < max; k++) {
-		if (cg == NULL || cg->path[k] == NULL)
-			continue;
-		for (dup = 0, j = 0; j < k; j++)
-			if (cg->path[j] != NULL &&
-			    strcmp(cg->path[j], cg->path[k]) == 0)
-				dup = 1;
-		if (dup)
+		if (cg == NULL || cg->path[k] == NULL ||
+		    cgroup_path_seen(cg, k))
 			continue;
 		xasprintf(&path, "%s/cgroup.procs", cg->path[k]);
-		if ((fds[n] = open(path, O_WRONLY | O_CLOEXEC)) != -1)
+		if ((fds[n] = open(path, O_WRONLY | O_CLOEXEC)) != -1) {
 			n++;
-		else
-			log_warn("%s: open %s", __func__, path);
+			free(path);
+			continue;
+		}
+		e = errno;
+		log_warn("%s: open %s", __func__, path);
 		free(path);
+		while (n > 0)
+			close(fds[--n]);
+		errno = e;
+		return (-1);
 	}
 	return (n);
+}
+
+/*
+ * How a workspace command joins cg without the process that starts it
+ * being slowed or bounded by cg's limits (its CPU and memory above all):
+ * the v1 pids groups are joined by the forking process, so that its
+ * clone of the command counts against pids.max; every other group is
+ * joined by the command itself, first thing (v2's pids.max counts from
+ * its first fork). -1 with *cause (nothing left open) when a group
+ * cannot be opened: it is gone, and the command must not run without it.
+ */
+int
+cgroup_join_open(struct cgroup *cg, struct cgroup_join *jn, char **cause)
+{
+	char	*path;
+	int	 k, fd;
+
+	memset(jn, 0, sizeof *jn);
+	for (k = 0; k < CG_NHIER; k++) {
+		if (cg->path[k] == NULL || cgroup_path_seen(cg, k))
+			continue;
+		xasprintf(&path, "%s/cgroup.procs", cg->path[k]);
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
+			xasprintf(cause, "open %s: %s", path, strerror(errno));
+			free(path);
+			cgroup_join_close(jn);
+			return (-1);
+		}
+		free(path);
+		if (cg_hier[k].version == 1 && (k == CG_PIDS || k == CG_TRACK))
+			jn->fork[jn->nfork++] = fd;
+		else
+			jn->self[jn->nself++] = fd;
+	}
+	return (0);
+}
+
+/* Close what cgroup_join_open opened. */
+void
+cgroup_join_close(struct cgroup_join *jn)
+{
+	int	i;
+
+	for (i = 0; i < jn->nfork; i++)
+		close(jn->fork[i]);
+	for (i = 0; i < jn->nself; i++)
+		close(jn->self[i]);
+	memset(jn, 0, sizeof *jn);
+}
+
+/* Write "0" into each of n procs files: join them. System calls only. */
+static int
+cgroup_join_fds(const int *fds, int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++)
+		if (write(fds[i], "0", 1) != 1)
+			return (-1);
+	return (0);
+}
+
+/* In the process that forks the command: the groups it joins first. */
+int
+cgroup_join_fork(const struct cgroup_join *jn)
+{
+	return (cgroup_join_fds(jn->fork, jn->nfork));
+}
+
+/* In the command, first thing: the rest of its groups. */
+int
+cgroup_join_self(const struct cgroup_join *jn)
+{
+	return (cgroup_join_fds(jn->self, jn->nself));
 }
 
 /*

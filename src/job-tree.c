@@ -12,7 +12,8 @@
  *
  * A job that names a workspace runs inside it (worker-workspace.c, ns.c)
  * with a clean environment; a process of it killed by the workspace's
- * OOM killer ends with reason "oom".
+ * OOM killer ends with reason "oom". Its groups are what bounds it, so
+ * where they cannot be had (removed from outside) it does not run.
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -26,6 +27,25 @@
 #include "job.h"
 
 static unsigned	job_tree_next;	/* names of job groups */
+
+/*
+ * A job in workspace ws: it joins its group (j->cg) and the workspace's
+ * limits, or it does not run (cause says why the group could not be
+ * made). -1 after failing the job.
+ */
+static int
+job_tree_prepare_ws(struct job *j, struct workspace *ws,
+    struct spawn_req *sr, char *cause)
+{
+	if (j->cg != NULL && cgroup_join_open(j->cg, &sr->cg_join,
+	    &cause) == 0)
+		return (0);
+	job_fail(j, "exec_failed", 0, "%s in workspace %s on %s: its cgroup "
+	    "is gone (%s)", j->kind == CHAN_SESSION ? "session" : "exec",
+	    workspace_name(ws), worker_opts.id, cause);
+	free(cause);
+	return (-1);
+}
 
 /*
  * Before a job's process starts: find its workspace (open names it, or
@@ -53,12 +73,16 @@ job_tree_prepare(struct job *j, json_t *open, struct spawn_req *sr)
 	snprintf(name, sizeof name, "job-%u", ++job_tree_next);
 	j->cg = cgroup_create(ws != NULL ? workspace_cgroup(ws) : NULL, name,
 	    1, &cause);
+	if (ws != NULL)
+		return (job_tree_prepare_ws(j, ws, sr, cause));
 	if (j->cg == NULL) {
 		log_warnx("channel %u: no group of its own: %s", j->ch, cause);
 		free(cause);
 		return (0);
 	}
 	sr->ncg = cgroup_procs_fds(j->cg, sr->cg_fds, 4);
+	if (sr->ncg == -1)
+		sr->ncg = 0;
 	return (0);
 }
 
@@ -71,6 +95,7 @@ job_tree_started(struct job *j, struct spawn_req *sr)
 	for (i = 0; i < sr->ncg; i++)
 		close(sr->cg_fds[i]);
 	sr->ncg = 0;
+	cgroup_join_close(&sr->cg_join);
 }
 
 /* The environment of the job: its workspace's, or as on the host. */

@@ -2,25 +2,36 @@
  * ns-spawn.c: starting a command or a session's program inside a
  * workspace (see ns.c for the namespaces and the init).
  *
- * The worker forks; the child joins the job's groups, raises its own
- * oom_score_adj (a workspace's processes go before the worker when the
- * host runs out of memory), becomes not dumpable (until exec nothing
- * inside may trace it: it is a copy of the worker) and joins the init's
- * namespaces through its pidfd, all at once. It then clones the command
- * with CLONE_PARENT, so that the command is a child of the worker inside
- * the workspace's PID namespace, says its pid and exits. The command
- * takes its terminal or its pipes, its ids inside, a parent death
- * signal, its rlimits and folder, no new privileges and the seccomp
- * filter, finds its program on PATH as the workspace sees it and execs.
+ * The worker forks a helper. The helper joins the job's v1 pids groups
+ * (so that its clone counts), raises its own oom_score_adj (a
+ * workspace's processes go before the worker when the host runs out of
+ * memory), becomes not dumpable (until exec nothing inside may trace
+ * it: it is a copy of the worker) and joins the init's namespaces
+ * through its pidfd, all at once. For a session it opens the terminal
+ * there, from the workspace's own devpts, as the workspace's root (so
+ * no path on the host is involved). It then clones the command with
+ * CLONE_PARENT, so that the command is a child of the worker inside the
+ * workspace's PID namespace, sends its pid (and the terminal's master)
+ * and exits. None of this waits on anything of the workspace, and the
+ * helper is in none of its memory or CPU groups: the worker's short wait
+ * for it does not depend on how busy or full the workspace is.
  *
- * A session's terminal comes from the workspace's own devpts: the init
- * opens /dev/pts/ptmx, the worker keeps the master and gives the command
- * the peer (TIOCGPTPEER), so no path on the host is involved.
+ * The command joins the rest of its groups first thing, then takes its
+ * terminal or its pipes, its ids inside, a parent death signal, its
+ * rlimits and folder, no new privileges and the seccomp filter, finds
+ * its program on PATH as the workspace sees it and execs. All of that
+ * runs at the workspace's speed, so the worker does not wait for it: a
+ * failure there is the command's own, said on its stderr (or terminal)
+ * with exit status 127, as a shell does.
  */
 #include <sys/types.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -37,10 +48,10 @@
 
 #include "sandd.h"
 
-#define NS_SPAWN_WAIT	10000	/* ms for the child to report */
+#define NS_SPAWN_WAIT	10000	/* ms for the helper to report */
 #define NS_OOM_ADJ	"500"	/* workspace processes: killed first */
 
-/* What a child reports on its pipe. */
+/* What the helper reports on its socket (with a master, for a session). */
 struct ns_spawn_note {
 	int	kind;
 #define NSS_PID		1	/* val: the command's pid */
@@ -52,13 +63,8 @@ struct ns_spawn_note {
 enum {
 	NSS_ST_CGROUP = 1,
 	NSS_ST_SETNS,
+	NSS_ST_PTY,
 	NSS_ST_CLONE,
-	NSS_ST_TTY,
-	NSS_ST_IDS,
-	NSS_ST_LIMITS,
-	NSS_ST_CWD,
-	NSS_ST_FILTER,
-	NSS_ST_EXEC,
 };
 
 /* What the command needs, worked out before the fork. */
@@ -69,7 +75,9 @@ struct ns_cmd {
 	const char	 *path;		/* PATH as the command sees it */
 	uid_t		  uid;		/* ids inside */
 	gid_t		  gid;
-	int		  note;		/* the report pipe */
+	int		  pty;		/* a session: open a terminal */
+	int		  master;	/* helper: its master */
+	int		  note;		/* helper: the report socket */
 };
 
 /* Exec prog, searching path when it has no slash (as execvp). */
@@ -110,6 +118,30 @@ ns_spawn_execvp(const char *prog, char **argv, char **envp, const char *path)
 	errno = seen_eacces ? EACCES : ENOENT;
 }
 
+/*
+ * A step of the command failed: say so on fd (its stderr, or what
+ * becomes it), what, arg and the errno's text, and exit 127. System
+ * calls only: strerrordesc_np takes no lock and translates nothing.
+ */
+static __dead void
+ns_spawn_die(int fd, const char *what, const char *arg, int e)
+{
+	const char	*s[6] = { "sandd: ", what, arg, ": ", NULL, "\n" };
+	struct iovec	 iov[6];
+	int		 i, n = 0;
+
+	if ((s[4] = strerrordesc_np(e)) == NULL)
+		s[4] = "error";
+	for (i = 0; i < 6; i++) {
+		if (s[i] == NULL)
+			continue;
+		iov[n].iov_base = (void *)s[i];
+		iov[n++].iov_len = strlen(s[i]);
+	}
+	(void)!writev(fd, iov, n);
+	_exit(127);
+}
+
 /* The command, cloned inside the namespaces: set up and exec. */
 static __dead void
 ns_spawn_command(struct ns_cmd *c)
@@ -117,8 +149,14 @@ ns_spawn_command(struct ns_cmd *c)
 	struct spawn_req	*sr = c->sr;
 	struct rlimit		 rl;
 	sigset_t		 set;
-	int			 i, sig;
+	const char		*prog;
+	int			 i, sig, efd;
 
+	efd = c->slave != -1 ? c->slave : sr->fd_err;
+	/* Its memory and CPU groups, before anything else runs. */
+	if (cgroup_join_self(&sr->cg_join) == -1)
+		ns_spawn_die(efd, "joining the workspace's cgroups", NULL,
+		    errno);
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&set);
@@ -127,40 +165,108 @@ ns_spawn_command(struct ns_cmd *c)
 		if (setsid() == -1 || ioctl(c->slave, TIOCSCTTY, 0) == -1 ||
 		    dup2(c->slave, 0) == -1 || dup2(c->slave, 1) == -1 ||
 		    dup2(c->slave, 2) == -1)
-			ns_child_fail(c->note, NSS_ST_TTY);
+			ns_spawn_die(efd, "its terminal", NULL, errno);
 	} else if (setpgid(0, 0) == -1 || dup2(sr->fd_in, 0) == -1 ||
 	    dup2(sr->fd_out, 1) == -1 || dup2(sr->fd_err, 2) == -1)
-		ns_child_fail(c->note, NSS_ST_TTY);
-	compat_closefrom_except(3, c->note);
+		ns_spawn_die(efd, "its standard descriptors", NULL, errno);
+	compat_closefrom_except(3, -1);
 	if (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setresgid(c->gid, c->gid, c->gid) == -1 ||
 	    setresuid(c->uid, c->uid, c->uid) == -1)
-		ns_child_fail(c->note, NSS_ST_IDS);
+		ns_spawn_die(2, "its user and groups", NULL, errno);
 	/* After the ids: changing them clears it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
-			ns_child_fail(c->note, NSS_ST_LIMITS);
+			ns_spawn_die(2, "its limits", NULL, errno);
 	}
 	if (chdir(c->cwd) == -1)
-		ns_child_fail(c->note, NSS_ST_CWD);
+		ns_spawn_die(2, "cwd ", c->cwd, errno);
 	if (seccomp_apply() == -1)
-		ns_child_fail(c->note, NSS_ST_FILTER);
-	ns_spawn_execvp(sr->path != NULL ? sr->path : sr->argv[0], sr->argv,
-	    sr->envp, c->path);
-	ns_child_fail(c->note, NSS_ST_EXEC);
+		ns_spawn_die(2, "its system call filter", NULL, errno);
+	prog = sr->path != NULL ? sr->path : sr->argv[0];
+	ns_spawn_execvp(prog, sr->argv, sr->envp, c->path);
+	if (errno == ENOENT && strchr(prog, '/') == NULL)
+		ns_spawn_die(2, prog, " in PATH", errno);
+	ns_spawn_die(2, prog, NULL, errno);
 }
 
-/* The forked child: groups, namespaces, then clone the command. */
+/*
+ * In the helper, inside: a terminal from the workspace's devpts, opened
+ * as the workspace's root (whose its slave is then), in c->master and
+ * c->slave. -1 with errno.
+ */
+static int
+ns_spawn_child_pty(struct ns_cmd *c)
+{
+	struct winsize	ws;
+	struct stat	st;
+	int		unlock = 0;
+
+	setfsuid(0);
+	setfsgid(0);
+	c->master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (c->master == -1)
+		return (-1);
+	/* The workspace may not swap it: it must be a devpts ptmx. */
+	if (fstat(c->master, &st) == -1 || !S_ISCHR(st.st_mode) ||
+	    major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+		errno = ENOTTY;
+		return (-1);
+	}
+	memset(&ws, 0, sizeof ws);
+	ws.ws_row = (unsigned short)c->sr->rows;
+	ws.ws_col = (unsigned short)c->sr->cols;
+	if (ioctl(c->master, TIOCSPTLCK, &unlock) == -1 ||
+	    ioctl(c->master, TIOCSWINSZ, &ws) == -1 ||
+	    (c->slave = ioctl(c->master, TIOCGPTPEER, O_RDWR | O_NOCTTY |
+	    O_CLOEXEC)) == -1)
+		return (-1);
+	return (0);
+}
+
+/* Send the command's pid (and the master, if any) to the worker. */
+static void
+ns_spawn_child_send(struct ns_cmd *c, pid_t pid)
+{
+	struct ns_spawn_note	 n;
+	struct msghdr		 mh;
+	struct iovec		 iov;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+
+	memset(&n, 0, sizeof n);
+	n.kind = NSS_PID;
+	n.val = (int)pid;
+	memset(&mh, 0, sizeof mh);
+	iov.iov_base = &n;
+	iov.iov_len = sizeof n;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (c->master != -1) {
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof cm.buf;
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&cm.hdr), &c->master, sizeof(int));
+	}
+	(void)!sendmsg(c->note, &mh, MSG_NOSIGNAL);
+}
+
+/* The forked helper: pids groups, namespaces, terminal, the command. */
 static __dead void
 ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 {
-	struct ns_spawn_note	 n;
-	int			 fd, flags;
-	pid_t			 pid;
+	int	fd, flags;
+	pid_t	pid;
 
-	if (cgroup_enter(c->sr->cg_fds, c->sr->ncg) == -1)
+	if (cgroup_join_fork(&c->sr->cg_join) == -1)
 		ns_child_fail(c->note, NSS_ST_CGROUP);
 	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
 	    -1) {
@@ -174,34 +280,30 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 		flags |= CLONE_NEWNET;
 	if (setns(ni->pidfd, flags) == -1)
 		ns_child_fail(c->note, NSS_ST_SETNS);
+	if (c->pty && ns_spawn_child_pty(c) == -1)
+		ns_child_fail(c->note, NSS_ST_PTY);
 	pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL,
 	    NULL, 0);
 	if (pid == -1)
 		ns_child_fail(c->note, NSS_ST_CLONE);
 	if (pid == 0)
 		ns_spawn_command(c);
-	n.kind = NSS_PID;
-	n.stage = 0;
-	n.val = (int)pid;
-	(void)!write(c->note, &n, sizeof n);
+	ns_spawn_child_send(c, pid);
 	_exit(0);
 }
 
-/* The message for a failure of a child at stage with errno e. */
+/* The message for a failure of the helper at stage with errno e. */
 static void
-ns_spawn_cause(struct ns_cmd *c, int stage, int e, char **cause)
+ns_spawn_cause(int stage, int e, char **cause)
 {
-	const char	*prog = c->sr->argv[0];
-
 	switch (stage) {
-	case NSS_ST_EXEC:
-		if (e == ENOENT && strchr(prog, '/') == NULL)
-			xasprintf(cause, "%s: no such program in PATH", prog);
-		else
-			xasprintf(cause, "%s: %s", prog, strerror(e));
+	case NSS_ST_CGROUP:
+		xasprintf(cause, "joining the workspace's pids group: %s",
+		    strerror(e));
 		break;
-	case NSS_ST_CWD:
-		xasprintf(cause, "cwd %s: %s", c->cwd, strerror(e));
+	case NSS_ST_PTY:
+		xasprintf(cause, "a terminal in the workspace: %s",
+		    strerror(e));
 		break;
 	default:
 		xasprintf(cause, "joining the workspace (stage %d): %s", stage,
@@ -211,42 +313,60 @@ ns_spawn_cause(struct ns_cmd *c, int stage, int e, char **cause)
 }
 
 /*
- * Wait for the child's report: the command's pid, then nothing (it ran)
- * or its failure. Reaps the child (and a command that failed).
+ * Wait for the helper's report: the command's pid (and a master, in
+ * *master) or its failure. Reaps the helper, which exits right after.
  */
 static pid_t
-ns_spawn_wait(struct ns_cmd *c, int rd, pid_t child, int *err, char **cause)
+ns_spawn_wait(int sock, pid_t child, int *master, int *err, char **cause)
 {
 	struct ns_spawn_note	 n;
-	struct pollfd		 pfd = { rd, POLLIN, 0 };
+	struct pollfd		 pfd = { sock, POLLIN, 0 };
+	struct msghdr		 mh;
+	struct iovec		 iov;
+	struct cmsghdr		*cmh;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
 	pid_t			 pid = -1;
-	ssize_t			 r;
+	ssize_t			 r = -1;
+	int			 fd = -1;
 
-	for (;;) {
-		if (poll(&pfd, 1, NS_SPAWN_WAIT) != 1)
-			break;
+	memset(&mh, 0, sizeof mh);
+	iov.iov_base = &n;
+	iov.iov_len = sizeof n;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof cm.buf;
+	if (poll(&pfd, 1, NS_SPAWN_WAIT) == 1) {
 		do
-			r = read(rd, &n, sizeof n);
+			r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 		while (r == -1 && errno == EINTR);
-		if (r != (ssize_t)sizeof n)
-			break;
-		if (n.kind == NSS_PID) {
-			pid = (pid_t)n.val;
-			continue;
-		}
-		*err = n.val;
-		ns_spawn_cause(c, n.stage, n.val, cause);
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-		pid = -2;
-		break;
 	}
-	waitpid(child, NULL, 0);
-	if (pid == -1) {
+	for (cmh = r > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cmh != NULL;
+	    cmh = CMSG_NXTHDR(&mh, cmh))
+		if (cmh->cmsg_level == SOL_SOCKET &&
+		    cmh->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cmh), sizeof fd);
+	if (r == (ssize_t)sizeof n && n.kind == NSS_PID && n.val > 0 &&
+	    (master == NULL || fd != -1)) {
+		pid = (pid_t)n.val;
+		if (master != NULL)
+			*master = fd;
+		fd = -1;
+	} else if (r == (ssize_t)sizeof n && n.kind == NSS_ERR) {
+		*err = n.val;
+		ns_spawn_cause(n.stage, n.val, cause);
+	} else {
+		kill(child, SIGKILL);
 		*err = EIO;
 		xasprintf(cause, "joining the workspace: no answer");
 	}
-	return (pid < 0 ? -1 : pid);
+	if (fd != -1)
+		close(fd);
+	waitpid(child, NULL, 0);
+	return (pid);
 }
 
 /* The value of PATH in envp, or the default. */
@@ -262,47 +382,24 @@ ns_spawn_path(char **envp)
 	    "/bin");
 }
 
-/* A terminal from the workspace's devpts: master (returned) and slave. */
-static int
-ns_spawn_pty(struct spawn_req *sr, struct ns_init *ni, int *slave, int *err)
-{
-	struct winsize	ws;
-	int		master, unlock = 0;
-
-	master = ns_file_open(ni, "/dev/pts/ptmx", O_RDWR | O_NOCTTY, 0, 0,
-	    err);
-	if (master == -1)
-		return (-1);
-	memset(&ws, 0, sizeof ws);
-	ws.ws_row = (unsigned short)sr->rows;
-	ws.ws_col = (unsigned short)sr->cols;
-	if (ioctl(master, TIOCSPTLCK, &unlock) == -1 ||
-	    ioctl(master, TIOCSWINSZ, &ws) == -1 ||
-	    (*slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY |
-	    O_CLOEXEC)) == -1) {
-		*err = errno;
-		close(master);
-		return (-1);
-	}
-	return (master);
-}
-
 /*
  * Start sr's program inside the workspace of ni: on pipes (sr's fds), or
  * with master non-NULL on a new terminal of the workspace (its master in
- * *master). Returns the command's pid, or -1 with *err and *cause.
+ * *master). sr->cg_join says the groups it joins. Returns the command's
+ * pid, or -1 with *err and *cause.
  */
 pid_t
 ns_spawn(struct spawn_req *sr, struct ns_init *ni, int *master, int *err,
     char **cause)
 {
 	struct ns_cmd	 c;
-	int		 ep[2], m = -1;
+	int		 sp[2];
 	pid_t		 child, pid = -1;
 
 	memset(&c, 0, sizeof c);
 	c.sr = sr;
-	c.slave = -1;
+	c.slave = c.master = -1;
+	c.pty = master != NULL;
 	c.cwd = sr->cwd != NULL ? sr->cwd : "/workspace";
 	c.path = ns_spawn_path(sr->envp);
 	*err = 0;
@@ -319,33 +416,21 @@ ns_spawn(struct spawn_req *sr, struct ns_init *ni, int *master, int *err,
 	}
 	c.uid = sr->user != NULL ? sr->uid : 0;
 	c.gid = sr->user != NULL ? sr->gid : 0;
-	if (master != NULL &&
-	    (m = ns_spawn_pty(sr, ni, &c.slave, err)) == -1) {
-		xasprintf(cause, "a terminal in the workspace: %s",
-		    strerror(*err));
-		goto out;
-	}
-	if (compat_pipe_cloexec(ep) == -1)
-		fatal("%s: pipe", __func__);
-	c.note = ep[1];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("%s: socketpair", __func__);
+	c.note = sp[1];
 	if ((child = fork()) == 0) {
-		close(ep[0]);
+		close(sp[0]);
 		ns_spawn_child(&c, ni);
 	}
-	close(ep[1]);
+	close(sp[1]);
 	if (child == -1) {
 		*err = errno;
 		xasprintf(cause, "fork: %s", strerror(*err));
 	} else
-		pid = ns_spawn_wait(&c, ep[0], child, err, cause);
-	close(ep[0]);
+		pid = ns_spawn_wait(sp[0], child, master, err, cause);
+	close(sp[0]);
 out:
-	if (c.slave != -1)
-		close(c.slave);
-	if (pid == -1 && m != -1)
-		close(m);
-	else if (master != NULL)
-		*master = m;
 	spawn_plan_free(sr);
 	return (pid);
 }

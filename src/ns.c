@@ -17,13 +17,19 @@
  * maps to the workspace's own host uid range (0 inside is the range's
  * first id), takes uid and gid 0 there, drops every supplementary
  * group, and becomes not dumpable (so nothing inside can ptrace it or
- * read its memory, a copy of the worker's).
+ * read its memory, a copy of the worker's). It runs in a group of its
+ * own, tracked but outside the workspace's limits, so it answers however
+ * busy or full the workspace is.
  *
  * The init then serves the worker's file operations (ns_file_open): it
  * opens paths as the workspace sees them, with its credentials, through
  * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), and passes the
  * descriptor back over a socket, so symlinks resolve inside and never
- * lead out. And it reaps the orphans of its PID namespace.
+ * lead out. And it reaps the orphans of its PID namespace. The worker
+ * never waits for it: requests queue per workspace, one at a time on
+ * the socket, each with a sequence number its answer carries, and are
+ * answered through a callback from the event loop; one not answered in
+ * time fails, and its late answer is dropped by its number.
  *
  * A command (ns_spawn) is forked by the worker: the child joins the
  * job's groups, joins the init's namespaces through its pidfd, and
@@ -42,11 +48,13 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 
@@ -58,6 +66,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -65,7 +74,9 @@
 
 #include "sandd.h"
 
-#define NS_FILE_TIMEOUT	5000	/* ms the worker waits for the init */
+#define NS_FILE_TIMEOUT	5	/* s the init has for a file request */
+#define NS_FILE_BATCH	16	/* answers read per callback */
+#define NS_FILE_QUEUE	256	/* requests queued for one init, at most */
 #define NS_PATH_MAX	4096
 
 /* The stages of a start that can fail, for the message. */
@@ -95,16 +106,47 @@ struct ns_note {
 	int	val;
 };
 
-/* A file request to the init, and its answer (with a descriptor). */
+/* A file request to the init (the path's bytes, NUL ended, end it). */
 struct ns_freq {
-	int	op;
-#define NS_OP_OPEN	1
-#define NS_OP_MKDIRS	2
-	int	flags;
-	int	mode;
-	int	writable;	/* the folder opened must be writable */
-	char	path[NS_PATH_MAX];
+	uint32_t seq;
+	int	 flags;		/* of open(2) */
+	int	 mode;
+	int	 how;		/* NS_FILE_MKDIRS, NS_FILE_WRITABLE */
+	char	 path[NS_PATH_MAX];
 };
+
+/* Its answer, with the descriptor opened unless err. */
+struct ns_fans {
+	uint32_t seq;
+	int	 err;
+	int	 why;		/* NS_WHY_* */
+};
+
+/* A file request on its way (worker side, see ns_file_open). */
+struct ns_file {
+	struct ns_files	*fs;
+	size_t		 len;		/* of q as sent */
+	void		(*cb)(int, int, int, void *);	/* NULL: cancelled */
+	void		*arg;
+	TAILQ_ENTRY(ns_file) entry;
+	struct ns_freq	 q;
+};
+
+/* The worker's end of an init's file service. */
+struct ns_files {
+	struct ns_init	*ni;
+	int		 sock;
+	struct event	*ev;		/* answers to read */
+	struct event	*timer;		/* the one sent must be answered */
+	uint32_t	 seq;
+	int		 sent;		/* the first queued is on its way */
+	int		 incb;		/* in a request's callback */
+	int		 queued;	/* in queue */
+	TAILQ_HEAD(, ns_file) queue;
+};
+
+static struct ns_files *ns_files_create(struct ns_init *, int);
+static void	 ns_files_free(struct ns_files *);
 
 /* The plan of an init: everything its child needs, made before fork. */
 struct ns_plan {
@@ -356,10 +398,11 @@ ns_child_mkdirs(int rfd, char *path)
 	}
 }
 
-/* Answer one file request on sock: err, and a descriptor if any. */
+/* Answer request seq on sock: err and why, and a descriptor if any. */
 static void
-ns_child_answer(int sock, int err, int fd)
+ns_child_answer(int sock, uint32_t seq, int err, int why, int fd)
 {
+	struct ns_fans	 a;
 	struct msghdr	 mh;
 	struct iovec	 iov;
 	union {
@@ -367,9 +410,13 @@ ns_child_answer(int sock, int err, int fd)
 		char		buf[CMSG_SPACE(sizeof(int))];
 	} cm;
 
+	memset(&a, 0, sizeof a);
+	a.seq = seq;
+	a.err = err;
+	a.why = why;
 	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &err;
-	iov.iov_len = sizeof err;
+	iov.iov_base = &a;
+	iov.iov_len = sizeof a;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	if (fd != -1) {
@@ -386,34 +433,49 @@ ns_child_answer(int sock, int err, int fd)
 		close(fd);
 }
 
-/* One file request: open (checking writability), or make folders. */
+/* Is fd on the workspace's /proc or /sys (not served: see below)? */
+static int
+ns_child_pseudo(int fd)
+{
+	struct statfs	sfs;
+
+	if (fstatfs(fd, &sfs) == -1)
+		return (1);
+	return (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC);
+}
+
+/*
+ * One file request: make the folders first if asked, open, check that
+ * the folder opened is writable if asked. /proc and /sys are not served:
+ * through them the init would show what is its own (its memory, maps
+ * and descriptors), which nothing else inside may read.
+ */
 static void
 ns_child_request(int sock, int rfd, struct ns_freq *q)
 {
 	struct statvfs	vfs;
-	int		fd = -1, err = 0;
+	int		fd = -1, err = 0, why = NS_WHY_OPEN;
 
 	q->path[sizeof q->path - 1] = '\0';
-	if (q->op == NS_OP_MKDIRS) {
-		if (ns_child_mkdirs(rfd, q->path) == -1)
-			err = errno;
-	} else if (q->op == NS_OP_OPEN) {
-		if ((fd = ns_child_open(rfd, q->path, q->flags, q->mode)) == -1)
-			err = errno;
-		else if (q->writable && fstatvfs(fd, &vfs) == 0 &&
-		    (vfs.f_flag & ST_RDONLY)) {
-			err = EROFS;
-			close(fd);
-			fd = -1;
-		} else if (q->writable && faccessat(fd, ".", W_OK,
-		    AT_EACCESS) == -1) {
-			err = errno;
-			close(fd);
-			fd = -1;
-		}
-	} else
-		err = EINVAL;
-	ns_child_answer(sock, err, fd);
+	if ((q->how & NS_FILE_MKDIRS) && ns_child_mkdirs(rfd, q->path) == -1) {
+		err = errno;
+		why = NS_WHY_MKDIR;
+	} else if ((fd = ns_child_open(rfd, q->path, q->flags, q->mode)) == -1)
+		err = errno;
+	else if (ns_child_pseudo(fd)) {
+		err = EACCES;
+		why = NS_WHY_PSEUDO;
+	} else if ((q->how & NS_FILE_WRITABLE) && fstatvfs(fd, &vfs) == 0 &&
+	    (vfs.f_flag & ST_RDONLY))
+		err = EROFS;
+	else if ((q->how & NS_FILE_WRITABLE) && faccessat(fd, ".", W_OK,
+	    AT_EACCESS) == -1)
+		err = errno;
+	if (err != 0 && fd != -1) {
+		close(fd);
+		fd = -1;
+	}
+	ns_child_answer(sock, q->seq, err, why, fd);
 }
 
 /* The init's loop: file requests and orphans, until the worker goes. */
@@ -447,10 +509,11 @@ ns_child_serve(int sock)
 			while (read(pfd[1].fd, buf, sizeof buf) > 0)
 				;
 		if (pfd[0].revents & POLLIN) {
+			memset(&q, 0, sizeof q);
 			n = recv(sock, &q, sizeof q, 0);
 			if (n == 0)
 				_exit(0);
-			if (n == (ssize_t)sizeof q)
+			if (n > (ssize_t)offsetof(struct ns_freq, path))
 				ns_child_request(sock, rfd, &q);
 		} else if (pfd[0].revents & (POLLHUP | POLLERR))
 			_exit(0);
@@ -727,9 +790,12 @@ ns_init_start(const struct ns_config *cfg, struct cgroup *cg,
 
 	memset(ni, 0, sizeof *ni);
 	ni->pid = -1;
-	ni->pidfd = ni->sock = -1;
+	ni->pidfd = -1;
+	if ((ncg = cgroup_procs_fds(cg, cgfd, CG_NHIER)) == -1) {
+		xasprintf(cause, "its init's group: %s", strerror(errno));
+		return (-1);
+	}
 	ns_plan_make(&p, cfg);
-	ncg = cgroup_procs_fds(cg, cgfd, CG_NHIER);
 	if (compat_pipe_cloexec(note) == -1 || compat_pipe_cloexec(go) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
 		fatal("%s: pipe", __func__);
@@ -768,7 +834,7 @@ ns_init_start(const struct ns_config *cfg, struct cgroup *cg,
 		ni->pid = -1;
 		return (-1);
 	}
-	ni->sock = sp[0];
+	ni->files = ns_files_create(ni, sp[0]);
 	ni->uid = cfg->uid;
 	ni->gid = cfg->gid;
 	ni->count = cfg->count;
@@ -784,22 +850,67 @@ ns_init_stop(struct ns_init *ni)
 		kill(ni->pid, SIGKILL);
 	if (ni->pidfd != -1)
 		close(ni->pidfd);
-	if (ni->sock != -1)
-		close(ni->sock);
-	ni->pidfd = ni->sock = -1;
+	ni->pidfd = -1;
 	ni->pid = -1;
+	ns_files_free(ni->files);
+	ni->files = NULL;
 }
 
 /* ---- file operations through the init ---- */
 
 /*
- * Send q to the init and take its answer: a descriptor (or 0 without
- * want_fd), or -1 with *err.
+ * Take request f off the queue and give its callback the answer (fd is
+ * the callback's); a cancelled one's descriptor is closed.
+ */
+static void
+ns_files_done(struct ns_files *fs, struct ns_file *f, int fd, int err,
+    int why)
+{
+	TAILQ_REMOVE(&fs->queue, f, entry);
+	fs->queued--;
+	if (f->cb != NULL) {
+		fs->incb++;
+		f->cb(fd, err, why, f->arg);
+		fs->incb--;
+	} else if (fd != -1)
+		close(fd);
+	free(f);
+}
+
+/* Send the first queued request if none is on its way. */
+static void
+ns_files_send(struct ns_files *fs)
+{
+	struct ns_file	*f;
+	struct timeval	 tv = { NS_FILE_TIMEOUT, 0 };
+
+	while (!fs->sent && (f = TAILQ_FIRST(&fs->queue)) != NULL) {
+		if (f->cb == NULL) {		/* cancelled before it went */
+			ns_files_done(fs, f, -1, 0, 0);
+			continue;
+		}
+		f->q.seq = ++fs->seq;
+		if (send(fs->sock, &f->q, f->len, MSG_NOSIGNAL |
+		    MSG_DONTWAIT) != (ssize_t)f->len) {
+			log_warn("%s: init pid %ld", __func__,
+			    (long)fs->ni->pid);
+			ns_files_done(fs, f, -1, EIO, NS_WHY_INIT);
+			continue;
+		}
+		fs->sent = 1;
+		evtimer_add(fs->timer, &tv);
+	}
+}
+
+/*
+ * Read one answer: 1 when there was one (taken, or dropped when late),
+ * 0 when there is none now, -1 when the init has gone.
  */
 static int
-ns_file_call(struct ns_init *ni, struct ns_freq *q, int want_fd, int *err)
+ns_files_read(struct ns_files *fs)
 {
-	struct pollfd	 pfd;
+	struct ns_fans	 a;
+	struct ns_file	*f;
 	struct msghdr	 mh;
 	struct iovec	 iov;
 	struct cmsghdr	*c;
@@ -807,78 +918,187 @@ ns_file_call(struct ns_init *ni, struct ns_freq *q, int want_fd, int *err)
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(int))];
 	} cm;
-	int		 e = EIO, fd = -1;
+	ssize_t		 n;
+	int		 fd = -1;
 
-	if (ni->sock == -1 || send(ni->sock, q, sizeof *q, MSG_NOSIGNAL) !=
-	    (ssize_t)sizeof *q) {
-		*err = EIO;
-		return (-1);
-	}
-	pfd.fd = ni->sock;
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, NS_FILE_TIMEOUT) != 1) {
-		*err = ETIMEDOUT;
-		return (-1);
-	}
 	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &e;
-	iov.iov_len = sizeof e;
+	iov.iov_base = &a;
+	iov.iov_len = sizeof a;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = sizeof cm.buf;
-	if (recvmsg(ni->sock, &mh, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof e) {
-		*err = EIO;
+	n = recvmsg(fs->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return (0);
+	if (n <= 0)
 		return (-1);
-	}
 	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(c), sizeof fd);
-	if (e != 0 || (fd == -1 && want_fd)) {
+	f = TAILQ_FIRST(&fs->queue);
+	if (n != (ssize_t)sizeof a || !fs->sent || f == NULL ||
+	    a.seq != f->q.seq) {
+		log_debug("%s: init pid %ld: late answer %u dropped", __func__,
+		    (long)fs->ni->pid, a.seq);
 		if (fd != -1)
 			close(fd);
-		*err = e != 0 ? e : EIO;
-		return (-1);
+		return (1);
 	}
-	return (want_fd ? fd : 0);
+	fs->sent = 0;
+	evtimer_del(fs->timer);
+	if (a.err == 0 && fd == -1)
+		a.err = EIO;
+	if (a.err != 0 && fd != -1) {
+		close(fd);
+		fd = -1;
+	}
+	ns_files_done(fs, f, fd, a.err, a.why);
+	return (1);
+}
+
+/* Fail every request: the init has gone (or goes). */
+static void
+ns_files_fail_all(struct ns_files *fs)
+{
+	struct ns_file	*f;
+
+	fs->sent = 0;
+	evtimer_del(fs->timer);
+	while ((f = TAILQ_FIRST(&fs->queue)) != NULL)
+		ns_files_done(fs, f, -1, EIO, NS_WHY_INIT);
+}
+
+/* Answers from the init: a bounded batch, then the next request goes. */
+static void
+ns_files_read_cb(__unused evutil_socket_t sock, __unused short what,
+    void *arg)
+{
+	struct ns_files	*fs = arg;
+	int		 i, r = 1;
+
+	for (i = 0; i < NS_FILE_BATCH && r == 1; i++)
+		r = ns_files_read(fs);
+	if (r == -1) {
+		log_warnx("%s: init pid %ld: its socket closed", __func__,
+		    (long)fs->ni->pid);
+		event_del(fs->ev);
+		close(fs->sock);
+		fs->sock = -1;
+		ns_files_fail_all(fs);
+		return;
+	}
+	ns_files_send(fs);
+}
+
+/*
+ * The init did not answer in time: that request fails (its answer, if
+ * it comes, is dropped by its number) and the next one goes.
+ */
+static void
+ns_files_timeout_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct ns_files	*fs = arg;
+	struct ns_file	*f = TAILQ_FIRST(&fs->queue);
+
+	if (!fs->sent || f == NULL)
+		return;
+	log_warnx("%s: init pid %ld did not answer request %u (%s) in %d s",
+	    __func__, (long)fs->ni->pid, f->q.seq, f->q.path,
+	    NS_FILE_TIMEOUT);
+	fs->sent = 0;
+	ns_files_done(fs, f, -1, ETIMEDOUT, NS_WHY_INIT);
+	ns_files_send(fs);
+}
+
+/* The worker's end of ni's file service, on sock (which it owns). */
+static struct ns_files *
+ns_files_create(struct ns_init *ni, int sock)
+{
+	struct ns_files	*fs;
+
+	fs = xcalloc(1, sizeof *fs);
+	fs->ni = ni;
+	fs->sock = sock;
+	TAILQ_INIT(&fs->queue);
+	evutil_make_socket_nonblocking(sock);
+	fs->ev = event_new(ev_base, sock, EV_READ | EV_PERSIST,
+	    ns_files_read_cb, fs);
+	fs->timer = evtimer_new(ev_base, ns_files_timeout_cb, fs);
+	event_add(fs->ev, NULL);
+	return (fs);
+}
+
+/* Free the file service; every request still queued fails. */
+static void
+ns_files_free(struct ns_files *fs)
+{
+	if (fs == NULL)
+		return;
+	if (fs->incb)
+		fatalx("%s: the init stopped from a file callback", __func__);
+	event_free(fs->ev);
+	if (fs->sock != -1)
+		close(fs->sock);
+	fs->sock = -1;
+	ns_files_fail_all(fs);
+	event_free(fs->timer);
+	free(fs);
 }
 
 /*
  * Open path as the workspace sees it, with its credentials (flags and
- * mode as open(2)); with writable, the folder opened must be writable
- * for it. A descriptor, or -1 with *err.
+ * mode as open(2)); how: NS_FILE_MKDIRS makes its folders first (0755),
+ * NS_FILE_WRITABLE wants a folder it may write in. The answer comes
+ * later to cb(fd, err, why, arg), once (fd is cb's, or -1 with err and
+ * why, NS_WHY_*), unless ns_file_cancel comes first. NULL with *err if
+ * the request cannot even be made (cb is not called then).
  */
-int
+struct ns_file *
 ns_file_open(struct ns_init *ni, const char *path, int flags, int mode,
-    int writable, int *err)
+    int how, void (*cb)(int, int, int, void *), void *arg, int *err)
 {
-	struct ns_freq	q;
+	struct ns_file	*f;
+	size_t		 len = strlen(path);
 
-	memset(&q, 0, sizeof q);
-	if (strlen(path) >= sizeof q.path) {
+	if (len >= NS_PATH_MAX) {
 		*err = ENAMETOOLONG;
-		return (-1);
+		return (NULL);
 	}
-	q.op = NS_OP_OPEN;
-	q.flags = flags;
-	q.mode = mode;
-	q.writable = writable;
-	memcpy(q.path, path, strlen(path) + 1);
-	return (ns_file_call(ni, &q, 1, err));
+	if (ni->files == NULL || ni->files->sock == -1) {
+		*err = EIO;
+		return (NULL);
+	}
+	if (ni->files->queued >= NS_FILE_QUEUE) {
+		*err = EAGAIN;	/* so many are waiting that one more would */
+		return (NULL);
+	}
+	f = xcalloc(1, sizeof *f);
+	f->fs = ni->files;
+	f->cb = cb;
+	f->arg = arg;
+	f->q.flags = flags;
+	f->q.mode = mode;
+	f->q.how = how;
+	memcpy(f->q.path, path, len + 1);
+	f->len = offsetof(struct ns_freq, path) + len + 1;
+	TAILQ_INSERT_TAIL(&f->fs->queue, f, entry);
+	f->fs->queued++;
+	ns_files_send(f->fs);
+	return (f);
 }
 
-/* mkdir -p of path inside the workspace; -1 with *err. */
-int
-ns_file_mkdirs(struct ns_init *ni, const char *path, int *err)
+/* Forget request f: its callback will not be called. */
+void
+ns_file_cancel(struct ns_file *f)
 {
-	struct ns_freq	q;
-
-	memset(&q, 0, sizeof q);
-	if (strlen(path) >= sizeof q.path) {
-		*err = ENAMETOOLONG;
-		return (-1);
+	if (f == NULL)
+		return;
+	f->cb = NULL;
+	if (!f->fs->sent || f != TAILQ_FIRST(&f->fs->queue)) {
+		TAILQ_REMOVE(&f->fs->queue, f, entry);
+		f->fs->queued--;
+		free(f);
 	}
-	q.op = NS_OP_MKDIRS;
-	memcpy(q.path, path, strlen(path) + 1);
-	return (ns_file_call(ni, &q, 0, err));
 }

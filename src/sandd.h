@@ -697,13 +697,13 @@ void	 worker_workspace_destroy(json_t *);
 int	 workspace_of(json_t *, struct workspace **, const char **, char **);
 struct workspace *workspace_ref(struct workspace *);
 void	 workspace_unref(struct workspace *);
+const char *workspace_name(struct workspace *);
 struct ns_init *workspace_ns(struct workspace *);
 struct cgroup *workspace_cgroup(struct workspace *);
-int	 workspace_file_open(struct workspace *, const char *, int, int);
-int	 workspace_file_parent(struct workspace *, const char *, int, char **,
-	     char **);
-struct stat;
-int	 workspace_file_lstat(struct workspace *, const char *, struct stat *);
+struct ns_file *workspace_file_open(struct workspace *, const char *, int,
+	     int, void (*)(int, int, int, void *), void *, int *);
+struct ns_file *workspace_file_parent(struct workspace *, const char *, int,
+	     void (*)(int, int, int, void *), void *, int *);
 int	 workspace_file_give(struct workspace *, int);
 char	**workspace_env(struct workspace *, json_t *, const char *);
 uint64_t workspace_ooms(struct workspace *);
@@ -758,6 +758,13 @@ int	 policy_command_allowed(char **, json_t *, char **);
 
 /* spawn.c */
 #define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
+/* How a workspace command joins its groups (cgroup_join_open). */
+struct cgroup_join {
+	int		 fork[4];	/* joined by the process that forks */
+	int		 nfork;
+	int		 self[4];	/* joined by the command, first thing */
+	int		 nself;
+};
 struct spawn_req {
 	char		**argv;
 	const char	*path;		/* what to run, NULL: argv[0] found */
@@ -782,8 +789,9 @@ struct spawn_req {
 
 	/* Where it runs: a workspace (NULL: the host), a job's groups. */
 	struct ns_init	*ns;
-	int		 cg_fds[4];
+	int		 cg_fds[4];	/* on the host */
 	int		 ncg;
+	struct cgroup_join cg_join;	/* in a workspace */
 };
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);
@@ -809,6 +817,10 @@ struct cgroup *cgroup_create(struct cgroup *, const char *, int, char **);
 int	 cgroup_set_limits(struct cgroup *, uint64_t, int, double, char **);
 int	 cgroup_procs_fds(struct cgroup *, int *, int);
 int	 cgroup_enter(const int *, int);
+int	 cgroup_join_open(struct cgroup *, struct cgroup_join *, char **);
+void	 cgroup_join_close(struct cgroup_join *);
+int	 cgroup_join_fork(const struct cgroup_join *);
+int	 cgroup_join_self(const struct cgroup_join *);
 int	 cgroup_count(struct cgroup *);
 int	 cgroup_kill(struct cgroup *);
 uint64_t cgroup_memory_used(struct cgroup *);
@@ -838,10 +850,11 @@ struct ns_config {
 	unsigned	 count;		/* ids mapped from there */
 };
 /* A running init. */
+struct ns_files;
 struct ns_init {
 	pid_t		 pid;
 	int		 pidfd;
-	int		 sock;		/* its file service */
+	struct ns_files	*files;		/* its file service */
 	uid_t		 uid;
 	gid_t		 gid;
 	unsigned	 count;
@@ -850,8 +863,16 @@ struct ns_init {
 int	 ns_init_start(const struct ns_config *, struct cgroup *,
 	     struct ns_init *, char **);
 void	 ns_init_stop(struct ns_init *);
-int	 ns_file_open(struct ns_init *, const char *, int, int, int, int *);
-int	 ns_file_mkdirs(struct ns_init *, const char *, int *);
+#define NS_FILE_MKDIRS	0x1	/* make the path's folders first */
+#define NS_FILE_WRITABLE 0x2	/* the folder opened must be writable */
+#define NS_WHY_OPEN	0	/* why a file request failed: open(2) */
+#define NS_WHY_MKDIR	1	/* making its folders */
+#define NS_WHY_PSEUDO	2	/* /proc or /sys: not served */
+#define NS_WHY_INIT	3	/* the init did not answer, or is gone */
+struct ns_file;
+struct ns_file *ns_file_open(struct ns_init *, const char *, int, int, int,
+	     void (*)(int, int, int, void *), void *, int *);
+void	 ns_file_cancel(struct ns_file *);
 __dead void ns_child_fail(int, int);
 
 /* ns-spawn.c */

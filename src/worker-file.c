@@ -14,7 +14,10 @@
  * A get reads the file only while its stream's window has room, a
  * bounded batch per callback, and goes on when the controller acks.
  * stat is an RPC. Paths are resolved by worker-path.c: with --root,
- * beneath the root at every step.
+ * beneath the root at every step. In a workspace its init opens them
+ * (ns.c), and the answer comes later from the event loop: a put holds
+ * the input that arrives meanwhile (the window bounds it), a get and a
+ * stat wait.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -64,6 +67,14 @@ struct file_xfer {
 	struct hash	*hash;		/* SHA-256 of the bytes, see hash.c */
 	struct event	*ev;		/* get: read more */
 	int		 done;		/* finished or failed */
+
+	/* In a workspace: the open asked of its init, until it answers. */
+	struct ns_file	*req;
+	uint8_t		*pend;		/* put: input that came meanwhile */
+	size_t		 npend;
+	uint64_t	 offset;	/* get: as asked */
+	uint64_t	 length;
+	int		 isdir;		/* put: the path names a folder */
 };
 
 static void	 file_put_input(struct job *, const uint8_t *, size_t);
@@ -108,6 +119,13 @@ file_xfer_create(struct job *j, const char *op, const char *path)
 static void
 file_close(struct file_xfer *x)
 {
+	if (x->req != NULL) {
+		ns_file_cancel(x->req);	/* its answer is dropped */
+		x->req = NULL;
+	}
+	free(x->pend);
+	x->pend = NULL;
+	x->npend = 0;
 	if (x->ev != NULL)
 		event_del(x->ev);	/* freed with the job */
 	if (x->fd != -1) {
@@ -188,6 +206,32 @@ file_fail_errno(struct job *j, int err, const char *what)
 		file_fail(j, "io_error", err, "%s: %s", what, strerror(err));
 	else
 		file_fail(j, "io_error", err, "%s", strerror(err));
+}
+
+/*
+ * A request to a workspace's init failed (see ns_file_open): err, and
+ * why, for the message; what names the path asked for.
+ */
+static void
+file_fail_ns(struct job *j, int err, int why, const char *what)
+{
+	switch (why) {
+	case NS_WHY_MKDIR:
+		file_fail(j, "io_error", err, "mkdir %s: %s", what,
+		    strerror(err));
+		break;
+	case NS_WHY_PSEUDO:
+		file_fail(j, "denied", err, "/proc and /sys of a workspace "
+		    "are not served");
+		break;
+	case NS_WHY_INIT:
+		file_fail(j, "io_error", err, "the workspace's init did not "
+		    "answer: %s", strerror(err));
+		break;
+	default:
+		file_fail_errno(j, err, NULL);
+		break;
+	}
 }
 
 /* ---- put ---- */
@@ -505,7 +549,8 @@ file_put_check_done(struct job *j)
 {
 	struct file_xfer	*x = j->data;
 
-	if (x == NULL || x->done || !j->in_eof_set || j->in_off < j->in_eof_at)
+	if (x == NULL || x->done || x->req != NULL || !j->in_eof_set ||
+	    j->in_off < j->in_eof_at)
 		return;
 	if (file_put_write(j) == -1)
 		file_fail_errno(j, errno, NULL);
@@ -526,6 +571,12 @@ file_put_input(struct job *j, const uint8_t *data, size_t len)
 	if (x == NULL || x->done) {
 		j->in_done += len;	/* failed: the rest is dropped */
 		job_ack_input(j);
+		return;
+	}
+	if (x->req != NULL) {	/* the folder is not open yet */
+		x->pend = xrealloc(x->pend, x->npend + len);
+		memcpy(x->pend + x->npend, data, len);
+		x->npend += len;
 		return;
 	}
 	while (len > 0) {
@@ -569,25 +620,10 @@ file_put_split(struct file_xfer *x)
 	return (0);
 }
 
-/*
- * Open the put's folder (made first with mkdir), beneath the root if
- * there is one. -1 after failing the job.
- */
-static int
-file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
+/* The folder cannot be had: fail as errno e says. */
+static void
+file_put_folder_failed(struct job *j, int e, const char *failed)
 {
-	char	*failed = NULL;
-	int	 e;
-
-	if (j->ws != NULL)	/* as the workspace sees it */
-		x->dirfd = workspace_file_parent(j->ws, x->path, mkdir,
-		    &x->base, &failed);
-	else
-		x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir,
-		    &x->base, &failed);
-	if (x->dirfd != -1)
-		return (0);
-	e = errno;
 	if (path_outside(e))
 		file_fail_outside(j);
 	else if (failed != NULL)
@@ -595,34 +631,22 @@ file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
 		    strerror(e));
 	else
 		file_fail_errno(j, e, NULL);
-	free(failed);
-	return (-1);
 }
 
-/* Start a put: check, make folders, open the temporary file. */
+/*
+ * The put's folder is open (x->dirfd, x->base): check the target, make
+ * the temporary file, then take the input that came meanwhile.
+ */
 static void
-file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
+file_put_opened(struct job *j, struct file_xfer *x)
 {
-	json_t		*v;
 	struct stat	 st;
-	int		 isdir;
+	uint8_t		*pend;
+	size_t		 npend;
 
-	x->mode = 0644;
-	if (json_is_integer(v = json_object_get(msg, "mode"))) {
-		x->mode = file_put_mode((mode_t)json_integer_value(v));
-		x->mode_given = 1;
-	}
-	if (json_is_integer(v = json_object_get(msg, "size")) &&
-	    json_integer_value(v) > 0)
-		x->expect = (uint64_t)json_integer_value(v);
-	/* A path outside the root is denied before anything else. */
-	isdir = file_put_split(x) == -1;
-	if (file_put_folder(j, x, !isdir && json_is_true(json_object_get(msg,
-	    "mkdir"))) == -1)
-		return;
 	if (fstatat(x->dirfd, x->base, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		st.st_mode = 0;
-	if (isdir || S_ISDIR(st.st_mode)) {
+	if (x->isdir || S_ISDIR(st.st_mode)) {
 		file_fail_errno(j, EISDIR, NULL);
 		return;
 	}
@@ -650,8 +674,85 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	log_debug("channel %u: put %s (%llu bytes, mode %04o%s)", j->ch,
 	    x->path, (unsigned long long)x->expect, (unsigned)x->mode,
 	    x->unnamed ? "" : ", named temp");
+	if ((pend = x->pend) != NULL) {
+		npend = x->npend;
+		x->pend = NULL;
+		x->npend = 0;
+		file_put_input(j, pend, npend);
+		free(pend);
+		if (x->done)
+			return;
+	}
 	/* An empty put may have had its eof already: nothing to wait for. */
 	file_put_check_done(j);
+}
+
+/* The workspace's init answered the put's folder (see ns_file_open). */
+static void
+file_put_folder_cb(int fd, int err, int why, void *arg)
+{
+	struct job		*j = arg;
+	struct file_xfer	*x = j->data;
+
+	x->req = NULL;
+	if (fd == -1) {
+		if (why == NS_WHY_OPEN)
+			file_put_folder_failed(j, err, NULL);
+		else
+			file_fail_ns(j, err, why, x->dir);
+		return;
+	}
+	x->dirfd = fd;
+	file_put_opened(j, x);
+}
+
+/*
+ * Open the put's folder (made first with mkdir): beneath the root if
+ * there is one, or through the workspace's init, then go on.
+ */
+static void
+file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
+{
+	const char	*slash = strrchr(x->path, '/');
+	char		*failed = NULL;
+	int		 e;
+
+	if (j->ws != NULL) {	/* as the workspace sees it */
+		x->base = xstrdup(slash[1] != '\0' ? slash + 1 : ".");
+		x->req = workspace_file_parent(j->ws, x->path, mkdir,
+		    file_put_folder_cb, j, &e);
+		if (x->req == NULL)
+			file_fail_errno(j, e, NULL);
+		return;
+	}
+	x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir, &x->base,
+	    &failed);
+	if (x->dirfd == -1) {
+		file_put_folder_failed(j, errno, failed);
+		free(failed);
+		return;
+	}
+	file_put_opened(j, x);
+}
+
+/* Start a put: check, make folders, open the temporary file. */
+static void
+file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
+{
+	json_t		*v;
+
+	x->mode = 0644;
+	if (json_is_integer(v = json_object_get(msg, "mode"))) {
+		x->mode = file_put_mode((mode_t)json_integer_value(v));
+		x->mode_given = 1;
+	}
+	if (json_is_integer(v = json_object_get(msg, "size")) &&
+	    json_integer_value(v) > 0)
+		x->expect = (uint64_t)json_integer_value(v);
+	/* A path outside the root is denied before anything else. */
+	x->isdir = file_put_split(x) == -1;
+	file_put_folder(j, x, !x->isdir && json_is_true(json_object_get(msg,
+	    "mkdir")));
 }
 
 /* ---- get ---- */
@@ -798,36 +899,31 @@ file_get_acked(struct job *j, int s)
 		event_active(x->ev, EV_TIMEOUT, 0);
 }
 
-/* Start a get: open, check, plan the range. */
-static void
-file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
-{
-	json_t		*v;
-	struct stat	 st;
-	uint64_t	 offset = 0, length = FILE_LEFT_UNKNOWN;
+static void	 file_get_opened(struct job *, struct file_xfer *);
 
-	if (json_is_integer(v = json_object_get(msg, "offset")) &&
-	    json_integer_value(v) > 0)
-		offset = (uint64_t)json_integer_value(v);
-	if (json_is_integer(v = json_object_get(msg, "length")) &&
-	    json_integer_value(v) >= 0)
-		length = (uint64_t)json_integer_value(v);
-	if (json_is_integer(v = json_object_get(msg, "max")) &&
-	    json_integer_value(v) > 0)
-		x->max = (uint64_t)json_integer_value(v);
-	if (j->ws != NULL)
-		x->fd = workspace_file_open(j->ws, x->path, O_RDONLY |
-		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
-	else
-		x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0);
-	if (x->fd == -1 && j->ws == NULL && path_outside(errno)) {
-		file_fail_outside(j);
+/* The workspace's init answered the get's open (see ns_file_open). */
+static void
+file_get_open_cb(int fd, int err, int why, void *arg)
+{
+	struct job		*j = arg;
+	struct file_xfer	*x = j->data;
+
+	x->req = NULL;
+	if (fd == -1) {
+		file_fail_ns(j, err, why, x->path);
 		return;
 	}
-	if (x->fd == -1) {
-		file_fail_errno(j, errno, NULL);
-		return;
-	}
+	x->fd = fd;
+	file_get_opened(j, x);
+}
+
+/* The get's file is open (x->fd): check it, plan the range, read. */
+static void
+file_get_opened(struct job *j, struct file_xfer *x)
+{
+	struct stat	 st;
+	uint64_t	 offset = x->offset, length = x->length;
+
 	if (fstat(x->fd, &st) == -1) {
 		file_fail_errno(j, errno, NULL);
 		return;
@@ -861,9 +957,44 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 #endif
 	log_debug("channel %u: get %s (offset %llu)", j->ch, x->path,
 	    (unsigned long long)offset);
-	j->out[WIRE_OUT].eof = 0;
 	x->ev = event_new(ev_base, -1, 0, file_get_read_cb, j);
 	event_active(x->ev, EV_TIMEOUT, 0);
+}
+
+/* Start a get: open (in a workspace, through its init), then go on. */
+static void
+file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
+{
+	json_t		*v;
+	int		 e;
+
+	x->length = FILE_LEFT_UNKNOWN;
+	if (json_is_integer(v = json_object_get(msg, "offset")) &&
+	    json_integer_value(v) > 0)
+		x->offset = (uint64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(msg, "length")) &&
+	    json_integer_value(v) >= 0)
+		x->length = (uint64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(msg, "max")) &&
+	    json_integer_value(v) > 0)
+		x->max = (uint64_t)json_integer_value(v);
+	j->out[WIRE_OUT].eof = 0;
+	if (j->ws != NULL) {
+		x->req = workspace_file_open(j->ws, x->path, O_RDONLY |
+		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0, file_get_open_cb, j,
+		    &e);
+		if (x->req == NULL)
+			file_fail_errno(j, e, NULL);
+		return;
+	}
+	if ((x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0)) == -1) {
+		if (path_outside(errno))
+			file_fail_outside(j);
+		else
+			file_fail_errno(j, errno, NULL);
+		return;
+	}
+	file_get_opened(j, x);
 }
 
 /* ---- entry points ---- */
@@ -913,12 +1044,65 @@ worker_file_open(struct job *j, json_t *msg)
 		file_get_open(j, x, msg);
 }
 
-/* The stat RPC: what lstat says about a path (beneath the root). */
+/* Reply to the stat RPC msg about path: st, or errno e. */
+static void
+file_stat_reply(json_t *msg, const char *path, int e, struct stat *st)
+{
+	const char	*type;
+
+	if (e != 0) {
+		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
+		    path, worker_opts.id, strerror(e));
+		return;
+	}
+	if (S_ISREG(st->st_mode))
+		type = "file";
+	else if (S_ISDIR(st->st_mode))
+		type = "dir";
+	else if (S_ISLNK(st->st_mode))
+		type = "link";
+	else
+		type = "other";
+	worker_reply(msg, json_pack("{s:b, s:s, s:I, s:i, s:I}", "ok", 1,
+	    "type", type, "size", (json_int_t)st->st_size,
+	    "mode", (int)(st->st_mode & 07777),
+	    "mtime", (json_int_t)st->st_mtime));
+}
+
+/* The workspace's init answered a stat's open (an O_PATH descriptor). */
+static void
+file_stat_cb(int fd, int err, int why, void *arg)
+{
+	json_t		*msg = arg;
+	const char	*path = json_string_value(json_object_get(msg, "path"));
+	struct stat	 st;
+
+	if (fd != -1) {
+		err = fstat(fd, &st) == -1 ? errno : 0;
+		close(fd);
+	}
+	if (fd == -1 && why == NS_WHY_PSEUDO)
+		worker_reply_error(msg, "denied", err, "stat %s on %s: /proc "
+		    "and /sys of a workspace are not served", path,
+		    worker_opts.id);
+	else if (fd == -1 && why == NS_WHY_INIT)
+		worker_reply_error(msg, "io_error", err, "stat %s on %s: the "
+		    "workspace's init did not answer: %s", path,
+		    worker_opts.id, strerror(err));
+	else
+		file_stat_reply(msg, path, err, &st);
+	json_decref(msg);
+}
+
+/*
+ * The stat RPC: what lstat says about a path (beneath the root); in a
+ * workspace its init opens the path, and the answer comes later.
+ */
 void
 worker_file_stat(json_t *msg)
 {
 	struct workspace *ws;
-	const char	*path, *type, *code = "denied";
+	const char	*path, *code = "denied";
 	struct stat	 st;
 	char		*base, *cause;
 	int		 dirfd, e = 0;
@@ -937,10 +1121,14 @@ worker_file_stat(json_t *msg)
 		return;
 	}
 	if (ws != NULL) {
-		if (workspace_file_lstat(ws, path, &st) == -1)
-			e = errno;
-	} else if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) ==
-	    -1)
+		if (workspace_file_open(ws, path, O_PATH | O_NOFOLLOW |
+		    O_CLOEXEC, 0, file_stat_cb, json_incref(msg), &e) == NULL) {
+			json_decref(msg);
+			file_stat_reply(msg, path, e, &st);
+		}
+		return;
+	}
+	if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) == -1)
 		e = errno;
 	else {
 		if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -948,27 +1136,11 @@ worker_file_stat(json_t *msg)
 		close(dirfd);
 		free(base);
 	}
-	if (ws == NULL && path_outside(e)) {
+	if (path_outside(e)) {
 		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
 		    "the worker's root %s (by name, \"..\" or a symlink)",
 		    path, worker_opts.id, path_root());
 		return;
 	}
-	if (e != 0) {
-		worker_reply_error(msg, "io_error", e, "stat %s on %s: %s",
-		    path, worker_opts.id, strerror(e));
-		return;
-	}
-	if (S_ISREG(st.st_mode))
-		type = "file";
-	else if (S_ISDIR(st.st_mode))
-		type = "dir";
-	else if (S_ISLNK(st.st_mode))
-		type = "link";
-	else
-		type = "other";
-	worker_reply(msg, json_pack("{s:b, s:s, s:I, s:i, s:I}", "ok", 1,
-	    "type", type, "size", (json_int_t)st.st_size,
-	    "mode", (int)(st.st_mode & 07777),
-	    "mtime", (json_int_t)st.st_mtime));
+	file_stat_reply(msg, path, e, &st);
 }

@@ -52,10 +52,12 @@ struct workspace {
 	double		 cpu;
 	json_t		*env;
 	struct cgroup	*cg;
+	struct cgroup	*initcg;	/* the init's own: tracked, no limits */
 	struct ns_init	 init;
 	TAILQ_ENTRY(workspace) entry;
 };
 static TAILQ_HEAD(, workspace) workspaces = TAILQ_HEAD_INITIALIZER(workspaces);
+
 static int	 ws_ready;	/* the filter is built: workspaces can start */
 static char	*ws_why;	/* why they cannot */
 
@@ -197,6 +199,13 @@ workspace_ref(struct workspace *ws)
 	return (ws);
 }
 
+/* The name of ws, for messages. */
+const char *
+workspace_name(struct workspace *ws)
+{
+	return (ws->name);
+}
+
 /* Drop a reference; the last one frees it. */
 void
 workspace_unref(struct workspace *ws)
@@ -204,6 +213,7 @@ workspace_unref(struct workspace *ws)
 	if (ws == NULL || --ws->refs > 0)
 		return;
 	cgroup_free(ws->cg, 0);
+	cgroup_free(ws->initcg, 0);
 	json_decref(ws->owner);
 	json_decref(ws->env);
 	free(ws->folder);
@@ -231,7 +241,7 @@ static int
 ws_start(struct workspace *ws, char **cause)
 {
 	struct ns_config	 cfg;
-	char			*work, *stage, *why = NULL;
+	char			*work, *stage, *why = NULL, name[32];
 	int			 r;
 
 	xasprintf(&work, "%s/workspace", ws->folder);
@@ -249,12 +259,24 @@ ws_start(struct workspace *ws, char **cause)
 	    SANDD_WS_IDS);
 	cfg.gid = (gid_t)cfg.uid;
 	cfg.count = SANDD_WS_IDS;
-	r = ns_init_start(&cfg, ws->cg, &ws->init, cause != NULL ? cause :
-	    &why);
+	/*
+	 * The init is in none of the workspace's limits: it answers the
+	 * worker however busy or full the workspace is. It is tracked, so
+	 * that a sweep finds it.
+	 */
+	snprintf(name, sizeof name, "ws-%d.init", ws->slot);
+	if (ws->initcg == NULL)
+		ws->initcg = cgroup_create(NULL, name, 1, &why);
+	if (ws->initcg == NULL)
+		r = -1;
+	else
+		r = ns_init_start(&cfg, ws->initcg, &ws->init, &why);
 	if (r == 0)
 		worker_child_add(ws->init.pid, ws_init_reaped,
 		    workspace_ref(ws));
-	else if (why != NULL) {
+	else if (cause != NULL)
+		*cause = why;
+	else {
 		log_warnx("workspace %s: %s", ws->name, why);
 		free(why);
 	}
@@ -288,7 +310,7 @@ ws_alloc(const char *name, int slot)
 	snprintf(ws->name, sizeof ws->name, "%s", name);
 	xasprintf(&ws->folder, "%s/workspaces/%d", state_folder(), slot);
 	ws->init.pid = -1;
-	ws->init.pidfd = ws->init.sock = -1;
+	ws->init.pidfd = -1;
 	return (ws);
 }
 
@@ -337,12 +359,13 @@ ws_count(void)
 	return (n);
 }
 
-/* Stop everything of ws: processes, init, groups. */
+/* Stop everything of ws, and wait: processes, init. */
 static void
 ws_stop(struct workspace *ws)
 {
 	cgroup_kill(ws->cg);
 	ns_init_stop(&ws->init);
+	cgroup_kill(ws->initcg);
 }
 
 /*
@@ -420,66 +443,36 @@ workspace_env(struct workspace *ws, json_t *env, const char *term)
 
 /*
  * Open path as ws sees it, with its credentials (with writable: a folder
- * it may write in). A descriptor, or -1 with errno.
+ * it may write in). The descriptor, or -1 with an errno and why
+ * (NS_WHY_*), comes later to cb (see ns_file_open); NULL with *err if
+ * the request cannot be made.
  */
-int
+struct ns_file *
 workspace_file_open(struct workspace *ws, const char *path, int flags,
-    int writable)
+    int writable, void (*cb)(int, int, int, void *), void *arg, int *err)
 {
-	int	fd, e;
-
-	fd = ns_file_open(&ws->init, path, flags, 0, writable, &e);
-	if (fd == -1)
-		errno = e;
-	return (fd);
+	return (ns_file_open(&ws->init, path, flags, 0, writable ?
+	    NS_FILE_WRITABLE : 0, cb, arg, err));
 }
 
 /*
  * Open the folder that holds path in ws (made first with mkdir), one it
- * may write in; the last name in *base (allocated). -1 with errno (and
- * *failed, allocated, when making the folder failed).
+ * may write in; as workspace_file_open.
  */
-int
+struct ns_file *
 workspace_file_parent(struct workspace *ws, const char *path, int mkdir,
-    char **base, char **failed)
+    void (*cb)(int, int, int, void *), void *arg, int *err)
 {
 	const char	*slash = strrchr(path, '/');
 	char		*dir;
-	int		 fd = -1, e = 0;
+	struct ns_file	*f;
 
 	dir = slash == path ? xstrdup("/") : xstrndup(path,
 	    (size_t)(slash - path));
-	*base = xstrdup(slash[1] != '\0' ? slash + 1 : ".");
-	if (mkdir && ns_file_mkdirs(&ws->init, dir, &e) == -1)
-		*failed = xstrdup(dir);
-	else
-		fd = workspace_file_open(ws, dir, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC, 1);
-	if (fd == -1) {
-		e = e != 0 ? e : errno;
-		free(*base);
-		*base = NULL;
-	}
+	f = ns_file_open(&ws->init, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    0, NS_FILE_WRITABLE | (mkdir ? NS_FILE_MKDIRS : 0), cb, arg, err);
 	free(dir);
-	errno = e;
-	return (fd);
-}
-
-/* lstat of path as ws sees it; -1 with errno. */
-int
-workspace_file_lstat(struct workspace *ws, const char *path,
-    struct stat *st)
-{
-	int	fd, e, r;
-
-	fd = workspace_file_open(ws, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
-	if (fd == -1)
-		return (-1);
-	r = fstat(fd, st);
-	e = errno;
-	close(fd);
-	errno = e;
-	return (r);
+	return (f);
 }
 
 /* A file the worker made for ws belongs to its root. */
@@ -663,6 +656,8 @@ fail:
 	free(cause);
 	cgroup_free(ws->cg, CGROUP_KILL);
 	ws->cg = NULL;
+	cgroup_free(ws->initcg, CGROUP_KILL);
+	ws->initcg = NULL;
 	ws_rmtree(ws->folder);
 	ws_slot_give(slot);
 	workspace_unref(ws);
@@ -745,6 +740,8 @@ worker_workspace_destroy(json_t *msg)
 	ws_stop(ws);
 	cgroup_free(ws->cg, CGROUP_KILL);
 	ws->cg = NULL;
+	cgroup_free(ws->initcg, CGROUP_KILL);
+	ws->initcg = NULL;
 	if (json_is_true(json_object_get(msg, "keep")))
 		kept = ws_keep(ws);
 	ws_rmtree(ws->folder);
@@ -850,6 +847,8 @@ workspace_shutdown(void)
 		ws_stop(ws);
 		cgroup_free(ws->cg, CGROUP_KILL);
 		ws->cg = NULL;
+		cgroup_free(ws->initcg, CGROUP_KILL);
+		ws->initcg = NULL;
 		workspace_unref(ws);
 	}
 	seccomp_free_filter();
