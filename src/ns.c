@@ -13,13 +13,16 @@
  * writable /workspace (the worker's folder of the workspace) and /tmp,
  * its own /proc, a minimal /dev with a private devpts, and /run,
  * /var/run, /home, /root and the worker's state folder empty. It pivots
- * into that root, then moves into a new user namespace that the worker
- * maps to the workspace's own host uid range (0 inside is the range's
- * first id), takes uid and gid 0 there, drops every supplementary
- * group, and becomes not dumpable (so nothing inside can ptrace it or
- * read its memory, a copy of the worker's). It runs in a group of its
- * own, tracked but outside the workspace's limits, so it answers however
- * busy or full the workspace is.
+ * into that root and execs the sandd binary afresh (through a descriptor
+ * opened before) as "sandd-init", with no other argument and an empty
+ * environment, so that nothing of the worker (its argv, environment,
+ * memory) is left in it. Then it moves into a new user namespace that
+ * the worker maps to the workspace's own host uid range (0 inside is
+ * the range's first id), takes uid and gid 0 there, drops every
+ * supplementary group, and becomes not dumpable (so nothing inside can
+ * ptrace it or read its memory). It runs in a group of its own, tracked
+ * but outside the workspace's limits, so it answers however busy or
+ * full the workspace is.
  *
  * The init then serves the worker's file operations (ns_file_open): it
  * opens paths as the workspace sees them, with its credentials, through
@@ -540,28 +543,56 @@ ns_child_fds(int *fds, int n)
 	return ((int)syscall(SYS_close_range, 3 + n, ~0U, 0));
 }
 
-/* The init, right after clone: build, map, drop, serve. */
+/*
+ * The init, right after clone: build its file system, then exec the
+ * sandd binary afresh as NS_INIT_ARGV0 (ns_init_main) with the note,
+ * go and file service descriptors as 3, 4 and 5, an empty environment
+ * and nothing else: nothing of the worker's memory, argv or environment
+ * is left in it for /proc/1 to show inside.
+ */
 static __dead void
-ns_child_init(struct ns_plan *p, int note, int go, int sock, int *cgfd,
-    int ncg)
+ns_child_init(struct ns_plan *p, int note, int go, int sock, int exe,
+    int *cgfd, int ncg)
 {
-	int	fds[3] = { note, go, sock };
-	char	c;
+	static char	*argv[] = { (char *)NS_INIT_ARGV0, NULL };
+	static char	*envp[] = { NULL };
+	int		 fds[4] = { note, go, sock, exe }, i;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	umask(0);
 	if (cgroup_enter(cgfd, ncg) == -1)
 		ns_child_fail(note, NS_ST_CGROUP);
-	if (ns_child_fds(fds, 3) == -1)
+	if (ns_child_fds(fds, 4) == -1)
 		ns_child_fail(note, NS_ST_CGROUP);
 	note = fds[0];
-	go = fds[1];
-	sock = fds[2];
 	if (ns_child_root(p) == -1)
 		ns_child_fail(note, NS_ST_MOUNT);
 	if (sethostname(p->cfg->hostname, strlen(p->cfg->hostname)) == -1 ||
 	    (!p->cfg->host_network && ns_child_lo() == -1))
 		ns_child_fail(note, NS_ST_MOUNT);
+	for (i = 0; i < 3; i++)
+		if (fcntl(fds[i], F_SETFD, 0) == -1)
+			ns_child_fail(note, NS_ST_EXEC);
+	syscall(SYS_execveat, fds[3], "", argv, envp, AT_EMPTY_PATH);
+	ns_child_fail(note, NS_ST_EXEC);
+}
+
+/*
+ * The init as exec'd (argv[0] NS_INIT_ARGV0), still the host's root:
+ * move into a new user namespace, wait for the worker to map it, take
+ * root there (changing ids makes it not dumpable: nothing inside may
+ * trace it or read its memory), then serve.
+ */
+__dead void
+ns_init_main(void)
+{
+	int	note = 3, go = 4, sock = 5, i;
+	char	c;
+
+	prctl(PR_SET_DUMPABLE, 0);
+	for (i = 3; i <= 5; i++)
+		if (fcntl(i, F_SETFD, FD_CLOEXEC) == -1)
+			_exit(1);
 	if (unshare(CLONE_NEWUSER) == -1)
 		ns_child_fail(note, NS_ST_USERNS);
 	ns_child_step(note, 'u');
@@ -570,7 +601,9 @@ ns_child_init(struct ns_plan *p, int note, int go, int sock, int *cgfd,
 	if (setgroups(0, NULL) == -1 || setresgid(0, 0, 0) == -1 ||
 	    setresuid(0, 0, 0) == -1)
 		ns_child_fail(note, NS_ST_IDS);
+	/* Changing ids cleared these. */
 	prctl(PR_SET_DUMPABLE, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	ns_child_step(note, 'r');
 	close(note);
@@ -786,6 +819,7 @@ ns_init_start(const struct ns_config *cfg, struct cgroup *cg,
 {
 	struct ns_plan	 p;
 	int		 note[2], go[2], sp[2], cgfd[CG_NHIER], ncg, i, r = -1;
+	int		 exe;
 	long		 flags;
 
 	memset(ni, 0, sizeof *ni);
@@ -793,6 +827,12 @@ ns_init_start(const struct ns_config *cfg, struct cgroup *cg,
 	ni->pidfd = -1;
 	if ((ncg = cgroup_procs_fds(cg, cgfd, CG_NHIER)) == -1) {
 		xasprintf(cause, "its init's group: %s", strerror(errno));
+		return (-1);
+	}
+	if ((exe = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "/proc/self/exe: %s", strerror(errno));
+		for (i = 0; i < ncg; i++)
+			close(cgfd[i]);
 		return (-1);
 	}
 	ns_plan_make(&p, cfg);
@@ -808,8 +848,9 @@ ns_init_start(const struct ns_config *cfg, struct cgroup *cg,
 		close(note[0]);
 		close(go[1]);
 		close(sp[0]);
-		ns_child_init(&p, note[1], go[0], sp[1], cgfd, ncg);
+		ns_child_init(&p, note[1], go[0], sp[1], exe, cgfd, ncg);
 	}
+	close(exe);
 	close(note[1]);
 	close(go[0]);
 	close(sp[1]);

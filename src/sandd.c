@@ -499,6 +499,9 @@ main(int argc, char **argv)
 {
 	const struct sandd_cmd	*cmd;
 
+	/* A workspace's init, exec'd by its worker (ns.c). */
+	if (argc == 1 && strcmp(argv[0], NS_INIT_ARGV0) == 0)
+		ns_init_main();
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2)
 		usage(2);

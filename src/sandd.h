@@ -874,6 +874,8 @@ struct ns_file *ns_file_open(struct ns_init *, const char *, int, int, int,
 	     void (*)(int, int, int, void *), void *, int *);
 void	 ns_file_cancel(struct ns_file *);
 __dead void ns_child_fail(int, int);
+#define NS_INIT_ARGV0	"sandd-init"	/* a workspace's init, exec'd */
+__dead void ns_init_main(void);
 
 /* ns-spawn.c */
 pid_t	 ns_spawn(struct spawn_req *, struct ns_init *, int *, int *,
