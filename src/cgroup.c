@@ -648,6 +648,24 @@ cgroup_kill_dir(const char *dir)
 	return (-1);
 }
 
+/*
+ * One pass at ending every process of cg, without waiting: v2's
+ * cgroup.kill, or SIGKILL to each one listed. How many were listed (0:
+ * none is left).
+ */
+int
+cgroup_kill_pass(struct cgroup *cg)
+{
+	const char	*dir;
+
+	if (cg == NULL || (dir = cg->path[CG_TRACK]) == NULL)
+		return (0);
+	if (cg_hier[CG_TRACK].version == 2 &&
+	    cgroup_write(dir, "cgroup.kill", "1") == 0)
+		return (cgroup_walk(dir, 0));
+	return (cgroup_walk(dir, SIGKILL));
+}
+
 /* Kill every process of cg and wait until they are gone. */
 int
 cgroup_kill(struct cgroup *cg)

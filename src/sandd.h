@@ -823,6 +823,7 @@ int	 cgroup_join_fork(const struct cgroup_join *);
 int	 cgroup_join_self(const struct cgroup_join *);
 int	 cgroup_count(struct cgroup *);
 int	 cgroup_kill(struct cgroup *);
+int	 cgroup_kill_pass(struct cgroup *);
 uint64_t cgroup_memory_used(struct cgroup *);
 uint64_t cgroup_oom_kills(struct cgroup *);
 void	 cgroup_free(struct cgroup *, int);

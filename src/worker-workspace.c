@@ -58,6 +58,24 @@ struct workspace {
 };
 static TAILQ_HEAD(, workspace) workspaces = TAILQ_HEAD_INITIALIZER(workspaces);
 
+/*
+ * A destroy on its way: its init is gone (and with it its PID namespace)
+ * and a pass of kills ends what is left in its groups every little while,
+ * from the event loop, until none is; then its groups and folder go and
+ * the controller has its answer.
+ */
+#define WS_KILL_EVERY	20	/* ms between passes */
+#define WS_KILL_WAIT	10.0	/* s of passes before going on regardless */
+struct ws_destroy {
+	struct workspace *ws;		/* out of the list: this holds it */
+	json_t		*msg;
+	int		 keep;
+	struct event	*timer;
+	double		 until;
+	TAILQ_ENTRY(ws_destroy) entry;
+};
+static TAILQ_HEAD(, ws_destroy) ws_destroys =
+    TAILQ_HEAD_INITIALIZER(ws_destroys);
 static int	 ws_ready;	/* the filter is built: workspaces can start */
 static char	*ws_why;	/* why they cannot */
 
@@ -719,14 +737,69 @@ ws_keep(struct workspace *ws)
 	return (to);
 }
 
-/* The workspace.destroy RPC: end it all, then remove or keep its files. */
+/* The destroy's processes are gone: remove or keep its files, answer. */
+static void
+ws_destroy_done(struct ws_destroy *d)
+{
+	struct workspace	*ws = d->ws;
+	char			*kept = NULL;
+	json_t			*reply;
+
+	cgroup_free(ws->cg, CGROUP_RMDIR);
+	ws->cg = NULL;
+	cgroup_free(ws->initcg, CGROUP_RMDIR);
+	ws->initcg = NULL;
+	if (d->keep)
+		kept = ws_keep(ws);
+	ws_rmtree(ws->folder);
+	ws_slot_give(ws->slot);
+	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
+	    ", kept in " : "", kept != NULL ? kept : "");
+	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
+	if (kept != NULL)
+		json_object_set_new(reply, "kept", json_string(kept));
+	free(kept);
+	worker_reply(d->msg, reply);
+	TAILQ_REMOVE(&ws_destroys, d, entry);
+	event_free(d->timer);
+	json_decref(d->msg);
+	workspace_unref(ws);
+	free(d);
+}
+
+/* A pass of kills; again a little later until nothing is left. */
+static void
+ws_destroy_pass(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	struct ws_destroy	*d = arg;
+	struct timeval		 tv = { 0, WS_KILL_EVERY * 1000 };
+	int			 n;
+
+	n = cgroup_kill_pass(d->ws->cg) + cgroup_kill_pass(d->ws->initcg);
+	if (n > 0 && util_now() < d->until) {
+		evtimer_add(d->timer, &tv);
+		return;
+	}
+	if (n > 0)
+		log_warnx("workspace %s: %d processes left after %.0f s of "
+		    "kills; destroyed regardless", d->ws->name, n,
+		    WS_KILL_WAIT);
+	ws_destroy_done(d);
+}
+
+/*
+ * The workspace.destroy RPC: end it all, then remove or keep its files.
+ * Nothing waits: its init goes at once (its PID namespace with it), the
+ * rest of its processes in passes from the event loop (ws_destroy_pass),
+ * so a workspace slow to die (its memory full, say) stalls nothing else.
+ */
 void
 worker_workspace_destroy(json_t *msg)
 {
 	struct workspace	*ws;
+	struct ws_destroy	*d;
 	const char		*name;
-	char			*kept = NULL;
-	json_t			*reply;
 
 	name = json_string_value(json_object_get(msg, "workspace"));
 	if (name == NULL || (ws = ws_find(name, json_object_get(msg,
@@ -737,24 +810,16 @@ worker_workspace_destroy(json_t *msg)
 		return;
 	}
 	ws->dead = 1;
-	ws_stop(ws);
-	cgroup_free(ws->cg, CGROUP_KILL);
-	ws->cg = NULL;
-	cgroup_free(ws->initcg, CGROUP_KILL);
-	ws->initcg = NULL;
-	if (json_is_true(json_object_get(msg, "keep")))
-		kept = ws_keep(ws);
-	ws_rmtree(ws->folder);
-	ws_slot_give(ws->slot);
 	TAILQ_REMOVE(&workspaces, ws, entry);
-	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
-	    ", kept in " : "", kept != NULL ? kept : "");
-	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
-	if (kept != NULL)
-		json_object_set_new(reply, "kept", json_string(kept));
-	free(kept);
-	workspace_unref(ws);
-	worker_reply(msg, reply);
+	ns_init_stop(&ws->init);
+	d = xcalloc(1, sizeof *d);
+	d->ws = ws;			/* the list's reference */
+	d->msg = json_incref(msg);
+	d->keep = json_is_true(json_object_get(msg, "keep"));
+	d->until = util_now() + WS_KILL_WAIT;
+	d->timer = evtimer_new(ev_base, ws_destroy_pass, d);
+	TAILQ_INSERT_TAIL(&ws_destroys, d, entry);
+	ws_destroy_pass(-1, 0, d);
 }
 
 /* ---- the worker's start and stop ---- */
@@ -840,6 +905,7 @@ void
 workspace_shutdown(void)
 {
 	struct workspace	*ws;
+	struct ws_destroy	*d;
 
 	while ((ws = TAILQ_FIRST(&workspaces)) != NULL) {
 		TAILQ_REMOVE(&workspaces, ws, entry);
@@ -850,6 +916,10 @@ workspace_shutdown(void)
 		cgroup_free(ws->initcg, CGROUP_KILL);
 		ws->initcg = NULL;
 		workspace_unref(ws);
+	}
+	while ((d = TAILQ_FIRST(&ws_destroys)) != NULL) {
+		ws_stop(d->ws);
+		ws_destroy_done(d);
 	}
 	seccomp_free_filter();
 	free(ws_why);
