@@ -755,6 +755,7 @@ void	 job_shutdown(void);
 int	 policy_init(char **);
 int	 policy_files_allowed(char **);
 int	 policy_command_allowed(char **, json_t *, char **);
+int	 policy_env_ok(json_t *, char **);
 
 /* spawn.c */
 #define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
