@@ -436,27 +436,33 @@ session_reply_closes(struct session *s)
 		evtimer_del(s->kill_ev);
 }
 
-/* The exited session lingered long enough: tell and free it. */
+/* Tell the controller of the session's own channel that it is gone. */
+static void
+session_tell_gone(struct job *j)
+{
+	json_t	*m;
+
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
+	    "session", j->handle));
+	wlink_send_later(j->link, m);
+	json_decref(m);
+}
+
+/*
+ * The exited session lingered long enough: tell every link (now, or
+ * once it is back) and free it.
+ */
 static void
 session_linger_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
 	struct session	*s = arg;
 	struct job	*j = s->job;
-	struct timeval	 tv = { 1, 0 };
-	json_t		*m;
 
-	if (!worker_connected()) {
-		evtimer_add(s->linger_ev, &tv);	/* tell it when it is back */
-		return;
-	}
 	log_info("session %s: lingered %d seconds after its exit, released",
 	    j->handle, worker_opts.session_linger);
-	m = wire_chan_msg(WIRE_T_INFO, j->ch);
-	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
-	    "session", j->handle));
-	worker_send(m);
-	json_decref(m);
+	session_tell_gone(j);
 	job_free(j);
 }
 
@@ -480,6 +486,7 @@ session_check_exit(struct session *s)
 	s->linger_ev = evtimer_new(ev_base, session_linger_cb, s);
 	evtimer_add(s->linger_ev, &tv);
 	job_set_end(j, end);
+	view_job_output(j);
 	if (s->runner != NULL) {
 		end = json_object();
 		session_exit_fields(s, end);
@@ -557,6 +564,7 @@ session_output(struct job *j, int st, const uint8_t *p, size_t n)
 		return;
 	ring_add(&s->ring, p, n);
 	session_schedule_check(s);
+	view_job_output(j);
 }
 
 /* job_ops.filter: once it had a run, the output goes through its filter. */
@@ -658,6 +666,7 @@ session_free(struct job *j)
 
 	if (s == NULL)
 		return;
+	view_job_free(j);
 	while ((w = TAILQ_FIRST(&s->reads)) != NULL) {
 		TAILQ_REMOVE(&s->reads, w, entry);
 		worker_reply_error(w->req, "no_such_session", 0, "session %s "
@@ -818,7 +827,7 @@ session_send_started(struct session *s)
 	m = wire_chan_msg(WIRE_T_INFO, j->ch);
 	json_object_set_new(m, "state", json_string("started"));
 	session_fields(s, m);
-	worker_send(m);
+	wlink_send(j->link, m);
 	json_decref(m);
 }
 
@@ -871,7 +880,44 @@ worker_session_open(struct job *j, json_t *open)
 	}
 	log_info("session %s: started pid %ld: %s (%dx%d)", j->handle,
 	    (long)s->pid, s->cmd, s->rows, s->cols);
+	j->flags |= JOB_SHARED;
 	session_send_started(s);
+	view_job_started(j);
+}
+
+/* The ring of session job j's output. */
+const struct ring *
+worker_session_ring(struct job *j)
+{
+	struct session	*s = j->data;
+
+	return (&s->ring);
+}
+
+/* Is session job j one a hello lists (its program was started)? */
+int
+worker_session_listed(struct job *j)
+{
+	struct session	*s = j->data;
+
+	return (s != NULL && s->pid > 0 && !(j->flags & JOB_CANCELLED));
+}
+
+/*
+ * Another link's controller is done with session job j (it closed it):
+ * once the program is gone the session is released for every link.
+ * Returns with j freed then; a running session goes on.
+ */
+void
+worker_session_view_release(struct job *j)
+{
+	struct session	*s = j->data;
+
+	if (s == NULL || !s->reaped)
+		return;
+	log_info("session %s: released through another link", j->handle);
+	session_tell_gone(j);
+	session_release(j);
 }
 
 /* ---- RPCs ---- */
