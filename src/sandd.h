@@ -797,6 +797,7 @@ int	 policy_command_allowed(char **, json_t *, char **);
 #define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
+	const char	*path;		/* what to run, NULL: argv[0] found */
 	char		**envp;
 	const char	*cwd;
 	const char	*user;

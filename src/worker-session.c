@@ -24,6 +24,7 @@
  * big range), session.resize, session.signal, session.close.
  */
 #include <sys/types.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -710,6 +711,39 @@ session_default_shell(struct passwd *pw)
 	return (xstrdup("/bin/sh"));
 }
 
+/*
+ * The default program of a session: its user's login shell, run as a
+ * login shell ("-bash" as argv[0]), in the user's home unless the open
+ * names a folder, as ssh does; in a workspace /bin/sh, in /workspace.
+ * Sets sr's argv, path and cwd (*home holds it); returns the shell's path
+ * (allocated, as *home).
+ */
+static char *
+session_login_shell(struct job *j, struct spawn_req *sr, struct passwd *pw,
+    char **home)
+{
+	struct stat	 sb;
+	char		*shell, *base;
+
+	if (j->ws != NULL)
+		shell = xstrdup("/bin/sh");
+	else {
+		if (pw == NULL && sr->user == NULL)
+			pw = getpwuid(geteuid());
+		shell = session_default_shell(pw);
+		if (sr->cwd == NULL && pw != NULL && pw->pw_dir != NULL &&
+		    stat(pw->pw_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			*home = xstrdup(pw->pw_dir);
+			sr->cwd = *home;
+		}
+	}
+	base = strrchr(shell, '/');
+	sr->argv = xcalloc(2, sizeof *sr->argv);
+	xasprintf(&sr->argv[0], "-%s", base != NULL ? base + 1 : shell);
+	sr->path = shell;
+	return (shell);
+}
+
 /* A display form of argv for session.list. */
 static char *
 session_cmd_string(json_t *open, char **argv)
@@ -759,7 +793,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 {
 	struct spawn_req	 sr;
 	struct passwd		*pw = NULL;
-	char			*cause = NULL;
+	char			*cause = NULL, *shell = NULL, *home = NULL;
 	int			 e, master;
 	pid_t			 pid;
 
@@ -781,16 +815,16 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 			free(cause);
 			return (-1);
 		}
-	} else {
-		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = j->ws != NULL ? xstrdup("/bin/sh") :
-		    session_default_shell(pw);
-	}
-	s->cmd = session_cmd_string(open, sr.argv);
+	} else
+		shell = session_login_shell(j, &sr, pw, &home);
+	s->cmd = shell != NULL ? xstrdup(shell) : session_cmd_string(open,
+	    sr.argv);
 	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
 	    &cause)) {
 		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
+		free(shell);
+		free(home);
 		job_fail(j, "denied", 0, "%s", cause);
 		free(cause);
 		return (-1);
@@ -799,6 +833,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	    1, session_term(open), NULL) : session_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
 	job_tree_started(j, &sr);
+	free(shell);
+	free(home);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {

@@ -4,6 +4,7 @@ memory, processes or CPU than granted; every escape attempt of issue 12
 fails; destroy and a stopping worker leave nothing behind; a restarted
 worker finds its workspaces again."""
 
+import hashlib
 import os
 import random
 import signal
@@ -62,11 +63,16 @@ def mounts_with(text):
     return found
 
 
-def cgroup_procs(worker_id):
-    """Processes in the worker's groups, in every hierarchy."""
+def cgroup_procs(c, worker_id):
+    """Processes in the groups of cluster c's worker, in every hierarchy
+    (named for its id and its state folder: other test clusters running at
+    the same time have a w1 too)."""
+    folder = os.path.join(c.tmp, "state", worker_id)
+    name = "sandd-%s.%s" % (worker_id,
+                            hashlib.sha256(folder.encode()).hexdigest()[:8])
     n = 0
     for root, _dirs, files in os.walk("/sys/fs/cgroup"):
-        if "sandd-%s" % worker_id not in root:
+        if name not in root.split("/"):
             continue
         if "cgroup.procs" in files:
             try:
@@ -430,7 +436,7 @@ def test_destroy_ends_every_process_and_leaves_no_mount():
         assert pids_with(m) == []
         assert mounts_with(folder) == []
         assert os.listdir(folder) == []
-        assert cgroup_procs("w1") == 0
+        assert cgroup_procs(c, "w1") == 0
         h.err(ctl.call({"op": "exec", "worker": "w1", "workspace": "gone",
                         "cmd": "true"}), "no_such_workspace")
 
@@ -460,7 +466,7 @@ def test_worker_stop_ends_processes_and_a_new_worker_lists_them_again():
         h.wait_for(lambda: pids_with(m) == [], h.T(10), what="no process")
         folder = os.path.join(c.tmp, "state", "w1", "workspaces")
         assert mounts_with(folder) == []
-        assert cgroup_procs("w1") == 0
+        assert cgroup_procs(c, "w1") == 0
         c.start_worker("w1")
         ctl = c.connect()
         listed = h.ok(ctl.call({"op": "workspace.list", "worker": "w1"}))
