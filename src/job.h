@@ -130,6 +130,15 @@ const struct ring *worker_session_ring(struct job *);
 int		 worker_session_listed(struct job *);
 void		 worker_session_view_release(struct job *);
 
+/* worker-shell.c */
+struct passwd;
+char		*shell_default(struct passwd *);
+char		*shell_login(struct job *, struct spawn_req *, struct passwd *,
+		     char **);
+char		*shell_cmd_string(json_t *, char **);
+const char	*shell_term(json_t *);
+char		**shell_env(json_t *, const char *);
+
 /* worker-view.c */
 void		 view_job_output(struct job *);
 void		 view_job_started(struct job *);

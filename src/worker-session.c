@@ -24,7 +24,6 @@
  * big range), session.resize, session.signal, session.close.
  */
 #include <sys/types.h>
-#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -699,90 +698,6 @@ session_free(struct job *j)
 
 /* ---- opening ---- */
 
-/* The login shell of pw (or of the worker's user), else /bin/sh. */
-static char *
-session_default_shell(struct passwd *pw)
-{
-	if (pw == NULL)
-		pw = getpwuid(geteuid());
-	if (pw != NULL && pw->pw_shell != NULL && *pw->pw_shell == '/' &&
-	    access(pw->pw_shell, X_OK) == 0)
-		return (xstrdup(pw->pw_shell));
-	return (xstrdup("/bin/sh"));
-}
-
-/*
- * The default program of a session: its user's login shell, run as a
- * login shell ("-bash" as argv[0]), in the user's home unless the open
- * names a folder, as ssh does; in a workspace /bin/sh, in /workspace.
- * Sets sr's argv, path and cwd (*home holds it); returns the shell's path
- * (allocated, as *home).
- */
-static char *
-session_login_shell(struct job *j, struct spawn_req *sr, struct passwd *pw,
-    char **home)
-{
-	struct stat	 sb;
-	char		*shell, *base;
-
-	if (j->ws != NULL)
-		shell = xstrdup("/bin/sh");
-	else {
-		if (pw == NULL && sr->user == NULL)
-			pw = getpwuid(geteuid());
-		shell = session_default_shell(pw);
-		if (sr->cwd == NULL && pw != NULL && pw->pw_dir != NULL &&
-		    stat(pw->pw_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-			*home = xstrdup(pw->pw_dir);
-			sr->cwd = *home;
-		}
-	}
-	base = strrchr(shell, '/');
-	sr->argv = xcalloc(2, sizeof *sr->argv);
-	xasprintf(&sr->argv[0], "-%s", base != NULL ? base + 1 : shell);
-	sr->path = shell;
-	return (shell);
-}
-
-/* A display form of argv for session.list. */
-static char *
-session_cmd_string(json_t *open, char **argv)
-{
-	const char	*cmd = json_string_value(json_object_get(open, "cmd"));
-	char		*out, *tmp;
-	size_t		 i;
-
-	if (cmd != NULL)
-		return (xstrdup(cmd));
-	out = xstrdup(argv[0]);
-	for (i = 1; argv[i] != NULL; i++) {
-		xasprintf(&tmp, "%s %s", out, argv[i]);
-		free(out);
-		out = tmp;
-	}
-	return (out);
-}
-
-/* The session's TERM: the open's, else xterm-256color. */
-static const char *
-session_term(json_t *open)
-{
-	const char	*term = json_string_value(json_object_get(open, "term"));
-
-	return (term != NULL ? term : "xterm-256color");
-}
-
-/*
- * The session's environment: as a command's for its user, with the
- * open's env over it and TERM. Caller frees.
- */
-static char **
-session_env(json_t *open, const char *user)
-{
-	return (spawn_build_env(json_object_get(open, "env"), 0,
-	    session_term(open), user));
-}
-
 /*
  * Start the session's program on a new PTY: the open's cmd or argv, else
  * the user's login shell. Returns 0, or -1 after failing the job with the
@@ -816,8 +731,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 			return (-1);
 		}
 	} else
-		shell = session_login_shell(j, &sr, pw, &home);
-	s->cmd = shell != NULL ? xstrdup(shell) : session_cmd_string(open,
+		shell = shell_login(j, &sr, pw, &home);
+	s->cmd = shell != NULL ? xstrdup(shell) : shell_cmd_string(open,
 	    sr.argv);
 	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
 	    &cause)) {
@@ -830,7 +745,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		return (-1);
 	}
 	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
-	    1, session_term(open), NULL) : session_env(open, sr.user);
+	    1, shell_term(open), NULL) : shell_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
 	job_tree_started(j, &sr);
 	free(shell);
