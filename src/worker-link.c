@@ -1,14 +1,11 @@
 /*
- * worker-link.c: the worker's links to its controllers. Each
- * --server-url is a target; a target whose host is a name has one link
- * per address the name resolves to (IPv4 ones if it has any, else IPv6:
- * a dual-stack name would give two links to each controller), resolved
- * again every LINK_RESOLVE_S. A link dials (TCP, TLS, the HTTP upgrade),
- * says hello with the channels it holds, and routes what its controller
+ * worker-link.c: the worker's links to its controllers, one per
+ * controller address (worker-resolve.c finds them from the
+ * --server-url list). A link dials (TCP, TLS, the HTTP upgrade), says
+ * hello with the channels it holds, and routes what its controller
  * sends to jobs (job.c) and views (worker-view.c). When it drops, it
- * dials again within a second if it was registered, then with
- * exponential backoff and full jitter, or at a 503's Retry-After; the
- * other links and every job run on meanwhile.
+ * dials again with exponential backoff and full jitter, or at a 503's
+ * Retry-After; the other links and every job run on meanwhile.
  *
  * Channels are per link: each controller numbers its own. Sessions are
  * the worker's and every link sees each one (worker-view.c). RPCs are
@@ -23,7 +20,6 @@
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,74 +27,22 @@
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "sandd.h"
-
-/* One --server-url. */
-struct wtarget {
-	int		 tls;
-	int		 literal;	/* host is an address: one link */
-	char		*host;
-	char		*port;
-	char		*path;
-	char		*text;		/* as given */
-	int		 made;		/* links made, names the next */
-	double		 resolved;	/* when the last resolution began */
-	struct evdns_getaddrinfo_request *req;
-	struct event	*resolve_ev;
-	TAILQ_ENTRY(wtarget) entry;
-};
-
-struct wlink {
-	struct wtarget	*t;
-	int		 serial;	/* for logs and replies */
-	int		 index;		/* in its target */
-	struct sockaddr_storage sa;
-	socklen_t	 salen;		/* 0: no address yet */
-	char		 addr[64];	/* numeric */
-	char		 name[128];	/* for logs */
-	double		 missing;	/* left the name's addresses at, or 0 */
-
-	int		 state;
-#define LINK_IDLE	0	/* waiting to dial */
-#define LINK_DIALING	1	/* TCP/TLS connect and HTTP upgrade */
-#define LINK_UP		2	/* hello sent */
-#define LINK_WELCOMED	3	/* controller answered */
-#define LINK_STOPPING	4
-	struct bufferevent *dial_bev;
-	struct ws_conn	*ws;
-	char		 ws_key[25];
-	struct event	*redial_ev;
-	struct event	*stable_ev;
-	struct event	*orphan_ev;
-	int		 attempt;
-	double		 retry_after;
-	int		 window;	/* resume window from the welcome */
-	char		*secret;	/* given by its controller */
-	char		 secret_file[32];
-	uint32_t	 next_view;
-	json_t		*later;		/* sent once it is back */
-	TAILQ_ENTRY(wlink) entry;
-};
+#include "worker-link.h"
 
 static const char *state_names[] = { "idle", "dialing", "up", "welcomed",
     "stopping" };
 
-static TAILQ_HEAD(, wtarget) targets = TAILQ_HEAD_INITIALIZER(targets);
 static TAILQ_HEAD(, wlink) links = TAILQ_HEAD_INITIALIZER(links);
 static int		 nlinks, serials;
 static SSL_CTX		*link_tls;
 static const char	*link_token;
-static struct evdns_base *dns;
 
-static void	 link_dial(struct wlink *);
 static void	 link_schedule(struct wlink *);
-static void	 link_free(struct wlink *);
-static void	 target_resolve(struct wtarget *);
 
 /* Move l to state s, logging old -> new. */
 static void
@@ -271,7 +215,7 @@ link_secret_file(struct wlink *l)
 	unsigned char	 md[32];
 	char		 hex[65], *key;
 
-	if (l->t == TAILQ_FIRST(&targets) && l->index == 0) {
+	if (l->t->index == 0 && l->index == 0) {
 		snprintf(l->secret_file, sizeof l->secret_file, "secret");
 		return;
 	}
@@ -641,7 +585,7 @@ link_dial_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Dial the link's address: TCP (and TLS), then the upgrade. */
-static void
+void
 link_dial(struct wlink *l)
 {
 	struct timeval	tv = { HTTP_HANDSHAKE_TIMEOUT, 0 };
@@ -712,7 +656,7 @@ link_schedule(struct wlink *l)
 /* ---- links and addresses ---- */
 
 /* Name l for the logs: host:port, with the address for a name's links. */
-static void
+void
 link_set_name(struct wlink *l)
 {
 	if (l->t->literal || l->salen == 0)
@@ -724,7 +668,7 @@ link_set_name(struct wlink *l)
 }
 
 /* A new link of target t to address sa (NULL: none yet). */
-static struct wlink *
+struct wlink *
 link_create(struct wtarget *t, const struct sockaddr *sa, socklen_t salen,
     const char *addr)
 {
@@ -741,12 +685,20 @@ link_create(struct wtarget *t, const struct sockaddr *sa, socklen_t salen,
 	}
 	link_set_name(l);
 	link_secret_file(l);
+	link_load_secret(l);
 	l->redial_ev = evtimer_new(ev_base, link_redial_cb, l);
 	l->stable_ev = evtimer_new(ev_base, link_stable_cb, l);
 	l->orphan_ev = evtimer_new(ev_base, link_orphan_cb, l);
 	TAILQ_INSERT_TAIL(&links, l, entry);
 	nlinks++;
 	return (l);
+}
+
+/* How many links there are. */
+int
+link_count(void)
+{
+	return (nlinks);
 }
 
 /* Free what l holds, and l. */
@@ -771,7 +723,7 @@ link_destroy(struct wlink *l)
 }
 
 /* Free a link that is down; its jobs and views go or lose it. */
-static void
+void
 link_free(struct wlink *l)
 {
 	log_info("link %s: its address is gone; link closed", l->name);
@@ -780,302 +732,15 @@ link_free(struct wlink *l)
 	link_destroy(l);
 }
 
-/*
- * Match the addresses a name now resolves to (got) against its links'
- * (have): assign[i] is the index in got of have[i]'s address, or, for a
- * link whose address left and that is not up, a new address it takes
- * over (so a controller that moved keeps its link, and its channels),
- * or -1; fresh[j] is 1 for an address of got that needs a new link.
- */
-void
-wlink_plan(const struct wlink_addr *have, size_t nhave, const char **got,
-    size_t ngot, int *assign, int *fresh)
-{
-	size_t	i, j;
-
-	for (j = 0; j < ngot; j++)
-		fresh[j] = 1;
-	for (i = 0; i < nhave; i++) {
-		assign[i] = -1;
-		for (j = 0; j < ngot; j++) {
-			if (fresh[j] && strcmp(have[i].text, got[j]) == 0) {
-				assign[i] = (int)j;
-				fresh[j] = 0;
-				break;
-			}
-		}
-	}
-	for (i = 0; i < nhave; i++) {
-		if (assign[i] != -1 || have[i].up)
-			continue;
-		for (j = 0; j < ngot; j++) {
-			if (fresh[j]) {
-				assign[i] = (int)j;
-				fresh[j] = 0;
-				break;
-			}
-		}
-	}
-}
-
-/* The numeric form of sa. */
-static void
-link_addr_text(const struct sockaddr *sa, char *out, size_t len)
-{
-	const void	*p;
-
-	if (sa->sa_family == AF_INET6)
-		p = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
-		p = &((const struct sockaddr_in *)sa)->sin_addr;
-	if (evutil_inet_ntop(sa->sa_family, p, out, len) == NULL)
-		snprintf(out, len, "?");
-}
-
-/* Point l at address number j of the resolution. */
-static void
-link_take_addr(struct wlink *l, struct evutil_addrinfo *ai, const char *text)
-{
-	int	had = l->salen != 0;
-
-	if (l->salen != 0 && strcmp(l->addr, text) == 0) {
-		l->missing = 0;
-		return;
-	}
-	memcpy(&l->sa, ai->ai_addr, ai->ai_addrlen);
-	l->salen = (socklen_t)ai->ai_addrlen;
-	snprintf(l->addr, sizeof l->addr, "%s", text);
-	l->missing = 0;
-	link_set_name(l);
-	log_info("link %s: address %s", l->name, had ? "moved" : "found");
-	if (l->state == LINK_IDLE && !evtimer_pending(l->redial_ev, NULL))
-		link_dial(l);
-}
-
-/* The addresses of one family of a resolution: IPv4 if any, else IPv6. */
-static size_t
-target_addrs(struct evutil_addrinfo *res, struct evutil_addrinfo **ai,
-    char (*text)[64], size_t max)
-{
-	struct evutil_addrinfo	*p;
-	size_t			 n = 0, k;
-	int			 fam = AF_INET6;
-
-	for (p = res; p != NULL; p = p->ai_next)
-		if (p->ai_family == AF_INET)
-			fam = AF_INET;
-	for (p = res; p != NULL && n < max; p = p->ai_next) {
-		if (p->ai_family != fam)
-			continue;
-		link_addr_text(p->ai_addr, text[n], sizeof text[n]);
-		for (k = 0; k < n; k++)
-			if (strcmp(text[k], text[n]) == 0)
-				break;
-		if (k == n)
-			ai[n++] = p;
-	}
-	return (n);
-}
-
-/* Apply a resolution of t: links move, come and (after a while) go. */
-static void
-target_apply(struct wtarget *t, struct evutil_addrinfo *res)
-{
-	struct evutil_addrinfo	*ai[LINK_MAX];
-	struct wlink_addr	 have[LINK_MAX];
-	struct wlink		*mine[LINK_MAX], *l, *l1;
-	char			 text[LINK_MAX][64];
-	const char		*got[LINK_MAX];
-	int			 assign[LINK_MAX], fresh[LINK_MAX];
-	size_t			 n, nhave = 0, i;
-
-	n = target_addrs(res, ai, text, LINK_MAX);
-	for (i = 0; i < n; i++)
-		got[i] = text[i];
-	TAILQ_FOREACH(l, &links, entry) {
-		if (l->t != t || nhave == LINK_MAX)
-			continue;
-		snprintf(have[nhave].text, sizeof have[nhave].text, "%s",
-		    l->salen != 0 ? l->addr : "");
-		have[nhave].up = l->state != LINK_IDLE &&
-		    l->state != LINK_DIALING;
-		mine[nhave++] = l;
-	}
-	wlink_plan(have, nhave, got, n, assign, fresh);
-	for (i = 0; i < nhave; i++) {
-		if (assign[i] != -1)
-			link_take_addr(mine[i], ai[assign[i]],
-			    text[assign[i]]);
-		else if (mine[i]->missing == 0)
-			mine[i]->missing = util_now();
-	}
-	for (i = 0; i < n; i++) {
-		if (fresh[i] && nlinks < LINK_MAX) {
-			l = link_create(t, ai[i]->ai_addr,
-			    (socklen_t)ai[i]->ai_addrlen, text[i]);
-			log_info("link %s: new address", l->name);
-			link_dial(l);
-		}
-	}
-	TAILQ_FOREACH_SAFE(l, &links, entry, l1) {
-		if (l->t == t && l->missing != 0 && l->state == LINK_IDLE &&
-		    util_now() - l->missing >= LINK_STALE_S && l->index != 0)
-			link_free(l);
-	}
-}
-
-/* A resolution of t's host ended. */
-static void
-target_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
-{
-	struct wtarget	*t = arg;
-	struct timeval	 tv = { LINK_RESOLVE_S, 0 };
-
-	t->req = NULL;
-	if (err == EVUTIL_EAI_CANCEL)
-		return;
-	if (err != 0) {
-		log_warnx("link %s:%s: cannot resolve: %s", t->host, t->port,
-		    evutil_gai_strerror(err));
-		tv.tv_sec = LINK_RESOLVE_RETRY_S;
-	} else
-		target_apply(t, res);
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-	if (!t->literal)
-		evtimer_add(t->resolve_ev, &tv);
-}
-
-/* Resolve t's host (again). */
-static void
-target_resolve(struct wtarget *t)
-{
-	struct evutil_addrinfo	hints;
-
-	if (t->req != NULL)
-		return;
-	t->resolved = util_now();
-	evtimer_del(t->resolve_ev);
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	if (t->literal)
-		hints.ai_flags = EVUTIL_AI_NUMERICHOST;
-	/* May call back before it returns (an address, /etc/hosts). */
-	t->req = evdns_getaddrinfo(dns, t->host, t->port, &hints,
-	    target_resolved_cb, t);
-}
-
-static void
-target_resolve_cb(__unused evutil_socket_t fd, __unused short what,
-    void *arg)
-{
-	target_resolve(arg);
-}
-
 /* ---- start and stop ---- */
-
-/* Split ws[s]://HOST:PORT/PATH into a new target. */
-static int
-target_parse(const char *s, char **cause)
-{
-	struct wtarget	*t;
-	const char	*p, *slash;
-	char		*hp;
-	unsigned char	 a[16];
-
-	t = xcalloc(1, sizeof *t);
-	if (strncmp(s, "ws://", 5) == 0)
-		p = s + 5;
-	else if (strncmp(s, "wss://", 6) == 0) {
-		p = s + 6;
-		t->tls = 1;
-	} else {
-		xasprintf(cause, "bad --server-url '%s' (want "
-		    "ws://HOST:PORT/ws or wss://...)", s);
-		free(t);
-		return (-1);
-	}
-	slash = strchr(p, '/');
-	hp = slash != NULL ? xstrndup(p, (size_t)(slash - p)) : xstrdup(p);
-	if (util_parse_hostport(hp, &t->host, &t->port) != 0) {
-		if (strchr(hp, ':') != NULL || *hp == '\0') {
-			xasprintf(cause, "bad host or port in --server-url "
-			    "'%s'", s);
-			free(hp);
-			free(t);
-			return (-1);
-		}
-		t->host = xstrdup(hp);
-		t->port = xstrdup(t->tls ? "443" : "80");
-	}
-	free(hp);
-	t->path = xstrdup(slash != NULL ? slash : WIRE_PATH);
-	t->text = xstrdup(s);
-	t->literal = inet_pton(AF_INET, t->host, a) == 1 ||
-	    inet_pton(AF_INET6, t->host, a) == 1;
-	TAILQ_INSERT_TAIL(&targets, t, entry);
-	return (0);
-}
-
-/*
- * Parse the --server-url list (each entry may hold several URLs,
- * separated by spaces or commas, as $SERVER_URL does).
- */
-int
-wlink_parse(json_t *urls, char **cause)
-{
-	json_t	*v;
-	size_t	 i;
-	char	*copy, *p, *tok;
-
-	json_array_foreach(urls, i, v) {
-		copy = p = xstrdup(json_string_value(v));
-		while ((tok = strsep(&p, " \t\n,")) != NULL) {
-			if (*tok != '\0' && target_parse(tok, cause) != 0) {
-				free(copy);
-				return (-1);
-			}
-		}
-		free(copy);
-	}
-	if (TAILQ_EMPTY(&targets)) {
-		xasprintf(cause, "--server-url (or $SERVER_URL) is required");
-		return (-1);
-	}
-	return (0);
-}
-
-/* Does any target need TLS? */
-int
-wlink_need_tls(void)
-{
-	struct wtarget	*t;
-
-	TAILQ_FOREACH(t, &targets, entry)
-		if (t->tls)
-			return (1);
-	return (0);
-}
 
 /* Start dialing every target with TLS context tls and token. */
 void
 wlink_start(void *tls, const char *token)
 {
-	struct wtarget	*t;
-	struct wlink	*l;
-
 	link_tls = tls;
 	link_token = token;
-	dns = evdns_base_new(ev_base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	TAILQ_FOREACH(t, &targets, entry) {
-		t->resolve_ev = evtimer_new(ev_base, target_resolve_cb, t);
-		/* The first link exists from the start: its secret, its jobs. */
-		l = link_create(t, NULL, 0, NULL);
-		link_load_secret(l);
-		target_resolve(t);
-	}
+	target_start_all();
 }
 
 /*
@@ -1109,24 +774,9 @@ wlink_stop_all(void)
 void
 wlink_free_all(void)
 {
-	struct wtarget	*t;
 	struct wlink	*l;
 
 	while ((l = TAILQ_FIRST(&links)) != NULL)
 		link_destroy(l);
-	while ((t = TAILQ_FIRST(&targets)) != NULL) {
-		TAILQ_REMOVE(&targets, t, entry);
-		if (t->req != NULL)
-			evdns_getaddrinfo_cancel(t->req);
-		if (t->resolve_ev != NULL)
-			event_free(t->resolve_ev);
-		free(t->host);
-		free(t->port);
-		free(t->path);
-		free(t->text);
-		free(t);
-	}
-	if (dns != NULL)
-		evdns_base_free(dns, 0);
-	dns = NULL;
+	target_free_all();
 }
