@@ -100,6 +100,18 @@ def _attach(ctl, sid, since=0):
     return Stream(ctl, sid, start=since or 0)
 
 
+def _shared(c, args_more=()):
+    """Two controllers and a shell opened through A (the Cluster's) that
+    both A's and B's client are attached to, and have seen ready."""
+    b, ctl_a, ctl_b = _pair(c, args_more)
+    sid, st_a = _bash(ctl_a)
+    _write(ctl_a, sid, "echo rea''dy\r")
+    st_a.wait_for("ready")
+    st_b = _attach(ctl_b, sid)
+    st_b.wait_for("ready")
+    return ctl_a, ctl_b, sid, st_a, st_b
+
+
 def test_worker_with_two_server_urls_runs_commands_through_each():
     with h.Cluster(workers={}) as c:
         b, ctl_a, ctl_b = _pair(c)
@@ -145,12 +157,7 @@ def test_session_opened_later_is_announced_to_the_other_controller():
 
 def test_one_controller_killed_the_other_keeps_serving():
     with h.Cluster(workers={}) as c:
-        b, ctl_a, ctl_b = _pair(c)
-        sid, st_a = _bash(ctl_a)
-        _write(ctl_a, sid, "echo ready\r")
-        st_a.wait_for("ready")
-        st_b = _attach(ctl_b, sid)
-        st_b.wait_for("ready")
+        ctl_a, ctl_b, sid, st_a, st_b = _shared(c)
         c.stop_server(signal.SIGKILL)
         # B runs commands and keeps the session, output and input
         for i in range(3):
@@ -193,13 +200,8 @@ def test_controller_behind_on_a_view_holds_back_neither_program_nor_other():
     # than a window: A's client still gets every byte at once, and B's,
     # reading later, gets a contiguous stream (what the ring still has).
     with h.Cluster(workers={}) as c:
-        b, ctl_a, ctl_b = _pair(c, args_more=["--window", "65536",
-                                              "--ring-size", "4M"])
-        sid, st_a = _bash(ctl_a)
-        _write(ctl_a, sid, "echo go\r")
-        st_a.wait_for("go")
-        st_b = _attach(ctl_b, sid)
-        st_b.wait_for("go")
+        ctl_a, ctl_b, sid, st_a, st_b = _shared(
+            c, ["--window", "65536", "--ring-size", "4M"])
         _write(ctl_a, sid, "seq 1 500000 | tail -c 3000000; "
                "echo done-$((1+1))\r")
         st_a.wait_for("done-2", timeout=60)
