@@ -4,8 +4,9 @@
  * --server-url list). A link dials (TCP, TLS, the HTTP upgrade), says
  * hello with the channels it holds, and routes what its controller
  * sends to jobs (job.c) and views (worker-view.c). When it drops, it
- * dials again with exponential backoff and full jitter, or at a 503's
- * Retry-After; the other links and every job run on meanwhile.
+ * dials again within a second if it was registered, then with
+ * exponential backoff and full jitter, and at a 503's Retry-After; the
+ * other links and every job run on meanwhile.
  *
  * Channels are per link: each controller numbers its own. Sessions are
  * the worker's and every link sees each one (worker-view.c). RPCs are
@@ -52,7 +53,7 @@ link_set_state(struct wlink *l, int s)
 
 	if (s == was)
 		return;
-	log_debug("link %s: %s -> %s", l->name, state_names[was],
+	log_debug("link: %s: %s -> %s", l->name, state_names[was],
 	    state_names[s]);
 	l->state = s;
 	/* A shared job may hold its output for a link that is up again. */
@@ -239,7 +240,7 @@ link_welcome(struct wlink *l, __unused uint32_t ch, json_t *msg)
 		l->window = (int)json_integer_value(v);
 	link_set_state(l, LINK_WELCOMED);
 	link_keep_secret(l, json_string_value(json_object_get(msg, "secret")));
-	log_info("link %s: registered as %s%s", l->name, worker_opts.id,
+	log_info("link: %s: registered as %s%s", l->name, worker_opts.id,
 	    json_is_true(json_object_get(msg, "resumed")) ? " (resumed)" : "");
 	evtimer_del(l->orphan_ev);
 	job_link_up(l);
@@ -263,7 +264,7 @@ static void
 link_open(struct wlink *l, uint32_t ch, json_t *msg)
 {
 	if (ch >= WIRE_VIEW_BASE) {
-		log_warnx("link %s: open of channel %u, in the worker's range",
+		log_warnx("link: %s: open of channel %u, in the worker's range",
 		    l->name, ch);
 		return;
 	}
@@ -315,7 +316,7 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
 	if (msg == NULL || !json_is_object(msg) ||
 	    (t = json_string_value(json_object_get(msg, "t"))) == NULL) {
-		log_warnx("link %s: bad message from the controller", l->name);
+		log_warnx("link: %s: bad message from the controller", l->name);
 		json_decref(msg);
 		return;
 	}
@@ -323,11 +324,11 @@ link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
 	ch = wire_msg_chan(msg);
 	flags = link_msgs[type].flags;
 	if (link_msgs[type].fn == NULL && !(flags & LINK_CHANNEL))
-		log_warnx("link %s: unknown message '%s'", l->name, t);
+		log_warnx("link: %s: unknown message '%s'", l->name, t);
 	else if (l->state != LINK_WELCOMED && !(flags & LINK_ANY_STATE))
-		log_warnx("link %s: '%s' before welcome", l->name, t);
+		log_warnx("link: %s: '%s' before welcome", l->name, t);
 	else if ((flags & LINK_CHANNEL) && ch == 0)
-		log_warnx("link %s: '%s' without a channel", l->name, t);
+		log_warnx("link: %s: '%s' without a channel", l->name, t);
 	else if (link_msgs[type].fn == NULL)
 		link_chan(l, type, ch, msg);
 	else
@@ -349,7 +350,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 
 	if (wire_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
 	    type != WIRE_IN) {
-		log_warnx("link %s: bad binary frame", l->name);
+		log_warnx("link: %s: bad binary frame", l->name);
 		return;
 	}
 	if (ch >= WIRE_VIEW_BASE)
@@ -373,9 +374,9 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why, void *arg)
 	struct timeval	 tv;
 	int		 was = l->state;
 
-	log_warnx("link %s: lost: %s", l->name, why);
+	log_warnx("link: lost: %s (%s)", why, l->name);
 	if (ws_conn_close_code(l->ws) == WS_CLOSE_REPLACED) {
-		log_warnx("link %s: another worker connected with id '%s' and "
+		log_warnx("link: %s: another worker connected with id '%s' and "
 		    "replaced this one; stopping", l->name, worker_opts.id);
 		link_set_state(l, LINK_STOPPING);
 		worker_replaced();
@@ -392,6 +393,18 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why, void *arg)
 		if (wlink_stop_all() == 0)
 			event_base_loopexit(ev_base, NULL);
 		return;
+	}
+	/*
+	 * A controller we were registered with went away: it is most
+	 * likely restarting, and the resume window runs. Dial again within
+	 * the first second, unless it went away the same way lately (a
+	 * controller that drops every link gets the usual backoff).
+	 */
+	if (was == LINK_WELCOMED &&
+	    util_now() - l->last_fast >= BACKOFF_STABLE_S) {
+		l->fast_retry = 1;
+		l->last_fast = util_now();
+		l->attempt = 0;
 	}
 	link_set_state(l, LINK_IDLE);
 	link_schedule(l);
@@ -471,13 +484,13 @@ link_refused(struct wlink *l, struct http_msg *m)
 	const char	*ra;
 
 	if (m->status == 401)
-		log_warnx("link %s refused our token (401); check "
+		log_warnx("link: %s refused our token (401); check "
 		    "--token-file", l->name);
 	if (m->status == 409)
-		log_warnx("link %s: id %s is in use by a worker we cannot "
+		log_warnx("link: %s: id %s is in use by a worker we cannot "
 		    "prove to be (409)", l->name, worker_opts.id);
 	if (m->status == 403)
-		log_warnx("link %s refused our certificate for id %s (403)",
+		log_warnx("link: %s refused our certificate for id %s (403)",
 		    l->name, worker_opts.id);
 	if (m->status == 503 && (ra = http_msg_get(m, "Retry-After")) != NULL)
 		l->retry_after = atof(ra);
@@ -503,7 +516,7 @@ link_dial_read_cb(struct bufferevent *bev, void *arg)
 	if (r == 0)
 		return;
 	if (r < 0) {
-		log_warnx("link %s sent a malformed HTTP answer", l->name);
+		log_warnx("link: %s sent a malformed HTTP answer", l->name);
 		link_dial_failed(l);
 		return;
 	}
@@ -512,7 +525,7 @@ link_dial_read_cb(struct bufferevent *bev, void *arg)
 	r = http_upgrade_accepted(&m, l->ws_key, &mask, &cause);
 	http_msg_clear(&m);
 	if (r != 0) {
-		log_warnx("link %s: %s", l->name, cause);
+		log_warnx("link: %s: %s", l->name, cause);
 		free(cause);
 		link_dial_failed(l);
 		return;
@@ -574,12 +587,12 @@ link_dial_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
 		return;
 	if ((what & BEV_EVENT_ERROR) && (err = tls_bev_error(bev)) != NULL) {
-		log_warnx("link %s: TLS failed: %s", l->name, err);
+		log_warnx("link: %s: TLS failed: %s", l->name, err);
 		free(err);
 	} else if (what & BEV_EVENT_EOF)
-		log_warnx("link %s closed the connection", l->name);
+		log_warnx("link: %s closed the connection", l->name);
 	else
-		log_warnx("link %s: connect: %s", l->name,
+		log_warnx("link: connect to %s: %s", l->name,
 		    strerror(EVUTIL_SOCKET_ERROR()));
 	link_dial_failed(l);
 }
@@ -608,10 +621,10 @@ link_dial(struct wlink *l)
 	    link_dial_event_cb, l);
 	bufferevent_set_timeouts(l->dial_bev, &tv, &tv);
 	bufferevent_enable(l->dial_bev, EV_READ | EV_WRITE);
-	log_debug("link %s: dialing (attempt %d)", l->name, l->attempt);
+	log_debug("link: %s: dialing (attempt %d)", l->name, l->attempt);
 	if (bufferevent_socket_connect(l->dial_bev, (struct sockaddr *)&l->sa,
 	    (int)l->salen) != 0) {
-		log_warnx("link %s: cannot dial", l->name);
+		log_warnx("link: %s: cannot dial", l->name);
 		link_dial_failed(l);
 	}
 }
@@ -623,7 +636,12 @@ link_redial_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	link_dial(arg);
 }
 
-/* Wait before the next dial: full jitter over an exponential cap. */
+/*
+ * Wait before the next dial: full jitter over an exponential cap, or
+ * over the first second after losing a controller. A 503's Retry-After
+ * is when the controller expects to serve us: then, plus up to a second
+ * of jitter so that a herd told the same second spreads over it.
+ */
 static void
 link_schedule(struct wlink *l)
 {
@@ -642,13 +660,17 @@ link_schedule(struct wlink *l)
 	 */
 	if (l->window > 0 && cap > l->window * 1000.0 / 3)
 		cap = l->window * 1000.0 / 3;
+	if (l->fast_retry)
+		cap = BACKOFF_FIRST_MS;
+	l->fast_retry = 0;
 	RAND_bytes((unsigned char *)&r, sizeof r);
 	delay = cap * ((double)r / 4294967296.0) / 1000.0;
 	if (l->retry_after > 0) {
-		delay = l->retry_after + delay / 4;
+		delay = l->retry_after + BACKOFF_FIRST_MS * ((double)r /
+		    4294967296.0) / 1000.0;
 		l->retry_after = 0;
 	}
-	log_debug("link %s: next dial in %.2f s", l->name, delay);
+	log_debug("link: %s: next dial in %.2f s", l->name, delay);
 	util_timeval(&tv, delay);
 	evtimer_add(l->redial_ev, &tv);
 }
@@ -726,7 +748,7 @@ link_destroy(struct wlink *l)
 void
 link_free(struct wlink *l)
 {
-	log_info("link %s: its address is gone; link closed", l->name);
+	log_info("link: %s: its address is gone; link closed", l->name);
 	job_link_gone(l);
 	view_link_gone(l);
 	link_destroy(l);

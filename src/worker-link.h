@@ -48,6 +48,8 @@ struct wlink {
 	struct event	*orphan_ev;
 	int		 attempt;
 	double		 retry_after;
+	int		 fast_retry;	/* the next dial comes within 1 s */
+	double		 last_fast;	/* when the last fast retry was due */
 	int		 window;	/* resume window from the welcome */
 	char		*secret;	/* given by its controller */
 	char		 secret_file[32];

@@ -92,7 +92,7 @@ target_link_move(struct wlink *l, struct evutil_addrinfo *ai, const char *text)
 	snprintf(l->addr, sizeof l->addr, "%s", text);
 	l->missing = 0;
 	link_set_name(l);
-	log_info("link %s: address %s", l->name, had ? "moved" : "found");
+	log_info("link: %s: address %s", l->name, had ? "moved" : "found");
 	if (l->state == LINK_IDLE && !evtimer_pending(l->redial_ev, NULL))
 		link_dial(l);
 }
@@ -158,7 +158,7 @@ target_apply(struct wtarget *t, struct evutil_addrinfo *res)
 		if (fresh[i] && link_count() < LINK_MAX) {
 			l = link_create(t, ai[i]->ai_addr,
 			    (socklen_t)ai[i]->ai_addrlen, text[i]);
-			log_info("link %s: new address", l->name);
+			log_info("link: %s: new address", l->name);
 			link_dial(l);
 		}
 	}
@@ -181,7 +181,7 @@ target_resolved_cb(int err, struct evutil_addrinfo *res, void *arg)
 	if (err == EVUTIL_EAI_CANCEL)
 		return;
 	if (err != 0) {
-		log_warnx("link %s:%s: cannot resolve: %s", t->host, t->port,
+		log_warnx("link: %s:%s: cannot resolve: %s", t->host, t->port,
 		    evutil_gai_strerror(err));
 		tv.tv_sec = LINK_RESOLVE_RETRY_S;
 	} else

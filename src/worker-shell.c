@@ -82,8 +82,9 @@ shell_cmd_string(json_t *open, char **argv)
 const char *
 shell_term(json_t *open)
 {
-	const char	*term = json_string_value(json_object_get(open, "term"));
+	const char	*term;
 
+	term = json_string_value(json_object_get(open, "term"));
 	return (term != NULL ? term : "xterm-256color");
 }
 

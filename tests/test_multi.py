@@ -125,6 +125,19 @@ def test_worker_with_two_server_urls_runs_commands_through_each():
             assert [w["id"] for w in ws if w.get("connected")] == ["w1"], ws
 
 
+def test_server_url_variable_may_name_several_controllers():
+    with h.Cluster(workers={}) as c:
+        b = Second(c)
+        argv = [h.SANDD, "worker", "--id", "w1", "--state-dir",
+                os.path.join(c.tmp, "state"), "-v"]
+        c.start_worker("w1", argv=argv,
+                       env={"SERVER_URL": "%s, %s" % (c.url, b.url)})
+        ctl_b = b.connect()
+        _wait_worker(ctl_b)
+        assert h.out(_exec(ctl_b, "echo", "env-b")) == b"env-b\n"
+        assert h.out(_exec(c.connect(), "echo", "env-a")) == b"env-a\n"
+
+
 def test_session_opened_through_one_controller_is_attached_through_other():
     with h.Cluster(workers={}) as c:
         b, ctl_a, ctl_b = _pair(c)
