@@ -57,6 +57,13 @@
  */
 #define WIRE_MAX_CHANNELS	16384
 
+/*
+ * Channel numbers from here up are the worker's: a view of a session
+ * another link opened (worker-view.c). A controller numbers its own
+ * channels below, so the two never meet.
+ */
+#define WIRE_VIEW_BASE		0x80000000u
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
@@ -116,8 +123,28 @@
 #define DEFAULT_KILL_GRACE	2
 #define DEFAULT_SESSION_LINGER	600
 #define DEFAULT_RING_SIZE	(1024 * 1024)
+/*
+ * The worker's dials: the first after losing a controller it was
+ * registered with comes within BACKOFF_FIRST_MS (a restarted controller
+ * is back in well under a second), then full jitter over a cap that
+ * starts at BACKOFF_START_MS and doubles up to BACKOFF_CAP_MS. A link
+ * up for BACKOFF_STABLE_S starts the count over, and a fast first retry
+ * comes at most once in that time. A Retry-After is waited out, plus up
+ * to BACKOFF_FIRST_MS of jitter.
+ */
+#define BACKOFF_FIRST_MS	1000
 #define BACKOFF_START_MS	500
 #define BACKOFF_CAP_MS		30000
 #define BACKOFF_STABLE_S	60
+
+/*
+ * A --server-url whose name resolves to several addresses has a link to
+ * each: the name is resolved again this often, and a link whose address
+ * left it (and that is not registered) goes after LINK_STALE_S.
+ */
+#define LINK_RESOLVE_S		30
+#define LINK_STALE_S		120
+#define LINK_RESOLVE_RETRY_S	2	/* after a failed resolution */
+#define LINK_MAX		64	/* links of one worker */
 
 #endif

@@ -342,7 +342,8 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	struct chan	*c;
 
 	c = chan_create(w, w->next_ch++, ops);
-	if (w->next_ch == 0)
+	/* Numbers from WIRE_VIEW_BASE up are the worker's. */
+	if (w->next_ch >= WIRE_VIEW_BASE)
 		w->next_ch = 1;
 	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
 	json_object_set_new(msg, "t", json_string(wire_type_name(
@@ -551,7 +552,7 @@ worker_adopt(struct worker *w, json_t *a)
 
 	if (ch == 0)
 		return;
-	if (ch >= w->next_ch)
+	if (ch >= w->next_ch && ch < WIRE_VIEW_BASE - 1)
 		w->next_ch = ch + 1;
 	if ((c = chan_adopt(w, ch, a)) != NULL) {
 		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
@@ -843,6 +844,16 @@ msg_info(__unused struct worker *w, struct chan *c, json_t *msg)
 	chan_info(c, msg);
 }
 
+/* announce: a view of a session another controller opened; adopt it. */
+static void
+msg_announce(struct worker *w, __unused struct chan *c, json_t *msg)
+{
+	uint32_t	ch = wire_msg_chan(msg);
+
+	if (ch >= WIRE_VIEW_BASE && worker_chan_find(w, ch) == NULL)
+		worker_adopt(w, msg);
+}
+
 /* What a registered worker may send; per channel unless WIRE_ANY. */
 static const struct {
 	void	(*fn)(struct worker *, struct chan *, json_t *);
@@ -854,6 +865,7 @@ static const struct {
 	[WIRE_T_STARTED] = { msg_started, 0 },
 	[WIRE_T_END] = { msg_end, 0 },
 	[WIRE_T_INFO] = { msg_info, 0 },
+	[WIRE_T_ANNOUNCE] = { msg_announce, WIRE_ANY },
 };
 
 /* Route one wire message from a registered worker. */
