@@ -699,6 +699,30 @@ session_free(struct job *j)
 /* ---- opening ---- */
 
 /*
+ * May the session's program run? The login shell is checked as the
+ * program it is (*shell, run as sr->path), not as its argv[0] "-bash";
+ * when allowed, it runs the rule's path.
+ */
+static int
+session_allowed(struct spawn_req *sr, char **shell, json_t *env,
+    char **cause)
+{
+	char	*check[2];
+
+	if (*shell == NULL)
+		return (policy_command_allowed(sr->argv, env, cause));
+	check[0] = xstrdup(*shell);
+	check[1] = NULL;
+	if (!policy_command_allowed(check, env, cause)) {
+		free(check[0]);
+		return (0);
+	}
+	free(*shell);
+	sr->path = *shell = check[0];
+	return (1);
+}
+
+/*
  * Start the session's program on a new PTY: the open's cmd or argv, else
  * the user's login shell. Returns 0, or -1 after failing the job with the
  * reason.
@@ -734,7 +758,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		shell = shell_login(j, &sr, pw, &home);
 	s->cmd = shell != NULL ? xstrdup(shell) : shell_cmd_string(open,
 	    sr.argv);
-	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	if (!session_allowed(&sr, &shell, json_object_get(open, "env"),
 	    &cause)) {
 		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
