@@ -135,6 +135,13 @@ exec_start(struct req *r, struct worker *w)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
+	/*
+	 * Only a stream shows `started` to its client; for the rest it
+	 * would be one more message each way while the command runs (the
+	 * end carries the pid).
+	 */
+	if (!req_bool(r, "stream", 0))
+		json_object_set_new(open, "started", json_false());
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);

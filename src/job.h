@@ -55,6 +55,7 @@ struct job {
 #define JOB_CANCELLED	0x2
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
+#define JOB_NO_STARTED	0x10	/* the open said "started": false */
 	pid_t			 pid;
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;

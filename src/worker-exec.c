@@ -44,7 +44,7 @@ exec_send_started(struct job *j)
 static void
 exec_link_up(struct job *j)
 {
-	if (j->started_pid > 0)
+	if (j->started_pid > 0 && !(j->flags & JOB_NO_STARTED))
 		exec_send_started(j);
 }
 
@@ -163,6 +163,9 @@ worker_exec_open(struct job *j, json_t *open)
 		j->kill_grace = json_number_value(v);
 	if (json_is_true(json_object_get(open, "detached")))
 		j->flags |= JOB_DETACHED;
+	/* Nobody waits for it: the end carries the pid (sandd-wire(7)). */
+	if (json_is_false(json_object_get(open, "started")))
+		j->flags |= JOB_NO_STARTED;
 	if (worker_opts.max_jobs > 0 &&
 	    job_count(CHAN_EXEC, j, 1) >= worker_opts.max_jobs) {
 		job_fail(j, "limit", 0, "worker %s runs %d commands, its most "
@@ -206,6 +209,7 @@ worker_exec_open(struct job *j, json_t *open)
 		util_timeval(&tv, json_number_value(v));
 		evtimer_add(j->timeout_ev, &tv);
 	}
-	exec_send_started(j);
+	if (!(j->flags & JOB_NO_STARTED))
+		exec_send_started(j);
 	log_debug("channel %u: started pid %ld", j->ch, (long)pid);
 }
