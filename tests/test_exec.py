@@ -927,9 +927,12 @@ def test_close_cancel_sends_term_then_kill():
     with h.Cluster() as c:
         ctl = c.connect()
         mark = os.path.join(c.tmp, "got-term")
+        # The pid file is written once the trap is set: a TERM that came
+        # before it would kill the shell without a trace.
         path, cmd = _pidfile_cmd(
-            c, "pid", "exec 2>/dev/null; trap 'echo term > %s' TERM; "
-            "while :; do sleep 0.1; done" % mark)
+            c, "pid", "while :; do sleep 0.1; done")
+        cmd = "exec 2>/dev/null; trap 'echo term > %s' TERM; %s" % (
+            mark, cmd)
         ctl.send({"op": "exec", "worker": "w1", "cmd": cmd, "timeout": 60,
                   "stream": True})
         pid = _read_pid(path)
