@@ -671,6 +671,7 @@ int	 worker_writable(void);
 int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
 	     size_t);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
+void	 worker_reap(void);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
