@@ -180,6 +180,9 @@ int	 util_control_dir_ok(const char *, int, char **);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
+struct util_flush *util_flush_new(struct bufferevent *);
+void	 util_flush_drained(struct util_flush *);
+void	 util_flush_free(struct util_flush *);
 
 /* hash.c */
 struct hash;

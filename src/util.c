@@ -765,3 +765,113 @@ util_bev_slurp(struct bufferevent *bev, size_t limit)
 	}
 	evbuffer_freeze(in, 0);
 }
+
+/*
+ * Direct writes on a plain socket bufferevent. libevent writes a
+ * bufferevent's output once epoll says the socket is writable: for each
+ * message an epoll_ctl to watch, an epoll_wait and an epoll_ctl to stop
+ * watching (3 of the ~21 system calls the controller made for an exec,
+ * and a turn of the loop before anything leaves). Here the write event
+ * stays disabled while the socket takes everything: what a turn of the
+ * loop queues is written at the end of that turn in one writev, and
+ * libevent's write event is enabled only for what the socket did not
+ * take. The owner's write callback is called as libevent would (output
+ * at or below its low watermark), and must call util_flush_drained.
+ */
+struct util_flush {
+	struct bufferevent	*bev;
+	struct event		*ev;
+	int			 active;
+};
+
+/* Write what is queued; the rest goes by libevent's write event. */
+static void
+util_flush_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct util_flush	*f = arg;
+	struct evbuffer		*out = bufferevent_get_output(f->bev);
+	bufferevent_data_cb	 wcb;
+	void			*cbarg;
+	size_t			 low;
+
+	f->active = 0;
+	if (bufferevent_get_enabled(f->bev) & EV_WRITE)
+		return;
+	/* A socket bufferevent keeps the start of its output frozen. */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0)
+		if (evbuffer_write(out, bufferevent_getfd(f->bev)) <= 0)
+			break;
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(f->bev, EV_WRITE);
+		return;
+	}
+	bufferevent_getcb(f->bev, NULL, &wcb, NULL, &cbarg);
+	bufferevent_getwatermark(f->bev, EV_WRITE, &low, NULL);
+	if (wcb != NULL && evbuffer_get_length(out) <= low)
+		wcb(f->bev, cbarg);
+}
+
+/* Bytes were queued: write them at the end of this turn of the loop. */
+static void
+util_flush_out_cb(__unused struct evbuffer *b,
+    const struct evbuffer_cb_info *info, void *arg)
+{
+	struct util_flush	*f = arg;
+
+	if (info->n_added == 0 || f->active ||
+	    (bufferevent_get_enabled(f->bev) & EV_WRITE))
+		return;
+	f->active = 1;
+	event_active(f->ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Write bev's output directly (see above); NULL, and nothing changes, if
+ * it is not a plain socket. Free with util_flush_free before bev.
+ */
+struct util_flush *
+util_flush_new(struct bufferevent *bev)
+{
+	struct util_flush	*f;
+	struct evbuffer		*out = bufferevent_get_output(bev);
+
+	if (bufferevent_getfd(bev) == -1 ||
+	    bufferevent_openssl_get_ssl(bev) != NULL)
+		return (NULL);
+	f = xcalloc(1, sizeof *f);
+	f->bev = bev;
+	f->ev = event_new(ev_base, -1, 0, util_flush_cb, f);
+	evbuffer_add_cb(out, util_flush_out_cb, f);
+	/* What is queued already (an upgrade's answer) goes as before. */
+	if (evbuffer_get_length(out) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+	return (f);
+}
+
+/* From the owner's write callback: all written, write directly again. */
+void
+util_flush_drained(struct util_flush *f)
+{
+	if (f != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(f->bev)) == 0)
+		bufferevent_disable(f->bev, EV_WRITE);
+}
+
+/*
+ * Stop writing directly: libevent writes what is left. Before the
+ * bufferevent is freed, or when the owner hands it to other callbacks.
+ */
+void
+util_flush_free(struct util_flush *f)
+{
+	if (f == NULL)
+		return;
+	evbuffer_remove_cb(bufferevent_get_output(f->bev), util_flush_out_cb,
+	    f);
+	event_free(f->ev);
+	if (evbuffer_get_length(bufferevent_get_output(f->bev)) > 0)
+		bufferevent_enable(f->bev, EV_WRITE);
+	free(f);
+}

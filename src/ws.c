@@ -9,7 +9,9 @@
  *
  * Frames are written straight into the bufferevent's output buffer, which
  * is the only send queue: a payload is copied once, from its source into
- * that buffer (wslay's event layer would copy it twice more). A payload
+ * that buffer (wslay's event layer would copy it twice more). On a plain
+ * socket, what one turn of the event loop queues is written at its end
+ * in one writev (util_flush_new), without waiting for epoll. A payload
  * is received in wslay's 4 KiB pieces and assembled in one buffer per
  * message; a message that arrives in one piece is handed on in place.
  *
@@ -82,6 +84,7 @@ struct ws_conn {
 	uint64_t		 rx;
 	uint64_t		 tx;
 	struct event		*kick;
+	struct util_flush	*flush;
 	struct event		*reaper;
 	uint16_t		 close_code;	/* from the peer's close */
 };
@@ -419,6 +422,7 @@ ws_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct ws_conn	*ws = arg;
 
+	util_flush_drained(ws->flush);
 	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
 	ws_conn_check_done(ws);
@@ -506,6 +510,7 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	/* Bytes that came with the upgrade may already be in the input. */
 	ws->kick = event_new(ev_base, -1, 0, ws_kick_cb, ws);
 	event_active(ws->kick, EV_TIMEOUT, 0);
+	ws->flush = util_flush_new(bev);
 	return (ws);
 }
 
@@ -571,6 +576,9 @@ ws_conn_free(struct ws_conn *ws)
 	bufferevent_disable(ws->bev, EV_READ);
 	event_del(ws->ping);
 	event_del(ws->kick);
+	/* The linger below is libevent's to write. */
+	util_flush_free(ws->flush);
+	ws->flush = NULL;
 	ws->reaper = event_new(ev_base, -1, 0, ws_free_cb, ws);
 	if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
 		bufferevent_disable(ws->bev, EV_WRITE);
