@@ -135,6 +135,7 @@ exec_start(struct req *r, struct worker *w)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	/*
 	 * Only a stream shows `started` to its client; for the rest it
 	 * would be one more message each way while the command runs (the
