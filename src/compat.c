@@ -128,15 +128,22 @@ compat_closefrom_except(int lowfd, int keep)
 		compat_closefrom(lowfd);
 		return;
 	}
+#if defined(SYS_close_range)
+	/*
+	 * Two calls, not one close per descriptor below keep: a command's
+	 * vfork child closed the worker's ~17 descriptors one at a time
+	 * while the worker waited (more with more channels open).
+	 */
+	if ((keep == lowfd || syscall(SYS_close_range, (unsigned)lowfd,
+	    (unsigned)keep - 1, 0) == 0) &&
+	    syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) == 0)
+		return;
+#endif
 	for (fd = lowfd; fd < keep; fd++)
 		close((int)fd);
 	maxfd = sysconf(_SC_OPEN_MAX);
 	if (maxfd < 0 || maxfd > 65536)
 		maxfd = 65536;
-#if defined(SYS_close_range)
-	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) == 0)
-		return;
-#endif
 	for (fd = keep + 1; fd < maxfd; fd++)
 		close((int)fd);
 }
