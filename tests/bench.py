@@ -520,13 +520,15 @@ def sandd_get(control, src, dst, size, want_sha):
         c.close()
 
 
-def socat_copy(src, dst, size):
+def socat_run(src, dst, size, listen, connect, what):
+    """socat src over loopback to dst: the receiver listens at listen
+    (an address taking the port), the sender connects to connect; the
+    seconds until both are done, the size checked."""
     if shutil.which("socat") is None:
         raise NotAvailable("socat not found")
     port = h.free_port()
     recv = subprocess.Popen(
-        ["socat", "-u", "-b", str(SOCAT_BLOCK),
-         "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr" % port,
+        ["socat", "-u", "-b", str(SOCAT_BLOCK), listen % port,
          "OPEN:%s,creat,trunc,wronly" % dst],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
@@ -535,56 +537,42 @@ def socat_copy(src, dst, size):
         t0 = time.perf_counter()
         send = subprocess.run(
             ["socat", "-u", "-b", str(SOCAT_BLOCK), "OPEN:%s,rdonly" % src,
-             "TCP:127.0.0.1:%d" % port],
+             connect % port],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
         recv.wait(120)
         dt = time.perf_counter() - t0
         if send.returncode != 0 or recv.returncode != 0:
-            raise RuntimeError("socat failed: %s" % send.stderr[-300:])
+            raise RuntimeError("%s failed: %s" % (what, send.stderr[-300:]))
         if os.path.getsize(dst) != size:
-            raise RuntimeError("socat copied %d bytes" % os.path.getsize(dst))
-        # sandd's put flushes the file before it replies: time that too.
-        t1 = time.perf_counter()
-        fd = os.open(dst, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return dt, dt + time.perf_counter() - t1
+            raise RuntimeError("%s copied %d bytes" % (
+                what, os.path.getsize(dst)))
+        return dt
     finally:
         stop_group(recv)
+
+
+def socat_copy(src, dst, size):
+    """socat over TCP: (seconds, seconds with an fsync of the copy)."""
+    dt = socat_run(src, dst, size, "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr",
+                   "TCP:127.0.0.1:%d", "socat")
+    # sandd's put flushes the file before it replies: time that too.
+    t1 = time.perf_counter()
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return dt, dt + time.perf_counter() - t1
 
 
 def tls_copy(src, dst, size, certs):
     """socat over TLS on 127.0.0.1, file to file (OpenSSL's default
     protocol and cipher suites, as sandd's link): seconds."""
-    if shutil.which("socat") is None:
-        raise NotAvailable("socat not found")
-    port = h.free_port()
-    recv = subprocess.Popen(
-        ["socat", "-u", "-b", str(SOCAT_BLOCK),
-         "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,cert=%s,key=%s,"
-         "verify=0" % (port, certs["server"], certs["server_key"]),
-         "OPEN:%s,creat,trunc,wronly" % dst],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
-    try:
-        wait_listen(port, recv)
-        t0 = time.perf_counter()
-        send = subprocess.run(
-            ["socat", "-u", "-b", str(SOCAT_BLOCK), "OPEN:%s,rdonly" % src,
-             "OPENSSL:127.0.0.1:%d,cafile=%s" % (port, certs["ca"])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-        recv.wait(120)
-        dt = time.perf_counter() - t0
-        if send.returncode != 0 or recv.returncode != 0:
-            raise RuntimeError("socat TLS failed: %s" % send.stderr[-300:])
-        if os.path.getsize(dst) != size:
-            raise RuntimeError("socat TLS copied %d bytes" %
-                               os.path.getsize(dst))
-        return dt
-    finally:
-        stop_group(recv)
+    return socat_run(
+        src, dst, size,
+        "OPENSSL-LISTEN:%%d,bind=127.0.0.1,reuseaddr,cert=%s,key=%s,"
+        "verify=0" % (certs["server"], certs["server_key"]),
+        "OPENSSL:127.0.0.1:%%d,cafile=%s" % certs["ca"], "socat TLS")
 
 
 def sandd_cp_up(control, src, dst, size, want_sha):
