@@ -499,10 +499,12 @@ job_send_input_ack(struct job *j)
 	json_decref(m);
 }
 
-/* Tell the controller how much input was consumed. */
+/* Tell the controller how much input was consumed, if more was. */
 void
 job_ack_input(struct job *j)
 {
+	if (j->in_acked == j->in_done)
+		return;		/* a command's empty stdin closing, say */
 	j->in_acked = j->in_done;
 	job_send_input_ack(j);
 }

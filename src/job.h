@@ -63,6 +63,7 @@ struct job {
 #define JOB_END_SENT	0x8
 #define JOB_FILTER	0x10	/* output goes through ops->filter */
 #define JOB_SHARED	0x20	/* a session: every link sees it */
+#define JOB_NO_STARTED	0x40	/* the open said "started": false */
 	pid_t			 pid;
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;

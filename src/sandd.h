@@ -180,6 +180,9 @@ int	 util_control_dir_ok(const char *, int, char **);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
+struct util_flush *util_flush_new(struct bufferevent *);
+void	 util_flush_drained(struct util_flush *);
+void	 util_flush_free(struct util_flush *);
 
 /* hash.c */
 struct hash;
@@ -677,6 +680,7 @@ void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
 void	 worker_rpc(json_t *);
 void	 worker_replaced(void);
 const char *worker_boot(void);
+void	 worker_reap(void);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));

@@ -58,8 +58,11 @@ worker_child_add(pid_t pid, void (*cb)(pid_t, int, void *), void *arg)
 	TAILQ_INSERT_TAIL(&children, c, entry);
 }
 
-/* Reap every child that exited and call its callback. */
-static void
+/*
+ * Reap every child that exited and call its callback: on SIGCHLD, and
+ * when a command's output ends (it has most often exited by then).
+ */
+void
 worker_reap(void)
 {
 	struct child	*c;
