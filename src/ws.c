@@ -2,24 +2,18 @@
  * ws.c: a WebSocket connection over a bufferevent (plain or TLS), used by
  * both the controller and the worker once the HTTP upgrade is done.
  *
- * wslay's frame layer builds every frame; this file is the connection on
- * top of it: parsing what arrives, message assembly, control frames
- * (ping, pong, close), the checks RFC 6455 asks of an endpoint, pings
- * toward a silent peer, a bound on message size, and the backlog
- * producers watch.
+ * wslay's frame layer parses and builds every frame; this file is the
+ * connection on top of it: message assembly, control frames (ping, pong,
+ * close), the checks RFC 6455 asks of an endpoint, pings toward a silent
+ * peer, a bound on message size, and the backlog producers watch.
  *
  * Frames are written straight into the bufferevent's output buffer, which
  * is the only send queue: a payload is copied once, from its source into
  * that buffer (wslay's event layer would copy it twice more). On a plain
  * socket, what one turn of the event loop queues is written at its end
- * in one writev (util_flush_new), without waiting for epoll.
- *
- * Frames are parsed where they arrive, in the bufferevent's input: a
- * message in one frame is handed on in place once all of it is there.
- * (wslay's receiving side took every byte in 4 KiB pieces into a buffer
- * of its own, then into one of ours: two copies, ~16% of the worker's
- * main thread in a put.) A fragmented message is assembled in one
- * buffer.
+ * in one writev (util_flush_new), without waiting for epoll. A payload
+ * is received in wslay's 4 KiB pieces and assembled in one buffer per
+ * message; a message that arrives in one piece is handed on in place.
  *
  * Client masking: RFC 6455 has clients mask every frame so that caching
  * intermediaries which do not understand WebSocket cannot be poisoned
@@ -50,7 +44,6 @@
 #define WS_OP_PING	0x9
 #define WS_OP_PONG	0xa
 #define WS_CTL_MAX	125
-#define WS_MAX_HEADER	14	/* 2, 8 bytes of length, 4 of mask */
 #define WS_LINGER	2	/* seconds to flush at free */
 
 #define WS_CODE_PROTOCOL	1002
@@ -80,8 +73,6 @@ struct ws_conn {
 	int			 f_opcode;
 	int			 f_fin;
 	uint64_t		 f_left;
-	int			 f_masked;
-	uint8_t			 f_key[4];
 	uint8_t			 ctl[WS_CTL_MAX];
 	size_t			 ctl_len;
 
@@ -102,12 +93,19 @@ static void	ws_conn_closed(struct ws_conn *, const char *);
 static void	ws_conn_fail(struct ws_conn *, uint16_t, const char *);
 static void	ws_conn_send_close(struct ws_conn *, uint16_t, const char *);
 
-/* wslay's context wants one; frames are parsed here (ws_conn_pump). */
 static ssize_t
-ws_recv_cb(__unused uint8_t *buf, __unused size_t len, __unused int flags,
-    __unused void *arg)
+ws_recv_cb(uint8_t *buf, size_t len, __unused int flags, void *arg)
 {
-	return (-1);
+	struct ws_conn	*ws = arg;
+	int		 n;
+
+	n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
+	if (n <= 0)
+		return (-1);	/* wslay: want more */
+	ws->rx += (uint64_t)n;
+	/* Bytes are traffic: a big frame on a slow link is not silence. */
+	ws->last_rx = util_now();
+	return (n);
 }
 
 /* The output buffer is the queue; callers bound it (ws_conn_writable). */
@@ -291,7 +289,7 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 	case WS_OP_CLOSE:
 	case WS_OP_PING:
 	case WS_OP_PONG:
-		ws->ctl_len = 0;	/* fin and length: ws_conn_header */
+		ws->ctl_len = 0;	/* wslay checked fin and length */
 		break;
 	case WS_OP_CONT:
 		if (ws->m_opcode == 0)
@@ -321,66 +319,31 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 	return (0);
 }
 
-/* Unmask len bytes of p, the payload from offset pos on, in place. */
+/* A piece of the current frame's payload. */
 static void
-ws_conn_unmask(struct ws_conn *ws, uint8_t *p, size_t len, uint64_t pos)
+ws_conn_frame_data(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 {
-	size_t	i;
+	size_t	len = io->data_length;
 
-	if (ws->f_masked)
-		for (i = 0; i < len; i++)
-			p[i] ^= ws->f_key[(pos + i) & 3];
-}
-
-/*
- * Parse a frame header at the start of in (without taking it) into io
- * and ws's mask key; its length in *hlen. 0, 1 when more must arrive,
- * -1 after failing the connection.
- */
-static int
-ws_conn_header(struct ws_conn *ws, struct evbuffer *in,
-    struct wslay_frame_iocb *io, size_t *hlen)
-{
-	uint8_t		h[WS_MAX_HEADER];
-	size_t		have = evbuffer_get_length(in), need = 2, i;
-	uint64_t	len;
-
-	if (have < 2)
-		return (1);
-	evbuffer_copyout(in, h, have < sizeof h ? have : sizeof h);
-	len = h[1] & 0x7f;
-	need += len == 126 ? 2 : len == 127 ? 8 : 0;
-	need += (h[1] & 0x80) ? 4 : 0;
-	if (have < need)
-		return (1);
-	if (len == 126)
-		len = (uint64_t)h[2] << 8 | h[3];
-	else if (len == 127)
-		for (len = 0, i = 2; i < 10; i++)
-			len = len << 8 | h[i];
-	memset(io, 0, sizeof *io);
-	io->fin = h[0] >> 7;
-	io->rsv = (h[0] >> 4) & 7;
-	io->opcode = h[0] & 0xf;
-	io->mask = h[1] >> 7;
-	io->payload_length = len;
-	/* RFC 6455 5.2 and 5.5: shortest length form, whole control frames. */
-	if ((need - (io->mask ? 4 : 0) == 4 && len < 126) ||
-	    (need - (io->mask ? 4 : 0) == 10 && (len < 65536 || len >> 63)) ||
-	    ((io->opcode & 0x8) && (!io->fin || len > WS_CTL_MAX))) {
-		ws_conn_fail(ws, WS_CODE_PROTOCOL, "malformed frame");
-		return (-1);
+	ws->f_left -= len;
+	if (ws->f_opcode >= WS_OP_CLOSE) {
+		memcpy(ws->ctl + ws->ctl_len, io->data, len);
+		ws->ctl_len += len;
+		return;
 	}
-	ws->f_masked = io->mask;
-	if (io->mask)
-		memcpy(ws->f_key, h + need - 4, 4);
-	*hlen = need;
-	return (0);
+	/* A whole message in one piece is handed on in place. */
+	if (ws->m_buf == NULL && ws->f_left == 0 && ws->f_fin)
+		return;
+	if (ws->m_buf == NULL)
+		ws->m_buf = xmalloc(ws->f_fin ? len + ws->f_left :
+		    ws->max_msg);
+	memcpy(ws->m_buf + ws->m_len, io->data, len);
+	ws->m_len += len;
 }
 
-/* The current frame is complete: its payload is p (len), or in m_buf. */
+/* The current frame is complete. */
 static void
-ws_conn_frame_end(struct ws_conn *ws, const uint8_t *p, size_t len)
+ws_conn_frame_end(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 {
 	int	opcode;
 
@@ -404,7 +367,7 @@ ws_conn_frame_end(struct ws_conn *ws, const uint8_t *p, size_t len)
 	opcode = ws->m_opcode;
 	ws->m_opcode = 0;
 	if (ws->m_buf == NULL)
-		ws_conn_deliver(ws, opcode, p, len);
+		ws_conn_deliver(ws, opcode, io->data, io->data_length);
 	else {
 		ws_conn_deliver(ws, opcode, ws->m_buf, ws->m_len);
 		/* Idle links keep no message buffer. */
@@ -414,65 +377,28 @@ ws_conn_frame_end(struct ws_conn *ws, const uint8_t *p, size_t len)
 	ws->m_len = 0;
 }
 
-/*
- * The current frame's payload, once all of it is in in (a frame is at
- * most a message, and the input's high-water mark is a message and a
- * header). Returns 0 when it must wait for more.
- */
-static int
-ws_conn_frame_payload(struct ws_conn *ws, struct evbuffer *in)
-{
-	size_t	 len = (size_t)ws->f_left;
-	uint8_t	*p;
-
-	if (evbuffer_get_length(in) < len)
-		return (0);
-	ws->f_left = 0;
-	ws->rx += len;
-	if (ws->f_opcode >= WS_OP_CLOSE) {
-		evbuffer_remove(in, ws->ctl, len);
-		ws->ctl_len = len;
-		ws_conn_unmask(ws, ws->ctl, len, 0);
-		ws_conn_frame_end(ws, NULL, 0);
-		return (1);
-	}
-	if (ws->m_buf == NULL && ws->f_fin) {
-		/* A whole message in one frame is handed on in place. */
-		p = len > 0 ? evbuffer_pullup(in, (ev_ssize_t)len) : NULL;
-		ws_conn_unmask(ws, p, len, 0);
-		ws_conn_frame_end(ws, p, len);
-		evbuffer_drain(in, len);
-		return (1);
-	}
-	if (ws->m_buf == NULL)
-		ws->m_buf = xmalloc(ws->max_msg);
-	evbuffer_remove(in, ws->m_buf + ws->m_len, len);
-	ws_conn_unmask(ws, ws->m_buf + ws->m_len, len, 0);
-	ws->m_len += len;
-	ws_conn_frame_end(ws, NULL, 0);
-	return (1);
-}
-
 /* Parse what has arrived, frame by frame, as far as it goes. */
 static void
 ws_conn_pump(struct ws_conn *ws)
 {
-	struct evbuffer		*in = bufferevent_get_input(ws->bev);
-	struct wslay_frame_iocb	 io;
-	size_t			 hlen;
-	int			 r;
+	struct wslay_frame_iocb	io;
+	ssize_t			r;
 
 	while (!(ws->flags & (WS_DEAD | WS_CLOSED_CB | WS_CLOSE_RECV))) {
-		if (!(ws->flags & WS_IN_FRAME)) {
-			if ((r = ws_conn_header(ws, in, &io, &hlen)) != 0)
-				return;
-			if (ws_conn_frame_start(ws, &io) != 0)
-				return;
-			evbuffer_drain(in, hlen);
-			ws->rx += hlen;
-		}
-		if (!ws_conn_frame_payload(ws, in))
+		memset(&io, 0, sizeof io);
+		r = wslay_frame_recv(ws->fr, &io);
+		if (r == WSLAY_ERR_WANT_READ)
+			break;
+		if (r < 0) {
+			ws_conn_fail(ws, WS_CODE_PROTOCOL, "malformed frame");
 			return;
+		}
+		if (!(ws->flags & WS_IN_FRAME) &&
+		    ws_conn_frame_start(ws, &io) != 0)
+			return;
+		ws_conn_frame_data(ws, &io);
+		if (ws->f_left == 0)
+			ws_conn_frame_end(ws, &io);
 	}
 }
 
@@ -481,9 +407,7 @@ ws_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ws_conn	*ws = arg;
 
-	/* Bytes are traffic: a big frame on a slow link is not silence. */
-	ws->last_rx = util_now();
-	util_bev_slurp(bev, ws->max_msg + WS_MAX_HEADER);
+	util_bev_slurp(bev, ws->max_msg);
 	ws_conn_pump(arg);
 }
 
@@ -572,8 +496,7 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 		fatalx("%s: out of memory", __func__);
 
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
-	/* A whole frame of a whole message fits: see ws_conn_frame_payload. */
-	bufferevent_setwatermark(bev, EV_READ, 0, ws->max_msg + WS_MAX_HEADER);
+	bufferevent_setwatermark(bev, EV_READ, 0, ws->max_msg);
 	bufferevent_setwatermark(bev, EV_WRITE, WS_OUT_LOW, 0);
 	/* libevent moves 16 KiB per call by default: too little for bulk. */
 	bufferevent_set_max_single_read(bev, WS_IO_CHUNK);
