@@ -355,8 +355,6 @@ struct worker *server_worker_next(struct worker *);
 json_t	*server_worker_labels(struct worker *);
 const char *server_worker_addr(struct worker *);
 const char *server_worker_why(struct worker *);
-void	 server_worker_accept(struct bufferevent *, const char *,
-	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
 void	 server_worker_recheck_grants(void);
 struct worker *server_worker_reachable(const char *);
@@ -380,6 +378,10 @@ struct worker_rpc *server_worker_rpc(struct worker *, json_t *,
 	     void (*)(json_t *, void *), void *);
 void	 server_worker_rpc_cancel(struct worker_rpc *);
 void	 server_worker_watch(void (*)(struct worker *, const char *));
+
+/* server-link.c */
+void	 server_link_accept(struct bufferevent *, const char *,
+	     const char *, int, const struct worker_auth *);
 
 /* chan.c (controller side of one channel) */
 struct chan_ops {

@@ -206,7 +206,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	/* Hand the bufferevent over to the WebSocket layer. */
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
-	server_worker_accept(hs->bev, hs->addr, u.id,
+	server_link_accept(hs->bev, hs->addr, u.id,
 	    WS_ROLE_SERVER | (u.mask ? 0 : WS_NO_MASK), &wa);
 	hs->bev = NULL;
 	handshake_free(hs);
