@@ -22,6 +22,15 @@ static void	(*watchers[MAX_WATCHERS])(struct worker *, const char *);
 static int	nwatchers;
 static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
 
+/*
+ * The records by id, for the hello and the upgrade of each worker of a
+ * herd: a chained hash table that doubles when it holds as many records
+ * as it has buckets.
+ */
+static struct worker	**worker_index;
+static size_t		  worker_index_size;	/* buckets, a power of 2 */
+static size_t		  nworkers;
+
 int		server_worker_stopping;	/* closing links for a shutdown */
 #define GONE_KEEP	600
 
@@ -55,16 +64,70 @@ server_worker_set_state(struct worker *w, int state)
 		watchers[i](w, worker_state_names[state]);
 }
 
+/* The bucket of id in a table of size buckets (FNV-1a). */
+static size_t
+worker_index_bucket(const char *id, size_t size)
+{
+	uint32_t	v = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		v = (v ^ (uint8_t)*id) * 16777619u;
+	return (v & (size - 1));
+}
+
+/* Index w by its id, growing the table first if it is full. */
+static void
+worker_index_add(struct worker *w)
+{
+	struct worker	**old = worker_index, *v, *next;
+	size_t		  i, n = worker_index_size, b;
+
+	if (nworkers >= worker_index_size) {
+		worker_index_size = n == 0 ? 64 : n * 2;
+		worker_index = xcalloc(worker_index_size, sizeof *worker_index);
+		for (i = 0; i < n; i++) {
+			for (v = old[i]; v != NULL; v = next) {
+				next = v->hnext;
+				b = worker_index_bucket(v->id,
+				    worker_index_size);
+				v->hnext = worker_index[b];
+				worker_index[b] = v;
+			}
+		}
+		free(old);
+	}
+	b = worker_index_bucket(w->id, worker_index_size);
+	w->hnext = worker_index[b];
+	worker_index[b] = w;
+	nworkers++;
+}
+
+/* Take w out of the index and the list of records. */
+static void
+worker_index_remove(struct worker *w)
+{
+	struct worker	**pp;
+
+	pp = &worker_index[worker_index_bucket(w->id, worker_index_size)];
+	while (*pp != w)
+		pp = &(*pp)->hnext;
+	*pp = w->hnext;
+	nworkers--;
+	TAILQ_REMOVE(&all_workers, w, entry);
+}
+
 /* Find a worker record by id (any state). */
 struct worker *
 server_worker_find(const char *id)
 {
 	struct worker	*w;
 
-	TAILQ_FOREACH(w, &all_workers, entry)
-		if (strcmp(w->id, id) == 0)
-			return (w);
-	return (NULL);
+	if (worker_index_size == 0)
+		return (NULL);
+	w = worker_index[worker_index_bucket(id, worker_index_size)];
+	while (w != NULL && strcmp(w->id, id) != 0)
+		w = w->hnext;
+	return (w);
 }
 
 /* Walk every worker record: NULL gives the first. */
@@ -348,7 +411,7 @@ worker_timer_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		return;
 	}
 	if (w->state == WORKER_GONE) {
-		TAILQ_REMOVE(&all_workers, w, entry);
+		worker_index_remove(w);
 		worker_free(w);
 	}
 }
@@ -423,15 +486,19 @@ server_worker_free_all(void)
 	struct worker	*w;
 
 	while ((w = TAILQ_FIRST(&all_workers)) != NULL) {
-		TAILQ_REMOVE(&all_workers, w, entry);
+		worker_index_remove(w);
 		if (w->link != NULL) {
 			ws_conn_close(w->ws, 1001, "controller stopping");
 			server_link_free(w->link);
 		}
 		worker_free(w);
 	}
+	free(worker_index);
+	worker_index = NULL;
+	worker_index_size = 0;
 }
 
+/* A new worker record for id. */
 struct worker *
 server_worker_create(const char *id)
 {
@@ -445,6 +512,7 @@ server_worker_create(const char *id)
 	w->next_ch = 1;
 	w->timer = evtimer_new(ev_base, worker_timer_cb, w);
 	TAILQ_INSERT_TAIL(&all_workers, w, entry);
+	worker_index_add(w);
 	return (w);
 }
 

@@ -31,6 +31,7 @@ struct worker {
 	TAILQ_HEAD(, worker_rpc) rpcs;	/* calls awaiting a `res` */
 	uint32_t	 next_rid;
 	TAILQ_ENTRY(worker) entry;
+	struct worker	*hnext;		/* in the index by id */
 };
 
 /* A call to a worker awaiting its `res`. */
