@@ -47,6 +47,7 @@ struct serve_options {
 	size_t		 max_output;
 	int		 max_handshakes;
 	int		 max_handshakes_addr;	/* per remote address */
+	int		 handshake_rate;	/* per second, until measured */
 	int		 ws_mask;	/* never agree to unmasked frames */
 	int		 syslog;
 	int		 verbose;
@@ -378,6 +379,12 @@ struct worker_rpc *server_worker_rpc(struct worker *, json_t *,
 	     void (*)(json_t *, void *), void *);
 void	 server_worker_rpc_cancel(struct worker_rpc *);
 void	 server_worker_watch(void (*)(struct worker *, const char *));
+
+/* server-admit.c */
+int	 server_admit_enter(const char *, const char **, int *);
+void	 server_admit_leave(const char *, int);
+int	 server_admit_busy(void);
+double	 server_admit_rate(void);
 
 /* server-link.c */
 void	 server_link_accept(struct bufferevent *, const char *,

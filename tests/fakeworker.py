@@ -96,6 +96,7 @@ async def read_frame(r):
 async def link(i, a, ctx):
     """One link: returns how long to wait before the next dial."""
     wid = "%s%d" % (a.prefix, i)
+    welcomed = False
     Stats.dials += 1
     try:
         r, w = await asyncio.open_connection(
@@ -125,7 +126,6 @@ async def link(i, a, ctx):
                  "arch": "x86_64", "version": "fake", "channels": []}
         w.write(frame(1, json.dumps(hello).encode()))
         Stats.links += 1
-        welcomed = False
         try:
             while True:
                 op, p = await read_frame(r)
@@ -140,13 +140,14 @@ async def link(i, a, ctx):
             Stats.links -= 1
             if welcomed:
                 Stats.registered -= 1
-        return random.random() * FIRST_RETRY if welcomed else None
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
             ValueError, IndexError):
-        Stats.failed += 1
-        return None
+        if not welcomed:
+            Stats.failed += 1
+            return None
     finally:
         w.close()
+    return random.random() * FIRST_RETRY if welcomed else None
 
 
 async def fake(i, a, ctx):
