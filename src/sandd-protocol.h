@@ -140,6 +140,16 @@
 #define DEFAULT_KILL_GRACE	2
 #define DEFAULT_SESSION_LINGER	600
 #define DEFAULT_RING_SIZE	(1024 * 1024)
+/*
+ * The worker's dials: the first after losing a controller it was
+ * registered with comes within BACKOFF_FIRST_MS (a restarted controller
+ * is back in well under a second), then full jitter over a cap that
+ * starts at BACKOFF_START_MS and doubles up to BACKOFF_CAP_MS. A link
+ * up for BACKOFF_STABLE_S starts the count over, and a fast first retry
+ * comes at most once in that time. A Retry-After is waited out, plus up
+ * to BACKOFF_FIRST_MS of jitter.
+ */
+#define BACKOFF_FIRST_MS	1000
 #define BACKOFF_START_MS	500
 #define BACKOFF_CAP_MS		30000
 #define BACKOFF_STABLE_S	60

@@ -1,8 +1,10 @@
 /*
  * worker.c: `sandd worker`. Dials the controller (ws:// or wss://),
  * upgrades, says hello with every channel it still holds, and routes
- * wire messages to jobs. When the link drops it dials again with
- * exponential backoff and full jitter; the jobs run on meanwhile.
+ * wire messages to jobs. When the link drops it dials again within a
+ * second, then with exponential backoff and full jitter, and when the
+ * controller answers 503 at the time its Retry-After names; the jobs run
+ * on meanwhile.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -55,6 +57,8 @@ static struct event	*sig_ev[4];
 static int		 attempt;
 static int		 exit_status;
 static double		 retry_after;
+static int		 fast_retry;	/* the next dial comes within 1 s */
+static double		 last_fast;	/* when the last fast retry was due */
 static int		 link_window;	/* resume window from the welcome */
 
 /* Children: pid -> callback, so jobs and sessions share one reaper. */
@@ -359,6 +363,18 @@ link_closed_cb(__unused struct ws_conn *ws, const char *why,
 		event_base_loopexit(ev_base, NULL);
 		return;
 	}
+	/*
+	 * A controller we were registered with went away: it is most
+	 * likely restarting, and the resume window runs. Dial again within
+	 * the first second, unless it went away the same way lately (a
+	 * controller that drops every link gets the usual backoff).
+	 */
+	if (was == LINK_WELCOMED &&
+	    util_now() - last_fast >= BACKOFF_STABLE_S) {
+		fast_retry = 1;
+		last_fast = util_now();
+		attempt = 0;
+	}
 	worker_set_state(LINK_IDLE);
 	worker_schedule();
 }
@@ -546,7 +562,12 @@ redial_cb(__unused evutil_socket_t fd, __unused short what, __unused void *arg)
 	worker_dial();
 }
 
-/* Wait before the next dial: full jitter over an exponential cap. */
+/*
+ * Wait before the next dial: full jitter over an exponential cap, or
+ * over the first second after losing a controller. A 503's Retry-After
+ * is when the controller expects to serve us: then, plus up to a second
+ * of jitter so that a herd told the same second spreads over it.
+ */
 static void
 worker_schedule(void)
 {
@@ -565,10 +586,14 @@ worker_schedule(void)
 	 */
 	if (link_window > 0 && cap > link_window * 1000.0 / 3)
 		cap = link_window * 1000.0 / 3;
+	if (fast_retry)
+		cap = BACKOFF_FIRST_MS;
+	fast_retry = 0;
 	RAND_bytes((unsigned char *)&r, sizeof r);
 	delay = cap * ((double)r / 4294967296.0) / 1000.0;
 	if (retry_after > 0) {
-		delay = retry_after + delay / 4;
+		delay = retry_after + BACKOFF_FIRST_MS * ((double)r /
+		    4294967296.0) / 1000.0;
 		retry_after = 0;
 	}
 	log_debug("link: next dial in %.2f s", delay);
