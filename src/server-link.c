@@ -273,7 +273,7 @@ link_hello(struct link *l, json_t *msg)
 {
 	const char	*id = json_string_value(json_object_get(msg, "id"));
 	const char	*boot = json_string_value(json_object_get(msg, "boot"));
-	json_t		*labels = json_object_get(msg, "labels"), *welcome;
+	json_t		*welcome;
 	struct worker	*w;
 	char		*secret;
 	int		 resume = 0;
@@ -286,10 +286,7 @@ link_hello(struct link *l, json_t *msg)
 		resume = worker_return(w, l, boot);
 	snprintf(w->boot, sizeof w->boot, "%s", boot);
 	snprintf(w->addr, sizeof w->addr, "%s", l->addr);
-	json_decref(w->info);
-	w->info = json_incref(msg);
-	json_decref(w->labels);
-	w->labels = labels != NULL ? json_incref(labels) : json_object();
+	server_worker_set_hello(w, msg);
 	w->connected_at = time(NULL);
 	w->ws = l->ws;
 	w->link = l;

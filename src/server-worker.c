@@ -269,6 +269,110 @@ server_worker_matches(struct worker *w, json_t *want)
 	return (1);
 }
 
+/*
+ * Workers that claim the same labels share one object of them: a fleet
+ * has few sets of labels, and an object costs a few hundred bytes.
+ */
+struct label_set {
+	char			*key;	/* the labels as compact JSON, sorted */
+	json_t			*labels;
+	u_int			 refs;
+	struct label_set	*next;
+};
+#define LABEL_BUCKETS	256
+static struct label_set	*label_sets[LABEL_BUCKETS];
+
+/* The shared set equal to labels (an object), made if new. */
+static struct label_set *
+worker_labels_get(json_t *labels)
+{
+	struct label_set	*ls;
+	char			*key;
+	size_t			 b;
+
+	key = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+	if (key == NULL)
+		fatalx("%s: out of memory", __func__);
+	b = worker_index_bucket(key, LABEL_BUCKETS);
+	for (ls = label_sets[b]; ls != NULL; ls = ls->next) {
+		if (strcmp(ls->key, key) == 0) {
+			free(key);
+			ls->refs++;
+			return (ls);
+		}
+	}
+	ls = xcalloc(1, sizeof *ls);
+	ls->key = key;
+	ls->labels = json_incref(labels);
+	ls->refs = 1;
+	ls->next = label_sets[b];
+	label_sets[b] = ls;
+	return (ls);
+}
+
+/* Drop a reference to a shared set; NULL is fine. */
+static void
+worker_labels_put(struct label_set *ls)
+{
+	struct label_set	**pp;
+
+	if (ls == NULL || --ls->refs > 0)
+		return;
+	pp = &label_sets[worker_index_bucket(ls->key, LABEL_BUCKETS)];
+	while (*pp != ls)
+		pp = &(*pp)->next;
+	*pp = ls->next;
+	json_decref(ls->labels);
+	free(ls->key);
+	free(ls);
+}
+
+/*
+ * Keep of a hello what the record shows: hostname, os, arch and version
+ * in one string, and the labels (shared). The rest of the message goes.
+ */
+void
+server_worker_set_hello(struct worker *w, json_t *msg)
+{
+	static const char	*keys[] = { "hostname", "os", "arch", "version" };
+	const char		*v[4];
+	json_t			*labels = json_object_get(msg, "labels");
+	size_t			 i, n = 0, len[4];
+
+	for (i = 0; i < 4; i++) {
+		v[i] = json_string_value(json_object_get(msg, keys[i]));
+		if (v[i] == NULL)
+			v[i] = "";
+		len[i] = strlen(v[i]) + 1;
+		n += len[i];
+	}
+	free(w->info);
+	w->info = xmalloc(n);
+	for (i = 0, n = 0; i < 4; n += len[i], i++)
+		memcpy(w->info + n, v[i], len[i]);
+	worker_labels_put(w->lset);
+	if (labels == NULL) {
+		labels = json_object();
+		w->lset = worker_labels_get(labels);
+		json_decref(labels);
+	} else
+		w->lset = worker_labels_get(labels);
+	w->labels = w->lset->labels;
+}
+
+/* Field i of the info (0 hostname, 1 os, 2 arch, 3 version). */
+static const char *
+worker_info(struct worker *w, int i)
+{
+	const char	*p = w->info;
+
+	if (p == NULL)
+		return ("");
+	while (i-- > 0)
+		p += strlen(p) + 1;
+	return (p);
+}
+
 /* The worker object of the control protocol; caller owns it. */
 json_t *
 server_worker_json(struct worker *w)
@@ -282,12 +386,10 @@ server_worker_json(struct worker *w)
 	    "id", w->id,
 	    "connected", w->state == WORKER_CONNECTED,
 	    "labels", w->labels,
-	    "hostname", json_string_value(json_object_get(w->info,
-	    "hostname")) ?: "",
-	    "os", json_string_value(json_object_get(w->info, "os")) ?: "",
-	    "arch", json_string_value(json_object_get(w->info, "arch")) ?: "",
-	    "version", json_string_value(json_object_get(w->info,
-	    "version")) ?: "",
+	    "hostname", worker_info(w, 0),
+	    "os", worker_info(w, 1),
+	    "arch", worker_info(w, 2),
+	    "version", worker_info(w, 3),
 	    "addr", w->addr,
 	    "connected_at", when,
 	    "running", server_worker_count_chans(w, CHAN_COUNT_COMMAND),
@@ -441,8 +543,8 @@ worker_free(struct worker *w)
 		server_worker_rpc_cancel(p);
 	event_free(w->timer);
 	json_decref(w->pending);
-	json_decref(w->info);
-	json_decref(w->labels);
+	free(w->info);
+	worker_labels_put(w->lset);
 	free(w);
 }
 

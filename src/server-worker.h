@@ -10,8 +10,9 @@
 
 struct worker {
 	char		 id[WORKER_ID_MAX + 1];
-	json_t		*info;		/* hostname, os, arch, version */
-	json_t		*labels;
+	char		*info;		/* hostname\0os\0arch\0version\0 */
+	json_t		*labels;	/* shared: lset->labels */
+	struct label_set *lset;
 	char		 boot[40];
 	char		 addr[64];
 	char		 why[128];	/* its last link went: why */
@@ -60,6 +61,7 @@ extern int	 server_worker_stopping;
 struct worker	*server_worker_find(const char *);
 struct worker	*server_worker_create(const char *);
 void		 server_worker_set_state(struct worker *, int);
+void		 server_worker_set_hello(struct worker *, json_t *);
 void		 server_worker_link_lost(struct worker *, const char *);
 void		 server_worker_lose_chans(struct worker *, const char *, int);
 int		 server_worker_pending_ends(struct worker *, uint32_t);
