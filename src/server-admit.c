@@ -14,6 +14,11 @@
  * progress and after every connection already told to come back, at the
  * measured rate. Successive refusals so get later and later times, and
  * the herd comes back spread out instead of all at once.
+ *
+ * A burst of handshakes leaves the heap full of holes (a TLS handshake
+ * uses tens of KiB for a moment, a connected worker a few), which the
+ * process keeps unless told: a second after the last handshake ends,
+ * the free pages go back to the kernel.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,7 @@ static double	 admit_promised;	/* the last refused one's turn */
 static double	 admit_window;		/* start of the measuring window */
 static uint64_t	 admit_served;		/* heads answered in it */
 static int	 admit_full;		/* did it refuse one? */
+static struct event *admit_trim;	/* after the last handshake */
 
 /* Seconds on the monotonic clock. */
 static double
@@ -139,11 +145,21 @@ server_admit_enter(const char *host, const char **why, int *retry_after)
 	return (0);
 }
 
+/* A second after the last handshake ended: give back what they used. */
+static void
+admit_trim_cb(__unused evutil_socket_t fd, __unused short what,
+    __unused void *arg)
+{
+	if (admit_busy == 0)
+		compat_malloc_trim();
+}
+
 /* host's connection gives its slot back; served: its head was answered. */
 void
 server_admit_leave(const char *host, int served)
 {
 	struct admit_host	**pp = admit_host_slot(host), *h = *pp;
+	struct timeval		  tv = { 1, 0 };
 
 	if (h == NULL)
 		fatalx("%s: %s holds no slot", __func__, host);
@@ -154,6 +170,12 @@ server_admit_leave(const char *host, int served)
 	admit_busy--;
 	if (served)
 		admit_served++;
+	if (admit_busy == 0) {
+		if (admit_trim == NULL)
+			admit_trim = evtimer_new(ev_base, admit_trim_cb, NULL);
+		if (!evtimer_pending(admit_trim, NULL))
+			evtimer_add(admit_trim, &tv);
+	}
 }
 
 /* Handshakes in progress now. */
