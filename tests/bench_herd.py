@@ -17,7 +17,10 @@ With the controller's default admission settings, all workers dialing from
     the same start, RSS and kill -9 + restart rows;
   - the handshake rate: registrations (TCP accept, upgrade, hello,
     welcome) per CPU second of serve during the fake herd's start, plain
-    and over TLS (wss://, BENCH_HERD_TLS (2000) fake workers).
+    and over TLS (wss://, BENCH_HERD_TLS (2000) fake workers), and serve's
+    RSS per idle worker over TLS.
+
+BENCH_HERD_ONLY=real|fake|tls runs one part.
 
 Each row stands beside its target from the issue; a row that cannot run
 says "n/a (reason)". The soft open-files limit is raised to the hard one
@@ -223,6 +226,7 @@ def fake_herd(n, rows, figs):
 
 def tls_rate(n, figs):
     with HerdCluster(workers={}, tls=True) as c:
+        base = h.rss_kb(c.serve.pid)
         cpu0 = cpu_secs(c.serve.pid)
         t0 = time.monotonic()
         p = fake_fleet(c, n)
@@ -233,6 +237,7 @@ def tls_rate(n, figs):
                 figs["rate_tls"] = note
             else:
                 figs["rate_tls"] = "%.0f/s (wall %.0f/s)" % (n / cpu, n / dt)
+                figs["rss_tls"] = "%.1f KiB" % per_worker(c, base, n)
         finally:
             fake_stop(p)
 
@@ -251,6 +256,9 @@ def herd_section():
     for what, fn, args in (("real workers", real_herd, (n, rows, figs)),
                            ("fake workers", fake_herd, (big, rows, figs)),
                            ("TLS rate", tls_rate, (ntls, figs))):
+        only = os.environ.get("BENCH_HERD_ONLY")
+        if only and not what.lower().startswith(only.lower()):
+            continue
         if big + 64 > hard and fn is fake_herd:
             rows.append(["%d fake workers" % big, "n/a (open files "
                          "capped at %d)" % hard, "", ""])
@@ -267,6 +275,8 @@ def herd_section():
     rows.append(["handshake rate, TLS (wss://, ECDSA P-256)",
                  figs.get("rate_tls", "n/a"), "",
                  "%d fake workers" % ntls])
+    rows.append(["serve RSS per idle worker, %d fake over wss://" % ntls,
+                 figs.get("rss_tls", "n/a"), "", "VmRSS growth / %d" % ntls])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in [["", "measured", "target", "how"]] + rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
