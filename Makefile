@@ -8,7 +8,7 @@ BASHDIR	?= $(PREFIX)/share/bash-completion/completions
 DESTDIR	?=
 
 CC	?= cc
-PKGS	 = libevent libevent_openssl openssl jansson
+PKGS	 = libevent libevent_openssl openssl jansson libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -89,7 +89,8 @@ demo: deps
 	$(MAKE) all
 	sh scripts/demo.sh
 
-bench: deps
+bench:
+	@sh scripts/deps.sh bench
 	$(MAKE) all
 	python3 tests/bench.py
 

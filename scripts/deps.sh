@@ -1,34 +1,44 @@
 #!/bin/sh
-# Install the Debian packages that building and testing sandd need.
+# Install the Debian packages that building and testing sandd need (and,
+# with "bench", what `make bench` compares against: OpenSSH for scp).
 #
 # Idempotent: packages already installed are left alone, and when nothing
 # is missing the script prints nothing and exits 0 without touching apt.
-# Usage: scripts/deps.sh [-n]   (-n: only list what is missing; exit 1 if any)
+# Usage: scripts/deps.sh [-n] [bench]
+#	(-n: only list what is missing; exit 1 if any)
 
 set -eu
 
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
-libjansson-dev libwslay-dev libclang-rt-14-dev python3 python3-setuptools
-python3-wheel python3-venv socat mandoc openssl procps iproute2 tmux
-openssh-server openssh-client asciinema"
+libjansson-dev libwslay-dev libseccomp-dev libclang-rt-14-dev python3
+python3-setuptools python3-wheel python3-venv socat mandoc openssl procps
+iproute2 asciinema"
+BENCH_PACKAGES="openssh-server openssh-client"
+
+usage() {
+	echo "usage: $0 [-n] [bench]"
+}
 
 dry_run=0
-case "${1:-}" in
--n|--dry-run)
-	dry_run=1
-	;;
--h|--help)
-	echo "usage: $0 [-n]"
-	exit 0
-	;;
-"")
-	;;
-*)
-	echo "$0: unknown option: $1" >&2
-	echo "usage: $0 [-n]" >&2
-	exit 2
-	;;
-esac
+for arg in "$@"; do
+	case "$arg" in
+	-n|--dry-run)
+		dry_run=1
+		;;
+	bench)
+		PACKAGES="$PACKAGES $BENCH_PACKAGES"
+		;;
+	-h|--help)
+		usage
+		exit 0
+		;;
+	*)
+		echo "$0: unknown argument: $arg" >&2
+		usage >&2
+		exit 2
+		;;
+	esac
+done
 
 # is_installed PKG: true when dpkg has PKG fully installed.
 is_installed() {

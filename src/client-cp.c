@@ -733,6 +733,7 @@ client_cp(int argc, char **argv)
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "preserve", no_argument, NULL, 'p' },
 		{ "no-wait", no_argument, NULL, 'N' },
+		{ "workspace", required_argument, NULL, 'W' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -741,7 +742,7 @@ client_cp(int argc, char **argv)
 	char		*sw, *dw;
 	int		 ch, rec = 0, keep = 0, no_wait = 0;
 
-	while ((ch = getopt_long(argc, argv, "S:rph", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "S:rpW:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			rec = 1;

@@ -310,12 +310,13 @@ exec_options(int argc, char **argv, struct exec_opts *o)
 		{ "label", required_argument, NULL, 'l' },
 		{ "no-wait", no_argument, NULL, 'N' },
 		{ "pty", no_argument, NULL, 'P' },
+		{ "workspace", required_argument, NULL, 'W' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
 
-	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:Ph", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "+S:t:e:C:l:PW:h", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 't':

@@ -24,7 +24,7 @@ struct table {
 };
 
 /* A table with these column titles; right[i] aligns column i right. */
-static struct table *
+struct table *
 table_create(const char **titles, const int *right, size_t ncols)
 {
 	struct table	*t = xcalloc(1, sizeof *t);
@@ -42,7 +42,7 @@ table_create(const char **titles, const int *right, size_t ncols)
 }
 
 /* Add a row of ncols cells (copied; NULL prints as "-"). */
-static void
+void
 table_add(struct table *t, const char **cells)
 {
 	size_t	i;
@@ -57,7 +57,7 @@ table_add(struct table *t, const char **cells)
 }
 
 /* Print the table on stdout and free it. */
-static void
+void
 table_print(struct table *t)
 {
 	size_t	*w = xcalloc(t->ncols, sizeof *w), r, i, n;
@@ -107,7 +107,7 @@ labels_text(json_t *labels)
 }
 
 /* A number field as text into buf. */
-static const char *
+const char *
 num_text(json_t *v, char *buf, size_t len)
 {
 	if (json_is_integer(v))
@@ -178,7 +178,7 @@ list_options(int argc, char **argv, json_t *labels,
  * Send req (freed) and return its reply, whose field key must be an
  * array (in *list). With json, print the array and return NULL.
  */
-static json_t *
+json_t *
 list_fetch(json_t *req, const char *key, int json, json_t **list)
 {
 	json_t	*r;

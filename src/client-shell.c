@@ -297,26 +297,35 @@ term_deadline(struct term *t)
 	return ((int)(TERM_KILL_GRACE * 1000));
 }
 
-/* Print the output event m, the part of it not shown yet. */
+/*
+ * Print the output event m (its raw payload, or its data), the part of
+ * it not shown yet.
+ */
 static void
 term_output(struct term *t, json_t *m)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer	*b;
 	json_t		*off = json_object_get(m, "offset");
+	json_t		*raw = json_object_get(m, "bytes");
 	uint64_t	 at, skip = 0;
 	size_t		 n;
 
-	n = client_msg_bytes(m, "data", b);
 	at = json_is_integer(off) ? (uint64_t)json_integer_value(off) :
 	    t->offset;
 	if (at < t->offset)
-		skip = t->offset - at < n ? t->offset - at : n;
-	if (n > skip)
-		client_write_all(STDOUT_FILENO, evbuffer_pullup(b, -1) + skip,
-		    n - skip);
+		skip = t->offset - at;
+	if (json_is_integer(raw))
+		n = client_conn_payload_skip(t->c, m, skip, STDOUT_FILENO);
+	else {
+		b = evbuffer_new();
+		n = client_msg_bytes(m, "data", b);
+		if (n > skip)
+			client_write_all(STDOUT_FILENO, evbuffer_pullup(b, -1) +
+			    skip, n - skip);
+		evbuffer_free(b);
+	}
 	if (at + n > t->offset)
 		t->offset = at + n;
-	evbuffer_free(b);
 }
 
 /*
@@ -362,6 +371,7 @@ term_call(struct term *t, json_t *req)
 			if (json_integer_value(mid) == id &&
 			    client_msg_final(m))
 				return (m);
+			client_conn_payload(t->c, m, -1, NULL);
 			json_decref(m);
 		}
 		if (client_conn_eof(t->c))
@@ -405,9 +415,9 @@ term_attach(struct term *t)
 
 	if (t->worker != NULL)
 		client_conn_watch(t->c, t->worker, 0);
-	r = term_call(t, json_pack("{s:s, s:s, s:I, s:b}", "op",
+	r = term_call(t, json_pack("{s:s, s:s, s:I, s:b, s:b}", "op",
 	    "session.attach", "session", t->session, "since",
-	    (json_int_t)t->offset, "readonly", t->o->readonly));
+	    (json_int_t)t->offset, "readonly", t->o->readonly, "raw", 1));
 	if (r == NULL)
 		return (TERM_RETRY);
 	if (json_is_true(json_object_get(r, "ok"))) {
@@ -602,6 +612,7 @@ client_term_open(struct conn *c, json_t *req, const struct client_term_opts *o)
 	int		 status;
 
 	json_object_set_new(req, "attach", json_true());
+	json_object_set_new(req, "raw", json_true());
 	if (tty_size(&ws) == 0) {
 		json_object_set_new(req, "rows", json_integer(ws.ws_row));
 		json_object_set_new(req, "cols", json_integer(ws.ws_col));
@@ -664,6 +675,7 @@ client_shell(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "no-wait", no_argument, NULL, 'N' },
 		{ "reconnect", no_argument, NULL, 'R' },
+		{ "workspace", required_argument, NULL, 'W' },
 		CLIENT_LONGOPTS_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -672,7 +684,7 @@ client_shell(int argc, char **argv)
 	int			 ch, i;
 
 	memset(&o, 0, sizeof o);
-	while ((ch = getopt_long(argc, argv, "+S:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+S:W:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'N':
 			o.no_wait = 1;
@@ -750,9 +762,9 @@ client_attach(int argc, char **argv)
 	/* An unknown session: session.attach says so. */
 	if ((worker = session_worker(c, argv[optind])) != NULL)
 		client_conn_watch(c, worker, o.no_wait);
-	r = client_conn_call(c, json_pack("{s:s, s:s, s:I, s:b}", "op",
+	r = client_conn_call(c, json_pack("{s:s, s:s, s:I, s:b, s:b}", "op",
 	    "session.attach", "session", argv[optind], "since",
-	    (json_int_t)since, "readonly", o.readonly), 1);
+	    (json_int_t)since, "readonly", o.readonly, "raw", 1), 1);
 	if (!json_is_true(json_object_get(r, "ok"))) {
 		free(worker);
 		client_die_reply(255, r);

@@ -74,6 +74,10 @@ volatile sig_atomic_t	 client_got_signal;
 volatile sig_atomic_t	 client_got_winch;
 
 /* The long options of a subcommand that has only -S and --help. */
+static void	 client_conn_workspace(json_t *);
+
+const char		*client_workspace;
+
 const struct option	 client_longopts[] = {
 	CLIENT_LONGOPTS_COMMON,
 	{ NULL, 0, NULL, 0 }
@@ -148,7 +152,7 @@ client_usage_error(void)
  * `sandd NAME --help`: the usage line, what the subcommand does and its
  * options explained, on stdout; exit 0.
  */
-static __dead void
+__dead void
 client_help(void)
 {
 	printf("usage: sandd %s %s\n\n%c%s.\n\nOptions:\n%s", client_cmd,
@@ -170,6 +174,9 @@ client_option(int ch, char **argv)
 	switch (ch) {
 	case 'S':
 		client_socket = optarg;
+		return;
+	case 'W':
+		client_workspace = optarg;
 		return;
 	case 'h':
 		client_help();
@@ -728,6 +735,7 @@ client_conn_send(struct conn *c, json_t *req)
 
 	if (json_object_get(req, "id") == NULL)
 		json_object_set_new(req, "id", json_integer(next_id++));
+	client_conn_workspace(req);
 	id = (int)json_integer_value(json_object_get(req, "id"));
 	if ((s = json_dumps(req, JSON_COMPACT)) == NULL)
 		client_die(255, "cannot encode a request");
@@ -739,6 +747,27 @@ client_conn_send(struct conn *c, json_t *req)
 		c->payload_out = (size_t)json_integer_value(json_object_get(req,
 		    "bytes"));
 	return (id);
+}
+
+/*
+ * With -W, what a request does on a worker (exec, session.open, put,
+ * get, stat) happens in that workspace.
+ */
+static void
+client_conn_workspace(json_t *req)
+{
+	static const char *ops[] = { "exec", "session.open", "put", "get",
+	    "stat", NULL };
+	const char	*op = json_string_value(json_object_get(req, "op"));
+	const char	**o;
+
+	if (client_workspace == NULL || op == NULL ||
+	    json_object_get(req, "workspace") != NULL)
+		return;
+	for (o = ops; *o != NULL; o++)
+		if (strcmp(op, *o) == 0)
+			json_object_set_new(req, "workspace",
+			    json_string(client_workspace));
 }
 
 /* Send a request that wants no attention (its reply is dropped); frees it. */
@@ -813,14 +842,15 @@ conn_recv(struct conn *c)
 }
 
 /*
- * Pass the raw payload that follows message m (its "bytes", if any) to
- * fd and md, or drop it if fd < 0 and md is NULL. Returns its length.
+ * Pass the raw payload that follows message m (its "bytes", if any) but
+ * its first skip bytes to fd and md, or drop it if fd < 0 and md is NULL.
+ * Returns its length.
  */
-size_t
-client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
+static size_t
+conn_payload(struct conn *c, json_t *m, size_t skip, int fd, EVP_MD_CTX *md)
 {
 	json_t	*b = json_object_get(m, "bytes");
-	size_t	 n, len, total;
+	size_t	 n, k, len, total;
 
 	len = total = json_is_integer(b) ? (size_t)json_integer_value(b) : 0;
 	while (len > 0) {
@@ -830,15 +860,34 @@ client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
 		n = c->len < len ? c->len : len;
 		if (n == 0)
 			continue;
-		if (fd >= 0)
-			client_write_all(fd, c->buf, n);
-		if (md != NULL)
-			EVP_DigestUpdate(md, c->buf, n);
+		k = skip < n ? skip : n;
+		skip -= k;
+		if (fd >= 0 && n > k)
+			client_write_all(fd, c->buf + k, n - k);
+		if (md != NULL && n > k)
+			EVP_DigestUpdate(md, c->buf + k, n - k);
 		memmove(c->buf, c->buf + n, c->len - n);
 		c->len -= n;
 		len -= n;
 	}
 	return (total);
+}
+
+/*
+ * Pass the raw payload that follows message m (its "bytes", if any) to
+ * fd and md, or drop it if fd < 0 and md is NULL. Returns its length.
+ */
+size_t
+client_conn_payload(struct conn *c, json_t *m, int fd, EVP_MD_CTX *md)
+{
+	return (conn_payload(c, m, 0, fd, md));
+}
+
+/* The same, leaving out the payload's first skip bytes. */
+size_t
+client_conn_payload_skip(struct conn *c, json_t *m, size_t skip, int fd)
+{
+	return (conn_payload(c, m, skip, fd, NULL));
 }
 
 /*

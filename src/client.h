@@ -36,6 +36,7 @@ __dead void	 client_die(int, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
 __dead void	 client_die_reply(int, json_t *);
 __dead void	 client_usage_error(void);
+__dead void	 client_help(void);
 void		 client_option(int, char **);
 void		 client_option_kv(json_t *, int, const char *);
 double		 client_option_secs(const char *);
@@ -67,6 +68,7 @@ void		 client_conn_send_quiet(struct conn *, json_t *);
 int		 client_conn_has_line(struct conn *);
 json_t		*client_conn_take(struct conn *);
 size_t		 client_conn_payload(struct conn *, json_t *, int, EVP_MD_CTX *);
+size_t		 client_conn_payload_skip(struct conn *, json_t *, size_t, int);
 json_t		*client_conn_recv_id(struct conn *, int);
 json_t		*client_conn_reply(struct conn *, int);
 json_t		*client_conn_call(struct conn *, json_t *, int);
@@ -98,5 +100,16 @@ int		 client_term_open(struct conn *, json_t *,
 		     const struct client_term_opts *);
 void		 client_tty_restore(void);
 int		 client_tty_is_raw(void);
+
+/* client-list.c */
+struct table;
+struct table	*table_create(const char **, const int *, size_t);
+void		 table_add(struct table *, const char **);
+void		 table_print(struct table *);
+json_t		*list_fetch(json_t *, const char *, int, json_t **);
+const char	*num_text(json_t *, char *, size_t);
+
+/* client.c: -W, the workspace requests to a worker go into */
+extern const char *client_workspace;
 
 #endif

@@ -11,6 +11,11 @@
  * (session.read calls of bounded size, fetched as the client keeps up),
  * so nothing between is lost or repeated. session.read always asks the
  * worker's ring.
+ *
+ * Output events carry the bytes JSON-escaped in "data" (or "data_b64"),
+ * never splitting a UTF-8 sequence; a connection attached with "raw"
+ * gets "bytes": N instead, followed by the N bytes as they are (the raw
+ * payload framing of get), copied once from where they are held.
  */
 #include <sys/types.h>
 
@@ -22,6 +27,7 @@
 #include "control-session.h"
 
 #define SESSION_EVENT_MAX	(64 * 1024)	/* bytes per output event */
+#define SESSION_RAW_MAX		(256 * 1024)	/* the same, raw */
 #define SESSION_RPC_CHUNK	(128 * 1024)	/* bytes per ring read */
 
 struct sconn {
@@ -29,6 +35,7 @@ struct sconn {
 	struct client	*cl;
 	int		 attached;
 	int		 readonly;
+	int		 raw;		/* output as raw payloads */
 	int		 exit_sent;
 	uint64_t	 pos;		/* next offset for its events */
 	struct evbuffer	*rbuf;		/* replayed from the ring */
@@ -116,6 +123,8 @@ sconn_send_exit(struct sconn *a, json_t *error)
 	a->exit_sent = 1;
 	ev = json_pack("{s:s, s:s, s:O, s:O}", "event", "exit", "session",
 	    a->s->id, "exit_code", a->s->exit_code, "signal", a->s->signal);
+	if (a->s->reason != NULL)
+		json_object_set(ev, "reason", a->s->reason);
 	if (error != NULL)
 		json_object_set(ev, "error", error);
 	control_client_send(a->cl, ev);
@@ -215,37 +224,102 @@ sconn_copy(struct sconn *a, uint8_t *dst, size_t max)
 	return (n + k);
 }
 
+/* How many bytes sconn_copy() would give at most. */
+static size_t
+sconn_avail(struct sconn *a)
+{
+	uint64_t	pos = a->pos, base = session_base(a->s), rend;
+	size_t		n = 0;
+
+	if (pos < base) {
+		rend = a->rpos + evbuffer_get_length(a->rbuf);
+		if (pos < a->rpos || pos >= rend)
+			return (0);
+		n = (size_t)(rend - pos);
+		if ((pos += n) < base)
+			return (n);
+	}
+	return (n + (size_t)(session_recv(a->s) - pos));
+}
+
+/* The next output event as a raw payload; how many bytes it has. */
+static size_t
+sconn_send_raw(struct sconn *a)
+{
+	struct evbuffer		*b;
+	struct evbuffer_iovec	 v;
+	size_t			 n = sconn_avail(a);
+	json_t			*ev;
+
+	if (n == 0)
+		return (0);
+	if (n > SESSION_RAW_MAX)
+		n = SESSION_RAW_MAX;
+	b = evbuffer_new();
+	if (evbuffer_reserve_space(b, (ev_ssize_t)n, &v, 1) < 1)
+		fatalx("%s: evbuffer_reserve_space", __func__);
+	v.iov_len = n = sconn_copy(a, v.iov_base, n);
+	evbuffer_commit_space(b, &v, 1);
+	ev = json_pack("{s:s, s:s, s:I}", "event", "output", "session",
+	    a->s->id, "offset", (json_int_t)a->pos);
+	control_client_send_raw(a->cl, ev, b);
+	json_decref(ev);
+	evbuffer_free(b);
+	return (n);
+}
+
 /*
- * Send a connection its output events while it keeps up, never
- * splitting a UTF-8 sequence; then the exit event once all is sent.
+ * The next output event with the bytes in JSON, never splitting a UTF-8
+ * sequence (but at the end); how many bytes it has. buf holds
+ * SESSION_EVENT_MAX.
+ */
+static size_t
+sconn_send_json(struct sconn *a, uint8_t *buf)
+{
+	size_t	n, whole;
+	int	valid;
+	json_t	*ev;
+
+	if ((n = sconn_copy(a, buf, SESSION_EVENT_MAX)) == 0)
+		return (0);
+	whole = util_utf8_complete(buf, n, &valid);
+	if (!valid || ((a->s->c->flags & CHAN_ENDED) &&
+	    a->pos + n == session_recv(a->s)))
+		whole = n;
+	if (whole == 0)
+		return (0);
+	ev = json_pack("{s:s, s:s, s:I}", "event", "output", "session",
+	    a->s->id, "offset", (json_int_t)a->pos);
+	util_json_set_bytes(ev, "data", buf, whole);
+	control_client_send(a->cl, ev);
+	json_decref(ev);
+	return (whole);
+}
+
+/*
+ * Send a connection its output events while it keeps up, then the exit
+ * event once all is sent.
  */
 static void
 sconn_deliver(struct sconn *a)
 {
 	struct session	*s = a->s;
-	uint8_t		*buf;
-	uint64_t	 base, recv, rend;
-	size_t		 n, whole, d;
-	int		 valid, ended = (s->c->flags & CHAN_ENDED) != 0;
-	json_t		*ev;
+	uint8_t		*buf = NULL;
+	uint64_t	 base, rend;
+	size_t		 whole, d;
+	int		 ended = (s->c->flags & CHAN_ENDED) != 0;
 
 	if (!a->attached || control_client_dead(a->cl))
 		return;
-	buf = xmalloc(SESSION_EVENT_MAX);
+	if (!a->raw)
+		buf = xmalloc(SESSION_EVENT_MAX);
 	while (control_client_writable(a->cl)) {
 		base = session_base(s);
-		recv = session_recv(s);
 		rend = a->rpos + evbuffer_get_length(a->rbuf);
-		n = sconn_copy(a, buf, SESSION_EVENT_MAX);
-		whole = 0;
-		if (n > 0) {
-			whole = util_utf8_complete(buf, n, &valid);
-			if (!valid || (ended && a->pos + n == recv))
-				whole = n;
-		}
+		whole = a->raw ? sconn_send_raw(a) : sconn_send_json(a, buf);
 		if (whole == 0) {
 			/* Replay: fetch (more of) it from the ring. */
-			if (a->pos < base && n == 0) {
+			if (a->pos < base && sconn_avail(a) == 0) {
 				evbuffer_drain(a->rbuf,
 				    evbuffer_get_length(a->rbuf));
 				sconn_fetch(a, a->pos, base);
@@ -253,11 +327,6 @@ sconn_deliver(struct sconn *a)
 				sconn_fetch(a, rend, base);
 			break;
 		}
-		ev = json_pack("{s:s, s:s, s:I}", "event", "output", "session",
-		    s->id, "offset", (json_int_t)a->pos);
-		util_json_set_bytes(ev, "data", buf, whole);
-		control_client_send(a->cl, ev);
-		json_decref(ev);
 		a->pos += whole;
 		if ((d = evbuffer_get_length(a->rbuf)) > 0 &&
 		    a->pos > a->rpos) {
@@ -288,9 +357,9 @@ attach_readonly(struct req *r, struct session *s)
 	return (0);
 }
 
-/* The connection that opened s is attached from the start. */
+/* The connection that opened s is attached from the start (raw: so). */
 void
-attach_on_open(struct session *s, struct client *cl)
+attach_on_open(struct session *s, struct client *cl, int raw)
 {
 	struct sconn	*a;
 
@@ -298,6 +367,7 @@ attach_on_open(struct session *s, struct client *cl)
 		return;
 	a = sconn_get(s, cl);
 	a->attached = 1;
+	a->raw = raw;
 	a->pos = 0;
 }
 
@@ -415,6 +485,7 @@ control_session_attach(struct req *r)
 	recv = session_recv(s);
 	a->attached = 1;
 	a->readonly = req_bool(r, "readonly", 0);
+	a->raw = req_bool(r, "raw", 0);
 	a->exit_sent = 0;
 	a->pos = since != NULL && (uint64_t)json_integer_value(since) < recv ?
 	    (uint64_t)json_integer_value(since) : recv;

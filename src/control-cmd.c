@@ -59,7 +59,7 @@ static const struct req_field f_exec[] = {
 	{ "max_concurrency", FIELD_COUNT, 0, 0, 1000000, NULL },
 	F_BOOL("env_clear"), F_BOOL("stream"), F_BOOL("stdin_open"),
 	F_BOOL("merge_stderr"), { "limits", FIELD_COUNTS, 0, 0, 0,
-	"an object of whole numbers" }, F_END
+	"an object of whole numbers" }, F_STR("workspace"), F_END
 };
 static const struct req_field f_read[] = {
 	F_STR_REQ("handle"), F_STR("until"), F_SECS("timeout"), F_END
@@ -75,10 +75,11 @@ static const struct req_field f_subscribe[] = {
 };
 static const struct req_field f_session_open[] = {
 	REQ_COMMAND_FIELDS, F_SIZE("rows", 0), F_SIZE("cols", 0),
-	F_STR("term"), F_BOOL("attach"), F_END
+	F_STR("term"), F_BOOL("attach"), F_BOOL("raw"), F_STR("workspace"),
+	F_END
 };
 static const struct req_field f_session_attach[] = {
-	F_SESSION, F_BYTES("since"), F_BOOL("readonly"), F_END
+	F_SESSION, F_BYTES("since"), F_BOOL("readonly"), F_BOOL("raw"), F_END
 };
 static const struct req_field f_session[] = { F_SESSION, F_END };
 static const struct req_field f_session_resize[] = {
@@ -100,12 +101,27 @@ static const struct req_field f_session_list[] = { F_STR("worker"), F_END };
 static const struct req_field f_put[] = {
 	F_PATH, { "mode", FIELD_COUNT, 0, 0, 07777,
 	"permission bits, 0 to 4095 (07777)" }, F_BOOL("mkdir"),
-	F_BYTES("bytes"), F_END
+	F_BYTES("bytes"), F_STR("workspace"), F_END
 };
 static const struct req_field f_get[] = {
-	F_PATH, F_BYTES("offset"), F_BYTES("length"), F_BOOL("raw"), F_END
+	F_PATH, F_BYTES("offset"), F_BYTES("length"), F_BOOL("raw"),
+	F_STR("workspace"), F_END
 };
-static const struct req_field f_stat[] = { F_PATH, F_END };
+static const struct req_field f_stat[] = { F_PATH, F_STR("workspace"),
+	F_END };
+static const struct req_field f_ws_create[] = {
+	F_STR("name"), F_STR("workspace"), F_STR("network"),
+	{ "memory", FIELD_COUNT, 0, 1024 * 1024, FIELD_MAX_BYTES,
+	"a number of bytes, at least 1048576" },
+	{ "pids", FIELD_COUNT, 0, 1, 4194304, NULL },
+	{ "cpu", FIELD_ANY, 0, 0, 0, NULL },
+	{ "env", FIELD_ENV, 0, 0, 0, "an object mapping names to strings" },
+	F_END
+};
+static const struct req_field f_ws_list[] = { F_STR("worker"), F_END };
+static const struct req_field f_ws_destroy[] = {
+	F_STR_REQ("workspace"), F_BOOL("keep"), F_END
+};
 
 /*
  * The ops: name, handler, the class an access rule must allow (0: any
@@ -150,6 +166,11 @@ static const struct op_entry control_ops[] = {
 	  OP_AUDIT | OP_RUNS, f_get },
 	{ "stat", control_file_stat, ACL_FILES, OP_WORKER | OP_AUDIT | OP_RUNS,
 	  f_stat },
+	{ "workspace.create", control_workspace_create, ACL_WORKSPACE,
+	  OP_WORKER | OP_STARTS | OP_AUDIT, f_ws_create },
+	{ "workspace.list", control_workspace_list, ACL_VIEW, 0, f_ws_list },
+	{ "workspace.destroy", control_workspace_destroy, ACL_WORKSPACE,
+	  OP_WORKER | OP_AUDIT, f_ws_destroy },
 };
 
 /*

@@ -135,6 +135,7 @@ exec_start(struct req *r, struct worker *w)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);

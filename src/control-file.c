@@ -100,6 +100,7 @@ control_file_put(struct req *r)
 		json_object_set_new(open, "mode", json_integer(req_int(r,
 		    "mode", 0644)));
 	file_add_owner(r, open);
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_put_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -151,6 +152,7 @@ control_file_get(struct req *r)
 		json_object_set_new(open, "max",
 		    json_integer(CONTROL_MAX_INLINE));
 	file_add_owner(r, open);
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_get_ops, open);
 	json_decref(open);
 	req_add_chan(r, c);
@@ -250,6 +252,7 @@ control_file_stat(struct req *r)
 	m = json_pack("{s:s, s:s}", "op", "stat", "path", req_string(r,
 	    "path"));
 	file_add_owner(r, m);
+	control_workspace_pass(r, m);
 	req_rpc(r, r->worker, m, req_rpc_forward);
 }
 

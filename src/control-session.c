@@ -9,8 +9,8 @@
  * the controller holds only what it received and not every consumer has
  * taken yet (at most the worker's window), and acks as the slowest one
  * advances, at once when nobody is attached. The consumers are the
- * attached connections (control-attach.c) and the running session.run
- * (control-run.c).
+ * attached connections (control-attach.c); session.run is the worker's
+ * (control-run.c forwards it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +57,6 @@ session_create(struct chan *c)
 	s->rows = 24;
 	s->cols = 80;
 	TAILQ_INIT(&s->conns);
-	TAILQ_INIT(&s->runs);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	c->data = s;
 	return (s);
@@ -122,7 +121,6 @@ session_consume(struct session *s)
 	uint64_t	base = session_base(s), min = session_recv(s);
 
 	attach_min(s, &min);
-	run_min(s, &min);
 	if (min > base)
 		chan_consume(s->c, WIRE_OUT, (size_t)(min - base));
 	chan_ack(s->c, 0);
@@ -163,11 +161,15 @@ session_set_status(struct session *s, json_t *info)
 		json_decref(s->signal);
 		s->signal = json_incref(v);
 	}
+	if (json_is_string(v = json_object_get(info, "reason"))) {
+		json_decref(s->reason);
+		s->reason = json_incref(v);
+	}
 }
 
-/* The program exited (per the end message, or the close reply). */
-static void
-session_mark_exited(struct session *s, json_t *info)
+/* The program exited (per the end message, or a close or run reply). */
+void
+session_exited(struct session *s, json_t *info)
 {
 	if (s->exited)
 		return;
@@ -178,7 +180,6 @@ session_mark_exited(struct session *s, json_t *info)
 		s->announced = 1;
 		session_announce(s, "exited");
 	}
-	run_exited(s);
 }
 
 /* Output or the end arrived: runs, events, acks. */
@@ -186,9 +187,8 @@ static void
 session_pump(struct session *s)
 {
 	record_feed(s);
-	run_feed(s);
 	if ((s->c->flags & CHAN_ENDED) && !s->exited)
-		session_mark_exited(s, s->c->end);
+		session_exited(s, s->c->end);
 	attach_deliver_all(s);
 	session_consume(s);
 }
@@ -210,29 +210,25 @@ session_answer_open(struct session *s, json_t *err)
 		req_error_json(r, err);
 	else {
 		if (s->attach_on_open)
-			attach_on_open(s, r->client);
+			attach_on_open(s, r->client, s->attach_raw);
 		req_reply(r, json_pack("{s:s, s:I, s:s}", "session", s->id,
 		    "pid", s->pid, "worker", s->worker));
 	}
 	req_unref(r);
 }
 
-/* Free the session's state; pending requests get no_such_session. */
+/* Free the session's state; a pending open gets no_such_session. */
 static void
 session_free(struct session *s)
 {
-	json_t	*err;
-
 	session_answer_open(s, wire_error("no_such_session", 0, "session %s "
 	    "went away before it started", s->id));
-	err = wire_error("no_such_session", 0, "session %s was closed", s->id);
-	run_gone(s, err);
-	json_decref(err);
 	attach_free_all(s);
 	record_stop(s);
 	TAILQ_REMOVE(&sessions, s, entry);
 	json_decref(s->exit_code);
 	json_decref(s->signal);
+	json_decref(s->reason);
 	free(s->cmd);
 	s->c->data = NULL;
 	free(s);
@@ -284,7 +280,6 @@ session_gone(struct session *s, json_t *error)
 		s->announced = 1;
 		session_announce(s, "exited");
 	}
-	run_gone(s, error);
 }
 
 /* ---- the channel kind ---- */
@@ -413,12 +408,14 @@ control_session_open(struct req *r)
 		if ((v = req_field(r, *f)) != NULL)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
+	control_workspace_pass(r, open);
 	c = server_worker_chan_open(r->worker, &chan_session_ops, open);
 	json_decref(open);
 	s = session_create(c);
 	s->rows = (int)req_int(r, "rows", 24);
 	s->cols = (int)req_int(r, "cols", 80);
 	s->attach_on_open = req_bool(r, "attach", 1);
+	s->attach_raw = req_bool(r, "raw", 0);
 	s->open_req = req_ref(r);
 	log_debug("session %s: opening on worker %s", s->id, s->worker);
 }
@@ -486,7 +483,7 @@ session_close_done(struct req *r, json_t *res)
 
 	if (json_is_true(json_object_get(res, "ok")) &&
 	    (s = session_find(req_string(r, "session"))) != NULL) {
-		session_mark_exited(s, res);
+		session_exited(s, res);
 		attach_exit_all(s, NULL);
 		log_debug("session %s: closed", s->id);
 		chan_release(s->c);

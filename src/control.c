@@ -589,7 +589,7 @@ control_client_line(struct client *cl, struct evbuffer *in, size_t len)
 	json_error_t	 jerr;
 
 	line = (char *)evbuffer_pullup(in, (ssize_t)len + 1);
-	msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+	msg = json_loadb(line, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	evbuffer_drain(in, len + 1);
 	cl->sink = NULL;
 	control_cmd_dispatch(cl, msg, msg == NULL ? jerr.text : NULL);

@@ -12,6 +12,7 @@
  * kind's open function in a table.
  */
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +22,18 @@
 
 #include "sandd.h"
 #include "job.h"
+
+/*
+ * A read this big says the program writes as fast as it can (a terminal
+ * gives at most 4 KiB a read): its output is sent once JOB_COALESCE bytes
+ * wait or JOB_COALESCE_WAIT has passed, in fewer, bigger frames; a smaller
+ * read (typing, a prompt) goes at once. A 256 MiB cat on a terminal made
+ * 65,536 frames of 4 KiB, each costing a write, epoll changes and an ack
+ * on three processes.
+ */
+#define JOB_BUSY_READ		2048
+#define JOB_COALESCE		(64 * 1024)
+#define JOB_COALESCE_WAIT	0.001	/* s */
 
 static TAILQ_HEAD(, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static struct event	*orphan_ev;
@@ -141,6 +154,7 @@ job_free(struct job *j)
 	TAILQ_REMOVE(&jobs, j, entry);
 	if (j->ops != NULL && j->ops->free != NULL)
 		j->ops->free(j);
+	job_tree_free(j);
 	for (s = 0; s < WIRE_NSTREAMS; s++) {
 		job_close_stream(j, s);
 		evbuffer_free(j->out[s].buf);
@@ -151,6 +165,8 @@ job_free(struct job *j)
 		event_free(j->timeout_ev);
 	if (j->kill_ev != NULL)
 		event_free(j->kill_ev);
+	if (j->flush_ev != NULL)
+		event_free(j->flush_ev);
 	json_decref(j->end);
 	json_decref(j->owner);
 	free(j);
@@ -237,6 +253,110 @@ job_stream_room(struct job *j, int s)
 	return (used < window ? window - used : 0);
 }
 
+static void
+job_flush_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	job_flush(arg);
+}
+
+/* After a read of n bytes of stream s: send now, or soon with more. */
+static void
+job_flush_soon(struct job *j, int s, size_t n)
+{
+	struct job_stream	*st = &j->out[s];
+	struct timeval		 tv;
+
+	if (n < JOB_BUSY_READ || st->base + evbuffer_get_length(st->buf) -
+	    st->sent >= JOB_COALESCE) {
+		job_flush(j);
+		return;
+	}
+	if (j->flush_ev == NULL)
+		j->flush_ev = evtimer_new(ev_base, job_flush_cb, j);
+	if (!evtimer_pending(j->flush_ev, NULL)) {
+		util_timeval(&tv, JOB_COALESCE_WAIT);
+		evtimer_add(j->flush_ev, &tv);
+	}
+}
+
+/*
+ * Queue output of stream s that a filter kept (job_ops.filter): it is
+ * sent, and gets its offset, like bytes read. The caller flushes.
+ */
+void
+job_stream_push(struct job *j, int s, const uint8_t *p, size_t n)
+{
+	if (n == 0 || (j->flags & JOB_CANCELLED))
+		return;
+	evbuffer_add(j->out[s].buf, p, n);
+	if (j->ops != NULL && j->ops->output != NULL)
+		j->ops->output(j, s, p, n);
+	job_stream_arm(j, s);
+}
+
+/* Read through the kind's filter: it pushes what it keeps. */
+static ssize_t
+job_stream_read_filtered(struct job *j, int s, int fd, size_t room)
+{
+	static uint8_t	buf[WIRE_CHUNK];
+	ssize_t		n;
+
+	if ((n = read(fd, buf, room)) > 0 && !(j->flags & JOB_CANCELLED)) {
+		j->ops->filter(j, s, buf, (size_t)n);
+		job_flush_soon(j, s, (size_t)n);
+	}
+	return (n);
+}
+
+/*
+ * Read into the free space of the stream's buffer: the tail of its last
+ * chain, then a new one, so that neither a copy nor a chain per read is
+ * needed (a terminal gives 4 KiB a read). The kind's output hook sees
+ * the bytes. Returns what readv(2) returned.
+ */
+static ssize_t
+job_stream_read_direct(struct job *j, int s, int fd, size_t room)
+{
+	struct job_stream	*st = &j->out[s];
+	struct evbuffer_iovec	 vec[2];
+	struct iovec		 iov[2];
+	size_t			 left = room;
+	ssize_t			 n;
+	int			 i, nv, e;
+
+	nv = evbuffer_reserve_space(st->buf, (ev_ssize_t)room, vec, 2);
+	if (nv < 1)
+		fatalx("%s: evbuffer_reserve_space", __func__);
+	for (i = 0; i < nv; i++) {
+		iov[i].iov_base = vec[i].iov_base;
+		iov[i].iov_len = vec[i].iov_len < left ? vec[i].iov_len : left;
+		left -= iov[i].iov_len;
+	}
+	n = readv(fd, iov, nv);
+	e = errno;
+	left = n > 0 ? (size_t)n : 0;
+	for (i = 0; i < nv; i++) {
+		vec[i].iov_len = left < iov[i].iov_len ? left : iov[i].iov_len;
+		left -= vec[i].iov_len;
+	}
+	evbuffer_commit_space(st->buf, vec, nv);
+	if (n <= 0) {
+		errno = e;
+		return (n);
+	}
+	if (j->flags & JOB_CANCELLED) {
+		/* Nobody wants it, but the program may still write. */
+		evbuffer_drain(st->buf, (size_t)n);
+		return (n);
+	}
+	for (i = 0; i < nv && j->ops != NULL && j->ops->output != NULL; i++)
+		if (vec[i].iov_len > 0)
+			j->ops->output(j, s, vec[i].iov_base, vec[i].iov_len);
+	job_stream_arm(j, s);
+	job_flush_soon(j, s, (size_t)n);
+	return (n);
+}
+
 /* Output to read on a stream: as much as its window has room for. */
 static void
 job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
@@ -246,8 +366,6 @@ job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 	int			 s = (int)(st - j->out);
 	size_t			 room = job_stream_room(j, s);
 	ssize_t			 n;
-	uint8_t			*p;
-	struct evbuffer_iovec	 vec;
 
 	if (room == 0) {
 		job_stream_arm(j, s);
@@ -255,26 +373,11 @@ job_stream_read_cb(evutil_socket_t fd, __unused short what, void *arg)
 	}
 	if (room > WIRE_CHUNK)
 		room = WIRE_CHUNK;
-	if (evbuffer_reserve_space(st->buf, (ssize_t)room, &vec, 1) < 1)
-		fatalx("evbuffer_reserve_space");
-	p = vec.iov_base;
-	n = read(fd, p, room);
-	if (n > 0) {
-		vec.iov_len = (size_t)n;
-		evbuffer_commit_space(st->buf, &vec, 1);
-		if (j->flags & JOB_CANCELLED) {
-			/* Nobody wants it, but the program may still write. */
-			evbuffer_drain(st->buf, (size_t)n);
-			return;
-		}
-		if (j->ops != NULL && j->ops->output != NULL)
-			j->ops->output(j, s, p, (size_t)n);
-		job_stream_arm(j, s);
-		job_flush(j);
-		return;
-	}
-	evbuffer_commit_space(st->buf, &vec, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if (j->flags & JOB_FILTER)
+		n = job_stream_read_filtered(j, s, fd, room);
+	else
+		n = job_stream_read_direct(j, s, fd, room);
+	if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
 		return;
 	/* EOF, or EIO on a PTY whose program has gone. */
 	job_close_stream(j, s);
@@ -467,6 +570,9 @@ job_kill(struct job *j, int sig)
 {
 	if (j->pid > 0 && killpg(j->pid, sig) == -1 && errno == ESRCH)
 		kill(j->pid, sig);
+	/* KILL is the end: of everything the job started. */
+	if (sig == SIGKILL)
+		job_tree_kill(j);
 }
 
 /* The grace period after TERM has passed. */
@@ -743,7 +849,9 @@ job_link_writable(void)
 	struct job	*j, *j1;
 
 	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
-		job_flush(j);
+		/* One gathering output for a bigger frame waits for it. */
+		if (j->flush_ev == NULL || !evtimer_pending(j->flush_ev, NULL))
+			job_flush(j);
 		if (!worker_writable())
 			break;
 	}

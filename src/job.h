@@ -24,6 +24,11 @@ struct job_stream {
 struct job_ops {
 	/* Bytes read from stream s, already queued to be sent. */
 	void	(*output)(struct job *, int, const uint8_t *, size_t);
+	/*
+	 * With JOB_FILTER: bytes read from stream s, not yet queued; the
+	 * hook queues what it keeps with job_stream_push().
+	 */
+	void	(*filter)(struct job *, int, const uint8_t *, size_t);
 	/* Stream s reached EOF (its descriptor is closed). */
 	void	(*eof)(struct job *, int);
 	/* The controller acknowledged output of stream s. */
@@ -55,6 +60,7 @@ struct job {
 #define JOB_CANCELLED	0x2
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
+#define JOB_FILTER	0x10	/* output goes through ops->filter */
 	pid_t			 pid;
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
@@ -75,8 +81,12 @@ struct job {
 
 	json_t			*end;
 	json_t			*owner;		/* who asked, as sent */
+	struct workspace	*ws;		/* where it runs, NULL: host */
+	uint64_t		 ws_ooms;	/* its OOM kills at the start */
+	struct cgroup		*cg;		/* its group, see job-tree.c */
 	struct event		*timeout_ev;
 	struct event		*kill_ev;
+	struct event		*flush_ev;	/* output sent soon, in bulk */
 	void			*data;		/* per kind */
 	TAILQ_ENTRY(job)	 entry;
 };
@@ -88,6 +98,7 @@ void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
 void		 job_flush(struct job *);
 void		 job_stream_attach(struct job *, int, int);
+void		 job_stream_push(struct job *, int, const uint8_t *, size_t);
 void		 job_close_stream(struct job *, int);
 size_t		 job_stream_room(struct job *, int);
 void		 job_stdin_attach(struct job *, int);
@@ -97,11 +108,43 @@ void		 job_fail(struct job *, const char *, int, const char *, ...)
 		     __attribute__((format(printf, 4, 5)));
 void		 job_terminate(struct job *);
 
+/* job-tree.c */
+int		 job_tree_prepare(struct job *, json_t *, struct spawn_req *);
+void		 job_tree_started(struct job *, struct spawn_req *);
+char		**job_tree_env(struct job *, json_t *, int, const char *,
+		     const char *);
+void		 job_tree_kill(struct job *);
+const char	*job_tree_reason(struct job *, int, const char *);
+void		 job_tree_free(struct job *);
+
 /* worker-exec.c */
 void		 worker_exec_open(struct job *, json_t *);
 
 /* worker-session.c */
 void		 worker_session_open(struct job *, json_t *);
+
+/* worker-run.c */
+#define RUN_MARK_MAX	64	/* longer than any marker of a run */
+struct runner;
+/* Finds a run's markers in a session's output; what is not one passes. */
+struct run_scan {
+	char		 secret[17];
+	uint8_t		 part[RUN_MARK_MAX];	/* a marker cut by a read */
+	size_t		 plen;
+	void		(*bytes)(void *, const uint8_t *, size_t);
+	void		(*mark)(void *, int, unsigned long, int);
+	void		*arg;
+};
+void		 run_scan_feed(struct run_scan *, const uint8_t *, size_t);
+void		 run_scan_flush(struct run_scan *);
+ssize_t		 run_echo_end(const uint8_t *, size_t, const char *);
+void		 run_typed_form(struct evbuffer *, const char *);
+struct runner	*runner_create(struct job *, int);
+void		 runner_free(struct runner *);
+void		 runner_request(struct runner *, json_t *);
+void		 runner_filter(struct runner *, const uint8_t *, size_t);
+void		 runner_eof(struct runner *);
+void		 runner_exited(struct runner *, json_t *);
 
 /* worker-file.c */
 void		 worker_file_open(struct job *, json_t *);

@@ -43,8 +43,9 @@ struct sandd_cmd {
 #define CLIENT_OPTIONS_COMMON						\
 	"  -S, --socket PATH\n"						\
 	"      The controller's control socket. Default: $SANDD_CONTROL,\n" \
-	"      else /run/sandd/control.sock for root and\n"		\
-	"      /tmp/sandd-UID/control.sock for other users.\n"		\
+	"      else /run/sandd/control.sock for root and, for other\n"	\
+	"      users, $XDG_RUNTIME_DIR/sandd/control.sock or\n"		\
+	"      /tmp/sandd-UID/control.sock.\n"				\
 	"  -h, --help\n"						\
 	"      Print this help and exit.\n"
 
@@ -75,6 +76,9 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Run the command on a terminal, as ssh -t does: a session\n"
 	  "      as sandd shell opens (raw mode, window size, ~. detaches);\n"
 	  "      exit with its status. Default: pipes, no terminal.\n"
+	  "  -W, --workspace NAME\n"
+	  "      Run it in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) when the worker is found\n"
 	  "      disconnected, as we start or while we wait. Default: wait\n"
@@ -84,6 +88,9 @@ static const struct sandd_cmd sandd_cmds[] = {
 	{ "shell", client_shell,
 	  "[options] worker [-- command [arg ...]]",
 	  "open an interactive session on a worker",
+	  "  -W, --workspace NAME\n"
+	  "      Open it in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --reconnect\n"
 	  "      When the controller goes away, connect again (pausing\n"
 	  "      longer each time) and attach where the output shown ends,\n"
@@ -133,10 +140,35 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "      Keep the modification time and the set-id and sticky\n"
 	  "      bits. Default: the permission bits only, through the\n"
 	  "      umask on the local side.\n"
+	  "  -W, --workspace NAME\n"
+	  "      Copy in this workspace of the worker (see sandd\n"
+	  "      workspace). Default: on the worker itself.\n"
 	  "  --no-wait\n"
 	  "      Fail at once (status 255) when the worker is found\n"
 	  "      disconnected, as we start or while we wait. Default: wait\n"
 	  "      for it to come back within the controller's resume window.\n"
+	  CLIENT_OPTIONS_COMMON,
+	  SANDD_CMD_CLIENT },
+	{ "workspace", client_workspace_cmd,
+	  "create [options] worker [name]\n"
+	  "       sandd workspace list [options]\n"
+	  "       sandd workspace destroy [--keep] worker name",
+	  "create, list and destroy isolated workspaces on workers",
+	  "  --memory BYTES, --pids N, --cpu CORES\n"
+	  "      create: the workspace's limits (K, M, G suffixes for\n"
+	  "      memory; cpu in cores, such as 0.5). Default: the\n"
+	  "      worker's ceilings, else none.\n"
+	  "  --network none|host\n"
+	  "      create: only its own loopback (none, the default), or\n"
+	  "      the host's network.\n"
+	  "  -e, --env K=V\n"
+	  "      create: the default environment inside; repeatable.\n"
+	  "  -w, --worker ID\n"
+	  "      list: only the workspaces of this worker.\n"
+	  "  --json\n"
+	  "      list: print JSON instead of a table.\n"
+	  "  --keep\n"
+	  "      destroy: keep the /workspace folder on the worker's disk.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
@@ -460,11 +492,6 @@ sandd_worker(int argc, char **argv)
 		    "A-Za-z0-9._-, not . or ..)", o->id);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		opts_bad("worker", "--tls-cert and --tls-key go together");
-	/* TODO(main): each goes as its feature lands. */
-	if (o->isolate || o->allow_host_network || o->max_workspaces != 0 ||
-	    o->ws_max_memory != 0 || o->ws_max_pids != 0 ||
-	    o->ws_max_cpu != 0)
-		opts_bad("worker", "an option given is not supported yet");
 	log_init("sandd-worker", o->verbose, o->syslog);
 	return (worker_main());
 }

@@ -672,6 +672,12 @@ void	 control_file_get(struct req *);
 void	 control_file_stat(struct req *);
 void	 control_file_payload_done(struct chan *);
 
+/* control-workspace.c */
+void	 control_workspace_pass(struct req *, json_t *);
+void	 control_workspace_create(struct req *);
+void	 control_workspace_list(struct req *);
+void	 control_workspace_destroy(struct req *);
+
 /* worker.c */
 int	 worker_main(void);
 void	 worker_send(json_t *);
@@ -690,8 +696,43 @@ const char *state_folder(void);
 char	*state_read(const char *);
 int	 state_write(const char *, const void *, size_t);
 
+/* worker-workspace.c */
+struct workspace;
+void	 workspace_init(void);
+void	 workspace_shutdown(void);
+void	 worker_workspace_create(json_t *);
+void	 worker_workspace_list(json_t *);
+void	 worker_workspace_destroy(json_t *);
+int	 workspace_of(json_t *, struct workspace **, const char **, char **);
+struct workspace *workspace_ref(struct workspace *);
+void	 workspace_unref(struct workspace *);
+struct ns_init *workspace_ns(struct workspace *);
+struct cgroup *workspace_cgroup(struct workspace *);
+int	 workspace_file_open(struct workspace *, const char *, int, int);
+int	 workspace_file_parent(struct workspace *, const char *, int, char **,
+	     char **);
+struct stat;
+int	 workspace_file_lstat(struct workspace *, const char *, struct stat *);
+int	 workspace_file_give(struct workspace *, int);
+char	**workspace_env(struct workspace *, json_t *, const char *);
+uint64_t workspace_ooms(struct workspace *);
+
+/* worker-ring.c */
+/* The last size bytes of a stream, addressed by absolute offset. */
+struct ring {
+	uint8_t		*buf;
+	size_t		 size;
+	uint64_t	 end;		/* bytes added so far */
+};
+void	 ring_init(struct ring *, size_t);
+void	 ring_free(struct ring *);
+uint64_t ring_start(const struct ring *);
+void	 ring_add(struct ring *, const uint8_t *, size_t);
+void	 ring_copy(const struct ring *, uint64_t, uint8_t *, size_t);
+
 /* worker-session.c */
 void	 worker_session_read(json_t *);
+void	 worker_session_run(json_t *);
 void	 worker_session_resize(json_t *);
 void	 worker_session_signal(json_t *);
 void	 worker_session_close(json_t *);
@@ -746,12 +787,84 @@ struct spawn_req {
 	int		 nlimits;
 	int		 limit_res[8];
 	uint64_t	 limit_val[8];
+
+	/* Where it runs: a workspace (NULL: the host), a job's groups. */
+	struct ns_init	*ns;
+	int		 cg_fds[4];
+	int		 ncg;
 };
+int	 spawn_plan(struct spawn_req *, int *);
+void	 spawn_plan_free(struct spawn_req *);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
 char	**spawn_build_env(json_t *, int, const char *, const char *);
 char	**spawn_build_argv(json_t *, char **);
 void	 spawn_free_strv(char **);
+
+/* cgroup.c */
+#define CG_MEMORY	0
+#define CG_PIDS		1
+#define CG_CPU		2
+#define CG_TRACK	3	/* finds and kills: v2, or v1 pids */
+#define CG_NHIER	4
+#define CGROUP_RMDIR	1
+#define CGROUP_KILL	2
+struct cgroup;
+void	 cgroup_init(const char *, const char *, const char *);
+int	 cgroup_version(int);
+int	 cgroup_tracking(void);
+struct cgroup *cgroup_create(struct cgroup *, const char *, int, char **);
+int	 cgroup_set_limits(struct cgroup *, uint64_t, int, double, char **);
+int	 cgroup_procs_fds(struct cgroup *, int *, int);
+int	 cgroup_enter(const int *, int);
+int	 cgroup_count(struct cgroup *);
+int	 cgroup_kill(struct cgroup *);
+uint64_t cgroup_memory_used(struct cgroup *);
+uint64_t cgroup_oom_kills(struct cgroup *);
+void	 cgroup_free(struct cgroup *, int);
+void	 cgroup_sweep(void);
+void	 cgroup_kill_all(void);
+void	 cgroup_shutdown(void);
+const char *cgroup_path(struct cgroup *, int);
+void	 cgroup_guard_start(void);
+
+/* seccomp.c */
+int	 seccomp_init_filter(char **);
+int	 seccomp_apply(void);
+void	 seccomp_free_filter(void);
+
+/* ns.c */
+/* How a workspace's init is made. */
+struct ns_config {
+	const char	*hostname;
+	const char	*work;		/* host folder bound at /workspace */
+	const char	*stage;		/* an empty host folder to build in */
+	const char	*hide;		/* host folder shown empty, or NULL */
+	int		 host_network;
+	uid_t		 uid;		/* host ids of root inside */
+	gid_t		 gid;
+	unsigned	 count;		/* ids mapped from there */
+};
+/* A running init. */
+struct ns_init {
+	pid_t		 pid;
+	int		 pidfd;
+	int		 sock;		/* its file service */
+	uid_t		 uid;
+	gid_t		 gid;
+	unsigned	 count;
+	int		 host_network;
+};
+int	 ns_init_start(const struct ns_config *, struct cgroup *,
+	     struct ns_init *, char **);
+void	 ns_init_stop(struct ns_init *);
+int	 ns_file_open(struct ns_init *, const char *, int, int, int, int *);
+int	 ns_file_mkdirs(struct ns_init *, const char *, int *);
+__dead void ns_child_fail(int, int);
+
+/* ns-spawn.c */
+pid_t	 ns_spawn(struct spawn_req *, struct ns_init *, int *, int *,
+	     char **);
 
 /* client.c */
 int	 client_main(const char *, const char *, const char *, const char *,
@@ -776,5 +889,8 @@ int	 client_cp(int, char **);
 
 /* client-audit.c */
 int	 client_audit(int, char **);
+
+/* client-workspace.c */
+int	 client_workspace_cmd(int, char **);
 
 #endif

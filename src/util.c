@@ -643,8 +643,12 @@ util_control_dir_ok(const char *path, int create, char **why)
 	if (create && mkdir(dir, geteuid() == 0 ? 0755 : 0700) == -1 &&
 	    errno != EEXIST)
 		xasprintf(why, "%s: %s", dir, strerror(errno));
-	else if (lstat(dir, &sb) == -1)
-		xasprintf(why, "%s: %s", dir, strerror(errno));
+	else if (lstat(dir, &sb) == -1) {
+		if (!create && errno == ENOENT)
+			r = 0;	/* nothing there: connecting says so */
+		else
+			xasprintf(why, "%s: %s", dir, strerror(errno));
+	}
 	else if (!S_ISDIR(sb.st_mode))
 		xasprintf(why, "%s is not a folder", dir);
 	else if (sb.st_uid != geteuid() && sb.st_uid != 0)

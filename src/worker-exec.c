@@ -71,6 +71,8 @@ exec_reaped(pid_t pid, int status, void *arg)
 	j->pid = -1;
 	/* Stray members of the group must not hold the pipes for ever. */
 	killpg(pid, SIGKILL);
+	if (j->flags & (JOB_TIMED_OUT | JOB_CANCELLED))
+		job_tree_kill(j);
 	if (j->kill_ev != NULL)
 		evtimer_del(j->kill_ev);
 	if (j->timeout_ev != NULL)
@@ -93,7 +95,8 @@ exec_reaped(pid_t pid, int status, void *arg)
 		json_object_set_new(end, "signal", json_string(
 		    util_signal_name(WTERMSIG(status))));
 		json_object_set_new(end, "reason", json_string(
-		    (j->flags & JOB_TIMED_OUT) ? "timeout" : "signal"));
+		    job_tree_reason(j, status, (j->flags & JOB_TIMED_OUT) ?
+		    "timeout" : "signal")));
 	}
 	log_debug("channel %u: pid %ld done", j->ch, (long)pid);
 	job_set_end(j, end);
@@ -171,13 +174,17 @@ worker_exec_open(struct job *j, json_t *open)
 		return;
 	}
 	memset(&sr, 0, sizeof sr);
+	if (job_tree_prepare(j, open, &sr) == -1)
+		return;
 	if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+		job_tree_started(j, &sr);
 		job_fail(j, "exec_failed", 0, "%s", cause);
 		free(cause);
 		return;
 	}
 	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
 	    &cause)) {
+		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
 		job_fail(j, "denied", 0, "%s", cause);
 		free(cause);
@@ -185,11 +192,12 @@ worker_exec_open(struct job *j, json_t *open)
 	}
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
-	sr.envp = spawn_build_env(json_object_get(open, "env"),
+	sr.envp = job_tree_env(j, json_object_get(open, "env"),
 	    json_is_true(json_object_get(open, "env_clear")), NULL, sr.user);
 	sr.limits = json_object_get(open, "limits");
 	pid = exec_spawn(j, &sr, json_is_true(json_object_get(open,
 	    "merge_stderr")), &e, &cause);
+	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {

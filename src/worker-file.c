@@ -579,8 +579,12 @@ file_put_folder(struct job *j, struct file_xfer *x, int mkdir)
 	char	*failed = NULL;
 	int	 e;
 
-	x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir, &x->base,
-	    &failed);
+	if (j->ws != NULL)	/* as the workspace sees it */
+		x->dirfd = workspace_file_parent(j->ws, x->path, mkdir,
+		    &x->base, &failed);
+	else
+		x->dirfd = path_open_parent(x->path, O_RDONLY, mkdir,
+		    &x->base, &failed);
 	if (x->dirfd != -1)
 		return (0);
 	e = errno;
@@ -629,6 +633,10 @@ file_put_open(struct job *j, struct file_xfer *x, json_t *msg)
 	}
 	if (file_temp_create(x) == -1) {
 		file_fail_errno(j, errno, NULL);
+		return;
+	}
+	if (j->ws != NULL && workspace_file_give(j->ws, x->fd) == -1) {
+		file_fail_errno(j, errno, "chown");
 		return;
 	}
 #ifdef __linux__
@@ -807,8 +815,12 @@ file_get_open(struct job *j, struct file_xfer *x, json_t *msg)
 	if (json_is_integer(v = json_object_get(msg, "max")) &&
 	    json_integer_value(v) > 0)
 		x->max = (uint64_t)json_integer_value(v);
-	x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0);
-	if (x->fd == -1 && path_outside(errno)) {
+	if (j->ws != NULL)
+		x->fd = workspace_file_open(j->ws, x->path, O_RDONLY |
+		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+	else
+		x->fd = path_open(x->path, O_RDONLY | O_NONBLOCK, 0);
+	if (x->fd == -1 && j->ws == NULL && path_outside(errno)) {
 		file_fail_outside(j);
 		return;
 	}
@@ -862,7 +874,8 @@ worker_file_open(struct job *j, json_t *msg)
 {
 	static int		 once;
 	struct file_xfer	*x;
-	const char		*path;
+	struct workspace	*ws;
+	const char		*path, *code;
 	char			*cause;
 	int			 put = j->kind == CHAN_PUT;
 
@@ -882,7 +895,14 @@ worker_file_open(struct job *j, json_t *msg)
 		return;
 	}
 	x = file_xfer_create(j, put ? "put" : "get", path);
-	if (!policy_files_allowed(&cause)) {
+	if (workspace_of(msg, &ws, &code, &cause) == -1) {
+		file_fail(j, code, 0, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (ws != NULL)
+		j->ws = workspace_ref(ws);
+	if (ws == NULL && !policy_files_allowed(&cause)) {
 		file_fail(j, "denied", 0, "%s", cause);
 		free(cause);
 		return;
@@ -897,7 +917,8 @@ worker_file_open(struct job *j, json_t *msg)
 void
 worker_file_stat(json_t *msg)
 {
-	const char	*path, *type;
+	struct workspace *ws;
+	const char	*path, *type, *code = "denied";
 	struct stat	 st;
 	char		*base, *cause;
 	int		 dirfd, e = 0;
@@ -908,13 +929,18 @@ worker_file_stat(json_t *msg)
 		    "be an absolute path");
 		return;
 	}
-	if (!policy_files_allowed(&cause)) {
-		worker_reply_error(msg, "denied", 0, "stat %s on %s: %s", path,
+	if (workspace_of(msg, &ws, &code, &cause) == -1 ||
+	    (ws == NULL && !policy_files_allowed(&cause))) {
+		worker_reply_error(msg, code, 0, "stat %s on %s: %s", path,
 		    worker_opts.id, cause);
 		free(cause);
 		return;
 	}
-	if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) == -1)
+	if (ws != NULL) {
+		if (workspace_file_lstat(ws, path, &st) == -1)
+			e = errno;
+	} else if ((dirfd = path_open_parent(path, O_PATH, 0, &base, NULL)) ==
+	    -1)
 		e = errno;
 	else {
 		if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -922,7 +948,7 @@ worker_file_stat(json_t *msg)
 		close(dirfd);
 		free(base);
 	}
-	if (path_outside(e)) {
+	if (ws == NULL && path_outside(e)) {
 		worker_reply_error(msg, "denied", 0, "stat %s on %s: outside "
 		    "the worker's root %s (by name, \"..\" or a symlink)",
 		    path, worker_opts.id, path_root());

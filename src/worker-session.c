@@ -14,7 +14,8 @@
  * program through the PTY); on the way every byte is also copied into a
  * ring of the last --ring-size bytes, addressed by absolute offset, that
  * answers session.read and the controller's replays. Input comes through
- * job.c's stdin path on the master.
+ * job.c's stdin path on the master. session.run is worker-run.c's: once a
+ * session had one, its output passes that file's filter on the way.
  *
  * The session has exited once its leader was reaped and the master read
  * EOF (EIO), so no tail of output is lost; the end message then carries
@@ -66,9 +67,7 @@ struct session {
 	struct job	*job;
 	pid_t		 pid;		/* the leader, kept after reaping */
 	int		 master;
-	uint8_t		*ring;
-	size_t		 ring_size;
-	uint64_t	 end;		/* bytes of output so far */
+	struct ring	 ring;		/* of its output (worker-ring.c) */
 	int		 rows;
 	int		 cols;
 	char		*cmd;
@@ -85,9 +84,11 @@ struct session {
 	struct event	*linger_ev;
 	struct swaits	 reads;
 	struct swaits	 closes;
+	struct runner	*runner;	/* session.run (worker-run.c) */
 };
 
 static void	 session_output(struct job *, int, const uint8_t *, size_t);
+static void	 session_filter(struct job *, int, const uint8_t *, size_t);
 static void	 session_eof(struct job *, int);
 static void	 session_message(struct job *, enum wire_type, json_t *);
 static void	 session_release(struct job *);
@@ -98,6 +99,7 @@ static void	 session_check_waiters(struct session *);
 
 static const struct job_ops session_ops = {
 	.output = session_output,
+	.filter = session_filter,
 	.eof = session_eof,
 	.message = session_message,
 	.release = session_release,
@@ -105,48 +107,6 @@ static const struct job_ops session_ops = {
 	.describe = session_describe,
 	.free = session_free,
 };
-
-/* ---- the ring ---- */
-
-/* Offset of the oldest byte kept. */
-static uint64_t
-session_ring_start(struct session *s)
-{
-	return (s->end > s->ring_size ? s->end - s->ring_size : 0);
-}
-
-/* Append output to the ring, overwriting the oldest. */
-static void
-session_ring_add(struct session *s, const uint8_t *p, size_t n)
-{
-	size_t	pos, first;
-
-	if (n > s->ring_size) {
-		s->end += n - s->ring_size;
-		p += n - s->ring_size;
-		n = s->ring_size;
-	}
-	pos = (size_t)(s->end % s->ring_size);
-	first = s->ring_size - pos;
-	if (first > n)
-		first = n;
-	memcpy(s->ring + pos, p, first);
-	memcpy(s->ring, p + first, n - first);
-	s->end += n;
-}
-
-/* Copy n bytes from offset off (kept in the ring) to dst. */
-static void
-session_ring_copy(struct session *s, uint64_t off, uint8_t *dst, size_t n)
-{
-	size_t	pos = (size_t)(off % s->ring_size), first;
-
-	first = s->ring_size - pos;
-	if (first > n)
-		first = n;
-	memcpy(dst, s->ring + pos, first);
-	memcpy(dst + first, s->ring, n - first);
-}
 
 /* ---- helpers ---- */
 
@@ -166,6 +126,10 @@ session_exit_fields(struct session *s, json_t *o)
 		json_object_set_new(o, "signal", json_string(
 		    util_signal_name(WTERMSIG(s->status))));
 	}
+	if (s->reaped)
+		json_object_set_new(o, "reason", json_string(job_tree_reason(
+		    s->job, s->status, WIFEXITED(s->status) ? "exit" :
+		    "signal")));
 }
 
 /* What a controller knows a running session by: id, pid, cmd, size. */
@@ -239,7 +203,7 @@ session_waiter_free(struct swait *w)
 static void
 session_read_reply(struct session *s, struct swait *w, int matched)
 {
-	uint64_t	 start = w->since, stop, rstart = session_ring_start(s);
+	uint64_t	 start = w->since, stop, rstart = ring_start(&s->ring);
 	int		 truncated = 0;
 	uint8_t		*buf;
 	char		*b64;
@@ -252,21 +216,21 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 		truncated = 1;
 		start = rstart;
 	}
-	if (start > s->end)
-		start = s->end;
-	stop = s->end;
+	if (start > s->ring.end)
+		start = s->ring.end;
+	stop = s->ring.end;
 	if (w->limit != SESSION_NONE && w->limit < stop)
 		stop = w->limit > start ? w->limit : start;
 	if (stop - start > w->max)
 		stop = start + w->max;
 	n = (size_t)(stop - start);
 	buf = xmalloc(n + 1);
-	session_ring_copy(s, start, buf, n);
+	ring_copy(&s->ring, start, buf, n);
 	b64 = util_base64(buf, n);
 	free(buf);
 	res = json_pack("{s:b, s:I, s:I, s:I, s:s, s:b, s:b, s:b}",
 	    "ok", 1, "start", (json_int_t)start, "offset", (json_int_t)stop,
-	    "end", (json_int_t)s->end, "data_b64", b64, "matched", matched,
+	    "end", (json_int_t)s->ring.end, "data_b64", b64, "matched", matched,
 	    "exited", s->exited, "truncated", truncated);
 	free(b64);
 	if (s->exited)
@@ -282,7 +246,7 @@ session_read_reply(struct session *s, struct swait *w, int matched)
 static int
 session_waiter_matches(struct session *s, struct swait *w)
 {
-	uint64_t	 start = w->since, rstart = session_ring_start(s);
+	uint64_t	 start = w->since, rstart = ring_start(&s->ring);
 	uint8_t		*buf;
 	size_t		 n;
 	regmatch_t	 m;
@@ -290,13 +254,14 @@ session_waiter_matches(struct session *s, struct swait *w)
 
 	if (start == SESSION_NONE || start < rstart)
 		start = rstart;
-	if (start > s->end)
-		start = s->end;
-	if (s->end - start > UNTIL_WINDOW)
-		start = s->end - UNTIL_WINDOW;	/* bounded work per attempt */
-	n = (size_t)(s->end - start);
+	if (start > s->ring.end)
+		start = s->ring.end;
+	if (s->ring.end - start > UNTIL_WINDOW)
+		/* Bounded work per attempt. */
+		start = s->ring.end - UNTIL_WINDOW;
+	n = (size_t)(s->ring.end - start);
 	buf = xmalloc(n + 1);
-	session_ring_copy(s, start, buf, n);
+	ring_copy(&s->ring, start, buf, n);
 	buf[n] = '\0';
 #ifdef REG_STARTEND
 	m.rm_so = 0;
@@ -348,7 +313,8 @@ session_schedule_check(struct session *s)
 	if (TAILQ_EMPTY(&s->reads) || evtimer_pending(s->check_ev, NULL))
 		return;
 	wait = s->last_check + SESSION_CHECK_DELAY - util_now();
-	if (wait > 0 && s->end - session_ring_start(s) > SESSION_CHECK_SMALL)
+	if (wait > 0 &&
+	    s->ring.end - ring_start(&s->ring) > SESSION_CHECK_SMALL)
 		util_timeval(&tv, wait);
 	evtimer_add(s->check_ev, &tv);
 }
@@ -447,6 +413,8 @@ session_force_eof(struct session *s)
 	if (j->out[WIRE_OUT].eof)
 		return;
 	job_close_stream(j, WIRE_OUT);
+	if (s->runner != NULL)
+		runner_eof(s->runner);
 	s->eof = 1;
 }
 
@@ -512,6 +480,12 @@ session_check_exit(struct session *s)
 	s->linger_ev = evtimer_new(ev_base, session_linger_cb, s);
 	evtimer_add(s->linger_ev, &tv);
 	job_set_end(j, end);
+	if (s->runner != NULL) {
+		end = json_object();
+		session_exit_fields(s, end);
+		runner_exited(s->runner, end);
+		json_decref(end);
+	}
 }
 
 /* The leader died a while ago and the master gave no EOF yet. */
@@ -581,8 +555,20 @@ session_output(struct job *j, int st, const uint8_t *p, size_t n)
 
 	if (st != WIRE_OUT || s == NULL)
 		return;
-	session_ring_add(s, p, n);
+	ring_add(&s->ring, p, n);
 	session_schedule_check(s);
+}
+
+/* job_ops.filter: once it had a run, the output goes through its filter. */
+static void
+session_filter(struct job *j, int st, const uint8_t *p, size_t n)
+{
+	struct session	*s = j->data;
+
+	if (s != NULL && s->runner != NULL)
+		runner_filter(s->runner, p, n);
+	else
+		job_stream_push(j, st, p, n);
 }
 
 /* job_ops.eof: the master gave EIO (job.c closed its read side). */
@@ -593,6 +579,8 @@ session_eof(struct job *j, int st)
 
 	if (st != WIRE_OUT || s == NULL)
 		return;
+	if (s->runner != NULL)
+		runner_eof(s->runner);
 	s->eof = 1;
 	session_check_exit(s);
 }
@@ -656,7 +644,7 @@ session_describe(struct job *j, json_t *a)
 	/* Say "started" again once the hello is out (it may have been lost). */
 	event_active(s->info_ev, EV_TIMEOUT, 0);
 	session_fields(s, a);
-	json_object_set_new(a, "end", json_integer((json_int_t)s->end));
+	json_object_set_new(a, "end", json_integer((json_int_t)s->ring.end));
 	json_object_set_new(a, "exited", json_boolean(s->exited));
 	session_exit_fields(s, a);
 }
@@ -692,7 +680,8 @@ session_free(struct job *j)
 		event_free(s->kill_ev);
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
-	free(s->ring);
+	runner_free(s->runner);
+	ring_free(&s->ring);
 	free(s->cmd);
 	free(s);
 	j->data = NULL;
@@ -731,6 +720,15 @@ session_cmd_string(json_t *open, char **argv)
 	return (out);
 }
 
+/* The session's TERM: the open's, else xterm-256color. */
+static const char *
+session_term(json_t *open)
+{
+	const char	*term = json_string_value(json_object_get(open, "term"));
+
+	return (term != NULL ? term : "xterm-256color");
+}
+
 /*
  * The session's environment: as a command's for its user, with the
  * open's env over it and TERM. Caller frees.
@@ -738,11 +736,8 @@ session_cmd_string(json_t *open, char **argv)
 static char **
 session_env(json_t *open, const char *user)
 {
-	const char	*term;
-
-	term = json_string_value(json_object_get(open, "term"));
 	return (spawn_build_env(json_object_get(open, "env"), 0,
-	    term != NULL ? term : "xterm-256color", user));
+	    session_term(open), user));
 }
 
 /*
@@ -760,6 +755,8 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	pid_t			 pid;
 
 	memset(&sr, 0, sizeof sr);
+	if (job_tree_prepare(j, open, &sr) == -1)
+		return (-1);
 	sr.cwd = json_string_value(json_object_get(open, "cwd"));
 	sr.user = json_string_value(json_object_get(open, "user"));
 	sr.rows = s->rows;
@@ -770,24 +767,29 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 	if (json_object_get(open, "cmd") != NULL ||
 	    json_object_get(open, "argv") != NULL) {
 		if ((sr.argv = spawn_build_argv(open, &cause)) == NULL) {
+			job_tree_started(j, &sr);
 			job_fail(j, "exec_failed", 0, "%s", cause);
 			free(cause);
 			return (-1);
 		}
 	} else {
 		sr.argv = xcalloc(2, sizeof *sr.argv);
-		sr.argv[0] = session_default_shell(pw);
+		sr.argv[0] = j->ws != NULL ? xstrdup("/bin/sh") :
+		    session_default_shell(pw);
 	}
 	s->cmd = session_cmd_string(open, sr.argv);
 	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
 	    &cause)) {
+		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
 		job_fail(j, "denied", 0, "%s", cause);
 		free(cause);
 		return (-1);
 	}
-	sr.envp = session_env(open, sr.user);
+	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
+	    1, session_term(open), NULL) : session_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
+	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);
 	if (pid == -1) {
@@ -852,10 +854,8 @@ worker_session_open(struct job *j, json_t *open)
 	s->pid = -1;
 	TAILQ_INIT(&s->reads);
 	TAILQ_INIT(&s->closes);
-	s->ring_size = worker_opts.ring_size;
-	if (s->ring_size < DEFAULT_RING_SIZE)
-		s->ring_size = DEFAULT_RING_SIZE;
-	s->ring = xmalloc(s->ring_size);
+	ring_init(&s->ring, worker_opts.ring_size < DEFAULT_RING_SIZE ?
+	    DEFAULT_RING_SIZE : worker_opts.ring_size);
 	s->check_ev = evtimer_new(ev_base, session_check_cb, s);
 	s->info_ev = event_new(ev_base, -1, 0, session_info_cb, s);
 	util_rfc3339(time(NULL), s->created, sizeof s->created);
@@ -904,6 +904,24 @@ worker_session_resize(json_t *msg)
 	}
 	worker_reply(msg, json_pack("{s:b, s:i, s:i}", "ok", 1, "rows",
 	    s->rows, "cols", s->cols));
+}
+
+/* session.run: a command line in the session's shell (worker-run.c). */
+void
+worker_session_run(json_t *msg)
+{
+	struct session	*s;
+
+	if ((s = session_find_rpc(msg)) == NULL)
+		return;
+	if (s->exited || s->eof || s->master == -1) {
+		worker_reply_error(msg, "no_such_session", 0, "session %s has "
+		    "exited", s->job->handle);
+		return;
+	}
+	if (s->runner == NULL)
+		s->runner = runner_create(s->job, s->master);
+	runner_request(s->runner, msg);
 }
 
 /* session.signal: to the terminal's foreground process group. */

@@ -7,6 +7,7 @@
  * on meanwhile.
  */
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "sandd.h"
@@ -197,8 +200,12 @@ static const struct {
 	{ "stat", worker_file_stat },
 	{ "session.read", worker_session_read },
 	{ "session.resize", worker_session_resize },
+	{ "session.run", worker_session_run },
 	{ "session.signal", worker_session_signal },
 	{ "session.close", worker_session_close },
+	{ "workspace.create", worker_workspace_create },
+	{ "workspace.list", worker_workspace_list },
+	{ "workspace.destroy", worker_workspace_destroy },
 };
 
 /* req: run the RPC its op names; it replies. */
@@ -761,6 +768,49 @@ worker_load_secret(void)
 	free(s);
 }
 
+/*
+ * Before any work: the worker's groups (and what an earlier process of
+ * this id left in them), its guardian, and its own protection from the
+ * OOM killer (best effort: it needs CAP_SYS_RESOURCE).
+ */
+static void
+worker_protect(void)
+{
+	unsigned char	 md[32];
+	char		*self = NULL, buf[8192], hex[65];
+	char		 name[WORKER_ID_MAX + 16];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(fd, buf, sizeof buf - 1)) > 0) {
+			buf[n] = '\0';
+			self = buf;
+		}
+		close(fd);
+	}
+	/* The same id with another state folder is another worker. */
+	snprintf(name, sizeof name, "%s", worker_opts.id);
+	if (state_folder() != NULL) {
+		SHA256((const unsigned char *)state_folder(),
+		    strlen(state_folder()), md);
+		util_sha256_hex(md, hex);
+		snprintf(name, sizeof name, "%s.%.8s", worker_opts.id, hex);
+	}
+	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", name);
+	cgroup_sweep();
+	cgroup_guard_start();
+	if (!cgroup_tracking() && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		log_warn("%s: PR_SET_CHILD_SUBREAPER", __func__);
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
+	    -1) {
+		if (write(fd, "-900", 4) != 4)
+			log_debug("%s: oom_score_adj -900: %s", __func__,
+			    strerror(errno));
+		close(fd);
+	}
+}
+
 /* Run the worker until SIGTERM or SIGINT. */
 int
 worker_main(void)
@@ -797,6 +847,8 @@ worker_main(void)
 	}
 	state_init();
 	worker_load_secret();
+	worker_protect();
+	workspace_init();
 	job_init();
 	hash_init();
 	log_info("worker %s (boot %s) dialing %s", worker_opts.id, boot,
@@ -805,6 +857,8 @@ worker_main(void)
 	event_base_dispatch(ev_base);
 
 	job_free_all();
+	workspace_shutdown();
+	cgroup_shutdown();
 	hash_shutdown();
 	if (link_ws != NULL)
 		ws_conn_free(link_ws);

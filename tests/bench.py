@@ -18,6 +18,9 @@ temporary folder (tests/harness.py), then measures and prints:
   - the same put and get through a second serve and worker whose worker
     link is TLS (wss://, a throwaway test CA), in the same rounds, and the
     ratios wss / ws;
+  - PTY output: a 256 MiB text file printed by cat through `sandd shell`,
+    through `script -qfc` (a local terminal) and through `ssh -tt` to the
+    private sshd (tests/bench_pty.py, which also runs alone);
   - peak RSS (VmHWM) of serve and worker after each section (and of the
     wss:// cluster's serve and worker);
   - bounded clients: on a cluster of its own, how much the controller's
@@ -32,7 +35,8 @@ status is 0 unless the cluster itself cannot start.
 Environment (for quick runs): BENCH_N (sequential execs, default 300),
 BENCH_WARMUP (20), BENCH_SECONDS (per throughput run, 5), BENCH_CONC (8),
 BENCH_FILE_MB (1024), BENCH_FILE_ROUNDS (measured file rounds, 3),
-SANDD_BIN (the binary), SANDD_KEEP_TMP.
+BENCH_PTY_MB (256), BENCH_PTY_ROUNDS (3), SANDD_BIN (the binary),
+SANDD_KEEP_TMP.
 """
 
 import hashlib
@@ -716,7 +720,7 @@ class BenchCluster(h.Cluster):
 
     def worker_argv(self, name, labels=None, args=(), url=None):
         argv = [h.SANDD, "worker", "--server-url", url or self.url,
-                "--id", name]
+                "--id", name, "--state-dir", os.path.join(self.tmp, "state")]
         return argv + self._worker_extra + self.worker_args + list(args)
 
 
@@ -841,6 +845,61 @@ def exec_section(cl, rep):
           "pipelined on one control connection, local: %d children at "
           "once. Execs done in those runs: %s)" % (
               CONC, CONC, CONC, ", ".join(counts)))
+    for n in notes:
+        print("  " + n)
+
+
+def workspace_section(cl):
+    """exec `true` into a workspace next to a plain exec, and
+    workspace.create to ready, each p50 of N sequential (issue 12's
+    targets: exec <= 2x plain, create <= 50 ms)."""
+    c = Conn(cl.control)
+    rows, notes = [], []
+    try:
+        c.send({"op": "workspace.create", "id": "ws", "worker": WORKER,
+                "name": "bench"})
+        check_op(c.final("ws"), "workspace.create")
+        plain, inside, create = [], [], []
+        for i in range(WARMUP + N):
+            for req, out in ((exec_req(None), plain),
+                             (dict(exec_req(None), workspace="bench"),
+                              inside)):
+                req["id"] = "x%d-%d" % (i, len(out))
+                t0 = time.perf_counter()
+                c.send(req)
+                r = c.final(req["id"])
+                dt = time.perf_counter() - t0
+                check_op(r, "exec")
+                if i >= WARMUP:
+                    out.append(dt)
+        for i in range(min(N, 50)):
+            name = "bench-%d" % i
+            t0 = time.perf_counter()
+            c.send({"op": "workspace.create", "id": name, "worker": WORKER,
+                    "name": name})
+            check_op(c.final(name), "workspace.create")
+            create.append(time.perf_counter() - t0)
+            c.send({"op": "workspace.destroy", "id": "d" + name,
+                    "worker": WORKER, "workspace": name})
+            check_op(c.final("d" + name), "workspace.destroy")
+        lp, li, lc = lat_stats(plain), lat_stats(inside), lat_stats(create)
+        rows.append(["plain exec", fmt(lp[0]), fmt(lp[1]), ""])
+        rows.append(["exec into a workspace", fmt(li[0]), fmt(li[1]),
+                     fmt(ratio(li[0], lp[0]), "%.2fx")])
+        rows.append(["workspace.create to ready", fmt(lc[0]), fmt(lc[1]),
+                     ""])
+        c.send({"op": "workspace.destroy", "id": "dws", "worker": WORKER,
+                "workspace": "bench"})
+        check_op(c.final("dws"), "workspace.destroy")
+    except NotAvailable as e:
+        notes.append("workspaces: n/a (%s)" % e)
+    except Exception as e:
+        notes.append("workspaces: n/a (error: %s)" % e)
+    finally:
+        c.close()
+    table("workspaces: exec %s side by side, N=%d; create, N=%d (ms)" % (
+        " ".join(CMD), N, min(N, 50)),
+          ["", "p50 ms", "p99 ms", "p50 / plain"], rows)
     for n in notes:
         print("  " + n)
 
@@ -1154,7 +1213,12 @@ def main():
             return 1
         rep.rss_after("start", cl)
         exec_section(cl, rep)
+        workspace_section(cl)
         file_section(cl, rep, work)
+        import bench_pty
+        # The PTY section has a time budget of its own.
+        signal.alarm(signal.alarm(0) + bench_pty.BUDGET)
+        bench_pty.pty_section(cl, rep, work)
         table("peak RSS (VmHWM) after each section",
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])

@@ -841,15 +841,17 @@ _COMMON = [("-S", "--socket", "/nonexistent"), ("-h", "--help", None)]
 CLI_OPTIONS = {
     "exec": [("-t", "--timeout", "1"), ("-e", "--env", "A=B"),
              ("-C", "--cwd", "/"), ("-l", "--label", "a=b"),
-             (None, "--no-wait", None), ("-P", "--pty", None)] + _COMMON,
-    "shell": [(None, "--no-wait", None), (None, "--reconnect", None)] +
-    _COMMON,
+             (None, "--no-wait", None), ("-P", "--pty", None),
+             ("-W", "--workspace", "ws1")] + _COMMON,
+    "shell": [(None, "--no-wait", None), (None, "--reconnect", None),
+              ("-W", "--workspace", "ws1")] + _COMMON,
     "attach": [("-r", "--readonly", None), (None, "--since", "0"),
                (None, "--no-wait", None), (None, "--reconnect", None)] +
     _COMMON,
     "sessions": [("-w", "--worker", "w1"), (None, "--json", None)] + _COMMON,
     "cp": [("-r", "--recursive", None), ("-p", "--preserve", None),
-           (None, "--no-wait", None)] + _COMMON,
+           (None, "--no-wait", None), ("-W", "--workspace", "ws1")] +
+    _COMMON,
     "workers": [("-l", "--label", "a=b"), ("-a", "--all", None),
                 (None, "--json", None)] + _COMMON,
     "wait": [("-t", "--timeout", "1"), ("-l", "--label", "a=b"),

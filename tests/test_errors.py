@@ -102,6 +102,19 @@ def test_exec_without_command_is_bad_request_naming_field():
         assert "cmd" in msg or "argv" in msg, r
 
 
+def test_a_bare_json_value_is_valid_json_but_not_an_object():
+    with h.Cluster(workers={}) as c:
+        ctl = c.connect()
+        for line in ('"x"', "12", "[1]", "null"):
+            ctl.send_raw(line + "\n")
+            r = ctl.recv()
+            h.err(r, "bad_request")
+            assert r["error"]["message"] == "request is not an object", r
+        ctl.send_raw("{nope\n")
+        r = ctl.recv()
+        assert r["error"]["message"] == "request is not valid JSON", r
+
+
 def test_exec_and_session_open_treat_null_cmd_as_absent():
     with h.Cluster() as c:
         ctl = c.connect()

@@ -797,6 +797,27 @@ def test_session_attach_events():
             s.close()
 
 
+def test_session_attach_gets_raw_bytes_untouched():
+    want = b"\xff\x00\xe2\x82" + b"\xac-end\r\n"
+    with h.Cluster() as c, client(c) as cl:
+        s = cl.new_session("w1", command="printf '\\377\\000\\342\\202';"
+                           " sleep 0.2; printf '\\254-end\\n'; sleep 30")
+        try:
+            sub = s.attach(since=0)
+            got, raw = b"", True
+            deadline = time.monotonic() + h.T(10)
+            while len(got) < len(want) and time.monotonic() < deadline:
+                ev = sub.get(timeout=0.5)
+                if ev is not None and ev.type == "output":
+                    got += ev.data
+                    raw = raw and "bytes" in ev.message
+            assert got == want, got
+            assert raw, "output came in JSON, not as raw payloads"
+            sub.close()
+        finally:
+            s.close()
+
+
 # ------------------------------------------------------------ asyncio
 
 def test_async_client_same_methods():

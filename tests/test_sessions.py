@@ -18,11 +18,13 @@ ENV = {"PS1": "$ ", "HISTFILE": "/dev/null", "LC_ALL": "C.UTF-8"}
 
 class Stream:
     """Output events of one session on one connection, checked for
-    contiguous offsets (nothing lost, nothing repeated)."""
+    contiguous offsets (nothing lost, nothing repeated); raw: the events
+    of a connection attached with "raw", bytes in a raw payload."""
 
-    def __init__(self, ctl, sid, start=0):
+    def __init__(self, ctl, sid, start=0, raw=False):
         self.ctl = ctl
         self.sid = sid
+        self.raw = raw
         self.next = start
         self.data = b""
         self.exit = None
@@ -33,10 +35,15 @@ class Stream:
             return False
         if m.get("event") == "output":
             assert "id" not in m, m
-            assert ("data" in m) != ("data_b64" in m), m
+            if self.raw:
+                assert "data" not in m and "data_b64" not in m, m
+                b = m["_payload"]
+                assert len(b) == m["bytes"], m
+            else:
+                assert ("data" in m) != ("data_b64" in m), m
+                b = h.out(m, "data")
             assert m["offset"] == self.next, \
                 "offset %r, expected %r" % (m["offset"], self.next)
-            b = h.out(m, "data")
             assert b, m
             self.data += b
             self.next += len(b)
@@ -716,116 +723,57 @@ def test_session_slow_client_pauses_the_program():
                                "session": r["session"], "signal": "KILL"}))
 
 
-# ------------------------------------------------------------ run
+# ------------------------------------------------------------ raw output
 
-def test_session_run_keeps_state_and_returns_only_output():
-    with h.Cluster() as c:
+def test_session_raw_attach_replays_every_byte_once_untouched():
+    # not UTF-8, NULs, and a UTF-8 sequence cut by the program's pause
+    head = b"a\xff\x00b\xe2\x82"
+    prog = ("printf 'a\\377\\000b\\342\\202'; seq 1 100000; sleep 0.3; "
+            "printf '\\254'; seq 100001 200000; echo END; sleep 30")
+    want = head + b"".join(b"%d\r\n" % i for i in range(1, 100001)) + \
+        b"\xac" + b"".join(b"%d\r\n" % i for i in range(100001, 200001)) + \
+        b"END\r\n"
+    with h.Cluster(worker_args=["--ring-size", "8388608"]) as c:
         ctl = c.connect()
-        r, _ = _bash(ctl, attach=False)
+        r = _open(ctl, argv=["sh", "-c", prog], attach=False)
         sid = r["session"]
-        x = _run(ctl, sid, "echo hello")
-        assert x["output"] == "hello\n" and x["exit_code"] == 0, x
-        assert x["timed_out"] is False
-        assert _run(ctl, sid, "cd /tmp")["output"] == ""
-        assert _run(ctl, sid, "pwd")["output"] == "/tmp\n"
-        _run(ctl, sid, "V='a b'; export W=2")
-        assert _run(ctl, sid, 'echo "$V-$W"')["output"] == "a b-2\n"
-        _run(ctl, sid, "greet() { echo \"hi $1\"; }")
-        assert _run(ctl, sid, "greet you")["output"] == "hi you\n"
-        x = _run(ctl, sid, "false")
-        assert x["exit_code"] == 1 and x["output"] == "", x
-        x = _run(ctl, sid, "(exit 42)")
-        assert x["exit_code"] == 42, x
-        x = _run(ctl, sid, "echo out; echo err >&2; exit_not_a_cmd 2>/dev/null")
-        assert x["output"] == "out\nerr\n" and x["exit_code"] == 127, x
+        assert _read(ctl, sid, since=0, until="\r\n100000\r\n",
+                     timeout=20)["matched"]
+        # from 0: the ring's replay, then the rest as it comes
+        a = c.connect()
+        h.ok(a.call({"op": "session.attach", "session": sid, "since": 0,
+                     "raw": True}))
+        st = Stream(a, sid, raw=True)
+        for _ in range(3):      # other replies never cut a payload
+            a.send({"op": "hello", "id": "x"})
+        st.wait(lambda s: s.next >= len(want), timeout=60, what="all")
+        assert st.data == want, (len(st.data), len(want))
+        # from the middle, on a second connection
+        b = c.connect()
+        mid = len(head) + 12345
+        h.ok(b.call({"op": "session.attach", "session": sid, "since": mid,
+                     "raw": True}))
+        sb = Stream(b, sid, start=mid, raw=True)
+        sb.wait(lambda s: s.next >= len(want), timeout=60, what="tail")
+        assert sb.data == want[mid:]
+        # the same connection attached again without raw gets JSON again
+        h.ok(b.call({"op": "session.attach", "session": sid, "since": 0}))
+        sj = Stream(b, sid)
+        sj.wait(lambda s: s.next >= len(head) + 10, what="JSON events")
+        assert sj.data == want[:len(sj.data)]
 
 
-def test_session_run_handles_stdin_no_newline_ps1_and_set_e():
+def test_session_open_raw_attaches_with_raw_events():
     with h.Cluster() as c:
         ctl = c.connect()
-        r, _ = _bash(ctl, attach=False)
-        sid = r["session"]
-        x = _run(ctl, sid, "cat </dev/null", timeout=10)
-        assert x["output"] == "" and x["exit_code"] == 0, x
-        x = _run(ctl, sid, "read x <<< hi; echo \"got $x\"", timeout=10)
-        assert x["output"] == "got hi\n", x
-        x = _run(ctl, sid, "printf abc")
-        assert x["output"] == "abc" and x["exit_code"] == 0, x
-        _run(ctl, sid, "PS1='>>> weird $ '; PROMPT_COMMAND='echo PC'")
-        x = _run(ctl, sid, "echo after-ps1")
-        assert x["output"] == "after-ps1\n", x
-        x = _run(ctl, sid, "set -e; false")
-        assert x["exit_code"] == 1, x
-        x = _run(ctl, sid, "echo still-here")
-        assert x["output"] == "still-here\n", x
-        x = _run(ctl, sid, "echo 'tab\there'; echo \"q'uote\"")
-        assert x["output"] == "tab\there\nq'uote\n", x
-        x = _run(ctl, sid, "echo one\necho two")
-        assert x["output"] == "one\ntwo\n", x
-        x = _run(ctl, sid, "echo 'h\u00e9' %s \\\\n")
-        assert x["output"] == "h\u00e9 %s \\n\n", x
-        x = _run(ctl, sid, "echo (")
-        assert x["exit_code"] == 2 and "syntax" in x["output"], x
-        x = _run(ctl, sid, "echo ok")
-        assert x["output"] == "ok\n", x
-        # half a line typed by someone is dropped, not run with ours
-        _write(ctl, sid, "echo typed-but-not-entered")
-        x = _run(ctl, sid, "echo clean")
-        assert x["output"] == "clean\n", x
-
-
-def test_session_run_timeout_interrupts_and_session_goes_on():
-    with h.Cluster() as c:
-        ctl = c.connect()
-        r, _ = _bash(ctl, attach=False)
-        sid = r["session"]
-        t0 = time.monotonic()
-        x = _run(ctl, sid, "echo started; sleep 30", timeout=1)
-        dt = time.monotonic() - t0
-        assert x["timed_out"] is True and x["output"] == "started\n", x
-        assert dt < h.T(5), dt
-        assert not [p for p in _procs_in_session(r["pid"])
-                    if p[1] == "sleep"]
-        x = _run(ctl, sid, "echo after")
-        assert x["output"] == "after\n" and x["timed_out"] is False, x
-
-
-def test_session_run_exit_ends_session():
-    with h.Cluster() as c:
-        ctl = c.connect()
-        r, _ = _bash(ctl, attach=False)
-        x = _run(ctl, r["session"], "exit 5")
-        assert x["exit_code"] == 5 and x.get("exited") is True, x
-        ls = [s for s in _list(ctl) if s["session"] == r["session"]]
-        assert ls[0]["exited"] is True and ls[0]["exit_code"] == 5, ls
-
-
-def test_session_run_in_dash():
-    with h.Cluster() as c:
-        ctl = c.connect()
-        r = _open(ctl, argv=["dash", "-i"], env=ENV, attach=False)
-        sid = r["session"]
-        assert _run(ctl, sid, "cd /; X=7")["exit_code"] == 0
-        x = _run(ctl, sid, "echo $X $(pwd)")
-        assert x["output"] == "7 /\n", x
-        x = _run(ctl, sid, "set -e; false")
-        assert x["exit_code"] == 1, x
-        x = _run(ctl, sid, "echo (")
-        assert x["exit_code"] == 2, x
-        assert _run(ctl, sid, "printf xyz")["output"] == "xyz"
-
-
-def test_session_runs_are_queued_in_order():
-    with h.Cluster() as c:
-        ctl = c.connect()
-        r, _ = _bash(ctl, attach=False)
-        sid = r["session"]
-        for i in range(5):
-            ctl.send({"op": "session.run", "session": sid, "id": i,
-                      "cmd": "sleep 0.0%d; echo n%d" % (5 - i, i)})
-        for i in range(5):
-            _, x = ctl.collect(i, timeout=30)
-            assert h.ok(x)["output"] == "n%d\n" % i, x
+        r = _open(ctl, argv=["sh", "-c", "printf 'x\\377y\\n'; cat"],
+                  raw=True)
+        st = Stream(ctl, r["session"], raw=True)
+        st.wait_for(b"x\xffy\r\n")
+        _write(ctl, r["session"], b"\xfe\xfd\n")
+        st.wait_for(b"\xfe\xfd\r\n\xfe\xfd\r\n")    # echo, then cat
+        h.ok(ctl.call({"op": "session.close", "session": r["session"]}))
+        assert st.wait_exit()["signal"] == "HUP"
 
 
 # ------------------------------------------------------------ list, events

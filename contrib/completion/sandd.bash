@@ -80,10 +80,10 @@ _sandd_options()
 		;;
 	exec)
 		echo "-t --timeout -e --env -C --cwd -l --label --no-wait -P
-		    --pty $common"
+		    --pty -W --workspace $common"
 		;;
 	shell)
-		echo "--no-wait --reconnect $common"
+		echo "--no-wait --reconnect -W --workspace $common"
 		;;
 	attach)
 		echo "-r --readonly --since --no-wait --reconnect $common"
@@ -92,7 +92,8 @@ _sandd_options()
 		echo "-w --worker --json $common"
 		;;
 	cp)
-		echo "-r --recursive -p --preserve --no-wait $common"
+		echo "-r --recursive -p --preserve --no-wait -W --workspace
+		    $common"
 		;;
 	workers)
 		echo "-l --label -a --all --json $common"
@@ -108,6 +109,13 @@ _sandd_options()
 		;;
 	ctl)
 		echo "$common"
+		;;
+	workspace)
+		echo "--memory --pids --cpu --network -e --env -w --worker
+		    --json --keep $common"
+		;;
+	audit)
+		echo "-w --worker -u --uid -s --since --json -h --help"
 		;;
 	esac
 }
@@ -146,8 +154,8 @@ _sandd()
 		cword=$COMP_CWORD
 	fi
 
-	local subcommands="serve worker exec shell attach sessions cp workers
-	    wait stats audit ctl"
+	local subcommands="serve worker exec shell attach sessions cp workspace
+	    workers wait stats audit ctl"
 	local bin cmd="" sock="" i w seen_dashdash=0 nargs=0 labels=0
 	bin=$(_sandd_bin "${words[0]}")
 

@@ -93,7 +93,7 @@ fuzz_line_split(const uint8_t *data, size_t size, size_t chunk)
 				if (n > MAX_LINE || memchr(buf, '\n', n) != NULL)
 					abort();
 				msg = json_loadb((const char *)buf, n,
-				    JSON_ALLOW_NUL, &jerr);
+				    JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 				if (msg != NULL && json_is_object(msg))
 					fuzz_line_fields(msg);
 				payload = control_line_payload(msg);

@@ -17,7 +17,7 @@ FUZZ_TIME=${FUZZ_TIME:-10}
 FUZZ_CC=${FUZZ_CC:-clang}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 OUT=build/fuzz
-PKGS="libevent libevent_openssl openssl jansson"
+PKGS="libevent libevent_openssl openssl jansson libseccomp"
 
 if ! command -v "$FUZZ_CC" >/dev/null 2>&1; then
 	echo "FAIL fuzz: $FUZZ_CC not found (run scripts/deps.sh)"

@@ -39,8 +39,9 @@ and aio (the blocking and the asyncio flavour), process and server (local
 """
 
 from .aio import (AsyncClient, AsyncExecHandle, AsyncExecStream,
-                  AsyncSession, AsyncSubscription)
-from .client import Client, ExecHandle, ExecStream, Session, Subscription
+                  AsyncSession, AsyncSubscription, AsyncWorkspace)
+from .client import (Client, ExecHandle, ExecStream, Session, Subscription,
+                     Workspace)
 from .errors import (BadRequest, ChecksumMismatch, CommandTimeout,
                      ConnectionClosed, Denied, ExecFailed, HandleNotFound,
                      InternalError, LimitExceeded, RateLimited,
@@ -64,6 +65,7 @@ __all__ = [
     "SessionInfo", "Event",
     "Session", "AsyncSession", "ExecHandle", "AsyncExecHandle",
     "ExecStream", "AsyncExecStream", "Subscription", "AsyncSubscription",
+    "Workspace", "AsyncWorkspace",
     "SanddError", "BadRequest", "UnknownOp", "TooLarge", "WorkerNotFound",
     "SessionNotFound", "HandleNotFound", "WaitTimeout", "CommandTimeout",
     "SessionTimeout", "ExecFailed", "Denied", "RateLimited", "WorkerLost",

@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator, Callable, Generator, Optional
 
 from .api import ClientOps
 from .errors import ConnectionClosed
-from .objects import HandleOps, SessionOps, StreamOps, SubscriptionOps
+from .objects import (HandleOps, SessionOps, StreamOps, SubscriptionOps,
+                      WorkspaceOps)
 from .ops import Op, Open, Recv, Send, Shut, Sleep, Task, T
 from .protocol import Pending
 
@@ -206,7 +207,12 @@ class AsyncSubscription(_AsyncWith, SubscriptionOps):
 
 AsyncClient.exec_stream.__signature__ = inspect.signature(  # type: ignore
     ClientOps._stream)
+class AsyncWorkspace(_AsyncWith, WorkspaceOps):
+    """The asyncio twin of :class:`Workspace`."""
+
+
 AsyncClient._Session = AsyncSession
+AsyncClient._Workspace = AsyncWorkspace
 AsyncClient._ExecHandle = AsyncExecHandle
 AsyncClient._ExecStream = AsyncExecStream
 AsyncClient._Subscription = AsyncSubscription

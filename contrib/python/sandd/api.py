@@ -41,6 +41,7 @@ class ClientOps(OpHost):
     _ExecHandle: Any = None
     _ExecStream: Any = None
     _Subscription: Any = None
+    _Workspace: Any = None
 
     def __init__(self, path: Optional[str], request_timeout: Optional[float],
                  new_queue: Any, retry: bool = False) -> None:
@@ -492,7 +493,8 @@ class ClientOps(OpHost):
     @op
     def _g_put(self, daemon_id: str, src: Union[PathOrFile, BytesLike],
                remote_path: str, mode: Optional[int] = None,
-               mkdir: bool = False) -> Op[Transfer]:
+               mkdir: bool = False, workspace: Optional[str] = None
+               ) -> Op[Transfer]:
         """Copy a local file (path or binary file object) to a worker.
 
         Streams it as one raw payload: memory use stays small whatever
@@ -504,7 +506,8 @@ class ClientOps(OpHost):
                 _fields("put", worker=daemon_id, path=remote_path,
                         bytes=size,
                         mode=int(mode) if mode is not None else None,
-                        mkdir=True if mkdir else None), payload=payload))
+                        mkdir=True if mkdir else None, workspace=workspace),
+                payload=payload))
         finally:
             if opened:
                 fobj.close()
@@ -520,8 +523,8 @@ class ClientOps(OpHost):
 
     @op
     def _g_get(self, daemon_id: str, remote_path: str, dst: PathOrFile,
-               offset: Optional[int] = None, length: Optional[int] = None
-               ) -> Op[Transfer]:
+               offset: Optional[int] = None, length: Optional[int] = None,
+               workspace: Optional[str] = None) -> Op[Transfer]:
         """Copy a worker's file to a local path or binary file object.
 
         Streams raw payloads; a local path is written to a temporary file
@@ -530,7 +533,8 @@ class ClientOps(OpHost):
             sink = Sink(out.file)
             reply = yield from self._g_reply(Request(
                 _fields("get", worker=daemon_id, path=remote_path, raw=True,
-                        offset=offset, length=length), sink=sink))
+                        offset=offset, length=length, workspace=workspace),
+                sink=sink))
             remote = reply.get("sha256")
             local = sink.hasher.hexdigest()
             if isinstance(remote, str) and remote.lower() != local:
@@ -543,11 +547,14 @@ class ClientOps(OpHost):
                         raw=strip(reply))
 
     @op
-    def _g_stat(self, daemon_id: str, path: str) -> Op[FileStat]:
-        """Type, size, mode and mtime of a path on a worker.
+    def _g_stat(self, daemon_id: str, path: str,
+                workspace: Optional[str] = None) -> Op[FileStat]:
+        """Type, size, mode and mtime of a path on a worker (in
+        ``workspace``, as it sees it, when given).
 
         Raises :class:`RemoteFileNotFoundError` if it does not exist."""
-        reply = yield from self._ask("stat", worker=daemon_id, path=path)
+        reply = yield from self._ask("stat", worker=daemon_id, path=path,
+                                     workspace=workspace)
         mtime = reply.get("mtime")
         return FileStat(type=str(reply.get("type")),
                         size=int(reply.get("size") or 0),
@@ -555,6 +562,45 @@ class ClientOps(OpHost):
                         mtime=float(mtime) if isinstance(
                             mtime, (int, float)) else 0.0,
                         raw=strip(reply))
+
+    # -- workspaces
+
+    @op
+    def _g_create_workspace(self, daemon_id: str, name: Optional[str] = None,
+                            network: Optional[str] = None,
+                            memory: Optional[int] = None,
+                            pids: Optional[int] = None,
+                            cpu: Optional[float] = None,
+                            env: Optional[Mapping[str, str]] = None
+                            ) -> Op[Any]:
+        """Create an isolated workspace on a worker and return it as a
+        :class:`Workspace`: commands, sessions and files in it see only
+        what is its own. ``memory`` in bytes, ``pids`` the most processes,
+        ``cpu`` in cores (0.5); ``network`` ``"none"`` (default) or
+        ``"host"``; ``env`` the default environment inside. Use it as a
+        context manager to destroy it on leaving."""
+        reply = yield from self._ask(
+            "workspace.create", worker=daemon_id, name=name, network=network,
+            memory=memory, pids=pids, cpu=cpu,
+            env=dict(env) if env else None)
+        return self._Workspace(self, daemon_id, str(reply.get("workspace")))
+
+    @op
+    def _g_list_workspaces(self, daemon_id: Optional[str] = None
+                           ) -> Op[List[Dict[str, Any]]]:
+        """The workspaces of one worker, or of every connected one."""
+        reply = yield from self._ask("workspace.list", worker=daemon_id)
+        return list(reply.get("workspaces") or [])
+
+    @op
+    def _g_destroy_workspace(self, daemon_id: str, name: str,
+                             keep: bool = False) -> Op[Dict[str, Any]]:
+        """End everything in a workspace and remove it (its /workspace
+        folder stays on the worker's disk with ``keep``)."""
+        reply = yield from self._ask("workspace.destroy", worker=daemon_id,
+                                     workspace=name,
+                                     keep=True if keep else None)
+        return strip(reply)
 
     # -- subscriptions
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from .api import ClientOps
 from .errors import ConnectionClosed
-from .objects import HandleOps, SessionOps, StreamOps, SubscriptionOps
+from .objects import (HandleOps, SessionOps, StreamOps, SubscriptionOps,
+                      WorkspaceOps)
 from .ops import Op, Open, Ready, Recv, Send, Shut, Sleep, Task, T
 from .protocol import Pending
 
@@ -184,7 +185,12 @@ class Subscription(_BlockingWith, SubscriptionOps):
         return self.events()  # type: ignore[attr-defined, no-any-return]
 
 
+class Workspace(_BlockingWith, WorkspaceOps):
+    __doc__ = WorkspaceOps.__doc__
+
+
 Client._Session = Session
+Client._Workspace = Workspace
 Client._ExecHandle = ExecHandle
 Client._ExecStream = ExecStream
 Client._Subscription = Subscription

@@ -142,11 +142,15 @@ class SessionOps(Facade):
     def _g_attach(self, since: Optional[int] = None,
                   readonly: bool = False) -> Op[Any]:
         """Attach this connection: output arrives as ``output`` events
-        (and finally ``exit``) on the returned :class:`Subscription`."""
+        (and finally ``exit``) on the returned :class:`Subscription`.
+
+        The bytes come as raw payloads (no JSON escaping); a server that
+        does not know ``raw`` sends them in JSON, and the events are the
+        same."""
         sub = self.client._Subscription(self.client,
                                         session_filter(self.session_id))
         req: Dict[str, Any] = {"op": "session.attach",
-                               "session": self.session_id}
+                               "session": self.session_id, "raw": True}
         if since is not None:
             req["since"] = since
         if readonly:
@@ -522,3 +526,66 @@ class SubscriptionOps(Facade):
         """Stop delivering events to this object."""
         self.closed = True
         self.client._mux.forget(self._rid, self._listener)
+
+
+class WorkspaceOps(Facade):
+    """An isolated workspace on a worker (from
+    :meth:`Client.create_workspace`): what runs in it sees its own
+    processes, writes its own folders (``/workspace``, ``/tmp``) and
+    stays within its limits. Leaving a ``with`` block destroys it."""
+
+    def __init__(self, client: Any, worker: str, name: str) -> None:
+        self.client = client
+        self.worker = worker
+        self.name = name
+
+    def __repr__(self) -> str:
+        return "<%s %s on %s>" % (type(self).__name__, self.name,
+                                  self.worker)
+
+    @op
+    def _g_exec(self, command: Any, timeout: Optional[float] = 300,
+                env: Optional[Mapping[str, str]] = None,
+                cwd: Optional[str] = None, **options: Any
+                ) -> Op[CommandResult]:
+        """Run a command in the workspace (as :meth:`Client.exec`)."""
+        options["workspace"] = self.name
+        return (yield from self.client._g_exec(self.worker, command, timeout,
+                                               env, cwd, **options))
+
+    @op
+    def _g_new_session(self, **options: Any) -> Op[Any]:
+        """Open a PTY session in the workspace (as
+        :meth:`Client.new_session`)."""
+        options["workspace"] = self.name
+        return (yield from self.client._g_new_session(self.worker,
+                                                      **options))
+
+    @op
+    def _g_put(self, src: Any, remote_path: str, mode: Optional[int] = None,
+               mkdir: bool = False) -> Op[Any]:
+        """Copy a local file to a path as the workspace sees it."""
+        return (yield from self.client._g_put(self.worker, src, remote_path,
+                                              mode, mkdir, self.name))
+
+    @op
+    def _g_get(self, remote_path: str, dst: Any) -> Op[Any]:
+        """Copy a file of the workspace to a local path or file object."""
+        return (yield from self.client._g_get(self.worker, remote_path, dst,
+                                              workspace=self.name))
+
+    @op
+    def _g_stat(self, path: str) -> Op[Any]:
+        """Type, size, mode and mtime of a path in the workspace."""
+        return (yield from self.client._g_stat(self.worker, path, self.name))
+
+    @op
+    def _g_destroy(self, keep: bool = False) -> Op[Dict[str, Any]]:
+        """End everything in the workspace and remove it (``keep``: its
+        /workspace folder stays on the worker's disk)."""
+        return (yield from self.client._g_destroy_workspace(
+            self.worker, self.name, keep))
+
+    def _g_exit(self) -> Op[None]:
+        """What leaving a ``with`` block does: destroy it."""
+        yield from self._g_destroy()

@@ -1,0 +1,858 @@
+/*
+ * worker-workspace.c: the workspaces of a worker (the spec's "Workspaces
+ * (isolation)"): the RPCs workspace.create, workspace.list and
+ * workspace.destroy, and the lookup by which commands, sessions and file
+ * operations that name a workspace find it.
+ *
+ * A workspace belongs to the worker. It lives on disk in the worker's
+ * state folder as workspaces/SLOT/ (meta.json: name, owner, limits;
+ * workspace/: what the workspace sees as /workspace; root/: an empty
+ * folder its init builds the root on). SLOT also picks the workspace's
+ * own host uid range, SANDD_WS_UID_BASE + SLOT * 65536: a slot is taken
+ * by making STATE/slots/SLOT (next to the folders of every worker id
+ * with the same --state-dir) and given back when the workspace goes, so
+ * no two workspaces share a range. A worker that starts finds the
+ * folders again and starts their inits anew; processes never outlive
+ * the worker, folders do.
+ *
+ * In memory a workspace has a reference count: a job that runs in it
+ * holds one, so that a destroy while jobs end frees nothing they use.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandd.h"
+
+#define SANDD_WS_UID_BASE	0x40000000u	/* host uid of slot 0's root */
+#define SANDD_WS_IDS		65536u		/* ids of a workspace */
+#define SANDD_WS_SLOTS		16384		/* slots in all */
+
+struct workspace {
+	int		 refs;
+	int		 dead;		/* destroyed: lookups miss it */
+	char		 name[WORKER_ID_MAX + 1];
+	json_t		*owner;		/* {"uid":N,"controller":ID} */
+	int		 slot;
+	char		*folder;	/* STATE/ID/workspaces/SLOT */
+	char		 created[32];
+	int		 host_network;
+	uint64_t	 memory;	/* 0: no limit */
+	int		 pids;
+	double		 cpu;
+	json_t		*env;
+	struct cgroup	*cg;
+	struct ns_init	 init;
+	TAILQ_ENTRY(workspace) entry;
+};
+static TAILQ_HEAD(, workspace) workspaces = TAILQ_HEAD_INITIALIZER(workspaces);
+static int	 ws_ready;	/* the filter is built: workspaces can start */
+static char	*ws_why;	/* why they cannot */
+
+static int	 ws_start(struct workspace *, char **);
+
+/* ---- folders ---- */
+
+/* The folder of the slots shared by the worker ids of one state base. */
+static char *
+ws_slots_dir(void)
+{
+	char	*copy, *dir;
+
+	copy = xstrdup(state_folder());
+	xasprintf(&dir, "%s/slots", dirname(copy));
+	free(copy);
+	return (dir);
+}
+
+/* Take a free slot (a uid range); -1 with errno. */
+static int
+ws_slot_take(void)
+{
+	char	*dir = ws_slots_dir(), *path;
+	int	 slot;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		free(dir);
+		return (-1);
+	}
+	for (slot = 0; slot < SANDD_WS_SLOTS; slot++) {
+		xasprintf(&path, "%s/%d", dir, slot);
+		if (mkdir(path, 0700) == 0) {
+			free(path);
+			free(dir);
+			return (slot);
+		}
+		free(path);
+		if (errno != EEXIST)
+			break;
+	}
+	free(dir);
+	if (slot == SANDD_WS_SLOTS)
+		errno = ENOSPC;
+	return (-1);
+}
+
+/* Give a slot back. */
+static void
+ws_slot_give(int slot)
+{
+	char	*dir = ws_slots_dir(), *path;
+
+	xasprintf(&path, "%s/%d", dir, slot);
+	if (rmdir(path) == -1 && errno != ENOENT)
+		log_warn("%s: rmdir %s", __func__, path);
+	free(path);
+	free(dir);
+}
+
+/* Remove name in folder at and all below it, following no link. */
+static void
+ws_rmtree_at(int at, const char *name)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if (unlinkat(at, name, 0) == 0 || (errno != EISDIR &&
+	    errno != EPERM))
+		return;
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..")
+		    != 0)
+			ws_rmtree_at(dirfd(d), de->d_name);
+	closedir(d);
+	if (unlinkat(at, name, AT_REMOVEDIR) == -1)
+		log_warn("%s: rmdir %s", __func__, name);
+}
+
+/* Remove a folder and all in it. */
+static void
+ws_rmtree(const char *path)
+{
+	ws_rmtree_at(AT_FDCWD, path);
+}
+
+/* The workspace's meta.json, written whole. */
+static int
+ws_save(struct workspace *ws)
+{
+	char	*path, *tmp, *text;
+	json_t	*m;
+	int	 fd, r = -1;
+
+	m = json_pack("{s:s, s:O, s:s, s:s, s:O}", "name", ws->name, "owner",
+	    ws->owner, "created_at", ws->created, "network", ws->host_network ?
+	    "host" : "none", "env", ws->env);
+	json_object_set_new(m, "memory", ws->memory > 0 ?
+	    json_integer((json_int_t)ws->memory) : json_null());
+	json_object_set_new(m, "pids", ws->pids > 0 ?
+	    json_integer(ws->pids) : json_null());
+	json_object_set_new(m, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
+	    json_null());
+	text = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	xasprintf(&path, "%s/meta.json", ws->folder);
+	xasprintf(&tmp, "%s/.meta.json.tmp", ws->folder);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd != -1 && write(fd, text, strlen(text)) == (ssize_t)strlen(text)
+	    && fsync(fd) == 0 && rename(tmp, path) == 0)
+		r = 0;
+	if (fd != -1)
+		close(fd);
+	if (r == -1)
+		log_warn("%s: %s", __func__, path);
+	free(text);
+	free(tmp);
+	free(path);
+	return (r);
+}
+
+/* ---- workspaces ---- */
+
+/* Take a reference to ws. */
+struct workspace *
+workspace_ref(struct workspace *ws)
+{
+	ws->refs++;
+	return (ws);
+}
+
+/* Drop a reference; the last one frees it. */
+void
+workspace_unref(struct workspace *ws)
+{
+	if (ws == NULL || --ws->refs > 0)
+		return;
+	cgroup_free(ws->cg, 0);
+	json_decref(ws->owner);
+	json_decref(ws->env);
+	free(ws->folder);
+	free(ws);
+}
+
+/* The init has gone: by our hand, or else everything inside went too. */
+static void
+ws_init_reaped(pid_t pid, int status, void *arg)
+{
+	struct workspace	*ws = arg;
+
+	if (ws->init.pid == pid) {
+		log_warnx("workspace %s: its init (pid %ld) ended (status "
+		    "%d); starting it again", ws->name, (long)pid, status);
+		ns_init_stop(&ws->init);
+		if (!ws->dead && ws_start(ws, NULL) == -1)
+			log_warnx("workspace %s: cannot start again", ws->name);
+	}
+	workspace_unref(ws);
+}
+
+/* Start the workspace's init (its groups must exist). -1 with *cause. */
+static int
+ws_start(struct workspace *ws, char **cause)
+{
+	struct ns_config	 cfg;
+	char			*work, *stage, *why = NULL;
+	int			 r;
+
+	xasprintf(&work, "%s/workspace", ws->folder);
+	xasprintf(&stage, "%s/root", ws->folder);
+	if (mkdir(stage, 0700) == -1 && errno != EEXIST)
+		log_warn("%s: mkdir %s", __func__, stage);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.hostname = ws->name;
+	cfg.work = work;
+	cfg.stage = stage;
+	cfg.hide = worker_opts.state_dir != NULL ? worker_opts.state_dir :
+	    state_folder();
+	cfg.host_network = ws->host_network;
+	cfg.uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
+	    SANDD_WS_IDS);
+	cfg.gid = (gid_t)cfg.uid;
+	cfg.count = SANDD_WS_IDS;
+	r = ns_init_start(&cfg, ws->cg, &ws->init, cause != NULL ? cause :
+	    &why);
+	if (r == 0)
+		worker_child_add(ws->init.pid, ws_init_reaped,
+		    workspace_ref(ws));
+	else if (why != NULL) {
+		log_warnx("workspace %s: %s", ws->name, why);
+		free(why);
+	}
+	free(work);
+	free(stage);
+	return (r);
+}
+
+/* Make the workspace's groups with its limits; -1 with *cause. */
+static int
+ws_groups(struct workspace *ws, char **cause)
+{
+	char	name[32];
+
+	snprintf(name, sizeof name, "ws-%d", ws->slot);
+	if ((ws->cg = cgroup_create(NULL, name, 0, cause)) == NULL)
+		return (-1);
+	return (cgroup_set_limits(ws->cg, ws->memory, ws->pids, ws->cpu,
+	    cause));
+}
+
+/* A workspace in memory; the caller fills it and adds it. */
+static struct workspace *
+ws_alloc(const char *name, int slot)
+{
+	struct workspace	*ws;
+
+	ws = xcalloc(1, sizeof *ws);
+	ws->refs = 1;
+	ws->slot = slot;
+	snprintf(ws->name, sizeof ws->name, "%s", name);
+	xasprintf(&ws->folder, "%s/workspaces/%d", state_folder(), slot);
+	ws->init.pid = -1;
+	ws->init.pidfd = ws->init.sock = -1;
+	return (ws);
+}
+
+/* Are two owners the same (uid and controller)? */
+static int
+ws_same_owner(json_t *a, json_t *b)
+{
+	return (json_equal(json_object_get(a, "uid"), json_object_get(b,
+	    "uid")) && json_equal(json_object_get(a, "controller"),
+	    json_object_get(b, "controller")));
+}
+
+/*
+ * The live workspace name of owner. Root (uid 0) also finds another
+ * owner's when the name is unique on this worker.
+ */
+static struct workspace *
+ws_find(const char *name, json_t *owner)
+{
+	struct workspace	*ws, *any = NULL;
+	int			 n = 0;
+
+	TAILQ_FOREACH(ws, &workspaces, entry) {
+		if (ws->dead || strcmp(ws->name, name) != 0)
+			continue;
+		if (ws_same_owner(ws->owner, owner))
+			return (ws);
+		any = ws;
+		n++;
+	}
+	if (n == 1 && json_integer_value(json_object_get(owner, "uid")) == 0)
+		return (any);
+	return (NULL);
+}
+
+/* How many live workspaces there are. */
+static int
+ws_count(void)
+{
+	struct workspace	*ws;
+	int			 n = 0;
+
+	TAILQ_FOREACH(ws, &workspaces, entry)
+		if (!ws->dead)
+			n++;
+	return (n);
+}
+
+/* Stop everything of ws: processes, init, groups. */
+static void
+ws_stop(struct workspace *ws)
+{
+	cgroup_kill(ws->cg);
+	ns_init_stop(&ws->init);
+}
+
+/*
+ * The workspace a command, session or file operation (msg) names, in
+ * *ws (NULL for the host). -1 with *code and *cause (allocated): an
+ * unknown name, or the host with --isolate.
+ */
+int
+workspace_of(json_t *msg, struct workspace **wsp, const char **code,
+    char **cause)
+{
+	const char		*name;
+	struct workspace	*ws;
+
+	*wsp = NULL;
+	name = json_string_value(json_object_get(msg, "workspace"));
+	if (name == NULL) {
+		if (!worker_opts.isolate)
+			return (0);
+		*code = "denied";
+		xasprintf(cause, "worker %s runs nothing on the host "
+		    "(--isolate): name a workspace", worker_opts.id);
+		return (-1);
+	}
+	if ((ws = ws_find(name, json_object_get(msg, "owner"))) == NULL) {
+		*code = "no_such_workspace";
+		xasprintf(cause, "no workspace '%s' on worker %s", name,
+		    worker_opts.id);
+		return (-1);
+	}
+	if (ws->init.pid == -1 && ws_start(ws, cause) == -1) {
+		*code = "internal";
+		return (-1);
+	}
+	*wsp = ws;
+	return (0);
+}
+
+/* The init of ws, through which its commands and files go. */
+struct ns_init *
+workspace_ns(struct workspace *ws)
+{
+	return (&ws->init);
+}
+
+/* The groups of ws. */
+struct cgroup *
+workspace_cgroup(struct workspace *ws)
+{
+	return (ws->cg);
+}
+
+/*
+ * The environment of what runs in ws: a clean one (nothing of the
+ * worker's), the workspace's env, the request's env over it, TERM if
+ * term. Caller frees.
+ */
+char **
+workspace_env(struct workspace *ws, json_t *env, const char *term)
+{
+	json_t	*all;
+	char	**envp;
+
+	all = json_pack("{s:s, s:s, s:s, s:s, s:s}", "PATH",
+	    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	    "HOME", "/workspace", "USER", "root", "LOGNAME", "root",
+	    "HOSTNAME", ws->name);
+	json_object_update(all, ws->env);
+	if (json_is_object(env))
+		json_object_update(all, env);
+	envp = spawn_build_env(all, 1, term, NULL);
+	json_decref(all);
+	return (envp);
+}
+
+/*
+ * Open path as ws sees it, with its credentials (with writable: a folder
+ * it may write in). A descriptor, or -1 with errno.
+ */
+int
+workspace_file_open(struct workspace *ws, const char *path, int flags,
+    int writable)
+{
+	int	fd, e;
+
+	fd = ns_file_open(&ws->init, path, flags, 0, writable, &e);
+	if (fd == -1)
+		errno = e;
+	return (fd);
+}
+
+/*
+ * Open the folder that holds path in ws (made first with mkdir), one it
+ * may write in; the last name in *base (allocated). -1 with errno (and
+ * *failed, allocated, when making the folder failed).
+ */
+int
+workspace_file_parent(struct workspace *ws, const char *path, int mkdir,
+    char **base, char **failed)
+{
+	const char	*slash = strrchr(path, '/');
+	char		*dir;
+	int		 fd = -1, e = 0;
+
+	dir = slash == path ? xstrdup("/") : xstrndup(path,
+	    (size_t)(slash - path));
+	*base = xstrdup(slash[1] != '\0' ? slash + 1 : ".");
+	if (mkdir && ns_file_mkdirs(&ws->init, dir, &e) == -1)
+		*failed = xstrdup(dir);
+	else
+		fd = workspace_file_open(ws, dir, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC, 1);
+	if (fd == -1) {
+		e = e != 0 ? e : errno;
+		free(*base);
+		*base = NULL;
+	}
+	free(dir);
+	errno = e;
+	return (fd);
+}
+
+/* lstat of path as ws sees it; -1 with errno. */
+int
+workspace_file_lstat(struct workspace *ws, const char *path,
+    struct stat *st)
+{
+	int	fd, e, r;
+
+	fd = workspace_file_open(ws, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd == -1)
+		return (-1);
+	r = fstat(fd, st);
+	e = errno;
+	close(fd);
+	errno = e;
+	return (r);
+}
+
+/* A file the worker made for ws belongs to its root. */
+int
+workspace_file_give(struct workspace *ws, int fd)
+{
+	return (fchown(fd, ws->init.uid, ws->init.gid));
+}
+
+/* How many processes ws's OOM killer has ended so far. */
+uint64_t
+workspace_ooms(struct workspace *ws)
+{
+	return (cgroup_oom_kills(ws->cg));
+}
+
+/* ---- workspace.create ---- */
+
+/* The limits asked for, capped by the worker's ceilings; -1 with cause. */
+static int
+ws_limits(json_t *msg, struct workspace *ws, char **cause)
+{
+	json_t	*v;
+
+	if (json_is_integer(v = json_object_get(msg, "memory")))
+		ws->memory = (uint64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(msg, "pids")))
+		ws->pids = (int)json_integer_value(v);
+	if (json_is_number(v = json_object_get(msg, "cpu")))
+		ws->cpu = json_number_value(v);
+	if (worker_opts.ws_max_memory > 0 && ws->memory >
+	    worker_opts.ws_max_memory) {
+		xasprintf(cause, "memory %llu is over the ceiling of worker "
+		    "%s (%zu)", (unsigned long long)ws->memory, worker_opts.id,
+		    worker_opts.ws_max_memory);
+		return (-1);
+	}
+	if (worker_opts.ws_max_pids > 0 && ws->pids > worker_opts.ws_max_pids) {
+		xasprintf(cause, "pids %d is over the ceiling of worker %s "
+		    "(%d)", ws->pids, worker_opts.id, worker_opts.ws_max_pids);
+		return (-1);
+	}
+	if (worker_opts.ws_max_cpu > 0 && ws->cpu > worker_opts.ws_max_cpu) {
+		xasprintf(cause, "cpu %g is over the ceiling of worker %s (%g)",
+		    ws->cpu, worker_opts.id, worker_opts.ws_max_cpu);
+		return (-1);
+	}
+	/* Unasked, a ceiling is the limit. */
+	if (ws->memory == 0)
+		ws->memory = worker_opts.ws_max_memory;
+	if (ws->pids == 0)
+		ws->pids = worker_opts.ws_max_pids;
+	if (ws->cpu == 0)
+		ws->cpu = worker_opts.ws_max_cpu;
+	return (0);
+}
+
+/* Check a create request; -1 after replying. */
+static int
+ws_create_check(json_t *msg, const char *name, int host_network)
+{
+	const char	*net;
+
+	net = json_string_value(json_object_get(msg, "network"));
+	if (!util_valid_id(name)) {
+		worker_reply_error(msg, "bad_request", 0, "field 'workspace' "
+		    "must be 1 to 64 of A-Za-z0-9._-");
+		return (-1);
+	}
+	if (net != NULL && strcmp(net, "none") != 0 && strcmp(net, "host") !=
+	    0) {
+		worker_reply_error(msg, "bad_request", 0, "field 'network' "
+		    "must be \"none\" or \"host\"");
+		return (-1);
+	}
+	if (ws_find(name, json_object_get(msg, "owner")) != NULL &&
+	    ws_same_owner(ws_find(name, json_object_get(msg, "owner"))->owner,
+	    json_object_get(msg, "owner"))) {
+		worker_reply_error(msg, "bad_request", 0, "workspace '%s' "
+		    "exists on worker %s", name, worker_opts.id);
+		return (-1);
+	}
+	if (host_network && worker_opts.isolate &&
+	    !worker_opts.allow_host_network) {
+		worker_reply_error(msg, "denied", 0, "worker %s gives "
+		    "workspaces no host network (--isolate without "
+		    "--allow-host-network)", worker_opts.id);
+		return (-1);
+	}
+	if (state_folder() == NULL || !ws_ready) {
+		worker_reply_error(msg, "internal", 0, "worker %s cannot make "
+		    "workspaces: %s", worker_opts.id, state_folder() == NULL ?
+		    "it has no state folder (--state-dir)" : ws_why);
+		return (-1);
+	}
+	if (worker_opts.max_workspaces > 0 &&
+	    ws_count() >= worker_opts.max_workspaces) {
+		worker_reply_error(msg, "limit", 0, "worker %s has its most "
+		    "workspaces (%d)", worker_opts.id,
+		    worker_opts.max_workspaces);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Make the folders of a new workspace; -1 with *cause. */
+static int
+ws_create_folders(struct workspace *ws, char **cause)
+{
+	char	*base, *work;
+	uid_t	 uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
+	    SANDD_WS_IDS);
+	int	 r = -1;
+
+	xasprintf(&base, "%s/workspaces", state_folder());
+	xasprintf(&work, "%s/workspace", ws->folder);
+	if (mkdir(base, 0700) == -1 && errno != EEXIST)
+		xasprintf(cause, "mkdir %s: %s", base, strerror(errno));
+	else if (mkdir(ws->folder, 0700) == -1)
+		xasprintf(cause, "mkdir %s: %s", ws->folder, strerror(errno));
+	else if (mkdir(work, 0755) == -1 || chown(work, uid, (gid_t)uid) == -1)
+		xasprintf(cause, "%s: %s", work, strerror(errno));
+	else
+		r = 0;
+	free(work);
+	free(base);
+	return (r);
+}
+
+/* The workspace.create RPC. */
+void
+worker_workspace_create(json_t *msg)
+{
+	struct workspace	*ws;
+	const char		*name, *net;
+	char			 gen[WORKER_ID_MAX + 1], rnd[9], *cause = NULL;
+	int			 slot, host;
+
+	net = json_string_value(json_object_get(msg, "network"));
+	host = net != NULL && strcmp(net, "host") == 0;
+	if ((name = json_string_value(json_object_get(msg, "workspace"))) ==
+	    NULL) {
+		util_random_hex(rnd, sizeof rnd);
+		snprintf(gen, sizeof gen, "ws-%s", rnd);
+		name = gen;
+	}
+	if (ws_create_check(msg, name, host) == -1)
+		return;
+	if ((slot = ws_slot_take()) == -1) {
+		worker_reply_error(msg, "limit", errno, "worker %s: no uid "
+		    "range left for a workspace: %s", worker_opts.id,
+		    strerror(errno));
+		return;
+	}
+	ws = ws_alloc(name, slot);
+	ws->owner = json_incref(json_object_get(msg, "owner"));
+	if (ws->owner == NULL)
+		ws->owner = json_object();
+	ws->env = json_is_object(json_object_get(msg, "env")) ?
+	    json_deep_copy(json_object_get(msg, "env")) : json_object();
+	ws->host_network = host;
+	util_rfc3339(time(NULL), ws->created, sizeof ws->created);
+	if (ws_limits(msg, ws, &cause) == -1) {
+		worker_reply_error(msg, "limit", 0, "%s", cause);
+		goto fail;
+	}
+	if (ws_create_folders(ws, &cause) == -1 || ws_save(ws) == -1 ||
+	    ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
+		worker_reply_error(msg, "internal", 0, "workspace %s on "
+		    "worker %s: %s", name, worker_opts.id, cause != NULL ?
+		    cause : "cannot save it");
+		goto fail;
+	}
+	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
+	log_info("workspace %s: created (slot %d, init pid %ld)", ws->name,
+	    ws->slot, (long)ws->init.pid);
+	worker_reply(msg, json_pack("{s:b, s:s}", "ok", 1, "workspace",
+	    ws->name));
+	return;
+fail:
+	free(cause);
+	cgroup_free(ws->cg, CGROUP_KILL);
+	ws->cg = NULL;
+	ws_rmtree(ws->folder);
+	ws_slot_give(slot);
+	workspace_unref(ws);
+}
+
+/* ---- workspace.list, workspace.destroy ---- */
+
+/* The list entry of ws. */
+static json_t *
+ws_json(struct workspace *ws)
+{
+	json_t	*o;
+
+	o = json_pack("{s:s, s:s, s:s, s:s, s:O, s:i, s:I}", "worker",
+	    worker_opts.id, "workspace", ws->name, "created_at", ws->created,
+	    "network", ws->host_network ? "host" : "none", "owner", ws->owner, "processes", cgroup_count(ws->cg),
+	    "memory_used", (json_int_t)cgroup_memory_used(ws->cg));
+	json_object_set_new(o, "memory", ws->memory > 0 ?
+	    json_integer((json_int_t)ws->memory) : json_null());
+	json_object_set_new(o, "pids", ws->pids > 0 ? json_integer(ws->pids) :
+	    json_null());
+	json_object_set_new(o, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
+	    json_null());
+	return (o);
+}
+
+/* The workspace.list RPC: every workspace of this worker. */
+void
+worker_workspace_list(json_t *msg)
+{
+	struct workspace	*ws;
+	json_t			*list = json_array();
+
+	TAILQ_FOREACH(ws, &workspaces, entry)
+		if (!ws->dead)
+			json_array_append_new(list, ws_json(ws));
+	worker_reply(msg, json_pack("{s:b, s:o}", "ok", 1, "workspaces",
+	    list));
+}
+
+/* Keep ws's /workspace folder: move it to STATE/ID/kept/. */
+static char *
+ws_keep(struct workspace *ws)
+{
+	char	*kept, *from, *to;
+
+	xasprintf(&kept, "%s/kept", state_folder());
+	xasprintf(&from, "%s/workspace", ws->folder);
+	xasprintf(&to, "%s/%s.%d.%lld", kept, ws->name, ws->slot,
+	    (long long)time(NULL));
+	if ((mkdir(kept, 0700) == -1 && errno != EEXIST) ||
+	    rename(from, to) == -1) {
+		log_warn("%s: keep %s", __func__, from);
+		free(to);
+		to = NULL;
+	}
+	free(kept);
+	free(from);
+	return (to);
+}
+
+/* The workspace.destroy RPC: end it all, then remove or keep its files. */
+void
+worker_workspace_destroy(json_t *msg)
+{
+	struct workspace	*ws;
+	const char		*name;
+	char			*kept = NULL;
+	json_t			*reply;
+
+	name = json_string_value(json_object_get(msg, "workspace"));
+	if (name == NULL || (ws = ws_find(name, json_object_get(msg,
+	    "owner"))) == NULL) {
+		worker_reply_error(msg, "no_such_workspace", 0, "no workspace "
+		    "'%s' on worker %s", name != NULL ? name : "",
+		    worker_opts.id);
+		return;
+	}
+	ws->dead = 1;
+	ws_stop(ws);
+	cgroup_free(ws->cg, CGROUP_KILL);
+	ws->cg = NULL;
+	if (json_is_true(json_object_get(msg, "keep")))
+		kept = ws_keep(ws);
+	ws_rmtree(ws->folder);
+	ws_slot_give(ws->slot);
+	TAILQ_REMOVE(&workspaces, ws, entry);
+	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
+	    ", kept in " : "", kept != NULL ? kept : "");
+	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
+	if (kept != NULL)
+		json_object_set_new(reply, "kept", json_string(kept));
+	free(kept);
+	workspace_unref(ws);
+	worker_reply(msg, reply);
+}
+
+/* ---- the worker's start and stop ---- */
+
+/* A workspace of a previous process of the worker, from its folder. */
+static void
+ws_load(const char *slotname)
+{
+	struct workspace	*ws;
+	json_t			*m, *v;
+	json_error_t		 jerr;
+	char			*path, *cause = NULL;
+	const char		*name;
+
+	xasprintf(&path, "%s/workspaces/%s/meta.json", state_folder(),
+	    slotname);
+	m = json_load_file(path, 0, &jerr);
+	free(path);
+	name = json_string_value(json_object_get(m, "name"));
+	if (m == NULL || name == NULL || !util_valid_id(name)) {
+		log_warnx("%s: workspaces/%s: no usable meta.json", __func__,
+		    slotname);
+		json_decref(m);
+		return;
+	}
+	ws = ws_alloc(name, atoi(slotname));
+	ws->owner = json_incref(json_object_get(m, "owner"));
+	ws->env = json_incref(json_object_get(m, "env"));
+	if (!json_is_object(ws->env)) {
+		json_decref(ws->env);
+		ws->env = json_object();
+	}
+	snprintf(ws->created, sizeof ws->created, "%s",
+	    json_string_value(json_object_get(m, "created_at")) != NULL ?
+	    json_string_value(json_object_get(m, "created_at")) : "");
+	v = json_object_get(m, "network");
+	ws->host_network = json_is_string(v) && strcmp(json_string_value(v),
+	    "host") == 0;
+	ws->memory = (uint64_t)json_integer_value(json_object_get(m,
+	    "memory"));
+	ws->pids = (int)json_integer_value(json_object_get(m, "pids"));
+	ws->cpu = json_number_value(json_object_get(m, "cpu"));
+	json_decref(m);
+	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
+	if (ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
+		log_warnx("workspace %s: %s (started again on first use)",
+		    ws->name, cause);
+		free(cause);
+	} else
+		log_info("workspace %s: found again (slot %s)", ws->name,
+		    slotname);
+}
+
+/*
+ * At the worker's start: build the system call filter and find the
+ * workspaces a previous process of this worker left.
+ */
+void
+workspace_init(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		*dir;
+
+	if (seccomp_init_filter(&ws_why) == -1)
+		log_warnx("workspaces cannot start: %s", ws_why);
+	else
+		ws_ready = 1;
+	if (state_folder() == NULL || !ws_ready)
+		return;
+	xasprintf(&dir, "%s/workspaces", state_folder());
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+				ws_load(de->d_name);
+		closedir(d);
+	}
+	free(dir);
+}
+
+/* The worker stops: end every workspace's processes; folders stay. */
+void
+workspace_shutdown(void)
+{
+	struct workspace	*ws;
+
+	while ((ws = TAILQ_FIRST(&workspaces)) != NULL) {
+		TAILQ_REMOVE(&workspaces, ws, entry);
+		ws->dead = 1;
+		ws_stop(ws);
+		cgroup_free(ws->cg, CGROUP_KILL);
+		ws->cg = NULL;
+		workspace_unref(ws);
+	}
+	seccomp_free_filter();
+	free(ws_why);
+	ws_why = NULL;
+}

@@ -1,0 +1,102 @@
+"""Issue 11 finding 19: no process a command started outlives its
+timeout, its cancel, or its worker (a group per job, the worker's
+guardian, and the sweep of a new worker of the same id)."""
+
+import os
+import random
+import signal
+import time
+
+import harness as h
+from test_workspace import pids_with
+
+
+def marker():
+    return "%d.%06d" % (4000 + random.randint(0, 999),
+                        random.randint(1, 999999))
+
+
+def escaping(m):
+    """A command whose child leaves its process group and session."""
+    return ("setsid sleep %s > /dev/null 2>&1 < /dev/null & "
+            "until pgrep -xf 'sleep %s' > /dev/null; do sleep 0.01; done; "
+            "sleep 600" % (m, m))
+
+
+def test_timeout_ends_a_setsid_child():
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                           "timeout": 1, "kill_grace": 0.5},
+                          timeout=h.T(30)))
+        assert r["timed_out"], r
+        h.wait_for(lambda: pids_with(m) == [], h.T(5),
+                   what="the setsid child to end")
+
+
+def test_cancel_ends_a_setsid_child():
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        ctl.send({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                  "stream": True, "kill_grace": 0.5})
+        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+        ctl.close()
+        h.wait_for(lambda: pids_with(m) == [], h.T(10),
+                   what="the setsid child to end")
+
+
+def test_kill_9_of_the_worker_ends_its_commands():
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                           "yield_after": 0.5}, timeout=h.T(30)))
+        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+        assert r.get("running"), r
+        os.kill(c.workers["w1"].pid, signal.SIGKILL)
+        h.wait_for(lambda: pids_with(m) == [], h.T(10),
+                   what="the commands to end with their worker")
+
+
+def guardians(worker_pid):
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                with open("/proc/%s/comm" % d) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            ppid = int(st.rsplit(")", 1)[1].split()[1])
+            if ppid == worker_pid and comm == "sandd-guard":
+                found.append(int(d))
+    return found
+
+
+def test_a_new_worker_ends_what_a_dead_one_left():
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                       "yield_after": 0.5}, timeout=h.T(30)))
+        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+        wpid = c.workers["w1"].pid
+        g = guardians(wpid)
+        assert len(g) == 1, g
+        # Worker and guardian die together: nothing ends the commands...
+        os.kill(g[0], signal.SIGKILL)
+        os.kill(wpid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert pids_with(m), "the command died without a sweep"
+        # ...until the next worker of that id sweeps its groups.
+        c.start_worker("w1")
+        h.wait_for(lambda: pids_with(m) == [], h.T(10),
+                   what="the sweep to end the orphans")
+
+
+if __name__ == "__main__":
+    h.run_main(globals())
