@@ -36,19 +36,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from bench import _env_int, cpu_secs  # noqa: E402
 
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                     "fakeworker.py")
 WAIT = 120      # seconds: a herd not registered by then is reported so
 WATCHDOG = 900  # seconds for the whole section (bench.py's alarm)
-
-
-def _env_int(name, default):
-    try:
-        v = int(os.environ.get(name, default))
-        return v if v > 0 else default
-    except ValueError:
-        return default
 
 
 class HerdCluster(h.Cluster):
@@ -65,16 +58,6 @@ class HerdCluster(h.Cluster):
         return [h.SANDD, "worker", "--server-url", url or self.url, "--id",
                 name, "--state-dir", os.path.join(self.tmp, "state")] + \
             self._worker_extra + self.worker_args + list(args)
-
-
-def cpu_secs(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / \
-            float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def raise_nofile():
@@ -122,6 +105,18 @@ def restart(c, n):
     return wait_all(c, n, t1)
 
 
+def rss_row(c, base, n, kind, target, rows):
+    rows.append(["serve RSS per idle worker, %d %s" % (n, kind),
+                 "%.1f KiB" % per_worker(c, base, n), target,
+                 "VmRSS growth / %d" % n])
+
+
+def restart_row(c, n, kind, target, rows):
+    back, note = restart(c, n)
+    rows.append(["%d %s workers back after kill -9 + restart" % (n, kind),
+                 note or "%.2f s" % back, target, "from the kill"])
+
+
 def broadcast(c, n):
     ctl = c.connect()
     t = time.monotonic()
@@ -152,18 +147,12 @@ def real_herd(n, rows, figs):
                          spawn])
             if note:
                 return
-            figs["rss_real"] = per_worker(c, base, n)
-            rows.append(["serve RSS per idle worker, %d real" % n,
-                         "%.1f KiB" % figs["rss_real"], "<= 8 KiB at 10k",
-                         "VmRSS growth / %d" % n])
+            rss_row(c, base, n, "real", "<= 8 KiB at 10k", rows)
             dt, note = broadcast(c, n)
             rows.append(["exec true broadcast to %d real workers" % n,
                          note or "%.2f s" % dt, "",
                          "labels {}, to the final reply"])
-            back, note = restart(c, n)
-            rows.append(["%d real workers back after kill -9 + restart" % n,
-                         note or "%.2f s" % back, "<= 2 s",
-                         "from the kill"])
+            restart_row(c, n, "real", "<= 2 s", rows)
         finally:
             for p in procs:
                 h._killpg(p, signal.SIGKILL)
@@ -196,43 +185,38 @@ def fake_stop(p):
     return lines[-1][len("fakeworker: "):] if lines else "?"
 
 
+def fake_start(c, n):
+    """Start n fake workers at once: (fleet, seconds until all are
+    registered or None, note, serve CPU seconds meanwhile, RSS before)."""
+    base = h.rss_kb(c.serve.pid)
+    cpu0 = cpu_secs(c.serve.pid)
+    t0 = time.monotonic()
+    p = fake_fleet(c, n)
+    started, note = wait_all(c, n, t0)
+    return p, started, note, cpu_secs(c.serve.pid) - cpu0, base
+
+
 def fake_herd(n, rows, figs):
     """n fake workers: start, RSS, handshake rate, restart."""
     with HerdCluster(workers={}) as c:
-        base = h.rss_kb(c.serve.pid)
-        cpu0 = cpu_secs(c.serve.pid)
-        t0 = time.monotonic()
-        p = fake_fleet(c, n)
+        p, started, note, cpu, base = fake_start(c, n)
         try:
-            started, note = wait_all(c, n, t0)
-            cpu = cpu_secs(c.serve.pid) - cpu0
             rows.append(["%d fake workers started at once" % n,
                          note or "%.2f s" % started, "<= 30 s",
                          "one asyncio process, from its start"])
             if note:
                 return
             figs["rate"] = n / cpu if cpu > 0 else None
-            figs["rss_fake"] = per_worker(c, base, n)
-            rows.append(["serve RSS per idle worker, %d fake" % n,
-                         "%.1f KiB" % figs["rss_fake"], "<= 8 KiB",
-                         "VmRSS growth / %d" % n])
-            back, note = restart(c, n)
-            rows.append(["%d fake workers back after kill -9 + restart" % n,
-                         note or "%.2f s" % back, "",
-                         "from the kill"])
+            rss_row(c, base, n, "fake", "<= 8 KiB", rows)
+            restart_row(c, n, "fake", "", rows)
         finally:
             figs["fake"] = fake_stop(p)
 
 
 def tls_rate(n, figs):
     with HerdCluster(workers={}, tls=True) as c:
-        base = h.rss_kb(c.serve.pid)
-        cpu0 = cpu_secs(c.serve.pid)
-        t0 = time.monotonic()
-        p = fake_fleet(c, n)
+        p, dt, note, cpu, base = fake_start(c, n)
         try:
-            dt, note = wait_all(c, n, t0)
-            cpu = cpu_secs(c.serve.pid) - cpu0
             if note:
                 figs["rate_tls"] = note
             else:
