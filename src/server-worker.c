@@ -276,7 +276,7 @@ server_worker_matches(struct worker *w, json_t *want)
 struct label_set {
 	char			*key;	/* the labels as compact JSON, sorted */
 	json_t			*labels;
-	u_int			 refs;
+	unsigned int		 refs;
 	struct label_set	*next;
 };
 #define LABEL_BUCKETS	256
@@ -334,7 +334,8 @@ worker_labels_put(struct label_set *ls)
 void
 server_worker_set_hello(struct worker *w, json_t *msg)
 {
-	static const char	*keys[] = { "hostname", "os", "arch", "version" };
+	static const char	*keys[] = { "hostname", "os", "arch",
+				    "version" };
 	const char		*v[4];
 	json_t			*labels = json_object_get(msg, "labels");
 	size_t			 i, n = 0, len[4];
