@@ -34,7 +34,7 @@ struct handshake {
 	int			 metrics_only;	/* on --metrics-listen */
 	struct event		*timer;
 	int			 closing;
-	int			 admitted;	/* holds a slot: server-admit.c */
+	int			 admitted;	/* holds an admission slot */
 	TAILQ_ENTRY(handshake)	 entry;
 };
 static TAILQ_HEAD(, handshake) handshakes =
