@@ -73,6 +73,8 @@ admit_host_slot(const char *host)
  * Close the measuring window once a second has passed. A window in which
  * a connection was refused ran at capacity: its rate is the controller's
  * (averaged with the last). One that did not only shows a lower bound.
+ * A window closed late (no connection came for a while) says nothing:
+ * its quiet tail was not capacity.
  */
 static void
 admit_measure(double now)
@@ -84,7 +86,9 @@ admit_measure(double now)
 	if (elapsed < 1.0)
 		return;
 	seen = (double)admit_served / elapsed;
-	if (admit_full)
+	if (elapsed >= 2.0)
+		;	/* stale */
+	else if (admit_full)
 		admit_rate = (admit_rate + seen) / 2;
 	else if (seen > admit_rate)
 		admit_rate = seen;
