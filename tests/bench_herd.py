@@ -75,8 +75,9 @@ def connected(c):
         ctl.close()
 
 
-def wait_all(c, n, t0, limit=WAIT):
-    """Seconds from t0 until n workers are connected, or a note."""
+def wait_all(c, n, t0, limit=WAIT, marks=None):
+    """Seconds from t0 until n workers are connected, or a note; marks
+    (a dict) gets the seconds until half and 90% were."""
     deadline = t0 + limit
     got = 0
     while time.monotonic() < deadline:
@@ -84,6 +85,9 @@ def wait_all(c, n, t0, limit=WAIT):
             got = connected(c)
         except Exception:
             got = 0
+        for frac in (0.5, 0.9):
+            if marks is not None and got >= frac * n and frac not in marks:
+                marks[frac] = time.monotonic() - t0
         if got >= n:
             return time.monotonic() - t0, None
         time.sleep(0.05)
@@ -95,14 +99,15 @@ def per_worker(c, base, n):
     return (h.rss_kb(c.serve.pid) - base) / float(n)
 
 
-def restart(c, n):
+def restart(c, n, marks):
     """kill -9 serve, start it again on its port: seconds until all n
-    workers are back."""
+    workers are back; marks: when serve listened again, half, 90%."""
     os.kill(c.serve.pid, signal.SIGKILL)
     c.serve.wait()
     t1 = time.monotonic()
     c._start_serve(new_port=False)
-    return wait_all(c, n, t1)
+    marks["up"] = time.monotonic() - t1
+    return wait_all(c, n, t1, marks=marks)
 
 
 def rss_row(c, base, n, kind, target, rows):
@@ -112,9 +117,12 @@ def rss_row(c, base, n, kind, target, rows):
 
 
 def restart_row(c, n, kind, target, rows):
-    back, note = restart(c, n)
+    marks = {}
+    back, note = restart(c, n, marks)
     rows.append(["%d %s workers back after kill -9 + restart" % (n, kind),
-                 note or "%.2f s" % back, target, "from the kill"])
+                 note or "%.2f s" % back, target, "from the kill; serve "
+                 "listening at %.2f s, half back %.2f s, 90%% %.2f s" % (
+                     marks["up"], marks.get(0.5, -1), marks.get(0.9, -1))])
 
 
 def broadcast(c, n):
