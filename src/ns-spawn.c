@@ -147,7 +147,8 @@ ns_spawn_command(struct ns_cmd *c)
 		ns_child_fail(c->note, NSS_ST_CWD);
 	if (seccomp_apply() == -1)
 		ns_child_fail(c->note, NSS_ST_FILTER);
-	ns_spawn_execvp(sr->argv[0], sr->argv, sr->envp, c->path);
+	ns_spawn_execvp(sr->path != NULL ? sr->path : sr->argv[0], sr->argv,
+	    sr->envp, c->path);
 	ns_child_fail(c->note, NSS_ST_EXEC);
 }
 

@@ -57,6 +57,13 @@
  */
 #define WIRE_MAX_CHANNELS	16384
 
+/*
+ * Channel numbers from here up are the worker's: a view of a session
+ * another link opened (worker-view.c). A controller numbers its own
+ * channels below, so the two never meet.
+ */
+#define WIRE_VIEW_BASE		0x80000000u
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
@@ -160,5 +167,15 @@
 #define BACKOFF_START_MS	500
 #define BACKOFF_CAP_MS		30000
 #define BACKOFF_STABLE_S	60
+
+/*
+ * A --server-url whose name resolves to several addresses has a link to
+ * each: the name is resolved again this often, and a link whose address
+ * left it (and that is not registered) goes after LINK_STALE_S.
+ */
+#define LINK_RESOLVE_S		30
+#define LINK_STALE_S		120
+#define LINK_RESOLVE_RETRY_S	2	/* after a failed resolution */
+#define LINK_MAX		64	/* links of one worker */
 
 #endif

@@ -66,7 +66,7 @@ extern struct serve_options serve_opts;
 
 /* Options of `sandd worker`. */
 struct worker_options {
-	const char	*url;
+	json_t		*urls;		/* --server-url, one or more */
 	const char	*id;
 	json_t		*labels;
 	const char	*token_file;
@@ -292,6 +292,7 @@ enum wire_type {
 	WIRE_T_INFO,		/* worker: a session started or is gone */
 	WIRE_T_REQ,		/* controller: an RPC */
 	WIRE_T_RES,		/* worker: an RPC's answer */
+	WIRE_T_ANNOUNCE,	/* worker: a view of another link's session */
 	WIRE_NTYPES
 };
 const char *wire_type_name(enum wire_type);
@@ -400,6 +401,7 @@ struct chan_ops {
 	const char	*prefix;	/* of its handles */
 	size_t		 in_window;	/* input in flight at most */
 	size_t		 out_window;	/* output the worker may send ahead */
+	int		 gaps;		/* the worker may skip output ahead */
 
 	/* Hooks on one channel; any may be NULL. */
 	void	(*started)(struct chan *, json_t *);
@@ -680,15 +682,48 @@ void	 control_workspace_destroy(struct req *);
 
 /* worker.c */
 int	 worker_main(void);
-void	 worker_send(json_t *);
-int	 worker_connected(void);
-int	 worker_writable(void);
-int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
-	     size_t);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
+void	 worker_rpc(json_t *);
+void	 worker_replaced(void);
+const char *worker_boot(void);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
+
+/* worker-link.c */
+struct wlink;
+int	 wlink_parse(json_t *, char **);
+int	 wlink_need_tls(void);
+void	 wlink_start(void *, const char *);
+int	 wlink_stop_all(void);
+void	 wlink_free_all(void);
+struct wlink *wlink_next(struct wlink *);
+struct wlink *wlink_of_req(json_t *);
+int	 wlink_connected(struct wlink *);
+int	 wlink_any_connected(void);
+int	 wlink_writable(struct wlink *);
+int	 wlink_window(struct wlink *);
+void	 wlink_send(struct wlink *, json_t *);
+void	 wlink_send_later(struct wlink *, json_t *);
+int	 wlink_send_buf(struct wlink *, int, uint32_t, uint64_t,
+	     struct evbuffer *, size_t, size_t);
+uint32_t wlink_view_ch(struct wlink *);
+const char *wlink_name(struct wlink *);
+struct wlink_addr {
+	char		 text[64];	/* numeric, the key */
+	int		 up;		/* its link is registered */
+};
+void	 wlink_plan(const struct wlink_addr *, size_t, const char **, size_t,
+	     int *, int *);
+
+/* worker-view.c */
+void	 view_hello(struct wlink *, json_t *);
+void	 view_link_up(struct wlink *);
+void	 view_link_writable(struct wlink *);
+void	 view_link_gone(struct wlink *);
+void	 view_message(struct wlink *, uint32_t, enum wire_type, json_t *);
+void	 view_input(struct wlink *, uint32_t, uint64_t, const uint8_t *,
+	     size_t);
 
 /* worker-state.c */
 void	 state_init(void);
@@ -749,26 +784,30 @@ int	 path_open(const char *, int, mode_t);
 int	 path_open_parent(const char *, int, int, char **, char **);
 
 /* job.c */
-void	 job_init(void);
 void	 job_free_all(void);
-void	 job_open(uint32_t, json_t *);
-void	 job_message(uint32_t, enum wire_type, json_t *);
-void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);
-void	 job_link_up(json_t *);
-void	 job_link_down(void);
-void	 job_link_writable(void);
-json_t	*job_list_json(void);
+void	 job_open(struct wlink *, uint32_t, json_t *);
+void	 job_message(struct wlink *, uint32_t, enum wire_type, json_t *);
+void	 job_input(struct wlink *, uint32_t, uint64_t, const uint8_t *,
+	     size_t);
+void	 job_link_up(struct wlink *);
+void	 job_link_orphans(struct wlink *);
+void	 job_link_gone(struct wlink *);
+void	 job_links_changed(void);
+void	 job_link_writable(struct wlink *);
+json_t	*job_list_json(struct wlink *);
 void	 job_shutdown(void);
 
 /* worker-policy.c */
 int	 policy_init(char **);
 int	 policy_files_allowed(char **);
 int	 policy_command_allowed(char **, json_t *, char **);
+int	 policy_env_ok(json_t *, char **);
 
 /* spawn.c */
 #define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */
 struct spawn_req {
 	char		**argv;
+	const char	*path;		/* what to run, NULL: argv[0] found */
 	char		**envp;
 	const char	*cwd;
 	const char	*user;

@@ -247,7 +247,54 @@ auth_find_grant(const char *id, const unsigned char md[32])
 	return (found);
 }
 
-/* Does bev's peer certificate name id (CN or a DNS name)? */
+/* Is the ASN.1 string exactly id: same bytes, same case, no wildcard? */
+static int
+auth_name_is(const ASN1_STRING *name, const char *id)
+{
+	size_t	len = strlen(id);
+
+	return (name != NULL && (size_t)ASN1_STRING_length(name) == len &&
+	    memcmp(ASN1_STRING_get0_data(name), id, len) == 0);
+}
+
+/*
+ * Does the certificate name id? Its DNS names if it has any, else the
+ * common names of its subject (as X509_check_host takes them). Unlike
+ * X509_check_host, the match is exact: a wildcard such as *.fleet, or a
+ * name that differs only in case, is another worker's id, and a worker
+ * with such a certificate could otherwise take over a live id.
+ */
+static int
+auth_cert_names_id(X509 *cert, const char *id)
+{
+	GENERAL_NAMES		*sans;
+	const GENERAL_NAME	*gn;
+	X509_NAME		*subject;
+	X509_NAME_ENTRY		*e;
+	int			 i, ndns = 0, ok = 0;
+
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type != GEN_DNS)
+			continue;
+		ndns++;
+		ok = ok || auth_name_is(gn->d.dNSName, id);
+	}
+	GENERAL_NAMES_free(sans);
+	if (ndns > 0)
+		return (ok);
+	subject = X509_get_subject_name(cert);
+	i = -1;
+	while ((i = X509_NAME_get_index_by_NID(subject, NID_commonName,
+	    i)) >= 0) {
+		e = X509_NAME_get_entry(subject, i);
+		ok = ok || auth_name_is(X509_NAME_ENTRY_get_data(e), id);
+	}
+	return (ok);
+}
+
+/* Does bev's peer certificate name id (a DNS name, else its CN)? */
 static int
 auth_cert_names(struct bufferevent *bev, const char *id)
 {
@@ -257,8 +304,7 @@ auth_cert_names(struct bufferevent *bev, const char *id)
 
 	if (ssl == NULL || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
 		return (0);
-	ok = X509_check_host(cert, id, strlen(id),
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+	ok = auth_cert_names_id(cert, id);
 	X509_free(cert);
 	return (ok);
 }

@@ -91,7 +91,7 @@ worker_adopt(struct worker *w, json_t *a)
 
 	if (ch == 0)
 		return;
-	if (ch >= w->next_ch)
+	if (ch >= w->next_ch && ch < WIRE_VIEW_BASE - 1)
 		w->next_ch = ch + 1;
 	if ((c = chan_adopt(w, ch, a)) != NULL) {
 		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
@@ -359,6 +359,16 @@ msg_info(__unused struct worker *w, struct chan *c, json_t *msg)
 	chan_info(c, msg);
 }
 
+/* announce: a view of a session another controller opened; adopt it. */
+static void
+msg_announce(struct worker *w, __unused struct chan *c, json_t *msg)
+{
+	uint32_t	ch = wire_msg_chan(msg);
+
+	if (ch >= WIRE_VIEW_BASE && server_worker_chan_find(w, ch) == NULL)
+		worker_adopt(w, msg);
+}
+
 /* What a registered worker may send; per channel unless WIRE_ANY. */
 static const struct {
 	void	(*fn)(struct worker *, struct chan *, json_t *);
@@ -370,6 +380,7 @@ static const struct {
 	[WIRE_T_STARTED] = { msg_started, 0 },
 	[WIRE_T_END] = { msg_end, 0 },
 	[WIRE_T_INFO] = { msg_info, 0 },
+	[WIRE_T_ANNOUNCE] = { msg_announce, WIRE_ANY },
 };
 
 /* Route one wire message from a registered worker. */

@@ -451,7 +451,8 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	struct chan	*c;
 
 	c = chan_create(w, w->next_ch++, ops);
-	if (w->next_ch == 0)
+	/* Numbers from WIRE_VIEW_BASE up are the worker's. */
+	if (w->next_ch >= WIRE_VIEW_BASE)
 		w->next_ch = 1;
 	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
 	json_object_set_new(msg, "t", json_string(wire_type_name(

@@ -303,7 +303,8 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 		    sr->user);
 		return (-1);
 	}
-	if ((*prog = spawn_resolve(sr->argv[0], sr->envp, err)) == NULL) {
+	if ((*prog = spawn_resolve(sr->path != NULL ? sr->path : sr->argv[0],
+	    sr->envp, err)) == NULL) {
 		spawn_prog_cause(sr->argv[0], err, cause);
 		return (-1);
 	}

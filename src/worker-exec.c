@@ -36,7 +36,7 @@ exec_send_started(struct job *j)
 
 	m = wire_chan_msg(WIRE_T_STARTED, j->ch);
 	json_object_set_new(m, "pid", json_integer(j->started_pid));
-	worker_send(m);
+	wlink_send(j->link, m);
 	json_decref(m);
 }
 

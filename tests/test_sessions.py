@@ -376,6 +376,27 @@ def test_session_default_program_is_a_shell():
         assert ls and ls[0]["cmd"].startswith("/"), ls
 
 
+def test_session_default_is_a_login_shell_in_the_users_home():
+    """As ssh does: the user's shell, run as a login shell ($0 starts with
+    "-"), in the user's home; a cwd given still wins."""
+    import pwd
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    with h.Cluster() as c:
+        ctl = c.connect()
+        r = _open(ctl, env=ENV)
+        st = Stream(ctl, r["session"])
+        # Printed by the shell only: the echo of the typed line holds
+        # the text "zer""o=", not "zero=".
+        _write(ctl, r["session"], "echo \"zer\"\"o=$0 dir=$(pwd)/\"\r")
+        m = st.wait_re(r"zero=(\S+) dir=(\S*)/\r\n")
+        assert m.group(1).startswith(b"-"), m.group(0)
+        assert m.group(2) == home.encode(), m.group(0)
+        r = _open(ctl, env=ENV, cwd="/tmp")
+        st = Stream(ctl, r["session"])
+        _write(ctl, r["session"], "echo \"a\"\"t=$(pwd)/\"\r")
+        st.wait_for("at=/tmp/")
+
+
 # ------------------------------------------------------------ attach/detach
 
 def test_session_detach_then_attach_since_replays_exactly():

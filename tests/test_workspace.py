@@ -4,6 +4,7 @@ memory, processes or CPU than granted; every escape attempt of issue 12
 fails; destroy and a stopping worker leave nothing behind; a restarted
 worker finds its workspaces again."""
 
+import hashlib
 import os
 import random
 import signal
@@ -62,11 +63,16 @@ def mounts_with(text):
     return found
 
 
-def cgroup_procs(worker_id):
-    """Processes in the worker's groups, in every hierarchy."""
+def cgroup_procs(c, worker_id):
+    """Processes in the groups of cluster c's worker, in every hierarchy
+    (named for its id and its state folder: other test clusters running at
+    the same time have a w1 too)."""
+    folder = os.path.join(c.tmp, "state", worker_id)
+    name = "sandd-%s.%s" % (worker_id,
+                            hashlib.sha256(folder.encode()).hexdigest()[:8])
     n = 0
     for root, _dirs, files in os.walk("/sys/fs/cgroup"):
-        if "sandd-%s" % worker_id not in root:
+        if name not in root.split("/"):
             continue
         if "cgroup.procs" in files:
             try:
@@ -360,6 +366,25 @@ def test_isolate_denies_the_host_and_its_network():
         assert h.out(wexec(ctl, "only", "echo in")) == b"in\n"
 
 
+def test_a_workspace_env_is_held_to_allow_env():
+    # With --allow, a request may not set LD_PRELOAD; a workspace's env
+    # reaches every command in it, so it may not either.
+    with h.Cluster(workers={"w1": {}}, worker_args=(
+            "--isolate", "--allow", "/bin/ls *", "--allow",
+            "/usr/bin/env", "--allow-env", "FOO")) as c:
+        ctl = c.connect()
+        r = ctl.call({"op": "workspace.create", "worker": "w1",
+                      "name": "evil", "env": {"LD_PRELOAD": "/workspace/x"}})
+        h.err(r, "denied")
+        assert "LD_PRELOAD" in r["error"]["message"], r
+        r = ctl.call({"op": "workspace.list", "worker": "w1"})
+        assert [w["name"] for w in h.ok(r)["workspaces"]] == [], r
+        create(ctl, "good", env={"FOO": "bar"})
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "workspace": "good",
+                           "argv": ["/usr/bin/env"]}, timeout=h.T(60)))
+        assert b"FOO=bar\n" in h.out(r), r
+
+
 def test_allow_host_network_lets_a_workspace_use_it():
     with h.Cluster(workers={"w1": {}},
                    worker_args=("--isolate", "--allow-host-network")) as c:
@@ -430,7 +455,7 @@ def test_destroy_ends_every_process_and_leaves_no_mount():
         assert pids_with(m) == []
         assert mounts_with(folder) == []
         assert os.listdir(folder) == []
-        assert cgroup_procs("w1") == 0
+        assert cgroup_procs(c, "w1") == 0
         h.err(ctl.call({"op": "exec", "worker": "w1", "workspace": "gone",
                         "cmd": "true"}), "no_such_workspace")
 
@@ -460,7 +485,7 @@ def test_worker_stop_ends_processes_and_a_new_worker_lists_them_again():
         h.wait_for(lambda: pids_with(m) == [], h.T(10), what="no process")
         folder = os.path.join(c.tmp, "state", "w1", "workspaces")
         assert mounts_with(folder) == []
-        assert cgroup_procs("w1") == 0
+        assert cgroup_procs(c, "w1") == 0
         c.start_worker("w1")
         ctl = c.connect()
         listed = h.ok(ctl.call({"op": "workspace.list", "worker": "w1"}))
