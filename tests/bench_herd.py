@@ -67,10 +67,10 @@ def raise_nofile():
     return hard
 
 
-def connected(c):
+def stat(c, key="workers_connected"):
     ctl = c.connect()
     try:
-        return h.ok(ctl.call({"op": "stats"}))["workers_connected"]
+        return h.ok(ctl.call({"op": "stats"}))[key]
     finally:
         ctl.close()
 
@@ -82,7 +82,7 @@ def wait_all(c, n, t0, limit=WAIT, marks=None):
     got = 0
     while time.monotonic() < deadline:
         try:
-            got = connected(c)
+            got = stat(c)
         except Exception:
             got = 0
         for frac in (0.5, 0.9):
@@ -121,8 +121,10 @@ def restart_row(c, n, kind, target, rows):
     back, note = restart(c, n, marks)
     rows.append(["%d %s workers back after kill -9 + restart" % (n, kind),
                  note or "%.2f s" % back, target, "from the kill; serve "
-                 "listening at %.2f s, half back %.2f s, 90%% %.2f s" % (
-                     marks["up"], marks.get(0.5, -1), marks.get(0.9, -1))])
+                 "listening at %.2f s, half back %.2f s, 90%% %.2f s; "
+                 "%d 503s" % (marks["up"], marks.get(0.5, -1),
+                              marks.get(0.9, -1),
+                              stat(c, "handshakes_refused"))])
 
 
 def broadcast(c, n):
