@@ -232,6 +232,18 @@ compat_tune_malloc(void)
 #endif
 }
 
+/*
+ * Give the kernel back the free pages of the heap, wherever they lie
+ * (glibc only; elsewhere nothing).
+ */
+void
+compat_malloc_trim(void)
+{
+#if defined(__GLIBC__)
+	malloc_trim(0);
+#endif
+}
+
 /* Name the calling thread, as ps and /proc show it (Linux only). */
 void
 compat_thread_name(const char *name)

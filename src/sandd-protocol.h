@@ -110,8 +110,39 @@
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)
-#define SERVER_MAX_HANDSHAKES	256
-#define SERVER_MAX_HANDSHAKES_ADDR 64	/* of those, from one address */
+/*
+ * Admission control (server-admit.c). Handshakes in progress at once:
+ * enough that the CPU, not the bound, paces a herd (at the TLS rate
+ * below 1,024 clear in about a second, well inside the 5 s head
+ * deadline), few enough to bound their memory (a TLS handshake uses tens
+ * of KiB while it runs). One address gets half, so idle connections from
+ * one place never hold every slot, and a fleet behind one NAT address
+ * still has 512 in flight: 0.1 s of work at the plain rate, so the CPU
+ * never waits for it.
+ */
+#define SERVER_MAX_HANDSHAKES	1024
+#define SERVER_MAX_HANDSHAKES_ADDR 512
+/*
+ * Handshakes per second the controller is assumed to finish until it
+ * has measured its rate (Retry-After is sized from it; --handshake-rate).
+ * Measured here as registrations (accept, upgrade, hello, welcome) per
+ * CPU second of serve, 10,000 fake workers from one address on a 2-core
+ * VM under load: ~5,600/s plain, ~1,000/s over TLS 1.3 with an ECDSA
+ * P-256 certificate. A little under, so that a first herd is not told
+ * to come back too early.
+ */
+#define SERVER_HANDSHAKE_RATE	5000
+#define SERVER_HANDSHAKE_RATE_TLS 1000
+/* Floor of the measured rate: a queue that did not move in a second. */
+#define SERVER_ADMIT_MIN_RATE	10
+/* Longest Retry-After: the worker's own longest backoff. */
+#define SERVER_RETRY_AFTER_MAX	30
+/*
+ * Listen backlog: a herd's SYNs arrive faster than one accept loop turn;
+ * an overflowing queue drops them and costs each a 1 s SYN retry. The
+ * kernel caps it at net.core.somaxconn (4096 on Linux since 5.4).
+ */
+#define SERVER_LISTEN_BACKLOG	4096
 
 /* Worker ids: 1 to 64 of A-Za-z0-9._- */
 #define WORKER_ID_MAX		64

@@ -47,6 +47,7 @@ struct serve_options {
 	size_t		 max_output;
 	int		 max_handshakes;
 	int		 max_handshakes_addr;	/* per remote address */
+	int		 handshake_rate;	/* per second, until measured */
 	int		 ws_mask;	/* never agree to unmasked frames */
 	int		 syslog;
 	int		 verbose;
@@ -359,8 +360,6 @@ struct worker *server_worker_next(struct worker *);
 json_t	*server_worker_labels(struct worker *);
 const char *server_worker_addr(struct worker *);
 const char *server_worker_why(struct worker *);
-void	 server_worker_accept(struct bufferevent *, const char *,
-	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
 void	 server_worker_recheck_grants(void);
 struct worker *server_worker_reachable(const char *);
@@ -384,6 +383,16 @@ struct worker_rpc *server_worker_rpc(struct worker *, json_t *,
 	     void (*)(json_t *, void *), void *);
 void	 server_worker_rpc_cancel(struct worker_rpc *);
 void	 server_worker_watch(void (*)(struct worker *, const char *));
+
+/* server-admit.c */
+int	 server_admit_enter(const char *, const char **, int *);
+void	 server_admit_leave(const char *, int);
+int	 server_admit_busy(void);
+double	 server_admit_rate(void);
+
+/* server-link.c */
+void	 server_link_accept(struct bufferevent *, const char *,
+	     const char *, int, const struct worker_auth *);
 
 /* chan.c (controller side of one channel) */
 struct chan_ops {

@@ -82,6 +82,7 @@ struct ws_conn {
 	size_t			 m_len;
 
 	uint64_t		 rx;
+	uint64_t		 framed;	/* of rx: whole frames' bytes */
 	uint64_t		 tx;
 	struct event		*kick;
 	struct util_flush	*flush;
@@ -130,6 +131,49 @@ static const struct wslay_frame_callbacks ws_frame_callbacks = {
 	ws_send_cb, ws_recv_cb, ws_genmask_cb
 };
 
+/*
+ * wslay's frame context, made when needed. It holds a 4 KiB input
+ * buffer, half of what an idle link costs the controller otherwise, so
+ * an idle link gives it back (ws_conn_idle).
+ */
+static wslay_frame_context_ptr
+ws_conn_fr(struct ws_conn *ws)
+{
+	if (ws->fr == NULL &&
+	    wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
+		fatalx("%s: out of memory", __func__);
+	return (ws->fr);
+}
+
+/*
+ * Nothing received is held in wslay: every byte handed to it belonged to
+ * a frame that was whole, and no message is half assembled. Its context
+ * is then in its first state with an empty buffer, and can go. (Sends
+ * always complete, so they leave no state in it.)
+ */
+static void
+ws_conn_idle(struct ws_conn *ws)
+{
+	if (ws->fr == NULL || (ws->flags & WS_IN_FRAME) || ws->m_opcode != 0 ||
+	    ws->rx != ws->framed)
+		return;
+	wslay_frame_context_free(ws->fr);
+	ws->fr = NULL;
+}
+
+/* Bytes a frame takes on the wire (wslay refuses longer length forms). */
+static uint64_t
+ws_frame_size(const struct wslay_frame_iocb *io)
+{
+	uint64_t	n = 2 + io->payload_length;
+
+	if (io->payload_length >= 65536)
+		n += 8;
+	else if (io->payload_length >= 126)
+		n += 2;
+	return (io->mask ? n + 4 : n);
+}
+
 /* Must our frames be masked? Only a client's, and only if not agreed. */
 static int
 ws_conn_masks(struct ws_conn *ws)
@@ -161,7 +205,7 @@ ws_conn_write_frame(struct ws_conn *ws, int opcode, const void *a,
 	io.data = a;
 	io.data_length = alen;
 	/* Our send callback takes everything, so only bad arguments fail. */
-	if (wslay_frame_send(ws->fr, &io) < 0)
+	if (wslay_frame_send(ws_conn_fr(ws), &io) < 0)
 		fatalx("%s: wslay_frame_send failed", __func__);
 	if (buf == NULL) {
 		io.data = b;
@@ -316,6 +360,7 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 	ws->f_fin = io->fin;
 	ws->f_left = io->payload_length;
 	ws->flags |= WS_IN_FRAME;
+	ws->framed += ws_frame_size(io);
 	return (0);
 }
 
@@ -386,9 +431,11 @@ ws_conn_pump(struct ws_conn *ws)
 
 	while (!(ws->flags & (WS_DEAD | WS_CLOSED_CB | WS_CLOSE_RECV))) {
 		memset(&io, 0, sizeof io);
-		r = wslay_frame_recv(ws->fr, &io);
-		if (r == WSLAY_ERR_WANT_READ)
+		r = wslay_frame_recv(ws_conn_fr(ws), &io);
+		if (r == WSLAY_ERR_WANT_READ) {
+			ws_conn_idle(ws);
 			break;
+		}
 		if (r < 0) {
 			ws_conn_fail(ws, WS_CODE_PROTOCOL, "malformed frame");
 			return;
@@ -411,10 +458,15 @@ ws_read_cb(struct bufferevent *bev, void *arg)
 	ws_conn_pump(arg);
 }
 
+/* The first pump, for bytes that came with the upgrade; once only. */
 static void
 ws_kick_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
-	ws_conn_pump(arg);
+	struct ws_conn	*ws = arg;
+
+	event_free(ws->kick);
+	ws->kick = NULL;
+	ws_conn_pump(ws);
 }
 
 static void
@@ -492,8 +544,6 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	ws->max_msg = p->max_message;
 	ws->ping_timeout = p->ping_timeout;
 	ws->last_rx = util_now();
-	if (wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
-		fatalx("%s: out of memory", __func__);
 
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
 	bufferevent_setwatermark(bev, EV_READ, 0, ws->max_msg);
@@ -533,9 +583,11 @@ ws_free_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	struct ws_conn	*ws = arg;
 
 	event_free(ws->ping);
-	event_free(ws->kick);
+	if (ws->kick != NULL)
+		event_free(ws->kick);
 	event_free(ws->reaper);
-	wslay_frame_context_free(ws->fr);
+	if (ws->fr != NULL)
+		wslay_frame_context_free(ws->fr);
 	bufferevent_free(ws->bev);
 	free(ws->m_buf);
 	free(ws);
@@ -575,7 +627,8 @@ ws_conn_free(struct ws_conn *ws)
 	ws->flags |= WS_DEAD | WS_CLOSED_CB;
 	bufferevent_disable(ws->bev, EV_READ);
 	event_del(ws->ping);
-	event_del(ws->kick);
+	if (ws->kick != NULL)
+		event_del(ws->kick);
 	/* The linger below is libevent's to write. */
 	util_flush_free(ws->flush);
 	ws->flush = NULL;

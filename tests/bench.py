@@ -1439,6 +1439,9 @@ def main():
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
         clients_section()
+        import bench_herd
+        signal.alarm(bench_herd.WATCHDOG)
+        bench_herd.herd_section()
         summary(rep, load0, load_avg())
     except Watchdog as e:
         print("stopped: %s" % e)
