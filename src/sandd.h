@@ -269,6 +269,7 @@ struct ws_params {
 struct ws_conn *ws_conn_create(struct bufferevent *, const struct ws_params *,
 	     const struct ws_callbacks *, void *);
 void	 ws_conn_free(struct ws_conn *);
+void	 ws_conn_free_lingering(void);
 int	 ws_conn_send_json(struct ws_conn *, json_t *);
 int	 ws_conn_send_binary_buf(struct ws_conn *, const void *, size_t,
 	     struct evbuffer *, size_t, size_t);
@@ -391,6 +392,7 @@ int	 server_admit_busy(void);
 double	 server_admit_rate(void);
 
 /* server-link.c */
+void	 server_link_free_all(void);
 void	 server_link_accept(struct bufferevent *, const char *,
 	     const char *, int, const struct worker_auth *);
 

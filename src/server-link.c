@@ -29,6 +29,9 @@ static const struct ws_callbacks link_callbacks = {
 	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
 };
 
+/* Every link, registered or not, so that none outlives serve. */
+static TAILQ_HEAD(, link) all_links = TAILQ_HEAD_INITIALIZER(all_links);
+
 static void
 link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
@@ -50,6 +53,7 @@ server_link_accept(struct bufferevent *bev, const char *addr,
 			    serve_opts.ping_timeout, WIRE_MAX_MSG };
 
 	l = xcalloc(1, sizeof *l);
+	TAILQ_INSERT_TAIL(&all_links, l, entry);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->id, sizeof l->id, "%s", id);
 	l->auth = *wa;
@@ -66,7 +70,34 @@ server_link_free(struct link *l)
 	if (l->timer != NULL)
 		event_free(l->timer);
 	ws_conn_free(l->ws);
+	TAILQ_REMOVE(&all_links, l, entry);
 	free(l);
+}
+
+/*
+ * After the loop: free the links no worker record holds (those refused
+ * or closing before their hello), then what still lingers in ws.c.
+ */
+void
+server_link_free_all(void)
+{
+	struct link	*l;
+
+	while ((l = TAILQ_FIRST(&all_links)) != NULL)
+		server_link_free(l);
+	ws_conn_free_lingering();
+}
+
+/*
+ * Cut a registered worker off for what it sent: the close frame says
+ * why, and nothing more it sent is read (what is already buffered would
+ * otherwise still be parsed, message by message).
+ */
+static void
+link_cut(struct link *l, const char *why)
+{
+	ws_conn_close(l->ws, 1008, why);
+	link_closed_cb(l->ws, why, l);
 }
 
 /* Refuse a link with a close frame that says why. */
@@ -457,7 +488,7 @@ link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
 	if ((c = server_worker_chan_find(l->worker, ch)) == NULL)
 		return;		/* cancelled: the worker stops soon */
 	if (chan_data(c, type, off, data, dlen) != 0)
-		ws_conn_close(l->ws, 1008, "output past the window");
+		link_cut(l, "output past the window");
 }
 
 static void

@@ -54,6 +54,7 @@ struct link {
 	struct worker	*worker;	/* once registered */
 	char		 id[WORKER_ID_MAX + 1];	/* authenticated at upgrade */
 	struct worker_auth auth;	/* how it proved it */
+	TAILQ_ENTRY(link) entry;	/* all_links */
 };
 
 /* server-worker.c */

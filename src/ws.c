@@ -88,7 +88,12 @@ struct ws_conn {
 	struct util_flush	*flush;
 	struct event		*reaper;
 	uint16_t		 close_code;	/* from the peer's close */
+
+	TAILQ_ENTRY(ws_conn)	 entry;
 };
+
+/* Every connection, lingering ones too, for ws_conn_free_lingering. */
+static TAILQ_HEAD(, ws_conn) ws_conns = TAILQ_HEAD_INITIALIZER(ws_conns);
 
 static void	ws_conn_closed(struct ws_conn *, const char *);
 static void	ws_conn_fail(struct ws_conn *, uint16_t, const char *);
@@ -537,6 +542,7 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	struct timeval	 tv;
 
 	ws = xcalloc(1, sizeof *ws);
+	TAILQ_INSERT_TAIL(&ws_conns, ws, entry);
 	ws->bev = bev;
 	ws->cb = cb;
 	ws->arg = arg;
@@ -589,8 +595,24 @@ ws_free_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	if (ws->fr != NULL)
 		wslay_frame_context_free(ws->fr);
 	bufferevent_free(ws->bev);
+	TAILQ_REMOVE(&ws_conns, ws, entry);
 	free(ws->m_buf);
 	free(ws);
+}
+
+/*
+ * At exit, after the loop: release the freed connections whose close
+ * frame is still lingering; the loop will not run to reap them.
+ */
+void
+ws_conn_free_lingering(void)
+{
+	struct ws_conn	*ws, *next;
+
+	TAILQ_FOREACH_SAFE(ws, &ws_conns, entry, next) {
+		if ((ws->flags & WS_DEAD) && ws->reaper != NULL)
+			ws_free_cb(-1, 0, ws);
+	}
 }
 
 /* Lingering: the output is written, or the connection failed. */

@@ -13,6 +13,7 @@ environment marker is killed too; daemon logs are kept for failure output).
 
 Beyond the API in the brief:
     h.T(s)                      scale a deadline by $SANDD_TEST_TIMEOUT
+    h.MEM(kib)                  scale a bound on RSS growth for an ASan build
     h.ok(r) / h.err(r, code)    assert a final reply; return it
     h.out(msg, "stdout")        bytes of a text/bytes field (or its _b64)
     h.is_final(msg)             "ok" present and not an event
@@ -71,6 +72,16 @@ TEST_TIMEOUT = 120
 def T(seconds):
     """Scale a deadline by $SANDD_TEST_TIMEOUT."""
     return seconds * SCALE
+
+
+# An AddressSanitizer build holds freed memory in quarantine and adds
+# shadow pages: the same run's RSS grows about three times as much.
+SANITIZED = os.path.basename(SANDD).endswith("-asan")
+
+
+def MEM(kib):
+    """Scale a bound on RSS growth for a sanitizer build."""
+    return kib * 3 if SANITIZED else kib
 
 
 class Skip(Exception):
