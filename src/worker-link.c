@@ -477,16 +477,40 @@ link_dial_failed(struct wlink *l)
 		target_resolve(l->t);
 }
 
+/*
+ * The registered link that dialed the same address as l: two URLs (a
+ * name and its address, say) of one controller. NULL if none.
+ */
+static struct wlink *
+link_twin(struct wlink *l)
+{
+	struct wlink	*o;
+
+	TAILQ_FOREACH(o, &links, entry) {
+		if (o != l && wlink_connected(o) && o->salen == l->salen &&
+		    l->salen != 0 && memcmp(&o->sa, &l->sa, l->salen) == 0)
+			return (o);
+	}
+	return (NULL);
+}
+
 /* Log what a refusal of the upgrade says; keep a 503's Retry-After. */
 static void
 link_refused(struct wlink *l, struct http_msg *m)
 {
+	struct wlink	*twin;
 	const char	*ra;
 
 	if (m->status == 401)
 		log_warnx("link: %s refused our token (401); check "
 		    "--token-file", l->name);
-	if (m->status == 409)
+	if (m->status == 409 && (twin = link_twin(l)) != NULL) {
+		/* Its id is ours already, through the twin: no flap. */
+		log_info("link: %s: the controller %s, where this worker "
+		    "is registered; trying again in %d s", l->name,
+		    twin->name, BACKOFF_STABLE_S);
+		l->retry_after = BACKOFF_STABLE_S;
+	} else if (m->status == 409)
 		log_warnx("link: %s: id %s is in use by a worker we cannot "
 		    "prove to be (409)", l->name, worker_opts.id);
 	if (m->status == 403)

@@ -138,6 +138,28 @@ def test_server_url_variable_may_name_several_controllers():
         assert h.out(_exec(c.connect(), "echo", "env-a")) == b"env-a\n"
 
 
+def test_two_urls_of_one_controller_make_one_link_not_a_flap():
+    # 127.0.0.1 and localhost name the same controller: its second link
+    # from this worker process is refused (409: the id is live and the
+    # link holds no secret of it), never taken for a reconnect that
+    # drops the first (which would come back and drop the second, and
+    # so on); the worker says why and dials it only once a minute.
+    with h.Cluster(workers={}) as c:
+        other = c.url.replace("127.0.0.1", "localhost")
+        c.start_worker("w1", args=["--server-url", other])
+        ctl = c.connect()
+        deadline = time.monotonic() + h.T(4)
+        while time.monotonic() < deadline:
+            assert h.out(_exec(ctl, "echo", "one")) == b"one\n"
+            time.sleep(0.2)
+        log = c.log("serve")
+        assert "replaces the one" not in log, log
+        assert log.count("worker w1: none -> connected") == 1, log
+        wlog = c.log("worker-w1")
+        assert "where this worker is registered" in wlog, wlog
+        assert "in use by a worker we cannot" not in wlog, wlog
+
+
 def test_session_opened_through_one_controller_is_attached_through_other():
     with h.Cluster(workers={}) as c:
         b, ctl_a, ctl_b = _pair(c)
