@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import harness as h
+from faultproxy import FaultProxy
 from test_sessions import BASH, ENV, Stream, _list, _read, _write
 
 
@@ -272,6 +273,38 @@ def test_view_behind_past_the_ring_skips_ahead_and_goes_on():
         assert b"900000\r\n" in data
         _write(ctl_b, sid, "echo live-$((2+3))\r")
         st_a.wait_for("live-5")
+
+def test_session_closed_while_a_link_was_down_goes_when_it_returns():
+    # B's link is down while the session is closed through A: the end
+    # never reaches B. When the link comes back the worker no longer
+    # lists the session, and B must drop it, not list it for ever.
+    with h.Cluster(workers={}) as c:
+        b = Second(c)
+        p = FaultProxy(b.port)
+        try:
+            c.start_worker("w1", args=["--server-url", p.url])
+            ctl_a, ctl_b = c.connect(), b.connect()
+            _wait_worker(ctl_b)
+            sid, st_a = _bash(ctl_a)
+            h.wait_for(lambda: [s for s in _list(ctl_b)
+                                if s["session"] == sid], what="the view")
+            p.refuse(True)
+            p.reset()
+            h.wait_for(lambda: "link: lost" in c.log("worker-w1"),
+                       what="the link to B cut")
+            h.ok(ctl_a.call({"op": "session.close", "session": sid}))
+            st_a.wait_exit()
+            p.refuse(False)
+            h.wait_for(lambda: c.log("worker-w1").count(
+                "registered as w1 (resumed)") >= 1, timeout=h.T(20),
+                what="the link to B back")
+            h.wait_for(lambda: not [s for s in _list(ctl_b)
+                                    if s["session"] == sid],
+                       what="the session gone from B")
+            assert h.ok(ctl_b.call({"op": "stats"}))["sessions"] == 0
+        finally:
+            p.close()
+
 
 
 if __name__ == "__main__":
