@@ -277,7 +277,8 @@ struct cp_hash {
 	int		 fd;
 	size_t		 size;
 	char		 hex[65];
-	int		 err;		/* errno of a failed read, or -1: short */
+	/* errno of a failed read, or -1: short */
+	int		 err;
 };
 
 #define CP_HASH_READ	(1024 * 1024)
@@ -820,7 +821,8 @@ client_cp(int argc, char **argv)
 	char		*sw, *dw;
 	int		 ch, rec = 0, keep = 0, no_wait = 0;
 
-	while ((ch = getopt_long(argc, argv, "S:rpW:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "S:rpW:h", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'r':
 			rec = 1;

@@ -74,7 +74,8 @@ int		 client_conn_send(struct conn *, json_t *);
 void		 client_conn_send_quiet(struct conn *, json_t *);
 int		 client_conn_has_line(struct conn *);
 json_t		*client_conn_take(struct conn *);
-size_t		 client_conn_payload(struct conn *, json_t *, int, EVP_MD_CTX *);
+size_t		 client_conn_payload(struct conn *, json_t *, int,
+		     EVP_MD_CTX *);
 size_t		 client_conn_payload_skip(struct conn *, json_t *, size_t, int);
 json_t		*client_conn_recv_id(struct conn *, int);
 json_t		*client_conn_reply(struct conn *, int);

@@ -157,7 +157,8 @@ exec_start(struct req *r, struct worker *w)
 	else {
 		c->flags |= CHAN_BUFFERED;
 		/* The server's --max-output bounds what a client may ask. */
-		max = req_int(r, "max_output", (json_int_t)serve_opts.max_output);
+		max = req_int(r, "max_output",
+		    (json_int_t)serve_opts.max_output);
 		if (max > (json_int_t)serve_opts.max_output)
 			max = (json_int_t)serve_opts.max_output;
 		c->max_output = (size_t)max;

@@ -37,7 +37,8 @@ struct client {
 	int			 topics;
 	uint64_t		 payload_left;
 	struct chan		*sink;		/* where payload bytes go */
-	struct event		*more;		/* re-arm after a bounded batch */
+	/* re-arm after a bounded batch */
+	struct event		*more;
 	struct util_flush	*flush;		/* direct writes */
 	struct event		*hup;		/* polls for a full close */
 	struct event		*reaper;

@@ -19,9 +19,12 @@
  * payload byte in its stream.
  */
 #define WIRE_HDR_LEN		16
-#define WIRE_IN			0	/* controller -> worker: stdin, pty, put */
-#define WIRE_OUT		1	/* worker -> controller: stdout, pty, get */
-#define WIRE_ERR		2	/* worker -> controller: stderr */
+/* controller -> worker: stdin, pty, put */
+#define WIRE_IN			0
+/* worker -> controller: stdout, pty, get */
+#define WIRE_OUT		1
+/* worker -> controller: stderr */
+#define WIRE_ERR		2
 #define WIRE_NSTREAMS		3
 
 /* Largest payload in one binary frame. */
@@ -83,7 +86,8 @@
 #define CONTROL_MAX_LINE	(4 * 1024 * 1024)	/* default --max-line */
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
 #define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
-#define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */
+/* client backlog: stop feeding */
+#define CONTROL_OUT_HIGH	(1024 * 1024)
 /*
  * Unread output past which a subscription's events are dropped (the
  * client gets an overflow event): a few seconds of a busy fleet's

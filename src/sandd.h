@@ -289,7 +289,8 @@ enum wire_type {
 	WIRE_T_ACK,		/* both: consumed up to an offset */
 	WIRE_T_EOF,		/* controller: no more input */
 	WIRE_T_SIGNAL,		/* controller: signal the command */
-	WIRE_T_DETACH,		/* controller: the command outlives its client */
+	/* controller: the command outlives its client */
+	WIRE_T_DETACH,
 	WIRE_T_RELEASE,		/* controller: forget a finished channel */
 	WIRE_T_CANCEL,		/* controller: stop and forget a channel */
 	WIRE_T_RESIZE,		/* controller: a session's terminal size */
@@ -400,7 +401,8 @@ void	 server_link_accept(struct bufferevent *, const char *,
 struct chan_ops {
 	const char	*name;		/* for logs */
 	int		 kind;		/* CHAN_EXEC, ... on the wire */
-	int		 counts;	/* what server_worker_count_chans sees */
+	/* what server_worker_count_chans sees */
+	int		 counts;
 #define CHAN_COUNT_COMMAND	0x1	/* a running command */
 #define CHAN_COUNT_SESSION	0x2	/* a session */
 	const char	*prefix;	/* of its handles */

@@ -159,7 +159,8 @@ link_hello_ok(struct link *l, json_t *msg)
 	    (labels != NULL && !json_is_object(labels)) ||
 	    (chans != NULL && (!json_is_array(chans) ||
 	    json_array_size(chans) > WIRE_MAX_CHANNELS)) ||
-	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
+	    json_integer_value(json_object_get(msg, "proto")) !=
+	    WIRE_PROTOCOL) {
 		link_refuse(l, "bad hello");
 		return (0);
 	}

@@ -30,7 +30,8 @@ struct server_stats server_stats;
 struct handshake {
 	struct bufferevent	*bev;
 	char			 addr[64];
-	char			 host[INET6_ADDRSTRLEN];	/* without port */
+	/* without port */
+	char			 host[INET6_ADDRSTRLEN];
 	int			 metrics_only;	/* on --metrics-listen */
 	struct event		*timer;
 	int			 closing;
@@ -295,7 +296,8 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	host = hs->host;
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof hs->host);
+		evutil_inet_ntop(AF_INET, &sin->sin_addr, host,
+		    sizeof hs->host);
 		port = ntohs(sin->sin_port);
 		snprintf(hs->addr, sizeof hs->addr, "%s:%d", host, port);
 	} else if (sa->sa_family == AF_INET6) {
@@ -531,7 +533,8 @@ server_open_tenancy(char **cause)
 		return (-1);
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		xasprintf(cause, "--record %s: not a folder", serve_opts.record);
+		xasprintf(cause, "--record %s: not a folder",
+		    serve_opts.record);
 		return (-1);
 	}
 	return (0);

@@ -64,8 +64,9 @@ util_escape_terminal(const char *s)
 			continue;
 		}
 		n = p[i] >= 0xc2 ? (size_t)utf8_seqlen(p[i]) : 0;
-		if (n >= 2 && i + n <= len && util_utf8_complete(p + i, n,
-		    &valid) == n && valid && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+		if (n >= 2 && i + n <= len &&
+		    util_utf8_complete(p + i, n, &valid) == n && valid &&
+		    !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
 			memcpy(o, p + i, n);
 			o += n;
 			i += n;
@@ -95,7 +96,8 @@ util_valid_id(const char *s)
 	for (n = 0; s[n] != '\0'; n++) {
 		if (n >= WORKER_ID_MAX)
 			return (0);
-		if (!isalnum((unsigned char)s[n]) && strchr("._-", s[n]) == NULL)
+		if (!isalnum((unsigned char)s[n]) &&
+		    strchr("._-", s[n]) == NULL)
 			return (0);
 	}
 	return (n > 0);
@@ -481,7 +483,8 @@ util_random_hex(char *buf, size_t len)
 	}
 	raw = pool + sizeof pool - left;
 	for (i = 0; i < ndigits; i++)
-		buf[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+		buf[i] = "0123456789abcdef"[(raw[i / 2] >>
+		    (i % 2 ? 0 : 4)) & 0xf];
 	buf[i] = '\0';
 	compat_explicit_bzero(raw, nbytes);
 	left -= nbytes;
@@ -560,12 +563,14 @@ util_errno_name(int e)
 		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EIO, "EIO" },
 		{ EBADF, "EBADF" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
 		{ EEXIST, "EEXIST" }, { ENOTDIR, "ENOTDIR" },
-		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" }, { EMFILE, "EMFILE" },
-		{ ENFILE, "ENFILE" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
-		{ EROFS, "EROFS" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" },
+		{ EMFILE, "EMFILE" }, { ENFILE, "ENFILE" }, { EFBIG, "EFBIG" },
+		{ ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
+		{ ENAMETOOLONG, "ENAMETOOLONG" },
 		{ ELOOP, "ELOOP" }, { ENOTEMPTY, "ENOTEMPTY" },
-		{ EXDEV, "EXDEV" }, { ETXTBSY, "ETXTBSY" }, { EDQUOT, "EDQUOT" },
-		{ EAGAIN, "EAGAIN" }, { ENOEXEC, "ENOEXEC" }, { E2BIG, "E2BIG" },
+		{ EXDEV, "EXDEV" }, { ETXTBSY, "ETXTBSY" },
+		{ EDQUOT, "EDQUOT" }, { EAGAIN, "EAGAIN" },
+		{ ENOEXEC, "ENOEXEC" }, { E2BIG, "E2BIG" },
 		{ ESRCH, "ESRCH" }, { EINTR, "EINTR" },
 	};
 	static char	buf[16];

@@ -38,7 +38,8 @@ struct policy_rule {
 	char		*prog;		/* its path; NULL if not found */
 	char		**globs;	/* fnmatch patterns, one an argument */
 	size_t		 nglobs;
-	int		 rest;		/* ends in a bare *: any more arguments */
+	/* ends in a bare *: any more arguments */
+	int		 rest;
 };
 
 static struct policy_rule	*rules;
