@@ -627,14 +627,14 @@ ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
 		xasprintf(&p->devs[i], "%s/dev/%s", p->root, devs[i]);
 	if (lstat("/var/run", &sb) == 0 && S_ISDIR(sb.st_mode))
 		xasprintf(&p->varrun, "%s/var/run", p->root);
-	/* The state folder, if it shows through a folder bound in. */
+	/* The state folder, if it is (or is below) a folder bound in. */
 	if (cfg->hide != NULL && (real = realpath(cfg->hide, NULL)) != NULL) {
 		for (i = 0; i < (size_t)p->n; i++) {
 			size_t	l = strlen(p->src[i]);
 
 			if (p->isdir[i] && p->link[i] == NULL &&
 			    strncmp(real, p->src[i], l) == 0 &&
-			    real[l] == '/') {
+			    (real[l] == '/' || real[l] == '\0')) {
 				xasprintf(&p->hide, "%s%s", p->root, real);
 				break;
 			}

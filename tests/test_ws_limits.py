@@ -74,5 +74,22 @@ def test_workspace_has_no_uselib_or_pidfd_getfd():
         assert h.out(r).split() == [b"EPERM", b"EPERM"], r
 
 
+# ------------------------------------------------------------ state folder
+
+def test_a_top_level_state_folder_is_empty_inside():
+    top = tempfile.mkdtemp(prefix="sandd-test-", dir="/")
+    os.chmod(top, 0o755)    # as /var/lib/sandd is
+    try:
+        with h.Cluster(workers={"w1": {}},
+                       worker_args=("--state-dir", top)) as c:
+            ctl = c.connect()
+            create(ctl, "hide")
+            assert os.listdir(top), "the worker keeps nothing there"
+            r = wexec(ctl, "hide", "ls -A %s; echo end" % top)
+            assert h.out(r) == b"end\n", r
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 if __name__ == "__main__":
     h.run_main(globals())
