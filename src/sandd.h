@@ -689,6 +689,16 @@ int	 state_write(const char *, const void *, size_t);
 
 /* worker-workspace.c */
 struct workspace;
+/* What a workspace may take (0: no limit). */
+struct ws_limits {
+	uint64_t	 memory;	/* bytes */
+	int		 pids;		/* processes at once */
+	double		 cpu;		/* cores */
+};
+int	 workspace_limits_parse(json_t *, const struct ws_limits *,
+	     const char *, struct ws_limits *, const char **, char **);
+int	 workspace_limits_clamp(struct ws_limits *, const struct ws_limits *,
+	     char **);
 void	 workspace_init(void);
 void	 workspace_shutdown(void);
 void	 worker_workspace_create(json_t *);

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,42 +499,160 @@ workspace_ooms(struct workspace *ws)
 
 /* ---- workspace.create ---- */
 
-/* The limits asked for, capped by the worker's ceilings; -1 with cause. */
+/*
+ * A limit of msg that must be a whole number from min to max, into *v
+ * (left as it is when absent or null). -1 with *cause.
+ */
 static int
-ws_limits(json_t *msg, struct workspace *ws, char **cause)
+ws_limit_int(json_t *msg, const char *name, json_int_t min, json_int_t max,
+    json_int_t *v, char **cause)
 {
-	json_t	*v;
+	json_t	*j = json_object_get(msg, name);
 
-	if (json_is_integer(v = json_object_get(msg, "memory")))
-		ws->memory = (uint64_t)json_integer_value(v);
-	if (json_is_integer(v = json_object_get(msg, "pids")))
-		ws->pids = (int)json_integer_value(v);
-	if (json_is_number(v = json_object_get(msg, "cpu")))
-		ws->cpu = json_number_value(v);
-	if (worker_opts.ws_max_memory > 0 && ws->memory >
-	    worker_opts.ws_max_memory) {
-		xasprintf(cause, "memory %llu is over the ceiling of worker "
-		    "%s (%zu)", (unsigned long long)ws->memory, worker_opts.id,
-		    worker_opts.ws_max_memory);
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_integer(j) || json_integer_value(j) < min ||
+	    json_integer_value(j) > max) {
+		xasprintf(cause, "field '%s' must be a whole number from %lld "
+		    "to %lld", name, (long long)min, (long long)max);
 		return (-1);
 	}
-	if (worker_opts.ws_max_pids > 0 && ws->pids > worker_opts.ws_max_pids) {
+	*v = json_integer_value(j);
+	return (0);
+}
+
+/* The "cpu" of msg into *cpu: a finite number of cores above 0. */
+static int
+ws_limit_cpu(json_t *msg, double *cpu, char **cause)
+{
+	json_t	*j = json_object_get(msg, "cpu");
+	double	 d;
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	d = json_number_value(j);
+	if (!json_is_number(j) || !isfinite(d) || d <= 0 || d > WS_MAX_CPU) {
+		xasprintf(cause, "field 'cpu' must be a number of cores above "
+		    "0, up to %d", WS_MAX_CPU);
+		return (-1);
+	}
+	*cpu = d;
+	return (0);
+}
+
+/*
+ * The limits a workspace.create (msg) asks for, into *l: each checked
+ * (a value past its range, negative or not a number: *code "bad_request"),
+ * then held to the ceilings ceil of worker id (past one: "limit"); what
+ * is not asked for gets its ceiling. Pure: the worker's own checks, so
+ * that no controller can lift them. -1 with *code and *cause.
+ */
+int
+workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
+    const char *id, struct ws_limits *l, const char **code, char **cause)
+{
+	json_int_t	mem = 0, pids = 0;
+
+	memset(l, 0, sizeof *l);
+	*code = "bad_request";
+	if (ws_limit_int(msg, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
+	    cause) == -1 || ws_limit_int(msg, "pids", 1, WS_MAX_PIDS, &pids,
+	    cause) == -1 || ws_limit_cpu(msg, &l->cpu, cause) == -1)
+		return (-1);
+	l->memory = (uint64_t)mem;
+	l->pids = (int)pids;
+	*code = "limit";
+	if (ceil->memory > 0 && l->memory > ceil->memory) {
+		xasprintf(cause, "memory %llu is over the ceiling of worker %s "
+		    "(%llu)", (unsigned long long)l->memory, id,
+		    (unsigned long long)ceil->memory);
+		return (-1);
+	}
+	if (ceil->pids > 0 && l->pids > ceil->pids) {
 		xasprintf(cause, "pids %d is over the ceiling of worker %s "
-		    "(%d)", ws->pids, worker_opts.id, worker_opts.ws_max_pids);
+		    "(%d)", l->pids, id, ceil->pids);
 		return (-1);
 	}
-	if (worker_opts.ws_max_cpu > 0 && ws->cpu > worker_opts.ws_max_cpu) {
+	if (ceil->cpu > 0 && l->cpu > ceil->cpu) {
 		xasprintf(cause, "cpu %g is over the ceiling of worker %s (%g)",
-		    ws->cpu, worker_opts.id, worker_opts.ws_max_cpu);
+		    l->cpu, id, ceil->cpu);
 		return (-1);
 	}
-	/* Unasked, a ceiling is the limit. */
-	if (ws->memory == 0)
-		ws->memory = worker_opts.ws_max_memory;
-	if (ws->pids == 0)
-		ws->pids = worker_opts.ws_max_pids;
-	if (ws->cpu == 0)
-		ws->cpu = worker_opts.ws_max_cpu;
+	workspace_limits_clamp(l, ceil, NULL);
+	return (0);
+}
+
+/*
+ * Hold l to the ceilings ceil: a limit over its ceiling, or none where
+ * there is a ceiling, becomes the ceiling. Returns how many changed;
+ * with what, *what says which, as they were (allocated, NULL if none).
+ */
+int
+workspace_limits_clamp(struct ws_limits *l, const struct ws_limits *ceil,
+    char **what)
+{
+	char	*s = NULL, *t;
+	int	 n = 0;
+
+	if (ceil->memory > 0 && (l->memory == 0 || l->memory > ceil->memory)) {
+		xasprintf(&t, "%smemory %llu", s != NULL ? s : "",
+		    (unsigned long long)l->memory);
+		free(s);
+		s = t;
+		l->memory = ceil->memory;
+		n++;
+	}
+	if (ceil->pids > 0 && (l->pids <= 0 || l->pids > ceil->pids)) {
+		xasprintf(&t, "%s%spids %d", s != NULL ? s : "", s != NULL ?
+		    ", " : "", l->pids);
+		free(s);
+		s = t;
+		l->pids = ceil->pids;
+		n++;
+	}
+	if (ceil->cpu > 0 && (!(l->cpu > 0) || l->cpu > ceil->cpu)) {
+		xasprintf(&t, "%s%scpu %g", s != NULL ? s : "", s != NULL ?
+		    ", " : "", l->cpu);
+		free(s);
+		s = t;
+		l->cpu = ceil->cpu;
+		n++;
+	}
+	if (what != NULL)
+		*what = s;
+	else
+		free(s);
+	return (n);
+}
+
+/* The worker's ceilings of a workspace (its options). */
+static void
+ws_ceilings(struct ws_limits *ceil)
+{
+	memset(ceil, 0, sizeof *ceil);
+	ceil->memory = worker_opts.ws_max_memory;
+	ceil->pids = worker_opts.ws_max_pids;
+	ceil->cpu = worker_opts.ws_max_cpu;
+}
+
+/* The limits of a create request into ws; -1 after replying. */
+static int
+ws_limits(json_t *msg, struct workspace *ws)
+{
+	struct ws_limits	 ceil, l;
+	const char		*code;
+	char			*cause = NULL;
+
+	ws_ceilings(&ceil);
+	if (workspace_limits_parse(msg, &ceil, worker_opts.id, &l, &code,
+	    &cause) == -1) {
+		worker_reply_error(msg, code, 0, "%s", cause);
+		free(cause);
+		return (-1);
+	}
+	ws->memory = l.memory;
+	ws->pids = l.pids;
+	ws->cpu = l.cpu;
 	return (0);
 }
 
@@ -642,10 +761,8 @@ worker_workspace_create(json_t *msg)
 	    json_deep_copy(json_object_get(msg, "env")) : json_object();
 	ws->host_network = host;
 	util_rfc3339(time(NULL), ws->created, sizeof ws->created);
-	if (ws_limits(msg, ws, &cause) == -1) {
-		worker_reply_error(msg, "limit", 0, "%s", cause);
+	if (ws_limits(msg, ws) == -1)
 		goto fail;
-	}
 	if (ws_create_folders(ws, &cause) == -1 || ws_save(ws) == -1 ||
 	    ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
 		worker_reply_error(msg, "internal", 0, "workspace %s on "
