@@ -60,6 +60,9 @@ control_workspace_create(struct req *r)
 		    "or \"host\"");
 		return;
 	}
+	if (net != NULL && strcmp(net, "host") == 0 &&
+	    control_acl_check_network(r) == -1)
+		return;
 	if (cpu != NULL && (!json_is_number(cpu) ||
 	    json_number_value(cpu) <= 0 || json_number_value(cpu) > 1024)) {
 		req_error(r, "bad_request", "field 'cpu' must be a number of "

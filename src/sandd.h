@@ -612,6 +612,7 @@ void	 control_cmd_init(void);
 #define ACL_WORKSPACE	0x10
 #define ACL_ALL		0x1f
 #define ACL_WS_ONLY	0x100	/* rule: work only inside a workspace */
+#define ACL_HOST_NET	0x200	/* rule: ... and workspaces on the host net */
 int	 control_acl_load(const char *, char **);
 void	 control_acl_free(void);
 int	 control_acl_privileged(struct client *);
@@ -620,6 +621,7 @@ int	 control_acl_covers_id(struct client *, const char *);
 int	 control_acl_owns(struct client *, json_t *);
 int	 control_acl_visible(struct client *, const char *, json_t *);
 int	 control_acl_check(struct req *, int);
+int	 control_acl_check_network(struct req *);
 
 /* control-limit.c */
 int	 control_limit_parse_rate(const char *, char **);

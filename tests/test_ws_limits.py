@@ -41,7 +41,9 @@ TRY = ("import errno, socket, ctypes\n"
        "libc = ctypes.CDLL(None, use_errno=True)\n"
        "def sc(*a):\n"
        "    r = libc.syscall(*a)\n"
-       "    return 'made' if r >= 0 else errno.errorcode[ctypes.get_errno()]\n")
+       "    if r >= 0:\n"
+       "        return 'made'\n"
+       "    return errno.errorcode[ctypes.get_errno()]\n")
 
 
 # ------------------------------------------------------------ seccomp
