@@ -10,9 +10,10 @@
  * reconfigure its network or rename its host. As the host's root, the
  * init builds the file system: a read-only tmpfs root with the host's
  * top-level folders bound in read-only (nosuid, nodev), a private
- * writable /workspace (the worker's folder of the workspace) and /tmp,
- * its own /proc, a minimal /dev with a private devpts, and /run,
- * /var/run, /home, /root and the worker's state folder empty. It pivots
+ * writable /workspace (the worker's folder of the workspace) and /tmp
+ * (a tmpfs as large as the workspace's memory), its own /proc, a
+ * minimal /dev with a private devpts, and /run, /var/run, /home, /root
+ * and the worker's state folder empty. It pivots
  * into that root, then moves into a new user namespace that the worker
  * maps to the workspace's own host uid range (0 inside is the range's
  * first id), takes uid and gid 0 there, drops every supplementary
@@ -67,6 +68,9 @@
 
 #define NS_FILE_TIMEOUT	5000	/* ms the worker waits for the init */
 #define NS_PATH_MAX	4096
+#define NS_TMP_DEFAULT	(256ULL * 1024 * 1024)	/* /tmp, no memory limit */
+#define NS_TMP_INODE	4096	/* bytes of /tmp per inode */
+#define NS_TMP_INODES_MIN 1024
 
 /* The stages of a start that can fail, for the message. */
 enum ns_stage {
@@ -117,6 +121,7 @@ struct ns_plan {
 	int	 n;
 	char	*mk[8];			/* folders made in the root */
 	char	*proc, *dev, *pts, *tmp, *work;
+	char	*tmpopts;		/* /tmp's mount options */
 	char	*varrun;		/* NULL unless a folder to cover */
 	char	*hide;			/* the state folder, NULL if none */
 	char	*devs[6];
@@ -255,7 +260,7 @@ ns_child_root(struct ns_plan *p)
 			return (-1);
 	if (mount("proc", p->proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 	    NULL) == -1 || mount("tmpfs", p->tmp, "tmpfs", MS_NOSUID |
-	    MS_NODEV, "mode=1777") == -1 || ns_child_dev(p) == -1)
+	    MS_NODEV, p->tmpopts) == -1 || ns_child_dev(p) == -1)
 		return (-1);
 	if (mount(p->cfg->work, p->work, NULL, MS_BIND, NULL) == -1 ||
 	    mount(NULL, p->work, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID |
@@ -540,6 +545,7 @@ ns_plan_free(struct ns_plan *p)
 	free(p->dev);
 	free(p->pts);
 	free(p->tmp);
+	free(p->tmpopts);
 	free(p->work);
 	free(p->varrun);
 	free(p->hide);
@@ -600,6 +606,25 @@ ns_plan_top(struct ns_plan *p)
 	closedir(d);
 }
 
+/*
+ * /tmp is a tmpfs, memory that the worker's own writes (a put) are
+ * charged for, not the workspace: bound it to size bytes (the
+ * workspace's memory), and its inodes, one per page of it.
+ */
+static void
+ns_plan_tmp(struct ns_plan *p, uint64_t size)
+{
+	uint64_t	inodes;
+
+	if (size == 0)
+		size = NS_TMP_DEFAULT;
+	inodes = size / NS_TMP_INODE;
+	if (inodes < NS_TMP_INODES_MIN)
+		inodes = NS_TMP_INODES_MIN;
+	xasprintf(&p->tmpopts, "mode=1777,size=%llu,nr_inodes=%llu",
+	    (unsigned long long)size, (unsigned long long)inodes);
+}
+
 /* Work out everything the init's child does, before the clone. */
 static void
 ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
@@ -622,6 +647,7 @@ ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
 	xasprintf(&p->dev, "%s/dev", p->root);
 	xasprintf(&p->pts, "%s/dev/pts", p->root);
 	xasprintf(&p->tmp, "%s/tmp", p->root);
+	ns_plan_tmp(p, cfg->tmp_size);
 	xasprintf(&p->work, "%s/workspace", p->root);
 	for (i = 0; i < 6; i++)
 		xasprintf(&p->devs[i], "%s/dev/%s", p->root, devs[i]);

@@ -709,6 +709,7 @@ void	 worker_workspace_destroy(json_t *);
 int	 workspace_of(json_t *, struct workspace **, const char **, char **);
 struct workspace *workspace_ref(struct workspace *);
 void	 workspace_unref(struct workspace *);
+const char *workspace_name(struct workspace *);
 struct ns_init *workspace_ns(struct workspace *);
 struct cgroup *workspace_cgroup(struct workspace *);
 int	 workspace_file_open(struct workspace *, const char *, int, int);
@@ -845,6 +846,7 @@ struct ns_config {
 	const char	*stage;		/* an empty host folder to build in */
 	const char	*hide;		/* host folder shown empty, or NULL */
 	int		 host_network;
+	uint64_t	 tmp_size;	/* bytes of /tmp (0: a default) */
 	uid_t		 uid;		/* host ids of root inside */
 	gid_t		 gid;
 	unsigned	 count;		/* ids mapped from there */

@@ -246,6 +246,7 @@ ws_start(struct workspace *ws, char **cause)
 	cfg.hide = worker_opts.state_dir != NULL ? worker_opts.state_dir :
 	    state_folder();
 	cfg.host_network = ws->host_network;
+	cfg.tmp_size = ws->memory;
 	cfg.uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
 	    SANDD_WS_IDS);
 	cfg.gid = (gid_t)cfg.uid;
@@ -380,6 +381,13 @@ workspace_of(json_t *msg, struct workspace **wsp, const char **code,
 	}
 	*wsp = ws;
 	return (0);
+}
+
+/* The name of ws. */
+const char *
+workspace_name(struct workspace *ws)
+{
+	return (ws->name);
 }
 
 /* The init of ws, through which its commands and files go. */

@@ -93,5 +93,36 @@ def test_a_top_level_state_folder_is_empty_inside():
         shutil.rmtree(top, ignore_errors=True)
 
 
+# ------------------------------------------------------------ /tmp
+
+def big_file(c, name, size):
+    """A file of size bytes in c's folder (sparse: costs no disk)."""
+    path = os.path.join(c.tmp, name)
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def test_put_into_tmp_past_the_memory_fails_and_the_workspace_goes_on():
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "tmpfull", memory=32 * MB)
+        r = wexec(ctl, "tmpfull", "stat -f -c '%b %S %c' /tmp")
+        blocks, bsize, inodes = (int(x) for x in h.out(r).split())
+        assert blocks * bsize == 32 * MB, r
+        assert 0 < inodes <= 32 * MB // 4096, r
+        src = big_file(c, "big", 48 * MB)
+        r = c.run(["cp", "-W", "tmpfull", src, "w1:/tmp/x"], timeout=h.T(60))
+        assert r.returncode != 0, r
+        assert b"put /tmp/x in workspace tmpfull on w1: ENOSPC" in \
+            r.stderr, r
+        r = wexec(ctl, "tmpfull", "ls -A /tmp; df -k /tmp | tail -1")
+        assert int(h.out(r).split()[2]) < 1024, r    # used: nothing left
+        r = wexec(ctl, "tmpfull", "echo fine > /tmp/small; cat /tmp/small")
+        assert h.out(r) == b"fine\n", r
+        h.ok(ctl.call({"op": "put", "worker": "w1", "workspace": "tmpfull",
+                       "path": "/tmp/y", "data": "still fine"}))
+
+
 if __name__ == "__main__":
     h.run_main(globals())
