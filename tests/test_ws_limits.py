@@ -5,6 +5,7 @@ uid ranges unique on the host, and a worker's policy applied again to the
 workspaces it finds at start."""
 
 import errno
+import hashlib
 import os
 import platform
 import shutil
@@ -91,6 +92,66 @@ def test_a_top_level_state_folder_is_empty_inside():
             assert h.out(r) == b"end\n", r
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+# ------------------------------------------------------------ defaults
+
+def ws_cgroup_values(c, worker_id, name):
+    """The content of file name in every workspace group (ws-N) of cluster
+    c's worker, in whichever hierarchy has it (found from the worker's
+    own groups: walking all of /sys/fs/cgroup is slow on a busy host)."""
+    p = c.workers[worker_id]
+    folder = os.path.join(c.tmp, "state", worker_id)
+    me = "sandd-%s.%s/p%d" % (worker_id, hashlib.sha256(
+        folder.encode()).hexdigest()[:8], p.pid)
+    found = []
+    seen = set()
+    with open("/proc/%d/cgroup" % p.pid) as f:
+        lines = f.read().split("\n")
+    for line in filter(None, lines):
+        _, ctls, own = line.split(":", 2)
+        mounts = ["/sys/fs/cgroup/" + x for x in ctls.split(",") if x] or \
+            ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        for m in mounts:
+            for up in (own, os.path.dirname(own)):
+                base = os.path.join(m + up, me)
+                if base in seen or not os.path.isdir(base):
+                    continue
+                seen.add(base)
+                for d in sorted(os.listdir(base)):
+                    path = os.path.join(base, d, name)
+                    if d.startswith("ws-") and os.path.exists(path):
+                        with open(path) as f:
+                            found.append(f.read().strip())
+    return found
+
+
+def test_a_workspace_that_asks_for_nothing_gets_default_ceilings():
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "plain")
+        w = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"][0]
+        assert w["pids"] == 1024, w
+        assert 0 < w["memory"] <= 2 * 1024 * MB, w
+        assert ws_cgroup_values(c, "w1", "pids.max") == ["1024"]
+        mem = ws_cgroup_values(c, "w1", "memory.limit_in_bytes") + \
+            ws_cgroup_values(c, "w1", "memory.max")
+        assert mem == [str(w["memory"])], mem
+
+
+def test_worker_options_raise_or_lower_the_default_ceilings():
+    with h.Cluster(workers={"w1": {}}, worker_args=(
+            "--max-workspace-pids", "4096",
+            "--max-workspace-memory", "3G")) as c:
+        ctl = c.connect()
+        create(ctl, "big", pids=3000, memory=3 * 1024 * MB)
+        h.err(ctl.call({"op": "workspace.create", "worker": "w1",
+                        "pids": 4097}), "limit")
+        create(ctl, "dflt")
+        listed = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"]
+        dflt = [w for w in listed if w["workspace"] == "dflt"][0]
+        assert dflt["pids"] == 4096 and dflt["memory"] == 3 * 1024 * MB, \
+            listed
 
 
 # ------------------------------------------------------------ /tmp
