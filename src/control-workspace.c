@@ -50,7 +50,7 @@ void
 control_workspace_create(struct req *r)
 {
 	static const char *pass[] = { "network", "memory", "pids", "cpu",
-	    "env", NULL };
+	    "disk", "env", NULL };
 	const char	**f, *net = req_string(r, "network");
 	json_t		*msg, *v, *cpu = req_field(r, "cpu");
 

@@ -10,7 +10,7 @@
  * reconfigure its network or rename its host. As the host's root, the
  * init builds the file system: a read-only tmpfs root with the host's
  * top-level folders bound in read-only (nosuid, nodev), a private
- * writable /workspace (the worker's folder of the workspace) and /tmp
+ * writable /workspace (the workspace's disk, see disk.c) and /tmp
  * (a tmpfs as large as the workspace's memory), its own /proc, a
  * minimal /dev with a private devpts, and /run, /var/run, /home, /root
  * and the worker's state folder empty. It pivots
@@ -122,6 +122,7 @@ struct ns_plan {
 	char	*mk[8];			/* folders made in the root */
 	char	*proc, *dev, *pts, *tmp, *work;
 	char	*tmpopts;		/* /tmp's mount options */
+	char	*lostfound;		/* the disk's lost+found */
 	char	*varrun;		/* NULL unless a folder to cover */
 	char	*hide;			/* the state folder, NULL if none */
 	char	*devs[6];
@@ -245,6 +246,27 @@ ns_child_dev(struct ns_plan *p)
 	    MS_NOSUID | MS_NOEXEC, NULL));
 }
 
+/*
+ * /workspace: the workspace's disk, or its folder bound in. A new disk's
+ * lost+found goes (fsck makes it again where it needs it).
+ */
+static int
+ns_child_work(struct ns_plan *p)
+{
+	if (p->cfg->disk != NULL) {
+		if (mount(p->cfg->disk, p->work, "ext4", MS_NOSUID | MS_NODEV,
+		    "noinit_itable,discard") == -1)
+			return (-1);
+		(void)rmdir(p->lostfound);
+		return (0);
+	}
+	if (mount(p->cfg->work, p->work, NULL, MS_BIND, NULL) == -1 ||
+	    mount(NULL, p->work, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID |
+	    MS_NODEV, NULL) == -1)
+		return (-1);
+	return (0);
+}
+
 /* Build the new root at p->root and pivot into it. */
 static int
 ns_child_root(struct ns_plan *p)
@@ -262,9 +284,7 @@ ns_child_root(struct ns_plan *p)
 	    NULL) == -1 || mount("tmpfs", p->tmp, "tmpfs", MS_NOSUID |
 	    MS_NODEV, p->tmpopts) == -1 || ns_child_dev(p) == -1)
 		return (-1);
-	if (mount(p->cfg->work, p->work, NULL, MS_BIND, NULL) == -1 ||
-	    mount(NULL, p->work, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID |
-	    MS_NODEV, NULL) == -1)
+	if (ns_child_work(p) == -1)
 		return (-1);
 	if (p->varrun != NULL && mount("tmpfs", p->varrun, "tmpfs",
 	    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") == -1)
@@ -546,6 +566,7 @@ ns_plan_free(struct ns_plan *p)
 	free(p->pts);
 	free(p->tmp);
 	free(p->tmpopts);
+	free(p->lostfound);
 	free(p->work);
 	free(p->varrun);
 	free(p->hide);
@@ -649,6 +670,7 @@ ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
 	xasprintf(&p->tmp, "%s/tmp", p->root);
 	ns_plan_tmp(p, cfg->tmp_size);
 	xasprintf(&p->work, "%s/workspace", p->root);
+	xasprintf(&p->lostfound, "%s/lost+found", p->work);
 	for (i = 0; i < 6; i++)
 		xasprintf(&p->devs[i], "%s/dev/%s", p->root, devs[i]);
 	if (lstat("/var/run", &sb) == 0 && S_ISDIR(sb.st_mode))

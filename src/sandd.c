@@ -154,10 +154,10 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "       sandd workspace list [options]\n"
 	  "       sandd workspace destroy [--keep] worker name",
 	  "create, list and destroy isolated workspaces on workers",
-	  "  --memory BYTES, --pids N, --cpu CORES\n"
+	  "  --memory BYTES, --pids N, --cpu CORES, --disk BYTES\n"
 	  "      create: the workspace's limits (K, M, G suffixes for\n"
-	  "      memory; cpu in cores, such as 0.5). Default: the\n"
-	  "      worker's ceilings, else none.\n"
+	  "      memory and disk; cpu in cores, such as 0.5). Default:\n"
+	  "      the worker's ceilings, else none.\n"
 	  "  --network none|host\n"
 	  "      create: only its own loopback (none, the default), or\n"
 	  "      the host's network.\n"
@@ -168,7 +168,7 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  --json\n"
 	  "      list: print JSON instead of a table.\n"
 	  "  --keep\n"
-	  "      destroy: keep the /workspace folder on the worker's disk.\n"
+	  "      destroy: keep /workspace as a folder on the worker's disk.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
@@ -365,6 +365,9 @@ static const struct opt_spec worker_specs[] = {
 	  "(1024)" },
 	{ "max-workspace-cpu", 0, OPT_NUMBER, WO(ws_max_cpu), 0, 1024,
 	  "CORES", "above 0, up to 1024", "ceiling of a workspace's CPU" },
+	{ "max-workspace-disk", 0, OPT_SIZE_NONE, WO(ws_max_disk),
+	  WS_MIN_DISK, 0, "BYTES|none", "at least 16M, or none",
+	  "ceiling and default of a workspace's disk (10G)" },
 	{ "window", 0, OPT_SIZE, WO(window), WIRE_MIN_WINDOW, WIRE_MAX_WINDOW,
 	  "BYTES", "64K to 64M", "output sent ahead of acks, per stream (1M)" },
 	{ "ring-size", 0, OPT_SIZE, WO(ring_size), DEFAULT_RING_SIZE, 0,
@@ -490,6 +493,7 @@ sandd_worker(int argc, char **argv)
 	o->ping_timeout = DEFAULT_PING_TIMEOUT;
 	o->ws_max_memory = worker_default_memory();
 	o->ws_max_pids = WS_DEFAULT_PIDS;
+	o->ws_max_disk = WS_DEFAULT_DISK;
 	o->url = getenv("SERVER_URL");
 	o->id = getenv("DAEMON_ID");
 	if (o->id != NULL && *o->id == '\0')

@@ -93,6 +93,7 @@ struct worker_options {
 	size_t		 ws_max_memory;	/* ceilings of a workspace */
 	int		 ws_max_pids;
 	double		 ws_max_cpu;
+	size_t		 ws_max_disk;	/* 0: none */
 };
 extern struct worker_options worker_opts;
 
@@ -114,6 +115,7 @@ struct opt_spec {
 #define OPT_KV		11	/* json_t * object, one KEY=VALUE */
 #define OPT_KVS		12	/* json_t * object, KEY=VALUE,KEY=VALUE */
 #define OPT_HELP	13	/* calls the help */
+#define OPT_SIZE_NONE	14	/* OPT_SIZE, or "none" for 0 */
 	size_t		 off;		/* offsetof its field */
 	long		 min;
 	long		 max;
@@ -696,6 +698,7 @@ struct ws_limits {
 	uint64_t	 memory;	/* bytes */
 	int		 pids;		/* processes at once */
 	double		 cpu;		/* cores */
+	uint64_t	 disk;		/* bytes of /workspace */
 };
 int	 workspace_limits_parse(json_t *, const struct ws_limits *,
 	     const char *, struct ws_limits *, const char **, char **);
@@ -838,11 +841,18 @@ int	 seccomp_init_filter(char **);
 int	 seccomp_apply(void);
 void	 seccomp_free_filter(void);
 
+/* disk.c */
+int	 disk_probe(char **);
+int	 disk_make(const char *, uint64_t, uid_t, gid_t, char **);
+int	 disk_attach(const char *, char **, char **);
+pid_t	 disk_copy_out(const char *, const char *, const char *, char **);
+
 /* ns.c */
 /* How a workspace's init is made. */
 struct ns_config {
 	const char	*hostname;
 	const char	*work;		/* host folder bound at /workspace */
+	const char	*disk;		/* or an ext4 device mounted there */
 	const char	*stage;		/* an empty host folder to build in */
 	const char	*hide;		/* host folder shown empty, or NULL */
 	int		 host_network;

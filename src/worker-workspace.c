@@ -6,9 +6,10 @@
  *
  * A workspace belongs to the worker. It lives on disk in the worker's
  * state folder as workspaces/SLOT/ (meta.json: name, owner, limits;
- * workspace/: what the workspace sees as /workspace; root/: an empty
- * folder its init builds the root on). SLOT also picks the workspace's
- * own host uid range, SANDD_WS_UID_BASE + SLOT * 65536: a slot is taken
+ * disk.img: what the workspace sees as /workspace, an ext4 image as
+ * large as its disk limit (see disk.c), or, without a limit, the folder
+ * workspace/; root/: an empty folder its init builds the root on). SLOT
+ * also picks the workspace's own host uid range, SANDD_WS_UID_BASE + SLOT * 65536: a slot is taken
  * by making STATE/slots/SLOT (next to the folders of every worker id
  * with the same --state-dir) and given back when the workspace goes, so
  * no two workspaces share a range. A worker that starts finds the
@@ -51,6 +52,9 @@ struct workspace {
 	uint64_t	 memory;	/* 0: no limit */
 	int		 pids;
 	double		 cpu;
+	uint64_t	 disk;		/* 0: a folder, no bound */
+	int		 loopfd;	/* its loop device, held */
+	char		*loopdev;
 	json_t		*env;
 	struct cgroup	*cg;
 	struct ns_init	 init;
@@ -59,6 +63,7 @@ struct workspace {
 static TAILQ_HEAD(, workspace) workspaces = TAILQ_HEAD_INITIALIZER(workspaces);
 static int	 ws_ready;	/* the filter is built: workspaces can start */
 static char	*ws_why;	/* why they cannot */
+static char	*ws_disk_why;	/* why disks cannot be bounded, or NULL */
 
 static int	 ws_start(struct workspace *, char **);
 
@@ -169,6 +174,8 @@ ws_save(struct workspace *ws)
 	    json_integer(ws->pids) : json_null());
 	json_object_set_new(m, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
 	    json_null());
+	json_object_set_new(m, "disk", ws->disk > 0 ?
+	    json_integer((json_int_t)ws->disk) : json_null());
 	text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
 	xasprintf(&path, "%s/meta.json", ws->folder);
@@ -205,6 +212,9 @@ workspace_unref(struct workspace *ws)
 	if (ws == NULL || --ws->refs > 0)
 		return;
 	cgroup_free(ws->cg, 0);
+	if (ws->loopfd != -1)
+		close(ws->loopfd);
+	free(ws->loopdev);
 	json_decref(ws->owner);
 	json_decref(ws->env);
 	free(ws->folder);
@@ -227,6 +237,55 @@ ws_init_reaped(pid_t pid, int status, void *arg)
 	workspace_unref(ws);
 }
 
+/* The host uid of ws's root (its gid is the same number). */
+static uid_t
+ws_uid(struct workspace *ws)
+{
+	return ((uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
+	    SANDD_WS_IDS));
+}
+
+/* The path of ws's disk image (allocated). */
+static char *
+ws_disk_path(struct workspace *ws)
+{
+	char	*path, *real;
+
+	xasprintf(&path, "%s/disk.img", ws->folder);
+	if ((real = realpath(path, NULL)) == NULL)
+		return (path);
+	free(path);
+	return (real);
+}
+
+/* Hold a loop device of ws's disk, if it has one. -1 with *cause. */
+static int
+ws_disk_attach(struct workspace *ws, char **cause)
+{
+	char	*path;
+
+	if (ws->disk == 0 || ws->loopfd != -1)
+		return (0);
+	path = ws_disk_path(ws);
+	ws->loopfd = disk_attach(path, &ws->loopdev, cause);
+	free(path);
+	if (ws->loopfd == -1)
+		return (-1);
+	log_debug("workspace %s: disk on %s", ws->name, ws->loopdev);
+	return (0);
+}
+
+/* Let go of ws's loop device (it goes once nothing has it mounted). */
+static void
+ws_disk_detach(struct workspace *ws)
+{
+	if (ws->loopfd != -1)
+		close(ws->loopfd);
+	ws->loopfd = -1;
+	free(ws->loopdev);
+	ws->loopdev = NULL;
+}
+
 /* Start the workspace's init (its groups must exist). -1 with *cause. */
 static int
 ws_start(struct workspace *ws, char **cause)
@@ -235,6 +294,12 @@ ws_start(struct workspace *ws, char **cause)
 	char			*work, *stage, *why = NULL;
 	int			 r;
 
+	if (ws_disk_attach(ws, cause != NULL ? cause : &why) == -1) {
+		if (why != NULL)
+			log_warnx("workspace %s: %s", ws->name, why);
+		free(why);
+		return (-1);
+	}
 	xasprintf(&work, "%s/workspace", ws->folder);
 	xasprintf(&stage, "%s/root", ws->folder);
 	if (mkdir(stage, 0700) == -1 && errno != EEXIST)
@@ -242,13 +307,13 @@ ws_start(struct workspace *ws, char **cause)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.hostname = ws->name;
 	cfg.work = work;
+	cfg.disk = ws->loopdev;
 	cfg.stage = stage;
 	cfg.hide = worker_opts.state_dir != NULL ? worker_opts.state_dir :
 	    state_folder();
 	cfg.host_network = ws->host_network;
 	cfg.tmp_size = ws->memory;
-	cfg.uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
-	    SANDD_WS_IDS);
+	cfg.uid = ws_uid(ws);
 	cfg.gid = (gid_t)cfg.uid;
 	cfg.count = SANDD_WS_IDS;
 	r = ns_init_start(&cfg, ws->cg, &ws->init, cause != NULL ? cause :
@@ -291,6 +356,7 @@ ws_alloc(const char *name, int slot)
 	xasprintf(&ws->folder, "%s/workspaces/%d", state_folder(), slot);
 	ws->init.pid = -1;
 	ws->init.pidfd = ws->init.sock = -1;
+	ws->loopfd = -1;
 	return (ws);
 }
 
@@ -559,16 +625,19 @@ int
 workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
     const char *id, struct ws_limits *l, const char **code, char **cause)
 {
-	json_int_t	mem = 0, pids = 0;
+	json_int_t	mem = 0, pids = 0, disk = 0;
 
 	memset(l, 0, sizeof *l);
 	*code = "bad_request";
 	if (ws_limit_int(msg, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
 	    cause) == -1 || ws_limit_int(msg, "pids", 1, WS_MAX_PIDS, &pids,
-	    cause) == -1 || ws_limit_cpu(msg, &l->cpu, cause) == -1)
+	    cause) == -1 || ws_limit_cpu(msg, &l->cpu, cause) == -1 ||
+	    ws_limit_int(msg, "disk", WS_MIN_DISK, FIELD_MAX_BYTES, &disk,
+	    cause) == -1)
 		return (-1);
 	l->memory = (uint64_t)mem;
 	l->pids = (int)pids;
+	l->disk = (uint64_t)disk;
 	*code = "limit";
 	if (ceil->memory > 0 && l->memory > ceil->memory) {
 		xasprintf(cause, "memory %llu is over the ceiling of worker %s "
@@ -586,13 +655,22 @@ workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
 		    l->cpu, id, ceil->cpu);
 		return (-1);
 	}
+	if (ceil->disk > 0 && l->disk > ceil->disk) {
+		xasprintf(cause, "disk %llu is over the ceiling of worker %s "
+		    "(%llu)", (unsigned long long)l->disk, id,
+		    (unsigned long long)ceil->disk);
+		return (-1);
+	}
 	workspace_limits_clamp(l, ceil, NULL);
+	if (l->disk == 0)
+		l->disk = ceil->disk;
 	return (0);
 }
 
 /*
  * Hold l to the ceilings ceil: a limit over its ceiling, or none where
- * there is a ceiling, becomes the ceiling. Returns how many changed;
+ * there is a ceiling, becomes the ceiling; but not the disk, an image
+ * of its size already. Returns how many changed;
  * with what, *what says which, as they were (allocated, NULL if none).
  */
 int
@@ -641,6 +719,7 @@ ws_ceilings(struct ws_limits *ceil)
 	ceil->memory = worker_opts.ws_max_memory;
 	ceil->pids = worker_opts.ws_max_pids;
 	ceil->cpu = worker_opts.ws_max_cpu;
+	ceil->disk = worker_opts.ws_max_disk;
 }
 
 /* The limits of a create request into ws; -1 after replying. */
@@ -661,6 +740,14 @@ ws_limits(json_t *msg, struct workspace *ws)
 	ws->memory = l.memory;
 	ws->pids = l.pids;
 	ws->cpu = l.cpu;
+	ws->disk = l.disk;
+	if (ws->disk > 0 && ws_disk_why != NULL) {
+		worker_reply_error(msg, "internal", 0, "worker %s cannot bound "
+		    "a workspace's disk: %s (started with --max-workspace-disk "
+		    "none, it makes workspaces without a bound)",
+		    worker_opts.id, ws_disk_why);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -712,21 +799,26 @@ ws_create_check(json_t *msg, const char *name, int host_network)
 	return (0);
 }
 
-/* Make the folders of a new workspace; -1 with *cause. */
+/*
+ * Make the folders of a new workspace, and its disk (or, without a
+ * bound, its folder workspace/); -1 with *cause.
+ */
 static int
 ws_create_folders(struct workspace *ws, char **cause)
 {
 	char	*base, *work;
-	uid_t	 uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
-	    SANDD_WS_IDS);
+	uid_t	 uid = ws_uid(ws);
 	int	 r = -1;
 
 	xasprintf(&base, "%s/workspaces", state_folder());
-	xasprintf(&work, "%s/workspace", ws->folder);
+	xasprintf(&work, "%s/%s", ws->folder, ws->disk > 0 ? "disk.img" :
+	    "workspace");
 	if (mkdir(base, 0700) == -1 && errno != EEXIST)
 		xasprintf(cause, "mkdir %s: %s", base, strerror(errno));
 	else if (mkdir(ws->folder, 0700) == -1)
 		xasprintf(cause, "mkdir %s: %s", ws->folder, strerror(errno));
+	else if (ws->disk > 0)
+		r = disk_make(work, ws->disk, uid, (gid_t)uid, cause);
 	else if (mkdir(work, 0755) == -1 || chown(work, uid, (gid_t)uid) == -1)
 		xasprintf(cause, "%s: %s", work, strerror(errno));
 	else
@@ -779,8 +871,9 @@ worker_workspace_create(json_t *msg)
 		goto fail;
 	}
 	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
-	log_info("workspace %s: created (slot %d, init pid %ld)", ws->name,
-	    ws->slot, (long)ws->init.pid);
+	log_info("workspace %s: created (slot %d, init pid %ld%s%s)",
+	    ws->name, ws->slot, (long)ws->init.pid, ws->loopdev != NULL ?
+	    ", disk on " : "", ws->loopdev != NULL ? ws->loopdev : "");
 	worker_reply(msg, json_pack("{s:b, s:s}", "ok", 1, "workspace",
 	    ws->name));
 	return;
@@ -788,6 +881,7 @@ fail:
 	free(cause);
 	cgroup_free(ws->cg, CGROUP_KILL);
 	ws->cg = NULL;
+	ws_disk_detach(ws);
 	ws_rmtree(ws->folder);
 	ws_slot_give(slot);
 	workspace_unref(ws);
@@ -803,14 +897,17 @@ ws_json(struct workspace *ws)
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:O, s:i, s:I}", "worker",
 	    worker_opts.id, "workspace", ws->name, "created_at", ws->created,
-	    "network", ws->host_network ? "host" : "none", "owner", ws->owner, "processes", cgroup_count(ws->cg),
-	    "memory_used", (json_int_t)cgroup_memory_used(ws->cg));
+	    "network", ws->host_network ? "host" : "none", "owner",
+	    ws->owner, "processes", cgroup_count(ws->cg), "memory_used",
+	    (json_int_t)cgroup_memory_used(ws->cg));
 	json_object_set_new(o, "memory", ws->memory > 0 ?
 	    json_integer((json_int_t)ws->memory) : json_null());
 	json_object_set_new(o, "pids", ws->pids > 0 ? json_integer(ws->pids) :
 	    json_null());
 	json_object_set_new(o, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
 	    json_null());
+	json_object_set_new(o, "disk", ws->disk > 0 ?
+	    json_integer((json_int_t)ws->disk) : json_null());
 	return (o);
 }
 
@@ -828,25 +925,134 @@ worker_workspace_list(json_t *msg)
 	    list));
 }
 
+/* Where a kept /workspace of ws goes: STATE/ID/kept/NAME.SLOT.TIME. */
+static char *
+ws_kept_path(struct workspace *ws, const char *suffix)
+{
+	char	*kept, *to;
+
+	xasprintf(&kept, "%s/kept", state_folder());
+	if (mkdir(kept, 0700) == -1 && errno != EEXIST)
+		log_warn("%s: mkdir %s", __func__, kept);
+	xasprintf(&to, "%s/%s.%d.%lld%s", kept, ws->name, ws->slot,
+	    (long long)time(NULL), suffix);
+	free(kept);
+	return (to);
+}
+
 /* Keep ws's /workspace folder: move it to STATE/ID/kept/. */
 static char *
 ws_keep(struct workspace *ws)
 {
-	char	*kept, *from, *to;
+	char	*from, *to;
 
-	xasprintf(&kept, "%s/kept", state_folder());
 	xasprintf(&from, "%s/workspace", ws->folder);
-	xasprintf(&to, "%s/%s.%d.%lld", kept, ws->name, ws->slot,
-	    (long long)time(NULL));
-	if ((mkdir(kept, 0700) == -1 && errno != EEXIST) ||
-	    rename(from, to) == -1) {
+	to = ws_kept_path(ws, "");
+	if (rename(from, to) == -1) {
 		log_warn("%s: keep %s", __func__, from);
 		free(to);
 		to = NULL;
 	}
-	free(kept);
 	free(from);
 	return (to);
+}
+
+/* Keep ws's disk image as it is: move it to STATE/ID/kept/. */
+static char *
+ws_keep_image(struct workspace *ws)
+{
+	char	*img, *to;
+
+	img = ws_disk_path(ws);
+	to = ws_kept_path(ws, ".img");
+	if (rename(img, to) == -1) {
+		log_warn("%s: keep %s", __func__, img);
+		free(to);
+		to = NULL;
+	}
+	free(img);
+	return (to);
+}
+
+/* The end of a destroy: folder and slot go, the reply says where kept. */
+static void
+ws_destroyed(struct workspace *ws, json_t *msg, const char *kept)
+{
+	json_t	*reply;
+
+	ws_disk_detach(ws);
+	ws_rmtree(ws->folder);
+	ws_slot_give(ws->slot);
+	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
+	    ", kept in " : "", kept != NULL ? kept : "");
+	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
+	if (kept != NULL)
+		json_object_set_new(reply, "kept", json_string(kept));
+	worker_reply(msg, reply);
+	workspace_unref(ws);
+}
+
+/* A destroy with keep of a workspace with a disk, while cp copies it. */
+struct ws_keeping {
+	struct workspace	*ws;
+	json_t			*msg;
+	char			*to;
+};
+
+/*
+ * The copy of a disk has ended. Had it failed, the image itself is kept
+ * instead, so that nothing asked to be kept is lost.
+ */
+static void
+ws_kept_cb(pid_t pid, int status, void *arg)
+{
+	struct ws_keeping	*k = arg;
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warnx("workspace %s: copying its disk to %s failed "
+		    "(status %d): keeping the image instead", k->ws->name,
+		    k->to, status);
+		ws_rmtree(k->to);
+		free(k->to);
+		k->to = ws_keep_image(k->ws);
+	}
+	ws_destroyed(k->ws, k->msg, k->to);
+	json_decref(k->msg);
+	free(k->to);
+	free(k);
+}
+
+/*
+ * Keep ws's disk as a folder, copied out by a child (ws_kept_cb goes on
+ * when it is done). -1 if the copy cannot start (logged).
+ */
+static int
+ws_keep_disk(struct workspace *ws, json_t *msg)
+{
+	struct ws_keeping	*k;
+	char			*to, *mnt, *cause = NULL;
+	pid_t			 pid;
+
+	to = ws_kept_path(ws, "");
+	xasprintf(&mnt, "%s/root", ws->folder);
+	if (ws->loopfd == -1 && ws_disk_attach(ws, &cause) == -1)
+		pid = -1;
+	else
+		pid = disk_copy_out(ws->loopdev, mnt, to, &cause);
+	free(mnt);
+	if (pid == -1) {
+		log_warnx("workspace %s: cannot copy its disk out: %s; keeping "
+		    "the image", ws->name, cause);
+		free(cause);
+		free(to);
+		return (-1);
+	}
+	k = xcalloc(1, sizeof *k);
+	k->ws = ws;
+	k->msg = json_incref(msg);
+	k->to = to;
+	worker_child_add(pid, ws_kept_cb, k);
+	return (0);
 }
 
 /* The workspace.destroy RPC: end it all, then remove or keep its files. */
@@ -856,7 +1062,7 @@ worker_workspace_destroy(json_t *msg)
 	struct workspace	*ws;
 	const char		*name;
 	char			*kept = NULL;
-	json_t			*reply;
+	int			 keep;
 
 	name = json_string_value(json_object_get(msg, "workspace"));
 	if (name == NULL || (ws = ws_find(name, json_object_get(msg,
@@ -870,19 +1076,14 @@ worker_workspace_destroy(json_t *msg)
 	ws_stop(ws);
 	cgroup_free(ws->cg, CGROUP_KILL);
 	ws->cg = NULL;
-	if (json_is_true(json_object_get(msg, "keep")))
-		kept = ws_keep(ws);
-	ws_rmtree(ws->folder);
-	ws_slot_give(ws->slot);
 	TAILQ_REMOVE(&workspaces, ws, entry);
-	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
-	    ", kept in " : "", kept != NULL ? kept : "");
-	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
-	if (kept != NULL)
-		json_object_set_new(reply, "kept", json_string(kept));
+	keep = json_is_true(json_object_get(msg, "keep"));
+	if (keep && ws->disk > 0 && ws_keep_disk(ws, msg) == 0)
+		return;		/* ws_kept_cb goes on */
+	if (keep)
+		kept = ws->disk > 0 ? ws_keep_image(ws) : ws_keep(ws);
+	ws_destroyed(ws, msg, kept);
 	free(kept);
-	workspace_unref(ws);
-	worker_reply(msg, reply);
 }
 
 /* ---- the worker's start and stop ---- */
@@ -925,6 +1126,9 @@ ws_load(const char *slotname)
 	    "memory"));
 	ws->pids = (int)json_integer_value(json_object_get(m, "pids"));
 	ws->cpu = json_number_value(json_object_get(m, "cpu"));
+	v = json_object_get(m, "disk");
+	ws->disk = json_is_integer(v) && json_integer_value(v) > 0 ?
+	    (uint64_t)json_integer_value(v) : 0;
 	json_decref(m);
 	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
 	if (ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
@@ -951,6 +1155,11 @@ workspace_init(void)
 		log_warnx("workspaces cannot start: %s", ws_why);
 	else
 		ws_ready = 1;
+	if (disk_probe(&ws_disk_why) == -1)
+		log_warnx("workspace disks cannot be bounded: %s%s",
+		    ws_disk_why, worker_opts.ws_max_disk > 0 ? "; "
+		    "workspace.create will fail (--max-workspace-disk none "
+		    "makes them unbounded)" : "");
 	if (state_folder() == NULL || !ws_ready)
 		return;
 	xasprintf(&dir, "%s/workspaces", state_folder());
@@ -975,9 +1184,12 @@ workspace_shutdown(void)
 		ws_stop(ws);
 		cgroup_free(ws->cg, CGROUP_KILL);
 		ws->cg = NULL;
+		ws_disk_detach(ws);
 		workspace_unref(ws);
 	}
 	seccomp_free_filter();
 	free(ws_why);
 	ws_why = NULL;
+	free(ws_disk_why);
+	ws_disk_why = NULL;
 }

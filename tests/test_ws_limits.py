@@ -185,5 +185,93 @@ def test_put_into_tmp_past_the_memory_fails_and_the_workspace_goes_on():
                        "path": "/tmp/y", "data": "still fine"}))
 
 
+# ------------------------------------------------------------ disk
+
+def df(ctl, ws, path="/workspace"):
+    """Size and used KiB of the file system at path inside ws."""
+    r = wexec(ctl, ws, "df -k %s | tail -1" % path)
+    f = h.out(r).split()
+    return int(f[1]), int(f[2])
+
+
+def test_writing_past_the_disk_bound_fails_and_the_workspace_goes_on():
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "small", disk=32 * MB)
+        size, _ = df(ctl, "small")
+        assert 24 * 1024 <= size <= 32 * 1024, size
+        r = wexec(ctl, "small", "fallocate -l 3G /workspace/f; echo rc=$?;"
+                  " dd if=/dev/zero of=/workspace/g bs=1M count=48 2>&1;"
+                  " echo rc=$?; ls -A /workspace")
+        out = h.out(r)
+        assert b"rc=0" not in out, r
+        assert b"No space left on device" in out, r
+        src = big_file(c, "big", 48 * MB)
+        r = c.run(["cp", "-W", "small", src, "w1:/workspace/h"],
+                  timeout=h.T(60))
+        assert r.returncode != 0, r
+        assert b"put /workspace/h in workspace small on w1: ENOSPC" in \
+            r.stderr, r
+        # It goes on: free what was written, write again.
+        r = wexec(ctl, "small", "rm -f /workspace/f /workspace/g; "
+                  "echo fine > /workspace/ok; cat /workspace/ok")
+        assert h.out(r) == b"fine\n", r
+        # The host's disk holds what was written, not the bound.
+        img = os.path.join(c.tmp, "state", "w1", "workspaces")
+        used = sum(os.stat(os.path.join(img, d, "disk.img")).st_blocks
+                   for d in os.listdir(img)) * 512
+        assert used <= 40 * MB, used
+
+
+def test_a_workspace_gets_the_default_disk_bound_and_the_ceiling_holds():
+    with h.Cluster(workers={"w1": {}},
+                   worker_args=("--max-workspace-disk", "1G")) as c:
+        ctl = c.connect()
+        h.err(ctl.call({"op": "workspace.create", "worker": "w1",
+                        "disk": 2 * 1024 * MB}), "limit")
+        for bad in (-1, 0, 1.5, "1G"):
+            h.err(ctl.call({"op": "workspace.create", "worker": "w1",
+                            "disk": bad}), "bad_request")
+        create(ctl, "dflt")
+        size, used = df(ctl, "dflt")
+        assert 900 * 1024 <= size <= 1024 * 1024, size
+        w = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"][0]
+        assert w["disk"] == 1024 * MB, w
+        r = wexec(ctl, "dflt", "ls -A /workspace; stat -c %u /workspace")
+        assert h.out(r) == b"0\n", r
+
+
+def test_without_a_disk_ceiling_a_workspace_that_asks_none_is_a_folder():
+    with h.Cluster(workers={"w1": {}},
+                   worker_args=("--max-workspace-disk", "none")) as c:
+        ctl = c.connect()
+        create(ctl, "free")
+        w = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"][0]
+        assert w["disk"] is None, w
+        folder = os.path.join(c.tmp, "state", "w1", "workspaces")
+        slot = os.listdir(folder)[0]
+        assert os.path.isdir(os.path.join(folder, slot, "workspace"))
+        r = c.run(["workspace", "create", "--disk", "64M", "w1", "bound"],
+                  timeout=h.T(30))
+        assert r.returncode == 0 and r.stdout == b"bound\n", r
+        size, _ = df(ctl, "bound")
+        assert size <= 64 * 1024, size
+
+
+def test_destroy_keep_copies_a_disk_out_to_a_folder():
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "keepdisk", disk=32 * MB)
+        wexec(ctl, "keepdisk", "mkdir -p /workspace/d && echo kept > "
+              "/workspace/d/k && ln -s d/k /workspace/l")
+        r = h.ok(ctl.call({"op": "workspace.destroy", "worker": "w1",
+                           "workspace": "keepdisk", "keep": True},
+                          timeout=h.T(60)))
+        with open(os.path.join(r["kept"], "d", "k")) as f:
+            assert f.read() == "kept\n"
+        assert os.readlink(os.path.join(r["kept"], "l")) == "d/k"
+        assert sorted(os.listdir(r["kept"])) == ["d", "l"], r
+
+
 if __name__ == "__main__":
     h.run_main(globals())

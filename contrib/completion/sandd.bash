@@ -73,7 +73,7 @@ _sandd_options()
 		    --allow --allow-env --isolate --allow-host-network
 		    --allow-setid --max-jobs --max-sessions --max-workspaces
 		    --max-workspace-memory --max-workspace-pids
-		    --max-workspace-cpu --window --ring-size --session-linger
+		    --max-workspace-cpu --max-workspace-disk --window --ring-size --session-linger
 		    --ping-interval --ping-timeout --ws-mask --syslog -v
 		    --verbose -h --help"
 		;;
@@ -133,7 +133,7 @@ _sandd_takes_arg()
 	--metrics-token-file|--metrics-listen|--acl|--rate|--max-inflight|\
 	--max-conns|--audit|--record|--allow-env|--max-jobs|--max-sessions|\
 	--max-workspaces|--max-workspace-memory|--max-workspace-pids|\
-	--max-workspace-cpu)
+	--max-workspace-cpu|--max-workspace-disk|--disk)
 		return 0
 		;;
 	esac
