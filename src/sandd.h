@@ -690,6 +690,7 @@ void	 state_init(void);
 const char *state_folder(void);
 char	*state_read(const char *);
 int	 state_write(const char *, const void *, size_t);
+int	 state_mkdirs(char *, mode_t);
 
 /* worker-workspace.c */
 struct workspace;
@@ -840,6 +841,13 @@ void	 cgroup_guard_start(void);
 int	 seccomp_init_filter(char **);
 int	 seccomp_apply(void);
 void	 seccomp_free_filter(void);
+
+/* wsslot.c */
+#define WSSLOT_DIR	"/var/lib/sandd-slots"	/* host-wide, not an id */
+#define WSSLOT_COUNT	16384
+int	 wsslot_take(const char *, int *, char **);
+int	 wsslot_claim(int, const char *, int *, char **);
+void	 wsslot_give(int, int);
 
 /* disk.c */
 int	 disk_probe(char **);

@@ -9,10 +9,10 @@
  * disk.img: what the workspace sees as /workspace, an ext4 image as
  * large as its disk limit (see disk.c), or, without a limit, the folder
  * workspace/; root/: an empty folder its init builds the root on). SLOT
- * also picks the workspace's own host uid range, SANDD_WS_UID_BASE + SLOT * 65536: a slot is taken
- * by making STATE/slots/SLOT (next to the folders of every worker id
- * with the same --state-dir) and given back when the workspace goes, so
- * no two workspaces share a range. A worker that starts finds the
+ * also picks the workspace's own host uid range, SANDD_WS_UID_BASE +
+ * SLOT * 65536: a slot is taken in the host's registry (wsslot.c), whatever
+ * the worker's --state-dir, and given back when the workspace goes, so
+ * no two workspaces of the host share a range. A worker that starts finds the
  * folders again and starts their inits anew; processes never outlive
  * the worker, folders do.
  *
@@ -26,7 +26,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,7 +37,6 @@
 
 #define SANDD_WS_UID_BASE	0x40000000u	/* host uid of slot 0's root */
 #define SANDD_WS_IDS		65536u		/* ids of a workspace */
-#define SANDD_WS_SLOTS		16384		/* slots in all */
 
 struct workspace {
 	int		 refs;
@@ -46,6 +44,7 @@ struct workspace {
 	char		 name[WORKER_ID_MAX + 1];
 	json_t		*owner;		/* {"uid":N,"controller":ID} */
 	int		 slot;
+	int		 slotfd;	/* its registry file, locked */
 	char		*folder;	/* STATE/ID/workspaces/SLOT */
 	char		 created[32];
 	int		 host_network;
@@ -69,57 +68,17 @@ static int	 ws_start(struct workspace *, char **);
 
 /* ---- folders ---- */
 
-/* The folder of the slots shared by the worker ids of one state base. */
+/* The absolute folder of this worker's workspaces (allocated). */
 static char *
-ws_slots_dir(void)
+ws_base(void)
 {
-	char	*copy, *dir;
+	char	*real, *base;
 
-	copy = xstrdup(state_folder());
-	xasprintf(&dir, "%s/slots", dirname(copy));
-	free(copy);
-	return (dir);
-}
-
-/* Take a free slot (a uid range); -1 with errno. */
-static int
-ws_slot_take(void)
-{
-	char	*dir = ws_slots_dir(), *path;
-	int	 slot;
-
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		free(dir);
-		return (-1);
-	}
-	for (slot = 0; slot < SANDD_WS_SLOTS; slot++) {
-		xasprintf(&path, "%s/%d", dir, slot);
-		if (mkdir(path, 0700) == 0) {
-			free(path);
-			free(dir);
-			return (slot);
-		}
-		free(path);
-		if (errno != EEXIST)
-			break;
-	}
-	free(dir);
-	if (slot == SANDD_WS_SLOTS)
-		errno = ENOSPC;
-	return (-1);
-}
-
-/* Give a slot back. */
-static void
-ws_slot_give(int slot)
-{
-	char	*dir = ws_slots_dir(), *path;
-
-	xasprintf(&path, "%s/%d", dir, slot);
-	if (rmdir(path) == -1 && errno != ENOENT)
-		log_warn("%s: rmdir %s", __func__, path);
-	free(path);
-	free(dir);
+	if ((real = realpath(state_folder(), NULL)) == NULL)
+		real = xstrdup(state_folder());
+	xasprintf(&base, "%s/workspaces", real);
+	free(real);
+	return (base);
 }
 
 /* Remove name in folder at and all below it, following no link. */
@@ -212,6 +171,8 @@ workspace_unref(struct workspace *ws)
 	if (ws == NULL || --ws->refs > 0)
 		return;
 	cgroup_free(ws->cg, 0);
+	if (ws->slotfd != -1)
+		close(ws->slotfd);	/* the slot stays taken */
 	if (ws->loopfd != -1)
 		close(ws->loopfd);
 	free(ws->loopdev);
@@ -356,7 +317,7 @@ ws_alloc(const char *name, int slot)
 	xasprintf(&ws->folder, "%s/workspaces/%d", state_folder(), slot);
 	ws->init.pid = -1;
 	ws->init.pidfd = ws->init.sock = -1;
-	ws->loopfd = -1;
+	ws->loopfd = ws->slotfd = -1;
 	return (ws);
 }
 
@@ -835,7 +796,8 @@ worker_workspace_create(json_t *msg)
 	struct workspace	*ws;
 	const char		*name, *net;
 	char			 gen[WORKER_ID_MAX + 1], rnd[9], *cause = NULL;
-	int			 slot, host;
+	char			*base;
+	int			 slot, slotfd, host;
 
 	net = json_string_value(json_object_get(msg, "network"));
 	host = net != NULL && strcmp(net, "host") == 0;
@@ -847,13 +809,17 @@ worker_workspace_create(json_t *msg)
 	}
 	if (ws_create_check(msg, name, host) == -1)
 		return;
-	if ((slot = ws_slot_take()) == -1) {
-		worker_reply_error(msg, "limit", errno, "worker %s: no uid "
-		    "range left for a workspace: %s", worker_opts.id,
-		    strerror(errno));
+	base = ws_base();
+	slot = wsslot_take(base, &slotfd, &cause);
+	free(base);
+	if (slot == -1) {
+		worker_reply_error(msg, "limit", 0, "worker %s: no uid range "
+		    "for a workspace: %s", worker_opts.id, cause);
+		free(cause);
 		return;
 	}
 	ws = ws_alloc(name, slot);
+	ws->slotfd = slotfd;
 	ws->owner = json_incref(json_object_get(msg, "owner"));
 	if (ws->owner == NULL)
 		ws->owner = json_object();
@@ -883,7 +849,8 @@ fail:
 	ws->cg = NULL;
 	ws_disk_detach(ws);
 	ws_rmtree(ws->folder);
-	ws_slot_give(slot);
+	wsslot_give(slot, ws->slotfd);
+	ws->slotfd = -1;
 	workspace_unref(ws);
 }
 
@@ -982,7 +949,8 @@ ws_destroyed(struct workspace *ws, json_t *msg, const char *kept)
 
 	ws_disk_detach(ws);
 	ws_rmtree(ws->folder);
-	ws_slot_give(ws->slot);
+	wsslot_give(ws->slot, ws->slotfd);
+	ws->slotfd = -1;
 	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
 	    ", kept in " : "", kept != NULL ? kept : "");
 	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
@@ -1088,6 +1056,34 @@ worker_workspace_destroy(json_t *msg)
 
 /* ---- the worker's start and stop ---- */
 
+/*
+ * Take the slot of a workspace found in folder slotname again; -1 if
+ * another workspace of the host has its uid range (logged: it is not
+ * started, whatever its folder says, its files stay).
+ */
+static int
+ws_load_slot(const char *slotname, int *fd)
+{
+	char	*base, *owner, *cause = NULL, *end;
+	long	 slot;
+	int	 r;
+
+	slot = strtol(slotname, &end, 10);
+	if (*end != '\0' || slot < 0 || slot >= WSSLOT_COUNT) {
+		log_warnx("workspaces/%s: not a slot", slotname);
+		return (-1);
+	}
+	base = ws_base();
+	xasprintf(&owner, "%s/%ld", base, slot);
+	if ((r = wsslot_claim((int)slot, owner, fd, &cause)) == -1) {
+		log_warnx("workspace in %s: not started: %s", owner, cause);
+		free(cause);
+	}
+	free(owner);
+	free(base);
+	return (r);
+}
+
 /* A workspace of a previous process of the worker, from its folder. */
 static void
 ws_load(const char *slotname)
@@ -1097,6 +1093,7 @@ ws_load(const char *slotname)
 	json_error_t		 jerr;
 	char			*path, *cause = NULL;
 	const char		*name;
+	int			 slotfd;
 
 	xasprintf(&path, "%s/workspaces/%s/meta.json", state_folder(),
 	    slotname);
@@ -1109,7 +1106,12 @@ ws_load(const char *slotname)
 		json_decref(m);
 		return;
 	}
+	if (ws_load_slot(slotname, &slotfd) == -1) {
+		json_decref(m);
+		return;
+	}
 	ws = ws_alloc(name, atoi(slotname));
+	ws->slotfd = slotfd;
 	ws->owner = json_incref(json_object_get(m, "owner"));
 	ws->env = json_incref(json_object_get(m, "env"));
 	if (!json_is_object(ws->env)) {

@@ -229,15 +229,20 @@ def test_workspace_cannot_ptrace_the_worker_or_its_init():
 
 def test_workspace_cannot_read_another_workspaces_files():
     # Both kinds of /workspace: a disk image (the default) and a folder.
-    for args, where in (((), "*/0/disk.img"),
-                        (("--max-workspace-disk", "none"),
-                         "*/workspace/secret")):
+    for args, what in (((), "disk.img"),
+                       (("--max-workspace-disk", "none"),
+                        "workspace/secret")):
         with h.Cluster(workers={"w1": {}}, worker_args=args) as c:
             ctl = c.connect()
             create(ctl, "wa")
             create(ctl, "wb")
             wexec(ctl, "wa", "echo secret-of-a > /workspace/secret; sync")
             state = os.path.join(c.tmp, "state")
+            slot = [d for d in os.listdir(os.path.join(state, "w1",
+                                                       "workspaces"))
+                    if '"wa"' in open(os.path.join(
+                        state, "w1", "workspaces", d, "meta.json")).read()]
+            where = "*/workspaces/%s/%s" % (slot[0], what)
             found = subprocess.run(["find", state, "-path", where],
                                    capture_output=True,
                                    text=True).stdout.split()

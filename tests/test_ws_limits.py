@@ -9,6 +9,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -271,6 +272,39 @@ def test_destroy_keep_copies_a_disk_out_to_a_folder():
             assert f.read() == "kept\n"
         assert os.readlink(os.path.join(r["kept"], "l")) == "d/k"
         assert sorted(os.listdir(r["kept"])) == ["d", "l"], r
+
+
+# ------------------------------------------------------------ uid slots
+
+def host_uid(ctl, ws, worker):
+    """The host uid that ws's root is."""
+    r = wexec(ctl, ws, "cat /proc/self/uid_map", worker=worker)
+    return int(h.out(r).split()[1])
+
+
+def test_workers_with_their_own_state_dirs_never_share_a_uid_range():
+    with cluster() as c:
+        other = os.path.join(c.tmp, "other-state")
+        c.start_worker("w2", args=("--state-dir", other))
+        ctl = c.connect()
+        create(ctl, "a", worker="w1")
+        create(ctl, "b", worker="w2")
+        ua, ub = host_uid(ctl, "a", "w1"), host_uid(ctl, "b", "w2")
+        assert ua % 65536 == 0 and ub % 65536 == 0, (ua, ub)
+        assert ua != ub, (ua, ub)
+        # w1 killed -9: its workspace's folder (files of its range) stays,
+        # so its range is not free, however dead w1 is.
+        c.stop_worker("w1", sig=signal.SIGKILL)
+        create(ctl, "c", worker="w2")
+        uc = host_uid(ctl, "c", "w2")
+        assert uc not in (ua, ub), (ua, ub, uc)
+        c.start_worker("w1")
+        assert host_uid(ctl, "a", "w1") == ua
+        # Destroyed, a range is free again: taking it takes nothing else.
+        h.ok(ctl.call({"op": "workspace.destroy", "worker": "w2",
+                       "workspace": "c"}, timeout=h.T(30)))
+        create(ctl, "d", worker="w1")
+        assert host_uid(ctl, "d", "w1") not in (ua, ub), (ua, ub)
 
 
 if __name__ == "__main__":
