@@ -247,6 +247,34 @@ ws_disk_detach(struct workspace *ws)
 	ws->loopdev = NULL;
 }
 
+/*
+ * Does ws's disk keep to the worker's bound? A workspace found again
+ * may have been made without one (--max-workspace-disk none) or with a
+ * larger one: it does not start (a file system cannot be bounded or
+ * shrunk under what it holds), its files stay for a destroy --keep.
+ */
+static int
+ws_disk_check(struct workspace *ws, char **cause)
+{
+	uint64_t	max = worker_opts.ws_max_disk;
+
+	if (max == 0 || (ws->disk > 0 && ws->disk <= max))
+		return (0);
+	if (ws->disk == 0)
+		xasprintf(cause, "workspace %s has no disk bound, and worker "
+		    "%s bounds disks to %llu (--max-workspace-disk): destroy "
+		    "it (--keep keeps its files) or start the worker with "
+		    "--max-workspace-disk none", ws->name, worker_opts.id,
+		    (unsigned long long)max);
+	else
+		xasprintf(cause, "workspace %s's disk of %llu is over worker "
+		    "%s's ceiling of %llu (--max-workspace-disk): destroy it "
+		    "(--keep keeps its files) or raise the ceiling", ws->name,
+		    (unsigned long long)ws->disk, worker_opts.id,
+		    (unsigned long long)max);
+	return (-1);
+}
+
 /* Start the workspace's init (its groups must exist). -1 with *cause. */
 static int
 ws_start(struct workspace *ws, char **cause)
@@ -255,7 +283,8 @@ ws_start(struct workspace *ws, char **cause)
 	char			*work, *stage, *why = NULL;
 	int			 r;
 
-	if (ws_disk_attach(ws, cause != NULL ? cause : &why) == -1) {
+	if (ws_disk_check(ws, cause != NULL ? cause : &why) == -1 ||
+	    ws_disk_attach(ws, cause != NULL ? cause : &why) == -1) {
 		if (why != NULL)
 			log_warnx("workspace %s: %s", ws->name, why);
 		free(why);
@@ -1084,6 +1113,81 @@ ws_load_slot(const char *slotname, int *fd)
 	return (r);
 }
 
+/*
+ * The disk of a workspace found again: what its folder holds, not what
+ * its meta.json says (the size of its image; 0 if it is a folder).
+ */
+static uint64_t
+ws_load_disk(struct workspace *ws)
+{
+	struct stat	 sb;
+	char		*img;
+	int		 r;
+
+	xasprintf(&img, "%s/disk.img", ws->folder);
+	r = lstat(img, &sb);
+	free(img);
+	if (r == 0 && S_ISREG(sb.st_mode))
+		return (sb.st_size > 0 ? (uint64_t)sb.st_size : 1);
+	return (0);
+}
+
+/*
+ * Hold a workspace found again to today's policy, not to its saved
+ * meta.json m (which anyone who could write the state folder may have
+ * edited, and which the worker's options may have changed since): a
+ * limit that is not a sound number is none, then every one is held to
+ * the ceilings; the disk is what is there; the host's network goes
+ * where --isolate now refuses it. What changed is logged and saved.
+ */
+static void
+ws_load_bounds(struct workspace *ws, json_t *m)
+{
+	struct ws_limits	 l, ceil;
+	json_int_t		 mem = 0, pids = 0;
+	char			*what = NULL, *junk = NULL;
+	int			 changed;
+
+	json_t			*disk;
+
+	memset(&l, 0, sizeof l);
+	/* Each on its own: one unsound limit leaves the others. */
+	if (ws_limit_int(m, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
+	    &junk) == -1)
+		mem = 0;
+	if (ws_limit_int(m, "pids", 1, WS_MAX_PIDS, &pids, &junk) == -1)
+		pids = 0;
+	if (ws_limit_cpu(m, &l.cpu, &junk) == -1)
+		l.cpu = 0;
+	if (junk != NULL)
+		log_warnx("workspace %s: saved limits: %s", ws->name, junk);
+	free(junk);
+	l.memory = (uint64_t)mem;
+	l.pids = (int)pids;
+	ws_ceilings(&ceil);
+	changed = workspace_limits_clamp(&l, &ceil, &what);
+	if (changed > 0)
+		log_warnx("workspace %s: held to worker %s's ceilings (saved: "
+		    "%s)", ws->name, worker_opts.id, what);
+	free(what);
+	ws->memory = l.memory;
+	ws->pids = l.pids;
+	ws->cpu = l.cpu;
+	ws->disk = ws_load_disk(ws);
+	if (ws->host_network && worker_opts.isolate &&
+	    !worker_opts.allow_host_network) {
+		log_warnx("workspace %s: no host network (--isolate without "
+		    "--allow-host-network)", ws->name);
+		ws->host_network = 0;
+		changed++;
+	}
+	disk = ws->disk > 0 ? json_integer((json_int_t)ws->disk) :
+	    json_null();
+	if (changed > 0 || !json_equal(json_object_get(m, "disk"), disk))
+		(void)ws_save(ws);
+	json_decref(disk);
+}
+
 /* A workspace of a previous process of the worker, from its folder. */
 static void
 ws_load(const char *slotname)
@@ -1124,13 +1228,7 @@ ws_load(const char *slotname)
 	v = json_object_get(m, "network");
 	ws->host_network = json_is_string(v) && strcmp(json_string_value(v),
 	    "host") == 0;
-	ws->memory = (uint64_t)json_integer_value(json_object_get(m,
-	    "memory"));
-	ws->pids = (int)json_integer_value(json_object_get(m, "pids"));
-	ws->cpu = json_number_value(json_object_get(m, "cpu"));
-	v = json_object_get(m, "disk");
-	ws->disk = json_is_integer(v) && json_integer_value(v) > 0 ?
-	    (uint64_t)json_integer_value(v) : 0;
+	ws_load_bounds(ws, m);
 	json_decref(m);
 	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
 	if (ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {

@@ -6,6 +6,7 @@ workspaces it finds at start."""
 
 import errno
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -305,6 +306,81 @@ def test_workers_with_their_own_state_dirs_never_share_a_uid_range():
                        "workspace": "c"}, timeout=h.T(30)))
         create(ctl, "d", worker="w1")
         assert host_uid(ctl, "d", "w1") not in (ua, ub), (ua, ub)
+
+
+# ------------------------------------------------------------ restart
+
+def meta_of(c, name, worker="w1"):
+    """The path of workspace name's saved meta.json."""
+    base = os.path.join(c.tmp, "state", worker, "workspaces")
+    for d in os.listdir(base):
+        path = os.path.join(base, d, "meta.json")
+        with open(path) as f:
+            if json.load(f)["name"] == name:
+                return path
+    raise AssertionError("no meta.json of %s" % name)
+
+
+def cg_limits(c):
+    mem = ws_cgroup_values(c, "w1", "memory.limit_in_bytes") + \
+        ws_cgroup_values(c, "w1", "memory.max")
+    return mem, ws_cgroup_values(c, "w1", "pids.max")
+
+
+def test_a_restarted_worker_holds_saved_workspaces_to_todays_bounds():
+    args = ("--isolate", "--max-workspace-memory", "256M",
+            "--max-workspace-pids", "100", "--max-workspace-cpu", "1")
+    with h.Cluster(workers={"w1": {}}, worker_args=args) as c:
+        ctl = c.connect()
+        create(ctl, "ed", disk=32 * MB)
+        c.stop_worker("w1")
+        # The saved file edited to lift every bound.
+        path = meta_of(c, "ed")
+        with open(path) as f:
+            m = json.load(f)
+        m.update(memory=None, pids=1 << 22, cpu=512.0, disk=1 << 40,
+                 network="host")
+        with open(path, "w") as f:
+            json.dump(m, f)
+        c.start_worker("w1")
+        w = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"][0]
+        assert (w["memory"], w["pids"], w["cpu"], w["disk"],
+                w["network"]) == (256 * MB, 100, 1, 32 * MB, "none"), w
+        assert cg_limits(c) == ([str(256 * MB)], ["100"])
+        size, _ = df(ctl, "ed")
+        assert size <= 32 * 1024, size
+        r = wexec(ctl, "ed", "grep : /proc/net/dev | cut -d: -f1")
+        assert h.out(r).split() == [b"lo"], r
+        # Started again with lower ceilings: the workspace gets them.
+        c.stop_worker("w1")
+        c.start_worker("w1", args=("--max-workspace-memory", "128M",
+                                   "--max-workspace-pids", "50"))
+        w = h.ok(ctl.call({"op": "workspace.list"}))["workspaces"][0]
+        assert (w["memory"], w["pids"]) == (128 * MB, 50), w
+        assert cg_limits(c) == ([str(128 * MB)], ["50"])
+        with open(meta_of(c, "ed")) as f:
+            m = json.load(f)
+        assert (m["memory"], m["pids"]) == (128 * MB, 50), m
+
+
+def test_a_folder_workspace_does_not_start_where_disks_are_bounded():
+    with h.Cluster(workers={"w1": {}},
+                   worker_args=("--max-workspace-disk", "none")) as c:
+        ctl = c.connect()
+        create(ctl, "open")
+        wexec(ctl, "open", "echo mine > /workspace/f")
+        c.stop_worker("w1")
+        c.start_worker("w1", args=("--max-workspace-disk", "1G"))
+        r = ctl.call({"op": "exec", "worker": "w1", "workspace": "open",
+                      "cmd": "true"}, timeout=h.T(30))
+        h.err(r, "internal")
+        assert "no disk bound" in r["error"]["message"], r
+        # Its files stay: destroy --keep hands them over.
+        r = h.ok(ctl.call({"op": "workspace.destroy", "worker": "w1",
+                           "workspace": "open", "keep": True},
+                          timeout=h.T(60)))
+        with open(os.path.join(r["kept"], "f")) as f:
+            assert f.read() == "mine\n"
 
 
 if __name__ == "__main__":
