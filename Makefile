@@ -17,7 +17,7 @@ WARN	 = -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes \
 	   -Wno-unused-parameter
 CFLAGS	?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(PKG_CFLAGS) $(CFLAGS)
-LIBS	 = $(PKG_LIBS) -lwslay -lutil -pthread
+LIBS	 = $(PKG_LIBS) -lwslay -lutil -lm -pthread
 
 SRCS	 = $(wildcard src/*.c)
 OBJS	 = $(SRCS:src/%.c=build/%.o)

@@ -195,7 +195,18 @@ chan_data(struct chan *c, int s, uint64_t off, const uint8_t *data,
 {
 	uint64_t	skip, keep;
 
-	if (off > c->recv[s]) {
+	if (off > c->recv[s] && c->ops->gaps) {
+		/*
+		 * The worker skipped what this controller fell behind on (a
+		 * session seen from several): what is held goes too, and a
+		 * client that wants it replays it from the worker's ring.
+		 */
+		log_info("worker %s: channel %u stream %d: skips %llu bytes",
+		    server_worker_id(c->worker), c->ch, s,
+		    (unsigned long long)(off - c->recv[s]));
+		evbuffer_drain(c->out[s], evbuffer_get_length(c->out[s]));
+		c->recv[s] = c->acked[s] = off;
+	} else if (off > c->recv[s]) {
 		log_warnx("worker %s: channel %u stream %d: gap at %llu "
 		    "(expected %llu)", server_worker_id(c->worker), c->ch, s,
 		    (unsigned long long)off, (unsigned long long)c->recv[s]);

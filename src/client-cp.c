@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -265,26 +266,89 @@ cp_remote_mtime(struct conn *c, const char *worker, const char *path,
 	json_decref(r);
 }
 
-/* Upload fd (size bytes; name for the progress line) to worker:path. */
-static void
-cp_put(struct conn *c, const char *name, const char *worker,
-    const char *path, int fd, size_t size, int mode, time_t mtime)
-{
-	json_t			*req, *r;
-	struct progress		 pg;
-	EVP_MD_CTX		*md = cp_md();
-	char			*buf, hex[65];
-	const char		*got;
-	size_t			 left = size;
-	ssize_t			 n;
-	int			 id;
+/*
+ * The SHA-256 of a file being uploaded, taken on a thread of its own by
+ * pread while the main thread sends the file with sendfile(2): a 512 MiB
+ * upload had the client read, hash, copy into its queue and send every
+ * byte on one thread (1.1 s of CPU, twice the time of a raw put).
+ */
+struct cp_hash {
+	pthread_t	 thread;
+	int		 fd;
+	size_t		 size;
+	char		 hex[65];
+	/* errno of a failed read, or -1: short */
+	int		 err;
+};
 
-	req = json_pack("{s:s, s:s, s:s, s:I, s:i}", "op", "put", "worker",
-	    worker, "path", path, "bytes", (json_int_t)size, "mode", mode);
-	id = client_conn_send(c, req);
-	json_decref(req);
+#define CP_HASH_READ	(1024 * 1024)
+
+static void *
+cp_hash_main(void *arg)
+{
+	struct cp_hash	*h = arg;
+	EVP_MD_CTX	*md = cp_md();
+	uint8_t		*buf = xmalloc(CP_HASH_READ);
+	size_t		 off = 0;
+	ssize_t		 n;
+
+	while (off < h->size) {
+		n = pread(h->fd, buf, h->size - off < CP_HASH_READ ?
+		    h->size - off : CP_HASH_READ, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			h->err = n == 0 ? -1 : errno;
+			break;
+		}
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		off += (size_t)n;
+	}
+	free(buf);
+	cp_digest(md, h->hex);
+	return (NULL);
+}
+
+/* Progress of a sendfile: arg is the progress line. */
+static void
+cp_put_sent(size_t n, void *arg)
+{
+	progress_add(arg, n, 0);
+}
+
+/*
+ * Send size bytes of fd as put's payload: sendfile while a thread hashes
+ * (hex gets the digest), or read, hash and queue where sendfile cannot
+ * take fd.
+ */
+static void
+cp_put_payload(struct conn *c, int fd, size_t size, struct progress *pg,
+    char hex[65])
+{
+	struct cp_hash	 h;
+	EVP_MD_CTX	*md;
+	char		*buf;
+	ssize_t		 n;
+	size_t		 left = size;
+
+	memset(&h, 0, sizeof h);
+	h.fd = fd;
+	h.size = size;
+	if (pthread_create(&h.thread, NULL, cp_hash_main, &h) == 0) {
+		if (client_conn_sendfile(c, fd, 0, size, cp_put_sent,
+		    pg) == 0) {
+			pthread_join(h.thread, NULL);
+			if (h.err != 0)
+				client_die(1, "read: %s", h.err == -1 ? "the "
+				    "file shrank while copying" :
+				    strerror(h.err));
+			memcpy(hex, h.hex, 65);
+			return;
+		}
+		pthread_join(h.thread, NULL);
+	}
+	md = cp_md();
 	buf = xmalloc(CLIENT_CHUNK);
-	progress_init(&pg, size, "%s", name);
 	while (left > 0) {
 		n = read(fd, buf, left < CLIENT_CHUNK ? left : CLIENT_CHUNK);
 		if (n == -1 && errno == EINTR)
@@ -296,18 +360,33 @@ cp_put(struct conn *c, const char *name, const char *worker,
 		}
 		EVP_DigestUpdate(md, buf, (size_t)n);
 		client_conn_queue(c, buf, (size_t)n);
-		if (client_conn_gone(c)) {
-			/* The rest of the file need not go. */
-			free(buf);
-			EVP_MD_CTX_free(md);
+		if (client_conn_gone(c))
 			client_die(255, "the server closed the connection");
-		}
 		left -= (size_t)n;
-		progress_add(&pg, (size_t)n, 0);
+		progress_add(pg, (size_t)n, 0);
 	}
-	progress_add(&pg, 0, 1);
 	free(buf);
 	cp_digest(md, hex);
+}
+
+/* Upload fd (size bytes; name for the progress line) to worker:path. */
+static void
+cp_put(struct conn *c, const char *name, const char *worker,
+    const char *path, int fd, size_t size, int mode, time_t mtime)
+{
+	json_t			*req, *r;
+	struct progress		 pg;
+	char			 hex[65];
+	const char		*got;
+	int			 id;
+
+	req = json_pack("{s:s, s:s, s:s, s:I, s:i}", "op", "put", "worker",
+	    worker, "path", path, "bytes", (json_int_t)size, "mode", mode);
+	id = client_conn_send(c, req);
+	json_decref(req);
+	progress_init(&pg, size, "%s", name);
+	cp_put_payload(c, fd, size, &pg, hex);
+	progress_add(&pg, 0, 1);
 	r = client_conn_reply(c, id);
 	if (!json_is_true(json_object_get(r, "ok")))
 		client_die_reply(1, r);
@@ -742,7 +821,8 @@ client_cp(int argc, char **argv)
 	char		*sw, *dw;
 	int		 ch, rec = 0, keep = 0, no_wait = 0;
 
-	while ((ch = getopt_long(argc, argv, "S:rpW:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "S:rpW:h", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'r':
 			rec = 1;

@@ -8,6 +8,7 @@
  * sandd.c's table.
  */
 #include <sys/types.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -672,6 +673,26 @@ conn_wait(struct conn *c)
 	return (1);
 }
 
+/* Wait until the socket takes more, reading what the server says. */
+static void
+conn_wait_writable(struct conn *c)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = c->fd;
+	pfd.events = POLLIN | POLLOUT;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, -1) == -1) {
+		if (errno == EINTR)
+			return;
+		client_die(255, "poll: %s", strerror(errno));
+	}
+	if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+		conn_read(c);
+	if ((pfd.revents & (POLLHUP | POLLERR)) && !(pfd.revents & POLLOUT))
+		c->wdead = 1;
+}
+
 /* Count len bytes of a raw payload as queued. */
 static void
 conn_payload_queued(struct conn *c, size_t len)
@@ -698,6 +719,47 @@ client_conn_queue(struct conn *c, const void *p, size_t len)
 		if (!conn_wait(c) && client_conn_pending(c) > 0)
 			client_die(255, "the server closed the connection");
 	}
+}
+
+/*
+ * Send len bytes of the file fd from offset off as raw payload with
+ * sendfile(2), so that they do not pass through this process; reads on
+ * while the socket is full. done(n, arg) is told of each piece. Returns
+ * 0, or -1 with errno when fd cannot be sent so and nothing was sent
+ * (the caller then reads and queues it).
+ */
+int
+client_conn_sendfile(struct conn *c, int fd, off_t off, size_t len,
+    void (*done)(size_t, void *), void *arg)
+{
+	size_t	left = len;
+	ssize_t	n;
+
+	client_conn_flush(c);
+	while (left > 0) {
+		if (client_conn_gone(c))
+			client_die(255, "the server closed the connection");
+		n = sendfile(c->fd, fd, &off, left < CLIENT_SENDFILE ? left :
+		    CLIENT_SENDFILE);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			conn_wait_writable(c);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			client_die(255, "the server closed the connection");
+		if (n == -1 && left == len)
+			return (-1);	/* EINVAL, ENOSYS: not for this fd */
+		if (n <= 0)
+			client_die(1, "sendfile: %s", n == 0 ? "the file "
+			    "shrank while copying" : strerror(errno));
+		left -= (size_t)n;
+		conn_payload_queued(c, (size_t)n);
+		if (done != NULL)
+			done((size_t)n, arg);
+	}
+	return (0);
 }
 
 /* Send everything queued. */

@@ -15,6 +15,11 @@
 #define CLIENT_CHUNK	(256 * 1024)
 /* Stdin bytes per write request (base64 makes the line 4/3 of this). */
 #define CLIENT_WRITE	(64 * 1024)
+/*
+ * Largest piece of one sendfile(2) of a raw payload: as big as the
+ * socket takes at once, small enough for a progress line to move.
+ */
+#define CLIENT_SENDFILE	(1024 * 1024)
 /* Send queue: stop producing (stdin, files) above this. */
 #define CLIENT_OUT_HIGH	(1024 * 1024)
 
@@ -60,6 +65,8 @@ int		 client_conn_poll_ms(struct conn *, int, int);
 int		 client_conn_poll(struct conn *, int);
 void		 client_conn_add(struct conn *, const void *, size_t);
 void		 client_conn_queue(struct conn *, const void *, size_t);
+int		 client_conn_sendfile(struct conn *, int, off_t, size_t,
+		     void (*)(size_t, void *), void *);
 void		 client_conn_flush(struct conn *);
 void		 client_conn_shutdown(struct conn *);
 void		 client_conn_rest(struct conn *, int);
@@ -67,7 +74,8 @@ int		 client_conn_send(struct conn *, json_t *);
 void		 client_conn_send_quiet(struct conn *, json_t *);
 int		 client_conn_has_line(struct conn *);
 json_t		*client_conn_take(struct conn *);
-size_t		 client_conn_payload(struct conn *, json_t *, int, EVP_MD_CTX *);
+size_t		 client_conn_payload(struct conn *, json_t *, int,
+		     EVP_MD_CTX *);
 size_t		 client_conn_payload_skip(struct conn *, json_t *, size_t, int);
 json_t		*client_conn_recv_id(struct conn *, int);
 json_t		*client_conn_reply(struct conn *, int);

@@ -56,6 +56,7 @@ void	 compat_closefrom_except(int, int);
 void	 compat_set_pdeathsig_off(void);
 int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);
+void	 compat_malloc_trim(void);
 void	 compat_thread_name(const char *);
 void	 compat_explicit_bzero(void *, size_t);
 int	 compat_open_beneath(int, const char *, int, mode_t);

@@ -137,7 +137,8 @@ audit_write(json_t *line)
 			if (errno == EINTR)
 				continue;
 			if (!audit_failing)
-				log_warn("audit: write to %s", serve_opts.audit);
+				log_warn("audit: write to %s",
+				    serve_opts.audit);
 			audit_failing = 1;
 			break;
 		}

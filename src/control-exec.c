@@ -136,6 +136,13 @@ exec_start(struct req *r, struct worker *w)
 			json_object_set(open, *f, v);
 	json_object_set_new(open, "owner", req_owner(r));
 	control_workspace_pass(r, open);
+	/*
+	 * Only a stream shows `started` to its client; for the rest it
+	 * would be one more message each way while the command runs (the
+	 * end carries the pid).
+	 */
+	if (!req_bool(r, "stream", 0))
+		json_object_set_new(open, "started", json_false());
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);
@@ -150,7 +157,8 @@ exec_start(struct req *r, struct worker *w)
 	else {
 		c->flags |= CHAN_BUFFERED;
 		/* The server's --max-output bounds what a client may ask. */
-		max = req_int(r, "max_output", (json_int_t)serve_opts.max_output);
+		max = req_int(r, "max_output",
+		    (json_int_t)serve_opts.max_output);
 		if (max > (json_int_t)serve_opts.max_output)
 			max = (json_int_t)serve_opts.max_output;
 		c->max_output = (size_t)max;
@@ -283,26 +291,33 @@ exec_done(struct chan *c)
 		return;
 	}
 	res = exec_result(c);
+	/*
+	 * The reply is queued before the release: the control socket is
+	 * then written first, and the client does not wait behind a write
+	 * to the worker (a loopback TCP write runs the receive path too).
+	 */
 	if ((c->flags & CHAN_BUFFERED) && !(r->flags & REQ_BROADCAST)) {
 		/* The output goes as the client takes it: never held twice. */
 		static const char *names[] = { "stdout", "stderr" };
 		struct evbuffer	*bufs[2] = { evbuffer_new(), evbuffer_new() };
 
 		exec_result_buffers(c, res, bufs);
-		chan_release(c);
 		req_reply_stream(r, res, names, bufs, 2);
+		chan_release(c);
 		evbuffer_free(bufs[0]);
 		evbuffer_free(bufs[1]);
 		return;
 	}
 	if (c->flags & CHAN_BUFFERED)
 		exec_result_output(c, res);
-	chan_release(c);
 	if (r->flags & REQ_BROADCAST) {
+		chan_release(c);
 		json_object_set_new(res, "ok", json_true());
 		exec_broadcast_result(r, res);
-	} else
+	} else {
 		req_reply(r, res);
+		chan_release(c);
+	}
 }
 
 /*

@@ -164,8 +164,9 @@ control_limit_metrics(struct evbuffer *b)
 	    "by peer uid and op.\n# TYPE sandd_requests_total counter\n");
 	TAILQ_FOREACH(u, &limit_uids, entry) {
 		json_object_foreach(u->ops, op, n)
-			evbuffer_add_printf(b, "sandd_requests_total{uid=\"%ld\","
-			    "op=\"%s\"} %lld\n", u->uid, op,
+			evbuffer_add_printf(b,
+			    "sandd_requests_total{uid=\"%ld\",op=\"%s\"} "
+			    "%lld\n", u->uid, op,
 			    (long long)json_integer_value(n));
 	}
 }

@@ -335,15 +335,15 @@ req_check_field(struct req *r, const struct req_field *f, json_t *v)
 		if (!json_is_integer(v) || json_integer_value(v) < f->min ||
 		    (f->max != 0 && json_integer_value(v) > f->max)) {
 			if (f->what != NULL)
-				req_error(r, "bad_request", "field '%s' must be "
-				    "%s", f->name, f->what);
+				req_error(r, "bad_request",
+				    "field '%s' must be %s", f->name, f->what);
 			else if (f->max != 0)
-				req_error(r, "bad_request", "field '%s' must be "
-				    "a whole number, %lld to %lld", f->name,
+				req_error(r, "bad_request", "field '%s' must "
+				    "be a whole number, %lld to %lld", f->name,
 				    (long long)f->min, (long long)f->max);
 			else
-				req_error(r, "bad_request", "field '%s' must be "
-				    "a whole number, %lld or more", f->name,
+				req_error(r, "bad_request", "field '%s' must "
+				    "be a whole number, %lld or more", f->name,
 				    (long long)f->min);
 			return (-1);
 		}

@@ -377,6 +377,7 @@ const struct chan_ops chan_session_ops = {
 	.prefix = "s-",
 	.in_window = WIRE_WINDOW,
 	.out_window = WIRE_WINDOW,
+	.gaps = 1,	/* its ring has what was skipped */
 	.output = session_output,
 	.info = session_info,
 	.lost = session_lost,

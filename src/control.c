@@ -37,7 +37,9 @@ struct client {
 	int			 topics;
 	uint64_t		 payload_left;
 	struct chan		*sink;		/* where payload bytes go */
-	struct event		*more;		/* re-arm after a bounded batch */
+	/* re-arm after a bounded batch */
+	struct event		*more;
+	struct util_flush	*flush;		/* direct writes */
 	struct event		*hup;		/* polls for a full close */
 	struct event		*reaper;
 	TAILQ_HEAD(stream_replies, stream_reply) streams; /* being written */
@@ -679,6 +681,7 @@ control_client_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct client	*cl = arg;
 
+	util_flush_drained(cl->flush);
 	if (cl->flags & CLIENT_DEAD)
 		return;
 	control_client_pump(cl);
@@ -739,6 +742,8 @@ control_client_close(struct client *cl, const char *why)
 	evtimer_del(cl->hup);
 	event_del(cl->more);
 	req_client_gone(cl);
+	util_flush_free(cl->flush);
+	cl->flush = NULL;
 	bufferevent_free(cl->bev);
 	cl->bev = NULL;
 	control_client_unref(cl);
@@ -840,6 +845,7 @@ control_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_set_max_single_read(cl->bev, WIRE_CHUNK);
 	bufferevent_set_max_single_write(cl->bev, WIRE_CHUNK);
 	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+	cl->flush = util_flush_new(cl->bev);
 	TAILQ_INSERT_TAIL(&clients, cl, entry);
 	nclients++;
 	log_debug("%s: client fd %d uid %ld", __func__, fd, (long)cl->uid);

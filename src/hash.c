@@ -162,7 +162,10 @@ hash_init(void)
 	fcntl(hash_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(hash_pipe[0], F_SETFD, FD_CLOEXEC);
 	fcntl(hash_pipe[1], F_SETFD, FD_CLOEXEC);
-	/* Signals stay with the main thread: the new one starts with all blocked. */
+	/*
+	 * Signals stay with the main thread: the new one starts with all
+	 * blocked.
+	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	errno = pthread_create(&hash_thread, NULL, hash_thread_main, NULL);

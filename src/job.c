@@ -36,29 +36,20 @@
 #define JOB_COALESCE_WAIT	0.001	/* s */
 
 static TAILQ_HEAD(, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
-static struct event	*orphan_ev;
-static int		 resume_window = DEFAULT_RESUME_WINDOW;
 
 static void	 job_stream_read_cb(evutil_socket_t, short, void *);
 static void	 job_stdin_cb(evutil_socket_t, short, void *);
 static void	 job_try_end(struct job *);
-static void	 job_orphans_cb(evutil_socket_t, short, void *);
 
-/* Set up the jobs' shared state; once, before the first link. */
-void
-job_init(void)
-{
-	orphan_ev = evtimer_new(ev_base, job_orphans_cb, NULL);
-}
-
-/* A new job on channel ch; its kind's open fills it in. */
+/* A new job on channel ch of link l; its kind's open fills it in. */
 static struct job *
-job_create(uint32_t ch, int kind)
+job_create(struct wlink *l, uint32_t ch, int kind)
 {
 	struct job	*j;
 	int		 s;
 
 	j = xcalloc(1, sizeof *j);
+	j->link = l;
 	j->ch = ch;
 	j->kind = kind;
 	j->pid = -1;
@@ -75,16 +66,23 @@ job_create(uint32_t ch, int kind)
 	return (j);
 }
 
-/* The job on channel ch, or NULL. */
+/* The job on channel ch of link l, or NULL. */
 static struct job *
-job_find(uint32_t ch)
+job_find(struct wlink *l, uint32_t ch)
 {
 	struct job	*j;
 
 	TAILQ_FOREACH(j, &jobs, entry)
-		if (j->ch == ch)
+		if (j->ch == ch && j->link == l)
 			return (j);
 	return (NULL);
+}
+
+/* Walk the jobs: NULL gives the first. */
+struct job *
+job_next(struct job *j)
+{
+	return (j == NULL ? TAILQ_FIRST(&jobs) : TAILQ_NEXT(j, entry));
 }
 
 /* Find a job by its handle or session id. */
@@ -187,11 +185,11 @@ job_stream_flush(struct job *j, int s)
 	uint64_t		 end = st->base + evbuffer_get_length(st->buf);
 	size_t			 n;
 
-	while (st->sent < end && worker_writable()) {
+	while (st->sent < end && wlink_writable(j->link)) {
 		n = (size_t)(end - st->sent);
 		if (n > WIRE_CHUNK)
 			n = WIRE_CHUNK;
-		if (worker_send_buf(s, j->ch, st->sent, st->buf,
+		if (wlink_send_buf(j->link, s, j->ch, st->sent, st->buf,
 		    (size_t)(st->sent - st->base), n) != 0)
 			return;
 		st->sent += n;
@@ -204,7 +202,7 @@ job_flush(struct job *j)
 {
 	int	s;
 
-	if ((j->flags & JOB_CANCELLED) || !worker_connected())
+	if ((j->flags & JOB_CANCELLED) || !wlink_connected(j->link))
 		return;
 	for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 		job_stream_flush(j, s);
@@ -223,6 +221,34 @@ job_window(struct job *j)
 	if (j->granted != 0 && j->granted < w)
 		w = j->granted;
 	return (w);
+}
+
+/*
+ * Does j's output wait for its link's acks? A shared job's (a
+ * session's) does not while its link is down and another is up: its
+ * ring keeps what that controller missed, and the others are served.
+ */
+static int
+job_holds(struct job *j)
+{
+	if (!(j->flags & JOB_SHARED) || wlink_connected(j->link))
+		return (1);
+	return (j->link != NULL && !wlink_any_connected());
+}
+
+/* Forget stream s's unacknowledged output if j does not hold it. */
+static void
+job_stream_drop(struct job *j, int s)
+{
+	struct job_stream	*st = &j->out[s];
+	size_t			 n = evbuffer_get_length(st->buf);
+
+	if (n == 0 || job_holds(j))
+		return;
+	evbuffer_drain(st->buf, n);
+	st->base += n;
+	if (st->sent < st->base)
+		st->sent = st->base;
 }
 
 /* (Re)arm reading of stream s if there is room in its window. */
@@ -291,6 +317,7 @@ job_stream_push(struct job *j, int s, const uint8_t *p, size_t n)
 	evbuffer_add(j->out[s].buf, p, n);
 	if (j->ops != NULL && j->ops->output != NULL)
 		j->ops->output(j, s, p, n);
+	job_stream_drop(j, s);
 	job_stream_arm(j, s);
 }
 
@@ -352,6 +379,7 @@ job_stream_read_direct(struct job *j, int s, int fd, size_t room)
 	for (i = 0; i < nv && j->ops != NULL && j->ops->output != NULL; i++)
 		if (vec[i].iov_len > 0)
 			j->ops->output(j, s, vec[i].iov_base, vec[i].iov_len);
+	job_stream_drop(j, s);
 	job_stream_arm(j, s);
 	job_flush_soon(j, s, (size_t)n);
 	return (n);
@@ -438,13 +466,13 @@ job_try_end(struct job *j)
 	int	s;
 
 	if (j->end == NULL || (j->flags & (JOB_END_SENT | JOB_CANCELLED)) ||
-	    !worker_connected())
+	    !wlink_connected(j->link))
 		return;
 	for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 		if (!j->out[s].eof || j->out[s].sent !=
 		    j->out[s].base + evbuffer_get_length(j->out[s].buf))
 			return;
-	worker_send(j->end);
+	wlink_send(j->link, j->end);
 	j->flags |= JOB_END_SENT;
 }
 
@@ -467,14 +495,16 @@ job_send_input_ack(struct job *j)
 
 	m = wire_chan_msg(WIRE_T_ACK, j->ch);
 	json_object_set_new(m, "in", json_integer((json_int_t)j->in_acked));
-	worker_send(m);
+	wlink_send(j->link, m);
 	json_decref(m);
 }
 
-/* Tell the controller how much input was consumed. */
+/* Tell the controller how much input was consumed, if more was. */
 void
 job_ack_input(struct job *j)
 {
+	if (j->in_acked == j->in_done)
+		return;		/* a command's empty stdin closing, say */
 	j->in_acked = j->in_done;
 	job_send_input_ack(j);
 }
@@ -520,11 +550,12 @@ job_stdin_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	job_stdin_write(arg);
 }
 
-/* Input bytes [off, off+len) for channel ch. */
+/* Input bytes [off, off+len) for channel ch of link l. */
 void
-job_input(uint32_t ch, uint64_t off, const uint8_t *data, size_t len)
+job_input(struct wlink *l, uint32_t ch, uint64_t off, const uint8_t *data,
+    size_t len)
 {
-	struct job	*j = job_find(ch);
+	struct job	*j = job_find(l, ch);
 	uint64_t	 skip;
 
 	if (j == NULL || (j->flags & JOB_CANCELLED))
@@ -628,9 +659,9 @@ static void (*const job_kinds[])(struct job *, json_t *) = {
 };
 #define JOB_NKINDS	(sizeof job_kinds / sizeof job_kinds[0])
 
-/* An `open` from the controller. */
+/* An `open` from the controller of link l. */
 void
-job_open(uint32_t ch, json_t *open)
+job_open(struct wlink *l, uint32_t ch, json_t *open)
 {
 	struct job	*j;
 	const char	*handle;
@@ -638,7 +669,7 @@ job_open(uint32_t ch, json_t *open)
 	json_t		*v;
 
 	kind = json_integer_value(json_object_get(open, "kind"));
-	if (job_find(ch) != NULL) {
+	if (job_find(l, ch) != NULL) {
 		/* Sent again after a reconnect: we have it already. */
 		log_debug("channel %u: open again, ignored", ch);
 		return;
@@ -647,7 +678,7 @@ job_open(uint32_t ch, json_t *open)
 		log_warnx("channel %u: unknown kind %lld", ch, (long long)kind);
 		return;
 	}
-	j = job_create(ch, (int)kind);
+	j = job_create(l, ch, (int)kind);
 	if (json_is_integer(v = json_object_get(open, "window")) &&
 	    json_integer_value(v) >= WIRE_MIN_WINDOW &&
 	    json_integer_value(v) <= WIRE_MAX_WINDOW)
@@ -759,35 +790,43 @@ static void (*const job_msgs[WIRE_NTYPES])(struct job *, json_t *) = {
 	[WIRE_T_CANCEL] = job_msg_cancel,
 };
 
-/* A message of type for channel ch, other than open. */
+/* A message of type for job j, other than open. */
 void
-job_message(uint32_t ch, enum wire_type type, json_t *msg)
+job_message_to(struct job *j, enum wire_type type, json_t *msg)
 {
-	struct job	*j = job_find(ch);
-
-	if (j == NULL)
-		log_debug("channel %u: '%s' for no job", ch,
-		    wire_type_name(type));
-	else if ((unsigned)type < WIRE_NTYPES && job_msgs[type] != NULL)
+	if ((unsigned)type < WIRE_NTYPES && job_msgs[type] != NULL)
 		job_msgs[type](j, msg);
 	else if (j->ops != NULL && j->ops->message != NULL)
 		j->ops->message(j, type, msg);
 	else
-		log_debug("channel %u: unknown message '%s'", ch,
+		log_debug("channel %u: unknown message '%s'", j->ch,
 		    wire_type_name(type));
 }
 
-/* ---- the link ---- */
+/* A message of type for channel ch of link l, other than open. */
+void
+job_message(struct wlink *l, uint32_t ch, enum wire_type type, json_t *msg)
+{
+	struct job	*j = job_find(l, ch);
 
-/* Every channel we hold, for the hello. */
+	if (j == NULL)
+		log_debug("channel %u: '%s' for no job", ch,
+		    wire_type_name(type));
+	else
+		job_message_to(j, type, msg);
+}
+
+/* ---- the links ---- */
+
+/* Every channel link l holds, for its hello. */
 json_t *
-job_list_json(void)
+job_list_json(struct wlink *l)
 {
 	struct job	*j;
 	json_t		*list = json_array(), *a;
 
 	TAILQ_FOREACH(j, &jobs, entry) {
-		if (j->flags & JOB_CANCELLED)
+		if ((j->flags & JOB_CANCELLED) || j->link != l)
 			continue;
 		a = json_pack("{s:I, s:i, s:I, s:b, s:[I, I, I], s:b}",
 		    "ch", (json_int_t)j->ch, "kind", j->kind,
@@ -810,18 +849,16 @@ job_list_json(void)
 	return (list);
 }
 
-/* The controller welcomed us: send everything again from the acks. */
+/* Link l's controller welcomed us: send its jobs' output again. */
 void
-job_link_up(json_t *welcome)
+job_link_up(struct wlink *l)
 {
 	struct job	*j, *j1;
 	int		 s;
-	json_t		*v;
 
-	if (json_is_integer(v = json_object_get(welcome, "resume_window")))
-		resume_window = (int)json_integer_value(v);
-	evtimer_del(orphan_ev);
 	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		if (j->link != l)
+			continue;
 		for (s = WIRE_OUT; s <= WIRE_ERR; s++)
 			j->out[s].sent = j->out[s].base;
 		j->flags &= ~JOB_END_SENT;
@@ -833,43 +870,70 @@ job_link_up(json_t *welcome)
 	}
 }
 
-/* The link dropped: keep going; orphans die after the resume window. */
+/* A link came or went: shared jobs hold their output, or stop holding. */
 void
-job_link_down(void)
+job_links_changed(void)
 {
-	struct timeval	tv = { resume_window, 0 };
+	struct job	*j;
 
-	evtimer_add(orphan_ev, &tv);
+	TAILQ_FOREACH(j, &jobs, entry) {
+		if (!(j->flags & JOB_SHARED))
+			continue;
+		job_stream_drop(j, WIRE_OUT);
+		job_stream_arm(j, WIRE_OUT);
+	}
 }
 
-/* The link can take more: send what waits. */
+/* Link l can take more: send what waits. */
 void
-job_link_writable(void)
+job_link_writable(struct wlink *l)
 {
 	struct job	*j, *j1;
 
 	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		if (j->link != l)
+			continue;
 		/* One gathering output for a bigger frame waits for it. */
 		if (j->flush_ev == NULL || !evtimer_pending(j->flush_ev, NULL))
 			job_flush(j);
-		if (!worker_writable())
+		if (!wlink_writable(l))
 			break;
 	}
 }
 
-/* The controller did not come back in time: end what nobody can reach. */
-static void
-job_orphans_cb(__unused evutil_socket_t fd, __unused short what,
-    __unused void *arg)
+/*
+ * Link l's controller did not come back in time: end what nobody can
+ * reach. Sessions are every link's and stay; detached jobs wait for it.
+ */
+void
+job_link_orphans(struct wlink *l)
 {
 	struct job	*j, *j1;
 
 	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
-		if (j->kind == CHAN_SESSION || (j->flags & JOB_DETACHED))
+		if (j->link != l || (j->flags & (JOB_SHARED | JOB_DETACHED)))
 			continue;
 		log_warnx("channel %u: no controller for %d seconds, ending "
-		    "orphaned pid %ld", j->ch, resume_window, (long)j->pid);
+		    "orphaned pid %ld", j->ch, wlink_window(l), (long)j->pid);
 		job_cancel(j);
+	}
+}
+
+/* Link l is going for good: its sessions stay, the rest ends. */
+void
+job_link_gone(struct wlink *l)
+{
+	struct job	*j, *j1;
+
+	TAILQ_FOREACH_SAFE(j, &jobs, entry, j1) {
+		if (j->link != l)
+			continue;
+		if (j->flags & JOB_SHARED) {
+			j->link = NULL;
+			job_stream_drop(j, WIRE_OUT);
+			job_stream_arm(j, WIRE_OUT);
+		} else if (!(j->flags & JOB_CANCELLED))
+			job_cancel(j);
 	}
 }
 
@@ -893,6 +957,4 @@ job_free_all(void)
 		job_kill(j, SIGKILL);
 		job_free(j);
 	}
-	if (orphan_ev != NULL)
-		event_free(orphan_ev);
 }

@@ -52,6 +52,7 @@ struct job_ops {
 };
 
 struct job {
+	struct wlink		*link;		/* whose channel; NULL: gone */
 	uint32_t		 ch;
 	int			 kind;
 	char			 handle[40];
@@ -61,6 +62,8 @@ struct job {
 #define JOB_TIMED_OUT	0x4
 #define JOB_END_SENT	0x8
 #define JOB_FILTER	0x10	/* output goes through ops->filter */
+#define JOB_SHARED	0x20	/* a session: every link sees it */
+#define JOB_NO_STARTED	0x40	/* the open said "started": false */
 	pid_t			 pid;
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
@@ -93,6 +96,8 @@ struct job {
 
 /* job.c */
 struct job	*job_find_handle(const char *);
+struct job	*job_next(struct job *);
+void		 job_message_to(struct job *, enum wire_type, json_t *);
 int		 job_count(int, const struct job *, int);
 void		 job_free(struct job *);
 void		 job_maybe_free(struct job *);
@@ -122,6 +127,23 @@ void		 worker_exec_open(struct job *, json_t *);
 
 /* worker-session.c */
 void		 worker_session_open(struct job *, json_t *);
+const struct ring *worker_session_ring(struct job *);
+int		 worker_session_listed(struct job *);
+void		 worker_session_view_release(struct job *);
+
+/* worker-shell.c */
+struct passwd;
+char		*shell_default(struct passwd *);
+char		*shell_login(struct job *, struct spawn_req *, struct passwd *,
+		     char **);
+char		*shell_cmd_string(json_t *, char **);
+const char	*shell_term(json_t *);
+char		**shell_env(json_t *, const char *);
+
+/* worker-view.c */
+void		 view_job_output(struct job *);
+void		 view_job_started(struct job *);
+void		 view_job_free(struct job *);
 
 /* worker-run.c */
 #define RUN_MARK_MAX	64	/* longer than any marker of a run */

@@ -19,9 +19,12 @@
  * payload byte in its stream.
  */
 #define WIRE_HDR_LEN		16
-#define WIRE_IN			0	/* controller -> worker: stdin, pty, put */
-#define WIRE_OUT		1	/* worker -> controller: stdout, pty, get */
-#define WIRE_ERR		2	/* worker -> controller: stderr */
+/* controller -> worker: stdin, pty, put */
+#define WIRE_IN			0
+/* worker -> controller: stdout, pty, get */
+#define WIRE_OUT		1
+/* worker -> controller: stderr */
+#define WIRE_ERR		2
 #define WIRE_NSTREAMS		3
 
 /* Largest payload in one binary frame. */
@@ -57,6 +60,13 @@
  */
 #define WIRE_MAX_CHANNELS	16384
 
+/*
+ * Channel numbers from here up are the worker's: a view of a session
+ * another link opened (worker-view.c). A controller numbers its own
+ * channels below, so the two never meet.
+ */
+#define WIRE_VIEW_BASE		0x80000000u
+
 /* Channel kinds. */
 #define CHAN_EXEC		1
 #define CHAN_SESSION		2
@@ -76,7 +86,8 @@
 #define CONTROL_MAX_LINE	(4 * 1024 * 1024)	/* default --max-line */
 #define CONTROL_MAX_OUTPUT	(16 * 1024 * 1024)	/* default max_output */
 #define CONTROL_MAX_INLINE	(16 * 1024 * 1024)	/* inline get */
-#define CONTROL_OUT_HIGH	(1024 * 1024)	/* client backlog: stop feeding */
+/* client backlog: stop feeding */
+#define CONTROL_OUT_HIGH	(1024 * 1024)
 /*
  * Unread output past which a subscription's events are dropped (the
  * client gets an overflow event): a few seconds of a busy fleet's
@@ -103,8 +114,39 @@
 #define WS_OUT_HIGH		(4 * 1024 * 1024)	/* link backlog */
 #define WS_IO_CHUNK		(256 * 1024)	/* socket read/write size */
 #define WS_OUT_LOW		(1024 * 1024)
-#define SERVER_MAX_HANDSHAKES	256
-#define SERVER_MAX_HANDSHAKES_ADDR 64	/* of those, from one address */
+/*
+ * Admission control (server-admit.c). Handshakes in progress at once:
+ * enough that the CPU, not the bound, paces a herd (at the TLS rate
+ * below 1,024 clear in about a second, well inside the 5 s head
+ * deadline), few enough to bound their memory (a TLS handshake uses tens
+ * of KiB while it runs). One address gets half, so idle connections from
+ * one place never hold every slot, and a fleet behind one NAT address
+ * still has 512 in flight: 0.1 s of work at the plain rate, so the CPU
+ * never waits for it.
+ */
+#define SERVER_MAX_HANDSHAKES	1024
+#define SERVER_MAX_HANDSHAKES_ADDR 512
+/*
+ * Handshakes per second the controller is assumed to finish until it
+ * has measured its rate (Retry-After is sized from it; --handshake-rate).
+ * Measured here as registrations (accept, upgrade, hello, welcome) per
+ * CPU second of serve, 10,000 fake workers from one address on a 2-core
+ * VM under load: ~5,600/s plain, ~1,000/s over TLS 1.3 with an ECDSA
+ * P-256 certificate. A little under, so that a first herd is not told
+ * to come back too early.
+ */
+#define SERVER_HANDSHAKE_RATE	5000
+#define SERVER_HANDSHAKE_RATE_TLS 1000
+/* Floor of the measured rate: a queue that did not move in a second. */
+#define SERVER_ADMIT_MIN_RATE	10
+/* Longest Retry-After: the worker's own longest backoff. */
+#define SERVER_RETRY_AFTER_MAX	30
+/*
+ * Listen backlog: a herd's SYNs arrive faster than one accept loop turn;
+ * an overflowing queue drops them and costs each a 1 s SYN retry. The
+ * kernel caps it at net.core.somaxconn (4096 on Linux since 5.4).
+ */
+#define SERVER_LISTEN_BACKLOG	4096
 
 /* Worker ids: 1 to 64 of A-Za-z0-9._- */
 #define WORKER_ID_MAX		64
@@ -116,9 +158,29 @@
 #define DEFAULT_KILL_GRACE	2
 #define DEFAULT_SESSION_LINGER	600
 #define DEFAULT_RING_SIZE	(1024 * 1024)
+/*
+ * The worker's dials: the first after losing a controller it was
+ * registered with comes within BACKOFF_FIRST_MS (a restarted controller
+ * is back in well under a second), then full jitter over a cap that
+ * starts at BACKOFF_START_MS and doubles up to BACKOFF_CAP_MS. A link
+ * up for BACKOFF_STABLE_S starts the count over, and a fast first retry
+ * comes at most once in that time. A Retry-After is waited out, plus up
+ * to BACKOFF_FIRST_MS of jitter.
+ */
+#define BACKOFF_FIRST_MS	1000
 #define BACKOFF_START_MS	500
 #define BACKOFF_CAP_MS		30000
 #define BACKOFF_STABLE_S	60
+
+/*
+ * A --server-url whose name resolves to several addresses has a link to
+ * each: the name is resolved again this often, and a link whose address
+ * left it (and that is not registered) goes after LINK_STALE_S.
+ */
+#define LINK_RESOLVE_S		30
+#define LINK_STALE_S		120
+#define LINK_RESOLVE_RETRY_S	2	/* after a failed resolution */
+#define LINK_MAX		64	/* links of one worker */
 
 /*
  * Workspace limits: the range a request's must be in (the controller and

@@ -288,10 +288,13 @@ static const struct opt_spec serve_specs[] = {
 	{ "max-output", 0, OPT_SIZE, SO(max_output), 0, 0, "BYTES", NULL,
 	  "most output an exec reply carries per stream (16M)" },
 	{ "max-handshakes", 0, OPT_INT, SO(max_handshakes), 1, 100000, "N",
-	  "1 to 100000", "WebSocket handshakes in progress at once (256)" },
+	  "1 to 100000", "WebSocket handshakes in progress at once (1024)" },
 	{ "max-handshakes-per-addr", 0, OPT_INT, SO(max_handshakes_addr), 1,
 	  100000, "N", "1 to 100000",
-	  "of those, from one remote address (64)" },
+	  "of those, from one remote address (512)" },
+	{ "handshake-rate", 0, OPT_INT, SO(handshake_rate), 1, 1000000, "N",
+	  "1 to 1000000", "handshakes/s assumed until measured, for "
+	  "Retry-After" },
 	{ "metrics-token-file", 0, OPT_STRING, SO(metrics_token_file), 0, 0,
 	  "FILE", NULL, "/metrics needs this bearer token" },
 	{ "metrics-listen", 0, OPT_HOSTPORT, SO(metrics_listen), 0, 0,
@@ -319,8 +322,8 @@ static const struct opt_spec serve_specs[] = {
 };
 
 static const struct opt_spec worker_specs[] = {
-	{ "server-url", 's', OPT_STRING, WO(url), 0, 0, "URL", NULL,
-	  "the controller, ws[s]://HOST:PORT/ws ($SERVER_URL)" },
+	{ "server-url", 's', OPT_LIST, WO(urls), 0, 0, "URL", NULL,
+	  "a controller, ws[s]://HOST:PORT/ws (repeatable; $SERVER_URL)" },
 	{ "id", 'd', OPT_STRING, WO(id), 0, 0, "ID", NULL,
 	  "this worker's id ($DAEMON_ID, else the host name)" },
 	{ "daemon-id", 0, OPT_STRING, WO(id), 0, 0, "ID", NULL,
@@ -481,6 +484,7 @@ sandd_worker(int argc, char **argv)
 {
 	struct worker_options	*o = &worker_opts;
 	static char		 host[256];
+	const char		*url;
 	int			 i;
 
 	o->labels = json_object();
@@ -494,14 +498,18 @@ sandd_worker(int argc, char **argv)
 	o->ws_max_memory = worker_default_memory();
 	o->ws_max_pids = WS_DEFAULT_PIDS;
 	o->ws_max_disk = WS_DEFAULT_DISK;
-	o->url = getenv("SERVER_URL");
+	o->urls = json_array();
 	o->id = getenv("DAEMON_ID");
 	if (o->id != NULL && *o->id == '\0')
 		o->id = NULL;
 	i = opts_parse("worker", worker_specs, o, argc, argv, worker_help);
 	if (i != argc)
 		opts_bad("worker", "unexpected argument '%s'", argv[i]);
-	if (o->url == NULL || *o->url == '\0')
+	/* $SERVER_URL may hold several, separated by spaces or commas. */
+	if (json_array_size(o->urls) == 0 && (url = getenv("SERVER_URL")) !=
+	    NULL && *url != '\0')
+		json_array_append_new(o->urls, json_string(url));
+	if (json_array_size(o->urls) == 0)
 		opts_bad("worker", "--server-url (or $SERVER_URL) is required");
 	if (o->id == NULL || *o->id == '\0') {
 		if (gethostname(host, sizeof host) != 0)

@@ -47,6 +47,7 @@ struct serve_options {
 	size_t		 max_output;
 	int		 max_handshakes;
 	int		 max_handshakes_addr;	/* per remote address */
+	int		 handshake_rate;	/* per second, until measured */
 	int		 ws_mask;	/* never agree to unmasked frames */
 	int		 syslog;
 	int		 verbose;
@@ -65,7 +66,7 @@ extern struct serve_options serve_opts;
 
 /* Options of `sandd worker`. */
 struct worker_options {
-	const char	*url;
+	json_t		*urls;		/* --server-url, one or more */
 	const char	*id;
 	json_t		*labels;
 	const char	*token_file;
@@ -182,6 +183,9 @@ int	 util_control_dir_ok(const char *, int, char **);
 int	 util_parse_size(const char *, size_t *);
 int	 util_parse_seconds(const char *, int *);
 void	 util_bev_slurp(struct bufferevent *, size_t);
+struct util_flush *util_flush_new(struct bufferevent *);
+void	 util_flush_drained(struct util_flush *);
+void	 util_flush_free(struct util_flush *);
 
 /* hash.c */
 struct hash;
@@ -267,6 +271,7 @@ struct ws_params {
 struct ws_conn *ws_conn_create(struct bufferevent *, const struct ws_params *,
 	     const struct ws_callbacks *, void *);
 void	 ws_conn_free(struct ws_conn *);
+void	 ws_conn_free_lingering(void);
 int	 ws_conn_send_json(struct ws_conn *, json_t *);
 int	 ws_conn_send_binary_buf(struct ws_conn *, const void *, size_t,
 	     struct evbuffer *, size_t, size_t);
@@ -286,13 +291,15 @@ enum wire_type {
 	WIRE_T_ACK,		/* both: consumed up to an offset */
 	WIRE_T_EOF,		/* controller: no more input */
 	WIRE_T_SIGNAL,		/* controller: signal the command */
-	WIRE_T_DETACH,		/* controller: the command outlives its client */
+	/* controller: the command outlives its client */
+	WIRE_T_DETACH,
 	WIRE_T_RELEASE,		/* controller: forget a finished channel */
 	WIRE_T_CANCEL,		/* controller: stop and forget a channel */
 	WIRE_T_RESIZE,		/* controller: a session's terminal size */
 	WIRE_T_INFO,		/* worker: a session started or is gone */
 	WIRE_T_REQ,		/* controller: an RPC */
 	WIRE_T_RES,		/* worker: an RPC's answer */
+	WIRE_T_ANNOUNCE,	/* worker: a view of another link's session */
 	WIRE_NTYPES
 };
 const char *wire_type_name(enum wire_type);
@@ -357,8 +364,6 @@ struct worker *server_worker_next(struct worker *);
 json_t	*server_worker_labels(struct worker *);
 const char *server_worker_addr(struct worker *);
 const char *server_worker_why(struct worker *);
-void	 server_worker_accept(struct bufferevent *, const char *,
-	     const char *, int, const struct worker_auth *);
 int	 server_worker_claimed(const char *);
 void	 server_worker_recheck_grants(void);
 struct worker *server_worker_reachable(const char *);
@@ -383,16 +388,29 @@ struct worker_rpc *server_worker_rpc(struct worker *, json_t *,
 void	 server_worker_rpc_cancel(struct worker_rpc *);
 void	 server_worker_watch(void (*)(struct worker *, const char *));
 
+/* server-admit.c */
+int	 server_admit_enter(const char *, const char **, int *);
+void	 server_admit_leave(const char *, int);
+int	 server_admit_busy(void);
+double	 server_admit_rate(void);
+
+/* server-link.c */
+void	 server_link_free_all(void);
+void	 server_link_accept(struct bufferevent *, const char *,
+	     const char *, int, const struct worker_auth *);
+
 /* chan.c (controller side of one channel) */
 struct chan_ops {
 	const char	*name;		/* for logs */
 	int		 kind;		/* CHAN_EXEC, ... on the wire */
-	int		 counts;	/* what server_worker_count_chans sees */
+	/* what server_worker_count_chans sees */
+	int		 counts;
 #define CHAN_COUNT_COMMAND	0x1	/* a running command */
 #define CHAN_COUNT_SESSION	0x2	/* a session */
 	const char	*prefix;	/* of its handles */
 	size_t		 in_window;	/* input in flight at most */
 	size_t		 out_window;	/* output the worker may send ahead */
+	int		 gaps;		/* the worker may skip output ahead */
 
 	/* Hooks on one channel; any may be NULL. */
 	void	(*started)(struct chan *, json_t *);
@@ -675,15 +693,49 @@ void	 control_workspace_destroy(struct req *);
 
 /* worker.c */
 int	 worker_main(void);
-void	 worker_send(json_t *);
-int	 worker_connected(void);
-int	 worker_writable(void);
-int	 worker_send_buf(int, uint32_t, uint64_t, struct evbuffer *, size_t,
-	     size_t);
 void	 worker_child_add(pid_t, void (*)(pid_t, int, void *), void *);
+void	 worker_rpc(json_t *);
+void	 worker_replaced(void);
+const char *worker_boot(void);
+void	 worker_reap(void);
 void	 worker_reply(json_t *, json_t *);
 void	 worker_reply_error(json_t *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
+
+/* worker-link.c */
+struct wlink;
+int	 wlink_parse(json_t *, char **);
+int	 wlink_need_tls(void);
+void	 wlink_start(void *, const char *);
+int	 wlink_stop_all(void);
+void	 wlink_free_all(void);
+struct wlink *wlink_next(struct wlink *);
+struct wlink *wlink_of_req(json_t *);
+int	 wlink_connected(struct wlink *);
+int	 wlink_any_connected(void);
+int	 wlink_writable(struct wlink *);
+int	 wlink_window(struct wlink *);
+void	 wlink_send(struct wlink *, json_t *);
+void	 wlink_send_later(struct wlink *, json_t *);
+int	 wlink_send_buf(struct wlink *, int, uint32_t, uint64_t,
+	     struct evbuffer *, size_t, size_t);
+uint32_t wlink_view_ch(struct wlink *);
+const char *wlink_name(struct wlink *);
+struct wlink_addr {
+	char		 text[64];	/* numeric, the key */
+	int		 up;		/* its link is registered */
+};
+void	 wlink_plan(const struct wlink_addr *, size_t, const char **, size_t,
+	     int *, int *);
+
+/* worker-view.c */
+void	 view_hello(struct wlink *, json_t *);
+void	 view_link_up(struct wlink *);
+void	 view_link_writable(struct wlink *);
+void	 view_link_gone(struct wlink *);
+void	 view_message(struct wlink *, uint32_t, enum wire_type, json_t *);
+void	 view_input(struct wlink *, uint32_t, uint64_t, const uint8_t *,
+	     size_t);
 
 /* worker-state.c */
 void	 state_init(void);
@@ -757,21 +809,24 @@ int	 path_open(const char *, int, mode_t);
 int	 path_open_parent(const char *, int, int, char **, char **);
 
 /* job.c */
-void	 job_init(void);
 void	 job_free_all(void);
-void	 job_open(uint32_t, json_t *);
-void	 job_message(uint32_t, enum wire_type, json_t *);
-void	 job_input(uint32_t, uint64_t, const uint8_t *, size_t);
-void	 job_link_up(json_t *);
-void	 job_link_down(void);
-void	 job_link_writable(void);
-json_t	*job_list_json(void);
+void	 job_open(struct wlink *, uint32_t, json_t *);
+void	 job_message(struct wlink *, uint32_t, enum wire_type, json_t *);
+void	 job_input(struct wlink *, uint32_t, uint64_t, const uint8_t *,
+	     size_t);
+void	 job_link_up(struct wlink *);
+void	 job_link_orphans(struct wlink *);
+void	 job_link_gone(struct wlink *);
+void	 job_links_changed(void);
+void	 job_link_writable(struct wlink *);
+json_t	*job_list_json(struct wlink *);
 void	 job_shutdown(void);
 
 /* worker-policy.c */
 int	 policy_init(char **);
 int	 policy_files_allowed(char **);
 int	 policy_command_allowed(char **, json_t *, char **);
+int	 policy_env_ok(json_t *, char **);
 
 /* spawn.c */
 #define SPAWN_DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"	/* no $PATH */

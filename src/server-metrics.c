@@ -28,6 +28,8 @@ static uint64_t	 ctr_workers_known(void);
 static uint64_t	 ctr_execs_running(void);
 static uint64_t	 ctr_sessions(void);
 static uint64_t	 ctr_control_clients(void);
+static uint64_t	 ctr_handshakes(void);
+static uint64_t	 ctr_handshake_rate(void);
 
 static const struct counter {
 	const char	*name;		/* in stats; sandd_NAME in metrics */
@@ -56,6 +58,11 @@ static const struct counter {
 	    "handshakes.", &server_stats.auth_failures, NULL },
 	{ "handshakes_refused", "handshakes_refused_total", 0, "Handshakes "
 	    "sent 503.", &server_stats.handshakes_refused, NULL },
+	{ "handshakes", NULL, 1, "Handshakes holding an admission slot now.",
+	    NULL, ctr_handshakes },
+	{ "handshake_rate", NULL, 1, "Handshakes a second the controller "
+	    "measured itself finishing, or assumes until it has.", NULL,
+	    ctr_handshake_rate },
 	{ "denied", "denied_total", 0, "Control requests refused by the "
 	    "access rules.", &server_stats.denied, NULL },
 	{ "rate_limited", "rate_limited_total", 0, "Control requests over "
@@ -66,6 +73,18 @@ static uint64_t
 ctr_workers_connected(void)
 {
 	return (server_worker_count(1));
+}
+
+static uint64_t
+ctr_handshakes(void)
+{
+	return ((uint64_t)server_admit_busy());
+}
+
+static uint64_t
+ctr_handshake_rate(void)
+{
+	return ((uint64_t)(server_admit_rate() + 0.5));
 }
 
 static uint64_t

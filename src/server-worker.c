@@ -1,54 +1,20 @@
 /*
- * server-worker.c: the controller's side of connected workers. A worker
+ * server-worker.c: the controller's registry of workers. A worker
  * record outlives its connections: when the link drops it waits out the
- * resume window with its channels intact, and a worker that comes back
- * with the same boot id resumes every stream where it stopped.
+ * resume window with its channels intact (server-link.c resumes them when
+ * the same process comes back), then it is kept a while as gone.
  *
- * Wire messages from a worker are dispatched by type through a table;
- * those about a channel go to chan.c, answers to calls (RPCs) to the
- * caller's callback. The control code hears of a worker's state through
- * the watchers it registered (server_worker_watch), never by name.
+ * Channels and calls (RPCs) to a worker live on its record, so that they
+ * wait for it while it is away. The control code hears of a worker's
+ * state through the watchers it registered (server_worker_watch), never
+ * by name.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "sandd.h"
-
-struct worker {
-	char		 id[WORKER_ID_MAX + 1];
-	json_t		*info;		/* hostname, os, arch, version */
-	json_t		*labels;
-	char		 boot[40];
-	char		 addr[64];
-	char		 why[128];	/* its last link went: why */
-	time_t		 connected_at;
-
-	int		 state;
-#define WORKER_CONNECTED	1
-#define WORKER_AWAY		2	/* inside its resume window */
-#define WORKER_GONE		3	/* kept a while for `workers all` */
-	struct ws_conn	*ws;		/* link->ws while connected */
-	struct link	*link;
-	struct worker_auth auth;	/* how its link proved who it is */
-	struct event	*timer;		/* resume window, then expiry */
-	uint32_t	 next_ch;
-	struct chans	 chans;
-	json_t		*pending;	/* messages held while away */
-	TAILQ_HEAD(, worker_rpc) rpcs;	/* calls awaiting a `res` */
-	uint32_t	 next_rid;
-	TAILQ_ENTRY(worker) entry;
-};
-
-/* A call to a worker awaiting its `res`. */
-struct worker_rpc {
-	struct worker	*worker;
-	uint32_t	 rid;
-	json_t		*msg;
-	void		(*done)(json_t *, void *);
-	void		*arg;
-	TAILQ_ENTRY(worker_rpc) entry;
-};
+#include "server-worker.h"
 
 /* Who hears of state changes (control-cmd.c). */
 #define MAX_WATCHERS	4
@@ -56,37 +22,23 @@ static void	(*watchers[MAX_WATCHERS])(struct worker *, const char *);
 static int	nwatchers;
 static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
 
-/* A link that has upgraded but not yet said hello. */
-struct link {
-	struct ws_conn	*ws;
-	char		 addr[64];
-	struct event	*timer;		/* hello timeout, NULL after */
-	struct worker	*worker;	/* once registered */
-	char		 id[WORKER_ID_MAX + 1];	/* authenticated at upgrade */
-	struct worker_auth auth;	/* how it proved it */
-};
+/*
+ * The records by id, for the hello and the upgrade of each worker of a
+ * herd: a chained hash table that doubles when it holds as many records
+ * as it has buckets.
+ */
+static struct worker	**worker_index;
+static size_t		  worker_index_size;	/* buckets, a power of 2 */
+static size_t		  nworkers;
 
-#define HELLO_TIMEOUT	10
-
-static int	stopping;	/* closing links for a shutdown */
+int		server_worker_stopping;	/* closing links for a shutdown */
 #define GONE_KEEP	600
 
 static const char *worker_state_names[] = { "none", "connected",
     "disconnected", "gone" };
 
-static void	 link_text_cb(struct ws_conn *, const char *, size_t, void *);
-static void	 link_binary_cb(struct ws_conn *, const uint8_t *, size_t,
-		     void *);
-static void	 link_closed_cb(struct ws_conn *, const char *, void *);
-static void	 link_drained_cb(struct ws_conn *, void *);
-static void	 link_free(struct link *);
 static void	 worker_free(struct worker *);
-static int	 server_worker_links(void);
 static void	 worker_rpcs_lost(struct worker *, const char *);
-
-static const struct ws_callbacks link_callbacks = {
-	link_text_cb, link_binary_cb, link_closed_cb, link_drained_cb
-};
 
 /* Call fn(worker, state name) whenever a worker changes state. */
 void
@@ -98,8 +50,8 @@ server_worker_watch(void (*fn)(struct worker *, const char *))
 }
 
 /* Move w to state, log old -> new and tell the watchers. */
-static void
-worker_set_state(struct worker *w, int state)
+void
+server_worker_set_state(struct worker *w, int state)
 {
 	int	i;
 
@@ -112,16 +64,70 @@ worker_set_state(struct worker *w, int state)
 		watchers[i](w, worker_state_names[state]);
 }
 
+/* The bucket of id in a table of size buckets (FNV-1a). */
+static size_t
+worker_index_bucket(const char *id, size_t size)
+{
+	uint32_t	v = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		v = (v ^ (uint8_t)*id) * 16777619u;
+	return (v & (size - 1));
+}
+
+/* Index w by its id, growing the table first if it is full. */
+static void
+worker_index_add(struct worker *w)
+{
+	struct worker	**old = worker_index, *v, *next;
+	size_t		  i, n = worker_index_size, b;
+
+	if (nworkers >= worker_index_size) {
+		worker_index_size = n == 0 ? 64 : n * 2;
+		worker_index = xcalloc(worker_index_size, sizeof *worker_index);
+		for (i = 0; i < n; i++) {
+			for (v = old[i]; v != NULL; v = next) {
+				next = v->hnext;
+				b = worker_index_bucket(v->id,
+				    worker_index_size);
+				v->hnext = worker_index[b];
+				worker_index[b] = v;
+			}
+		}
+		free(old);
+	}
+	b = worker_index_bucket(w->id, worker_index_size);
+	w->hnext = worker_index[b];
+	worker_index[b] = w;
+	nworkers++;
+}
+
+/* Take w out of the index and the list of records. */
+static void
+worker_index_remove(struct worker *w)
+{
+	struct worker	**pp;
+
+	pp = &worker_index[worker_index_bucket(w->id, worker_index_size)];
+	while (*pp != w)
+		pp = &(*pp)->hnext;
+	*pp = w->hnext;
+	nworkers--;
+	TAILQ_REMOVE(&all_workers, w, entry);
+}
+
 /* Find a worker record by id (any state). */
-static struct worker *
+struct worker *
 server_worker_find(const char *id)
 {
 	struct worker	*w;
 
-	TAILQ_FOREACH(w, &all_workers, entry)
-		if (strcmp(w->id, id) == 0)
-			return (w);
-	return (NULL);
+	if (worker_index_size == 0)
+		return (NULL);
+	w = worker_index[worker_index_bucket(id, worker_index_size)];
+	while (w != NULL && strcmp(w->id, id) != 0)
+		w = w->hnext;
+	return (w);
 }
 
 /* Walk every worker record: NULL gives the first. */
@@ -263,6 +269,111 @@ server_worker_matches(struct worker *w, json_t *want)
 	return (1);
 }
 
+/*
+ * Workers that claim the same labels share one object of them: a fleet
+ * has few sets of labels, and an object costs a few hundred bytes.
+ */
+struct label_set {
+	char			*key;	/* the labels as compact JSON, sorted */
+	json_t			*labels;
+	unsigned int		 refs;
+	struct label_set	*next;
+};
+#define LABEL_BUCKETS	256
+static struct label_set	*label_sets[LABEL_BUCKETS];
+
+/* The shared set equal to labels (an object), made if new. */
+static struct label_set *
+worker_labels_get(json_t *labels)
+{
+	struct label_set	*ls;
+	char			*key;
+	size_t			 b;
+
+	key = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+	if (key == NULL)
+		fatalx("%s: out of memory", __func__);
+	b = worker_index_bucket(key, LABEL_BUCKETS);
+	for (ls = label_sets[b]; ls != NULL; ls = ls->next) {
+		if (strcmp(ls->key, key) == 0) {
+			free(key);
+			ls->refs++;
+			return (ls);
+		}
+	}
+	ls = xcalloc(1, sizeof *ls);
+	ls->key = key;
+	ls->labels = json_incref(labels);
+	ls->refs = 1;
+	ls->next = label_sets[b];
+	label_sets[b] = ls;
+	return (ls);
+}
+
+/* Drop a reference to a shared set; NULL is fine. */
+static void
+worker_labels_put(struct label_set *ls)
+{
+	struct label_set	**pp;
+
+	if (ls == NULL || --ls->refs > 0)
+		return;
+	pp = &label_sets[worker_index_bucket(ls->key, LABEL_BUCKETS)];
+	while (*pp != ls)
+		pp = &(*pp)->next;
+	*pp = ls->next;
+	json_decref(ls->labels);
+	free(ls->key);
+	free(ls);
+}
+
+/*
+ * Keep of a hello what the record shows: hostname, os, arch and version
+ * in one string, and the labels (shared). The rest of the message goes.
+ */
+void
+server_worker_set_hello(struct worker *w, json_t *msg)
+{
+	static const char	*keys[] = { "hostname", "os", "arch",
+				    "version" };
+	const char		*v[4];
+	json_t			*labels = json_object_get(msg, "labels");
+	size_t			 i, n = 0, len[4];
+
+	for (i = 0; i < 4; i++) {
+		v[i] = json_string_value(json_object_get(msg, keys[i]));
+		if (v[i] == NULL)
+			v[i] = "";
+		len[i] = strlen(v[i]) + 1;
+		n += len[i];
+	}
+	free(w->info);
+	w->info = xmalloc(n);
+	for (i = 0, n = 0; i < 4; n += len[i], i++)
+		memcpy(w->info + n, v[i], len[i]);
+	worker_labels_put(w->lset);
+	if (labels == NULL) {
+		labels = json_object();
+		w->lset = worker_labels_get(labels);
+		json_decref(labels);
+	} else
+		w->lset = worker_labels_get(labels);
+	w->labels = w->lset->labels;
+}
+
+/* Field i of the info (0 hostname, 1 os, 2 arch, 3 version). */
+static const char *
+worker_info(struct worker *w, int i)
+{
+	const char	*p = w->info;
+
+	if (p == NULL)
+		return ("");
+	while (i-- > 0)
+		p += strlen(p) + 1;
+	return (p);
+}
+
 /* The worker object of the control protocol; caller owns it. */
 json_t *
 server_worker_json(struct worker *w)
@@ -276,12 +387,10 @@ server_worker_json(struct worker *w)
 	    "id", w->id,
 	    "connected", w->state == WORKER_CONNECTED,
 	    "labels", w->labels,
-	    "hostname", json_string_value(json_object_get(w->info,
-	    "hostname")) ?: "",
-	    "os", json_string_value(json_object_get(w->info, "os")) ?: "",
-	    "arch", json_string_value(json_object_get(w->info, "arch")) ?: "",
-	    "version", json_string_value(json_object_get(w->info,
-	    "version")) ?: "",
+	    "hostname", worker_info(w, 0),
+	    "os", worker_info(w, 1),
+	    "arch", worker_info(w, 2),
+	    "version", worker_info(w, 3),
 	    "addr", w->addr,
 	    "connected_at", when,
 	    "running", server_worker_count_chans(w, CHAN_COUNT_COMMAND),
@@ -314,8 +423,8 @@ server_worker_send(struct worker *w, json_t *msg)
 }
 
 /* Is a release or cancel of channel ch held for the worker? */
-static int
-worker_pending_ends(struct worker *w, uint32_t ch)
+int
+server_worker_pending_ends(struct worker *w, uint32_t ch)
 {
 	enum wire_type	 t;
 	size_t		 i;
@@ -342,7 +451,8 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	struct chan	*c;
 
 	c = chan_create(w, w->next_ch++, ops);
-	if (w->next_ch == 0)
+	/* Numbers from WIRE_VIEW_BASE up are the worker's. */
+	if (w->next_ch >= WIRE_VIEW_BASE)
 		w->next_ch = 1;
 	TAILQ_INSERT_TAIL(&w->chans, c, wentry);
 	json_object_set_new(msg, "t", json_string(wire_type_name(
@@ -362,8 +472,8 @@ server_worker_chan_open(struct worker *w, const struct chan_ops *ops,
 	return (c);
 }
 
-static struct chan *
-worker_chan_find(struct worker *w, uint32_t ch)
+struct chan *
+server_worker_chan_find(struct worker *w, uint32_t ch)
 {
 	struct chan	*c;
 
@@ -378,8 +488,8 @@ worker_chan_find(struct worker *w, uint32_t ch)
  * those whose open reached the worker; queued ones then go to the new
  * instance.
  */
-static void
-worker_lose_chans(struct worker *w, const char *why, int sent_only)
+void
+server_worker_lose_chans(struct worker *w, const char *why, int sent_only)
 {
 	struct chan	*c, *c1;
 
@@ -399,27 +509,27 @@ worker_timer_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	if (w->state == WORKER_AWAY) {
 		snprintf(why, sizeof why, "worker '%s' did not come back "
 		    "within %d seconds", w->id, serve_opts.resume_window);
-		worker_lose_chans(w, why, 0);
-		worker_set_state(w, WORKER_GONE);
+		server_worker_lose_chans(w, why, 0);
+		server_worker_set_state(w, WORKER_GONE);
 		evtimer_add(w->timer, &tv);
 		return;
 	}
 	if (w->state == WORKER_GONE) {
-		TAILQ_REMOVE(&all_workers, w, entry);
+		worker_index_remove(w);
 		worker_free(w);
 	}
 }
 
 /* The worker's link dropped: wait for it within the resume window. */
-static void
-worker_link_lost(struct worker *w, const char *why)
+void
+server_worker_link_lost(struct worker *w, const char *why)
 {
 	struct timeval	tv = { serve_opts.resume_window, 0 };
 
 	log_warnx("worker %s (%s): link lost: %s", w->id, w->addr, why);
 	snprintf(w->why, sizeof w->why, "%s", why);
 	w->ws = NULL;
-	worker_set_state(w, WORKER_AWAY);
+	server_worker_set_state(w, WORKER_AWAY);
 	evtimer_add(w->timer, &tv);
 }
 
@@ -435,8 +545,8 @@ worker_free(struct worker *w)
 		server_worker_rpc_cancel(p);
 	event_free(w->timer);
 	json_decref(w->pending);
-	json_decref(w->info);
-	json_decref(w->labels);
+	free(w->info);
+	worker_labels_put(w->lset);
 	free(w);
 }
 
@@ -450,7 +560,7 @@ server_worker_close_all(void)
 	struct worker	*w;
 	int		 n = 0;
 
-	stopping = 1;
+	server_worker_stopping = 1;
 	TAILQ_FOREACH(w, &all_workers, entry) {
 		if (w->link != NULL) {
 			ws_conn_close(w->ws, 1001, "controller stopping");
@@ -461,7 +571,7 @@ server_worker_close_all(void)
 }
 
 /* How many workers still have a link. */
-static int
+int
 server_worker_links(void)
 {
 	struct worker	*w;
@@ -480,137 +590,21 @@ server_worker_free_all(void)
 	struct worker	*w;
 
 	while ((w = TAILQ_FIRST(&all_workers)) != NULL) {
-		TAILQ_REMOVE(&all_workers, w, entry);
+		worker_index_remove(w);
 		if (w->link != NULL) {
 			ws_conn_close(w->ws, 1001, "controller stopping");
-			link_free(w->link);
+			server_link_free(w->link);
 		}
 		worker_free(w);
 	}
-}
-
-static void
-link_timeout_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
-{
-	struct link	*l = arg;
-
-	log_warnx("%s: no hello within %d seconds", l->addr, HELLO_TIMEOUT);
-	ws_conn_close(l->ws, 1008, "no hello");
-	link_free(l);
-}
-
-/* A WebSocket link was accepted: wait for its hello. */
-void
-server_worker_accept(struct bufferevent *bev, const char *addr,
-    const char *id, int wsflags, const struct worker_auth *wa)
-{
-	struct link	*l;
-	struct timeval	 tv = { HELLO_TIMEOUT, 0 };
-	struct ws_params wp = { wsflags, serve_opts.ping_interval,
-			    serve_opts.ping_timeout, WIRE_MAX_MSG };
-
-	l = xcalloc(1, sizeof *l);
-	snprintf(l->addr, sizeof l->addr, "%s", addr);
-	snprintf(l->id, sizeof l->id, "%s", id);
-	l->auth = *wa;
-	l->ws = ws_conn_create(bev, &wp, &link_callbacks, l);
-	l->timer = evtimer_new(ev_base, link_timeout_cb, l);
-	evtimer_add(l->timer, &tv);
-	log_debug("%s: %s: upgraded", __func__, addr);
-}
-
-/* Free a link; its worker (if any) is told first by the caller. */
-static void
-link_free(struct link *l)
-{
-	if (l->timer != NULL)
-		event_free(l->timer);
-	ws_conn_free(l->ws);
-	free(l);
-}
-
-/* Refuse a link with a close frame that says why. */
-static void
-link_refuse(struct link *l, const char *why)
-{
-	log_warnx("%s: refused: %s", l->addr, why);
-	control_audit_worker("worker.refused", l->id, l->addr, why);
-	ws_conn_close(l->ws, 1008, why);
-}
-
-/*
- * A channel the worker announced that we do not know (this controller
- * restarted): its kind adopts it, or it is cancelled.
- */
-static void
-worker_adopt(struct worker *w, json_t *a)
-{
-	uint32_t	 ch = wire_msg_chan(a);
-	struct chan	*c;
-	json_t		*m;
-
-	if (ch == 0)
-		return;
-	if (ch >= w->next_ch)
-		w->next_ch = ch + 1;
-	if ((c = chan_adopt(w, ch, a)) != NULL) {
-		TAILQ_INSERT_TAIL(&w->chans, c, wentry);
-		return;
-	}
-	m = wire_chan_msg(WIRE_T_CANCEL, ch);
-	ws_conn_send_json(w->ws, m);
-	json_decref(m);
-}
-
-/* Is msg a hello this link may register with? Refuses it if not. */
-static int
-link_hello_ok(struct link *l, json_t *msg)
-{
-	const char	*id, *boot;
-	json_t		*labels, *chans;
-	char		*why;
-
-	id = json_string_value(json_object_get(msg, "id"));
-	boot = json_string_value(json_object_get(msg, "boot"));
-	labels = json_object_get(msg, "labels");
-	chans = json_object_get(msg, "channels");
-	if (id == NULL || !util_valid_id(id)) {
-		link_refuse(l, "invalid worker id");
-		return (0);
-	}
-	/* The token was checked for the id of the upgrade: hold it to it. */
-	if (strcmp(id, l->id) != 0) {
-		server_stats.auth_failures++;
-		link_refuse(l, "hello id differs from the authenticated id");
-		return (0);
-	}
-	if (boot == NULL || strlen(boot) >= sizeof ((struct worker *)0)->boot ||
-	    (labels != NULL && !json_is_object(labels)) ||
-	    (chans != NULL && (!json_is_array(chans) ||
-	    json_array_size(chans) > WIRE_MAX_CHANNELS)) ||
-	    json_integer_value(json_object_get(msg, "proto")) != WIRE_PROTOCOL) {
-		link_refuse(l, "bad hello");
-		return (0);
-	}
-	/* The id may have been taken since the upgrade. */
-	if (server_worker_claimed(id) && !l->auth.secret &&
-	    !l->auth.own_grant && !l->auth.cert) {
-		server_stats.auth_failures++;
-		link_refuse(l, "worker id in use");
-		return (0);
-	}
-	if (labels != NULL && auth_labels_ok(id, &l->auth, labels, &why) != 0) {
-		server_stats.auth_failures++;
-		link_refuse(l, why);
-		free(why);
-		return (0);
-	}
-	return (1);
+	free(worker_index);
+	worker_index = NULL;
+	worker_index_size = 0;
 }
 
 /* A new worker record for id. */
-static struct worker *
-worker_create(const char *id)
+struct worker *
+server_worker_create(const char *id)
 {
 	struct worker	*w;
 
@@ -622,6 +616,7 @@ worker_create(const char *id)
 	w->next_ch = 1;
 	w->timer = evtimer_new(ev_base, worker_timer_cb, w);
 	TAILQ_INSERT_TAIL(&all_workers, w, entry);
+	worker_index_add(w);
 	return (w);
 }
 
@@ -630,345 +625,6 @@ worker_create(const char *id)
  * (if any) goes; its work resumes if boot is the same process, else the
  * old process's requests are lost. Returns 1 when it resumes.
  */
-static int
-worker_return(struct worker *w, struct link *l, const char *boot)
-{
-	int	same = strcmp(w->boot, boot) == 0;
-
-	evtimer_del(w->timer);
-	if (w->link != NULL) {
-		log_warnx("worker %s: new connection from %s replaces the one "
-		    "from %s", w->id, l->addr, w->addr);
-		w->link->worker = NULL;
-		/* Another process with this id: the old one stops. */
-		if (!same)
-			ws_conn_close(w->link->ws, WS_CLOSE_REPLACED,
-			    "replaced by another worker with this id");
-		else
-			ws_conn_close(w->link->ws, 1000, "replaced by a new "
-			    "connection");
-		w->link = NULL;
-		w->ws = NULL;
-	}
-	if (same && w->state != WORKER_GONE)
-		return (1);
-	if (!same) {
-		json_decref(w->pending);
-		w->pending = NULL;
-	}
-	if (!TAILQ_EMPTY(&w->chans)) {
-		log_warnx("worker %s restarted: its requests are lost", w->id);
-		worker_lose_chans(w, "the worker restarted", 1);
-	}
-	return (0);
-}
-
-/* One channel a worker announced in its hello. */
-struct announced {
-	uint32_t	 ch;
-	json_t		*a;
-};
-
-static int
-announced_cmp(const void *x, const void *y)
-{
-	const struct announced	*p = x, *q = y;
-
-	return (p->ch < q->ch ? -1 : p->ch > q->ch);
-}
-
-/* The announcement of channel ch in the sorted list, or NULL. */
-static json_t *
-announced_find(struct announced *list, size_t n, uint32_t ch)
-{
-	struct announced	 key, *found;
-
-	key.ch = ch;
-	found = bsearch(&key, list, n, sizeof *list, announced_cmp);
-	return (found != NULL ? found->a : NULL);
-}
-
-/*
- * Match the channels the worker holds against ours: resume the common
- * ones, send again opens that never arrived, adopt the ones we do not
- * know; then send what waited for it. The lists are sorted first, so a
- * hello with many channels costs n log n, not n squared.
- */
-static void
-worker_sync(struct worker *w, json_t *chans)
-{
-	struct worker_rpc	*p;
-	struct announced	*list;
-	struct chan		*c, *c1;
-	json_t			*a;
-	size_t			 i, n = 0;
-	uint32_t		*ours;
-	size_t			 nours = 0;
-
-	list = xcalloc(json_array_size(chans) + 1, sizeof *list);
-	json_array_foreach(chans, i, a) {
-		if ((list[n].ch = wire_msg_chan(a)) != 0)
-			list[n++].a = a;
-	}
-	qsort(list, n, sizeof *list, announced_cmp);
-	TAILQ_FOREACH(c, &w->chans, wentry)
-		nours++;
-	ours = xcalloc(nours + 1, sizeof *ours);
-	nours = 0;
-	TAILQ_FOREACH_SAFE(c, &w->chans, wentry, c1) {
-		ours[nours++] = c->ch;
-		if ((a = announced_find(list, n, c->ch)) != NULL)
-			chan_resume(c, a);
-		else if (c->open != NULL) {
-			/* The open never arrived: send it again. */
-			ws_conn_send_json(w->ws, c->open);
-			c->flags |= CHAN_SENT;
-			c->in_sent = c->in_base;
-			c->in_eof_sent = 0;
-			chan_flush_input(c);
-		}
-	}
-	qsort(ours, nours, sizeof *ours, util_u32_cmp);
-	for (i = 0; i < n; i++) {
-		if (i > 0 && list[i].ch == list[i - 1].ch)
-			continue;	/* announced twice: once is enough */
-		if (bsearch(&list[i].ch, ours, nours, sizeof *ours,
-		    util_u32_cmp) == NULL &&
-		    !worker_pending_ends(w, list[i].ch))
-			worker_adopt(w, list[i].a);
-	}
-	free(ours);
-	free(list);
-	/* What was said to it while it was away, and calls in flight. */
-	json_array_foreach(w->pending, i, a)
-		ws_conn_send_json(w->ws, a);
-	json_decref(w->pending);
-	w->pending = NULL;
-	TAILQ_FOREACH(p, &w->rpcs, entry)
-		ws_conn_send_json(w->ws, p->msg);
-}
-
-/* Handle the first message of a link: who is this worker? */
-static void
-link_hello(struct link *l, json_t *msg)
-{
-	const char	*id = json_string_value(json_object_get(msg, "id"));
-	const char	*boot = json_string_value(json_object_get(msg, "boot"));
-	json_t		*labels = json_object_get(msg, "labels"), *welcome;
-	struct worker	*w;
-	char		*secret;
-	int		 resume = 0;
-
-	if (!link_hello_ok(l, msg))
-		return;
-	if ((w = server_worker_find(id)) == NULL)
-		w = worker_create(id);
-	else
-		resume = worker_return(w, l, boot);
-	snprintf(w->boot, sizeof w->boot, "%s", boot);
-	snprintf(w->addr, sizeof w->addr, "%s", l->addr);
-	json_decref(w->info);
-	w->info = json_incref(msg);
-	json_decref(w->labels);
-	w->labels = labels != NULL ? json_incref(labels) : json_object();
-	w->connected_at = time(NULL);
-	w->ws = l->ws;
-	w->link = l;
-	w->auth = l->auth;
-	l->worker = w;
-	if (l->timer != NULL) {
-		event_free(l->timer);
-		l->timer = NULL;
-	}
-
-	welcome = wire_msg(WIRE_T_WELCOME);
-	json_object_set_new(welcome, "resumed", json_boolean(resume));
-	json_object_set_new(welcome, "resume_window",
-	    json_integer(serve_opts.resume_window));
-	json_object_set_new(welcome, "proto", json_integer(WIRE_PROTOCOL));
-	secret = auth_secret(w->id);
-	json_object_set_new(welcome, "secret", json_string(secret));
-	compat_explicit_bzero(secret, strlen(secret));
-	free(secret);
-	ws_conn_send_json(w->ws, welcome);
-	json_decref(welcome);
-	worker_set_state(w, WORKER_CONNECTED);
-	log_info("worker %s connected from %s%s", id, w->addr,
-	    resume ? " (resumed)" : "");
-	worker_sync(w, json_object_get(msg, "channels"));
-}
-
-/* ---- messages from a registered worker ---- */
-
-static void
-msg_res(struct worker *w, __unused struct chan *c, json_t *msg)
-{
-	struct worker_rpc	*p;
-	json_t			*v = json_object_get(msg, "rid");
-
-	TAILQ_FOREACH(p, &w->rpcs, entry) {
-		if (json_is_integer(v) && json_integer_value(v) == p->rid) {
-			TAILQ_REMOVE(&w->rpcs, p, entry);
-			json_decref(p->msg);
-			p->done(msg, p->arg);
-			free(p);
-			return;
-		}
-	}
-	log_debug("worker %s: answer to an unknown call", w->id);
-}
-
-static void
-msg_ack(__unused struct worker *w, struct chan *c, json_t *msg)
-{
-	chan_input_acked(c, (uint64_t)json_integer_value(json_object_get(msg,
-	    "in")));
-}
-
-static void
-msg_started(__unused struct worker *w, struct chan *c, json_t *msg)
-{
-	chan_started(c, msg);
-}
-
-static void
-msg_end(__unused struct worker *w, struct chan *c, json_t *msg)
-{
-	chan_end(c, msg);
-}
-
-static void
-msg_info(__unused struct worker *w, struct chan *c, json_t *msg)
-{
-	chan_info(c, msg);
-}
-
-/* What a registered worker may send; per channel unless WIRE_ANY. */
-static const struct {
-	void	(*fn)(struct worker *, struct chan *, json_t *);
-	int	 flags;
-#define WIRE_ANY	0x1	/* not about a channel */
-} worker_dispatch[WIRE_NTYPES] = {
-	[WIRE_T_RES] = { msg_res, WIRE_ANY },
-	[WIRE_T_ACK] = { msg_ack, 0 },
-	[WIRE_T_STARTED] = { msg_started, 0 },
-	[WIRE_T_END] = { msg_end, 0 },
-	[WIRE_T_INFO] = { msg_info, 0 },
-};
-
-/* Route one wire message from a registered worker. */
-static void
-worker_message(struct worker *w, json_t *msg)
-{
-	enum wire_type	 t = wire_type_of(msg);
-	struct chan	*c = NULL;
-	uint32_t	 ch;
-
-	if (worker_dispatch[t].fn == NULL) {
-		log_debug("worker %s: unexpected message '%s'", w->id,
-		    t == WIRE_T_UNKNOWN ? "?" : wire_type_name(t));
-		return;
-	}
-	if (!(worker_dispatch[t].flags & WIRE_ANY)) {
-		if ((ch = wire_msg_chan(msg)) == 0 ||
-		    (c = worker_chan_find(w, ch)) == NULL) {
-			log_debug("worker %s: '%s' for unknown channel", w->id,
-			    wire_type_name(t));
-			return;
-		}
-	}
-	worker_dispatch[t].fn(w, c, msg);
-}
-
-static void
-link_text_cb(__unused struct ws_conn *ws, const char *p, size_t len,
-    void *arg)
-{
-	struct link	*l = arg;
-	json_t		*msg;
-	json_error_t	 err;
-	char		*esc;
-
-	msg = json_loadb(p, len, JSON_ALLOW_NUL, &err);
-	if (msg == NULL || !json_is_object(msg)) {
-		esc = log_escape(p, len);
-		log_warnx("%s: bad wire message: %s", l->addr, esc);
-		free(esc);
-		json_decref(msg);
-		return;
-	}
-	if (l->worker != NULL)
-		worker_message(l->worker, msg);
-	else if (l->timer == NULL)
-		;	/* replaced: ignore what the old link still says */
-	else if (wire_type_of(msg) == WIRE_T_HELLO)
-		link_hello(l, msg);
-	else
-		log_warnx("%s: message before hello", l->addr);
-	json_decref(msg);
-}
-
-static void
-link_binary_cb(__unused struct ws_conn *ws, const uint8_t *p, size_t len,
-    void *arg)
-{
-	struct link	*l = arg;
-	struct chan	*c;
-	const uint8_t	*data;
-	size_t		 dlen;
-	uint64_t	 off;
-	uint32_t	 ch;
-	int		 type;
-
-	if (l->worker == NULL)
-		return;
-	if (wire_frame_parse(p, len, &type, &ch, &off, &data, &dlen) != 0 ||
-	    type == WIRE_IN) {
-		log_warnx("worker %s: bad binary frame", l->worker->id);
-		return;
-	}
-	if ((c = worker_chan_find(l->worker, ch)) == NULL)
-		return;		/* cancelled: the worker stops soon */
-	if (chan_data(c, type, off, data, dlen) != 0)
-		ws_conn_close(l->ws, 1008, "output past the window");
-}
-
-static void
-link_closed_cb(__unused struct ws_conn *ws, const char *why, void *arg)
-{
-	struct link	*l = arg;
-	struct worker	*w = l->worker;
-
-	if (w != NULL && stopping) {
-		w->link = NULL;
-		w->ws = NULL;
-		link_free(l);
-		if (server_worker_links() == 0)
-			event_base_loopexit(ev_base, NULL);
-		return;
-	}
-	if (w != NULL) {
-		w->link = NULL;
-		w->ws = NULL;
-		worker_link_lost(w, why);
-	} else
-		log_debug("%s: closed: %s", l->addr, why);
-	link_free(l);
-}
-
-/* The link drained: streams held back by its backlog may go on. */
-static void
-link_drained_cb(__unused struct ws_conn *ws, void *arg)
-{
-	struct link	*l = arg;
-	struct chan	*c;
-
-	if (l->worker == NULL)
-		return;
-	TAILQ_FOREACH(c, &l->worker->chans, wentry)
-		chan_flush_input(c);
-}
-
 struct chans *
 server_worker_chan_list(struct worker *w)
 {
@@ -1057,3 +713,4 @@ worker_rpcs_lost(struct worker *w, const char *why)
 		free(p);
 	}
 }
+

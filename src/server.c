@@ -4,6 +4,7 @@
  * authentication from the token file, signals, and the main loop.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
@@ -29,15 +30,16 @@ struct server_stats server_stats;
 struct handshake {
 	struct bufferevent	*bev;
 	char			 addr[64];
-	char			 host[INET6_ADDRSTRLEN];	/* without port */
+	/* without port */
+	char			 host[INET6_ADDRSTRLEN];
 	int			 metrics_only;	/* on --metrics-listen */
 	struct event		*timer;
 	int			 closing;
+	int			 admitted;	/* holds an admission slot */
 	TAILQ_ENTRY(handshake)	 entry;
 };
 static TAILQ_HEAD(, handshake) handshakes =
     TAILQ_HEAD_INITIALIZER(handshakes);
-static int		 nhandshakes;
 
 static struct evconnlistener	*listener;
 static struct evconnlistener	*metrics_listener;
@@ -46,6 +48,16 @@ static struct event		*ev_sigterm, *ev_sigint, *ev_sighup;
 
 static void	 handshake_free(struct handshake *);
 static void	 server_shutdown(void);
+
+/* Give the admission slot back; served: the head was answered. */
+static void
+handshake_release(struct handshake *hs, int served)
+{
+	if (hs->admitted) {
+		server_admit_leave(hs->host, served);
+		hs->admitted = 0;
+	}
+}
 
 /* Count one error reply by code, for stats and metrics. */
 void
@@ -90,6 +102,7 @@ handshake_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 handshake_answer(struct handshake *hs, const struct http_answer *a)
 {
+	handshake_release(hs, 1);
 	http_respond(hs->bev, a);
 	hs->closing = 1;
 	bufferevent_disable(hs->bev, EV_READ);
@@ -177,6 +190,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	char			*esc;
 	const char		*why;
 
+	handshake_release(hs, 1);
 	if (handshake_page(hs, m))
 		return;
 	if (http_upgrade_check(m, &u, &a) != 0) {
@@ -206,7 +220,7 @@ handshake_request(struct handshake *hs, struct http_msg *m)
 	/* Hand the bufferevent over to the WebSocket layer. */
 	event_del(hs->timer);
 	bufferevent_setcb(hs->bev, NULL, NULL, NULL, NULL);
-	server_worker_accept(hs->bev, hs->addr, u.id,
+	server_link_accept(hs->bev, hs->addr, u.id,
 	    WS_ROLE_SERVER | (u.mask ? 0 : WS_NO_MASK), &wa);
 	hs->bev = NULL;
 	handshake_free(hs);
@@ -259,25 +273,12 @@ handshake_timeout_cb(__unused evutil_socket_t fd, __unused short what,
 static void
 handshake_free(struct handshake *hs)
 {
+	handshake_release(hs, 0);
 	TAILQ_REMOVE(&handshakes, hs, entry);
-	nhandshakes--;
 	event_free(hs->timer);
 	if (hs->bev != NULL)
 		bufferevent_free(hs->bev);
 	free(hs);
-}
-
-/* How many handshakes in progress come from host. */
-static int
-handshake_count_host(const char *host)
-{
-	struct handshake	*hs;
-	int			 n = 0;
-
-	TAILQ_FOREACH(hs, &handshakes, entry)
-		if (!hs->closing && strcmp(hs->host, host) == 0)
-			n++;
-	return (n);
 }
 
 static void
@@ -287,15 +288,16 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	struct handshake	*hs;
 	struct timeval		 tv = { HTTP_HEAD_TIMEOUT, 0 };
 	char			*host, extra[64];
-	const char		*why = NULL;
-	int			 one = 1, port = 0;
+	const char		*why;
+	int			 one = 1, port = 0, retry;
 
 	hs = xcalloc(1, sizeof *hs);
 	hs->metrics_only = arg != NULL;
 	host = hs->host;
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof hs->host);
+		evutil_inet_ntop(AF_INET, &sin->sin_addr, host,
+		    sizeof hs->host);
 		port = ntohs(sin->sin_port);
 		snprintf(hs->addr, sizeof hs->addr, "%s:%d", host, port);
 	} else if (sa->sa_family == AF_INET6) {
@@ -323,25 +325,17 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	}
 	if (server_tls != NULL && !hs->metrics_only)
 		bufferevent_openssl_set_allow_dirty_shutdown(hs->bev, 1);
-	/*
-	 * Admission control: a bounded number of handshakes at once, and
-	 * of those a bounded number from one address, so that idle
-	 * connections from one place cannot keep every worker out.
-	 */
-	if (nhandshakes >= serve_opts.max_handshakes)
-		why = "too many handshakes";
-	else if (handshake_count_host(hs->host) >=
-	    serve_opts.max_handshakes_addr)
-		why = "too many handshakes from this address";
 	TAILQ_INSERT_TAIL(&handshakes, hs, entry);
-	nhandshakes++;
 	hs->timer = evtimer_new(ev_base, handshake_timeout_cb, hs);
 	evtimer_add(hs->timer, &tv);
+	/* Admission control: server-admit.c. */
+	if (server_admit_enter(hs->host, &why, &retry) == 0)
+		hs->admitted = 1;
 	if (why != NULL) {
 		server_stats.handshakes_refused++;
-		snprintf(extra, sizeof extra, "Retry-After: %d\r\n",
-		    1 + (int)(arc4random_uniform(5)));
-		log_debug("%s: %s: %s, 503", __func__, hs->addr, why);
+		snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry);
+		log_debug("%s: %s: %s, 503, retry after %d s", __func__,
+		    hs->addr, why, retry);
 		handshake_respond(hs, 503, "Service Unavailable", extra,
 		    "busy, retry later\n");
 		return;
@@ -350,6 +344,51 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	    handshake_event_cb, hs);
 	bufferevent_setwatermark(hs->bev, EV_READ, 0, HTTP_MAX_HEADER + 1);
 	bufferevent_enable(hs->bev, EV_READ | EV_WRITE);
+}
+
+/* The pause after an accept that failed for want of descriptors is over. */
+static void
+server_accept_resume_cb(__unused evutil_socket_t fd, __unused short what,
+    void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/*
+ * accept failed. Out of descriptors, the waiting connection stays and
+ * would wake the loop at once again: stop accepting for a second.
+ */
+static void
+server_accept_error_cb(struct evconnlistener *l, __unused void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+	int		e = EVUTIL_SOCKET_ERROR();
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_debug("%s: %s", __func__, strerror(e));
+		return;
+	}
+	log_warnx("%s: %s: not accepting for a second", __func__,
+	    strerror(e));
+	evconnlistener_disable(l);
+	event_base_once(ev_base, -1, EV_TIMEOUT, server_accept_resume_cb, l,
+	    &tv);
+}
+
+/*
+ * Open files: each worker holds one. Take the hard limit, as a fleet
+ * needs it and the soft one is often 1024.
+ */
+static void
+server_raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("setrlimit RLIMIT_NOFILE");
 }
 
 /* SIGHUP: read the grants and the rules again, reopen the audit file. */
@@ -450,7 +489,8 @@ server_listen(const char *hostport, int metrics, char **cause)
 	}
 	lev = evconnlistener_new_bind(ev_base, server_accept_cb, metrics ?
 	    (void *)1 : NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	    LEV_OPT_CLOSE_ON_EXEC, 1024, ai->ai_addr, (int)ai->ai_addrlen);
+	    LEV_OPT_CLOSE_ON_EXEC, SERVER_LISTEN_BACKLOG, ai->ai_addr,
+	    (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	free(host);
 	free(port);
@@ -459,6 +499,7 @@ server_listen(const char *hostport, int metrics, char **cause)
 		    strerror(errno));
 		return (-1);
 	}
+	evconnlistener_set_error_cb(lev, server_accept_error_cb);
 	if (metrics)
 		metrics_listener = lev;
 	else
@@ -492,7 +533,8 @@ server_open_tenancy(char **cause)
 		return (-1);
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		xasprintf(cause, "--record %s: not a folder", serve_opts.record);
+		xasprintf(cause, "--record %s: not a folder",
+		    serve_opts.record);
 		return (-1);
 	}
 	return (0);
@@ -505,6 +547,7 @@ server_main(void)
 	char	*cause;
 
 	server_stats.errors = json_object();
+	server_raise_nofile();
 	if (serve_opts.token_file != NULL) {
 		if (auth_load_grants(serve_opts.token_file, &cause) != 0) {
 			fprintf(stderr, "sandd serve: %s\n", cause);
@@ -521,6 +564,9 @@ server_main(void)
 			return (1);
 		}
 	}
+	if (serve_opts.handshake_rate == 0)
+		serve_opts.handshake_rate = server_tls != NULL ?
+		    SERVER_HANDSHAKE_RATE_TLS : SERVER_HANDSHAKE_RATE;
 	if (serve_opts.metrics_token_file != NULL &&
 	    server_metrics_load_token(serve_opts.metrics_token_file,
 	    &cause) != 0) {
@@ -561,6 +607,7 @@ server_main(void)
 
 	event_base_dispatch(ev_base);
 	server_worker_free_all();
+	server_link_free_all();
 
 	event_free(ev_sigterm);
 	event_free(ev_sigint);

@@ -64,8 +64,9 @@ util_escape_terminal(const char *s)
 			continue;
 		}
 		n = p[i] >= 0xc2 ? (size_t)utf8_seqlen(p[i]) : 0;
-		if (n >= 2 && i + n <= len && util_utf8_complete(p + i, n,
-		    &valid) == n && valid && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+		if (n >= 2 && i + n <= len &&
+		    util_utf8_complete(p + i, n, &valid) == n && valid &&
+		    !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
 			memcpy(o, p + i, n);
 			o += n;
 			i += n;
@@ -95,7 +96,8 @@ util_valid_id(const char *s)
 	for (n = 0; s[n] != '\0'; n++) {
 		if (n >= WORKER_ID_MAX)
 			return (0);
-		if (!isalnum((unsigned char)s[n]) && strchr("._-", s[n]) == NULL)
+		if (!isalnum((unsigned char)s[n]) &&
+		    strchr("._-", s[n]) == NULL)
 			return (0);
 	}
 	return (n > 0);
@@ -455,20 +457,37 @@ util_json_get_bytes(json_t *obj, const char *name, struct evbuffer *out,
 	return (1);
 }
 
+/*
+ * Random bytes kept at hand: RAND_bytes costs ~6,600 instructions a call
+ * however few bytes it gives, and the controller takes 8 for each
+ * handle it makes. Taken once each; a fork's child only execs.
+ */
+#define RANDOM_POOL	512
+
 /* Fill buf (len-1 hex digits) with random hex and NUL-terminate it. */
 void
 util_random_hex(char *buf, size_t len)
 {
-	unsigned char	raw[64];
-	size_t		i, ndigits = len - 1;
+	static unsigned char	 pool[RANDOM_POOL];
+	static size_t		 left;
+	unsigned char		*raw;
+	size_t			 i, ndigits = len - 1, nbytes;
 
-	if (ndigits > 2 * sizeof raw)
-		ndigits = 2 * sizeof raw;
-	if (RAND_bytes(raw, (int)(ndigits + 1) / 2) != 1)
-		fatalx("RAND_bytes failed");
+	if (ndigits > 128)
+		ndigits = 128;
+	nbytes = (ndigits + 1) / 2;
+	if (left < nbytes) {
+		if (RAND_bytes(pool, sizeof pool) != 1)
+			fatalx("RAND_bytes failed");
+		left = sizeof pool;
+	}
+	raw = pool + sizeof pool - left;
 	for (i = 0; i < ndigits; i++)
-		buf[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+		buf[i] = "0123456789abcdef"[(raw[i / 2] >>
+		    (i % 2 ? 0 : 4)) & 0xf];
 	buf[i] = '\0';
+	compat_explicit_bzero(raw, nbytes);
+	left -= nbytes;
 }
 
 /* Hex of a 32-byte SHA-256 digest. */
@@ -477,8 +496,11 @@ util_sha256_hex(const unsigned char *md, char out[65])
 {
 	int	i;
 
-	for (i = 0; i < 32; i++)
-		snprintf(out + i * 2, 3, "%02x", md[i]);
+	for (i = 0; i < 32; i++) {
+		out[i * 2] = "0123456789abcdef"[md[i] >> 4];
+		out[i * 2 + 1] = "0123456789abcdef"[md[i] & 0xf];
+	}
+	out[64] = '\0';
 }
 
 static const struct {
@@ -541,12 +563,14 @@ util_errno_name(int e)
 		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EIO, "EIO" },
 		{ EBADF, "EBADF" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
 		{ EEXIST, "EEXIST" }, { ENOTDIR, "ENOTDIR" },
-		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" }, { EMFILE, "EMFILE" },
-		{ ENFILE, "ENFILE" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
-		{ EROFS, "EROFS" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" },
+		{ EMFILE, "EMFILE" }, { ENFILE, "ENFILE" }, { EFBIG, "EFBIG" },
+		{ ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
+		{ ENAMETOOLONG, "ENAMETOOLONG" },
 		{ ELOOP, "ELOOP" }, { ENOTEMPTY, "ENOTEMPTY" },
-		{ EXDEV, "EXDEV" }, { ETXTBSY, "ETXTBSY" }, { EDQUOT, "EDQUOT" },
-		{ EAGAIN, "EAGAIN" }, { ENOEXEC, "ENOEXEC" }, { E2BIG, "E2BIG" },
+		{ EXDEV, "EXDEV" }, { ETXTBSY, "ETXTBSY" },
+		{ EDQUOT, "EDQUOT" }, { EAGAIN, "EAGAIN" },
+		{ ENOEXEC, "ENOEXEC" }, { E2BIG, "E2BIG" },
 		{ ESRCH, "ESRCH" }, { EINTR, "EINTR" },
 	};
 	static char	buf[16];
@@ -749,4 +773,114 @@ util_bev_slurp(struct bufferevent *bev, size_t limit)
 			break;		/* drained */
 	}
 	evbuffer_freeze(in, 0);
+}
+
+/*
+ * Direct writes on a plain socket bufferevent. libevent writes a
+ * bufferevent's output once epoll says the socket is writable: for each
+ * message an epoll_ctl to watch, an epoll_wait and an epoll_ctl to stop
+ * watching (3 of the ~21 system calls the controller made for an exec,
+ * and a turn of the loop before anything leaves). Here the write event
+ * stays disabled while the socket takes everything: what a turn of the
+ * loop queues is written at the end of that turn in one writev, and
+ * libevent's write event is enabled only for what the socket did not
+ * take. The owner's write callback is called as libevent would (output
+ * at or below its low watermark), and must call util_flush_drained.
+ */
+struct util_flush {
+	struct bufferevent	*bev;
+	struct event		*ev;
+	int			 active;
+};
+
+/* Write what is queued; the rest goes by libevent's write event. */
+static void
+util_flush_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	struct util_flush	*f = arg;
+	struct evbuffer		*out = bufferevent_get_output(f->bev);
+	bufferevent_data_cb	 wcb;
+	void			*cbarg;
+	size_t			 low;
+
+	f->active = 0;
+	if (bufferevent_get_enabled(f->bev) & EV_WRITE)
+		return;
+	/* A socket bufferevent keeps the start of its output frozen. */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0)
+		if (evbuffer_write(out, bufferevent_getfd(f->bev)) <= 0)
+			break;
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(f->bev, EV_WRITE);
+		return;
+	}
+	bufferevent_getcb(f->bev, NULL, &wcb, NULL, &cbarg);
+	bufferevent_getwatermark(f->bev, EV_WRITE, &low, NULL);
+	if (wcb != NULL && evbuffer_get_length(out) <= low)
+		wcb(f->bev, cbarg);
+}
+
+/* Bytes were queued: write them at the end of this turn of the loop. */
+static void
+util_flush_out_cb(__unused struct evbuffer *b,
+    const struct evbuffer_cb_info *info, void *arg)
+{
+	struct util_flush	*f = arg;
+
+	if (info->n_added == 0 || f->active ||
+	    (bufferevent_get_enabled(f->bev) & EV_WRITE))
+		return;
+	f->active = 1;
+	event_active(f->ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Write bev's output directly (see above); NULL, and nothing changes, if
+ * it is not a plain socket. Free with util_flush_free before bev.
+ */
+struct util_flush *
+util_flush_new(struct bufferevent *bev)
+{
+	struct util_flush	*f;
+	struct evbuffer		*out = bufferevent_get_output(bev);
+
+	if (bufferevent_getfd(bev) == -1 ||
+	    bufferevent_openssl_get_ssl(bev) != NULL)
+		return (NULL);
+	f = xcalloc(1, sizeof *f);
+	f->bev = bev;
+	f->ev = event_new(ev_base, -1, 0, util_flush_cb, f);
+	evbuffer_add_cb(out, util_flush_out_cb, f);
+	/* What is queued already (an upgrade's answer) goes as before. */
+	if (evbuffer_get_length(out) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+	return (f);
+}
+
+/* From the owner's write callback: all written, write directly again. */
+void
+util_flush_drained(struct util_flush *f)
+{
+	if (f != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(f->bev)) == 0)
+		bufferevent_disable(f->bev, EV_WRITE);
+}
+
+/*
+ * Stop writing directly: libevent writes what is left. Before the
+ * bufferevent is freed, or when the owner hands it to other callbacks.
+ */
+void
+util_flush_free(struct util_flush *f)
+{
+	if (f == NULL)
+		return;
+	evbuffer_remove_cb(bufferevent_get_output(f->bev), util_flush_out_cb,
+	    f);
+	event_free(f->ev);
+	if (evbuffer_get_length(bufferevent_get_output(f->bev)) > 0)
+		bufferevent_enable(f->bev, EV_WRITE);
+	free(f);
 }

@@ -29,6 +29,7 @@ static const char *wire_type_names[WIRE_NTYPES] = {
 	[WIRE_T_INFO] = "info",
 	[WIRE_T_REQ] = "req",
 	[WIRE_T_RES] = "res",
+	[WIRE_T_ANNOUNCE] = "announce",
 };
 
 /* The "t" of a message type. */

@@ -403,7 +403,7 @@ file_put_take_over(struct job *j)
 		return (-1);
 	}
 	if (!S_ISREG(old.st_mode))
-		return (0);		/* a symlink is replaced, not followed */
+		return (0);	/* a symlink is replaced, not followed */
 	if (!x->mode_given)
 		x->mode = file_put_mode(old.st_mode);
 	if (fstat(x->fd, &tmp) == -1 || ((tmp.st_uid != old.st_uid ||

@@ -183,8 +183,9 @@ path_beneath(const char *rel, int flags, mode_t mode)
 	int	 fd, dirfd = root_fd, e;
 
 	flags |= O_CLOEXEC;
+	/* openat2 takes nothing else with O_PATH */
 	if (!(flags & O_PATH))
-		flags |= O_NOCTTY;	/* openat2 takes nothing else with O_PATH */
+		flags |= O_NOCTTY;
 	if (use_openat2) {
 		fd = compat_open_beneath(root_fd, rel, flags, mode);
 		if (fd != -1 || errno != ENOSYS)

@@ -38,7 +38,8 @@ struct policy_rule {
 	char		*prog;		/* its path; NULL if not found */
 	char		**globs;	/* fnmatch patterns, one an argument */
 	size_t		 nglobs;
-	int		 rest;		/* ends in a bare *: any more arguments */
+	/* ends in a bare *: any more arguments */
+	int		 rest;
 };
 
 static struct policy_rule	*rules;
@@ -380,6 +381,33 @@ policy_env_allowed(const char *name)
 	return (0);
 }
 
+/*
+ * May env's names be set for what runs here? Any without --allow rules;
+ * with them, only the --allow-env names (a workspace's env counts too:
+ * LD_PRELOAD there would run any code inside an allowed program). 0 when
+ * not, with *cause (allocated).
+ */
+int
+policy_env_ok(json_t *env, char **cause)
+{
+	const char	*k;
+	json_t		*v;
+	char		*name;
+
+	if (nrules == 0)
+		return (1);
+	json_object_foreach(env, k, v) {
+		if (policy_env_allowed(k))
+			continue;
+		name = log_escape(k, strlen(k));
+		xasprintf(cause, "env %s: not among the --allow-env names of "
+		    "worker %s", name, worker_opts.id);
+		free(name);
+		return (0);
+	}
+	return (1);
+}
+
 /* argv as one line for a message, escaped and cut. Caller frees. */
 static char *
 policy_argv_string(char **argv)
@@ -409,23 +437,14 @@ int
 policy_command_allowed(char **argv, json_t *env, char **cause)
 {
 	const struct policy_rule	*r;
-	const char			*k;
-	json_t				*v;
 	char				*prog, *line;
 	size_t				 i;
 	int				 known = 0;
 
 	if (nrules == 0)
 		return (1);
-	json_object_foreach(env, k, v) {
-		if (!policy_env_allowed(k)) {
-			line = log_escape(k, strlen(k));
-			xasprintf(cause, "env %s: not among the --allow-env "
-			    "names of worker %s", line, worker_opts.id);
-			free(line);
-			return (0);
-		}
-	}
+	if (!policy_env_ok(env, cause))
+		return (0);
 	prog = policy_which(argv[0]);
 	for (i = 0; prog != NULL && i < nrules; i++) {
 		r = &rules[i];

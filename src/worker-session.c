@@ -24,7 +24,6 @@
  * big range), session.resize, session.signal, session.close.
  */
 #include <sys/types.h>
-#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -437,27 +436,33 @@ session_reply_closes(struct session *s)
 		evtimer_del(s->kill_ev);
 }
 
-/* The exited session lingered long enough: tell and free it. */
+/* Tell the controller of the session's own channel that it is gone. */
+static void
+session_tell_gone(struct job *j)
+{
+	json_t	*m;
+
+	m = wire_chan_msg(WIRE_T_INFO, j->ch);
+	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
+	    "session", j->handle));
+	wlink_send_later(j->link, m);
+	json_decref(m);
+}
+
+/*
+ * The exited session lingered long enough: tell every link (now, or
+ * once it is back) and free it.
+ */
 static void
 session_linger_cb(__unused evutil_socket_t fd, __unused short what,
     void *arg)
 {
 	struct session	*s = arg;
 	struct job	*j = s->job;
-	struct timeval	 tv = { 1, 0 };
-	json_t		*m;
 
-	if (!worker_connected()) {
-		evtimer_add(s->linger_ev, &tv);	/* tell it when it is back */
-		return;
-	}
 	log_info("session %s: lingered %d seconds after its exit, released",
 	    j->handle, worker_opts.session_linger);
-	m = wire_chan_msg(WIRE_T_INFO, j->ch);
-	json_object_update_new(m, json_pack("{s:s, s:s}", "state", "gone",
-	    "session", j->handle));
-	worker_send(m);
-	json_decref(m);
+	session_tell_gone(j);
 	job_free(j);
 }
 
@@ -481,6 +486,7 @@ session_check_exit(struct session *s)
 	s->linger_ev = evtimer_new(ev_base, session_linger_cb, s);
 	evtimer_add(s->linger_ev, &tv);
 	job_set_end(j, end);
+	view_job_output(j);
 	if (s->runner != NULL) {
 		end = json_object();
 		session_exit_fields(s, end);
@@ -558,6 +564,7 @@ session_output(struct job *j, int st, const uint8_t *p, size_t n)
 		return;
 	ring_add(&s->ring, p, n);
 	session_schedule_check(s);
+	view_job_output(j);
 }
 
 /* job_ops.filter: once it had a run, the output goes through its filter. */
@@ -659,6 +666,7 @@ session_free(struct job *j)
 
 	if (s == NULL)
 		return;
+	view_job_free(j);
 	while ((w = TAILQ_FIRST(&s->reads)) != NULL) {
 		TAILQ_REMOVE(&s->reads, w, entry);
 		worker_reply_error(w->req, "no_such_session", 0, "session %s "
@@ -690,88 +698,28 @@ session_free(struct job *j)
 
 /* ---- opening ---- */
 
-/* The login shell of pw (or of the worker's user), else /bin/sh. */
-static char *
-session_default_shell(struct passwd *pw)
-{
-	if (pw == NULL)
-		pw = getpwuid(geteuid());
-	if (pw != NULL && pw->pw_shell != NULL && *pw->pw_shell == '/' &&
-	    access(pw->pw_shell, X_OK) == 0)
-		return (xstrdup(pw->pw_shell));
-	return (xstrdup("/bin/sh"));
-}
-
 /*
- * The default program of a session: its user's login shell, run as a
- * login shell ("-bash" as argv[0]), in the user's home unless the open
- * names a folder, as ssh does; in a workspace /bin/sh, in /workspace.
- * Sets sr's argv, path and cwd (*home holds it); returns the shell's path
- * (allocated, as *home).
+ * May the session's program run? The login shell is checked as the
+ * program it is (*shell, run as sr->path), not as its argv[0] "-bash";
+ * when allowed, it runs the rule's path.
  */
-static char *
-session_login_shell(struct job *j, struct spawn_req *sr, struct passwd *pw,
-    char **home)
+static int
+session_allowed(struct spawn_req *sr, char **shell, json_t *env,
+    char **cause)
 {
-	struct stat	 sb;
-	char		*shell, *base;
+	char	*check[2];
 
-	if (j->ws != NULL)
-		shell = xstrdup("/bin/sh");
-	else {
-		if (pw == NULL && sr->user == NULL)
-			pw = getpwuid(geteuid());
-		shell = session_default_shell(pw);
-		if (sr->cwd == NULL && pw != NULL && pw->pw_dir != NULL &&
-		    stat(pw->pw_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-			*home = xstrdup(pw->pw_dir);
-			sr->cwd = *home;
-		}
+	if (*shell == NULL)
+		return (policy_command_allowed(sr->argv, env, cause));
+	check[0] = xstrdup(*shell);
+	check[1] = NULL;
+	if (!policy_command_allowed(check, env, cause)) {
+		free(check[0]);
+		return (0);
 	}
-	base = strrchr(shell, '/');
-	sr->argv = xcalloc(2, sizeof *sr->argv);
-	xasprintf(&sr->argv[0], "-%s", base != NULL ? base + 1 : shell);
-	sr->path = shell;
-	return (shell);
-}
-
-/* A display form of argv for session.list. */
-static char *
-session_cmd_string(json_t *open, char **argv)
-{
-	const char	*cmd = json_string_value(json_object_get(open, "cmd"));
-	char		*out, *tmp;
-	size_t		 i;
-
-	if (cmd != NULL)
-		return (xstrdup(cmd));
-	out = xstrdup(argv[0]);
-	for (i = 1; argv[i] != NULL; i++) {
-		xasprintf(&tmp, "%s %s", out, argv[i]);
-		free(out);
-		out = tmp;
-	}
-	return (out);
-}
-
-/* The session's TERM: the open's, else xterm-256color. */
-static const char *
-session_term(json_t *open)
-{
-	const char	*term = json_string_value(json_object_get(open, "term"));
-
-	return (term != NULL ? term : "xterm-256color");
-}
-
-/*
- * The session's environment: as a command's for its user, with the
- * open's env over it and TERM. Caller frees.
- */
-static char **
-session_env(json_t *open, const char *user)
-{
-	return (spawn_build_env(json_object_get(open, "env"), 0,
-	    session_term(open), user));
+	free(*shell);
+	sr->path = *shell = check[0];
+	return (1);
 }
 
 /*
@@ -807,10 +755,10 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 			return (-1);
 		}
 	} else
-		shell = session_login_shell(j, &sr, pw, &home);
-	s->cmd = shell != NULL ? xstrdup(shell) : session_cmd_string(open,
+		shell = shell_login(j, &sr, pw, &home);
+	s->cmd = shell != NULL ? xstrdup(shell) : shell_cmd_string(open,
 	    sr.argv);
-	if (!policy_command_allowed(sr.argv, json_object_get(open, "env"),
+	if (!session_allowed(&sr, &shell, json_object_get(open, "env"),
 	    &cause)) {
 		job_tree_started(j, &sr);
 		spawn_free_strv(sr.argv);
@@ -821,7 +769,7 @@ session_spawn(struct job *j, struct session *s, json_t *open)
 		return (-1);
 	}
 	sr.envp = j->ws != NULL ? job_tree_env(j, json_object_get(open, "env"),
-	    1, session_term(open), NULL) : session_env(open, sr.user);
+	    1, shell_term(open), NULL) : shell_env(open, sr.user);
 	pid = spawn_pty(&sr, &master, &e, &cause);
 	job_tree_started(j, &sr);
 	free(shell);
@@ -854,7 +802,7 @@ session_send_started(struct session *s)
 	m = wire_chan_msg(WIRE_T_INFO, j->ch);
 	json_object_set_new(m, "state", json_string("started"));
 	session_fields(s, m);
-	worker_send(m);
+	wlink_send(j->link, m);
 	json_decref(m);
 }
 
@@ -907,7 +855,44 @@ worker_session_open(struct job *j, json_t *open)
 	}
 	log_info("session %s: started pid %ld: %s (%dx%d)", j->handle,
 	    (long)s->pid, s->cmd, s->rows, s->cols);
+	j->flags |= JOB_SHARED;
 	session_send_started(s);
+	view_job_started(j);
+}
+
+/* The ring of session job j's output. */
+const struct ring *
+worker_session_ring(struct job *j)
+{
+	struct session	*s = j->data;
+
+	return (&s->ring);
+}
+
+/* Is session job j one a hello lists (its program was started)? */
+int
+worker_session_listed(struct job *j)
+{
+	struct session	*s = j->data;
+
+	return (s != NULL && s->pid > 0 && !(j->flags & JOB_CANCELLED));
+}
+
+/*
+ * Another link's controller is done with session job j (it closed it):
+ * once the program is gone the session is released for every link.
+ * Returns with j freed then; a running session goes on.
+ */
+void
+worker_session_view_release(struct job *j)
+{
+	struct session	*s = j->data;
+
+	if (s == NULL || !s->reaped)
+		return;
+	log_info("session %s: released through another link", j->handle);
+	session_tell_gone(j);
+	session_release(j);
 }
 
 /* ---- RPCs ---- */

@@ -133,8 +133,8 @@ state_init(void)
 	} else {
 		state_dir = dir;
 		if (!state_own())
-			log_warnx("state folder %s is in use by another process "
-			    "of worker %s", state_dir, worker_opts.id);
+			log_warnx("state folder %s is in use by another "
+			    "process of worker %s", state_dir, worker_opts.id);
 	}
 	free(base);
 }

@@ -746,6 +746,7 @@ static int
 ws_create_check(json_t *msg, const char *name, int host_network)
 {
 	const char	*net;
+	char		*cause;
 
 	net = json_string_value(json_object_get(msg, "network"));
 	if (!util_valid_id(name)) {
@@ -764,6 +765,12 @@ ws_create_check(json_t *msg, const char *name, int host_network)
 	    json_object_get(msg, "owner"))) {
 		worker_reply_error(msg, "bad_request", 0, "workspace '%s' "
 		    "exists on worker %s", name, worker_opts.id);
+		return (-1);
+	}
+	if (!policy_env_ok(json_object_get(msg, "env"), &cause)) {
+		worker_reply_error(msg, "denied", 0, "workspace %s: %s", name,
+		    cause);
+		free(cause);
 		return (-1);
 	}
 	if (host_network && worker_opts.isolate &&
@@ -1218,7 +1225,12 @@ ws_load(const char *slotname)
 	ws->slotfd = slotfd;
 	ws->owner = json_incref(json_object_get(m, "owner"));
 	ws->env = json_incref(json_object_get(m, "env"));
-	if (!json_is_object(ws->env)) {
+	if (!json_is_object(ws->env) || !policy_env_ok(ws->env, &cause)) {
+		if (cause != NULL)
+			log_warnx("workspace %s: its env is dropped: %s",
+			    name, cause);
+		free(cause);
+		cause = NULL;
 		json_decref(ws->env);
 		ws->env = json_object();
 	}

@@ -9,7 +9,9 @@
  *
  * Frames are written straight into the bufferevent's output buffer, which
  * is the only send queue: a payload is copied once, from its source into
- * that buffer (wslay's event layer would copy it twice more). A payload
+ * that buffer (wslay's event layer would copy it twice more). On a plain
+ * socket, what one turn of the event loop queues is written at its end
+ * in one writev (util_flush_new), without waiting for epoll. A payload
  * is received in wslay's 4 KiB pieces and assembled in one buffer per
  * message; a message that arrives in one piece is handed on in place.
  *
@@ -80,11 +82,18 @@ struct ws_conn {
 	size_t			 m_len;
 
 	uint64_t		 rx;
+	uint64_t		 framed;	/* of rx: whole frames' bytes */
 	uint64_t		 tx;
 	struct event		*kick;
+	struct util_flush	*flush;
 	struct event		*reaper;
 	uint16_t		 close_code;	/* from the peer's close */
+
+	TAILQ_ENTRY(ws_conn)	 entry;
 };
+
+/* Every connection, lingering ones too, for ws_conn_free_lingering. */
+static TAILQ_HEAD(, ws_conn) ws_conns = TAILQ_HEAD_INITIALIZER(ws_conns);
 
 static void	ws_conn_closed(struct ws_conn *, const char *);
 static void	ws_conn_fail(struct ws_conn *, uint16_t, const char *);
@@ -127,6 +136,49 @@ static const struct wslay_frame_callbacks ws_frame_callbacks = {
 	ws_send_cb, ws_recv_cb, ws_genmask_cb
 };
 
+/*
+ * wslay's frame context, made when needed. It holds a 4 KiB input
+ * buffer, half of what an idle link costs the controller otherwise, so
+ * an idle link gives it back (ws_conn_idle).
+ */
+static wslay_frame_context_ptr
+ws_conn_fr(struct ws_conn *ws)
+{
+	if (ws->fr == NULL &&
+	    wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
+		fatalx("%s: out of memory", __func__);
+	return (ws->fr);
+}
+
+/*
+ * Nothing received is held in wslay: every byte handed to it belonged to
+ * a frame that was whole, and no message is half assembled. Its context
+ * is then in its first state with an empty buffer, and can go. (Sends
+ * always complete, so they leave no state in it.)
+ */
+static void
+ws_conn_idle(struct ws_conn *ws)
+{
+	if (ws->fr == NULL || (ws->flags & WS_IN_FRAME) || ws->m_opcode != 0 ||
+	    ws->rx != ws->framed)
+		return;
+	wslay_frame_context_free(ws->fr);
+	ws->fr = NULL;
+}
+
+/* Bytes a frame takes on the wire (wslay refuses longer length forms). */
+static uint64_t
+ws_frame_size(const struct wslay_frame_iocb *io)
+{
+	uint64_t	n = 2 + io->payload_length;
+
+	if (io->payload_length >= 65536)
+		n += 8;
+	else if (io->payload_length >= 126)
+		n += 2;
+	return (io->mask ? n + 4 : n);
+}
+
 /* Must our frames be masked? Only a client's, and only if not agreed. */
 static int
 ws_conn_masks(struct ws_conn *ws)
@@ -158,7 +210,7 @@ ws_conn_write_frame(struct ws_conn *ws, int opcode, const void *a,
 	io.data = a;
 	io.data_length = alen;
 	/* Our send callback takes everything, so only bad arguments fail. */
-	if (wslay_frame_send(ws->fr, &io) < 0)
+	if (wslay_frame_send(ws_conn_fr(ws), &io) < 0)
 		fatalx("%s: wslay_frame_send failed", __func__);
 	if (buf == NULL) {
 		io.data = b;
@@ -313,6 +365,7 @@ ws_conn_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb *io)
 	ws->f_fin = io->fin;
 	ws->f_left = io->payload_length;
 	ws->flags |= WS_IN_FRAME;
+	ws->framed += ws_frame_size(io);
 	return (0);
 }
 
@@ -383,9 +436,11 @@ ws_conn_pump(struct ws_conn *ws)
 
 	while (!(ws->flags & (WS_DEAD | WS_CLOSED_CB | WS_CLOSE_RECV))) {
 		memset(&io, 0, sizeof io);
-		r = wslay_frame_recv(ws->fr, &io);
-		if (r == WSLAY_ERR_WANT_READ)
+		r = wslay_frame_recv(ws_conn_fr(ws), &io);
+		if (r == WSLAY_ERR_WANT_READ) {
+			ws_conn_idle(ws);
 			break;
+		}
 		if (r < 0) {
 			ws_conn_fail(ws, WS_CODE_PROTOCOL, "malformed frame");
 			return;
@@ -408,10 +463,15 @@ ws_read_cb(struct bufferevent *bev, void *arg)
 	ws_conn_pump(arg);
 }
 
+/* The first pump, for bytes that came with the upgrade; once only. */
 static void
 ws_kick_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 {
-	ws_conn_pump(arg);
+	struct ws_conn	*ws = arg;
+
+	event_free(ws->kick);
+	ws->kick = NULL;
+	ws_conn_pump(ws);
 }
 
 static void
@@ -419,6 +479,7 @@ ws_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct ws_conn	*ws = arg;
 
+	util_flush_drained(ws->flush);
 	if (ws->flags & (WS_DEAD | WS_CLOSED_CB))
 		return;
 	ws_conn_check_done(ws);
@@ -481,6 +542,7 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	struct timeval	 tv;
 
 	ws = xcalloc(1, sizeof *ws);
+	TAILQ_INSERT_TAIL(&ws_conns, ws, entry);
 	ws->bev = bev;
 	ws->cb = cb;
 	ws->arg = arg;
@@ -488,8 +550,6 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	ws->max_msg = p->max_message;
 	ws->ping_timeout = p->ping_timeout;
 	ws->last_rx = util_now();
-	if (wslay_frame_context_init(&ws->fr, &ws_frame_callbacks, ws) != 0)
-		fatalx("%s: out of memory", __func__);
 
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
 	bufferevent_setwatermark(bev, EV_READ, 0, ws->max_msg);
@@ -506,6 +566,7 @@ ws_conn_create(struct bufferevent *bev, const struct ws_params *p,
 	/* Bytes that came with the upgrade may already be in the input. */
 	ws->kick = event_new(ev_base, -1, 0, ws_kick_cb, ws);
 	event_active(ws->kick, EV_TIMEOUT, 0);
+	ws->flush = util_flush_new(bev);
 	return (ws);
 }
 
@@ -528,12 +589,30 @@ ws_free_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 	struct ws_conn	*ws = arg;
 
 	event_free(ws->ping);
-	event_free(ws->kick);
+	if (ws->kick != NULL)
+		event_free(ws->kick);
 	event_free(ws->reaper);
-	wslay_frame_context_free(ws->fr);
+	if (ws->fr != NULL)
+		wslay_frame_context_free(ws->fr);
 	bufferevent_free(ws->bev);
+	TAILQ_REMOVE(&ws_conns, ws, entry);
 	free(ws->m_buf);
 	free(ws);
+}
+
+/*
+ * At exit, after the loop: release the freed connections whose close
+ * frame is still lingering; the loop will not run to reap them.
+ */
+void
+ws_conn_free_lingering(void)
+{
+	struct ws_conn	*ws, *next;
+
+	TAILQ_FOREACH_SAFE(ws, &ws_conns, entry, next) {
+		if ((ws->flags & WS_DEAD) && ws->reaper != NULL)
+			ws_free_cb(-1, 0, ws);
+	}
 }
 
 /* Lingering: the output is written, or the connection failed. */
@@ -570,7 +649,11 @@ ws_conn_free(struct ws_conn *ws)
 	ws->flags |= WS_DEAD | WS_CLOSED_CB;
 	bufferevent_disable(ws->bev, EV_READ);
 	event_del(ws->ping);
-	event_del(ws->kick);
+	if (ws->kick != NULL)
+		event_del(ws->kick);
+	/* The linger below is libevent's to write. */
+	util_flush_free(ws->flush);
+	ws->flush = NULL;
 	ws->reaper = event_new(ev_base, -1, 0, ws_free_cb, ws);
 	if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
 		bufferevent_disable(ws->bev, EV_WRITE);

@@ -18,6 +18,11 @@ temporary folder (tests/harness.py), then measures and prints:
   - the same put and get through a second serve and worker whose worker
     link is TLS (wss://, a throwaway test CA), in the same rounds, and the
     ratios wss / ws;
+  - a TLS loopback copy of the same file (socat OPENSSL, the test CA's
+    server certificate, OpenSSL's defaults as sandd's link uses them),
+    the yardstick of put and get over wss://;
+  - `sandd cp` of a BENCH_CP_MB (512) MiB file up to the worker against a
+    raw put of the same file, in rounds taking turns;
   - PTY output: a 256 MiB text file printed by cat through `sandd shell`,
     through `script -qfc` (a local terminal) and through `ssh -tt` to the
     private sshd (tests/bench_pty.py, which also runs alone);
@@ -29,12 +34,18 @@ temporary folder (tests/harness.py), then measures and prints:
     and a worker says hello and leaves again and again (BENCH_FLOOD_S
     seconds, default 10); the goal is under 32 MiB.
 
+At the end, the rows of issue 15's table that this run measured, each
+next to its yardstick from the same run, with the ratio and the target;
+the load average before and after is printed with them (2 shared cores:
+a loaded machine moves every figure).
+
 Stdlib only. Every section that cannot run prints "n/a (reason)"; the exit
 status is 0 unless the cluster itself cannot start.
 
 Environment (for quick runs): BENCH_N (sequential execs, default 300),
 BENCH_WARMUP (20), BENCH_SECONDS (per throughput run, 5), BENCH_CONC (8),
 BENCH_FILE_MB (1024), BENCH_FILE_ROUNDS (measured file rounds, 3),
+BENCH_CP_MB (512, the cp section's file; its rounds are BENCH_FILE_ROUNDS),
 BENCH_PTY_MB (256), BENCH_PTY_ROUNDS (3), SANDD_BIN (the binary),
 SANDD_KEEP_TMP.
 """
@@ -74,8 +85,9 @@ CONC = _env_int("BENCH_CONC", 8)
 FILE_MB = _env_int("BENCH_FILE_MB", 1024)
 FILE_SIZE = FILE_MB * 1024 * 1024
 ROUNDS = _env_int("BENCH_FILE_ROUNDS", 3)
+CP_MB = _env_int("BENCH_CP_MB", 512)
 CMD = ["/bin/true"]
-WATCHDOG = 300          # seconds: the whole run is cut off past this
+WATCHDOG = 900          # seconds: the whole run is cut off past this
 SOCAT_BLOCK = 262144    # socat -b, same as one sandd wire chunk
 WORKER = "bench1"
 
@@ -508,13 +520,15 @@ def sandd_get(control, src, dst, size, want_sha):
         c.close()
 
 
-def socat_copy(src, dst, size):
+def socat_run(src, dst, size, listen, connect, what):
+    """socat src over loopback to dst: the receiver listens at listen
+    (an address taking the port), the sender connects to connect; the
+    seconds until both are done, the size checked."""
     if shutil.which("socat") is None:
         raise NotAvailable("socat not found")
     port = h.free_port()
     recv = subprocess.Popen(
-        ["socat", "-u", "-b", str(SOCAT_BLOCK),
-         "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr" % port,
+        ["socat", "-u", "-b", str(SOCAT_BLOCK), listen % port,
          "OPEN:%s,creat,trunc,wronly" % dst],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
@@ -523,24 +537,58 @@ def socat_copy(src, dst, size):
         t0 = time.perf_counter()
         send = subprocess.run(
             ["socat", "-u", "-b", str(SOCAT_BLOCK), "OPEN:%s,rdonly" % src,
-             "TCP:127.0.0.1:%d" % port],
+             connect % port],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
         recv.wait(120)
         dt = time.perf_counter() - t0
         if send.returncode != 0 or recv.returncode != 0:
-            raise RuntimeError("socat failed: %s" % send.stderr[-300:])
+            raise RuntimeError("%s failed: %s" % (what, send.stderr[-300:]))
         if os.path.getsize(dst) != size:
-            raise RuntimeError("socat copied %d bytes" % os.path.getsize(dst))
-        # sandd's put flushes the file before it replies: time that too.
-        t1 = time.perf_counter()
-        fd = os.open(dst, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return dt, dt + time.perf_counter() - t1
+            raise RuntimeError("%s copied %d bytes" % (
+                what, os.path.getsize(dst)))
+        return dt
     finally:
         stop_group(recv)
+
+
+def socat_copy(src, dst, size):
+    """socat over TCP: (seconds, seconds with an fsync of the copy)."""
+    dt = socat_run(src, dst, size, "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr",
+                   "TCP:127.0.0.1:%d", "socat")
+    # sandd's put flushes the file before it replies: time that too.
+    t1 = time.perf_counter()
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return dt, dt + time.perf_counter() - t1
+
+
+def tls_copy(src, dst, size, certs):
+    """socat over TLS on 127.0.0.1, file to file (OpenSSL's default
+    protocol and cipher suites, as sandd's link): seconds."""
+    return socat_run(
+        src, dst, size,
+        "OPENSSL-LISTEN:%%d,bind=127.0.0.1,reuseaddr,cert=%s,key=%s,"
+        "verify=0" % (certs["server"], certs["server_key"]),
+        "OPENSSL:127.0.0.1:%%d,cafile=%s" % certs["ca"], "socat TLS")
+
+
+def sandd_cp_up(control, src, dst, size, want_sha):
+    """`sandd cp SRC worker:DST`: seconds, the copy checked."""
+    env = dict(os.environ, SANDD_CONTROL=control)
+    t0 = time.perf_counter()
+    r = subprocess.run([h.SANDD, "cp", src, "%s:%s" % (WORKER, dst)],
+                       env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=300)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError("sandd cp: %s" % r.stderr[-300:].decode(
+            errors="replace"))
+    if os.path.getsize(dst) != size or file_sha256(dst) != want_sha:
+        raise RuntimeError("sandd cp: the copy differs")
+    return dt
 
 
 # The receiving end of a verified loopback copy: what sandd's worker does
@@ -730,6 +778,9 @@ class Report:
     def __init__(self):
         self.rss = []           # (section, serve KiB, worker KiB)
         self.clusters = []      # other clusters started (for their logs)
+        self.execs = {}         # exec_section's results
+        self.files = {}         # variant -> median MB/s of file_section
+        self.cp = None          # (cp seconds, raw put seconds) medians
 
     def rss_after(self, section, cl):
         self.rss.append((section, vmhwm(cl.serve.pid),
@@ -801,6 +852,7 @@ def exec_section(cl, rep):
         notes.append("sandd exec: n/a (%s)" % e)
     except Exception as e:
         notes.append("sandd exec: n/a (error: %s)" % e)
+    rep.execs = res
     res["spawn"] = local_spawn_latency()
     res["spawn_t1"] = local_spawn_throughput(1, SECONDS)
     res["spawn_tc"] = local_spawn_throughput(CONC, SECONDS)
@@ -904,254 +956,415 @@ def workspace_section(cl):
         print("  " + n)
 
 
-def file_section(cl, rep, work):
-    mb = FILE_SIZE / 1e6
-    src = os.path.join(work, "src.bin")
-    t0 = time.perf_counter()
-    make_file(src, FILE_SIZE)
-    gen = time.perf_counter() - t0
-    want = file_sha256(src)
-    times = {}      # variant -> seconds, one per measured round
-    cpu = {}        # variant -> (client, serve, worker) CPU s per round
-    failed = {}     # variant -> "n/a (...)"; a failed variant is not retried
-    notes = []
+class FileRun:
+    """The file section's state: the source file, each variant's times and
+    CPU per measured round, failures and notes."""
 
-    def attempt(key, fn, *args):
+    def __init__(self, cl, rep, work):
+        self.cl, self.rep, self.work = cl, rep, work
+        self.mb = FILE_SIZE / 1e6
+        self.src = os.path.join(work, "src.bin")
+        t0 = time.perf_counter()
+        make_file(self.src, FILE_SIZE)
+        self.gen = time.perf_counter() - t0
+        self.want = file_sha256(self.src)
+        self.times = {}     # variant -> seconds, one per measured round
+        self.cpu = {}       # variant -> (client, serve, worker) CPU s
+        self.failed = {}    # variant -> "n/a (...)"; not retried
+        self.notes = []
+        self.measured = False
+        self.tcl = None     # the wss:// cluster
+        self.certs = None
+        self.tls_ver = "TLS"
+        self.tls_how = "unknown (the probe failed)"
+        self.rounds_s = 0.0
+
+    def attempt(self, key, fn, *args):
         """fn(*args), or None (and key marked failed) if it fails."""
-        if key in failed:
+        if key in self.failed:
             return None
         try:
             return fn(*args)
         except NotAvailable as e:
-            failed[key] = "n/a (%s)" % e
+            self.failed[key] = "n/a (%s)" % e
         except Exception as e:
-            failed[key] = "n/a (error)"
-            notes.append("%s: %s" % (key, str(e)[:300]))
+            self.failed[key] = "n/a (error)"
+            self.notes.append("%s: %s" % (key, str(e)[:300]))
         return None
 
-    def keep(measured, key, dt, c=None):
+    def keep(self, key, dt, c=None, measured=None):
+        if measured is None:
+            measured = self.measured
         if measured and dt is not None:
-            times.setdefault(key, []).append(dt)
+            self.times.setdefault(key, []).append(dt)
             if c is not None:
-                cpu.setdefault(key, []).append(c)
+                self.cpu.setdefault(key, []).append(c)
 
-    def put_get(c, key, suffix):
+    def put_get(self, c, key, suffix):
         """One sandd put and one sandd get through cluster c (None: the
         cluster did not start, and both are marked failed already)."""
         if c is None:
             return
-        dst = os.path.join(work, "put.bin")
+        dst = os.path.join(self.work, "put.bin")
         m = CpuMeter(c)
-        v = attempt("put" + key, sandd_put, c.control, src, dst, FILE_SIZE,
-                    want)
-        keep(measured, "put" + key, v, m.done())
+        v = self.attempt("put" + key, sandd_put, c.control, self.src, dst,
+                         FILE_SIZE, self.want)
+        self.keep("put" + key, v, m.done())
         rm(dst)
-        if not measured:
-            rep.rss_after("put %d MiB%s" % (FILE_MB, suffix), c)
+        if not self.measured:
+            self.rep.rss_after("put %d MiB%s" % (FILE_MB, suffix), c)
 
-        dst = os.path.join(work, "get.bin")
+        dst = os.path.join(self.work, "get.bin")
         m = CpuMeter(c)
-        v = attempt("get" + key, sandd_get, c.control, src, dst, FILE_SIZE,
-                    want)
+        v = self.attempt("get" + key, sandd_get, c.control, self.src, dst,
+                         FILE_SIZE, self.want)
         cs = m.done()
-        if v is not None and file_sha256(dst) != want:
-            failed["get" + key] = "n/a (error)"
-            notes.append("get%s: the local copy's sha256 differs" % key)
+        if v is not None and file_sha256(dst) != self.want:
+            self.failed["get" + key] = "n/a (error)"
+            self.notes.append("get%s: the local copy's sha256 differs" % key)
             v = None
-        keep(measured, "get" + key, v, cs)
+        self.keep("get" + key, v, cs)
         rm(dst)
-        if not measured:
-            rep.rss_after("get %d MiB%s" % (FILE_MB, suffix), c)
+        if not self.measured:
+            self.rep.rss_after("get %d MiB%s" % (FILE_MB, suffix), c)
 
-    # The wss:// cluster: a second serve and worker whose worker link is
-    # TLS, up only for the rounds, so that its put and get take turns with
-    # the plain ones under the same conditions.
-    tcl = BenchCluster(workers={WORKER: {}}, tls=True)
-    rep.clusters.append(tcl)
-    tls_ver = "TLS"
-    tls_how = "unknown (the probe failed)"
-    try:
+    def start_wss(self):
+        """The wss:// cluster: a second serve and worker whose worker link
+        is TLS, up only for the rounds, so that its put and get take turns
+        with the plain ones under the same conditions."""
+        tcl = BenchCluster(workers={WORKER: {}}, tls=True)
+        self.rep.clusters.append(tcl)
         try:
             tcl.__enter__()
         except Exception as e:
-            failed["put_tls"] = failed["get_tls"] = \
+            self.failed["put_tls"] = self.failed["get_tls"] = \
                 "n/a (no wss cluster)"
-            notes.append("wss cluster: %s" % first_line(e))
+            self.notes.append("wss cluster: %s" % first_line(e))
             tcl.cleanup()
             tcl = None
+        self.tcl = tcl
+        # The TLS loopback yardstick uses the same kind of certificate.
+        self.certs = tcl.certs if tcl else None
+        if self.certs is None:
+            try:
+                self.certs = h.gen_certs(os.path.join(self.work, "certs"))
+            except Exception as e:
+                self.failed["tls"] = "n/a (no certificates: %s)" % \
+                    first_line(e)
         if tcl:
-            rep.rss_after("start, wss cluster", tcl)
+            self.rep.rss_after("start, wss cluster", tcl)
             try:
                 ver, cipher = tls_probe(tcl.port, tcl.certs["ca"])
-                tls_ver = ver.replace("TLSv", "TLS ")
-                tls_how = "%s, %s" % (tls_ver, cipher)
+                self.tls_ver = ver.replace("TLSv", "TLS ")
+                self.tls_how = "%s, %s" % (self.tls_ver, cipher)
             except Exception as e:
-                notes.append("TLS probe: %s" % first_line(e))
+                self.notes.append("TLS probe: %s" % first_line(e))
 
-        # Round 0 is a warm-up and not reported: the first writes into
-        # freshly allocated page-cache memory are slow on some (virtual)
-        # machines, and every variant deletes its copy at once, so later
-        # rounds all reuse the same memory.
-        t0 = time.perf_counter()
-        for rnd in range(ROUNDS + 1):
-            measured = rnd > 0
-            dst = os.path.join(work, "socat.bin")
-            v = attempt("socat", socat_copy, src, dst, FILE_SIZE)
-            rm(dst)
-            if v is not None:
-                keep(measured, "socat", v[0])
-                keep(measured, "socat_sync", v[1])
-            dst = os.path.join(work, "verified.bin")
-            v = attempt("verify", verified_copy, src, dst, FILE_SIZE, want)
-            rm(dst)
-            if v is not None:
-                keep(measured, "verify", v[0])
-                keep(measured, "verify_sync", v[1])
+    def one_round(self):
+        """Every variant once, each copy deleted at once."""
+        src, want, work = self.src, self.want, self.work
+        dst = os.path.join(work, "socat.bin")
+        v = self.attempt("socat", socat_copy, src, dst, FILE_SIZE)
+        rm(dst)
+        if v is not None:
+            self.keep("socat", v[0])
+            self.keep("socat_sync", v[1])
+        dst = os.path.join(work, "tls.bin")
+        self.keep("tls", self.attempt("tls", tls_copy, src, dst, FILE_SIZE,
+                                      self.certs))
+        rm(dst)
+        dst = os.path.join(work, "verified.bin")
+        v = self.attempt("verify", verified_copy, src, dst, FILE_SIZE, want)
+        rm(dst)
+        if v is not None:
+            self.keep("verify", v[0])
+            self.keep("verify_sync", v[1])
+        self.put_get(self.cl, "", "")
+        self.put_get(self.tcl, "_tls", ", wss cluster")
+        self.keep("sha", self.attempt("sha", sha256_time, src, want))
 
-            put_get(cl, "", "")
-            put_get(tcl, "_tls", ", wss cluster")
-
-            keep(measured, "sha", attempt("sha", sha256_time, src, want))
-        rounds_s = time.perf_counter() - t0
-        rep.rss_after("file, %d+1 rounds" % ROUNDS, cl)
-        if tcl:
-            rep.rss_after("file, %d+1 rounds, wss cluster" % ROUNDS, tcl)
-    finally:
-        if tcl:
-            tcl.cleanup()
-
-    # scp is slow (one SSH connection and cipher per run): one run each,
-    # after the rounds, so it too writes into reused memory.
-    sshd = Sshd(os.path.join(work, "ssh"))
-    try:
+    def rounds(self):
+        """Round 0 is a warm-up and not reported: the first writes into
+        freshly allocated page-cache memory are slow on some (virtual)
+        machines, and every variant deletes its copy at once, so later
+        rounds all reuse the same memory."""
         try:
-            sshd.start()
-            if sshd.note:
-                notes.append(sshd.note)
-        except NotAvailable as e:
-            failed["scp_up"] = failed["scp_down"] = "n/a (%s)" % e
-        if "scp_up" not in failed:
+            self.start_wss()
+            t0 = time.perf_counter()
+            for rnd in range(ROUNDS + 1):
+                self.measured = rnd > 0
+                self.one_round()
+            self.rounds_s = time.perf_counter() - t0
+            self.rep.rss_after("file, %d+1 rounds" % ROUNDS, self.cl)
+            if self.tcl:
+                self.rep.rss_after("file, %d+1 rounds, wss cluster" %
+                                   ROUNDS, self.tcl)
+        finally:
+            if self.tcl:
+                self.tcl.cleanup()
+
+    def scp(self):
+        """scp is slow (one SSH connection and cipher per run): one run
+        each, after the rounds, so it too writes into reused memory."""
+        sshd = Sshd(os.path.join(self.work, "ssh"))
+        try:
+            try:
+                sshd.start()
+                if sshd.note:
+                    self.notes.append(sshd.note)
+            except NotAvailable as e:
+                self.failed["scp_up"] = self.failed["scp_down"] = \
+                    "n/a (%s)" % e
+            if "scp_up" in self.failed:
+                return
             remote = "%s:" % sshd.target()
-            up = os.path.join(work, "scp-up.bin")
-            down = os.path.join(work, "scp-down.bin")
-            for key, a, b, dst in (("scp_up", src, remote + up, up),
-                                   ("scp_down", remote + src, down, down)):
-                v = attempt(key, sshd.scp, a, b)
+            up = os.path.join(self.work, "scp-up.bin")
+            down = os.path.join(self.work, "scp-down.bin")
+            for key, a, b, dst in (("scp_up", self.src, remote + up, up),
+                                   ("scp_down", remote + self.src, down,
+                                    down)):
+                v = self.attempt(key, sshd.scp, a, b)
                 if v is not None and os.path.getsize(dst) != FILE_SIZE:
-                    failed[key] = "n/a (short copy)"
-                keep(True, key, v)
+                    self.failed[key] = "n/a (short copy)"
+                self.keep(key, v, measured=True)
                 rm(dst)
-    finally:
-        sshd.stop()
-    rm(src)
+        finally:
+            sshd.stop()
 
-    def med(k):
+    def bad(self, k):
+        return self.failed.get(k[:-len("_sync")] if k.endswith("_sync")
+                               else k)
+
+    def med(self, k):
         """Median seconds of variant k, or None."""
-        v = times.get(k)
-        bad = failed.get(k[:-len("_sync")] if k.endswith("_sync") else k)
-        return statistics.median(v) if v and not bad else None
+        v = self.times.get(k)
+        return statistics.median(v) if v and not self.bad(k) else None
 
-    def mbps(k):
-        t = med(k)
-        return mb / t if t else None
+    def mbps(self, k):
+        t = self.med(k)
+        return self.mb / t if t else None
 
-    def cells(k):
-        t = med(k)
+    def cells(self, k):
+        t, mb = self.med(k), self.mb
         if t is None:
-            return [failed.get(k[:-len("_sync")] if k.endswith("_sync") else k, "-"),
-                    "-", "-"]
-        v = times[k]
+            return [self.bad(k) or "-", "-", "-"]
+        v = self.times[k]
         spread = "%.0f-%.0f" % (mb / max(v), mb / min(v)) if len(v) > 1 \
             else "-"
         return [fmt(mb / t, "%.0f"), spread, fmt(t, "%.2f")]
 
-    def cpu_cells(k):
-        c = cpu.get(k) if med(k) is not None else None
+    def cpu_cells(self, k):
+        c = self.cpu.get(k) if self.med(k) is not None else None
         if not c or any(x is None for r in c for x in r):
             return ["-", "-", "-", "-"]
         return [fmt(statistics.median([r[i] for r in c]), "%.2f")
                 for i in range(4)]
 
-    sha_impl = "OpenSSL via hashlib" \
-        if hashlib.sha256.__name__.startswith("openssl") else "hashlib"
+    def tables(self):
+        sha_impl = "OpenSSL via hashlib" \
+            if hashlib.sha256.__name__.startswith("openssl") else "hashlib"
+        rows = []
+        for name, k in (("sandd put (raw payload)", "put"),
+                        ("sandd get (raw events)", "get"),
+                        ("sandd put over wss:// (%s)" % self.tls_ver,
+                         "put_tls"),
+                        ("sandd get over wss:// (%s)" % self.tls_ver,
+                         "get_tls"),
+                        ("socat TCP 127.0.0.1 file->file", "socat"),
+                        ("socat, then fsync of the copy", "socat_sync"),
+                        ("socat over TLS (OpenSSL defaults) file->file",
+                         "tls"),
+                        ("socat to a receiver that hashes (SHA-256) and "
+                         "writes", "verify"),
+                        ("the same, then fsync of the copy", "verify_sync"),
+                        ("scp upload (private sshd), 1 run", "scp_up"),
+                        ("scp download (private sshd), 1 run", "scp_down"),
+                        ("SHA-256 of the file (%s, one core)" % sha_impl,
+                         "sha")):
+            rows.append([name] + self.cells(k) + self.cpu_cells(k))
+        table("file transfer of %d MiB of random data, loopback: median of "
+              "%d rounds after 1 warm-up round (MB/s = 10^6 bytes/s; "
+              "generated in %.1fs, rounds took %.1fs)" % (
+                  FILE_MB, ROUNDS, self.gen, self.rounds_s),
+              ["", "MB/s", "range MB/s", "seconds", "client CPU s",
+               "serve CPU s", "worker CPU s", "of it hashing"], rows)
+        rrows = []
+        for name, a, b in (
+                ("put / socat", "put", "socat"),
+                ("put / (socat + fsync)", "put", "socat_sync"),
+                ("get / socat", "get", "socat"),
+                ("put / (hashing copy + fsync)", "put", "verify_sync"),
+                ("get / hashing copy", "get", "verify"),
+                ("put / scp upload", "put", "scp_up"),
+                ("get / scp download", "get", "scp_down"),
+                ("put / SHA-256 rate", "put", "sha"),
+                ("get / SHA-256 rate", "get", "sha"),
+                ("put wss / put ws", "put_tls", "put"),
+                ("get wss / get ws", "get_tls", "get"),
+                ("put wss / TLS loopback (socat)", "put_tls", "tls"),
+                ("get wss / TLS loopback (socat)", "get_tls", "tls")):
+            rrows.append([name, fmt(ratio(self.mbps(a), self.mbps(b)),
+                                    "%.2fx")])
+        table("throughput ratios (sandd / other, and wss / ws; >1 means the "
+              "first is faster; from the medians)", ["", "ratio"], rrows)
+
+    def explain(self):
+        """How the file figures were taken, under the tables."""
+        print("  (how: each round runs socat, socat over TLS, the hashing "
+              "copy, sandd put, sandd get, sandd put and get over wss:// "
+              "and the SHA-256 pass, in that order, each copy deleted at "
+              "once, so all write into the same reused page-cache memory; "
+              "round 1 of %d is a warm-up and not reported. MB/s and "
+              "seconds: the median time of the other %d rounds; range "
+              "MB/s: slowest-fastest of those rounds; CPU s: the median of "
+              "each column on its own. scp: one run each, after the "
+              "rounds, as it is slow)" % (ROUNDS + 1, ROUNDS))
+        print("  (put: from the request line until the reply, which comes "
+              "after the worker fsync'd and renamed the file, so compare it "
+              "with socat + fsync; get: until the final reply, payloads "
+              "written to a local file by this Python client (its CPU is in "
+              "the table); socat -b %d; socat over TLS: the server "
+              "certificate of the wss:// cluster, OpenSSL's defaults; scp: "
+              "default cipher, one new SSH connection each, sftp mode; all "
+              "on one machine, source file in the page cache)" % SOCAT_BLOCK)
+        print("  (SHA-256: hashlib over the source file in 1 MiB reads, one "
+              "core. sandd's worker hashes every byte it writes or reads "
+              "(each put and get reply carries the sha256), and one SHA-256 "
+              "stream cannot be split across cores, so a verified transfer "
+              "cannot beat this rate; it can only come near it if the "
+              "hashing overlaps the I/O, otherwise hash and I/O times add "
+              "up. The hashing copy is the plain copy doing what sandd "
+              "must: socat sends, and one Python process receives in 1 MiB "
+              "reads, hashes and writes each piece (and fsyncs, for the "
+              "second row). The worker hashes on its own thread "
+              "(sandd-hash; 'of it hashing' is that thread's share of the "
+              "worker's CPU), so on a machine of its own a worker's pace is "
+              "set by the larger of its two threads, not by their sum; on "
+              "this 2-core machine all processes share the cores)")
+        if self.tcl:
+            print("  (wss://: a second serve and worker on 127.0.0.1, "
+                  "started for the rounds only and stopped before scp, "
+                  "whose worker link is TLS (serve --tls-cert/--tls-key, "
+                  "worker --ca and a wss:// URL; no client certificate); "
+                  "negotiated: %s -- OpenSSL's default cipher suites, as "
+                  "sandd sets none (seen by Python's ssl, %s, with default "
+                  "settings on the same listener); server certificate ECDSA "
+                  "P-256 signed by a throwaway self-signed test CA made with "
+                  "the openssl CLI; same machine, same file, same rounds. "
+                  "Only the serve-worker link is encrypted: this client "
+                  "still talks to serve over its Unix control socket)"
+                  % (self.tls_how, ssl.OPENSSL_VERSION))
+        for n in self.notes:
+            print("  " + n)
+
+
+def file_section(cl, rep, work):
+    run = FileRun(cl, rep, work)
+    try:
+        run.rounds()
+        run.scp()
+    finally:
+        rm(run.src)
+    run.tables()
+    rep.files = {k: run.mbps(k) for k in (
+        "put", "get", "put_tls", "get_tls", "socat", "socat_sync", "tls",
+        "verify", "verify_sync", "scp_up", "scp_down", "sha")}
+    run.explain()
+
+
+def cp_section(cl, rep, work):
+    """`sandd cp` up against a raw put of the same file, taking turns."""
+    size = CP_MB * 1024 * 1024
+    src = os.path.join(work, "cp-src.bin")
+    dst = os.path.join(work, "cp-dst.bin")
+    times = {"cp": [], "put": []}
+    title = ("sandd cp of %d MiB up vs a raw put of the same file: median "
+             "of %d rounds after 1 warm-up round" % (CP_MB, ROUNDS))
+    try:
+        make_file(src, size)
+        want = file_sha256(src)
+        for rnd in range(ROUNDS + 1):
+            t_put = sandd_put(cl.control, src, dst, size, want)
+            rm(dst)
+            t_cp = sandd_cp_up(cl.control, src, dst, size, want)
+            rm(dst)
+            if rnd > 0:
+                times["put"].append(t_put)
+                times["cp"].append(t_cp)
+    except NotAvailable as e:
+        print("\n%s\n  n/a (%s)" % (title, e))
+        return
+    except Exception as e:
+        print("\n%s\n  n/a (error: %s)" % (title, first_line(e)))
+        return
+    finally:
+        rm(src)
+        rm(dst)
+    cp, put = statistics.median(times["cp"]), statistics.median(times["put"])
+    rep.cp = (cp, put)
+    mb = size / 1e6
+    table(title, ["", "seconds", "MB/s", "range s"], [
+        ["sandd cp FILE w:PATH", fmt(cp, "%.2f"), fmt(mb / cp, "%.0f"),
+         "%.2f-%.2f" % (min(times["cp"]), max(times["cp"]))],
+        ["raw put (this client, sendfile)", fmt(put, "%.2f"),
+         fmt(mb / put, "%.0f"),
+         "%.2f-%.2f" % (min(times["put"]), max(times["put"]))],
+        ["ratio cp / raw put", fmt(ratio(cp, put), "%.2fx"), "", ""]])
+    print("  (cp: the whole command, a stat of the target first, the "
+          "client's own SHA-256 of the file compared with the worker's; "
+          "raw put: the request line, the file by sendfile, the reply)")
+
+
+def load_avg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def summary(rep, load0, load1):
+    """Issue 15's rows that are this run's, each by its yardstick."""
+    e, f = rep.execs, rep.files
     rows = []
-    for name, k in (("sandd put (raw payload)", "put"),
-                    ("sandd get (raw events)", "get"),
-                    ("sandd put over wss:// (%s)" % tls_ver, "put_tls"),
-                    ("sandd get over wss:// (%s)" % tls_ver, "get_tls"),
-                    ("socat TCP 127.0.0.1 file->file", "socat"),
-                    ("socat, then fsync of the copy", "socat_sync"),
-                    ("socat to a receiver that hashes (SHA-256) and "
-                     "writes", "verify"),
-                    ("the same, then fsync of the copy", "verify_sync"),
-                    ("scp upload (private sshd), 1 run", "scp_up"),
-                    ("scp download (private sshd), 1 run", "scp_down"),
-                    ("SHA-256 of the file (%s, one core)" % sha_impl,
-                     "sha")):
-        rows.append([name] + cells(k) + cpu_cells(k))
-    table("file transfer of %d MiB of random data, loopback: median of %d "
-          "rounds after 1 warm-up round (MB/s = 10^6 bytes/s; generated in "
-          "%.1fs, rounds took %.1fs)" % (FILE_MB, ROUNDS, gen, rounds_s),
-          ["", "MB/s", "range MB/s", "seconds", "client CPU s",
-           "serve CPU s", "worker CPU s", "of it hashing"], rows)
-    rrows = []
-    for name, a, b in (("put / socat", "put", "socat"),
-                       ("put / (socat + fsync)", "put", "socat_sync"),
-                       ("get / socat", "get", "socat"),
-                       ("put / (hashing copy + fsync)", "put", "verify_sync"),
-                       ("get / hashing copy", "get", "verify"),
-                       ("put / scp upload", "put", "scp_up"),
-                       ("get / scp download", "get", "scp_down"),
-                       ("put / SHA-256 rate", "put", "sha"),
-                       ("get / SHA-256 rate", "get", "sha"),
-                       ("put wss / put ws", "put_tls", "put"),
-                       ("get wss / get ws", "get_tls", "get")):
-        rrows.append([name, fmt(ratio(mbps(a), mbps(b)), "%.2fx")])
-    table("throughput ratios (sandd / other, and wss / ws; >1 means the "
-          "first is faster; from the medians)", ["", "ratio"], rrows)
-    print("  (how: each round runs socat, the hashing copy, sandd put, "
-          "sandd get, sandd put and get over wss:// and the SHA-256 pass, "
-          "in that order, each "
-          "copy deleted at once, so all write into the same reused "
-          "page-cache memory; round 1 of %d is a warm-up and not reported. "
-          "MB/s and seconds: the median time of "
-          "the other %d rounds; range MB/s: slowest-fastest of those rounds; "
-          "CPU s: the median of each column on its own. scp: one run each, "
-          "after the rounds, as it is slow)" % (ROUNDS + 1, ROUNDS))
-    print("  (put: from the request line until the reply, which comes after "
-          "the worker fsync'd and renamed the file, so compare it with "
-          "socat + fsync; get: until the final reply, payloads written to a "
-          "local file by this Python client (its CPU is in the table); "
-          "socat -b %d; scp: default cipher, one new SSH connection each, "
-          "sftp mode; all on one machine, source file in the page cache)"
-          % SOCAT_BLOCK)
-    print("  (SHA-256: hashlib over the source file in 1 MiB reads, one "
-          "core. sandd's worker hashes every byte it writes or reads (each "
-          "put and get reply carries the sha256), and one SHA-256 stream "
-          "cannot be split across cores, so a verified transfer cannot beat "
-          "this rate; it can only come near it if the hashing overlaps the "
-          "I/O, otherwise hash and I/O times add up. The hashing copy is "
-          "the plain copy doing what sandd must: socat sends, and one "
-          "Python process receives in 1 MiB reads, hashes and writes each "
-          "piece (and fsyncs, for the second row). The worker hashes on "
-          "its own thread (sandd-hash; 'of it hashing' is that thread's "
-          "share of the worker's CPU), so on a machine of its own a "
-          "worker's pace is set by the larger of its two threads, not by "
-          "their sum; on this 2-core machine all processes share the cores)")
-    if tcl:
-        print("  (wss://: a second serve and worker on 127.0.0.1, started "
-              "for the rounds only and stopped before scp, whose worker link "
-              "is TLS (serve --tls-cert/--tls-key, worker --ca and a wss:// "
-              "URL; no client certificate); negotiated: %s -- OpenSSL's "
-              "default cipher suites, as sandd sets none (seen by Python's "
-              "ssl, %s, with default settings on the same listener); server "
-              "certificate ECDSA P-256 signed by a throwaway self-signed test "
-              "CA made with the openssl CLI; same machine, same file, same "
-              "rounds. Only the serve-worker link is encrypted: this client "
-              "still talks to serve over its Unix control socket)"
-              % (tls_how, ssl.OPENSSL_VERSION))
-    for n in notes:
-        print("  " + n)
+
+    def add(path, a, ya, yname, r, target, good):
+        met = "-" if r is None else ("yes" if good(r) else "no")
+        rows.append([path, a, "%s %s" % (yname, ya), fmt(r, "%.2fx"),
+                     target, met])
+
+    def lat(k):
+        return e[k][0] if e.get(k) else None
+
+    def per_s(k):
+        return e[k][0] if e.get(k) else None
+
+    add("exec true, p50 round trip", fmt(lat("sandd"), "%.2f ms"),
+        fmt(lat("spawn"), "%.2f ms"), "local posix_spawn+wait",
+        ratio(lat("sandd"), lat("spawn")), "<= 1.25x", lambda r: r <= 1.25)
+    add("exec true, %d in flight" % CONC, fmt(per_s("sandd_tc"), "%.0f/s"),
+        fmt(per_s("spawn_tc"), "%.0f/s"), "local",
+        ratio(per_s("sandd_tc"), per_s("spawn_tc")), ">= 1.0x",
+        lambda r: r >= 1.0)
+    mbs = lambda k: fmt(f.get(k), "%.0f MB/s")
+    for what, k, yk, yname, target, lim in (
+            ("put", "put", "socat_sync", "socat+fsync", ">= 0.9x", 0.9),
+            ("put", "put", "scp_up", "scp", ">= 3x", 3.0),
+            ("get", "get", "verify", "hashing copy", ">= 0.8x", 0.8),
+            ("get", "get", "scp_down", "scp", ">= 3x", 3.0),
+            ("put over wss://", "put_tls", "tls", "TLS loopback", ">= 0.5x",
+             0.5),
+            ("get over wss://", "get_tls", "tls", "TLS loopback", ">= 0.5x",
+             0.5)):
+        add("%s %d MiB" % (what, FILE_MB), mbs(k), mbs(yk), yname,
+            ratio(f.get(k), f.get(yk)), target,
+            lambda r, lim=lim: r >= lim)
+    cp, put = rep.cp if rep.cp else (None, None)
+    add("sandd cp %d MiB up" % CP_MB, fmt(cp, "%.2f s"), fmt(put, "%.2f s"),
+        "raw put", ratio(cp, put), "<= 1.1x", lambda r: r <= 1.1)
+    table("issue 15, this run's rows: sandd by its yardstick from the same "
+          "run (load average %s before, %s after)" % (load0, load1),
+          ["path", "sandd", "yardstick", "ratio", "target", "met"], rows)
 
 
 def clients_section():
@@ -1197,6 +1410,8 @@ def main():
     t_start = time.monotonic()
     print("sandd benchmark")
     machine()
+    load0 = load_avg()
+    print("load average (1, 5, 15 min): %s" % load0)
     print("counts: exec N=%d (+%d warm-up), throughput %ds at 1 and %d in "
           "flight, file %d MiB x %d rounds (+1 warm-up)" % (
               N, WARMUP, SECONDS, CONC, FILE_MB, ROUNDS))
@@ -1215,6 +1430,7 @@ def main():
         exec_section(cl, rep)
         workspace_section(cl)
         file_section(cl, rep, work)
+        cp_section(cl, rep, work)
         import bench_pty
         # The PTY section has a time budget of its own.
         signal.alarm(signal.alarm(0) + bench_pty.BUDGET)
@@ -1223,6 +1439,10 @@ def main():
               ["after", "serve", "worker"],
               [[s, fmt_kib(a), fmt_kib(b)] for s, a, b in rep.rss])
         clients_section()
+        import bench_herd
+        signal.alarm(bench_herd.WATCHDOG)
+        bench_herd.herd_section()
+        summary(rep, load0, load_avg())
     except Watchdog as e:
         print("stopped: %s" % e)
     finally:

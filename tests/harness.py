@@ -13,6 +13,7 @@ environment marker is killed too; daemon logs are kept for failure output).
 
 Beyond the API in the brief:
     h.T(s)                      scale a deadline by $SANDD_TEST_TIMEOUT
+    h.MEM(kib)                  scale a bound on RSS growth for an ASan build
     h.ok(r) / h.err(r, code)    assert a final reply; return it
     h.out(msg, "stdout")        bytes of a text/bytes field (or its _b64)
     h.is_final(msg)             "ok" present and not an event
@@ -71,6 +72,16 @@ TEST_TIMEOUT = 120
 def T(seconds):
     """Scale a deadline by $SANDD_TEST_TIMEOUT."""
     return seconds * SCALE
+
+
+# An AddressSanitizer build holds freed memory in quarantine and adds
+# shadow pages: the same run's RSS grows about three times as much.
+SANITIZED = os.path.basename(SANDD).endswith("-asan")
+
+
+def MEM(kib):
+    """Scale a bound on RSS growth for a sanitizer build."""
+    return kib * 3 if SANITIZED else kib
 
 
 class Skip(Exception):
@@ -561,6 +572,8 @@ class Proxy:
         c.start_worker("w1", url=p.url)    # the worker dials the proxy
         p.drop()                           # cut every current connection
         p.refuse(True) / p.refuse(False)   # close new connections at once
+        p.record = True                    # keep what workers send in
+                                           # p.upstream (bytes, all links)
     """
 
     def __init__(self, target_port, scheme="ws"):
@@ -577,6 +590,8 @@ class Proxy:
         self.refusing = False
         self.closed = False
         self.accepted = 0
+        self.record = False
+        self.upstream = bytearray()
         self._threading = threading
         t = threading.Thread(target=self._accept_loop, daemon=True)
         t.start()
@@ -600,16 +615,20 @@ class Proxy:
             with self.lock:
                 self.conns.append((a, b))
                 self.accepted += 1
-            for src, dst in ((a, b), (b, a)):
-                self._threading.Thread(target=self._pump, args=(src, dst),
+            for src, dst, up in ((a, b, True), (b, a, False)):
+                self._threading.Thread(target=self._pump,
+                                       args=(src, dst, up),
                                        daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, up=False):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if up and self.record:
+                    with self.lock:
+                        self.upstream += data
                 dst.sendall(data)
         except OSError:
             pass
@@ -618,6 +637,34 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def frames(self):
+        """(opcode, payload) of each WebSocket frame recorded so far from
+        workers (one link: the bytes after its upgrade request)."""
+        with self.lock:
+            buf = bytes(self.upstream)
+        i = buf.find(b"\r\n\r\n")
+        i = len(buf) if i < 0 else i + 4
+        out = []
+        while i + 2 <= len(buf):
+            op, n, i0 = buf[i] & 0x0f, buf[i + 1] & 0x7f, i
+            masked = buf[i + 1] & 0x80
+            i += 2
+            if n >= 126:
+                k = 2 if n == 126 else 8
+                n = int.from_bytes(buf[i:i + k], "big")
+                i += k
+            key = buf[i:i + 4] if masked else None
+            i += 4 if masked else 0
+            if i + n > len(buf):
+                i = i0
+                break
+            data = buf[i:i + n]
+            if key:
+                data = bytes(x ^ key[j % 4] for j, x in enumerate(data))
+            out.append((op, data))
+            i += n
+        return out
 
     def drop(self):
         """Cut every connection now (both sides see the link die)."""
@@ -1001,8 +1048,11 @@ class _TestTimeout(Exception):
     pass
 
 
+_bound = [TEST_TIMEOUT]     # of the test running; fn.timeout overrides
+
+
 def _alarm(signum, frame):
-    raise _TestTimeout("test took longer than %ss" % T(TEST_TIMEOUT))
+    raise _TestTimeout("test took longer than %ss" % T(_bound[0]))
 
 
 def _print_logs(clusters):
@@ -1039,7 +1089,8 @@ def run_main(ns):
         del _CLUSTERS[:]
         t0 = time.monotonic()
         status, detail = "PASS", ""
-        signal.alarm(int(T(TEST_TIMEOUT)) + 1)
+        _bound[0] = getattr(fn, "timeout", TEST_TIMEOUT)
+        signal.alarm(int(T(_bound[0])) + 1)
         try:
             fn()
         except Skip as e:

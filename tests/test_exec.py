@@ -2,6 +2,7 @@
 half-close, cancel on close, the text/bytes rule."""
 
 import base64
+import json
 import os
 import re
 import time
@@ -298,6 +299,51 @@ def test_stream_sends_started_then_output_events():
         assert so == "a\nc\n" and se == "b\n", evs
         for e in evs[1:]:
             assert e["worker"] == "w1", e
+
+
+def _recorded_worker(c):
+    """Start worker w1 dialing through a recording proxy; the proxy."""
+    p = c.proxy()
+    p.record = True
+    c.start_worker("w1", url=p.url)
+    return p
+
+
+def _wire_messages(p, until):
+    """The worker's frames once one of its text messages contains until:
+    a list of decoded JSON objects and ("binary", stream) tuples."""
+    def done():
+        return any(op == 1 and until in d for op, d in p.frames())
+    h.wait_for(done, timeout=10, what=until.decode())
+    return [json.loads(d) if op == 1 else ("binary", d[0])
+            for op, d in p.frames() if op in (1, 2)]
+
+
+def test_buffered_exec_costs_no_started_message_and_reply_has_pid():
+    with h.Cluster(workers={}) as c:
+        p = _recorded_worker(c)
+        r = h.ok(_exec(c, cmd="echo hi"))
+        assert r["stdout"] == "hi\n" and r["exit_code"] == 0, r
+        assert isinstance(r["pid"], int) and r["pid"] > 0, r
+        msgs = _wire_messages(p, b'"t":"end"')
+        kinds = [m.get("t") for m in msgs if isinstance(m, dict)]
+        assert "end" in kinds and "started" not in kinds, kinds
+
+
+def test_stream_started_goes_on_the_wire_before_any_output():
+    with h.Cluster(workers={}) as c:
+        p = _recorded_worker(c)
+        evs, fin = c.connect().call_events({
+            "op": "exec", "worker": "w1", "stream": True,
+            "cmd": "echo a; echo b >&2"})
+        h.ok(fin)
+        assert evs[0]["event"] == "started", evs
+        msgs = _wire_messages(p, b'"t":"end"')
+        first = [i for i, m in enumerate(msgs) if m == ("binary", 1) or
+                 m == ("binary", 2) or
+                 (isinstance(m, dict) and m.get("t") == "started")]
+        assert first and isinstance(msgs[first[0]], dict), msgs
+        assert msgs[first[0]]["pid"] == evs[0]["pid"], (msgs, evs)
 
 
 def test_stream_final_reply_has_no_output_fields():
@@ -881,9 +927,12 @@ def test_close_cancel_sends_term_then_kill():
     with h.Cluster() as c:
         ctl = c.connect()
         mark = os.path.join(c.tmp, "got-term")
+        # The pid file is written once the trap is set: a TERM that came
+        # before it would kill the shell without a trace.
         path, cmd = _pidfile_cmd(
-            c, "pid", "exec 2>/dev/null; trap 'echo term > %s' TERM; "
-            "while :; do sleep 0.1; done" % mark)
+            c, "pid", "while :; do sleep 0.1; done")
+        cmd = "exec 2>/dev/null; trap 'echo term > %s' TERM; %s" % (
+            mark, cmd)
         ctl.send({"op": "exec", "worker": "w1", "cmd": cmd, "timeout": 60,
                   "stream": True})
         pid = _read_pid(path)

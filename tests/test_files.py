@@ -389,30 +389,31 @@ def test_big_transfers_do_not_starve_other_streams():
         assert r["sha256"] == want and r["size"] == GiB, r
 
 
-def test_1gib_round_trip_fast_and_with_flat_memory():
+def test_1gib_round_trip_keeps_every_byte_with_flat_memory():
+    # Bytes, digest and memory only: how fast is for `make bench` (its
+    # put/get rows), as a loaded machine must not fail this test.
     with h.Cluster() as c:
         ctl = c.connect()
         content = Content(GiB)
         want = content.sha256()
         path = os.path.join(c.tmp, "big")
-        t0 = time.monotonic()
         r = h.ok(put_raw(ctl, path, content))
-        t1 = time.monotonic()
         assert r["size"] == GiB and r["sha256"] == want, r
         g, sha, n, _, _ = get_raw(ctl, path)
-        t2 = time.monotonic()
         h.ok(g)
         assert n == GiB and sha == want and g["sha256"] == want
         serve = vm_hwm_kib(c.serve.pid)
         worker = vm_hwm_kib(c.workers["w1"].pid)
-        print("    1 GiB: put %.0f MB/s, get %.0f MB/s; peak RSS serve "
-              "%d KiB, worker %d KiB" % (GiB / 1e6 / (t1 - t0),
-                                         GiB / 1e6 / (t2 - t1), serve,
-                                         worker))
+        print("    1 GiB: peak RSS serve %d KiB, worker %d KiB" % (serve,
+                                                                  worker))
         if not SANITIZED:
             assert serve < 64 * 1024, "serve peak RSS %d KiB" % serve
             assert worker < 64 * 1024, "worker peak RSS %d KiB" % worker
-        assert t2 - t0 < h.T(60), "1 GiB round trip took %.1fs" % (t2 - t0)
+
+
+# Only a bound on a hang: an ASan build on a busy 2-core machine took
+# 122 s for the round trip.
+test_1gib_round_trip_keeps_every_byte_with_flat_memory.timeout = 600
 
 
 def test_every_byte_value_inline_and_raw():

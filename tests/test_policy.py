@@ -277,6 +277,20 @@ def test_allow_session_with_a_disallowed_program_is_denied():
         assert "hello" in text, text
 
 
+def test_allow_default_session_is_checked_as_the_shell_it_runs():
+    # The login shell's argv[0] is "-bash"; the rule names the program.
+    shell = ME.pw_shell or "/bin/sh"
+    with h.Cluster(workers={}) as c:
+        c.start_worker("w1", args=["--allow", shell])
+        ctl = c.connect()
+        text, _ = _session_text(ctl, {"env": {}}, "")
+        c.stop_worker("w1")
+        c.start_worker("w1", args=["--allow", "/bin/echo *"])
+        msg = _denied(ctl.call({"op": "session.open", "worker": "w1",
+                                "attach": False}), shell)
+        assert "-" + os.path.basename(shell) not in msg, msg
+
+
 def test_allow_rule_with_an_unclosed_quote_is_refused_at_start():
     r = h.run_sandd(["worker", "--server-url", "ws://127.0.0.1:1/ws",
                      "--id", "w1", "--state-dir", "/tmp",

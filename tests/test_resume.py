@@ -1154,6 +1154,100 @@ def test_herd_controller_restart():
                     pass
 
 
+def _retry_after(port):
+    """Open a connection to the listener: the Retry-After of its 503, or
+    None if it was let in (then it is closed)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=h.T(10))
+    try:
+        s.settimeout(0.5)
+        got = b""
+        try:
+            while b"\r\n\r\n" not in got:
+                b = s.recv(4096)
+                if not b:
+                    break
+                got += b
+        except socket.timeout:
+            return None
+        m = re.search(rb"^Retry-After: (\d+)\r$", got, re.M)
+        assert got.startswith(b"HTTP/1.1 503") and m, got[:200]
+        return int(m.group(1))
+    finally:
+        s.close()
+
+
+def _hold_slot(port):
+    """An idle connection that holds its address's one admission slot
+    (one refused because another still held it, such as the harness's
+    probe of the listener, is dropped and made again)."""
+    import socket
+    deadline = time.monotonic() + h.T(10)
+    while True:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(0.3)
+        try:
+            s.recv(1)
+        except socket.timeout:
+            return s
+        s.close()
+        assert time.monotonic() < deadline, "no slot to hold"
+        time.sleep(0.1)
+
+
+def test_503_retry_after_grows_with_the_queue():
+    """With the one slot of an address held, each refused connection is
+    told to come back later than the one before it: its turn comes after
+    theirs, at the rate the controller finishes handshakes."""
+    with _cluster(serve_ping=[], worker_ping=[], serve_args=[
+            "--max-handshakes-per-addr", "1", "--handshake-rate", "5"]) as c:
+        hold = _hold_slot(c.port)
+        try:
+            waits = [_retry_after(c.port) for _ in range(30)]
+        finally:
+            hold.close()
+        print("Retry-After of 30 refusals in a row: %r" % waits)
+        assert min(waits[:5]) <= 2, waits
+        assert max(waits[-5:]) >= min(waits[:5]) + 2, waits
+        assert max(waits) <= 30, waits
+
+
+def _dial_gap(log):
+    """Seconds from the worker's 'link: lost' to the outcome of its next
+    dial (on loopback, a refused connect is told at once)."""
+    lost = None
+    for line in log.splitlines():
+        t = _stamp(line)
+        if t is None:
+            continue
+        if "link: lost" in line:
+            lost = t
+        elif lost is not None and any(e in line for e in _DIAL_EVENTS):
+            return (t - lost) % 86400
+    return None
+
+
+def test_worker_dials_again_within_a_second_of_losing_its_controller():
+    """A worker that had to wait out a few 503s first (so its backoff has
+    grown) loses the controller it was registered with: its next dial
+    comes within the first second, not after its backoff."""
+    with _cluster(serve_ping=[], worker_ping=[], serve_args=[
+            "--max-handshakes-per-addr", "1"]) as c:
+        hold = _hold_slot(c.port)
+        c.start_worker("w1", wait=False)
+        h.wait_for(lambda: c.log("worker-w1").count("answered 503") >= 2,
+                   timeout=20, what="two 503s")
+        hold.close()
+        c.wait_worker("w1", timeout=30)
+        c.stop_server(signal.SIGKILL)
+        h.wait_for(lambda: _dial_gap(c.log("worker-w1")) is not None,
+                   timeout=10, what="a dial after the loss")
+        gap = _dial_gap(c.log("worker-w1"))
+        print("503s before: %d; dial %.2fs after the loss" % (
+            c.log("worker-w1").count("answered 503"), gap))
+        assert gap < 1.0 + h.T(0.5), "dialed %.2fs after the loss" % gap
+
+
 def test_put_256_mib_survives_link_cuts_intact():
     """A raw put of 256 MiB crosses two resets of the worker's link: the
     reply comes once, the file on disk has the same SHA-256."""

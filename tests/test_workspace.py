@@ -390,6 +390,25 @@ def test_isolate_denies_the_host_and_its_network():
         assert h.out(wexec(ctl, "only", "echo in")) == b"in\n"
 
 
+def test_a_workspace_env_is_held_to_allow_env():
+    # With --allow, a request may not set LD_PRELOAD; a workspace's env
+    # reaches every command in it, so it may not either.
+    with h.Cluster(workers={"w1": {}}, worker_args=(
+            "--isolate", "--allow", "/bin/ls *", "--allow",
+            "/usr/bin/env", "--allow-env", "FOO")) as c:
+        ctl = c.connect()
+        r = ctl.call({"op": "workspace.create", "worker": "w1",
+                      "name": "evil", "env": {"LD_PRELOAD": "/workspace/x"}})
+        h.err(r, "denied")
+        assert "LD_PRELOAD" in r["error"]["message"], r
+        r = ctl.call({"op": "workspace.list", "worker": "w1"})
+        assert [w["name"] for w in h.ok(r)["workspaces"]] == [], r
+        create(ctl, "good", env={"FOO": "bar"})
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "workspace": "good",
+                           "argv": ["/usr/bin/env"]}, timeout=h.T(60)))
+        assert b"FOO=bar\n" in h.out(r), r
+
+
 def test_allow_host_network_lets_a_workspace_use_it():
     with h.Cluster(workers={"w1": {}},
                    worker_args=("--isolate", "--allow-host-network")) as c:

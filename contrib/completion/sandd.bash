@@ -63,6 +63,7 @@ _sandd_options()
 		    --tls-cert --tls-key --tls-client-ca --tls-any-id
 		    --resume-window --ping-interval --ping-timeout --max-line
 		    --max-output --max-handshakes --max-handshakes-per-addr
+		    --handshake-rate
 		    --metrics-token-file --metrics-listen --acl --rate
 		    --max-inflight --max-conns --audit --record --ws-mask
 		    --syslog -v --verbose -h --help"
@@ -130,6 +131,7 @@ _sandd_takes_arg()
 	--session-linger|--listen|--control|--control-mode|\
 	--resume-window|--ping-interval|--ping-timeout|--max-line|\
 	--max-output|--max-handshakes|--max-handshakes-per-addr|--state-dir|\
+	--handshake-rate|\
 	--metrics-token-file|--metrics-listen|--acl|--rate|--max-inflight|\
 	--max-conns|--audit|--record|--allow-env|--max-jobs|--max-sessions|\
 	--max-workspaces|--max-workspace-memory|--max-workspace-pids|\

@@ -109,13 +109,15 @@ test_v2(void)
 		return;
 	CHECK(strcmp(cgroup_path(ws, CG_MEMORY), cgroup_path(ws, CG_TRACK)) ==
 	    0);
-	CHECK(strstr(cgroup_path(ws, CG_MEMORY), pp("/svc/sandd-u1/@P/ws-0")) != NULL);
+	CHECK(strstr(cgroup_path(ws, CG_MEMORY),
+	    pp("/svc/sandd-u1/@P/ws-0")) != NULL);
 	CHECK(cgroup_set_limits(ws, 64 << 20, 50, 0.5, &cause) == 0);
-	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.max")), "67108864") ==
-	    0);
-	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.swap.max")), "0") ==
-	    0);
-	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/pids.max")), "50") == 0);
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.max")),
+	    "67108864") == 0);
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/memory.swap.max")),
+	    "0") == 0);
+	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/pids.max")),
+	    "50") == 0);
 	CHECK(strcmp(get(root, pp("svc/sandd-u1/@P/ws-0/cpu.max")),
 	    "50000 100000") == 0);
 	put(root, pp("svc/sandd-u1/@P/ws-0/memory.current"), "12345\n");
@@ -161,21 +163,24 @@ test_v1(void)
 	CHECK(ws != NULL);
 	if (ws == NULL)
 		return;
-	CHECK(strstr(cgroup_path(ws, CG_MEMORY), pp("/memory/a/sandd-u2/@P/ws-3")) !=
-	    NULL);
+	CHECK(strstr(cgroup_path(ws, CG_MEMORY),
+	    pp("/memory/a/sandd-u2/@P/ws-3")) != NULL);
 	CHECK(strcmp(cgroup_path(ws, CG_PIDS), cgroup_path(ws, CG_TRACK)) ==
 	    0);
 	CHECK(cgroup_set_limits(ws, 1 << 20, 7, 2, &cause) == 0);
-	CHECK(strcmp(get(root, pp("memory/a/sandd-u2/@P/ws-3/memory.limit_in_bytes")),
+	CHECK(strcmp(get(root,
+	    pp("memory/a/sandd-u2/@P/ws-3/memory.limit_in_bytes")),
 	    "1048576") == 0);
-	CHECK(strcmp(get(root, pp("pids/sandd-u2/@P/ws-3/pids.max")), "7") == 0);
+	CHECK(strcmp(get(root, pp("pids/sandd-u2/@P/ws-3/pids.max")),
+	    "7") == 0);
 	CHECK(strcmp(get(root, pp("cpu/sandd-u2/@P/ws-3/cpu.cfs_quota_us")),
 	    "200000") == 0);
 	CHECK(strcmp(get(root, pp("cpu/sandd-u2/@P/ws-3/cpu.cfs_period_us")),
 	    "100000") == 0);
 	put(root, pp("memory/a/sandd-u2/@P/ws-3/memory.oom_control"),
 	    "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
-	put(root, pp("memory/a/sandd-u2/@P/ws-3/memory.usage_in_bytes"), "777\n");
+	put(root, pp("memory/a/sandd-u2/@P/ws-3/memory.usage_in_bytes"),
+	    "777\n");
 	CHECK(cgroup_oom_kills(ws) == 4);
 	CHECK(cgroup_memory_used(ws) == 777);
 	cgroup_free(ws, 0);
@@ -206,8 +211,8 @@ test_hybrid(void)
 	if (job == NULL)
 		return;
 	CHECK(cgroup_path(job, CG_MEMORY) == NULL);
-	CHECK(strstr(cgroup_path(job, CG_TRACK), pp("/unified/sandd-u3/@P/job-9")) !=
-	    NULL);
+	CHECK(strstr(cgroup_path(job, CG_TRACK),
+	    pp("/unified/sandd-u3/@P/job-9")) != NULL);
 	cgroup_free(job, 0);
 	cgroup_shutdown();
 }

@@ -152,8 +152,8 @@ test_request(void)
 
 	/* A request line alone is a whole head; other methods parse too. */
 	check_prefixes("GET /health HTTP/1.1\r\n\r\n", 1);
-	check_prefixes("POST /x?y=1&z=%20 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-	    1);
+	check_prefixes("POST /x?y=1&z=%20 HTTP/1.1\r\n"
+	    "Content-Length: 0\r\n\r\n", 1);
 }
 
 static void
@@ -266,14 +266,16 @@ test_malformed(void)
 
 	for (s = bad_requests; *s != NULL; s++) {
 		r = parse(&msg, *s, strlen(*s), 1, &used);
-		CHECKF(r == -1, "request %.60s: got %d", esc(*s, strlen(*s)), r);
+		CHECKF(r == -1, "request %.60s: got %d", esc(*s, strlen(*s)),
+		    r);
 		CHECKF(msg_empty(&msg), "request left fields set");
 		if (r == 1)
 			http_msg_clear(&msg);
 	}
 	for (s = bad_responses; *s != NULL; s++) {
 		r = parse(&msg, *s, strlen(*s), 0, &used);
-		CHECKF(r == -1, "response %.60s: got %d", esc(*s, strlen(*s)), r);
+		CHECKF(r == -1, "response %.60s: got %d", esc(*s, strlen(*s)),
+		    r);
 		CHECKF(msg_empty(&msg), "response left fields set");
 		if (r == 1)
 			http_msg_clear(&msg);

@@ -48,7 +48,8 @@ ref_decode(const uint8_t *p, int n)
 
 #define REF_OK		0	/* all whole sequences */
 #define REF_PARTIAL	1	/* ends with the start of a valid sequence */
-#define REF_DEADTAIL	2	/* ends with a cut sequence that can't be valid */
+/* ends with a cut sequence that can't be valid */
+#define REF_DEADTAIL	2
 #define REF_BAD		3	/* an invalid sequence before the end */
 
 /* Reference scan; *k is where the cut-off tail starts (len if none). */
@@ -474,8 +475,9 @@ test_json_get_errors(void)
 		if (r == 1 && cases[i].ret == 1)
 			CHECKF(evbuffer_get_length(b) == cases[i].len &&
 			    (cases[i].len == 0 || memcmp(evbuffer_pullup(b,
-			    -1), cases[i].bytes, cases[i].len) == 0), "%s: got %zu bytes %s",
-			    cases[i].json, evbuffer_get_length(b),
+			    -1), cases[i].bytes, cases[i].len) == 0),
+			    "%s: got %zu bytes %s", cases[i].json,
+			    evbuffer_get_length(b),
 			    hex(evbuffer_pullup(b, -1),
 			    evbuffer_get_length(b)));
 		if (cases[i].ret == -1)

@@ -1,0 +1,54 @@
+/*
+ * test_admit.c: admission control (server-admit.c): the bound in all and
+ * per address, Retry-After from the queue, the slots given back.
+ */
+#include "stubs.h"
+
+int
+main(void)
+{
+	const char	*why;
+	int		 ra, last, first = 0, i, n = 0;
+
+	ev_base = event_base_new();
+	serve_opts.max_handshakes = 4;
+	serve_opts.max_handshakes_addr = 2;
+	serve_opts.handshake_rate = 10;
+
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
+	/* A third from the same address waits; another address does not. */
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == -1);
+	CHECK(why != NULL && strstr(why, "address") != NULL);
+	CHECK(ra >= 1);
+	CHECK(server_admit_enter("10.0.0.2", &why, &ra) == 0);
+	CHECK(server_admit_enter("::1", &why, &ra) == 0);
+	CHECK(server_admit_busy() == 4);
+	/* All slots held: anyone waits, each later than the one before. */
+	CHECK(server_admit_enter("10.0.0.9", &why, &ra) == -1);
+	CHECK(why != NULL && strcmp(why, "too many handshakes") == 0);
+	last = ra;
+	for (i = 0; i < 40; i++) {
+		CHECK(server_admit_enter("10.0.0.9", &why, &ra) == -1);
+		CHECKF(ra >= last, "refusal %d: %d after %d", i, ra, last);
+		if (i == 0)
+			first = ra;
+		if (ra > last)
+			n++;
+		last = ra;
+	}
+	/* 4 in progress and 41 told to come back, at 10 a second. */
+	CHECKF(first <= 2 && last >= 4, "first %d, last %d", first, last);
+	CHECK(n >= 3);
+	CHECK(last <= SERVER_RETRY_AFTER_MAX);
+
+	server_admit_leave("10.0.0.1", 1);
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
+	server_admit_leave("10.0.0.1", 1);
+	server_admit_leave("10.0.0.1", 0);
+	server_admit_leave("10.0.0.2", 1);
+	server_admit_leave("::1", 1);
+	CHECK(server_admit_busy() == 0);
+	CHECK(server_admit_rate() >= SERVER_ADMIT_MIN_RATE);
+	return (unit_done("test_admit"));
+}
