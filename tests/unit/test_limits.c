@@ -8,7 +8,7 @@
 #include "stubs.h"
 
 /* The ceilings most cases run under. */
-static const struct ws_limits ceil = { 100 << 20, 100, 2, };
+static const struct ws_limits ceil = { 100 << 20, 100, 2, 1 << 30 };
 
 /* Parse text as a create request; the code (NULL when it passed). */
 static const char *
@@ -45,7 +45,9 @@ test_bad_values_are_bad_requests(void)
 		"{\"memory\": 9223372036854775807}",
 		"{\"cpu\": -1}", "{\"cpu\": 0}", "{\"cpu\": -0.0}",
 		"{\"cpu\": 1025}", "{\"cpu\": \"1\"}", "{\"cpu\": [1]}",
-		"{\"cpu\": 1e308}", NULL
+		"{\"cpu\": 1e308}", "{\"disk\": 16777215}",
+		"{\"disk\": 0}", "{\"disk\": -1}", "{\"disk\": \"1G\"}",
+		"{\"disk\": 16777216.5}", NULL
 	};
 	struct ws_limits	 none, l;
 	const char		*code;
@@ -68,7 +70,7 @@ test_past_a_ceiling_is_limit(void)
 {
 	static const char *over[] = {
 		"{\"pids\": 101}", "{\"memory\": 104857601}",
-		"{\"cpu\": 2.01}", NULL
+		"{\"cpu\": 2.01}", "{\"disk\": 1073741825}", NULL
 	};
 	struct ws_limits	 l;
 	const char		*code;
@@ -95,10 +97,13 @@ test_good_values_and_defaults(void)
 	/* Unasked: the ceiling. */
 	CHECK(parse("{}", &ceil, &l) == NULL);
 	CHECK(l.pids == 100 && l.memory == 100 << 20 && l.cpu == 2);
+	CHECK(l.disk == 1 << 30);
+	CHECK(parse("{\"disk\": 16777216}", &ceil, &l) == NULL);
+	CHECK(l.disk == 16 << 20);
 	/* No ceiling, nothing asked: no limit. */
 	memset(&none, 0, sizeof none);
 	CHECK(parse("{\"network\": \"none\"}", &none, &l) == NULL);
-	CHECK(l.pids == 0 && l.memory == 0 && l.cpu == 0);
+	CHECK(l.pids == 0 && l.memory == 0 && l.cpu == 0 && l.disk == 0);
 }
 
 static void
@@ -107,6 +112,7 @@ test_clamp_lowers_to_the_ceilings(void)
 	struct ws_limits	 l;
 	char			*what = NULL;
 
+	memset(&l, 0, sizeof l);
 	l.memory = 200 << 20;
 	l.pids = 0;
 	l.cpu = 1;
