@@ -232,6 +232,8 @@ def test_workspace_cannot_read_another_workspaces_files():
     for args, what in (((), "disk.img"),
                        (("--max-workspace-disk", "none"),
                         "workspace/secret")):
+        if not h.DISKS and what == "disk.img":
+            continue
         with h.Cluster(workers={"w1": {}}, worker_args=args) as c:
             ctl = c.connect()
             create(ctl, "wa")
@@ -473,14 +475,14 @@ def test_destroy_ends_every_process_and_leaves_no_mount():
               % (m, m))
         h.wait_for(lambda: pids_with(m), h.T(5), what="the process")
         folder = os.path.join(c.tmp, "state", "w1", "workspaces")
-        loops = loops_of(folder)
-        assert len(loops) == 1, loops
-        assert mounts_with(loops[0] + " ")
+        loops = loops_of(folder) if h.DISKS else []
+        assert len(loops) == (1 if h.DISKS else 0), loops
+        assert mounts_with(loops[0] + " " if loops else folder)
         h.ok(ctl.call({"op": "workspace.destroy", "worker": "w1",
                        "workspace": "gone"}))
         assert pids_with(m) == []
         assert mounts_with(folder) == []
-        assert mounts_with(loops[0] + " ") == []
+        assert not loops or mounts_with(loops[0] + " ") == []
         # Its loop device lets go of the image once nothing holds it.
         h.wait_for(lambda: loops_of(folder) == [], h.T(10),
                    what="the loop device to let go")
