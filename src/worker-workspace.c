@@ -1206,6 +1206,12 @@ ws_load(const char *slotname)
 	const char		*name;
 	int			 slotfd;
 
+	/*
+	 * First the slot: a folder even without a usable meta.json has
+	 * files of its uid range, which no other workspace may get.
+	 */
+	if (ws_load_slot(slotname, &slotfd) == -1)
+		return;
 	xasprintf(&path, "%s/workspaces/%s/meta.json", state_folder(),
 	    slotname);
 	m = json_load_file(path, 0, &jerr);
@@ -1214,10 +1220,7 @@ ws_load(const char *slotname)
 	if (m == NULL || name == NULL || !util_valid_id(name)) {
 		log_warnx("%s: workspaces/%s: no usable meta.json", __func__,
 		    slotname);
-		json_decref(m);
-		return;
-	}
-	if (ws_load_slot(slotname, &slotfd) == -1) {
+		close(slotfd);	/* it stays taken while the folder is */
 		json_decref(m);
 		return;
 	}
