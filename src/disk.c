@@ -51,6 +51,10 @@
 static const char *disk_mkfs_paths[] = { "/usr/sbin/mkfs.ext4",
     "/sbin/mkfs.ext4", "/usr/bin/mkfs.ext4", "/bin/mkfs.ext4", NULL };
 static const char *disk_cp_paths[] = { "/usr/bin/cp", "/bin/cp", NULL };
+static const char *disk_fsck_paths[] = { "/usr/sbin/e2fsck", "/sbin/e2fsck",
+    NULL };
+static const char *disk_resize_paths[] = { "/usr/sbin/resize2fs",
+    "/sbin/resize2fs", NULL };
 
 /* The first of paths that can be run, or NULL. */
 static const char *
@@ -177,6 +181,52 @@ disk_make(const char *path, uint64_t size, uid_t uid, gid_t gid,
 		    status, status == -1 ? strerror(errno) :
 		    disk_first_line(err));
 		unlink(path);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Run argv (argv[0] one of paths); -1 with *cause unless it exits 0. */
+static int
+disk_tool(const char **paths, char **argv, int ok, char **cause)
+{
+	char	err[DISK_ERR_MAX];
+	int	status;
+
+	if ((argv[0] = (char *)disk_find(paths)) == NULL) {
+		xasprintf(cause, "no %s in /usr/sbin or /sbin",
+		    strrchr(paths[0], '/') + 1);
+		return (-1);
+	}
+	status = disk_run(argv, err, sizeof err);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) > ok) {
+		xasprintf(cause, "%s failed (status %d): %s", argv[0],
+		    status, status == -1 ? strerror(errno) :
+		    disk_first_line(err));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Shrink the image path (not attached) to size bytes: check its file
+ * system, shrink it, then the file. A file system that holds more than
+ * size stays as it was. -1 with *cause.
+ */
+int
+disk_shrink(const char *path, uint64_t size, char **cause)
+{
+	char	 kib[32];
+	char	*fsck[] = { NULL, "-f", "-p", (char *)path, NULL };
+	char	*resize[] = { NULL, (char *)path, kib, NULL };
+
+	snprintf(kib, sizeof kib, "%lluK", (unsigned long long)size / 1024);
+	/* e2fsck -p: 1 is "errors corrected", still a sound file system */
+	if (disk_tool(disk_fsck_paths, fsck, 1, cause) == -1 ||
+	    disk_tool(disk_resize_paths, resize, 0, cause) == -1)
+		return (-1);
+	if (truncate(path, (off_t)size) == -1) {
+		xasprintf(cause, "truncate %s: %s", path, strerror(errno));
 		return (-1);
 	}
 	return (0);

@@ -250,8 +250,9 @@ ws_disk_detach(struct workspace *ws)
 /*
  * Does ws's disk keep to the worker's bound? A workspace found again
  * may have been made without one (--max-workspace-disk none) or with a
- * larger one: it does not start (a file system cannot be bounded or
- * shrunk under what it holds), its files stay for a destroy --keep.
+ * larger one that holds too much to shrink: it does not start (a folder
+ * cannot be bounded, a file system not shrunk under what it holds), its
+ * files stay for a destroy --keep.
  */
 static int
 ws_disk_check(struct workspace *ws, char **cause)
@@ -1122,21 +1123,36 @@ ws_load_slot(const char *slotname, int *fd)
 
 /*
  * The disk of a workspace found again: what its folder holds, not what
- * its meta.json says (the size of its image; 0 if it is a folder).
+ * its meta.json says (the size of its image; 0 if it is a folder). An
+ * image past today's ceiling is shrunk to it where what it holds fits.
  */
 static uint64_t
 ws_load_disk(struct workspace *ws)
 {
 	struct stat	 sb;
-	char		*img;
-	int		 r;
+	uint64_t	 max = worker_opts.ws_max_disk;
+	char		*img, *cause = NULL;
 
 	xasprintf(&img, "%s/disk.img", ws->folder);
-	r = lstat(img, &sb);
+	if (lstat(img, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		free(img);
+		return (0);
+	}
+	if (max > 0 && (uint64_t)sb.st_size > max && ws_disk_why == NULL) {
+		if (disk_shrink(img, max, &cause) == 0) {
+			log_warnx("workspace %s: disk shrunk from %lld to %llu "
+			    "(--max-workspace-disk)", ws->name,
+			    (long long)sb.st_size, (unsigned long long)max);
+			sb.st_size = (off_t)max;
+		} else {
+			log_warnx("workspace %s: disk of %lld cannot shrink to "
+			    "%llu: %s", ws->name, (long long)sb.st_size,
+			    (unsigned long long)max, cause);
+			free(cause);
+		}
+	}
 	free(img);
-	if (r == 0 && S_ISREG(sb.st_mode))
-		return (sb.st_size > 0 ? (uint64_t)sb.st_size : 1);
-	return (0);
+	return (sb.st_size > 0 ? (uint64_t)sb.st_size : 1);
 }
 
 /*

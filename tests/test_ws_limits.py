@@ -369,6 +369,25 @@ def test_a_restarted_worker_holds_saved_workspaces_to_todays_bounds():
         with open(meta_of(c, "ed")) as f:
             m = json.load(f)
         assert (m["memory"], m["pids"]) == (128 * MB, 50), m
+        if not h.DISKS:
+            return
+        # A lower disk ceiling: the image shrinks to it, files kept...
+        wexec(ctl, "ed", "head -c 4M /dev/urandom > /workspace/f; "
+              "md5sum /workspace/f > /workspace/f.md5")
+        c.stop_worker("w1")
+        c.start_worker("w1", args=("--max-workspace-disk", "24M"))
+        size, _ = df(ctl, "ed")
+        assert size <= 24 * 1024, size
+        r = wexec(ctl, "ed", "md5sum -c /workspace/f.md5")
+        assert h.out(r) == b"/workspace/f: OK\n", r
+        # ...unless it holds more: then the workspace does not start.
+        wexec(ctl, "ed", "head -c 12M /dev/zero > /workspace/g")
+        c.stop_worker("w1")
+        c.start_worker("w1", args=("--max-workspace-disk", "16M"))
+        r = ctl.call({"op": "exec", "worker": "w1", "workspace": "ed",
+                      "cmd": "true"}, timeout=h.T(30))
+        h.err(r, "internal")
+        assert "over worker w1's ceiling" in r["error"]["message"], r
 
 
 def test_a_folder_workspace_does_not_start_where_disks_are_bounded():
