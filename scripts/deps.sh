@@ -12,7 +12,7 @@ set -eu
 PACKAGES="build-essential gcc make clang pkg-config libevent-dev libssl-dev
 libjansson-dev libwslay-dev libseccomp-dev libclang-rt-14-dev python3
 python3-setuptools python3-wheel python3-venv socat mandoc openssl procps
-iproute2 asciinema"
+iproute2 asciinema e2fsprogs"
 BENCH_PACKAGES="openssh-server openssh-client"
 
 usage() {

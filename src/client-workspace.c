@@ -18,6 +18,7 @@ workspace_create(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "pids", required_argument, NULL, 'p' },
 		{ "cpu", required_argument, NULL, 'c' },
+		{ "disk", required_argument, NULL, 'd' },
 		{ "network", required_argument, NULL, 'n' },
 		{ "env", required_argument, NULL, 'e' },
 		CLIENT_LONGOPTS_COMMON,
@@ -31,7 +32,7 @@ workspace_create(int argc, char **argv)
 	int	 ch;
 
 	req = json_pack("{s:s}", "op", "workspace.create");
-	while ((ch = getopt_long(argc, argv, "+S:m:p:c:n:e:h", longopts,
+	while ((ch = getopt_long(argc, argv, "+S:m:p:c:d:n:e:h", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'm':
@@ -51,6 +52,12 @@ workspace_create(int argc, char **argv)
 			if (*end != '\0' || cpu <= 0)
 				client_die(2, "bad --cpu '%s'", optarg);
 			json_object_set_new(req, "cpu", json_real(cpu));
+			break;
+		case 'd':
+			if (util_parse_size(optarg, &size) != 0)
+				client_die(2, "bad --disk '%s'", optarg);
+			json_object_set_new(req, "disk",
+			    json_integer((json_int_t)size));
 			break;
 		case 'n':
 			json_object_set_new(req, "network",

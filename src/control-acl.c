@@ -74,6 +74,7 @@ static const struct {
 	{ "workspace", ACL_WORKSPACE },
 	{ "*", ACL_ALL },
 	{ "workspaces-only", ACL_WS_ONLY },
+	{ "host-network", ACL_HOST_NET },
 };
 #define ACL_NCLASSES	(sizeof acl_class_names / sizeof acl_class_names[0])
 
@@ -227,8 +228,8 @@ acl_parse_ops(struct acl_rule *ru, char *s, char **cause)
 				break;
 		if (i == ACL_NCLASSES) {
 			xasprintf(cause, "unknown ops '%s' (view, exec, "
-			    "session, files, workspace, *, workspaces-only)",
-			    tok);
+			    "session, files, workspace, *, workspaces-only, "
+			    "host-network)", tok);
 			return (-1);
 		}
 		ru->ops |= acl_class_names[i].bits;
@@ -553,4 +554,28 @@ control_acl_check(struct req *r, int class)
 		return (-1);
 	}
 	return (acl_check_workers(r, ru));
+}
+
+/*
+ * May r's client make a workspace with the host's network? Not under a
+ * workspaces-only rule, unless the rule also says host-network: the
+ * host's network reaches the worker's loopback services and whatever
+ * the worker host may reach, which is what workspaces-only keeps a
+ * tenant from. 0, or -1 after replying denied.
+ */
+int
+control_acl_check_network(struct req *r)
+{
+	const struct acl_rule	*ru;
+
+	if (acl_current == NULL || control_acl_privileged(r->client) ||
+	    (ru = acl_rule_of(r->client)) == NULL)
+		return (0);
+	if ((ru->ops & ACL_WS_ONLY) && !(ru->ops & ACL_HOST_NET)) {
+		req_error(r, "denied", "rule %s:%d is workspaces-only: a "
+		    "workspace with network \"host\" needs host-network in "
+		    "its ops", acl_current->file, ru->line);
+		return (-1);
+	}
+	return (0);
 }

@@ -115,6 +115,8 @@ static const struct req_field f_ws_create[] = {
 	"a number of bytes, at least 1048576" },
 	{ "pids", FIELD_COUNT, 0, 1, 4194304, NULL },
 	{ "cpu", FIELD_ANY, 0, 0, 0, NULL },
+	{ "disk", FIELD_COUNT, 0, WS_MIN_DISK, FIELD_MAX_BYTES,
+	"a number of bytes, at least 16777216" },
 	{ "env", FIELD_ENV, 0, 0, 0, "an object mapping names to strings" },
 	F_END
 };

@@ -50,7 +50,7 @@ void
 control_workspace_create(struct req *r)
 {
 	static const char *pass[] = { "network", "memory", "pids", "cpu",
-	    "env", NULL };
+	    "disk", "env", NULL };
 	const char	**f, *net = req_string(r, "network");
 	json_t		*msg, *v, *cpu = req_field(r, "cpu");
 
@@ -60,6 +60,9 @@ control_workspace_create(struct req *r)
 		    "or \"host\"");
 		return;
 	}
+	if (net != NULL && strcmp(net, "host") == 0 &&
+	    control_acl_check_network(r) == -1)
+		return;
 	if (cpu != NULL && (!json_is_number(cpu) ||
 	    json_number_value(cpu) <= 0 || json_number_value(cpu) > 1024)) {
 		req_error(r, "bad_request", "field 'cpu' must be a number of "

@@ -10,19 +10,20 @@
  * reconfigure its network or rename its host. As the host's root, the
  * init builds the file system: a read-only tmpfs root with the host's
  * top-level folders bound in read-only (nosuid, nodev), a private
- * writable /workspace (the worker's folder of the workspace) and /tmp,
- * its own /proc, a minimal /dev with a private devpts, and /run,
- * /var/run, /home, /root and the worker's state folder empty. It pivots
- * into that root and execs the sandd binary afresh (through a descriptor
- * opened before) as "sandd-init", with no other argument and an empty
- * environment, so that nothing of the worker (its argv, environment,
- * memory) is left in it. Then it moves into a new user namespace that
- * the worker maps to the workspace's own host uid range (0 inside is
- * the range's first id), takes uid and gid 0 there, drops every
- * supplementary group, and becomes not dumpable (so nothing inside can
- * ptrace it or read its memory). It runs in a group of its own, tracked
- * but outside the workspace's limits, so it answers however busy or
- * full the workspace is.
+ * writable /workspace (the workspace's disk, see disk.c) and /tmp
+ * (a tmpfs as large as the workspace's memory), its own /proc, a
+ * minimal /dev with a private devpts, and /run, /var/run, /home, /root
+ * and the worker's state folder empty. It pivots into that root and
+ * execs the sandd binary afresh (through a descriptor opened before) as
+ * "sandd-init", with no other argument and an empty environment, so
+ * that nothing of the worker (its argv, environment, memory) is left in
+ * it. Then it moves into a new user namespace that the worker maps to
+ * the workspace's own host uid range (0 inside is the range's first
+ * id), takes uid and gid 0 there, drops every supplementary group, and
+ * becomes not dumpable (so nothing inside can ptrace it or read its
+ * memory). It runs in a group of its own, tracked but outside the
+ * workspace's limits, so it answers however busy or full the workspace
+ * is.
  *
  * The init then serves the worker's file operations (ns_file_open): it
  * opens paths as the workspace sees them, with its credentials, through
@@ -81,6 +82,9 @@
 #define NS_FILE_BATCH	16	/* answers read per callback */
 #define NS_FILE_QUEUE	256	/* requests queued for one init, at most */
 #define NS_PATH_MAX	4096
+#define NS_TMP_DEFAULT	(256ULL * 1024 * 1024)	/* /tmp, no memory limit */
+#define NS_TMP_INODE	4096	/* bytes of /tmp per inode */
+#define NS_TMP_INODES_MIN 1024
 
 /* The stages of a start that can fail, for the message. */
 enum ns_stage {
@@ -162,6 +166,8 @@ struct ns_plan {
 	int	 n;
 	char	*mk[8];			/* folders made in the root */
 	char	*proc, *dev, *pts, *tmp, *work;
+	char	*tmpopts;		/* /tmp's mount options */
+	char	*lostfound;		/* the disk's lost+found */
 	char	*varrun;		/* NULL unless a folder to cover */
 	char	*hide;			/* the state folder, NULL if none */
 	char	*devs[6];
@@ -285,6 +291,27 @@ ns_child_dev(struct ns_plan *p)
 	    MS_NOSUID | MS_NOEXEC, NULL));
 }
 
+/*
+ * /workspace: the workspace's disk, or its folder bound in. A new disk's
+ * lost+found goes (fsck makes it again where it needs it).
+ */
+static int
+ns_child_work(struct ns_plan *p)
+{
+	if (p->cfg->disk != NULL) {
+		if (mount(p->cfg->disk, p->work, "ext4", MS_NOSUID | MS_NODEV,
+		    "noinit_itable,discard") == -1)
+			return (-1);
+		(void)rmdir(p->lostfound);
+		return (0);
+	}
+	if (mount(p->cfg->work, p->work, NULL, MS_BIND, NULL) == -1 ||
+	    mount(NULL, p->work, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID |
+	    MS_NODEV, NULL) == -1)
+		return (-1);
+	return (0);
+}
+
 /* Build the new root at p->root and pivot into it. */
 static int
 ns_child_root(struct ns_plan *p)
@@ -300,11 +327,9 @@ ns_child_root(struct ns_plan *p)
 			return (-1);
 	if (mount("proc", p->proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 	    NULL) == -1 || mount("tmpfs", p->tmp, "tmpfs", MS_NOSUID |
-	    MS_NODEV, "mode=1777") == -1 || ns_child_dev(p) == -1)
+	    MS_NODEV, p->tmpopts) == -1 || ns_child_dev(p) == -1)
 		return (-1);
-	if (mount(p->cfg->work, p->work, NULL, MS_BIND, NULL) == -1 ||
-	    mount(NULL, p->work, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID |
-	    MS_NODEV, NULL) == -1)
+	if (ns_child_work(p) == -1)
 		return (-1);
 	if (p->varrun != NULL && mount("tmpfs", p->varrun, "tmpfs",
 	    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") == -1)
@@ -636,6 +661,8 @@ ns_plan_free(struct ns_plan *p)
 	free(p->dev);
 	free(p->pts);
 	free(p->tmp);
+	free(p->tmpopts);
+	free(p->lostfound);
 	free(p->work);
 	free(p->varrun);
 	free(p->hide);
@@ -696,6 +723,25 @@ ns_plan_top(struct ns_plan *p)
 	closedir(d);
 }
 
+/*
+ * /tmp is a tmpfs, memory that the worker's own writes (a put) are
+ * charged for, not the workspace: bound it to size bytes (the
+ * workspace's memory), and its inodes, one per page of it.
+ */
+static void
+ns_plan_tmp(struct ns_plan *p, uint64_t size)
+{
+	uint64_t	inodes;
+
+	if (size == 0)
+		size = NS_TMP_DEFAULT;
+	inodes = size / NS_TMP_INODE;
+	if (inodes < NS_TMP_INODES_MIN)
+		inodes = NS_TMP_INODES_MIN;
+	xasprintf(&p->tmpopts, "mode=1777,size=%llu,nr_inodes=%llu",
+	    (unsigned long long)size, (unsigned long long)inodes);
+}
+
 /* Work out everything the init's child does, before the clone. */
 static void
 ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
@@ -718,19 +764,21 @@ ns_plan_make(struct ns_plan *p, const struct ns_config *cfg)
 	xasprintf(&p->dev, "%s/dev", p->root);
 	xasprintf(&p->pts, "%s/dev/pts", p->root);
 	xasprintf(&p->tmp, "%s/tmp", p->root);
+	ns_plan_tmp(p, cfg->tmp_size);
 	xasprintf(&p->work, "%s/workspace", p->root);
+	xasprintf(&p->lostfound, "%s/lost+found", p->work);
 	for (i = 0; i < 6; i++)
 		xasprintf(&p->devs[i], "%s/dev/%s", p->root, devs[i]);
 	if (lstat("/var/run", &sb) == 0 && S_ISDIR(sb.st_mode))
 		xasprintf(&p->varrun, "%s/var/run", p->root);
-	/* The state folder, if it shows through a folder bound in. */
+	/* The state folder, if it is (or is below) a folder bound in. */
 	if (cfg->hide != NULL && (real = realpath(cfg->hide, NULL)) != NULL) {
 		for (i = 0; i < (size_t)p->n; i++) {
 			size_t	l = strlen(p->src[i]);
 
 			if (p->isdir[i] && p->link[i] == NULL &&
 			    strncmp(real, p->src[i], l) == 0 &&
-			    real[l] == '/') {
+			    (real[l] == '/' || real[l] == '\0')) {
 				xasprintf(&p->hide, "%s%s", p->root, real);
 				break;
 			}

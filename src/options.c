@@ -88,6 +88,12 @@ opts_store(const char *cmd, const struct opt_spec *o, void *base,
 			break;
 		*(int *)p = (int)n;
 		return;
+	case OPT_SIZE_NONE:
+		if (strcmp(arg, "none") == 0) {
+			*(size_t *)p = 0;
+			return;
+		}
+		/* FALLTHROUGH */
 	case OPT_SIZE:
 		if (util_parse_size(arg, &z) != 0 || z < (size_t)o->min ||
 		    (o->max != 0 && z > (size_t)o->max))

@@ -182,4 +182,22 @@
 #define LINK_RESOLVE_RETRY_S	2	/* after a failed resolution */
 #define LINK_MAX		64	/* links of one worker */
 
+/*
+ * Workspace limits: the range a request's must be in (the controller and
+ * the worker check alike), and the worker's default ceilings, the limits
+ * of a workspace that asks for none. 1 MiB is about the least a shell
+ * starts in; 4194304 is Linux's most pids; an ext4 of 16 MiB still has
+ * room next to its journal. 1024 processes hold a parallel build; 2 GiB
+ * a compiler or a package manager (a quarter of the host's memory where
+ * that is less); 10 GiB of disk a checkout with its dependencies, and
+ * costs only what is written (a sparse image).
+ */
+#define WS_MIN_MEMORY		(1024 * 1024)
+#define WS_MAX_PIDS		4194304
+#define WS_MAX_CPU		1024
+#define WS_MIN_DISK		(16 * 1024 * 1024)
+#define WS_DEFAULT_PIDS		1024
+#define WS_DEFAULT_MEMORY	(2ULL * 1024 * 1024 * 1024)
+#define WS_DEFAULT_DISK		(10ULL * 1024 * 1024 * 1024)
+
 #endif

@@ -154,10 +154,10 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "       sandd workspace list [options]\n"
 	  "       sandd workspace destroy [--keep] worker name",
 	  "create, list and destroy isolated workspaces on workers",
-	  "  --memory BYTES, --pids N, --cpu CORES\n"
+	  "  --memory BYTES, --pids N, --cpu CORES, --disk BYTES\n"
 	  "      create: the workspace's limits (K, M, G suffixes for\n"
-	  "      memory; cpu in cores, such as 0.5). Default: the\n"
-	  "      worker's ceilings, else none.\n"
+	  "      memory and disk; cpu in cores, such as 0.5). Default:\n"
+	  "      the worker's ceilings, else none.\n"
 	  "  --network none|host\n"
 	  "      create: only its own loopback (none, the default), or\n"
 	  "      the host's network.\n"
@@ -168,7 +168,7 @@ static const struct sandd_cmd sandd_cmds[] = {
 	  "  --json\n"
 	  "      list: print JSON instead of a table.\n"
 	  "  --keep\n"
-	  "      destroy: keep the /workspace folder on the worker's disk.\n"
+	  "      destroy: keep /workspace as a folder on the worker's disk.\n"
 	  CLIENT_OPTIONS_COMMON,
 	  SANDD_CMD_CLIENT },
 	{ "workers", client_workers,
@@ -361,11 +361,16 @@ static const struct opt_spec worker_specs[] = {
 	{ "max-workspaces", 0, OPT_INT, WO(max_workspaces), 1, 1000000, "N",
 	  "1 to 1000000", "workspaces at once" },
 	{ "max-workspace-memory", 0, OPT_SIZE, WO(ws_max_memory), 1024 * 1024,
-	  0, "BYTES", "at least 1M", "ceiling of a workspace's memory" },
+	  0, "BYTES", "at least 1M", "ceiling and default of a workspace's "
+	  "memory (2G, or a quarter of the host's if less)" },
 	{ "max-workspace-pids", 0, OPT_INT, WO(ws_max_pids), 1, 4194304, "N",
-	  "1 to 4194304", "ceiling of a workspace's processes" },
+	  "1 to 4194304", "ceiling and default of a workspace's processes "
+	  "(1024)" },
 	{ "max-workspace-cpu", 0, OPT_NUMBER, WO(ws_max_cpu), 0, 1024,
 	  "CORES", "above 0, up to 1024", "ceiling of a workspace's CPU" },
+	{ "max-workspace-disk", 0, OPT_SIZE_NONE, WO(ws_max_disk),
+	  WS_MIN_DISK, 0, "BYTES|none", "at least 16M, or none",
+	  "ceiling and default of a workspace's disk (10G)" },
 	{ "window", 0, OPT_SIZE, WO(window), WIRE_MIN_WINDOW, WIRE_MAX_WINDOW,
 	  "BYTES", "64K to 64M", "output sent ahead of acks, per stream (1M)" },
 	{ "ring-size", 0, OPT_SIZE, WO(ring_size), DEFAULT_RING_SIZE, 0,
@@ -454,6 +459,25 @@ sandd_worker_option(const char *arg)
 	return (opts_known(worker_specs, arg));
 }
 
+/*
+ * The default ceiling of a workspace's memory: WS_DEFAULT_MEMORY, or a
+ * quarter of the host's memory where that is less.
+ */
+static size_t
+worker_default_memory(void)
+{
+	long		pages = sysconf(_SC_PHYS_PAGES);
+	long		size = sysconf(_SC_PAGESIZE);
+	uint64_t	quarter;
+
+	if (pages <= 0 || size <= 0)
+		return (WS_DEFAULT_MEMORY);
+	quarter = (uint64_t)pages / 4 * (uint64_t)size;
+	if (quarter < WS_MIN_MEMORY)
+		return (WS_MIN_MEMORY);
+	return (quarter < WS_DEFAULT_MEMORY ? quarter : WS_DEFAULT_MEMORY);
+}
+
 /* `sandd worker`: options into worker_opts, then run the worker. */
 static int
 sandd_worker(int argc, char **argv)
@@ -471,6 +495,9 @@ sandd_worker(int argc, char **argv)
 	o->session_linger = DEFAULT_SESSION_LINGER;
 	o->ping_interval = DEFAULT_PING_INTERVAL;
 	o->ping_timeout = DEFAULT_PING_TIMEOUT;
+	o->ws_max_memory = worker_default_memory();
+	o->ws_max_pids = WS_DEFAULT_PIDS;
+	o->ws_max_disk = WS_DEFAULT_DISK;
 	o->urls = json_array();
 	o->id = getenv("DAEMON_ID");
 	if (o->id != NULL && *o->id == '\0')

@@ -94,6 +94,7 @@ struct worker_options {
 	size_t		 ws_max_memory;	/* ceilings of a workspace */
 	int		 ws_max_pids;
 	double		 ws_max_cpu;
+	size_t		 ws_max_disk;	/* 0: none */
 };
 extern struct worker_options worker_opts;
 
@@ -115,6 +116,7 @@ struct opt_spec {
 #define OPT_KV		11	/* json_t * object, one KEY=VALUE */
 #define OPT_KVS		12	/* json_t * object, KEY=VALUE,KEY=VALUE */
 #define OPT_HELP	13	/* calls the help */
+#define OPT_SIZE_NONE	14	/* OPT_SIZE, or "none" for 0 */
 	size_t		 off;		/* offsetof its field */
 	long		 min;
 	long		 max;
@@ -630,6 +632,7 @@ void	 control_cmd_init(void);
 #define ACL_WORKSPACE	0x10
 #define ACL_ALL		0x1f
 #define ACL_WS_ONLY	0x100	/* rule: work only inside a workspace */
+#define ACL_HOST_NET	0x200	/* rule: ... and workspaces on the host net */
 int	 control_acl_load(const char *, char **);
 void	 control_acl_free(void);
 int	 control_acl_privileged(struct client *);
@@ -638,6 +641,7 @@ int	 control_acl_covers_id(struct client *, const char *);
 int	 control_acl_owns(struct client *, json_t *);
 int	 control_acl_visible(struct client *, const char *, json_t *);
 int	 control_acl_check(struct req *, int);
+int	 control_acl_check_network(struct req *);
 
 /* control-limit.c */
 int	 control_limit_parse_rate(const char *, char **);
@@ -738,9 +742,21 @@ void	 state_init(void);
 const char *state_folder(void);
 char	*state_read(const char *);
 int	 state_write(const char *, const void *, size_t);
+int	 state_mkdirs(char *, mode_t);
 
 /* worker-workspace.c */
 struct workspace;
+/* What a workspace may take (0: no limit). */
+struct ws_limits {
+	uint64_t	 memory;	/* bytes */
+	int		 pids;		/* processes at once */
+	double		 cpu;		/* cores */
+	uint64_t	 disk;		/* bytes of /workspace */
+};
+int	 workspace_limits_parse(json_t *, const struct ws_limits *,
+	     const char *, struct ws_limits *, const char **, char **);
+int	 workspace_limits_clamp(struct ws_limits *, const struct ws_limits *,
+	     char **);
 void	 workspace_init(void);
 void	 workspace_shutdown(void);
 void	 worker_workspace_create(json_t *);
@@ -893,14 +909,30 @@ int	 seccomp_init_filter(char **);
 int	 seccomp_apply(void);
 void	 seccomp_free_filter(void);
 
+/* wsslot.c */
+#define WSSLOT_DIR	"/var/lib/sandd-slots"	/* host-wide, not an id */
+#define WSSLOT_COUNT	16384
+int	 wsslot_take(const char *, int *, char **);
+int	 wsslot_claim(int, const char *, int *, char **);
+void	 wsslot_give(int, int);
+
+/* disk.c */
+int	 disk_probe(char **);
+int	 disk_make(const char *, uint64_t, uid_t, gid_t, char **);
+int	 disk_attach(const char *, char **, char **);
+int	 disk_shrink(const char *, uint64_t, char **);
+pid_t	 disk_copy_out(const char *, const char *, const char *, char **);
+
 /* ns.c */
 /* How a workspace's init is made. */
 struct ns_config {
 	const char	*hostname;
 	const char	*work;		/* host folder bound at /workspace */
+	const char	*disk;		/* or an ext4 device mounted there */
 	const char	*stage;		/* an empty host folder to build in */
 	const char	*hide;		/* host folder shown empty, or NULL */
 	int		 host_network;
+	uint64_t	 tmp_size;	/* bytes of /tmp (0: a default) */
 	uid_t		 uid;		/* host ids of root inside */
 	gid_t		 gid;
 	unsigned	 count;		/* ids mapped from there */

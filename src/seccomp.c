@@ -9,12 +9,16 @@
  * can be checked); clone may not make namespaces. Left out, as Docker
  * leaves them out: mount and its kin, namespaces (unshare, setns), module
  * loading, kexec, reboot, swap, the kernel keyring, bpf, perf, handles
- * (open_by_handle_at), userfaultfd, clock and time setting, quotas, and
- * personality other than the usual values.
+ * (open_by_handle_at), userfaultfd, clock and time setting, quotas,
+ * personality other than the usual values, uselib, pidfd_getfd (another
+ * process's descriptors) and socket(AF_VSOCK): vsock is not in the
+ * network namespace, so it would reach the host or its hypervisor from
+ * a workspace with network "none".
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -69,7 +73,7 @@ static const char *seccomp_allowed[] = {
 	"mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd",
 	"msync", "munlock", "munlockall", "munmap", "name_to_handle_at",
 	"nanosleep", "newfstatat", "_newselect", "open", "openat",
-	"openat2", "pause", "pidfd_getfd", "pidfd_open", "pidfd_send_signal",
+	"openat2", "pause", "pidfd_open", "pidfd_send_signal",
 	"pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll",
 	"ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2",
 	"prlimit64", "process_mrelease", "pselect6", "pselect6_time64",
@@ -106,8 +110,13 @@ static const char *seccomp_allowed[] = {
 	"ugetrlimit", "umask", "uname", "unlink", "unlinkat", "utime",
 	"utimensat", "utimensat_time64", "utimes", "vfork", "vmsplice",
 	"wait4", "waitid", "waitpid", "write", "writev", "arch_prctl",
-	"modify_ldt", "socket", "uselib", NULL
+	"modify_ldt", NULL
 };
+
+/* socket(2) families refused (Docker's): not bound by a netns. */
+#ifndef AF_VSOCK
+#define AF_VSOCK	40
+#endif
 
 /* Namespaces clone may not make (Docker's mask). */
 #define SECCOMP_NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |	\
@@ -142,6 +151,10 @@ seccomp_rules(scmp_filter_ctx ctx, char **cause)
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
 		    SCMP_SYS(clone3), 0);
+	/* socket: any family but vsock. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_NE, AF_VSOCK, 0));
 	/* personality: the usual values only (Docker's). */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,

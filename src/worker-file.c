@@ -185,8 +185,9 @@ file_fail(struct job *j, const char *code, int err, const char *fmt, ...)
 	x->done = 1;
 	file_close(x);
 	j->out[WIRE_OUT].eof = 1;
-	job_fail(j, code, err, "%s %s on %s: %s", x->op, x->path,
-	    worker_opts.id, detail);
+	job_fail(j, code, err, "%s %s%s%s on %s: %s", x->op, x->path,
+	    j->ws != NULL ? " in workspace " : "", j->ws != NULL ?
+	    workspace_name(j->ws) : "", worker_opts.id, detail);
 	free(detail);
 }
 
@@ -198,11 +199,18 @@ file_fail_outside(struct job *j)
 	    "\"..\" or a symlink)", path_root());
 }
 
-/* An io_error for errno err. */
+/*
+ * An io_error for errno err. A full file system says its errno's name
+ * first: in a workspace it is a bound the put ran into.
+ */
 static void
 file_fail_errno(struct job *j, int err, const char *what)
 {
-	if (what != NULL)
+	if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+		file_fail(j, "io_error", err, "%s%s%s (%s)", what != NULL ?
+		    what : "", what != NULL ? ": " : "", util_errno_name(err),
+		    strerror(err));
+	else if (what != NULL)
 		file_fail(j, "io_error", err, "%s: %s", what, strerror(err));
 	else
 		file_fail(j, "io_error", err, "%s", strerror(err));

@@ -61,7 +61,7 @@ state_default(void)
 }
 
 /* Make dir and its missing parents (mode for the last); -1 with errno. */
-static int
+int
 state_mkdirs(char *dir, mode_t mode)
 {
 	char	*p;

@@ -6,12 +6,13 @@
  *
  * A workspace belongs to the worker. It lives on disk in the worker's
  * state folder as workspaces/SLOT/ (meta.json: name, owner, limits;
- * workspace/: what the workspace sees as /workspace; root/: an empty
- * folder its init builds the root on). SLOT also picks the workspace's
- * own host uid range, SANDD_WS_UID_BASE + SLOT * 65536: a slot is taken
- * by making STATE/slots/SLOT (next to the folders of every worker id
- * with the same --state-dir) and given back when the workspace goes, so
- * no two workspaces share a range. A worker that starts finds the
+ * disk.img: what the workspace sees as /workspace, an ext4 image as
+ * large as its disk limit (see disk.c), or, without a limit, the folder
+ * workspace/; root/: an empty folder its init builds the root on). SLOT
+ * also picks the workspace's own host uid range, SANDD_WS_UID_BASE +
+ * SLOT * 65536: a slot is taken in the host's registry (wsslot.c), whatever
+ * the worker's --state-dir, and given back when the workspace goes, so
+ * no two workspaces of the host share a range. A worker that starts finds the
  * folders again and starts their inits anew; processes never outlive
  * the worker, folders do.
  *
@@ -25,7 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,6 @@
 
 #define SANDD_WS_UID_BASE	0x40000000u	/* host uid of slot 0's root */
 #define SANDD_WS_IDS		65536u		/* ids of a workspace */
-#define SANDD_WS_SLOTS		16384		/* slots in all */
 
 struct workspace {
 	int		 refs;
@@ -44,12 +44,16 @@ struct workspace {
 	char		 name[WORKER_ID_MAX + 1];
 	json_t		*owner;		/* {"uid":N,"controller":ID} */
 	int		 slot;
+	int		 slotfd;	/* its registry file, locked */
 	char		*folder;	/* STATE/ID/workspaces/SLOT */
 	char		 created[32];
 	int		 host_network;
 	uint64_t	 memory;	/* 0: no limit */
 	int		 pids;
 	double		 cpu;
+	uint64_t	 disk;		/* 0: a folder, no bound */
+	int		 loopfd;	/* its loop device, held */
+	char		*loopdev;
 	json_t		*env;
 	struct cgroup	*cg;
 	struct cgroup	*initcg;	/* the init's own: tracked, no limits */
@@ -78,62 +82,23 @@ static TAILQ_HEAD(, ws_destroy) ws_destroys =
     TAILQ_HEAD_INITIALIZER(ws_destroys);
 static int	 ws_ready;	/* the filter is built: workspaces can start */
 static char	*ws_why;	/* why they cannot */
+static char	*ws_disk_why;	/* why disks cannot be bounded, or NULL */
 
 static int	 ws_start(struct workspace *, char **);
 
 /* ---- folders ---- */
 
-/* The folder of the slots shared by the worker ids of one state base. */
+/* The absolute folder of this worker's workspaces (allocated). */
 static char *
-ws_slots_dir(void)
+ws_base(void)
 {
-	char	*copy, *dir;
+	char	*real, *base;
 
-	copy = xstrdup(state_folder());
-	xasprintf(&dir, "%s/slots", dirname(copy));
-	free(copy);
-	return (dir);
-}
-
-/* Take a free slot (a uid range); -1 with errno. */
-static int
-ws_slot_take(void)
-{
-	char	*dir = ws_slots_dir(), *path;
-	int	 slot;
-
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		free(dir);
-		return (-1);
-	}
-	for (slot = 0; slot < SANDD_WS_SLOTS; slot++) {
-		xasprintf(&path, "%s/%d", dir, slot);
-		if (mkdir(path, 0700) == 0) {
-			free(path);
-			free(dir);
-			return (slot);
-		}
-		free(path);
-		if (errno != EEXIST)
-			break;
-	}
-	free(dir);
-	if (slot == SANDD_WS_SLOTS)
-		errno = ENOSPC;
-	return (-1);
-}
-
-/* Give a slot back. */
-static void
-ws_slot_give(int slot)
-{
-	char	*dir = ws_slots_dir(), *path;
-
-	xasprintf(&path, "%s/%d", dir, slot);
-	if (rmdir(path) == -1 && errno != ENOENT)
-		log_warn("%s: rmdir %s", __func__, path);
-	free(path);
-	free(dir);
+	if ((real = realpath(state_folder(), NULL)) == NULL)
+		real = xstrdup(state_folder());
+	xasprintf(&base, "%s/workspaces", real);
+	free(real);
+	return (base);
 }
 
 /* Remove name in folder at and all below it, following no link. */
@@ -188,6 +153,8 @@ ws_save(struct workspace *ws)
 	    json_integer(ws->pids) : json_null());
 	json_object_set_new(m, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
 	    json_null());
+	json_object_set_new(m, "disk", ws->disk > 0 ?
+	    json_integer((json_int_t)ws->disk) : json_null());
 	text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
 	xasprintf(&path, "%s/meta.json", ws->folder);
@@ -232,6 +199,11 @@ workspace_unref(struct workspace *ws)
 		return;
 	cgroup_free(ws->cg, 0);
 	cgroup_free(ws->initcg, 0);
+	if (ws->slotfd != -1)
+		close(ws->slotfd);	/* the slot stays taken */
+	if (ws->loopfd != -1)
+		close(ws->loopfd);
+	free(ws->loopdev);
 	json_decref(ws->owner);
 	json_decref(ws->env);
 	free(ws->folder);
@@ -254,6 +226,84 @@ ws_init_reaped(pid_t pid, int status, void *arg)
 	workspace_unref(ws);
 }
 
+/* The host uid of ws's root (its gid is the same number). */
+static uid_t
+ws_uid(struct workspace *ws)
+{
+	return ((uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
+	    SANDD_WS_IDS));
+}
+
+/* The path of ws's disk image (allocated). */
+static char *
+ws_disk_path(struct workspace *ws)
+{
+	char	*path, *real;
+
+	xasprintf(&path, "%s/disk.img", ws->folder);
+	if ((real = realpath(path, NULL)) == NULL)
+		return (path);
+	free(path);
+	return (real);
+}
+
+/* Hold a loop device of ws's disk, if it has one. -1 with *cause. */
+static int
+ws_disk_attach(struct workspace *ws, char **cause)
+{
+	char	*path;
+
+	if (ws->disk == 0 || ws->loopfd != -1)
+		return (0);
+	path = ws_disk_path(ws);
+	ws->loopfd = disk_attach(path, &ws->loopdev, cause);
+	free(path);
+	if (ws->loopfd == -1)
+		return (-1);
+	log_debug("workspace %s: disk on %s", ws->name, ws->loopdev);
+	return (0);
+}
+
+/* Let go of ws's loop device (it goes once nothing has it mounted). */
+static void
+ws_disk_detach(struct workspace *ws)
+{
+	if (ws->loopfd != -1)
+		close(ws->loopfd);
+	ws->loopfd = -1;
+	free(ws->loopdev);
+	ws->loopdev = NULL;
+}
+
+/*
+ * Does ws's disk keep to the worker's bound? A workspace found again
+ * may have been made without one (--max-workspace-disk none) or with a
+ * larger one that holds too much to shrink: it does not start (a folder
+ * cannot be bounded, a file system not shrunk under what it holds), its
+ * files stay for a destroy --keep.
+ */
+static int
+ws_disk_check(struct workspace *ws, char **cause)
+{
+	uint64_t	max = worker_opts.ws_max_disk;
+
+	if (max == 0 || (ws->disk > 0 && ws->disk <= max))
+		return (0);
+	if (ws->disk == 0)
+		xasprintf(cause, "workspace %s has no disk bound, and worker "
+		    "%s bounds disks to %llu (--max-workspace-disk): destroy "
+		    "it (--keep keeps its files) or start the worker with "
+		    "--max-workspace-disk none", ws->name, worker_opts.id,
+		    (unsigned long long)max);
+	else
+		xasprintf(cause, "workspace %s's disk of %llu is over worker "
+		    "%s's ceiling of %llu (--max-workspace-disk): destroy it "
+		    "(--keep keeps its files) or raise the ceiling", ws->name,
+		    (unsigned long long)ws->disk, worker_opts.id,
+		    (unsigned long long)max);
+	return (-1);
+}
+
 /* Start the workspace's init (its groups must exist). -1 with *cause. */
 static int
 ws_start(struct workspace *ws, char **cause)
@@ -262,6 +312,13 @@ ws_start(struct workspace *ws, char **cause)
 	char			*work, *stage, *why = NULL, name[32];
 	int			 r;
 
+	if (ws_disk_check(ws, cause != NULL ? cause : &why) == -1 ||
+	    ws_disk_attach(ws, cause != NULL ? cause : &why) == -1) {
+		if (why != NULL)
+			log_warnx("workspace %s: %s", ws->name, why);
+		free(why);
+		return (-1);
+	}
 	xasprintf(&work, "%s/workspace", ws->folder);
 	xasprintf(&stage, "%s/root", ws->folder);
 	if (mkdir(stage, 0700) == -1 && errno != EEXIST)
@@ -269,12 +326,13 @@ ws_start(struct workspace *ws, char **cause)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.hostname = ws->name;
 	cfg.work = work;
+	cfg.disk = ws->loopdev;
 	cfg.stage = stage;
 	cfg.hide = worker_opts.state_dir != NULL ? worker_opts.state_dir :
 	    state_folder();
 	cfg.host_network = ws->host_network;
-	cfg.uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
-	    SANDD_WS_IDS);
+	cfg.tmp_size = ws->memory;
+	cfg.uid = ws_uid(ws);
 	cfg.gid = (gid_t)cfg.uid;
 	cfg.count = SANDD_WS_IDS;
 	/*
@@ -329,6 +387,7 @@ ws_alloc(const char *name, int slot)
 	xasprintf(&ws->folder, "%s/workspaces/%d", state_folder(), slot);
 	ws->init.pid = -1;
 	ws->init.pidfd = -1;
+	ws->loopfd = ws->slotfd = -1;
 	return (ws);
 }
 
@@ -422,6 +481,7 @@ workspace_of(json_t *msg, struct workspace **wsp, const char **code,
 	return (0);
 }
 
+
 /* The init of ws, through which its commands and files go. */
 struct ns_init *
 workspace_ns(struct workspace *ws)
@@ -509,42 +569,181 @@ workspace_ooms(struct workspace *ws)
 
 /* ---- workspace.create ---- */
 
-/* The limits asked for, capped by the worker's ceilings; -1 with cause. */
+/*
+ * A limit of msg that must be a whole number from min to max, into *v
+ * (left as it is when absent or null). -1 with *cause.
+ */
 static int
-ws_limits(json_t *msg, struct workspace *ws, char **cause)
+ws_limit_int(json_t *msg, const char *name, json_int_t min, json_int_t max,
+    json_int_t *v, char **cause)
 {
-	json_t	*v;
+	json_t	*j = json_object_get(msg, name);
 
-	if (json_is_integer(v = json_object_get(msg, "memory")))
-		ws->memory = (uint64_t)json_integer_value(v);
-	if (json_is_integer(v = json_object_get(msg, "pids")))
-		ws->pids = (int)json_integer_value(v);
-	if (json_is_number(v = json_object_get(msg, "cpu")))
-		ws->cpu = json_number_value(v);
-	if (worker_opts.ws_max_memory > 0 && ws->memory >
-	    worker_opts.ws_max_memory) {
-		xasprintf(cause, "memory %llu is over the ceiling of worker "
-		    "%s (%zu)", (unsigned long long)ws->memory, worker_opts.id,
-		    worker_opts.ws_max_memory);
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_integer(j) || json_integer_value(j) < min ||
+	    json_integer_value(j) > max) {
+		xasprintf(cause, "field '%s' must be a whole number from %lld "
+		    "to %lld", name, (long long)min, (long long)max);
 		return (-1);
 	}
-	if (worker_opts.ws_max_pids > 0 && ws->pids > worker_opts.ws_max_pids) {
+	*v = json_integer_value(j);
+	return (0);
+}
+
+/* The "cpu" of msg into *cpu: a finite number of cores above 0. */
+static int
+ws_limit_cpu(json_t *msg, double *cpu, char **cause)
+{
+	json_t	*j = json_object_get(msg, "cpu");
+	double	 d;
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	d = json_number_value(j);
+	if (!json_is_number(j) || !isfinite(d) || d <= 0 || d > WS_MAX_CPU) {
+		xasprintf(cause, "field 'cpu' must be a number of cores above "
+		    "0, up to %d", WS_MAX_CPU);
+		return (-1);
+	}
+	*cpu = d;
+	return (0);
+}
+
+/*
+ * The limits a workspace.create (msg) asks for, into *l: each checked
+ * (a value past its range, negative or not a number: *code "bad_request"),
+ * then held to the ceilings ceil of worker id (past one: "limit"); what
+ * is not asked for gets its ceiling. Pure: the worker's own checks, so
+ * that no controller can lift them. -1 with *code and *cause.
+ */
+int
+workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
+    const char *id, struct ws_limits *l, const char **code, char **cause)
+{
+	json_int_t	mem = 0, pids = 0, disk = 0;
+
+	memset(l, 0, sizeof *l);
+	*code = "bad_request";
+	if (ws_limit_int(msg, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
+	    cause) == -1 || ws_limit_int(msg, "pids", 1, WS_MAX_PIDS, &pids,
+	    cause) == -1 || ws_limit_cpu(msg, &l->cpu, cause) == -1 ||
+	    ws_limit_int(msg, "disk", WS_MIN_DISK, FIELD_MAX_BYTES, &disk,
+	    cause) == -1)
+		return (-1);
+	l->memory = (uint64_t)mem;
+	l->pids = (int)pids;
+	l->disk = (uint64_t)disk;
+	*code = "limit";
+	if (ceil->memory > 0 && l->memory > ceil->memory) {
+		xasprintf(cause, "memory %llu is over the ceiling of worker %s "
+		    "(%llu)", (unsigned long long)l->memory, id,
+		    (unsigned long long)ceil->memory);
+		return (-1);
+	}
+	if (ceil->pids > 0 && l->pids > ceil->pids) {
 		xasprintf(cause, "pids %d is over the ceiling of worker %s "
-		    "(%d)", ws->pids, worker_opts.id, worker_opts.ws_max_pids);
+		    "(%d)", l->pids, id, ceil->pids);
 		return (-1);
 	}
-	if (worker_opts.ws_max_cpu > 0 && ws->cpu > worker_opts.ws_max_cpu) {
+	if (ceil->cpu > 0 && l->cpu > ceil->cpu) {
 		xasprintf(cause, "cpu %g is over the ceiling of worker %s (%g)",
-		    ws->cpu, worker_opts.id, worker_opts.ws_max_cpu);
+		    l->cpu, id, ceil->cpu);
 		return (-1);
 	}
-	/* Unasked, a ceiling is the limit. */
-	if (ws->memory == 0)
-		ws->memory = worker_opts.ws_max_memory;
-	if (ws->pids == 0)
-		ws->pids = worker_opts.ws_max_pids;
-	if (ws->cpu == 0)
-		ws->cpu = worker_opts.ws_max_cpu;
+	if (ceil->disk > 0 && l->disk > ceil->disk) {
+		xasprintf(cause, "disk %llu is over the ceiling of worker %s "
+		    "(%llu)", (unsigned long long)l->disk, id,
+		    (unsigned long long)ceil->disk);
+		return (-1);
+	}
+	workspace_limits_clamp(l, ceil, NULL);
+	if (l->disk == 0)
+		l->disk = ceil->disk;
+	return (0);
+}
+
+/*
+ * Hold l to the ceilings ceil: a limit over its ceiling, or none where
+ * there is a ceiling, becomes the ceiling; but not the disk, an image
+ * of its size already. Returns how many changed;
+ * with what, *what says which, as they were (allocated, NULL if none).
+ */
+int
+workspace_limits_clamp(struct ws_limits *l, const struct ws_limits *ceil,
+    char **what)
+{
+	char	*s = NULL, *t;
+	int	 n = 0;
+
+	if (ceil->memory > 0 && (l->memory == 0 || l->memory > ceil->memory)) {
+		xasprintf(&t, "%smemory %llu", s != NULL ? s : "",
+		    (unsigned long long)l->memory);
+		free(s);
+		s = t;
+		l->memory = ceil->memory;
+		n++;
+	}
+	if (ceil->pids > 0 && (l->pids <= 0 || l->pids > ceil->pids)) {
+		xasprintf(&t, "%s%spids %d", s != NULL ? s : "", s != NULL ?
+		    ", " : "", l->pids);
+		free(s);
+		s = t;
+		l->pids = ceil->pids;
+		n++;
+	}
+	if (ceil->cpu > 0 && (!(l->cpu > 0) || l->cpu > ceil->cpu)) {
+		xasprintf(&t, "%s%scpu %g", s != NULL ? s : "", s != NULL ?
+		    ", " : "", l->cpu);
+		free(s);
+		s = t;
+		l->cpu = ceil->cpu;
+		n++;
+	}
+	if (what != NULL)
+		*what = s;
+	else
+		free(s);
+	return (n);
+}
+
+/* The worker's ceilings of a workspace (its options). */
+static void
+ws_ceilings(struct ws_limits *ceil)
+{
+	memset(ceil, 0, sizeof *ceil);
+	ceil->memory = worker_opts.ws_max_memory;
+	ceil->pids = worker_opts.ws_max_pids;
+	ceil->cpu = worker_opts.ws_max_cpu;
+	ceil->disk = worker_opts.ws_max_disk;
+}
+
+/* The limits of a create request into ws; -1 after replying. */
+static int
+ws_limits(json_t *msg, struct workspace *ws)
+{
+	struct ws_limits	 ceil, l;
+	const char		*code;
+	char			*cause = NULL;
+
+	ws_ceilings(&ceil);
+	if (workspace_limits_parse(msg, &ceil, worker_opts.id, &l, &code,
+	    &cause) == -1) {
+		worker_reply_error(msg, code, 0, "%s", cause);
+		free(cause);
+		return (-1);
+	}
+	ws->memory = l.memory;
+	ws->pids = l.pids;
+	ws->cpu = l.cpu;
+	ws->disk = l.disk;
+	if (ws->disk > 0 && ws_disk_why != NULL) {
+		worker_reply_error(msg, "internal", 0, "worker %s cannot bound "
+		    "a workspace's disk: %s (started with --max-workspace-disk "
+		    "none, it makes workspaces without a bound)",
+		    worker_opts.id, ws_disk_why);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -603,21 +802,26 @@ ws_create_check(json_t *msg, const char *name, int host_network)
 	return (0);
 }
 
-/* Make the folders of a new workspace; -1 with *cause. */
+/*
+ * Make the folders of a new workspace, and its disk (or, without a
+ * bound, its folder workspace/); -1 with *cause.
+ */
 static int
 ws_create_folders(struct workspace *ws, char **cause)
 {
 	char	*base, *work;
-	uid_t	 uid = (uid_t)(SANDD_WS_UID_BASE + (unsigned)ws->slot *
-	    SANDD_WS_IDS);
+	uid_t	 uid = ws_uid(ws);
 	int	 r = -1;
 
 	xasprintf(&base, "%s/workspaces", state_folder());
-	xasprintf(&work, "%s/workspace", ws->folder);
+	xasprintf(&work, "%s/%s", ws->folder, ws->disk > 0 ? "disk.img" :
+	    "workspace");
 	if (mkdir(base, 0700) == -1 && errno != EEXIST)
 		xasprintf(cause, "mkdir %s: %s", base, strerror(errno));
 	else if (mkdir(ws->folder, 0700) == -1)
 		xasprintf(cause, "mkdir %s: %s", ws->folder, strerror(errno));
+	else if (ws->disk > 0)
+		r = disk_make(work, ws->disk, uid, (gid_t)uid, cause);
 	else if (mkdir(work, 0755) == -1 || chown(work, uid, (gid_t)uid) == -1)
 		xasprintf(cause, "%s: %s", work, strerror(errno));
 	else
@@ -634,7 +838,8 @@ worker_workspace_create(json_t *msg)
 	struct workspace	*ws;
 	const char		*name, *net;
 	char			 gen[WORKER_ID_MAX + 1], rnd[9], *cause = NULL;
-	int			 slot, host;
+	char			*base;
+	int			 slot, slotfd, host;
 
 	net = json_string_value(json_object_get(msg, "network"));
 	host = net != NULL && strcmp(net, "host") == 0;
@@ -646,13 +851,17 @@ worker_workspace_create(json_t *msg)
 	}
 	if (ws_create_check(msg, name, host) == -1)
 		return;
-	if ((slot = ws_slot_take()) == -1) {
-		worker_reply_error(msg, "limit", errno, "worker %s: no uid "
-		    "range left for a workspace: %s", worker_opts.id,
-		    strerror(errno));
+	base = ws_base();
+	slot = wsslot_take(base, &slotfd, &cause);
+	free(base);
+	if (slot == -1) {
+		worker_reply_error(msg, "limit", 0, "worker %s: no uid range "
+		    "for a workspace: %s", worker_opts.id, cause);
+		free(cause);
 		return;
 	}
 	ws = ws_alloc(name, slot);
+	ws->slotfd = slotfd;
 	ws->owner = json_incref(json_object_get(msg, "owner"));
 	if (ws->owner == NULL)
 		ws->owner = json_object();
@@ -660,10 +869,8 @@ worker_workspace_create(json_t *msg)
 	    json_deep_copy(json_object_get(msg, "env")) : json_object();
 	ws->host_network = host;
 	util_rfc3339(time(NULL), ws->created, sizeof ws->created);
-	if (ws_limits(msg, ws, &cause) == -1) {
-		worker_reply_error(msg, "limit", 0, "%s", cause);
+	if (ws_limits(msg, ws) == -1)
 		goto fail;
-	}
 	if (ws_create_folders(ws, &cause) == -1 || ws_save(ws) == -1 ||
 	    ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
 		worker_reply_error(msg, "internal", 0, "workspace %s on "
@@ -672,8 +879,9 @@ worker_workspace_create(json_t *msg)
 		goto fail;
 	}
 	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
-	log_info("workspace %s: created (slot %d, init pid %ld)", ws->name,
-	    ws->slot, (long)ws->init.pid);
+	log_info("workspace %s: created (slot %d, init pid %ld%s%s)",
+	    ws->name, ws->slot, (long)ws->init.pid, ws->loopdev != NULL ?
+	    ", disk on " : "", ws->loopdev != NULL ? ws->loopdev : "");
 	worker_reply(msg, json_pack("{s:b, s:s}", "ok", 1, "workspace",
 	    ws->name));
 	return;
@@ -683,8 +891,10 @@ fail:
 	ws->cg = NULL;
 	cgroup_free(ws->initcg, CGROUP_KILL);
 	ws->initcg = NULL;
+	ws_disk_detach(ws);
 	ws_rmtree(ws->folder);
-	ws_slot_give(slot);
+	wsslot_give(slot, ws->slotfd);
+	ws->slotfd = -1;
 	workspace_unref(ws);
 }
 
@@ -698,14 +908,17 @@ ws_json(struct workspace *ws)
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:O, s:i, s:I}", "worker",
 	    worker_opts.id, "workspace", ws->name, "created_at", ws->created,
-	    "network", ws->host_network ? "host" : "none", "owner", ws->owner, "processes", cgroup_count(ws->cg),
-	    "memory_used", (json_int_t)cgroup_memory_used(ws->cg));
+	    "network", ws->host_network ? "host" : "none", "owner",
+	    ws->owner, "processes", cgroup_count(ws->cg), "memory_used",
+	    (json_int_t)cgroup_memory_used(ws->cg));
 	json_object_set_new(o, "memory", ws->memory > 0 ?
 	    json_integer((json_int_t)ws->memory) : json_null());
 	json_object_set_new(o, "pids", ws->pids > 0 ? json_integer(ws->pids) :
 	    json_null());
 	json_object_set_new(o, "cpu", ws->cpu > 0 ? json_real(ws->cpu) :
 	    json_null());
+	json_object_set_new(o, "disk", ws->disk > 0 ?
+	    json_integer((json_int_t)ws->disk) : json_null());
 	return (o);
 }
 
@@ -723,54 +936,162 @@ worker_workspace_list(json_t *msg)
 	    list));
 }
 
+/* Where a kept /workspace of ws goes: STATE/ID/kept/NAME.SLOT.TIME. */
+static char *
+ws_kept_path(struct workspace *ws, const char *suffix)
+{
+	char	*kept, *to;
+
+	xasprintf(&kept, "%s/kept", state_folder());
+	if (mkdir(kept, 0700) == -1 && errno != EEXIST)
+		log_warn("%s: mkdir %s", __func__, kept);
+	xasprintf(&to, "%s/%s.%d.%lld%s", kept, ws->name, ws->slot,
+	    (long long)time(NULL), suffix);
+	free(kept);
+	return (to);
+}
+
 /* Keep ws's /workspace folder: move it to STATE/ID/kept/. */
 static char *
 ws_keep(struct workspace *ws)
 {
-	char	*kept, *from, *to;
+	char	*from, *to;
 
-	xasprintf(&kept, "%s/kept", state_folder());
 	xasprintf(&from, "%s/workspace", ws->folder);
-	xasprintf(&to, "%s/%s.%d.%lld", kept, ws->name, ws->slot,
-	    (long long)time(NULL));
-	if ((mkdir(kept, 0700) == -1 && errno != EEXIST) ||
-	    rename(from, to) == -1) {
+	to = ws_kept_path(ws, "");
+	if (rename(from, to) == -1) {
 		log_warn("%s: keep %s", __func__, from);
 		free(to);
 		to = NULL;
 	}
-	free(kept);
 	free(from);
 	return (to);
 }
 
-/* The destroy's processes are gone: remove or keep its files, answer. */
-static void
-ws_destroy_done(struct ws_destroy *d)
+/* Keep ws's disk image as it is: move it to STATE/ID/kept/. */
+static char *
+ws_keep_image(struct workspace *ws)
 {
-	struct workspace	*ws = d->ws;
-	char			*kept = NULL;
-	json_t			*reply;
+	char	*img, *to;
 
-	cgroup_free(ws->cg, CGROUP_RMDIR);
-	ws->cg = NULL;
-	cgroup_free(ws->initcg, CGROUP_RMDIR);
-	ws->initcg = NULL;
-	if (d->keep)
-		kept = ws_keep(ws);
+	img = ws_disk_path(ws);
+	to = ws_kept_path(ws, ".img");
+	if (rename(img, to) == -1) {
+		log_warn("%s: keep %s", __func__, img);
+		free(to);
+		to = NULL;
+	}
+	free(img);
+	return (to);
+}
+
+/*
+ * The end of a destroy, its processes gone: disk, folder and slot go,
+ * the reply says where what was kept is. Drops the reference the
+ * workspace list had.
+ */
+static void
+ws_destroyed(struct workspace *ws, json_t *msg, const char *kept)
+{
+	json_t	*reply;
+
+	ws_disk_detach(ws);
 	ws_rmtree(ws->folder);
-	ws_slot_give(ws->slot);
+	wsslot_give(ws->slot, ws->slotfd);
+	ws->slotfd = -1;
 	log_info("workspace %s: destroyed%s%s", ws->name, kept != NULL ?
 	    ", kept in " : "", kept != NULL ? kept : "");
 	reply = json_pack("{s:b, s:s}", "ok", 1, "workspace", ws->name);
 	if (kept != NULL)
 		json_object_set_new(reply, "kept", json_string(kept));
-	free(kept);
-	worker_reply(d->msg, reply);
+	worker_reply(msg, reply);
+	workspace_unref(ws);
+}
+
+/* A destroy with keep of a workspace with a disk, while cp copies it. */
+struct ws_keeping {
+	struct workspace	*ws;
+	json_t			*msg;
+	char			*to;
+};
+
+/*
+ * The copy of a disk has ended. Had it failed, the image itself is kept
+ * instead, so that nothing asked to be kept is lost.
+ */
+static void
+ws_kept_cb(__unused pid_t pid, int status, void *arg)
+{
+	struct ws_keeping	*k = arg;
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warnx("workspace %s: copying its disk to %s failed "
+		    "(status %d): keeping the image instead", k->ws->name,
+		    k->to, status);
+		ws_rmtree(k->to);
+		free(k->to);
+		k->to = ws_keep_image(k->ws);
+	}
+	ws_destroyed(k->ws, k->msg, k->to);
+	json_decref(k->msg);
+	free(k->to);
+	free(k);
+}
+
+/*
+ * Keep ws's disk as a folder, copied out by a child (ws_kept_cb goes on
+ * when it is done). -1 if the copy cannot start (logged).
+ */
+static int
+ws_keep_disk(struct workspace *ws, json_t *msg)
+{
+	struct ws_keeping	*k;
+	char			*to, *mnt, *cause = NULL;
+	pid_t			 pid;
+
+	to = ws_kept_path(ws, "");
+	xasprintf(&mnt, "%s/root", ws->folder);
+	if (ws->loopfd == -1 && ws_disk_attach(ws, &cause) == -1)
+		pid = -1;
+	else
+		pid = disk_copy_out(ws->loopdev, mnt, to, &cause);
+	free(mnt);
+	if (pid == -1) {
+		log_warnx("workspace %s: cannot copy its disk out: %s; keeping "
+		    "the image", ws->name, cause);
+		free(cause);
+		free(to);
+		return (-1);
+	}
+	k = xcalloc(1, sizeof *k);
+	k->ws = ws;
+	k->msg = json_incref(msg);
+	k->to = to;
+	worker_child_add(pid, ws_kept_cb, k);
+	return (0);
+}
+
+/* The destroy's processes are gone: keep what was asked, then end it. */
+static void
+ws_destroy_done(struct ws_destroy *d)
+{
+	struct workspace	*ws = d->ws;
+	char			*kept = NULL;
+
+	cgroup_free(ws->cg, CGROUP_RMDIR);
+	ws->cg = NULL;
+	cgroup_free(ws->initcg, CGROUP_RMDIR);
+	ws->initcg = NULL;
 	TAILQ_REMOVE(&ws_destroys, d, entry);
 	event_free(d->timer);
+	if (!d->keep || ws->disk == 0 || ws_keep_disk(ws, d->msg) != 0) {
+		/* Nothing to copy out first (ws_kept_cb does it then). */
+		if (d->keep)
+			kept = ws->disk > 0 ? ws_keep_image(ws) : ws_keep(ws);
+		ws_destroyed(ws, d->msg, kept);
+		free(kept);
+	}
 	json_decref(d->msg);
-	workspace_unref(ws);
 	free(d);
 }
 
@@ -831,6 +1152,124 @@ worker_workspace_destroy(json_t *msg)
 
 /* ---- the worker's start and stop ---- */
 
+/*
+ * Take the slot of a workspace found in folder slotname again; -1 if
+ * another workspace of the host has its uid range (logged: it is not
+ * started, whatever its folder says, its files stay).
+ */
+static int
+ws_load_slot(const char *slotname, int *fd)
+{
+	char	*base, *owner, *cause = NULL, *end;
+	long	 slot;
+	int	 r;
+
+	slot = strtol(slotname, &end, 10);
+	if (*end != '\0' || slot < 0 || slot >= WSSLOT_COUNT) {
+		log_warnx("workspaces/%s: not a slot", slotname);
+		return (-1);
+	}
+	base = ws_base();
+	xasprintf(&owner, "%s/%ld", base, slot);
+	if ((r = wsslot_claim((int)slot, owner, fd, &cause)) == -1) {
+		log_warnx("workspace in %s: not started: %s", owner, cause);
+		free(cause);
+	}
+	free(owner);
+	free(base);
+	return (r);
+}
+
+/*
+ * The disk of a workspace found again: what its folder holds, not what
+ * its meta.json says (the size of its image; 0 if it is a folder). An
+ * image past today's ceiling is shrunk to it where what it holds fits.
+ */
+static uint64_t
+ws_load_disk(struct workspace *ws)
+{
+	struct stat	 sb;
+	uint64_t	 max = worker_opts.ws_max_disk;
+	char		*img, *cause = NULL;
+
+	xasprintf(&img, "%s/disk.img", ws->folder);
+	if (lstat(img, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		free(img);
+		return (0);
+	}
+	if (max > 0 && (uint64_t)sb.st_size > max && ws_disk_why == NULL) {
+		if (disk_shrink(img, max, &cause) == 0) {
+			log_warnx("workspace %s: disk shrunk from %lld to %llu "
+			    "(--max-workspace-disk)", ws->name,
+			    (long long)sb.st_size, (unsigned long long)max);
+			sb.st_size = (off_t)max;
+		} else {
+			log_warnx("workspace %s: disk of %lld cannot shrink to "
+			    "%llu: %s", ws->name, (long long)sb.st_size,
+			    (unsigned long long)max, cause);
+			free(cause);
+		}
+	}
+	free(img);
+	return (sb.st_size > 0 ? (uint64_t)sb.st_size : 1);
+}
+
+/*
+ * Hold a workspace found again to today's policy, not to its saved
+ * meta.json m (which anyone who could write the state folder may have
+ * edited, and which the worker's options may have changed since): a
+ * limit that is not a sound number is none, then every one is held to
+ * the ceilings; the disk is what is there; the host's network goes
+ * where --isolate now refuses it. What changed is logged and saved.
+ */
+static void
+ws_load_bounds(struct workspace *ws, json_t *m)
+{
+	struct ws_limits	 l, ceil;
+	json_int_t		 mem = 0, pids = 0;
+	char			*what = NULL, *junk = NULL;
+	int			 changed;
+
+	json_t			*disk;
+
+	memset(&l, 0, sizeof l);
+	/* Each on its own: one unsound limit leaves the others. */
+	if (ws_limit_int(m, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
+	    &junk) == -1)
+		mem = 0;
+	if (ws_limit_int(m, "pids", 1, WS_MAX_PIDS, &pids, &junk) == -1)
+		pids = 0;
+	if (ws_limit_cpu(m, &l.cpu, &junk) == -1)
+		l.cpu = 0;
+	if (junk != NULL)
+		log_warnx("workspace %s: saved limits: %s", ws->name, junk);
+	free(junk);
+	l.memory = (uint64_t)mem;
+	l.pids = (int)pids;
+	ws_ceilings(&ceil);
+	changed = workspace_limits_clamp(&l, &ceil, &what);
+	if (changed > 0)
+		log_warnx("workspace %s: held to worker %s's ceilings (saved: "
+		    "%s)", ws->name, worker_opts.id, what);
+	free(what);
+	ws->memory = l.memory;
+	ws->pids = l.pids;
+	ws->cpu = l.cpu;
+	ws->disk = ws_load_disk(ws);
+	if (ws->host_network && worker_opts.isolate &&
+	    !worker_opts.allow_host_network) {
+		log_warnx("workspace %s: no host network (--isolate without "
+		    "--allow-host-network)", ws->name);
+		ws->host_network = 0;
+		changed++;
+	}
+	disk = ws->disk > 0 ? json_integer((json_int_t)ws->disk) :
+	    json_null();
+	if (changed > 0 || !json_equal(json_object_get(m, "disk"), disk))
+		(void)ws_save(ws);
+	json_decref(disk);
+}
+
 /* A workspace of a previous process of the worker, from its folder. */
 static void
 ws_load(const char *slotname)
@@ -840,7 +1279,14 @@ ws_load(const char *slotname)
 	json_error_t		 jerr;
 	char			*path, *cause = NULL;
 	const char		*name;
+	int			 slotfd;
 
+	/*
+	 * First the slot: a folder even without a usable meta.json has
+	 * files of its uid range, which no other workspace may get.
+	 */
+	if (ws_load_slot(slotname, &slotfd) == -1)
+		return;
 	xasprintf(&path, "%s/workspaces/%s/meta.json", state_folder(),
 	    slotname);
 	m = json_load_file(path, 0, &jerr);
@@ -849,10 +1295,12 @@ ws_load(const char *slotname)
 	if (m == NULL || name == NULL || !util_valid_id(name)) {
 		log_warnx("%s: workspaces/%s: no usable meta.json", __func__,
 		    slotname);
+		close(slotfd);	/* it stays taken while the folder is */
 		json_decref(m);
 		return;
 	}
 	ws = ws_alloc(name, atoi(slotname));
+	ws->slotfd = slotfd;
 	ws->owner = json_incref(json_object_get(m, "owner"));
 	ws->env = json_incref(json_object_get(m, "env"));
 	if (!json_is_object(ws->env) || !policy_env_ok(ws->env, &cause)) {
@@ -870,10 +1318,7 @@ ws_load(const char *slotname)
 	v = json_object_get(m, "network");
 	ws->host_network = json_is_string(v) && strcmp(json_string_value(v),
 	    "host") == 0;
-	ws->memory = (uint64_t)json_integer_value(json_object_get(m,
-	    "memory"));
-	ws->pids = (int)json_integer_value(json_object_get(m, "pids"));
-	ws->cpu = json_number_value(json_object_get(m, "cpu"));
+	ws_load_bounds(ws, m);
 	json_decref(m);
 	TAILQ_INSERT_TAIL(&workspaces, ws, entry);
 	if (ws_groups(ws, &cause) == -1 || ws_start(ws, &cause) == -1) {
@@ -900,6 +1345,11 @@ workspace_init(void)
 		log_warnx("workspaces cannot start: %s", ws_why);
 	else
 		ws_ready = 1;
+	if (disk_probe(&ws_disk_why) == -1)
+		log_warnx("workspace disks cannot be bounded: %s%s",
+		    ws_disk_why, worker_opts.ws_max_disk > 0 ? "; "
+		    "workspace.create will fail (--max-workspace-disk none "
+		    "makes them unbounded)" : "");
 	if (state_folder() == NULL || !ws_ready)
 		return;
 	xasprintf(&dir, "%s/workspaces", state_folder());
@@ -927,6 +1377,7 @@ workspace_shutdown(void)
 		ws->cg = NULL;
 		cgroup_free(ws->initcg, CGROUP_KILL);
 		ws->initcg = NULL;
+		ws_disk_detach(ws);
 		workspace_unref(ws);
 	}
 	while ((d = TAILQ_FIRST(&ws_destroys)) != NULL) {
@@ -936,4 +1387,6 @@ workspace_shutdown(void)
 	seccomp_free_filter();
 	free(ws_why);
 	ws_why = NULL;
+	free(ws_disk_why);
+	ws_disk_why = NULL;
 }

@@ -88,6 +88,30 @@ class Skip(Exception):
     """Raise to skip a test."""
 
 
+def _disks():
+    """Can this host bound a workspace's disk (loop devices, mkfs.ext4)?
+    Why not, or None. SANDD_TEST_NO_DISKS=1 plays a host without."""
+    if os.environ.get("SANDD_TEST_NO_DISKS"):
+        return "SANDD_TEST_NO_DISKS is set"
+    if not os.access("/dev/loop-control", os.R_OK | os.W_OK):
+        return "no usable /dev/loop-control (a container without loop " \
+            "devices?)"
+    if not any(os.access(os.path.join(d, "mkfs.ext4"), os.X_OK)
+               for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")):
+        return "no mkfs.ext4 (scripts/deps.sh installs e2fsprogs)"
+    return None
+
+
+NO_DISKS = _disks()
+DISKS = NO_DISKS is None
+
+
+def needs_disks():
+    """Skip a test of workspace disks where the host cannot make them."""
+    if not DISKS:
+        raise Skip("workspace disks cannot be bounded here: " + NO_DISKS)
+
+
 class HarnessError(Exception):
     """The harness could not set up what a test asked for."""
 
@@ -771,6 +795,9 @@ class Cluster:
             os.chmod(wf, 0o600)
             extra += ["--token-file", sf]
             wextra += ["--token-file", wf]
+        if not DISKS:
+            # No loop devices here: workspaces without a disk bound.
+            wextra += ["--max-workspace-disk", "none"]
         self._serve_extra = extra
         self._worker_extra = wextra
         self._start_serve(new_port=True)

@@ -278,6 +278,22 @@ def test_workspaces_only_rule_wants_a_workspace():
             denied(a.call(req), "workspaces-only", ":1")
 
 
+def test_workspaces_only_rule_gets_no_host_network_unless_granted():
+    with with_acl("uid:{a.uid} * workspace,exec,workspaces-only\n"
+                  "uid:{b.uid} * view,workspace,workspaces-only,"
+                  "host-network\n", workers={"w1": {}}) as c:
+        a = connect_as(c, USERS["a"])
+        denied(a.call({"op": "workspace.create", "worker": "w1",
+                       "network": "host"}), "host-network", ":1")
+        h.ok(a.call({"op": "workspace.create", "worker": "w1",
+                     "name": "own", "network": "none"}))
+        b = connect_as(c, USERS["b"])
+        r = h.ok(b.call({"op": "workspace.create", "worker": "w1",
+                         "network": "host"}))
+        listed = h.ok(b.call({"op": "workspace.list"}))["workspaces"]
+        assert [w["network"] for w in listed] == ["host"], (r, listed)
+
+
 def test_root_passes_every_rule():
     with with_acl("uid:{a.uid} id:nothing view\n") as c:
         ctl = c.connect()

@@ -63,6 +63,19 @@ def mounts_with(text):
     return found
 
 
+def loops_of(folder):
+    """The loop devices whose image is under folder."""
+    found = []
+    for d in os.listdir("/sys/block"):
+        try:
+            with open("/sys/block/%s/loop/backing_file" % d) as f:
+                if f.read().startswith(folder):
+                    found.append("/dev/" + d)
+        except OSError:
+            pass
+    return found
+
+
 def cgroup_procs(c, worker_id):
     """Processes in the groups of cluster c's worker, in every hierarchy
     (named for its id and its state folder: other test clusters running at
@@ -215,21 +228,34 @@ def test_workspace_cannot_ptrace_the_worker_or_its_init():
 
 
 def test_workspace_cannot_read_another_workspaces_files():
-    with cluster() as c:
-        ctl = c.connect()
-        create(ctl, "wa")
-        create(ctl, "wb")
-        wexec(ctl, "wa", "echo secret-of-a > /workspace/secret")
-        state = os.path.join(c.tmp, "state")
-        found = subprocess.run(["find", state, "-path", "*/workspace/secret"],
-                               capture_output=True, text=True).stdout.split()
-        assert len(found) == 1, found
-        r = wexec(ctl, "wb", "cat %s; ls /workspace; grep -r secret-of-a / "
-                  "--include=secret -s -l 2>/dev/null | head -3" % found[0])
-        assert b"secret-of-a" not in h.out(r), r
-        r = ctl.call({"op": "get", "worker": "w1", "workspace": "wb",
-                      "path": found[0]})
-        h.err(r, "io_error")
+    # Both kinds of /workspace: a disk image (the default) and a folder.
+    for args, what in (((), "disk.img"),
+                       (("--max-workspace-disk", "none"),
+                        "workspace/secret")):
+        if not h.DISKS and what == "disk.img":
+            continue
+        with h.Cluster(workers={"w1": {}}, worker_args=args) as c:
+            ctl = c.connect()
+            create(ctl, "wa")
+            create(ctl, "wb")
+            wexec(ctl, "wa", "echo secret-of-a > /workspace/secret; sync")
+            state = os.path.join(c.tmp, "state")
+            slot = [d for d in os.listdir(os.path.join(state, "w1",
+                                                       "workspaces"))
+                    if '"wa"' in open(os.path.join(
+                        state, "w1", "workspaces", d, "meta.json")).read()]
+            where = "*/workspaces/%s/%s" % (slot[0], what)
+            found = subprocess.run(["find", state, "-path", where],
+                                   capture_output=True,
+                                   text=True).stdout.split()
+            assert len(found) == 1, found
+            r = wexec(ctl, "wb", "cat %s | grep -a -c secret-of-a; "
+                      "ls /workspace; grep -r secret-of-a / --include=secret "
+                      "-s -l 2>/dev/null | head -3" % found[0])
+            assert b"secret-of-a" not in h.out(r), r
+            r = ctl.call({"op": "get", "worker": "w1", "workspace": "wb",
+                          "path": found[0]})
+            h.err(r, "io_error")
 
 
 def test_workspace_file_ops_never_leave_it_through_a_symlink():
@@ -449,11 +475,17 @@ def test_destroy_ends_every_process_and_leaves_no_mount():
               % (m, m))
         h.wait_for(lambda: pids_with(m), h.T(5), what="the process")
         folder = os.path.join(c.tmp, "state", "w1", "workspaces")
-        assert mounts_with(folder)
+        loops = loops_of(folder) if h.DISKS else []
+        assert len(loops) == (1 if h.DISKS else 0), loops
+        assert mounts_with(loops[0] + " " if loops else folder)
         h.ok(ctl.call({"op": "workspace.destroy", "worker": "w1",
                        "workspace": "gone"}))
         assert pids_with(m) == []
         assert mounts_with(folder) == []
+        assert not loops or mounts_with(loops[0] + " ") == []
+        # Its loop device lets go of the image once nothing holds it.
+        h.wait_for(lambda: loops_of(folder) == [], h.T(10),
+                   what="the loop device to let go")
         assert os.listdir(folder) == []
         assert cgroup_procs(c, "w1") == 0
         h.err(ctl.call({"op": "exec", "worker": "w1", "workspace": "gone",

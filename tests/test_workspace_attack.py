@@ -204,7 +204,7 @@ def test_a_saturated_workspace_stalls_neither_the_worker_nor_another():
 
 def init_pid(c, ws):
     """The host pid of ws's init, as the worker logged it."""
-    m = re.findall(r"workspace %s: created \(slot \d+, init pid (\d+)\)"
+    m = re.findall(r"workspace %s: created \(slot \d+, init pid (\d+)[,)]"
                    % ws, c.log("worker-w1"))
     assert m, c.log("worker-w1")[-2000:]
     return int(m[-1])

@@ -74,8 +74,8 @@ _sandd_options()
 		    --allow --allow-env --isolate --allow-host-network
 		    --allow-setid --max-jobs --max-sessions --max-workspaces
 		    --max-workspace-memory --max-workspace-pids
-		    --max-workspace-cpu --window --ring-size --session-linger
-		    --ping-interval --ping-timeout --ws-mask --syslog -v
+		    --max-workspace-cpu --max-workspace-disk --window
+		    --ring-size --session-linger --ping-interval --ping-timeout --ws-mask --syslog -v
 		    --verbose -h --help"
 		;;
 	exec)
@@ -111,7 +111,7 @@ _sandd_options()
 		echo "$common"
 		;;
 	workspace)
-		echo "--memory --pids --cpu --network -e --env -w --worker
+		echo "--memory --pids --cpu --disk --network -e --env -w --worker
 		    --json --keep $common"
 		;;
 	audit)
@@ -135,7 +135,7 @@ _sandd_takes_arg()
 	--metrics-token-file|--metrics-listen|--acl|--rate|--max-inflight|\
 	--max-conns|--audit|--record|--allow-env|--max-jobs|--max-sessions|\
 	--max-workspaces|--max-workspace-memory|--max-workspace-pids|\
-	--max-workspace-cpu)
+	--max-workspace-cpu|--max-workspace-disk|--disk)
 		return 0
 		;;
 	esac
