@@ -58,6 +58,7 @@ job_tree_prepare(struct job *j, json_t *open, struct spawn_req *sr)
 	const char		*code;
 	char			*cause = NULL, name[32];
 
+	sr->fail_fd = -1;
 	if (workspace_of(open, &ws, &code, &cause) == -1) {
 		job_fail(j, code, 0, "%s", cause);
 		free(cause);
@@ -96,6 +97,33 @@ job_tree_started(struct job *j, struct spawn_req *sr)
 		close(sr->cg_fds[i]);
 	sr->ncg = 0;
 	cgroup_join_close(&sr->cg_join);
+	j->fail_fd = sr->fail_fd;
+	sr->fail_fd = -1;
+}
+
+/*
+ * The job's process was reaped: did it fail before its program ran (in
+ * a workspace, where the worker does not wait for that)? Then fail the
+ * job with exec_failed, as a start on the host does, and return 1.
+ */
+int
+job_tree_failed(struct job *j)
+{
+	char	*cause;
+	int	 e, r;
+
+	if (j->fail_fd == -1)
+		return (0);
+	r = ns_spawn_failed(j->fail_fd, &e, &cause);
+	close(j->fail_fd);
+	j->fail_fd = -1;
+	if (r == 0)
+		return (0);
+	job_fail(j, "exec_failed", e, "%s in workspace %s on %s: %s",
+	    j->kind == CHAN_SESSION ? "session" : "exec",
+	    workspace_name(j->ws), worker_opts.id, cause);
+	free(cause);
+	return (1);
 }
 
 /* The environment of the job: its workspace's, or as on the host. */
@@ -136,6 +164,9 @@ job_tree_free(struct job *j)
 	cgroup_free(j->cg, (j->flags & (JOB_CANCELLED | JOB_TIMED_OUT)) ?
 	    CGROUP_KILL : CGROUP_RMDIR);
 	j->cg = NULL;
+	if (j->fail_fd != -1)
+		close(j->fail_fd);
+	j->fail_fd = -1;
 	workspace_unref(j->ws);
 	j->ws = NULL;
 }

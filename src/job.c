@@ -53,6 +53,7 @@ job_create(struct wlink *l, uint32_t ch, int kind)
 	j->ch = ch;
 	j->kind = kind;
 	j->pid = -1;
+	j->fail_fd = -1;
 	j->kill_grace = DEFAULT_KILL_GRACE;
 	j->in_fd = -1;
 	j->started = util_now();

@@ -65,6 +65,7 @@ struct job {
 #define JOB_SHARED	0x20	/* a session: every link sees it */
 #define JOB_NO_STARTED	0x40	/* the open said "started": false */
 	pid_t			 pid;
+	int			 fail_fd;	/* its start's report, see ns_spawn */
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
 	double			 kill_grace;
@@ -116,6 +117,7 @@ void		 job_terminate(struct job *);
 /* job-tree.c */
 int		 job_tree_prepare(struct job *, json_t *, struct spawn_req *);
 void		 job_tree_started(struct job *, struct spawn_req *);
+int		 job_tree_failed(struct job *);
 char		**job_tree_env(struct job *, json_t *, int, const char *,
 		     const char *);
 void		 job_tree_kill(struct job *);

@@ -21,8 +21,11 @@
  * rlimits and folder, no new privileges and the seccomp filter, finds
  * its program on PATH as the workspace sees it and execs. All of that
  * runs at the workspace's speed, so the worker does not wait for it: a
- * failure there is the command's own, said on its stderr (or terminal)
- * with exit status 127, as a shell does.
+ * failure there is said on its stderr (or terminal), and as errno and
+ * text on a pipe whose other end the worker keeps (closed by the exec
+ * when it succeeds); the command exits 127. Once it is reaped the worker
+ * reads that pipe (ns_spawn_failed) and answers exec_failed, as for a
+ * start on the host.
  */
 #include <sys/types.h>
 #include <sys/fsuid.h>
@@ -78,6 +81,7 @@ struct ns_cmd {
 	int		  pty;		/* a session: open a terminal */
 	int		  master;	/* helper: its master */
 	int		  note;		/* helper: the report socket */
+	int		  fail;		/* command: its failure's pipe */
 };
 
 /* Exec prog, searching path when it has no slash (as execvp). */
@@ -118,26 +122,39 @@ ns_spawn_execvp(const char *prog, char **argv, char **envp, const char *path)
 	errno = seen_eacces ? EACCES : ENOENT;
 }
 
+/* The command's failure pipe (ns_spawn_command sets it first thing). */
+static int	ns_spawn_fail_fd = -1;
+
 /*
  * A step of the command failed: say so on fd (its stderr, or what
- * becomes it), what, arg and the errno's text, and exit 127. System
- * calls only: strerrordesc_np takes no lock and translates nothing.
+ * becomes it), what, arg and the errno's text; write the errno and the
+ * same text (without "sandd: " and the newline) on the failure pipe in
+ * one write; exit 127. System calls only: strerrordesc_np takes no lock
+ * and translates nothing.
  */
 static __dead void
 ns_spawn_die(int fd, const char *what, const char *arg, int e)
 {
 	const char	*s[6] = { "sandd: ", what, arg, ": ", NULL, "\n" };
-	struct iovec	 iov[6];
-	int		 i, n = 0;
+	struct iovec	 iov[7];
+	int		 i, n = 1;
 
 	if ((s[4] = strerrordesc_np(e)) == NULL)
 		s[4] = "error";
-	for (i = 0; i < 6; i++) {
+	iov[0].iov_base = &e;
+	iov[0].iov_len = sizeof e;
+	for (i = 1; i < 5; i++) {
 		if (s[i] == NULL)
 			continue;
 		iov[n].iov_base = (void *)s[i];
 		iov[n++].iov_len = strlen(s[i]);
 	}
+	if (ns_spawn_fail_fd != -1)
+		(void)!writev(ns_spawn_fail_fd, iov, n);
+	iov[0].iov_base = (void *)s[0];
+	iov[0].iov_len = strlen(s[0]);
+	iov[n].iov_base = (void *)s[5];
+	iov[n++].iov_len = strlen(s[5]);
 	(void)!writev(fd, iov, n);
 	_exit(127);
 }
@@ -152,6 +169,7 @@ ns_spawn_command(struct ns_cmd *c)
 	const char		*prog;
 	int			 i, sig, efd;
 
+	ns_spawn_fail_fd = c->fail;
 	efd = c->slave != -1 ? c->slave : sr->fd_err;
 	/* Its memory and CPU groups, before anything else runs. */
 	if (cgroup_join_self(&sr->cg_join) == -1)
@@ -169,7 +187,7 @@ ns_spawn_command(struct ns_cmd *c)
 	} else if (setpgid(0, 0) == -1 || dup2(sr->fd_in, 0) == -1 ||
 	    dup2(sr->fd_out, 1) == -1 || dup2(sr->fd_err, 2) == -1)
 		ns_spawn_die(efd, "its standard descriptors", NULL, errno);
-	compat_closefrom_except(3, -1);
+	compat_closefrom_except(3, c->fail);
 	if (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setresgid(c->gid, c->gid, c->gid) == -1 ||
 	    setresuid(c->uid, c->uid, c->uid) == -1)
@@ -393,7 +411,7 @@ ns_spawn(struct spawn_req *sr, struct ns_init *ni, int *master, int *err,
     char **cause)
 {
 	struct ns_cmd	 c;
-	int		 sp[2];
+	int		 sp[2], fail[2];
 	pid_t		 child, pid = -1;
 
 	memset(&c, 0, sizeof c);
@@ -418,19 +436,48 @@ ns_spawn(struct spawn_req *sr, struct ns_init *ni, int *master, int *err,
 	c.gid = sr->user != NULL ? sr->gid : 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
 		fatal("%s: socketpair", __func__);
+	if (pipe2(fail, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("%s: pipe2", __func__);
 	c.note = sp[1];
+	c.fail = fail[1];
 	if ((child = fork()) == 0) {
 		close(sp[0]);
+		close(fail[0]);
 		ns_spawn_child(&c, ni);
 	}
 	close(sp[1]);
+	close(fail[1]);
 	if (child == -1) {
 		*err = errno;
 		xasprintf(cause, "fork: %s", strerror(*err));
 	} else
 		pid = ns_spawn_wait(sp[0], child, master, err, cause);
 	close(sp[0]);
+	if (pid != -1)
+		sr->fail_fd = fail[0];
+	else
+		close(fail[0]);
 out:
 	spawn_plan_free(sr);
 	return (pid);
+}
+
+/*
+ * Read what a command that was reaped said on its failure pipe fd (see
+ * ns_spawn_die): 1 with *err and *cause (allocated) if it failed before
+ * its program ran, 0 if its exec took the pipe's end away unwritten.
+ */
+int
+ns_spawn_failed(int fd, int *err, char **cause)
+{
+	char	buf[sizeof(int) + 1024];
+	ssize_t	n;
+
+	n = read(fd, buf, sizeof buf - 1);
+	if (n < (ssize_t)sizeof(int))
+		return (0);
+	memcpy(err, buf, sizeof(int));
+	buf[n] = '\0';
+	*cause = xstrdup(buf + sizeof(int));
+	return (1);
 }

@@ -863,6 +863,7 @@ struct spawn_req {
 	int		 cg_fds[4];	/* on the host */
 	int		 ncg;
 	struct cgroup_join cg_join;	/* in a workspace */
+	int		 fail_fd;	/* in a workspace: see ns_spawn */
 };
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);
@@ -966,6 +967,7 @@ __dead void ns_child_fail(int, int);
 __dead void ns_init_main(void);
 
 /* ns-spawn.c */
+int	 ns_spawn_failed(int, int *, char **);
 pid_t	 ns_spawn(struct spawn_req *, struct ns_init *, int *, int *,
 	     char **);
 

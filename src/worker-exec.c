@@ -98,6 +98,8 @@ exec_reaped(pid_t pid, int status, void *arg)
 		job_maybe_free(j);
 		return;
 	}
+	if (job_tree_failed(j))
+		return;
 	end = json_pack("{s:f, s:b, s:I}", "duration_ms",
 	    (double)(long long)(ms * 1000) / 1000.0, "timed_out",
 	    (j->flags & JOB_TIMED_OUT) != 0, "pid", (json_int_t)pid);

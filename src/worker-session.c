@@ -79,6 +79,8 @@ struct session {
 	double		 last_check;
 	struct event	*check_ev;
 	struct event	*info_ev;	/* resend "started" after a hello */
+	struct event	*exec_ev;	/* in a workspace: did its exec go? */
+	int		 failed;	/* it did not: the job is failed */
 	struct event	*eof_ev;
 	struct event	*kill_ev;
 	struct event	*linger_ev;
@@ -95,6 +97,7 @@ static void	 session_release(struct job *);
 static void	 session_describe(struct job *, json_t *);
 static void	 session_free(struct job *);
 static void	 session_check_exit(struct session *);
+static void	 session_exec_check(struct session *);
 static void	 session_check_waiters(struct session *);
 
 static const struct job_ops session_ops = {
@@ -474,7 +477,8 @@ session_check_exit(struct session *s)
 	struct timeval	 tv = { worker_opts.session_linger, 0 };
 	json_t		*end;
 
-	if (s->exited || !s->reaped || !s->eof || (j->flags & JOB_CANCELLED))
+	if (s->exited || !s->reaped || !s->eof || s->failed ||
+	    (j->flags & JOB_CANCELLED))
 		return;
 	s->exited = 1;
 	log_info("session %s: pid %ld exited (status %d)", j->handle,
@@ -532,6 +536,10 @@ session_reaped(__unused pid_t pid, int status, void *arg)
 		job_maybe_free(j);
 		return;
 	}
+	if (s->exec_ev != NULL)
+		session_exec_check(s);	/* its news came with its death */
+	if (s->failed)
+		return;		/* the end is exec_failed */
 	session_reply_closes(s);
 	if (!s->eof) {
 		s->eof_ev = evtimer_new(ev_base, session_eof_grace_cb, s);
@@ -683,6 +691,8 @@ session_free(struct job *j)
 		event_free(s->check_ev);
 	if (s->info_ev != NULL)
 		event_free(s->info_ev);
+	if (s->exec_ev != NULL)
+		event_free(s->exec_ev);
 	if (s->eof_ev != NULL)
 		event_free(s->eof_ev);
 	if (s->kill_ev != NULL)
@@ -816,6 +826,41 @@ session_info_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
 		session_send_started(s);
 }
 
+/* The program runs: say so to every controller. */
+static void
+session_running(struct session *s)
+{
+	struct job	*j = s->job;
+
+	log_info("session %s: started pid %ld: %s (%dx%d)", j->handle,
+	    (long)s->pid, s->cmd, s->rows, s->cols);
+	j->flags |= JOB_SHARED;
+	session_send_started(s);
+	view_job_started(j);
+}
+
+/*
+ * What the failure pipe of a program started in a workspace says: EOF
+ * (its exec closed it) and it runs; else it failed before its program
+ * ran and the job is failed with exec_failed (job_tree_failed).
+ */
+static void
+session_exec_check(struct session *s)
+{
+	event_free(s->exec_ev);
+	s->exec_ev = NULL;
+	if (job_tree_failed(s->job))
+		s->failed = 1;
+	else
+		session_running(s);
+}
+
+static void
+session_exec_cb(__unused evutil_socket_t fd, __unused short what, void *arg)
+{
+	session_exec_check(arg);
+}
+
 /* An open of kind CHAN_SESSION: start the program, or fail the job. */
 void
 worker_session_open(struct job *j, json_t *open)
@@ -853,11 +898,14 @@ worker_session_open(struct job *j, json_t *open)
 		/* Nothing runs: the failed job waits for its release. */
 		return;
 	}
-	log_info("session %s: started pid %ld: %s (%dx%d)", j->handle,
-	    (long)s->pid, s->cmd, s->rows, s->cols);
-	j->flags |= JOB_SHARED;
-	session_send_started(s);
-	view_job_started(j);
+	if (j->fail_fd != -1) {
+		/* In a workspace: started once its exec went (exec_ev). */
+		s->exec_ev = event_new(ev_base, j->fail_fd, EV_READ,
+		    session_exec_cb, s);
+		event_add(s->exec_ev, NULL);
+		return;
+	}
+	session_running(s);
 }
 
 /* The ring of session job j's output. */

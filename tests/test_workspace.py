@@ -463,6 +463,31 @@ def test_session_in_a_workspace_has_its_private_terminal():
         h.ok(ctl.call({"op": "session.close", "session": sid}))
 
 
+
+def test_a_start_that_fails_in_a_workspace_is_exec_failed():
+    # As on the host (spec: exec_failed for no such program, a missing
+    # cwd), though the worker does not wait for the exec inside.
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "bad")
+        for kw, says in (({"argv": ["/no/such"]}, "/no/such"),
+                         ({"argv": ["no-such-prog"]}, "no-such-prog"),
+                         ({"argv": ["true"], "cwd": "/nope"}, "cwd /nope")):
+            for op in ("exec", "session.open"):
+                msg = {"op": op, "worker": "w1", "workspace": "bad"}
+                msg.update(kw)
+                e = h.err(ctl.call(msg, timeout=h.T(30)), "exec_failed")
+                assert e["error"]["errno"] == "ENOENT", e
+                assert says in e["error"]["message"], e
+                assert "workspace bad on w1" in e["error"]["message"], e
+        # A program that runs and exits 127 is not a failed start.
+        r = wexec(ctl, "bad", "exit 127")
+        assert r["exit_code"] == 127, r
+        sid = h.ok(ctl.call({"op": "session.open", "worker": "w1",
+                             "workspace": "bad", "argv": ["/bin/sh"],
+                             "attach": False}))["session"]
+        h.ok(ctl.call({"op": "session.close", "session": sid}))
+
 # ------------------------------------------------------------ lifecycle
 
 def test_destroy_ends_every_process_and_leaves_no_mount():
