@@ -852,7 +852,8 @@ cgroup_shutdown(void)
 	for (k = 0; k < CG_NHIER; k++) {
 		if (cg_hier[k].base != NULL && getpid() == cg_pid) {
 			cgroup_rmdirs(cg_hier[k].base);
-			rmdir(cg_hier[k].parent);	/* if no other is left */
+			/* The parent goes if no other is left in it. */
+			rmdir(cg_hier[k].parent);
 		}
 		free(cg_hier[k].mount);
 		free(cg_hier[k].parent);

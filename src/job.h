@@ -65,7 +65,7 @@ struct job {
 #define JOB_SHARED	0x20	/* a session: every link sees it */
 #define JOB_NO_STARTED	0x40	/* the open said "started": false */
 	pid_t			 pid;
-	int			 fail_fd;	/* its start's report, see ns_spawn */
+	int			 fail_fd;	/* start's report: ns_spawn */
 	pid_t			 started_pid;	/* its process, once started */
 	double			 started;
 	double			 kill_grace;

@@ -61,7 +61,8 @@ test_bad_values_are_bad_requests(void)
 		    "%s: %s", bad[i], code ? code : "accepted");
 		code = parse(bad[i], &none, &l);
 		CHECKF(code != NULL && strcmp(code, "bad_request") == 0,
-		    "%s without ceilings: %s", bad[i], code ? code : "accepted");
+		    "%s without ceilings: %s", bad[i],
+		    code ? code : "accepted");
 	}
 }
 
