@@ -194,6 +194,12 @@ def _clean_env(extra=None):
     env = dict(os.environ)
     for k in ("SANDD_TOKEN", "SERVER_URL", "DAEMON_ID", "SANDD_CONTROL"):
         env.pop(k, None)
+    if SANITIZED and "quarantine_size_mb" not in env.get("ASAN_OPTIONS", ""):
+        # ASan holds 256 MiB of freed memory by default: the daemons'
+        # RSS would show that, not their bounds (and CI runs dozens).
+        env["ASAN_OPTIONS"] = ":".join(
+            o for o in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=16")
+            if o)
     if extra:
         env.update(extra)
     return env
