@@ -159,6 +159,15 @@ def test_server_start_worker_and_exec():
         assert r.stdout == "hello\n" and r.success, r
 
 
+def test_a_worker_of_two_servers_runs_commands_from_each():
+    with new_server() as a, new_server() as b:
+        with sandd.Worker([a.url, b.url], "w2", binary=h.SANDD):
+            for s in (a, b):
+                h.wait_for(lambda: s.get_daemon("w2") is not None,
+                           what="w2 on %s" % s.url)
+                assert s.exec("w2", "echo both").stdout == "both\n"
+
+
 def test_server_start_worker_bad_id_raises():
     with new_server() as s:
         try:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 from .errors import ServerStartError
 from .ops import Op, Sleep, Task
@@ -172,19 +172,28 @@ class _Process:
 class Worker:
     """A local ``sandd worker`` child process (for tests and demos).
 
+    ``server_url`` is one controller's URL, or a list of several: the
+    worker then keeps a link to each.
+
     ``labels`` become ``--label K=V``; ``token`` is passed in
     ``$SANDD_TOKEN``; other keyword options map to flags like the
     server's (``root="/srv"``, ``allow=["ls *"]``, ``ca=...``)."""
 
-    def __init__(self, server_url: str, daemon_id: str,
+    def __init__(self, server_url: Union[str, Sequence[str]],
+                 daemon_id: str,
                  labels: Optional[Mapping[str, str]] = None,
                  binary: Optional[str] = None, token: Optional[str] = None,
                  log_path: Optional[str] = None, **options: Any) -> None:
+        # Several URLs: one link to each controller (sandd(8)).
+        urls = [server_url] if isinstance(server_url, str) \
+            else list(server_url)
         self.server_url = server_url
         self.daemon_id = daemon_id
         self.labels = dict(labels or {})
-        argv = [find_binary(binary), "worker", "--server-url", server_url,
-                "--id", daemon_id]
+        argv = [find_binary(binary), "worker"]
+        for u in urls:
+            argv += ["--server-url", u]
+        argv += ["--id", daemon_id]
         for k, v in self.labels.items():
             argv += ["--label", "%s=%s" % (k, v)]
         env = dict(options.pop("env", None) or {})
