@@ -30,6 +30,7 @@
 #include <sys/types.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -53,6 +54,7 @@
 
 #define NS_SPAWN_WAIT	10000	/* ms for the helper to report */
 #define NS_OOM_ADJ	"500"	/* workspace processes: killed first */
+#define NS_CMD_STACK	(256 * 1024)	/* the command's until its exec */
 
 /* What the helper reports on its socket (with a master, for a session). */
 struct ns_spawn_note {
@@ -277,12 +279,20 @@ ns_spawn_child_send(struct ns_cmd *c, pid_t pid)
 	(void)!sendmsg(c->note, &mh, MSG_NOSIGNAL);
 }
 
+/* The command's start in its clone (ns_spawn_child). */
+static int
+ns_spawn_command_fn(void *arg)
+{
+	ns_spawn_command(arg);
+}
+
 /* The forked helper: pids groups, namespaces, terminal, the command. */
 static __dead void
 ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 {
-	int	fd, flags;
-	pid_t	pid;
+	void	*stack;
+	int	 fd, flags;
+	pid_t	 pid;
 
 	if (cgroup_join_fork(&c->sr->cg_join) == -1)
 		ns_child_fail(c->note, NSS_ST_CGROUP);
@@ -300,12 +310,20 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 		ns_child_fail(c->note, NSS_ST_SETNS);
 	if (c->pty && ns_spawn_child_pty(c) == -1)
 		ns_child_fail(c->note, NSS_ST_PTY);
-	pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL,
-	    NULL, 0);
+	/*
+	 * The command shares the helper's memory (a copy of the worker's)
+	 * on a stack of its own, as posix_spawn does: one copy of the
+	 * worker's page tables per command, not two. The helper touches
+	 * nothing the command reads once it runs, and exits.
+	 */
+	stack = mmap(NULL, NS_CMD_STACK, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		ns_child_fail(c->note, NSS_ST_CLONE);
+	pid = clone(ns_spawn_command_fn, (char *)stack + NS_CMD_STACK,
+	    CLONE_VM | CLONE_PARENT | SIGCHLD, c);
 	if (pid == -1)
 		ns_child_fail(c->note, NSS_ST_CLONE);
-	if (pid == 0)
-		ns_spawn_command(c);
 	ns_spawn_child_send(c, pid);
 	_exit(0);
 }
@@ -348,7 +366,7 @@ ns_spawn_wait(int sock, pid_t child, int *master, int *err, char **cause)
 	} cm;
 	pid_t			 pid = -1;
 	ssize_t			 r = -1;
-	int			 fd = -1;
+	int			 fd = -1, ready;
 
 	memset(&mh, 0, sizeof mh);
 	iov.iov_base = &n;
@@ -357,7 +375,10 @@ ns_spawn_wait(int sock, pid_t child, int *master, int *err, char **cause)
 	mh.msg_iovlen = 1;
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = sizeof cm.buf;
-	if (poll(&pfd, 1, NS_SPAWN_WAIT) == 1) {
+	/* A SIGCHLD (of the command, say) must not end the wait. */
+	while ((ready = poll(&pfd, 1, NS_SPAWN_WAIT)) == -1 && errno == EINTR)
+		;
+	if (ready == 1) {
 		do
 			r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 		while (r == -1 && errno == EINTR);
