@@ -84,6 +84,7 @@ struct ns_cmd {
 	int		  master;	/* helper: its master */
 	int		  note;		/* helper: the report socket */
 	int		  fail;		/* command: its failure's pipe */
+	int		  userns;	/* command: joins this init's user ns */
 };
 
 /* Exec prog, searching path when it has no slash (as execvp). */
@@ -173,6 +174,13 @@ ns_spawn_command(struct ns_cmd *c)
 
 	ns_spawn_fail_fd = c->fail;
 	efd = c->slave != -1 ? c->slave : sr->fd_err;
+	if (c->userns != -1) {
+		/* Its own memory now (a copy of the worker's): hide it. */
+		prctl(PR_SET_DUMPABLE, 0);
+		if (setns(c->userns, CLONE_NEWUSER) == -1)
+			ns_spawn_die(efd, "joining the workspace's user "
+			    "namespace", NULL, errno);
+	}
 	/* Its memory and CPU groups, before anything else runs. */
 	if (cgroup_join_self(&sr->cg_join) == -1)
 		ns_spawn_die(efd, "joining the workspace's cgroups", NULL,
@@ -190,9 +198,10 @@ ns_spawn_command(struct ns_cmd *c)
 	    dup2(sr->fd_out, 1) == -1 || dup2(sr->fd_err, 2) == -1)
 		ns_spawn_die(efd, "its standard descriptors", NULL, errno);
 	compat_closefrom_except(3, c->fail);
-	if (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
-	    setresgid(c->gid, c->gid, c->gid) == -1 ||
-	    setresuid(c->uid, c->uid, c->uid) == -1)
+	/* Raw: glibc would signal threads this copy does not have. */
+	if (syscall(SYS_setgroups, (size_t)sr->ngroups, sr->groups) == -1 ||
+	    syscall(SYS_setresgid, c->gid, c->gid, c->gid) == -1 ||
+	    syscall(SYS_setresuid, c->uid, c->uid, c->uid) == -1)
 		ns_spawn_die(2, "its user and groups", NULL, errno);
 	/* After the ids: changing them clears it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -328,6 +337,61 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 	_exit(0);
 }
 
+/*
+ * The helper of a command without a terminal, vforked: it shares the
+ * worker's memory (so nothing is copied for it) while the worker waits,
+ * which is only as long as the steps below take at the host's speed.
+ * It joins the pids group and every namespace but the user one (a
+ * process sharing memory may not enter a user namespace), then forks
+ * the command (one copy of the worker's page tables), which joins the
+ * user namespace itself, and reports its pid. Signals stay blocked: the
+ * worker's handlers must not run on its memory here.
+ */
+static __dead void
+ns_spawn_vchild(struct ns_cmd *c, struct ns_init *ni)
+{
+	int	fd, flags;
+	pid_t	pid;
+
+	if (cgroup_join_fork(&c->sr->cg_join) == -1)
+		ns_child_fail(c->note, NSS_ST_CGROUP);
+	/* A vfork child's own: the worker's is not changed (proc(5)). */
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
+	    -1) {
+		(void)!write(fd, NS_OOM_ADJ, strlen(NS_OOM_ADJ));
+		close(fd);
+	}
+	flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+	if (!ni->host_network)
+		flags |= CLONE_NEWNET;
+	if (setns(ni->pidfd, flags) == -1)
+		ns_child_fail(c->note, NSS_ST_SETNS);
+	c->userns = ni->pidfd;
+	pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL,
+	    NULL, 0);
+	if (pid == -1)
+		ns_child_fail(c->note, NSS_ST_CLONE);
+	if (pid == 0)
+		ns_spawn_command(c);
+	ns_spawn_child_send(c, pid);
+	_exit(0);
+}
+
+/* vfork the helper (ns_spawn_vchild), signals blocked meanwhile. */
+static pid_t
+ns_spawn_vfork(struct ns_cmd *c, struct ns_init *ni)
+{
+	sigset_t	all, old;
+	pid_t		child;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	if ((child = vfork()) == 0)
+		ns_spawn_vchild(c, ni);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return (child);
+}
+
 /* The message for a failure of the helper at stage with errno e. */
 static void
 ns_spawn_cause(int stage, int e, char **cause)
@@ -461,11 +525,16 @@ ns_spawn(struct spawn_req *sr, struct ns_init *ni, int *master, int *err,
 		fatal("%s: pipe2", __func__);
 	c.note = sp[1];
 	c.fail = fail[1];
-	if ((child = fork()) == 0) {
-		close(sp[0]);
-		close(fail[0]);
-		ns_spawn_child(&c, ni);
-	}
+	c.userns = -1;
+	if (c.pty) {
+		/* The terminal is opened as the workspace's root: a fork. */
+		if ((child = fork()) == 0) {
+			close(sp[0]);
+			close(fail[0]);
+			ns_spawn_child(&c, ni);
+		}
+	} else
+		child = ns_spawn_vfork(&c, ni);
 	close(sp[1]);
 	close(fail[1]);
 	if (child == -1) {
