@@ -2,19 +2,28 @@
  * ns-spawn.c: starting a command or a session's program inside a
  * workspace (see ns.c for the namespaces and the init).
  *
- * The worker forks a helper. The helper joins the job's v1 pids groups
- * (so that its clone counts), raises its own oom_score_adj (a
+ * The worker starts a helper that joins the job's v1 pids groups (so
+ * that what it starts counts), raises its own oom_score_adj (a
  * workspace's processes go before the worker when the host runs out of
- * memory), becomes not dumpable (until exec nothing inside may trace
- * it: it is a copy of the worker) and joins the init's namespaces
- * through its pidfd, all at once. For a session it opens the terminal
- * there, from the workspace's own devpts, as the workspace's root (so
- * no path on the host is involved). It then clones the command with
- * CLONE_PARENT, so that the command is a child of the worker inside the
- * workspace's PID namespace, sends its pid (and the terminal's master)
- * and exits. None of this waits on anything of the workspace, and the
- * helper is in none of its memory or CPU groups: the worker's short wait
- * for it does not depend on how busy or full the workspace is.
+ * memory) and joins the init's namespaces through its pidfd; it starts
+ * the command with CLONE_PARENT, so that the command is a child of the
+ * worker inside the workspace's PID namespace, sends its pid (and the
+ * terminal's master) and exits. None of this waits on anything of the
+ * workspace, and the helper is in none of its memory or CPU groups: the
+ * worker's short wait for it does not depend on how busy or full the
+ * workspace is.
+ *
+ * A command on pipes (ns_spawn_vchild): the helper is vforked, so it
+ * copies nothing of the worker. Sharing memory, it may not enter a user
+ * namespace: it joins the others and forks the command, which makes
+ * itself not dumpable (its memory is a copy of the worker's) and joins
+ * the user namespace itself.
+ *
+ * A session (ns_spawn_child): the helper is forked, becomes not
+ * dumpable, joins every namespace at once and opens the terminal there,
+ * from the workspace's own devpts, as the workspace's root (so no path
+ * on the host is involved); the command shares the helper's memory
+ * until its exec, on a stack of its own, as posix_spawn does.
  *
  * The command joins the rest of its groups first thing, then takes its
  * terminal or its pipes, its ids inside, a parent death signal, its
