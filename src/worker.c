@@ -350,6 +350,7 @@ worker_main(void)
 	cgroup_shutdown();
 	hash_shutdown();
 	wlink_free_all();
+	ws_conn_free_lingering();
 	for (i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(stop_ev);
