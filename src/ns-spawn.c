@@ -270,31 +270,30 @@ static void
 ns_spawn_child_send(struct ns_cmd *c, pid_t pid)
 {
 	struct ns_spawn_note	 n;
-	struct msghdr		 mh;
-	struct iovec		 iov;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
 
 	memset(&n, 0, sizeof n);
 	n.kind = NSS_PID;
 	n.val = (int)pid;
-	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &n;
-	iov.iov_len = sizeof n;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (c->master != -1) {
-		memset(&cm, 0, sizeof cm);
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof cm.buf;
-		cm.hdr.cmsg_level = SOL_SOCKET;
-		cm.hdr.cmsg_type = SCM_RIGHTS;
-		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&cm.hdr), &c->master, sizeof(int));
+	ns_send_fd(c->note, &n, sizeof n, c->master);
+}
+
+/*
+ * A helper's first steps: the job's pids groups, so that what it starts
+ * counts, and its oom_score_adj, which what it starts inherits (a vfork
+ * child's is its own: the worker's does not change, see proc(5)).
+ */
+static void
+ns_spawn_helper_start(struct ns_cmd *c)
+{
+	int	fd;
+
+	if (cgroup_join_fork(&c->sr->cg_join) == -1)
+		ns_child_fail(c->note, NSS_ST_CGROUP);
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
+	    -1) {
+		(void)!write(fd, NS_OOM_ADJ, strlen(NS_OOM_ADJ));
+		close(fd);
 	}
-	(void)!sendmsg(c->note, &mh, MSG_NOSIGNAL);
 }
 
 /* The command's start in its clone (ns_spawn_child). */
@@ -309,16 +308,10 @@ static __dead void
 ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 {
 	void	*stack;
-	int	 fd, flags;
+	int	 flags;
 	pid_t	 pid;
 
-	if (cgroup_join_fork(&c->sr->cg_join) == -1)
-		ns_child_fail(c->note, NSS_ST_CGROUP);
-	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
-	    -1) {
-		(void)!write(fd, NS_OOM_ADJ, strlen(NS_OOM_ADJ));
-		close(fd);
-	}
+	ns_spawn_helper_start(c);
 	prctl(PR_SET_DUMPABLE, 0);
 	flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
 	    CLONE_NEWUTS;
@@ -359,17 +352,10 @@ ns_spawn_child(struct ns_cmd *c, struct ns_init *ni)
 static __dead void
 ns_spawn_vchild(struct ns_cmd *c, struct ns_init *ni)
 {
-	int	fd, flags;
+	int	flags;
 	pid_t	pid;
 
-	if (cgroup_join_fork(&c->sr->cg_join) == -1)
-		ns_child_fail(c->note, NSS_ST_CGROUP);
-	/* A vfork child's own: the worker's is not changed (proc(5)). */
-	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=
-	    -1) {
-		(void)!write(fd, NS_OOM_ADJ, strlen(NS_OOM_ADJ));
-		close(fd);
-	}
+	ns_spawn_helper_start(c);
 	flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
 	if (!ni->host_network)
 		flags |= CLONE_NEWNET;

@@ -176,6 +176,38 @@ struct ns_plan {
 /* ---- the init (child side: system calls only) ---- */
 
 /*
+ * Send len bytes of buf on the socket sock as one message, with the
+ * descriptor fd (unless -1) passed along. System calls only: children
+ * of the worker use it before exec.
+ */
+void
+ns_send_fd(int sock, const void *buf, size_t len, int fd)
+{
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+
+	memset(&mh, 0, sizeof mh);
+	iov.iov_base = (void *)buf;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (fd != -1) {
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof cm.buf;
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&cm.hdr), &fd, sizeof fd);
+	}
+	(void)!sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+/*
  * Report a failure at stage with errno on fd and exit: a child of the
  * worker before exec (the init here, a command in ns-spawn.c).
  */
@@ -431,32 +463,12 @@ static void
 ns_child_answer(int sock, uint32_t seq, int err, int why, int fd)
 {
 	struct ns_fans	 a;
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
 
 	memset(&a, 0, sizeof a);
 	a.seq = seq;
 	a.err = err;
 	a.why = why;
-	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &a;
-	iov.iov_len = sizeof a;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (fd != -1) {
-		memset(&cm, 0, sizeof cm);
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof cm.buf;
-		cm.hdr.cmsg_level = SOL_SOCKET;
-		cm.hdr.cmsg_type = SCM_RIGHTS;
-		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&cm.hdr), &fd, sizeof fd);
-	}
-	(void)!sendmsg(sock, &mh, MSG_NOSIGNAL);
+	ns_send_fd(sock, &a, sizeof a, fd);
 	if (fd != -1)
 		close(fd);
 }

@@ -963,6 +963,7 @@ struct ns_file *ns_file_open(struct ns_init *, const char *, int, int, int,
 	     void (*)(int, int, int, void *), void *, int *);
 void	 ns_file_cancel(struct ns_file *);
 __dead void ns_child_fail(int, int);
+void	 ns_send_fd(int, const void *, size_t, int);
 #define NS_INIT_ARGV0	"sandd-init"	/* a workspace's init, exec'd */
 __dead void ns_init_main(void);
 

@@ -12,6 +12,7 @@ import threading
 import time
 
 import harness as h
+from test_workspace import cluster, create, wexec
 
 MB = 1024 * 1024
 
@@ -19,22 +20,6 @@ MB = 1024 * 1024
 # milliseconds; before the event loop stopped waiting on a saturated
 # workspace they took 5 to 45 s.
 STALL = 4
-
-
-def create(ctl, name, **kw):
-    msg = {"op": "workspace.create", "worker": "w1", "name": name}
-    msg.update(kw)
-    return h.ok(ctl.call(msg, timeout=h.T(30)))
-
-
-def wexec(ctl, ws, cmd, **kw):
-    msg = {"op": "exec", "worker": "w1", "workspace": ws, "cmd": cmd}
-    msg.update(kw)
-    return h.ok(ctl.call(msg, timeout=h.T(60)))
-
-
-def cluster(**kw):
-    return h.Cluster(workers={"w1": {}}, **kw)
 
 
 def worker_groups(c, worker_id="w1"):
