@@ -951,37 +951,29 @@ ws_kept_path(struct workspace *ws, const char *suffix)
 	return (to);
 }
 
-/* Keep ws's /workspace folder: move it to STATE/ID/kept/. */
+/*
+ * Keep ws's files as they are, moved to STATE/ID/kept/: its disk image
+ * if it has one, else its /workspace folder. Where they went, or NULL
+ * (logged).
+ */
 static char *
 ws_keep(struct workspace *ws)
 {
 	char	*from, *to;
 
-	xasprintf(&from, "%s/workspace", ws->folder);
-	to = ws_kept_path(ws, "");
+	if (ws->disk > 0) {
+		from = ws_disk_path(ws);
+		to = ws_kept_path(ws, ".img");
+	} else {
+		xasprintf(&from, "%s/workspace", ws->folder);
+		to = ws_kept_path(ws, "");
+	}
 	if (rename(from, to) == -1) {
 		log_warn("%s: keep %s", __func__, from);
 		free(to);
 		to = NULL;
 	}
 	free(from);
-	return (to);
-}
-
-/* Keep ws's disk image as it is: move it to STATE/ID/kept/. */
-static char *
-ws_keep_image(struct workspace *ws)
-{
-	char	*img, *to;
-
-	img = ws_disk_path(ws);
-	to = ws_kept_path(ws, ".img");
-	if (rename(img, to) == -1) {
-		log_warn("%s: keep %s", __func__, img);
-		free(to);
-		to = NULL;
-	}
-	free(img);
 	return (to);
 }
 
@@ -1030,7 +1022,7 @@ ws_kept_cb(__unused pid_t pid, int status, void *arg)
 		    k->to, status);
 		ws_rmtree(k->to);
 		free(k->to);
-		k->to = ws_keep_image(k->ws);
+		k->to = ws_keep(k->ws);
 	}
 	ws_destroyed(k->ws, k->msg, k->to);
 	json_decref(k->msg);
@@ -1087,7 +1079,7 @@ ws_destroy_done(struct ws_destroy *d)
 	if (!d->keep || ws->disk == 0 || ws_keep_disk(ws, d->msg) != 0) {
 		/* Nothing to copy out first (ws_kept_cb does it then). */
 		if (d->keep)
-			kept = ws->disk > 0 ? ws_keep_image(ws) : ws_keep(ws);
+			kept = ws_keep(ws);
 		ws_destroyed(ws, d->msg, kept);
 		free(kept);
 	}
