@@ -575,12 +575,15 @@ def test_session_non_utf8_output_arrives_as_data_b64_exact():
 def test_session_utf8_is_never_split_between_events():
     with h.Cluster() as c:
         ctl = c.connect()
+        # 300 writes of 600 bytes from one shell: no fork per write, so
+        # a loaded machine slows it little (the bound only catches a hang)
         r = _open(ctl, argv=["sh", "-c",
-                             "stty raw -echo; i=0; while [ $i -lt 300 ]; do "
-                             "printf 'h\\303\\251\\342\\202\\254%.0s' "
-                             "$(seq 1 100); i=$((i+1)); done; sleep 0.2"])
+                             "stty raw -echo; "
+                             "s=$(printf 'h\\303\\251\\342\\202\\254%.0s'"
+                             " $(seq 1 100)); i=0; while [ $i -lt 300 ]; do "
+                             "printf '%s' \"$s\"; i=$((i+1)); done; sleep 0.2"])
         st = Stream(ctl, r["session"])
-        st.wait_exit(timeout=30)
+        st.wait_exit(timeout=120)
         assert len(st.data) == 300 * 100 * 6, len(st.data)
         for e in st.events:
             assert "data" in e, "an event fell back to base64: %r" % (
