@@ -16,8 +16,14 @@ WARN	 = -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes \
 	   -Wshadow -Wpointer-arith -Wsign-compare -Wstrict-prototypes \
 	   -Wno-unused-parameter
 CFLAGS	?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(PKG_CFLAGS) $(CFLAGS)
-LIBS	 = $(PKG_LIBS) -lwslay -lutil -lm -pthread
+# Hardening as distributions build daemons. Binding every symbol at start
+# (full RELRO) also spares each forked child the lazy lookups that would
+# run again in every copy of the worker.
+HARDEN	 = -fstack-protector-strong
+LDHARDEN = -Wl,-z,relro,-z,now
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(HARDEN) $(PKG_CFLAGS) \
+	     $(CFLAGS)
+LIBS	 = $(PKG_LIBS) -lwslay -lutil -lm -pthread $(LDHARDEN)
 
 SRCS	 = $(wildcard src/*.c)
 OBJS	 = $(SRCS:src/%.c=build/%.o)
@@ -44,7 +50,7 @@ deps:
 sandd: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LIBS) $(LDFLAGS)
 
-build/%.o: src/%.c $(HDRS)
+build/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -53,7 +59,7 @@ asan: sandd-asan
 sandd-asan: $(ASAN_OBJS)
 	$(ASAN_CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) $(LIBS)
 
-build/asan/%.o: src/%.c $(HDRS)
+build/asan/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p build/asan
 	$(ASAN_CC) -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) $(ASAN_FLAGS) \
 	    -c -o $@ $<
