@@ -30,6 +30,11 @@
 #define O_PATH	0	/* opened for reading instead */
 #endif
 
+/* <linux/fs.h> has it, and a LINK_MAX of its own. */
+#ifndef FICLONE
+#define FICLONE	_IOW(0x94, 9, int)
+#endif
+
 #ifndef __dead
 #define __dead __attribute__((__noreturn__))
 #endif

@@ -142,48 +142,155 @@ disk_first_line(char *text)
 }
 
 /*
- * Make the image path: a sparse file of size bytes holding an ext4 whose
- * root folder belongs to uid and gid. -1 with *cause (nothing is left).
+ * Make the template of images of size bytes at tpl: a sparse file with
+ * an ext4 whose root belongs to the host's root (the init gives it to
+ * the workspace's). Made under a temporary name and renamed when it is
+ * whole and on disk, so a template is never half made. -1 with *cause.
  */
-int
-disk_make(const char *path, uint64_t size, uid_t uid, gid_t gid,
-    char **cause)
+static int
+disk_make_template(const char *tpl, uint64_t size, char **cause)
 {
 	const char	*mkfs = disk_find(disk_mkfs_paths);
-	char		 ext[128], err[DISK_ERR_MAX];
+	char		 err[DISK_ERR_MAX], *tmp;
 	char		*argv[] = { NULL, "-q", "-F", "-m", "0", "-L", "sandd",
-			    "-E", ext, NULL, NULL };
-	int		 fd, status;
+			    "-E", "lazy_itable_init=1,lazy_journal_init=1,"
+			    "nodiscard", NULL, NULL };
+	int		 fd, status, r = -1;
 
 	if (mkfs == NULL) {
-		xasprintf(cause, "no mkfs.ext4 to make %s with", path);
+		xasprintf(cause, "no mkfs.ext4 to make %s with", tpl);
 		return (-1);
+	}
+	xasprintf(&tmp, "%s.%ld", tpl, (long)getpid());
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1 || ftruncate(fd, (off_t)size) == -1) {
+		xasprintf(cause, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	argv[0] = (char *)mkfs;
+	argv[9] = tmp;
+	status = disk_run(argv, err, sizeof err);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		xasprintf(cause, "%s %s failed (status %d): %s", mkfs, tmp,
+		    status, status == -1 ? strerror(errno) :
+		    disk_first_line(err));
+	else if (fsync(fd) == -1 || rename(tmp, tpl) == -1)
+		xasprintf(cause, "%s: %s", tpl, strerror(errno));
+	else
+		r = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (r == -1)
+		(void)unlink(tmp);
+	free(tmp);
+	return (r);
+}
+
+/*
+ * Copy what tfd holds (its data, not its holes) into the empty file fd
+ * of the same size: a clone where the file system shares blocks, else
+ * copy_file_range (read and write where it cannot). -1 with errno.
+ */
+static int
+disk_copy_data(int tfd, int fd, off_t size)
+{
+	char		buf[65536];
+	off_t		off = 0, end, at;
+	ssize_t		n;
+
+	if (ioctl(fd, FICLONE, tfd) == 0)
+		return (0);
+	if (ftruncate(fd, size) == -1)
+		return (-1);
+	while ((off = lseek(tfd, off, SEEK_DATA)) != -1) {
+		if ((end = lseek(tfd, off, SEEK_HOLE)) == -1)
+			return (-1);
+		while (off < end) {
+			at = off;
+			n = copy_file_range(tfd, &at, fd, &at,
+			    (size_t)(end - off), 0);
+			if (n == -1 && (errno == EXDEV || errno == EINVAL ||
+			    errno == ENOSYS || errno == EOPNOTSUPP)) {
+				n = pread(tfd, buf, (size_t)(end - off) <
+				    sizeof buf ? (size_t)(end - off) :
+				    sizeof buf, off);
+				if (n > 0 && pwrite(fd, buf, (size_t)n, off) !=
+				    n)
+					return (-1);
+			}
+			if (n == -1 && errno != EINTR)
+				return (-1);
+			if (n == 0) {
+				errno = EIO;	/* the template shrank */
+				return (-1);
+			}
+			if (n > 0)
+				off += n;
+		}
+	}
+	return (errno == ENXIO ? 0 : -1);
+}
+
+/*
+ * Make the image path, size bytes: a copy of the template of that size
+ * in folder (both made the first time, then kept), so that a workspace
+ * costs a copy of the few MiB that mkfs.ext4 writes, not a run of it.
+ * The file system's root belongs to the host's root until its init
+ * mounts it. -1 with *cause (nothing is left).
+ */
+int
+disk_make(const char *folder, const char *path, uint64_t size, char **cause)
+{
+	struct stat	 st;
+	char		*tpl;
+	int		 tfd = -1, fd = -1, r = -1;
+
+	if (mkdir(folder, 0700) == -1 && errno != EEXIST) {
+		xasprintf(cause, "mkdir %s: %s", folder, strerror(errno));
+		return (-1);
+	}
+	xasprintf(&tpl, "%s/ext4-%llu.img", folder, (unsigned long long)size);
+	tfd = open(tpl, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (tfd != -1 && (fstat(tfd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != size)) {
+		log_warnx("%s: not a template of %llu bytes, made again", tpl,
+		    (unsigned long long)size);
+		close(tfd);
+		tfd = -1;
+		(void)unlink(tpl);
+	}
+	if (tfd == -1) {
+		if (disk_make_template(tpl, size, cause) == -1)
+			goto out;
+		if ((tfd = open(tpl, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
+		    -1) {
+			xasprintf(cause, "%s: %s", tpl, strerror(errno));
+			goto out;
+		}
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
-	if (fd == -1 || ftruncate(fd, (off_t)size) == -1) {
+	if (fd == -1) {
 		xasprintf(cause, "%s: %s", path, strerror(errno));
-		if (fd != -1) {
-			close(fd);
-			unlink(path);
-		}
-		return (-1);
+		goto out;
 	}
-	close(fd);
-	snprintf(ext, sizeof ext, "lazy_itable_init=1,lazy_journal_init=1,"
-	    "nodiscard,root_owner=%lu:%lu", (unsigned long)uid,
-	    (unsigned long)gid);
-	argv[0] = (char *)mkfs;
-	argv[9] = (char *)path;
-	status = disk_run(argv, err, sizeof err);
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		xasprintf(cause, "%s %s failed (status %d): %s", mkfs, path,
-		    status, status == -1 ? strerror(errno) :
-		    disk_first_line(err));
-		unlink(path);
-		return (-1);
+	if (disk_copy_data(tfd, fd, (off_t)size) == -1 || fdatasync(fd) == -1) {
+		xasprintf(cause, "copy %s to %s: %s", tpl, path,
+		    strerror(errno));
+		(void)unlink(path);
+		goto out;
 	}
-	return (0);
+	r = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (tfd != -1)
+		close(tfd);
+	free(tpl);
+	return (r);
 }
 
 /* Run argv (argv[0] one of paths); -1 with *cause unless it exits 0. */

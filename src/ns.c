@@ -330,9 +330,15 @@ ns_child_dev(struct ns_plan *p)
 static int
 ns_child_work(struct ns_plan *p)
 {
+	struct stat	st;
+
 	if (p->cfg->disk != NULL) {
 		if (mount(p->cfg->disk, p->work, "ext4", MS_NOSUID | MS_NODEV,
 		    "noinit_itable,discard") == -1)
+			return (-1);
+		/* A new disk's root is the host's root's (disk.c): give it. */
+		if (stat(p->work, &st) == 0 && st.st_uid == 0 &&
+		    chown(p->work, p->cfg->uid, p->cfg->gid) == -1)
 			return (-1);
 		(void)rmdir(p->lostfound);
 		return (0);

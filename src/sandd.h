@@ -919,7 +919,7 @@ void	 wsslot_give(int, int);
 
 /* disk.c */
 int	 disk_probe(char **);
-int	 disk_make(const char *, uint64_t, uid_t, gid_t, char **);
+int	 disk_make(const char *, const char *, uint64_t, char **);
 int	 disk_attach(const char *, char **, char **);
 int	 disk_shrink(const char *, uint64_t, char **);
 pid_t	 disk_copy_out(const char *, const char *, const char *, char **);

@@ -809,11 +809,12 @@ ws_create_check(json_t *msg, const char *name, int host_network)
 static int
 ws_create_folders(struct workspace *ws, char **cause)
 {
-	char	*base, *work;
+	char	*base, *work, *tpl;
 	uid_t	 uid = ws_uid(ws);
 	int	 r = -1;
 
 	xasprintf(&base, "%s/workspaces", state_folder());
+	xasprintf(&tpl, "%s/templates", state_folder());
 	xasprintf(&work, "%s/%s", ws->folder, ws->disk > 0 ? "disk.img" :
 	    "workspace");
 	if (mkdir(base, 0700) == -1 && errno != EEXIST)
@@ -821,11 +822,12 @@ ws_create_folders(struct workspace *ws, char **cause)
 	else if (mkdir(ws->folder, 0700) == -1)
 		xasprintf(cause, "mkdir %s: %s", ws->folder, strerror(errno));
 	else if (ws->disk > 0)
-		r = disk_make(work, ws->disk, uid, (gid_t)uid, cause);
+		r = disk_make(tpl, work, ws->disk, cause);
 	else if (mkdir(work, 0755) == -1 || chown(work, uid, (gid_t)uid) == -1)
 		xasprintf(cause, "%s: %s", work, strerror(errno));
 	else
 		r = 0;
+	free(tpl);
 	free(work);
 	free(base);
 	return (r);

@@ -245,6 +245,42 @@ def test_a_workspace_gets_the_default_disk_bound_and_the_ceiling_holds():
         assert h.out(r) == b"0\n", r
 
 
+def test_disks_are_copies_of_one_template_and_a_bad_one_is_made_again():
+    """A new disk is a copy of an empty file system made once per size;
+    each copy is the workspace's own (root inside owns its top, nothing
+    of another shows), and a template that is not what it should be is
+    made again rather than copied."""
+    h.needs_disks()
+    with h.Cluster(workers={"w1": {}},
+                   worker_args=("--max-workspace-disk", "256M")) as c:
+        ctl = c.connect()
+        tpl = os.path.join(c.tmp, "state", "w1", "templates",
+                           "ext4-%d.img" % (256 * MB))
+        create(ctl, "a")
+        assert os.path.getsize(tpl) == 256 * MB
+        made = os.stat(tpl).st_ino
+        wexec(ctl, "a", "echo mine > /workspace/a; sync")
+        create(ctl, "b")
+        assert os.stat(tpl).st_ino == made, "the template was made again"
+        r = wexec(ctl, "b", "ls -A /workspace; stat -c '%u %g' /workspace;"
+                  " echo x > /workspace/b && echo wrote")
+        assert h.out(r) == b"0 0\nwrote\n", r
+        # A template cut short (a full disk, a hand) is not copied.
+        os.truncate(tpl, 4096)
+        create(ctl, "c")
+        assert os.path.getsize(tpl) == 256 * MB
+        assert os.stat(tpl).st_ino != made
+        r = wexec(ctl, "c", "ls -A /workspace; stat -c '%u %g' /workspace;"
+                  " echo x > /workspace/c && echo wrote; df -k /workspace"
+                  " | tail -1")
+        out = h.out(r).decode().split("\n")
+        assert out[:2] == ["0 0", "wrote"], r
+        assert 200 * 1024 <= int(out[2].split()[1]) <= 256 * 1024, r
+        assert "not a template" in c.log("worker-w1")
+        r = wexec(ctl, "a", "ls -A /workspace; cat /workspace/a")
+        assert h.out(r) == b"a\nmine\n", r
+
+
 def test_without_a_disk_ceiling_a_workspace_that_asks_none_is_a_folder():
     h.needs_disks()
     with h.Cluster(workers={"w1": {}},
