@@ -179,7 +179,7 @@ ns_spawn_command(struct ns_cmd *c)
 	struct rlimit		 rl;
 	sigset_t		 set;
 	const char		*prog;
-	int			 i, sig, efd;
+	int			 i, efd;
 
 	ns_spawn_fail_fd = c->fail;
 	efd = c->slave != -1 ? c->slave : sr->fd_err;
@@ -194,8 +194,7 @@ ns_spawn_command(struct ns_cmd *c)
 	if (cgroup_join_self(&sr->cg_join) == -1)
 		ns_spawn_die(efd, "joining the workspace's cgroups", NULL,
 		    errno);
-	for (sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
+	spawn_reset_signals();
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	if (c->slave != -1) {

@@ -867,6 +867,8 @@ struct spawn_req {
 };
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);
+void	 spawn_note_signals(void);
+void	 spawn_reset_signals(void);
 pid_t	 spawn_process(struct spawn_req *, int *, char **);
 pid_t	 spawn_pty(struct spawn_req *, int *, int *, char **);
 char	**spawn_build_env(json_t *, int, const char *, const char *);

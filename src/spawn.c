@@ -361,6 +361,39 @@ spawn_fail(int errfd, int step)
 	_exit(127);
 }
 
+static sigset_t	spawn_moved;	/* signals not at their default */
+static int	spawn_moved_known;
+
+/*
+ * Note which signals this process has moved from their default (caught
+ * or ignored), once all its handlers are in place, so that a child
+ * resets those before exec rather than all 64 (a system call each,
+ * with the worker waiting on a vfork child meanwhile).
+ */
+void
+spawn_note_signals(void)
+{
+	struct sigaction	sa;
+	int			sig;
+
+	sigemptyset(&spawn_moved);
+	for (sig = 1; sig < NSIG; sig++)
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+			sigaddset(&spawn_moved, sig);
+	spawn_moved_known = 1;
+}
+
+/* In a child about to exec: every signal at its default again. */
+void
+spawn_reset_signals(void)
+{
+	int	sig;
+
+	for (sig = 1; sig < NSIG; sig++)
+		if (!spawn_moved_known || sigismember(&spawn_moved, sig))
+			signal(sig, SIG_DFL);
+}
+
 /*
  * The child half, after fork or forkpty: descriptors are in place.
  * Reset signals, set limits, become the user and then enter the folder
@@ -372,10 +405,9 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 {
 	struct rlimit	 rl;
 	sigset_t	 set;
-	int		 i, sig;
+	int		 i;
 
-	for (sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
+	spawn_reset_signals();
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	compat_set_pdeathsig_off();

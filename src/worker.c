@@ -336,6 +336,7 @@ worker_main(void)
 		    NULL);
 		evsignal_add(sig_ev[i], NULL);
 	}
+	spawn_note_signals();	/* every handler is in place */
 	state_init();
 	worker_protect();
 	workspace_init();

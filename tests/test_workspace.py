@@ -464,6 +464,43 @@ def test_session_in_a_workspace_has_its_private_terminal():
 
 
 
+def test_every_way_of_starting_leaves_no_signal_caught_ignored_or_blocked():
+    # The worker catches TERM, INT, HUP and CHLD and ignores PIPE; none
+    # of that may reach a program, whichever path starts it: posix_spawn
+    # or vfork on the host, the workspace's helper, a PTY on either.
+    want = ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000",
+            "SigCgt:\t0000000000000000"]
+    with cluster() as c:
+        ctl = c.connect()
+        create(ctl, "sig")
+        for ws in (None, "sig"):
+            for kw in ({"argv": ["cat", "/proc/self/status"]},
+                       {"cmd": "cat /proc/self/status"},
+                       {"argv": ["cat", "/proc/self/status"], "cwd": "/",
+                        "env": {"X": "1"}, "timeout": 30}):
+                msg = {"op": "exec", "worker": "w1"}
+                msg.update(kw)
+                if ws:
+                    msg["workspace"] = ws
+                out = h.out(h.ok(ctl.call(msg, timeout=h.T(30)))).decode()
+                got = [l for l in out.splitlines()
+                       if l.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+                assert got == want, (ws, kw, got)
+            msg = {"op": "session.open", "worker": "w1", "attach": False,
+                   "argv": ["sh", "-c", "cat /proc/self/status; "
+                            "echo do''ne; sleep 5"]}
+            if ws:
+                msg["workspace"] = ws
+            sid = h.ok(ctl.call(msg))["session"]
+            r = h.ok(ctl.call({"op": "session.read", "session": sid,
+                               "since": 0, "until": "done",
+                               "timeout": h.T(10)}))
+            got = [l for l in r["data"].replace("\r", "").splitlines()
+                   if l.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+            assert got == want, (ws, got)
+            h.ok(ctl.call({"op": "session.close", "session": sid}))
+
+
 def test_a_start_that_fails_in_a_workspace_is_exec_failed():
     # As on the host (spec: exec_failed for no such program, a missing
     # cwd), though the worker does not wait for the exec inside.
