@@ -46,6 +46,7 @@
 
 #define DISK_LOOP_TRIES	16	/* a free loop device taken meanwhile */
 #define DISK_ERR_MAX	512	/* bytes of mkfs's errors kept */
+#define DISK_SLACK	(1024 * 1024)	/* data past what a file holds */
 
 /* Where mkfs.ext4 and cp may be: fixed places, never a request's PATH. */
 static const char *disk_mkfs_paths[] = { "/usr/sbin/mkfs.ext4",
@@ -142,13 +143,13 @@ disk_first_line(char *text)
 }
 
 /*
- * Make the template of images of size bytes at tpl: a sparse file with
- * an ext4 whose root belongs to the host's root (the init gives it to
- * the workspace's). Made under a temporary name and renamed when it is
- * whole and on disk, so a template is never half made. -1 with *cause.
+ * Make at tpl a sparse file of size bytes with an empty ext4 whose root
+ * belongs to the host's root (the init gives it to the workspace's).
+ * Made under a temporary name and renamed when it is whole and on disk,
+ * so it is never half made. -1 with *cause.
  */
 static int
-disk_make_template(const char *tpl, uint64_t size, char **cause)
+disk_make_fs(const char *tpl, uint64_t size, char **cause)
 {
 	const char	*mkfs = disk_find(disk_mkfs_paths);
 	char		 err[DISK_ERR_MAX], *tmp;
@@ -190,9 +191,32 @@ out:
 }
 
 /*
- * Copy what tfd holds (its data, not its holes) into the empty file fd
- * of the same size: a clone where the file system shares blocks, else
- * copy_file_range (read and write where it cannot). -1 with errno.
+ * Does the file system show tfd's holes? Where it does not, SEEK_DATA
+ * finds data everywhere and a copy would write every byte.
+ */
+static int
+disk_shows_holes(int tfd)
+{
+	struct stat	st;
+	off_t		off = 0, end;
+	uint64_t	data = 0;
+
+	if (fstat(tfd, &st) == -1)
+		return (0);
+	while ((off = lseek(tfd, off, SEEK_DATA)) != -1) {
+		if ((end = lseek(tfd, off, SEEK_HOLE)) == -1)
+			return (0);
+		data += (uint64_t)(end - off);
+		off = end;
+	}
+	return (errno == ENXIO &&
+	    data <= (uint64_t)st.st_blocks * 512 + DISK_SLACK);
+}
+
+/*
+ * Copy what tfd holds (its data, not its holes) into the empty file fd,
+ * to size bytes: copy_file_range, or read and write where it cannot.
+ * -1 with errno.
  */
 static int
 disk_copy_data(int tfd, int fd, off_t size)
@@ -201,8 +225,6 @@ disk_copy_data(int tfd, int fd, off_t size)
 	off_t		off = 0, end, at;
 	ssize_t		n;
 
-	if (ioctl(fd, FICLONE, tfd) == 0)
-		return (0);
 	if (ftruncate(fd, size) == -1)
 		return (-1);
 	while ((off = lseek(tfd, off, SEEK_DATA)) != -1) {
@@ -237,9 +259,10 @@ disk_copy_data(int tfd, int fd, off_t size)
 /*
  * Make the image path, size bytes: a copy of the template of that size
  * in folder (both made the first time, then kept), so that a workspace
- * costs a copy of the few MiB that mkfs.ext4 writes, not a run of it.
- * The file system's root belongs to the host's root until its init
- * mounts it. -1 with *cause (nothing is left).
+ * costs a copy of the few MiB that mkfs.ext4 writes, not a run of it
+ * (but where the file system would not keep the copy sparse). The file
+ * system's root belongs to the host's root until its init mounts it.
+ * -1 with *cause (nothing is left).
  */
 int
 disk_make(const char *folder, const char *path, uint64_t size, char **cause)
@@ -263,7 +286,7 @@ disk_make(const char *folder, const char *path, uint64_t size, char **cause)
 		(void)unlink(tpl);
 	}
 	if (tfd == -1) {
-		if (disk_make_template(tpl, size, cause) == -1)
+		if (disk_make_fs(tpl, size, cause) == -1)
 			goto out;
 		if ((tfd = open(tpl, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
 		    -1) {
@@ -277,13 +300,20 @@ disk_make(const char *folder, const char *path, uint64_t size, char **cause)
 		xasprintf(cause, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (disk_copy_data(tfd, fd, (off_t)size) == -1 || fdatasync(fd) == -1) {
+	if (ioctl(fd, FICLONE, tfd) == 0)
+		r = 0;		/* the file system shares the blocks */
+	else if (!disk_shows_holes(tfd)) {
+		close(fd);
+		fd = -1;
+		(void)unlink(path);
+		r = disk_make_fs(path, size, cause);
+	} else if (disk_copy_data(tfd, fd, (off_t)size) == -1 ||
+	    fdatasync(fd) == -1) {
 		xasprintf(cause, "copy %s to %s: %s", tpl, path,
 		    strerror(errno));
 		(void)unlink(path);
-		goto out;
-	}
-	r = 0;
+	} else
+		r = 0;
 out:
 	if (fd != -1)
 		close(fd);
