@@ -119,10 +119,10 @@
  * enough that the CPU, not the bound, paces a herd (at the TLS rate
  * below 1,024 clear in about a second, well inside the 5 s head
  * deadline), few enough to bound their memory (a TLS handshake uses tens
- * of KiB while it runs). One address gets half, so idle connections from
- * one place never hold every slot, and a fleet behind one NAT address
- * still has 512 in flight: 0.1 s of work at the plain rate, so the CPU
- * never waits for it.
+ * of KiB while it runs). One address may take every free slot, but
+ * keeps only half once all are taken (server-admit.c), so idle
+ * connections from one place never keep others out, and a fleet behind
+ * one NAT address has all 1,024 in flight when it is alone.
  */
 #define SERVER_MAX_HANDSHAKES	1024
 #define SERVER_MAX_HANDSHAKES_ADDR 512

@@ -291,7 +291,7 @@ static const struct opt_spec serve_specs[] = {
 	  "1 to 100000", "WebSocket handshakes in progress at once (1024)" },
 	{ "max-handshakes-per-addr", 0, OPT_INT, SO(max_handshakes_addr), 1,
 	  100000, "N", "1 to 100000",
-	  "of those, from one remote address (512)" },
+	  "one address's share of them when all are taken (512)" },
 	{ "handshake-rate", 0, OPT_INT, SO(handshake_rate), 1, 1000000, "N",
 	  "1 to 1000000", "handshakes/s assumed until measured, for "
 	  "Retry-After" },

@@ -389,7 +389,8 @@ void	 server_worker_rpc_cancel(struct worker_rpc *);
 void	 server_worker_watch(void (*)(struct worker *, const char *));
 
 /* server-admit.c */
-int	 server_admit_enter(const char *, const char **, int *);
+int	 server_admit_enter(const char *, const char **, int *,
+	     const char **);
 void	 server_admit_leave(const char *, int);
 int	 server_admit_busy(void);
 double	 server_admit_rate(void);

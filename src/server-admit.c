@@ -1,10 +1,13 @@
 /*
  * server-admit.c: admission control of the WebSocket listener. A
  * connection holds an admission slot from accept until its request head
- * is answered (server.c); the slots are bounded in all (--max-handshakes)
- * and per remote address (--max-handshakes-per-addr), so that idle
- * connections from one place cannot keep every worker out, and the head
- * deadline frees a slot held by a peer that sends nothing.
+ * is answered (server.c); the slots are bounded in all (--max-handshakes),
+ * and the head deadline frees a slot held by a peer that sends nothing.
+ * One remote address may take every free slot (a fleet behind one NAT
+ * comes back at once), but its share is --max-handshakes-per-addr: when
+ * all are taken, a connection from an address under its share takes the
+ * slot of the oldest waiting connection of the address furthest over
+ * its own, so idle connections from one place cannot keep workers out.
  *
  * The bound is not what paces a herd: the slots are many, so handshakes
  * go through as fast as the CPU finishes them. This file also measures
@@ -119,27 +122,50 @@ admit_retry_after(double now)
 	return (wait < 1 ? 1 : (int)(wait + 0.999));
 }
 
+/* The address holding the most slots, if that is over its share. */
+static const char *
+admit_most_over(void)
+{
+	struct admit_host	*h, *most = NULL;
+	int			 i;
+
+	for (i = 0; i < ADMIT_BUCKETS; i++)
+		for (h = admit_hosts[i]; h != NULL; h = h->next)
+			if (most == NULL || h->n > most->n)
+				most = h;
+	if (most == NULL || most->n <= serve_opts.max_handshakes_addr)
+		return (NULL);
+	return (most->host);
+}
+
 /*
  * May a connection from host start its handshake? 0 if so (it holds a
- * slot until server_admit_leave), else -1 with *why and *retry_after.
+ * slot until server_admit_leave). 1 if so once the caller has closed the
+ * oldest waiting connection of *evict (its slot goes to this one). Else
+ * -1 with *why and *retry_after.
  */
 int
-server_admit_enter(const char *host, const char **why, int *retry_after)
+server_admit_enter(const char *host, const char **why, int *retry_after,
+    const char **evict)
 {
 	struct admit_host	**pp = admit_host_slot(host), *h = *pp;
 	double			  now = admit_now();
 
 	admit_measure(now);
-	*why = NULL;
-	if (admit_busy >= serve_opts.max_handshakes)
-		*why = "too many handshakes";
-	else if (h != NULL && h->n >= serve_opts.max_handshakes_addr)
-		*why = "too many handshakes from this address";
+	*why = *evict = NULL;
+	if (admit_busy >= serve_opts.max_handshakes) {
+		if (h != NULL && h->n >= serve_opts.max_handshakes_addr)
+			*why = "too many handshakes from this address";
+		else if ((*evict = admit_most_over()) == NULL)
+			*why = "too many handshakes";
+	}
 	if (*why != NULL) {
 		admit_full = 1;
 		*retry_after = admit_retry_after(now);
 		return (-1);
 	}
+	if (*evict != NULL)
+		return (1);
 	if (h == NULL) {
 		h = *pp = xcalloc(1, sizeof *h);
 		snprintf(h->host, sizeof h->host, "%s", host);

@@ -281,6 +281,29 @@ handshake_free(struct handshake *hs)
 	free(hs);
 }
 
+/*
+ * Every slot is taken and a connection from an address under its share
+ * came (server-admit.c): close the oldest connection of host, which is
+ * over its share, still waiting for its request head; its slot goes to
+ * the one from for_addr.
+ */
+static void
+handshake_evict(const char *host, const char *for_addr)
+{
+	struct handshake	*hs;
+
+	TAILQ_FOREACH(hs, &handshakes, entry) {
+		if (hs->admitted && !hs->closing &&
+		    strcmp(hs->host, host) == 0)
+			break;
+	}
+	if (hs == NULL)
+		fatalx("%s: %s holds no waiting connection", __func__, host);
+	log_info("%s: %s: closed, its address over its share of handshakes, "
+	    "for %s", __func__, hs->addr, for_addr);
+	handshake_free(hs);
+}
+
 static void
 server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -288,7 +311,7 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	struct handshake	*hs;
 	struct timeval		 tv = { HTTP_HEAD_TIMEOUT, 0 };
 	char			*host, extra[64];
-	const char		*why;
+	const char		*why, *evict;
 	int			 one = 1, port = 0, retry;
 
 	hs = xcalloc(1, sizeof *hs);
@@ -329,8 +352,16 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	hs->timer = evtimer_new(ev_base, handshake_timeout_cb, hs);
 	evtimer_add(hs->timer, &tv);
 	/* Admission control: server-admit.c. */
-	if (server_admit_enter(hs->host, &why, &retry) == 0)
+	switch (server_admit_enter(hs->host, &why, &retry, &evict)) {
+	case 1:
+		handshake_evict(evict, hs->addr);
+		if (server_admit_enter(hs->host, &why, &retry, &evict) != 0)
+			fatalx("%s: no slot after an eviction", __func__);
+		/* FALLTHROUGH */
+	case 0:
 		hs->admitted = 1;
+		break;
+	}
 	if (why != NULL) {
 		server_stats.handshakes_refused++;
 		snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry);

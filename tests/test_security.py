@@ -398,6 +398,67 @@ def test_idle_connections_from_one_address_do_not_keep_workers_out():
                 s.close()
 
 
+def test_one_address_may_take_every_free_slot_but_not_keep_others_out():
+    """A fleet behind one address (a NAT, or all of a bench on 127.0.0.1)
+    is not held to its share of the handshake slots while others are
+    free; once all are taken, a worker from elsewhere takes the slot of
+    that address's oldest waiting connection."""
+    import threading
+    with h.Cluster(workers={}, serve_args=["--max-handshakes", "6",
+                                           "--max-handshakes-per-addr",
+                                           "2"]) as c:
+        stop = threading.Event()
+        socks = []
+
+        def holder():      # keeps 6 idle connections from 127.0.0.3
+            while not stop.is_set():
+                while len(socks) < 6 and not stop.is_set():
+                    s = socket.socket()
+                    s.bind(("127.0.0.3", 0))
+                    try:
+                        s.connect(("127.0.0.1", c.port))
+                    except OSError:
+                        s.close()
+                        continue
+                    socks.append(s)
+                for s in list(socks):
+                    s.setblocking(False)
+                    try:
+                        if s.recv(64) == b"":
+                            raise OSError
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pass
+                    socks.remove(s)
+                    s.close()
+                time.sleep(0.02)
+
+        ctl = c.connect()
+        # The harness's probe of the port must be gone first: it would
+        # take a 127.0.0.3 connection's slot as a worker does below.
+        h.wait_for(lambda: h.ok(ctl.call({"op": "stats"}))
+                   ["handshakes"] == 0, what="no handshake in progress")
+        refused = h.ok(ctl.call({"op": "stats"}))["handshakes_refused"]
+        t = threading.Thread(target=holder, daemon=True)
+        t.start()
+        try:
+            h.wait_for(lambda: h.ok(ctl.call({"op": "stats"}))
+                       ["handshakes"] == 6, what="6 slots held from one "
+                       "address")
+            st = h.ok(ctl.call({"op": "stats"}))
+            assert st["handshakes_refused"] == refused, st
+            c.start_worker("w1", wait=False)
+            c.wait_worker("w1", timeout=30)
+        finally:
+            stop.set()
+            t.join(h.T(10))
+            for s in socks:
+                s.close()
+        assert "over its share of handshakes, for 127.0.0.1:" in \
+            c.log("serve")
+
+
 # ------------------------------------------------------------ control path
 
 def _as_uid(uid, argv, env=None):
