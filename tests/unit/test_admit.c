@@ -1,13 +1,14 @@
 /*
- * test_admit.c: admission control (server-admit.c): the bound in all and
- * per address, Retry-After from the queue, the slots given back.
+ * test_admit.c: admission control (server-admit.c): the bound in all,
+ * an address's share once every slot is taken (and whose slot a
+ * newcomer takes), Retry-After from the queue, the slots given back.
  */
 #include "stubs.h"
 
 int
 main(void)
 {
-	const char	*why;
+	const char	*why, *evict;
 	int		 ra, last, first = 0, i, n = 0;
 
 	ev_base = event_base_new();
@@ -15,21 +16,28 @@ main(void)
 	serve_opts.max_handshakes_addr = 2;
 	serve_opts.handshake_rate = 10;
 
-	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
-	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
-	/* A third from the same address waits; another address does not. */
-	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == -1);
-	CHECK(why != NULL && strstr(why, "address") != NULL);
-	CHECK(ra >= 1);
-	CHECK(server_admit_enter("10.0.0.2", &why, &ra) == 0);
-	CHECK(server_admit_enter("::1", &why, &ra) == 0);
+	/* While slots are free, one address may take past its share. */
+	for (i = 0; i < 3; i++)
+		CHECK(server_admit_enter("10.0.0.1", &why, &ra, &evict) == 0);
+	CHECK(server_admit_enter("10.0.0.2", &why, &ra, &evict) == 0);
 	CHECK(server_admit_busy() == 4);
-	/* All slots held: anyone waits, each later than the one before. */
-	CHECK(server_admit_enter("10.0.0.9", &why, &ra) == -1);
+	/* All taken: that address is over its share and waits. */
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra, &evict) == -1);
+	CHECK(why != NULL && strstr(why, "address") != NULL);
+	CHECK(evict == NULL && ra >= 1);
+	/* One under its share takes a slot of the one furthest over. */
+	CHECK(server_admit_enter("10.0.0.9", &why, &ra, &evict) == 1);
+	CHECK(why == NULL && evict != NULL && strcmp(evict, "10.0.0.1") == 0);
+	server_admit_leave("10.0.0.1", 0);	/* the caller closed it */
+	CHECK(server_admit_enter("10.0.0.9", &why, &ra, &evict) == 0);
+	CHECK(server_admit_busy() == 4);
+	/* No one is over its share now: anyone waits, later and later. */
+	CHECK(server_admit_enter("::1", &why, &ra, &evict) == -1);
 	CHECK(why != NULL && strcmp(why, "too many handshakes") == 0);
+	CHECK(evict == NULL);
 	last = ra;
 	for (i = 0; i < 40; i++) {
-		CHECK(server_admit_enter("10.0.0.9", &why, &ra) == -1);
+		CHECK(server_admit_enter("10.0.0.8", &why, &ra, &evict) == -1);
 		CHECKF(ra >= last, "refusal %d: %d after %d", i, ra, last);
 		if (i == 0)
 			first = ra;
@@ -43,11 +51,11 @@ main(void)
 	CHECK(last <= SERVER_RETRY_AFTER_MAX);
 
 	server_admit_leave("10.0.0.1", 1);
-	CHECK(server_admit_enter("10.0.0.1", &why, &ra) == 0);
+	CHECK(server_admit_enter("10.0.0.1", &why, &ra, &evict) == 0);
 	server_admit_leave("10.0.0.1", 1);
 	server_admit_leave("10.0.0.1", 0);
 	server_admit_leave("10.0.0.2", 1);
-	server_admit_leave("::1", 1);
+	server_admit_leave("10.0.0.9", 1);
 	CHECK(server_admit_busy() == 0);
 	CHECK(server_admit_rate() >= SERVER_ADMIT_MIN_RATE);
 	return (unit_done("test_admit"));
