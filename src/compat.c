@@ -29,6 +29,31 @@
 
 #include "compat.h"
 
+/*
+ * Signals the C library keeps for itself (glibc: 32 and 33) cannot be
+ * set through it, so one inherited ignored (GNU make's posix_spawn leaves
+ * them so) would pass to every program started. Set them back to their
+ * default with the system call itself; the library installs its own
+ * handlers when it needs them.
+ */
+void
+compat_reset_libc_signals(void)
+{
+#if defined(__linux__) && defined(SYS_rt_sigaction)
+	unsigned long	ksa[4], old[4];	/* handler, flags, (restorer), mask */
+	int		sig;
+
+	for (sig = 32; sig < SIGRTMIN; sig++) {
+		memset(old, 0, sizeof old);
+		if (syscall(SYS_rt_sigaction, sig, NULL, old, 8) != 0 ||
+		    old[0] != (unsigned long)SIG_IGN)
+			continue;
+		memset(ksa, 0, sizeof ksa);	/* SIG_DFL, no flags */
+		(void)syscall(SYS_rt_sigaction, sig, ksa, NULL, 8);
+	}
+#endif
+}
+
 /* Return the uid of the process at the other end of a UNIX socket. */
 int
 compat_peer_uid(int fd, uid_t *uid)

@@ -59,6 +59,7 @@ void	 compat_set_pdeathsig(void);
 void	 compat_closefrom(int);
 void	 compat_closefrom_except(int, int);
 void	 compat_set_pdeathsig_off(void);
+void	 compat_reset_libc_signals(void);
 int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);
 void	 compat_malloc_trim(void);

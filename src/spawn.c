@@ -376,6 +376,7 @@ spawn_note_signals(void)
 	struct sigaction	sa;
 	int			sig;
 
+	compat_reset_libc_signals();
 	sigemptyset(&spawn_moved);
 	for (sig = 1; sig < NSIG; sig++)
 		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
