@@ -1183,9 +1183,9 @@ def _retry_after(port):
 
 
 def _hold_slot(port):
-    """An idle connection that holds its address's one admission slot
-    (one refused because another still held it, such as the harness's
-    probe of the listener, is dropped and made again)."""
+    """An idle connection that holds the one admission slot (one refused
+    because another still held it, such as the harness's probe of the
+    listener, is dropped and made again)."""
     import socket
     deadline = time.monotonic() + h.T(10)
     while True:
@@ -1201,11 +1201,11 @@ def _hold_slot(port):
 
 
 def test_503_retry_after_grows_with_the_queue():
-    """With the one slot of an address held, each refused connection is
-    told to come back later than the one before it: its turn comes after
-    theirs, at the rate the controller finishes handshakes."""
+    """With the one slot held, each refused connection is told to come
+    back later than the one before it: its turn comes after theirs, at
+    the rate the controller finishes handshakes."""
     with _cluster(serve_ping=[], worker_ping=[], serve_args=[
-            "--max-handshakes-per-addr", "1", "--handshake-rate", "5"]) as c:
+            "--max-handshakes", "1", "--handshake-rate", "5"]) as c:
         hold = _hold_slot(c.port)
         try:
             waits = [_retry_after(c.port) for _ in range(30)]
@@ -1237,7 +1237,7 @@ def test_worker_dials_again_within_a_second_of_losing_its_controller():
     grown) loses the controller it was registered with: its next dial
     comes within the first second, not after its backoff."""
     with _cluster(serve_ping=[], worker_ping=[], serve_args=[
-            "--max-handshakes-per-addr", "1"]) as c:
+            "--max-handshakes", "1"]) as c:
         hold = _hold_slot(c.port)
         c.start_worker("w1", wait=False)
         h.wait_for(lambda: c.log("worker-w1").count("answered 503") >= 2,

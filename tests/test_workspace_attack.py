@@ -295,7 +295,11 @@ def test_destroy_works_once_tmp_holds_all_the_memory():
         # Every command now dies at once (one that needs a few MB of its
         # own: the kill of the writer left a little room, as much as it
         # used, which a shell's echo may fit in).
-        r = wexec(ctl, "full", "python3 -c 'print(\"alive\")'")
+        # By argv: the program itself is the one the OOM killer ends (a
+        # shell would survive its child and exit 137, reason "exit").
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "workspace": "full",
+                           "argv": ["python3", "-c", "print('alive')"]},
+                          timeout=h.T(60)))
         assert b"alive" not in h.out(r), r
         assert r.get("reason") == "oom", r
         # File operations still work (the init is not in the group).
