@@ -46,7 +46,7 @@
 
 #define DISK_LOOP_TRIES	16	/* a free loop device taken meanwhile */
 #define DISK_ERR_MAX	512	/* bytes of mkfs's errors kept */
-#define DISK_SLACK	(1024 * 1024)	/* data past what a file holds */
+#define DISK_SLACK	(1024 * 1024)	/* data past what a file takes */
 
 /* Where mkfs.ext4 and cp may be: fixed places, never a request's PATH. */
 static const char *disk_mkfs_paths[] = { "/usr/sbin/mkfs.ext4",
@@ -191,48 +191,33 @@ out:
 }
 
 /*
- * Does the file system show tfd's holes? Where it does not, SEEK_DATA
- * finds data everywhere and a copy would write every byte.
- */
-static int
-disk_shows_holes(int tfd)
-{
-	struct stat	st;
-	off_t		off = 0, end;
-	uint64_t	data = 0;
-
-	if (fstat(tfd, &st) == -1)
-		return (0);
-	while ((off = lseek(tfd, off, SEEK_DATA)) != -1) {
-		if ((end = lseek(tfd, off, SEEK_HOLE)) == -1)
-			return (0);
-		data += (uint64_t)(end - off);
-		off = end;
-	}
-	return (errno == ENXIO &&
-	    data <= (uint64_t)st.st_blocks * 512 + DISK_SLACK);
-}
-
-/*
  * Copy what tfd holds (its data, not its holes) into the empty file fd,
  * to size bytes: copy_file_range, or read and write where it cannot.
- * -1 with errno.
+ * -1 with errno; EFBIG if there is more data than tfd takes on disk (a
+ * file system that shows no holes: the copy would write every byte).
  */
 static int
 disk_copy_data(int tfd, int fd, off_t size)
 {
+	struct stat	st;
 	char		buf[65536];
-	off_t		off = 0, end, at;
+	off_t		off = 0, end, in, out;
+	uint64_t	most, data = 0;
 	ssize_t		n;
 
-	if (ftruncate(fd, size) == -1)
+	if (fstat(tfd, &st) == -1 || ftruncate(fd, size) == -1)
 		return (-1);
+	most = (uint64_t)st.st_blocks * 512 + DISK_SLACK;
 	while ((off = lseek(tfd, off, SEEK_DATA)) != -1) {
 		if ((end = lseek(tfd, off, SEEK_HOLE)) == -1)
 			return (-1);
+		if ((data += (uint64_t)(end - off)) > most) {
+			errno = EFBIG;
+			return (-1);
+		}
 		while (off < end) {
-			at = off;
-			n = copy_file_range(tfd, &at, fd, &at,
+			in = out = off;
+			n = copy_file_range(tfd, &in, fd, &out,
 			    (size_t)(end - off), 0);
 			if (n == -1 && (errno == EXDEV || errno == EINVAL ||
 			    errno == ENOSYS || errno == EOPNOTSUPP)) {
@@ -302,18 +287,19 @@ disk_make(const char *folder, const char *path, uint64_t size, char **cause)
 	}
 	if (ioctl(fd, FICLONE, tfd) == 0)
 		r = 0;		/* the file system shares the blocks */
-	else if (!disk_shows_holes(tfd)) {
+	else if (disk_copy_data(tfd, fd, (off_t)size) == 0 &&
+	    fdatasync(fd) == 0)
+		r = 0;
+	else if (errno == EFBIG) {
 		close(fd);
 		fd = -1;
 		(void)unlink(path);
 		r = disk_make_fs(path, size, cause);
-	} else if (disk_copy_data(tfd, fd, (off_t)size) == -1 ||
-	    fdatasync(fd) == -1) {
+	} else {
 		xasprintf(cause, "copy %s to %s: %s", tpl, path,
 		    strerror(errno));
 		(void)unlink(path);
-	} else
-		r = 0;
+	}
 out:
 	if (fd != -1)
 		close(fd);
