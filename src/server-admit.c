@@ -139,10 +139,10 @@ admit_most_over(void)
 }
 
 /*
- * May a connection from host start its handshake? 0 if so (it holds a
- * slot until server_admit_leave). 1 if so once the caller has closed the
- * oldest waiting connection of *evict (its slot goes to this one). Else
- * -1 with *why and *retry_after.
+ * May a connection from host start its handshake? 0 if so: it holds a
+ * slot until server_admit_leave. 1 if so too, and the caller is to close
+ * the oldest waiting connection of *evict, whose slot this one took.
+ * Else -1 with *why and *retry_after.
  */
 int
 server_admit_enter(const char *host, const char **why, int *retry_after,
@@ -164,15 +164,13 @@ server_admit_enter(const char *host, const char **why, int *retry_after,
 		*retry_after = admit_retry_after(now);
 		return (-1);
 	}
-	if (*evict != NULL)
-		return (1);
 	if (h == NULL) {
 		h = *pp = xcalloc(1, sizeof *h);
 		snprintf(h->host, sizeof h->host, "%s", host);
 	}
 	h->n++;
 	admit_busy++;
-	return (0);
+	return (*evict != NULL ? 1 : 0);
 }
 
 /* A second after the last handshake ended: give back what they used. */

@@ -355,8 +355,6 @@ server_accept_cb(__unused struct evconnlistener *l, evutil_socket_t fd,
 	switch (server_admit_enter(hs->host, &why, &retry, &evict)) {
 	case 1:
 		handshake_evict(evict, hs->addr);
-		if (server_admit_enter(hs->host, &why, &retry, &evict) != 0)
-			fatalx("%s: no slot after an eviction", __func__);
 		/* FALLTHROUGH */
 	case 0:
 		hs->admitted = 1;
