@@ -352,50 +352,62 @@ def test_a_world_readable_token_file_with_tokens_is_warned_about():
 
 # ------------------------------------------------------------ admission
 
+class _IdleConnections:
+    """n idle connections from the address src to cluster c's listener,
+    each made again as soon as the controller drops it (slowloris before
+    authentication); .socks are those open now."""
+
+    def __init__(self, c, src, n):
+        import threading
+        self.port, self.src, self.n = c.port, src, n
+        self.socks = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            while len(self.socks) < self.n and not self.stop.is_set():
+                s = socket.socket()
+                s.bind((self.src, 0))
+                try:
+                    s.connect(("127.0.0.1", self.port))
+                except OSError:
+                    s.close()
+                    continue
+                self.socks.append(s)
+            for s in list(self.socks):
+                s.setblocking(False)
+                try:
+                    if s.recv(64) == b"":
+                        raise OSError
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass
+                self.socks.remove(s)
+                s.close()
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(h.T(10))
+        for s in self.socks:
+            s.close()
+
+
 def test_idle_connections_from_one_address_do_not_keep_workers_out():
     """300 idle connections from 127.0.0.2, refreshed as soon as the
     controller drops one (slowloris before authentication): a worker from
     another address still gets in."""
-    import threading
     with h.Cluster(workers={}) as c:
-        stop = threading.Event()
-        socks = []
-
-        def attacker():
-            while not stop.is_set():
-                while len(socks) < 300 and not stop.is_set():
-                    s = socket.socket()
-                    s.bind(("127.0.0.2", 0))
-                    try:
-                        s.connect(("127.0.0.1", c.port))
-                    except OSError:
-                        s.close()
-                        continue
-                    socks.append(s)
-                for s in list(socks):
-                    s.setblocking(False)
-                    try:
-                        if s.recv(1) == b"":
-                            raise OSError
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        pass
-                    socks.remove(s)
-                    s.close()
-                time.sleep(0.05)
-
-        t = threading.Thread(target=attacker, daemon=True)
-        t.start()
-        try:
-            h.wait_for(lambda: len(socks) >= 300, what="the attack")
+        with _IdleConnections(c, "127.0.0.2", 300) as idle:
+            h.wait_for(lambda: len(idle.socks) >= 300, what="the attack")
             c.start_worker("w1", wait=False)
             c.wait_worker("w1", timeout=30)
-        finally:
-            stop.set()
-            t.join(h.T(10))
-            for s in socks:
-                s.close()
 
 
 def test_one_address_may_take_every_free_slot_but_not_keep_others_out():
@@ -403,46 +415,16 @@ def test_one_address_may_take_every_free_slot_but_not_keep_others_out():
     is not held to its share of the handshake slots while others are
     free; once all are taken, a worker from elsewhere takes the slot of
     that address's oldest waiting connection."""
-    import threading
     with h.Cluster(workers={}, serve_args=["--max-handshakes", "6",
                                            "--max-handshakes-per-addr",
                                            "2"]) as c:
-        stop = threading.Event()
-        socks = []
-
-        def holder():      # keeps 6 idle connections from 127.0.0.3
-            while not stop.is_set():
-                while len(socks) < 6 and not stop.is_set():
-                    s = socket.socket()
-                    s.bind(("127.0.0.3", 0))
-                    try:
-                        s.connect(("127.0.0.1", c.port))
-                    except OSError:
-                        s.close()
-                        continue
-                    socks.append(s)
-                for s in list(socks):
-                    s.setblocking(False)
-                    try:
-                        if s.recv(64) == b"":
-                            raise OSError
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        pass
-                    socks.remove(s)
-                    s.close()
-                time.sleep(0.02)
-
         ctl = c.connect()
         # The harness's probe of the port must be gone first: it would
         # take a 127.0.0.3 connection's slot as a worker does below.
         h.wait_for(lambda: h.ok(ctl.call({"op": "stats"}))
                    ["handshakes"] == 0, what="no handshake in progress")
         refused = h.ok(ctl.call({"op": "stats"}))["handshakes_refused"]
-        t = threading.Thread(target=holder, daemon=True)
-        t.start()
-        try:
+        with _IdleConnections(c, "127.0.0.3", 6):
             h.wait_for(lambda: h.ok(ctl.call({"op": "stats"}))
                        ["handshakes"] == 6, what="6 slots held from one "
                        "address")
@@ -450,11 +432,6 @@ def test_one_address_may_take_every_free_slot_but_not_keep_others_out():
             assert st["handshakes_refused"] == refused, st
             c.start_worker("w1", wait=False)
             c.wait_worker("w1", timeout=30)
-        finally:
-            stop.set()
-            t.join(h.T(10))
-            for s in socks:
-                s.close()
         assert "over its share of handshakes, for 127.0.0.1:" in \
             c.log("serve")
 
