@@ -955,6 +955,12 @@ struct ns_init {
 int	 ns_init_start(const struct ns_config *, struct cgroup *,
 	     struct ns_init *, char **);
 void	 ns_init_stop(struct ns_init *);
+__dead void ns_child_fail(int, int);
+void	 ns_send_fd(int, const void *, size_t, int);
+#define NS_INIT_ARGV0	"sandd-init"	/* a workspace's init, exec'd */
+__dead void ns_init_main(void);
+
+/* ns-file.c */
 #define NS_FILE_MKDIRS	0x1	/* make the path's folders first */
 #define NS_FILE_WRITABLE 0x2	/* the folder opened must be writable */
 #define NS_WHY_OPEN	0	/* why a file request failed: open(2) */
@@ -965,10 +971,6 @@ struct ns_file;
 struct ns_file *ns_file_open(struct ns_init *, const char *, int, int, int,
 	     void (*)(int, int, int, void *), void *, int *);
 void	 ns_file_cancel(struct ns_file *);
-__dead void ns_child_fail(int, int);
-void	 ns_send_fd(int, const void *, size_t, int);
-#define NS_INIT_ARGV0	"sandd-init"	/* a workspace's init, exec'd */
-__dead void ns_init_main(void);
 
 /* ns-spawn.c */
 int	 ns_spawn_failed(int, int *, char **);
