@@ -754,10 +754,6 @@ struct ws_limits {
 	double		 cpu;		/* cores */
 	uint64_t	 disk;		/* bytes of /workspace */
 };
-int	 workspace_limits_parse(json_t *, const struct ws_limits *,
-	     const char *, struct ws_limits *, const char **, char **);
-int	 workspace_limits_clamp(struct ws_limits *, const struct ws_limits *,
-	     char **);
 void	 workspace_init(void);
 void	 workspace_shutdown(void);
 void	 worker_workspace_create(json_t *);
@@ -776,6 +772,13 @@ struct ns_file *workspace_file_parent(struct workspace *, const char *, int,
 int	 workspace_file_give(struct workspace *, int);
 char	**workspace_env(struct workspace *, json_t *, const char *);
 uint64_t workspace_ooms(struct workspace *);
+
+/* worker-workspace-limits.c */
+int	 workspace_limits_parse(json_t *, const struct ws_limits *,
+	     const char *, struct ws_limits *, const char **, char **);
+int	 workspace_limits_clamp(struct ws_limits *, const struct ws_limits *,
+	     char **);
+void	 workspace_limits_saved(json_t *, struct ws_limits *, char **);
 
 /* worker-ring.c */
 /* The last size bytes of a stream, addressed by absolute offset. */

@@ -26,7 +26,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,144 +568,6 @@ workspace_ooms(struct workspace *ws)
 
 /* ---- workspace.create ---- */
 
-/*
- * A limit of msg that must be a whole number from min to max, into *v
- * (left as it is when absent or null). -1 with *cause.
- */
-static int
-ws_limit_int(json_t *msg, const char *name, json_int_t min, json_int_t max,
-    json_int_t *v, char **cause)
-{
-	json_t	*j = json_object_get(msg, name);
-
-	if (j == NULL || json_is_null(j))
-		return (0);
-	if (!json_is_integer(j) || json_integer_value(j) < min ||
-	    json_integer_value(j) > max) {
-		xasprintf(cause, "field '%s' must be a whole number from %lld "
-		    "to %lld", name, (long long)min, (long long)max);
-		return (-1);
-	}
-	*v = json_integer_value(j);
-	return (0);
-}
-
-/* The "cpu" of msg into *cpu: a finite number of cores above 0. */
-static int
-ws_limit_cpu(json_t *msg, double *cpu, char **cause)
-{
-	json_t	*j = json_object_get(msg, "cpu");
-	double	 d;
-
-	if (j == NULL || json_is_null(j))
-		return (0);
-	d = json_number_value(j);
-	if (!json_is_number(j) || !isfinite(d) || d <= 0 || d > WS_MAX_CPU) {
-		xasprintf(cause, "field 'cpu' must be a number of cores above "
-		    "0, up to %d", WS_MAX_CPU);
-		return (-1);
-	}
-	*cpu = d;
-	return (0);
-}
-
-/*
- * The limits a workspace.create (msg) asks for, into *l: each checked
- * (a value past its range, negative or not a number: *code "bad_request"),
- * then held to the ceilings ceil of worker id (past one: "limit"); what
- * is not asked for gets its ceiling. Pure: the worker's own checks, so
- * that no controller can lift them. -1 with *code and *cause.
- */
-int
-workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
-    const char *id, struct ws_limits *l, const char **code, char **cause)
-{
-	json_int_t	mem = 0, pids = 0, disk = 0;
-
-	memset(l, 0, sizeof *l);
-	*code = "bad_request";
-	if (ws_limit_int(msg, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
-	    cause) == -1 || ws_limit_int(msg, "pids", 1, WS_MAX_PIDS, &pids,
-	    cause) == -1 || ws_limit_cpu(msg, &l->cpu, cause) == -1 ||
-	    ws_limit_int(msg, "disk", WS_MIN_DISK, FIELD_MAX_BYTES, &disk,
-	    cause) == -1)
-		return (-1);
-	l->memory = (uint64_t)mem;
-	l->pids = (int)pids;
-	l->disk = (uint64_t)disk;
-	*code = "limit";
-	if (ceil->memory > 0 && l->memory > ceil->memory) {
-		xasprintf(cause, "memory %llu is over the ceiling of worker %s "
-		    "(%llu)", (unsigned long long)l->memory, id,
-		    (unsigned long long)ceil->memory);
-		return (-1);
-	}
-	if (ceil->pids > 0 && l->pids > ceil->pids) {
-		xasprintf(cause, "pids %d is over the ceiling of worker %s "
-		    "(%d)", l->pids, id, ceil->pids);
-		return (-1);
-	}
-	if (ceil->cpu > 0 && l->cpu > ceil->cpu) {
-		xasprintf(cause, "cpu %g is over the ceiling of worker %s (%g)",
-		    l->cpu, id, ceil->cpu);
-		return (-1);
-	}
-	if (ceil->disk > 0 && l->disk > ceil->disk) {
-		xasprintf(cause, "disk %llu is over the ceiling of worker %s "
-		    "(%llu)", (unsigned long long)l->disk, id,
-		    (unsigned long long)ceil->disk);
-		return (-1);
-	}
-	workspace_limits_clamp(l, ceil, NULL);
-	if (l->disk == 0)
-		l->disk = ceil->disk;
-	return (0);
-}
-
-/*
- * Hold l to the ceilings ceil: a limit over its ceiling, or none where
- * there is a ceiling, becomes the ceiling; but not the disk, an image
- * of its size already. Returns how many changed;
- * with what, *what says which, as they were (allocated, NULL if none).
- */
-int
-workspace_limits_clamp(struct ws_limits *l, const struct ws_limits *ceil,
-    char **what)
-{
-	char	*s = NULL, *t;
-	int	 n = 0;
-
-	if (ceil->memory > 0 && (l->memory == 0 || l->memory > ceil->memory)) {
-		xasprintf(&t, "%smemory %llu", s != NULL ? s : "",
-		    (unsigned long long)l->memory);
-		free(s);
-		s = t;
-		l->memory = ceil->memory;
-		n++;
-	}
-	if (ceil->pids > 0 && (l->pids <= 0 || l->pids > ceil->pids)) {
-		xasprintf(&t, "%s%spids %d", s != NULL ? s : "", s != NULL ?
-		    ", " : "", l->pids);
-		free(s);
-		s = t;
-		l->pids = ceil->pids;
-		n++;
-	}
-	if (ceil->cpu > 0 && (!(l->cpu > 0) || l->cpu > ceil->cpu)) {
-		xasprintf(&t, "%s%scpu %g", s != NULL ? s : "", s != NULL ?
-		    ", " : "", l->cpu);
-		free(s);
-		s = t;
-		l->cpu = ceil->cpu;
-		n++;
-	}
-	if (what != NULL)
-		*what = s;
-	else
-		free(s);
-	return (n);
-}
-
 /* The worker's ceilings of a workspace (its options). */
 static void
 ws_ceilings(struct ws_limits *ceil)
@@ -1220,26 +1081,15 @@ static void
 ws_load_bounds(struct workspace *ws, json_t *m)
 {
 	struct ws_limits	 l, ceil;
-	json_int_t		 mem = 0, pids = 0;
 	char			*what = NULL, *junk = NULL;
 	int			 changed;
 
 	json_t			*disk;
 
-	memset(&l, 0, sizeof l);
-	/* Each on its own: one unsound limit leaves the others. */
-	if (ws_limit_int(m, "memory", WS_MIN_MEMORY, FIELD_MAX_BYTES, &mem,
-	    &junk) == -1)
-		mem = 0;
-	if (ws_limit_int(m, "pids", 1, WS_MAX_PIDS, &pids, &junk) == -1)
-		pids = 0;
-	if (ws_limit_cpu(m, &l.cpu, &junk) == -1)
-		l.cpu = 0;
+	workspace_limits_saved(m, &l, &junk);
 	if (junk != NULL)
 		log_warnx("workspace %s: saved limits: %s", ws->name, junk);
 	free(junk);
-	l.memory = (uint64_t)mem;
-	l.pids = (int)pids;
 	ws_ceilings(&ceil);
 	changed = workspace_limits_clamp(&l, &ceil, &what);
 	if (changed > 0)
