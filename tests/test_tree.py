@@ -2,6 +2,7 @@
 timeout, its cancel, or its worker (a group per job, the worker's
 guardian, and the sweep of a new worker of the same id)."""
 
+import hashlib
 import os
 import random
 import signal
@@ -96,6 +97,49 @@ def test_a_new_worker_ends_what_a_dead_one_left():
         c.start_worker("w1")
         h.wait_for(lambda: pids_with(m) == [], h.T(10),
                    what="the sweep to end the orphans")
+
+
+def group_folders(c, worker_id):
+    """The folders (sandd-ID.HASH) that hold cluster c's worker's groups,
+    in every hierarchy where they are."""
+    pid = c.workers[worker_id].pid
+    folder = os.path.join(c.tmp, "state", worker_id)
+    name = "sandd-%s.%s" % (worker_id, hashlib.sha256(
+        folder.encode()).hexdigest()[:8])
+    found = set()
+    with open("/proc/%d/cgroup" % pid) as f:
+        lines = f.read().split("\n")
+    for line in filter(None, lines):
+        _, ctls, own = line.split(":", 2)
+        mounts = ["/sys/fs/cgroup/" + x for x in ctls.split(",") if x] or \
+            ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        for m in mounts:
+            for up in (own, os.path.dirname(own)):
+                d = os.path.join(m + up, name)
+                if os.path.isdir(os.path.join(d, "p%d" % pid)):
+                    found.add(d)
+    return sorted(found)
+
+
+def test_a_worker_killed_with_its_group_leaves_no_groups_behind():
+    """kill -9 of the worker's whole process group (a supervisor's or a
+    terminal's kill): its commands end and its group folders go, in every
+    hierarchy. They used to stay for good, one set per killed worker."""
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                       "yield_after": 0.5}, timeout=h.T(30)))
+        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+        folders = group_folders(c, "w1")
+        if not folders:
+            raise h.Skip("the worker has no groups of its own here")
+        wpid = c.workers["w1"].pid
+        os.killpg(os.getpgid(wpid), signal.SIGKILL)
+        h.wait_for(lambda: pids_with(m) == [], h.T(10),
+                   what="the commands to end with their worker")
+        h.wait_for(lambda: not any(os.path.exists(d) for d in folders),
+                   h.T(10), what="the folders of %s to go" % folders)
 
 
 if __name__ == "__main__":
