@@ -34,6 +34,7 @@
 
 #define CG_KILL_PASSES	2000	/* v1: kill passes before giving up */
 #define CG_CPU_PERIOD	100000	/* us */
+#define CG_SPARES	4	/* empty host job groups kept for reuse */
 
 static pid_t	 cg_pid;	/* the worker's, not its guardian's */
 static const char *cg_names[CG_NHIER] = { "memory", "pids", "cpu",
@@ -50,7 +51,19 @@ static struct {
 struct cgroup {
 	char	*path[CG_NHIER];	/* NULL where not used */
 	int	 made;			/* 1 << k: we made path[k] */
+	int	 procs;			/* a spare's cgroup.procs, or -1 */
+	int	 events;		/* a spare's cgroup.events, or -1 */
 };
+
+/*
+ * Host jobs' groups that ended empty, for the next host jobs: a mkdir
+ * and an rmdir of a group cost ~70 us of the worker's time an exec, the
+ * mkdir and the open of its cgroup.procs while the command waits to
+ * start. A spare is checked empty (cgroup.events) when kept and again
+ * when taken.
+ */
+static struct cgroup *cg_spares[CG_SPARES];
+static int	 cg_nspares;
 
 /* Read a small file whole (NUL-terminated, allocated); NULL on error. */
 static char *
@@ -324,6 +337,7 @@ cgroup_create(struct cgroup *parent, const char *name, int track_only,
 	int		 k, j;
 
 	cg = xcalloc(1, sizeof *cg);
+	cg->procs = cg->events = -1;
 	for (k = 0; k < CG_NHIER; k++) {
 		if (cg_hier[k].version == 0 ||
 		    (track_only && parent == NULL && k != CG_TRACK))
@@ -438,6 +452,11 @@ cgroup_procs_fds(struct cgroup *cg, int *fds, int max)
 		if (cg == NULL || cg->path[k] == NULL ||
 		    cgroup_path_seen(cg, k))
 			continue;
+		if (cg->procs != -1 && k == CG_TRACK &&
+		    (fds[n] = fcntl(cg->procs, F_DUPFD_CLOEXEC, 3)) != -1) {
+			n++;
+			continue;
+		}
 		xasprintf(&path, "%s/cgroup.procs", cg->path[k]);
 		if ((fds[n] = open(path, O_WRONLY | O_CLOEXEC)) != -1) {
 			n++;
@@ -732,6 +751,71 @@ cgroup_oom_kills(struct cgroup *cg)
 	    "oom_kill"));
 }
 
+/* Is spare cg empty, and still there? Opens its cgroup.events once. */
+static int
+cgroup_spare_empty(struct cgroup *cg)
+{
+	char	 buf[128], *path;
+	ssize_t	 n;
+
+	if (cg->events == -1) {
+		xasprintf(&path, "%s/cgroup.events", cg->path[CG_TRACK]);
+		cg->events = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (cg->events == -1)
+			return (0);
+	}
+	if ((n = pread(cg->events, buf, sizeof buf - 1, 0)) <= 0)
+		return (0);
+	buf[n] = '\0';
+	return (strstr(buf, "populated 0") != NULL);
+}
+
+/*
+ * Keep cg, the group of a host job that ended, for another: only a
+ * tracker-only v2 group with no process left, while there is room.
+ * 1 when kept (the caller forgets it), else 0.
+ */
+int
+cgroup_spare_keep(struct cgroup *cg)
+{
+	char	*path;
+	int	 k;
+
+	if (cg == NULL || cg_nspares == CG_SPARES ||
+	    cg_hier[CG_TRACK].version != 2 || cg->made != 1 << CG_TRACK)
+		return (0);
+	for (k = 0; k < CG_NHIER; k++)
+		if (k != CG_TRACK && cg->path[k] != NULL)
+			return (0);
+	if (!cgroup_spare_empty(cg))
+		return (0);
+	if (cg->procs == -1) {
+		xasprintf(&path, "%s/cgroup.procs", cg->path[CG_TRACK]);
+		cg->procs = open(path, O_WRONLY | O_CLOEXEC);
+		free(path);
+		if (cg->procs == -1)
+			return (0);
+	}
+	cg_spares[cg_nspares++] = cg;
+	return (1);
+}
+
+/* A spare group for a host job, or NULL: make one with cgroup_create. */
+struct cgroup *
+cgroup_spare_take(void)
+{
+	struct cgroup	*cg;
+
+	while (cg_nspares > 0) {
+		cg = cg_spares[--cg_nspares];
+		if (cgroup_spare_empty(cg))
+			return (cg);
+		cgroup_free(cg, CGROUP_RMDIR);	/* removed, or taken over */
+	}
+	return (NULL);
+}
+
 /*
  * Free cg. CGROUP_RMDIR removes the folders that are empty; CGROUP_KILL
  * first kills what is left in them.
@@ -745,6 +829,10 @@ cgroup_free(struct cgroup *cg, int remove)
 		return;
 	if (remove == CGROUP_KILL)
 		cgroup_kill(cg);
+	if (cg->procs != -1)
+		close(cg->procs);
+	if (cg->events != -1)
+		close(cg->events);
 	for (k = 0; k < CG_NHIER; k++) {
 		if (remove && (cg->made & (1 << k)) &&
 		    rmdir(cg->path[k]) == -1 && errno != ENOENT &&
@@ -861,6 +949,8 @@ cgroup_shutdown(void)
 {
 	int	k;
 
+	while (cg_nspares > 0)
+		cgroup_free(cg_spares[--cg_nspares], CGROUP_RMDIR);
 	for (k = 0; k < CG_NHIER; k++) {
 		if (cg_hier[k].base != NULL && getpid() == cg_pid) {
 			cgroup_rmdirs(cg_hier[k].base);

@@ -6,7 +6,8 @@
  * exec, so that a timeout, a cancel or a lost controller ends every
  * process it started, also those that left its process group (setsid),
  * and a worker killed outright leaves nothing behind (its guardian and
- * the next worker's sweep end the groups). Where no group can be had,
+ * the next worker's sweep end the groups). Groups of host jobs that end
+ * empty are kept (a few) for the next ones. Where no group can be had,
  * the worker is a child subreaper and its children get a parent death
  * signal (spawn.c), which ends at least what it started itself.
  *
@@ -71,9 +72,11 @@ job_tree_prepare(struct job *j, json_t *open, struct spawn_req *sr)
 	}
 	if (!cgroup_tracking())
 		return (0);
-	snprintf(name, sizeof name, "job-%u", ++job_tree_next);
-	j->cg = cgroup_create(ws != NULL ? workspace_cgroup(ws) : NULL, name,
-	    1, &cause);
+	if (ws != NULL || (j->cg = cgroup_spare_take()) == NULL) {
+		snprintf(name, sizeof name, "job-%u", ++job_tree_next);
+		j->cg = cgroup_create(ws != NULL ? workspace_cgroup(ws) :
+		    NULL, name, 1, &cause);
+	}
 	if (ws != NULL)
 		return (job_tree_prepare_ws(j, ws, sr, cause));
 	if (j->cg == NULL) {
@@ -161,8 +164,10 @@ job_tree_reason(struct job *j, int status, const char *dflt)
 void
 job_tree_free(struct job *j)
 {
-	cgroup_free(j->cg, (j->flags & (JOB_CANCELLED | JOB_TIMED_OUT)) ?
-	    CGROUP_KILL : CGROUP_RMDIR);
+	if (j->flags & (JOB_CANCELLED | JOB_TIMED_OUT))
+		cgroup_free(j->cg, CGROUP_KILL);
+	else if (j->ws != NULL || !cgroup_spare_keep(j->cg))
+		cgroup_free(j->cg, CGROUP_RMDIR);
 	j->cg = NULL;
 	if (j->fail_fd != -1)
 		close(j->fail_fd);

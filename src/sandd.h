@@ -905,6 +905,8 @@ int	 cgroup_kill_pass(struct cgroup *);
 uint64_t cgroup_memory_used(struct cgroup *);
 uint64_t cgroup_oom_kills(struct cgroup *);
 void	 cgroup_free(struct cgroup *, int);
+int	 cgroup_spare_keep(struct cgroup *);
+struct cgroup *cgroup_spare_take(void);
 void	 cgroup_sweep(void);
 void	 cgroup_kill_all(void);
 void	 cgroup_shutdown(void);

@@ -142,5 +142,60 @@ def test_a_worker_killed_with_its_group_leaves_no_groups_behind():
                    h.T(10), what="the folders of %s to go" % folders)
 
 
+def test_a_group_left_busy_is_not_given_to_the_next_command():
+    """Groups of host commands are kept for the next ones when they end
+    empty. One that ends with a process still in it (a daemon it left)
+    is not: the timeout of a later command must not end that process."""
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        m = marker()
+        h.ok(ctl.call({"op": "exec", "worker": "w1",
+                       "cmd": "setsid sleep %s > /dev/null 2>&1 "
+                              "< /dev/null & until pgrep -xf 'sleep %s' "
+                              "> /dev/null; do sleep 0.01; done" % (m, m)},
+                      timeout=h.T(30)))
+        h.wait_for(lambda: pids_with(m), h.T(10), what="the daemon")
+        for _ in range(3):
+            r = h.ok(ctl.call({"op": "exec", "worker": "w1",
+                               "cmd": escaping(marker()), "timeout": 0.5,
+                               "kill_grace": 0.2}, timeout=h.T(30)))
+            assert r["timed_out"], r
+        assert pids_with(m), "a later command's timeout ended the daemon"
+        os.kill(pids_with(m)[0], signal.SIGKILL)
+
+
+def test_kept_groups_removed_from_outside_do_not_fail_a_command():
+    """An administrator removes the worker's idle job groups: the next
+    commands still run, each in a group that still ends all of it."""
+    with h.Cluster(workers={"w1": {}}) as c:
+        ctl = c.connect()
+        for i in range(4):
+            h.ok(ctl.call({"op": "exec", "worker": "w1", "argv": ["true"]},
+                          timeout=h.T(30)))
+        folders = group_folders(c, "w1")
+        if not folders:
+            raise h.Skip("the worker has no groups of its own here")
+        base = "p%d" % c.workers["w1"].pid
+        removed = 0
+        for f in folders:
+            for root, dirs, _files in os.walk(os.path.join(f, base),
+                                              topdown=False):
+                for d in dirs:
+                    if d.startswith("job-"):
+                        os.rmdir(os.path.join(root, d))
+                        removed += 1
+        assert removed, "no idle job group was kept"
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "argv": ["true"]},
+                          timeout=h.T(30)))
+        assert r["exit_code"] == 0, r
+        m = marker()
+        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                           "timeout": 1, "kill_grace": 0.5},
+                          timeout=h.T(30)))
+        assert r["timed_out"], r
+        h.wait_for(lambda: pids_with(m) == [], h.T(5),
+                   what="the setsid child to end")
+
+
 if __name__ == "__main__":
     h.run_main(globals())
