@@ -259,23 +259,35 @@ def _stop_proc(p, sig=signal.SIGTERM, grace=3):
         pass
 
 
-def _kill_marked(marker):
-    """SIGKILL every process of ours whose environment holds marker."""
+def _kill_marked(marker, guard_wait=10):
+    """SIGKILL every process of ours whose environment holds marker. A
+    worker's guardian (sandd-guard) gets guard_wait seconds (scaled) to
+    finish ending and removing its dead worker's groups first: killed
+    halfway, it leaves them behind for good."""
     me = os.getpid()
     # Not named SANDD_*: workers pass no SANDD_* on to their commands.
     needle = ("TEST_SANDD_CLUSTER=%s" % marker).encode()
-    for _ in range(3):
+    spare_guards = time.monotonic() + T(guard_wait)
+    late = 0
+    while late < 3:
         found = False
+        if time.monotonic() >= spare_guards:
+            late += 1
         for d in os.listdir("/proc"):
             if not d.isdigit() or int(d) == me:
                 continue
             try:
                 with open("/proc/%s/environ" % d, "rb") as f:
                     env = f.read()
+                with open("/proc/%s/comm" % d) as f:
+                    comm = f.read().strip()
             except OSError:
                 continue
             if needle in env.split(b"\0"):
                 found = True
+                if comm == "sandd-guard" and \
+                        time.monotonic() < spare_guards:
+                    continue
                 try:
                     os.kill(int(d), signal.SIGKILL)
                 except OSError:
