@@ -751,20 +751,30 @@ cgroup_oom_kills(struct cgroup *cg)
 	    "oom_kill"));
 }
 
+/* Open file of spare cg's tracker group into *fd once; -1 if it cannot. */
+static int
+cgroup_spare_open(struct cgroup *cg, const char *file, int flags, int *fd)
+{
+	char	*path;
+
+	if (*fd == -1) {
+		xasprintf(&path, "%s/%s", cg->path[CG_TRACK], file);
+		*fd = open(path, flags | O_CLOEXEC);
+		free(path);
+	}
+	return (*fd);
+}
+
 /* Is spare cg empty, and still there? Opens its cgroup.events once. */
 static int
 cgroup_spare_empty(struct cgroup *cg)
 {
-	char	 buf[128], *path;
+	char	 buf[128];
 	ssize_t	 n;
 
-	if (cg->events == -1) {
-		xasprintf(&path, "%s/cgroup.events", cg->path[CG_TRACK]);
-		cg->events = open(path, O_RDONLY | O_CLOEXEC);
-		free(path);
-		if (cg->events == -1)
-			return (0);
-	}
+	if (cgroup_spare_open(cg, "cgroup.events", O_RDONLY,
+	    &cg->events) == -1)
+		return (0);
 	if ((n = pread(cg->events, buf, sizeof buf - 1, 0)) <= 0)
 		return (0);
 	buf[n] = '\0';
@@ -779,8 +789,7 @@ cgroup_spare_empty(struct cgroup *cg)
 int
 cgroup_spare_keep(struct cgroup *cg)
 {
-	char	*path;
-	int	 k;
+	int	k;
 
 	if (cg == NULL || cg_nspares == CG_SPARES ||
 	    cg_hier[CG_TRACK].version != 2 || cg->made != 1 << CG_TRACK)
@@ -788,15 +797,9 @@ cgroup_spare_keep(struct cgroup *cg)
 	for (k = 0; k < CG_NHIER; k++)
 		if (k != CG_TRACK && cg->path[k] != NULL)
 			return (0);
-	if (!cgroup_spare_empty(cg))
+	if (!cgroup_spare_empty(cg) || cgroup_spare_open(cg, "cgroup.procs",
+	    O_WRONLY, &cg->procs) == -1)
 		return (0);
-	if (cg->procs == -1) {
-		xasprintf(&path, "%s/cgroup.procs", cg->path[CG_TRACK]);
-		cg->procs = open(path, O_WRONLY | O_CLOEXEC);
-		free(path);
-		if (cg->procs == -1)
-			return (0);
-	}
 	cg_spares[cg_nspares++] = cg;
 	return (1);
 }

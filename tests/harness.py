@@ -44,7 +44,6 @@ import hashlib
 import json
 import os
 import secrets
-import select
 import shutil
 import signal
 import socket
@@ -1034,6 +1033,30 @@ class Cluster:
         env = dict(kw.pop("env", None) or {})
         env.setdefault("SANDD_CONTROL", self.control)
         return run_sandd(args, env=env, **kw)
+
+    def group_folders(self, worker_id):
+        """The folders (sandd-ID.HASH) holding the groups of this
+        cluster's worker, in every cgroup hierarchy that has them (found
+        from the worker's own groups: walking all of /sys/fs/cgroup is
+        slow on a busy host). Each holds the worker's base, p<pid>."""
+        pid = self.workers[worker_id].pid
+        folder = os.path.join(self.tmp, "state", worker_id)
+        name = "sandd-%s.%s" % (worker_id, hashlib.sha256(
+            folder.encode()).hexdigest()[:8])
+        found = []
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = f.read().split("\n")
+        for line in filter(None, lines):
+            _, ctls, own = line.split(":", 2)
+            mounts = ["/sys/fs/cgroup/" + x for x in ctls.split(",")
+                      if x] or ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            for m in mounts:
+                for up in (own, os.path.dirname(own)):
+                    d = os.path.join(m + up, name)
+                    if d not in found and \
+                            os.path.isdir(os.path.join(d, "p%d" % pid)):
+                        found.append(d)
+        return found
 
     def log(self, name="serve"):
         p = self.log_paths.get(name)

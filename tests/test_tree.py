@@ -2,7 +2,6 @@
 timeout, its cancel, or its worker (a group per job, the worker's
 guardian, and the sweep of a new worker of the same id)."""
 
-import hashlib
 import os
 import random
 import signal
@@ -24,16 +23,29 @@ def escaping(m):
             "sleep 600" % (m, m))
 
 
+def start_escaping(ctl):
+    """Start escaping() on w1 and leave it running; its marker."""
+    m = marker()
+    h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                   "yield_after": 0.5}, timeout=h.T(30)))
+    h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+    return m
+
+
+def timeout_ends_all(ctl):
+    """A command that times out on w1 ends with its setsid child."""
+    m = marker()
+    r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
+                       "timeout": 1, "kill_grace": 0.5}, timeout=h.T(30)))
+    assert r["timed_out"], r
+    h.wait_for(lambda: pids_with(m) == [], h.T(5),
+               what="the setsid child to end")
+
+
 def test_timeout_ends_a_setsid_child():
     with h.Cluster(workers={"w1": {}}) as c:
         ctl = c.connect()
-        m = marker()
-        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
-                           "timeout": 1, "kill_grace": 0.5},
-                          timeout=h.T(30)))
-        assert r["timed_out"], r
-        h.wait_for(lambda: pids_with(m) == [], h.T(5),
-                   what="the setsid child to end")
+        timeout_ends_all(ctl)
 
 
 def test_cancel_ends_a_setsid_child():
@@ -81,10 +93,7 @@ def guardians(worker_pid):
 def test_a_new_worker_ends_what_a_dead_one_left():
     with h.Cluster(workers={"w1": {}}) as c:
         ctl = c.connect()
-        m = marker()
-        h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
-                       "yield_after": 0.5}, timeout=h.T(30)))
-        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
+        m = start_escaping(ctl)
         wpid = c.workers["w1"].pid
         g = guardians(wpid)
         assert len(g) == 1, g
@@ -99,39 +108,14 @@ def test_a_new_worker_ends_what_a_dead_one_left():
                    what="the sweep to end the orphans")
 
 
-def group_folders(c, worker_id):
-    """The folders (sandd-ID.HASH) that hold cluster c's worker's groups,
-    in every hierarchy where they are."""
-    pid = c.workers[worker_id].pid
-    folder = os.path.join(c.tmp, "state", worker_id)
-    name = "sandd-%s.%s" % (worker_id, hashlib.sha256(
-        folder.encode()).hexdigest()[:8])
-    found = set()
-    with open("/proc/%d/cgroup" % pid) as f:
-        lines = f.read().split("\n")
-    for line in filter(None, lines):
-        _, ctls, own = line.split(":", 2)
-        mounts = ["/sys/fs/cgroup/" + x for x in ctls.split(",") if x] or \
-            ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        for m in mounts:
-            for up in (own, os.path.dirname(own)):
-                d = os.path.join(m + up, name)
-                if os.path.isdir(os.path.join(d, "p%d" % pid)):
-                    found.add(d)
-    return sorted(found)
-
-
 def test_a_worker_killed_with_its_group_leaves_no_groups_behind():
     """kill -9 of the worker's whole process group (a supervisor's or a
     terminal's kill): its commands end and its group folders go, in every
     hierarchy. They used to stay for good, one set per killed worker."""
     with h.Cluster(workers={"w1": {}}) as c:
         ctl = c.connect()
-        m = marker()
-        h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
-                       "yield_after": 0.5}, timeout=h.T(30)))
-        h.wait_for(lambda: pids_with(m), h.T(10), what="the child")
-        folders = group_folders(c, "w1")
+        m = start_escaping(ctl)
+        folders = c.group_folders("w1")
         if not folders:
             raise h.Skip("the worker has no groups of its own here")
         wpid = c.workers["w1"].pid
@@ -172,7 +156,7 @@ def test_kept_groups_removed_from_outside_do_not_fail_a_command():
         for i in range(4):
             h.ok(ctl.call({"op": "exec", "worker": "w1", "argv": ["true"]},
                           timeout=h.T(30)))
-        folders = group_folders(c, "w1")
+        folders = c.group_folders("w1")
         if not folders:
             raise h.Skip("the worker has no groups of its own here")
         base = "p%d" % c.workers["w1"].pid
@@ -188,13 +172,7 @@ def test_kept_groups_removed_from_outside_do_not_fail_a_command():
         r = h.ok(ctl.call({"op": "exec", "worker": "w1", "argv": ["true"]},
                           timeout=h.T(30)))
         assert r["exit_code"] == 0, r
-        m = marker()
-        r = h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": escaping(m),
-                           "timeout": 1, "kill_grace": 0.5},
-                          timeout=h.T(30)))
-        assert r["timed_out"], r
-        h.wait_for(lambda: pids_with(m) == [], h.T(5),
-                   what="the setsid child to end")
+        timeout_ends_all(ctl)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,11 @@ the top of the tree, /tmp and /workspace bounded, ceilings by default,
 uid ranges unique on the host, and a worker's policy applied again to the
 workspaces it finds at start."""
 
-import errno
-import hashlib
 import json
 import os
 import platform
 import shutil
 import signal
-import subprocess
 import tempfile
 
 import harness as h
@@ -100,31 +97,15 @@ def test_a_top_level_state_folder_is_empty_inside():
 
 def ws_cgroup_values(c, worker_id, name):
     """The content of file name in every workspace group (ws-N) of cluster
-    c's worker, in whichever hierarchy has it (found from the worker's
-    own groups: walking all of /sys/fs/cgroup is slow on a busy host)."""
-    p = c.workers[worker_id]
-    folder = os.path.join(c.tmp, "state", worker_id)
-    me = "sandd-%s.%s/p%d" % (worker_id, hashlib.sha256(
-        folder.encode()).hexdigest()[:8], p.pid)
+    c's worker, in whichever hierarchy has it."""
     found = []
-    seen = set()
-    with open("/proc/%d/cgroup" % p.pid) as f:
-        lines = f.read().split("\n")
-    for line in filter(None, lines):
-        _, ctls, own = line.split(":", 2)
-        mounts = ["/sys/fs/cgroup/" + x for x in ctls.split(",") if x] or \
-            ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        for m in mounts:
-            for up in (own, os.path.dirname(own)):
-                base = os.path.join(m + up, me)
-                if base in seen or not os.path.isdir(base):
-                    continue
-                seen.add(base)
-                for d in sorted(os.listdir(base)):
-                    path = os.path.join(base, d, name)
-                    if d.startswith("ws-") and os.path.exists(path):
-                        with open(path) as f:
-                            found.append(f.read().strip())
+    for folder in c.group_folders(worker_id):
+        base = os.path.join(folder, "p%d" % c.workers[worker_id].pid)
+        for d in sorted(os.listdir(base)):
+            path = os.path.join(base, d, name)
+            if d.startswith("ws-") and os.path.exists(path):
+                with open(path) as f:
+                    found.append(f.read().strip())
     return found
 
 
