@@ -868,6 +868,9 @@ struct spawn_req {
 	int		 ncg;
 	struct cgroup_join cg_join;	/* in a workspace */
 	int		 fail_fd;	/* in a workspace: see ns_spawn */
+	/* Set by a vfork child that failed: step + 1 and its errno. */
+	volatile int	 child_step;
+	volatile int	 child_errno;
 };
 int	 spawn_plan(struct spawn_req *, int *);
 void	 spawn_plan_free(struct spawn_req *);

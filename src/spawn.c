@@ -348,9 +348,13 @@ spawn_precheck(struct spawn_req *sr, char **prog, int *err, char **cause)
 #define SPAWN_STEP_CWD		3
 #define SPAWN_STEP_EXEC		4
 
-/* In the child: tell the parent step and errno by errfd, and exit 127. */
+/*
+ * In the child: tell the parent step and errno, and exit 127. A fork's
+ * child writes them to errfd; a vfork's (errfd -1) into sr, which the
+ * parent shares until the child execs or exits.
+ */
 static __dead void
-spawn_fail(int errfd, int step)
+spawn_fail(struct spawn_req *sr, int errfd, int step)
 {
 	int	msg[2];
 
@@ -358,6 +362,10 @@ spawn_fail(int errfd, int step)
 	msg[1] = errno;
 	if (errfd != -1)
 		(void)!write(errfd, msg, sizeof msg);
+	else {
+		sr->child_errno = msg[1];
+		sr->child_step = step + 1;
+	}
 	_exit(127);
 }
 
@@ -399,7 +407,8 @@ spawn_reset_signals(void)
  * The child half, after fork or forkpty: descriptors are in place.
  * Reset signals, set limits, become the user and then enter the folder
  * (so a folder the user may not enter fails, as it would for them),
- * all planned before the fork, and exec prog. On failure tell errfd.
+ * all planned before the fork, and exec prog. On failure tell the parent
+ * (spawn_fail).
  */
 static __dead void
 spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
@@ -415,19 +424,19 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
-			spawn_fail(errfd, SPAWN_STEP_LIMITS);
+			spawn_fail(sr, errfd, SPAWN_STEP_LIMITS);
 	}
 	if (sr->user != NULL &&
 	    (setgroups((size_t)sr->ngroups, sr->groups) == -1 ||
 	    setgid(sr->gid) == -1 || setuid(sr->uid) == -1))
-		spawn_fail(errfd, SPAWN_STEP_USER);
+		spawn_fail(sr, errfd, SPAWN_STEP_USER);
 	/* Without a group per job, the worker's death must end it. */
 	if (!cgroup_tracking())
 		compat_set_pdeathsig();
 	if (sr->cwd != NULL && chdir(sr->cwd) == -1)
-		spawn_fail(errfd, SPAWN_STEP_CWD);
+		spawn_fail(sr, errfd, SPAWN_STEP_CWD);
 	execve(prog, sr->argv, sr->envp);
-	spawn_fail(errfd, SPAWN_STEP_EXEC);
+	spawn_fail(sr, errfd, SPAWN_STEP_EXEC);
 }
 
 /* Why the child failed at step with errno err: allocated in *cause. */
@@ -520,26 +529,23 @@ spawn_wait_exec(struct spawn_req *sr, int ep[2], pid_t pid, int *err,
 }
 
 /*
- * The general path: vfork, then the child half; errno comes back by pipe.
- * vfork, not fork: a fork copies the worker's page tables and makes its
- * pages copy-on-write until the exec, which cost ~1.5 ms of the ~2 ms a
- * command takes to start here. The child shares the worker's memory
- * until it execs, so it only makes system calls (it was planned before),
- * touches nothing of the parent's but the pipe, and never returns;
- * signals stay blocked until it has reset their dispositions, so no
+ * The general path: vfork, then the child half. vfork, not fork: a fork
+ * copies the worker's page tables and makes its pages copy-on-write
+ * until the exec, which cost ~1.5 ms of the ~2 ms a command takes to
+ * start here. The child shares the worker's memory until it execs, so
+ * it only makes system calls (it was planned before) and never returns;
+ * the only memory it writes is sr's child_step and child_errno when it
+ * fails (as glibc's posix_spawn does), read here once it has gone.
+ * Signals stay blocked until it has reset their dispositions, so no
  * handler of the worker runs in it.
  */
 static pid_t
 spawn_fork(struct spawn_req *sr, const char *prog, int *err, char **cause)
 {
 	sigset_t	all, old;
-	int		ep[2];
 	pid_t		pid;
 
-	if (compat_pipe_cloexec(ep) == -1) {
-		*err = errno;
-		return (-1);
-	}
+	sr->child_step = 0;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = vfork();
@@ -548,19 +554,20 @@ spawn_fork(struct spawn_req *sr, const char *prog, int *err, char **cause)
 		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1 ||
 		    dup2(sr->fd_in, 0) == -1 || dup2(sr->fd_out, 1) == -1 ||
 		    dup2(sr->fd_err, 2) == -1)
-			spawn_fail(ep[1], SPAWN_STEP_SETUP);
-		compat_closefrom_except(3, ep[1]);
-		spawn_child_exec(sr, prog, ep[1]);
+			spawn_fail(sr, -1, SPAWN_STEP_SETUP);
+		compat_closefrom(3);
+		spawn_child_exec(sr, prog, -1);
 	}
 	*err = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid == -1) {
-		close(ep[0]);
-		close(ep[1]);
+	if (pid == -1)
+		return (-1);
+	if (sr->child_step != 0) {
+		waitpid(pid, NULL, 0);
+		*err = sr->child_errno;
+		spawn_step_cause(sr, sr->child_step - 1, err, cause);
 		return (-1);
 	}
-	if (spawn_wait_exec(sr, ep, pid, err, cause) == -1)
-		return (-1);
 	return (pid);
 }
 
@@ -627,7 +634,7 @@ spawn_pty(struct spawn_req *sr, int *master, int *err, char **cause)
 	if ((pid = forkpty(master, NULL, NULL, &ws)) == 0) {
 		close(ep[0]);
 		if (cgroup_enter(sr->cg_fds, sr->ncg) == -1)
-			spawn_fail(ep[1], SPAWN_STEP_SETUP);
+			spawn_fail(sr, ep[1], SPAWN_STEP_SETUP);
 		compat_closefrom_except(3, ep[1]);
 		spawn_child_exec(sr, prog, ep[1]);
 	}
