@@ -39,7 +39,7 @@
 #define FILE_TEMP_PREFIX	".sandd-put."
 #define FILE_TEMP_STALE		10	/* s: an unlocked temp older is stale */
 #define FILE_GET_BATCH		4	/* chunks read per callback */
-#define FILE_WRITE_BATCH	(1024 * 1024)	/* put: write and ack unit */
+#define FILE_WRITE_BATCH	(256 * 1024)	/* put: write and ack unit */
 #define FILE_SYNC_EVERY		(8 * 1024 * 1024)	/* start writeback */
 #define FILE_LEFT_UNKNOWN	UINT64_MAX	/* read to EOF */
 #define FILE_HASH_AHEAD		(4 * 1024 * 1024)	/* max ahead of hash */
