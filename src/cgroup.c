@@ -179,25 +179,29 @@ cgroup_is_v2(const char *dir)
 	return (r);
 }
 
-/* Make dir and its missing parents; -1 with errno. */
+/*
+ * Make dir and its missing parents; -1 with errno. A parent removed
+ * meanwhile (the guardian of an earlier worker of this id removing the
+ * id's folder as it empties) is made again, a few times.
+ */
 static int
 cgroup_mkdirs(const char *dir)
 {
 	char	*p = xstrdup(dir), *s;
-	int	 r = 0;
+	int	 r = -1, tries;
 
-	for (s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) == -1 && errno != EEXIST)
-			r = -1;
-		*s = '/';
+	for (tries = 0; tries < 3 && r == -1; tries++) {
+		for (s = p + 1; *s != '\0'; s++) {
+			if (*s != '/')
+				continue;
+			*s = '\0';
+			(void)mkdir(p, 0755);
+			*s = '/';
+		}
+		r = mkdir(p, 0755) == -1 && errno != EEXIST ? -1 : 0;
+		if (r == -1 && errno != ENOENT)
+			break;
 	}
-	if (mkdir(p, 0755) == -1 && errno != EEXIST)
-		r = -1;
-	else
-		r = 0;
 	free(p);
 	return (r);
 }
