@@ -143,6 +143,11 @@ exec_start(struct req *r, struct worker *w)
 	 */
 	if (!req_bool(r, "stream", 0))
 		json_object_set_new(open, "started", json_false());
+	/* No input will come: the worker gives the command /dev/null. */
+	if (json_object_get(r->msg, "stdin") == NULL &&
+	    json_object_get(r->msg, "stdin_b64") == NULL &&
+	    !req_bool(r, "stdin_open", 0))
+		json_object_set_new(open, "stdin_none", json_true());
 	c = server_worker_chan_open(w, &chan_exec_ops, open);
 	json_decref(open);
 	x = xcalloc(1, sizeof *x);

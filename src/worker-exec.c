@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,30 +135,47 @@ exec_close_pipe(int p[2])
 	}
 }
 
+/* /dev/null, opened once: the stdin of commands that get no input. */
+static int
+exec_devnull(void)
+{
+	static int	fd = -1;
+
+	if (fd == -1)
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return (fd);
+}
+
 /*
  * Start sr's program with its stdio on new pipes (stderr on stdout's
- * with merge) and give the job its ends. Returns the pid, or -1 with
- * *err and *cause (allocated).
+ * with merge; stdin on /dev/null with no_input, on the host) and give
+ * the job its ends. Returns the pid, or -1 with *err and *cause
+ * (allocated).
  */
 static pid_t
-exec_spawn(struct job *j, struct spawn_req *sr, int merge, int *err,
-    char **cause)
+exec_spawn(struct job *j, struct spawn_req *sr, int merge, int no_input,
+    int *err, char **cause)
 {
 	int	in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 };
 	pid_t	pid = -1;
 
-	if (compat_pipe_cloexec(in) == -1 || compat_pipe_cloexec(out) == -1 ||
+	/* In a workspace, no descriptor of the host's /dev: a pipe. */
+	if (no_input && (sr->ns != NULL || exec_devnull() == -1))
+		no_input = 0;
+	if ((!no_input && compat_pipe_cloexec(in) == -1) ||
+	    compat_pipe_cloexec(out) == -1 ||
 	    (!merge && compat_pipe_cloexec(er) == -1)) {
 		*err = errno;
 		xasprintf(cause, "pipe: %s", strerror(*err));
 		goto out;
 	}
-	sr->fd_in = in[0];
+	sr->fd_in = no_input ? exec_devnull() : in[0];
 	sr->fd_out = out[1];
 	sr->fd_err = merge ? out[1] : er[1];
 	if ((pid = spawn_process(sr, err, cause)) == -1)
 		goto out;
-	job_stdin_attach(j, in[1]);
+	if (in[1] != -1)
+		job_stdin_attach(j, in[1]);
 	job_stream_attach(j, WIRE_OUT, out[0]);
 	if (er[0] != -1)
 		job_stream_attach(j, WIRE_ERR, er[0]);
@@ -218,7 +236,8 @@ worker_exec_open(struct job *j, json_t *open)
 	    json_is_true(json_object_get(open, "env_clear")), NULL, sr.user);
 	sr.limits = json_object_get(open, "limits");
 	pid = exec_spawn(j, &sr, json_is_true(json_object_get(open,
-	    "merge_stderr")), &e, &cause);
+	    "merge_stderr")), json_is_true(json_object_get(open,
+	    "stdin_none")), &e, &cause);
 	job_tree_started(j, &sr);
 	spawn_free_strv(sr.argv);
 	spawn_free_strv(sr.envp);

@@ -218,6 +218,26 @@ def test_exec_without_stdin_reads_eof():
         assert r["stdout"] == "done\n" and r["timed_out"] is False, r
 
 
+def test_exec_stdin_is_dev_null_only_when_no_input_can_come():
+    """No stdin, no stdin_b64, no stdin_open: the worker gives the
+    command /dev/null (no pipe to make and close). With any of them, a
+    pipe, and what is sent arrives."""
+    with h.Cluster() as c:
+        ctl = c.connect()
+        fd0 = "readlink /proc/self/fd/0"
+        r = h.ok(_exec(c, ctl, cmd=fd0))
+        assert r["stdout"] == "/dev/null\n", r
+        for extra in ({"stdin": ""}, {"stdin_b64": ""}):
+            r = h.ok(_exec(c, ctl, cmd=fd0, **extra))
+            assert r["stdout"].startswith("pipe:"), (extra, r)
+        hd = _start_stream(ctl, cmd=fd0 + "; cat", stdin_open=True)
+        h.ok(ctl.call({"op": "write", "handle": hd, "data": "in\n",
+                       "eof": True}))
+        evs, fin = ctl.collect("x")
+        out = "".join(e["data"] for e in evs if e.get("event") == "stdout")
+        assert out.startswith("pipe:") and out.endswith("in\n"), (evs, fin)
+
+
 # ------------------------------------------------------------ text / bytes
 
 def test_valid_utf8_output_is_a_string_field():
