@@ -173,15 +173,6 @@ compat_closefrom_except(int lowfd, int keep)
 		close((int)fd);
 }
 
-/* Undo compat_set_pdeathsig in a child about to exec something else. */
-void
-compat_set_pdeathsig_off(void)
-{
-#if defined(__linux__)
-	prctl(PR_SET_PDEATHSIG, 0);
-#endif
-}
-
 /* pipe(2) with both ends close-on-exec. */
 int
 compat_pipe_cloexec(int fds[2])

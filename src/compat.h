@@ -58,7 +58,6 @@ int	 compat_peer_cred(int, struct compat_peer *);
 void	 compat_set_pdeathsig(void);
 void	 compat_closefrom(int);
 void	 compat_closefrom_except(int, int);
-void	 compat_set_pdeathsig_off(void);
 void	 compat_reset_libc_signals(void);
 int	 compat_pipe_cloexec(int [2]);
 void	 compat_tune_malloc(void);

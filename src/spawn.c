@@ -420,7 +420,6 @@ spawn_child_exec(struct spawn_req *sr, const char *prog, int errfd)
 	spawn_reset_signals();
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
-	compat_set_pdeathsig_off();
 	for (i = 0; i < sr->nlimits; i++) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)sr->limit_val[i];
 		if (setrlimit(sr->limit_res[i], &rl) == -1)
