@@ -456,11 +456,6 @@ cgroup_procs_fds(struct cgroup *cg, int *fds, int max)
 		if (cg == NULL || cg->path[k] == NULL ||
 		    cgroup_path_seen(cg, k))
 			continue;
-		if (cg->procs != -1 && k == CG_TRACK &&
-		    (fds[n] = fcntl(cg->procs, F_DUPFD_CLOEXEC, 3)) != -1) {
-			n++;
-			continue;
-		}
 		xasprintf(&path, "%s/cgroup.procs", cg->path[k]);
 		if ((fds[n] = open(path, O_WRONLY | O_CLOEXEC)) != -1) {
 			n++;
@@ -806,6 +801,13 @@ cgroup_spare_keep(struct cgroup *cg)
 		return (0);
 	cg_spares[cg_nspares++] = cg;
 	return (1);
+}
+
+/* The cgroup.procs a spare keeps open (cg's, not the caller's), or -1. */
+int
+cgroup_spare_procs(struct cgroup *cg)
+{
+	return (cg != NULL ? cg->procs : -1);
 }
 
 /* A spare group for a host job, or NULL: make one with cgroup_create. */

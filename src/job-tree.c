@@ -84,8 +84,9 @@ job_tree_prepare(struct job *j, json_t *open, struct spawn_req *sr)
 		free(cause);
 		return (0);
 	}
-	sr->ncg = cgroup_procs_fds(j->cg, sr->cg_fds, 4);
-	if (sr->ncg == -1)
+	if ((sr->cg_fds[0] = cgroup_spare_procs(j->cg)) != -1)
+		sr->ncg = sr->ncg_kept = 1;
+	else if ((sr->ncg = cgroup_procs_fds(j->cg, sr->cg_fds, 4)) == -1)
 		sr->ncg = 0;
 	return (0);
 }
@@ -96,9 +97,9 @@ job_tree_started(struct job *j, struct spawn_req *sr)
 {
 	int	i;
 
-	for (i = 0; i < sr->ncg; i++)
+	for (i = sr->ncg_kept; i < sr->ncg; i++)
 		close(sr->cg_fds[i]);
-	sr->ncg = 0;
+	sr->ncg = sr->ncg_kept = 0;
 	cgroup_join_close(&sr->cg_join);
 	j->fail_fd = sr->fail_fd;
 	sr->fail_fd = -1;

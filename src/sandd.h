@@ -866,6 +866,7 @@ struct spawn_req {
 	struct ns_init	*ns;
 	int		 cg_fds[4];	/* on the host */
 	int		 ncg;
+	int		 ncg_kept;	/* the first ones are a spare's */
 	struct cgroup_join cg_join;	/* in a workspace */
 	int		 fail_fd;	/* in a workspace: see ns_spawn */
 	/* Set by a vfork child that failed: step + 1 and its errno. */
@@ -910,6 +911,7 @@ uint64_t cgroup_oom_kills(struct cgroup *);
 void	 cgroup_free(struct cgroup *, int);
 int	 cgroup_spare_keep(struct cgroup *);
 struct cgroup *cgroup_spare_take(void);
+int	 cgroup_spare_procs(struct cgroup *);
 void	 cgroup_sweep(void);
 void	 cgroup_kill_all(void);
 void	 cgroup_shutdown(void);
