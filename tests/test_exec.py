@@ -968,10 +968,11 @@ def test_close_cancel_leaves_output_open_during_grace():
     with h.Cluster() as c:
         ctl = c.connect()
         mark = os.path.join(c.tmp, "cleaned-up")
-        path, cmd = _pidfile_cmd(
-            c, "pid", "trap 'echo bye; echo bye >&2; sleep 0.2; "
-            "echo done > %s; exit 0' TERM; while :; do sleep 0.1; done"
-            % mark)
+        # The trap is set before the pid file is written: a TERM that
+        # came before it would kill the shell without a trace.
+        path, cmd = _pidfile_cmd(c, "pid", "while :; do sleep 0.1; done")
+        cmd = "trap 'echo bye; echo bye >&2; sleep 0.2; echo done > %s; " \
+            "exit 0' TERM; %s" % (mark, cmd)
         ctl.send({"op": "exec", "worker": "w1", "cmd": cmd, "timeout": 60,
                   "stream": True})
         pid = _read_pid(path)
