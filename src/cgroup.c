@@ -246,7 +246,8 @@ cgroup_v2_enable(const char *mount, const char *own, const char *id)
 
 /*
  * Find the hierarchies under root for a worker of id, given the text of
- * /proc/self/cgroup in self. Logs what it chose.
+ * /proc/self/cgroup in self; cgroup_make makes the folders and logs
+ * what was chosen.
  */
 void
 cgroup_init(const char *root, const char *self, const char *id)
@@ -289,6 +290,21 @@ cgroup_init(const char *root, const char *self, const char *id)
 		cg_hier[CG_TRACK].parent = xstrdup(cg_hier[CG_PIDS].parent);
 		cg_hier[CG_TRACK].base = xstrdup(cg_hier[CG_PIDS].base);
 	}
+	free(own2);
+	free(v2);
+}
+
+/*
+ * Make the folders cgroup_init found: the worker's base in each
+ * hierarchy, with the controllers reaching below it. Called once the
+ * guardian is there (cgroup_guard_start), so that no folder is made
+ * that nothing would remove if the worker were killed at once.
+ */
+void
+cgroup_make(void)
+{
+	int	k;
+
 	for (k = 0; k < CG_NHIER; k++) {
 		if (cg_hier[k].version == 0) {
 			log_info("cgroup %s: none", cg_names[k]);
@@ -310,8 +326,6 @@ cgroup_init(const char *root, const char *self, const char *id)
 		log_info("cgroup %s: v%d at %s", cg_names[k],
 		    cg_hier[k].version, cg_hier[k].base);
 	}
-	free(own2);
-	free(v2);
 }
 
 /* The version of hierarchy k (CG_MEMORY, ...): 0 when there is none. */

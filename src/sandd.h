@@ -893,6 +893,7 @@ void	 spawn_free_strv(char **);
 #define CGROUP_KILL	2
 struct cgroup;
 void	 cgroup_init(const char *, const char *, const char *);
+void	 cgroup_make(void);
 int	 cgroup_version(int);
 int	 cgroup_tracking(void);
 struct cgroup *cgroup_create(struct cgroup *, const char *, int, char **);

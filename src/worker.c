@@ -292,8 +292,9 @@ worker_protect(void)
 		snprintf(name, sizeof name, "%s.%.8s", worker_opts.id, hex);
 	}
 	cgroup_init("/sys/fs/cgroup", self != NULL ? self : "", name);
-	cgroup_sweep();
 	cgroup_guard_start();
+	cgroup_make();
+	cgroup_sweep();
 	if (!cgroup_tracking() && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		log_warn("%s: PR_SET_CHILD_SUBREAPER", __func__);
 	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) !=

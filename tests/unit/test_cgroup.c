@@ -97,6 +97,7 @@ test_v2(void)
 	put(root, "cgroup.controllers", "cpuset cpu io memory pids\n");
 	dir(root, "svc");
 	cgroup_init(root, "0::/svc\n", "u1");
+	cgroup_make();
 	CHECK(cgroup_version(CG_MEMORY) == 2);
 	CHECK(cgroup_version(CG_PIDS) == 2);
 	CHECK(cgroup_version(CG_CPU) == 2);
@@ -155,6 +156,7 @@ test_v1(void)
 	dir(root, "cpu");
 	dir(root, "memory/a");
 	cgroup_init(root, "5:memory:/a\n4:pids:/\n3:cpu,cpuacct:/\n", "u2");
+	cgroup_make();
 	CHECK(cgroup_version(CG_MEMORY) == 1);
 	CHECK(cgroup_version(CG_PIDS) == 1);
 	CHECK(cgroup_version(CG_CPU) == 1);
@@ -202,6 +204,7 @@ test_hybrid(void)
 	dir(root, "unified");
 	put(root, "unified/cgroup.controllers", "\n");
 	cgroup_init(root, "4:memory:/\n3:pids:/\n2:cpu:/\n0::/\n", "u3");
+	cgroup_make();
 	CHECK(cgroup_version(CG_MEMORY) == 1);
 	CHECK(cgroup_version(CG_TRACK) == 2);
 	CHECK(cgroup_tracking());
