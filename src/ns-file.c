@@ -101,31 +101,14 @@ ns_files_read(struct ns_files *fs)
 {
 	struct ns_fans	 a;
 	struct ns_file	*f;
-	struct msghdr	 mh;
-	struct iovec	 iov;
-	struct cmsghdr	*c;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
 	ssize_t		 n;
-	int		 fd = -1;
+	int		 fd;
 
-	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &a;
-	iov.iov_len = sizeof a;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cm.buf;
-	mh.msg_controllen = sizeof cm.buf;
-	n = recvmsg(fs->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	n = ns_recv_fd(fs->sock, &a, sizeof a, MSG_DONTWAIT, &fd);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return (0);
 	if (n <= 0)
 		return (-1);
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(c), sizeof fd);
 	f = TAILQ_FIRST(&fs->queue);
 	if (n != (ssize_t)sizeof a || !fs->sent || f == NULL ||
 	    a.seq != f->q.seq) {

@@ -415,37 +415,18 @@ ns_spawn_wait(int sock, pid_t child, int *master, int *err, char **cause)
 {
 	struct ns_spawn_note	 n;
 	struct pollfd		 pfd = { sock, POLLIN, 0 };
-	struct msghdr		 mh;
-	struct iovec		 iov;
-	struct cmsghdr		*cmh;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
 	pid_t			 pid = -1;
 	ssize_t			 r = -1;
 	int			 fd = -1, ready;
 
-	memset(&mh, 0, sizeof mh);
-	iov.iov_base = &n;
-	iov.iov_len = sizeof n;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cm.buf;
-	mh.msg_controllen = sizeof cm.buf;
 	/* A SIGCHLD (of the command, say) must not end the wait. */
 	while ((ready = poll(&pfd, 1, NS_SPAWN_WAIT)) == -1 && errno == EINTR)
 		;
 	if (ready == 1) {
 		do
-			r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+			r = ns_recv_fd(sock, &n, sizeof n, 0, &fd);
 		while (r == -1 && errno == EINTR);
 	}
-	for (cmh = r > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cmh != NULL;
-	    cmh = CMSG_NXTHDR(&mh, cmh))
-		if (cmh->cmsg_level == SOL_SOCKET &&
-		    cmh->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(cmh), sizeof fd);
 	if (r == (ssize_t)sizeof n && n.kind == NSS_PID && n.val > 0 &&
 	    (master == NULL || fd != -1)) {
 		pid = (pid_t)n.val;

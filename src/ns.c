@@ -164,6 +164,39 @@ ns_send_fd(int sock, const void *buf, size_t len, int fd)
 }
 
 /*
+ * Receive one message of up to len bytes into buf on sock, and the
+ * descriptor passed with it (close-on-exec) in *fd, -1 if none. What
+ * recvmsg returns, with errno; flags are recvmsg's.
+ */
+ssize_t
+ns_recv_fd(int sock, void *buf, size_t len, int flags, int *fd)
+{
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	struct cmsghdr	*c;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	ssize_t		 n;
+
+	*fd = -1;
+	memset(&mh, 0, sizeof mh);
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof cm.buf;
+	if ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) <= 0)
+		return (n);
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(c), sizeof *fd);
+	return (n);
+}
+
+/*
  * Report a failure at stage with errno on fd and exit: a child of the
  * worker before exec (the init here, a command in ns-spawn.c).
  */

@@ -968,6 +968,7 @@ int	 ns_init_start(const struct ns_config *, struct cgroup *,
 void	 ns_init_stop(struct ns_init *);
 __dead void ns_child_fail(int, int);
 void	 ns_send_fd(int, const void *, size_t, int);
+ssize_t	 ns_recv_fd(int, void *, size_t, int, int *);
 #define NS_INIT_ARGV0	"sandd-init"	/* a workspace's init, exec'd */
 __dead void ns_init_main(void);
 

@@ -6,6 +6,7 @@
  * take; worker-workspace.c applies them.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,26 @@ workspace_limits_parse(json_t *msg, const struct ws_limits *ceil,
 	return (0);
 }
 
+static void	 workspace_limits_say(char **, const char *, ...)
+		     __attribute__((format(printf, 2, 3)));
+
+/* Add "name value" in fmt to the list *s (", " between, allocated). */
+static void
+workspace_limits_say(char **s, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*item, *t;
+
+	va_start(ap, fmt);
+	xvasprintf(&item, fmt, ap);
+	va_end(ap);
+	xasprintf(&t, "%s%s%s", *s != NULL ? *s : "", *s != NULL ? ", " : "",
+	    item);
+	free(item);
+	free(*s);
+	*s = t;
+}
+
 /*
  * Hold l to the ceilings ceil: a limit over its ceiling, or none where
  * there is a ceiling, becomes the ceiling; but not the disk, an image
@@ -115,30 +136,22 @@ int
 workspace_limits_clamp(struct ws_limits *l, const struct ws_limits *ceil,
     char **what)
 {
-	char	*s = NULL, *t;
+	char	*s = NULL;
 	int	 n = 0;
 
 	if (ceil->memory > 0 && (l->memory == 0 || l->memory > ceil->memory)) {
-		xasprintf(&t, "%smemory %llu", s != NULL ? s : "",
+		workspace_limits_say(&s, "memory %llu",
 		    (unsigned long long)l->memory);
-		free(s);
-		s = t;
 		l->memory = ceil->memory;
 		n++;
 	}
 	if (ceil->pids > 0 && (l->pids <= 0 || l->pids > ceil->pids)) {
-		xasprintf(&t, "%s%spids %d", s != NULL ? s : "", s != NULL ?
-		    ", " : "", l->pids);
-		free(s);
-		s = t;
+		workspace_limits_say(&s, "pids %d", l->pids);
 		l->pids = ceil->pids;
 		n++;
 	}
 	if (ceil->cpu > 0 && (!(l->cpu > 0) || l->cpu > ceil->cpu)) {
-		xasprintf(&t, "%s%scpu %g", s != NULL ? s : "", s != NULL ?
-		    ", " : "", l->cpu);
-		free(s);
-		s = t;
+		workspace_limits_say(&s, "cpu %g", l->cpu);
 		l->cpu = ceil->cpu;
 		n++;
 	}
