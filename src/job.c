@@ -8,7 +8,7 @@
  * reaped; its result is kept until the controller releases it.
  *
  * What differs between kinds lives in their files behind job_ops (job.h):
- * worker-exec.c, worker-session.c and worker-file.c. An open finds its
+ * worker-exec.c, worker-session.c and worker-file*.c. An open finds its
  * kind's open function in a table.
  */
 #include <sys/types.h>
