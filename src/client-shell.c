@@ -406,31 +406,40 @@ term_worker_back(struct term *t)
 	return (back);
 }
 
-/* Attach t->c to the session from where the output shown ends. */
+/*
+ * Attach t->c to the session from where the output shown ends. A
+ * no_such_session says the session is gone only if it comes once the
+ * worker is back: the worker may come back (and bring its sessions)
+ * between the attach and the question, so then ask once more.
+ */
 static int
 term_attach(struct term *t)
 {
 	json_t	*r;
-	int	 gone;
+	int	 try;
 
 	if (t->worker != NULL)
 		client_conn_watch(t->c, t->worker, 0);
-	r = term_call(t, json_pack("{s:s, s:s, s:I, s:b, s:b}", "op",
-	    "session.attach", "session", t->session, "since",
-	    (json_int_t)t->offset, "readonly", t->o->readonly, "raw", 1));
-	if (r == NULL)
-		return (TERM_RETRY);
-	if (json_is_true(json_object_get(r, "ok"))) {
+	for (try = 0; try < 2; try++) {
+		r = term_call(t, json_pack("{s:s, s:s, s:I, s:b, s:b}", "op",
+		    "session.attach", "session", t->session, "since",
+		    (json_int_t)t->offset, "readonly", t->o->readonly, "raw",
+		    1));
+		if (r == NULL)
+			return (TERM_RETRY);
+		if (json_is_true(json_object_get(r, "ok"))) {
+			json_decref(r);
+			return (TERM_ATTACHED);
+		}
+		if (strcmp(client_reply_code(r), "no_such_session") != 0) {
+			client_tty_restore();
+			client_die_reply(255, r);
+		}
 		json_decref(r);
-		return (TERM_ATTACHED);
+		if (!term_worker_back(t))
+			return (TERM_RETRY);
 	}
-	if (strcmp(client_reply_code(r), "no_such_session") != 0) {
-		client_tty_restore();
-		client_die_reply(255, r);
-	}
-	json_decref(r);
-	gone = term_worker_back(t);
-	return (gone ? TERM_GONE : TERM_RETRY);
+	return (TERM_GONE);
 }
 
 /*

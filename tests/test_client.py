@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import termios
+import threading
 import time
 
 import harness as h
@@ -641,10 +642,10 @@ def _read_until(fd, needle, timeout=10):
     return out
 
 
-def _spawn_pty(c, args, size=None):
+def _spawn_pty(c, args, size=None, control=None):
     pid, fd = pty.fork()
     if pid == 0:
-        os.environ["SANDD_CONTROL"] = c.control
+        os.environ["SANDD_CONTROL"] = control or c.control
         os.environ["TERM"] = "xterm"
         if size:
             fcntl.ioctl(0, termios.TIOCSWINSZ,
@@ -1168,12 +1169,100 @@ def test_shell_reconnect_attaches_again_and_loses_or_repeats_nothing():
         c.restart_server()
         out += _read_until(fd, b"outage-42", timeout=30)
         os.write(fd, b"exit 7\r")
-        assert _wait_status(pid, timeout=30) == 7
+        status = _wait_status(pid, timeout=30)
+        assert status == 7, (status, out)
         out += _read_until(fd, b"\x00", timeout=0.5)
         text = out.decode(errors="replace")
         assert text.count("marker-5") == 1, text
         assert text.count("outage-42") == 1, text
         assert "again" in text, text
+
+
+class _HeldControl:
+    """A control socket in front of the real one that, once a reply says
+    no_such_session, holds the client's next lines until released."""
+
+    def __init__(self, c):
+        self.path = os.path.join(c.tmp, "held.sock")
+        self.target = c.control
+        self.refused = threading.Event()
+        self.release = threading.Event()
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(self.path)
+        self.srv.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.srv.accept()
+            except OSError:
+                return
+            b = socket.socket(socket.AF_UNIX)
+            try:
+                b.connect(self.target)
+            except OSError:
+                a.close()       # the controller is away: the client retries
+                continue
+            threading.Thread(target=self._pump, args=(a, b, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, up):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if up and self.refused.is_set():
+                    self.release.wait(h.T(30))
+                if not up and b"no_such_session" in data:
+                    self.refused.set()
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.srv.close()
+
+
+def test_shell_reconnect_waits_for_a_worker_that_comes_back_mid_check():
+    # The controller restarted; the worker is not back yet, so attach
+    # says no_such_session. The worker comes back before the client asks
+    # whether it is connected: its session is there now, not gone.
+    with h.Cluster() as c:
+        held = _HeldControl(c)
+        pid, fd = _spawn_pty(c, ["shell", "--reconnect", "w1", "--",
+                                 "/bin/sh"], control=held.path)
+        _raw(fd)
+        os.write(fd, b"echo mark''er-$((2+3))\r")
+        out = _read_until(fd, b"marker-5")
+        assert b"marker-5" in out, out
+        worker = c.workers["w1"]
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            c.stop_server()
+            out += _read_until(fd, b"gives up")
+            c.restart_server(wait_workers=False)
+            assert held.refused.wait(h.T(30)), out
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        c.wait_worker("w1", timeout=30)
+        held.release.set()
+        out += _read_until(fd, b"again")
+        os.write(fd, b"echo ba''ck-$((1+1))\r")
+        out += _read_until(fd, b"back-2")
+        assert b"back-2" in out, out
+        os.write(fd, b"exit 7\r")
+        status = _wait_status(pid, timeout=30)
+        held.close()
+        assert status == 7, (status, out)
 
 
 def test_attach_reconnect_gives_up_at_tilde_dot():
