@@ -3,7 +3,6 @@ raw), modes, mkdir, ranges, every error path, --root, atomicity when a
 transfer is cut, and bounded memory on both ends."""
 
 import base64
-import errno
 import hashlib
 import json
 import os

@@ -5,12 +5,10 @@ was not granted. Each test attacks the way the finding of issue 11 says
 and checks that the real worker and its work are untouched."""
 
 import base64
-import hashlib
 import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import time
 

@@ -5,7 +5,6 @@ backpressure with bounded memory, adoption after a controller restart."""
 import base64
 import os
 import re
-import signal
 import time
 
 import harness as h
@@ -70,7 +69,6 @@ class Stream:
     def wait_for(self, needle, timeout=15):
         if isinstance(needle, str):
             needle = needle.encode()
-        start = len(self.data)
         return self.wait(lambda s: needle in s.data, timeout,
                          what=repr(needle))
 
@@ -421,8 +419,8 @@ def test_session_detach_then_attach_since_replays_exactly():
         rd = _read(ctl2, sid, until="END-2", timeout=h.T(120))
         assert rd["matched"] is True, rd
         # attach again from where the first stream stopped
-        a = h.ok(ctl.call({"op": "session.attach", "session": sid,
-                           "since": st.next}))
+        h.ok(ctl.call({"op": "session.attach", "session": sid,
+                       "since": st.next}))
         st.wait_for("END-2")
         full = _read(ctl2, sid, since=0, max_bytes=10 << 20)
         assert full["truncated"] is False, full
@@ -691,7 +689,6 @@ def _bulk(total):
         st = Stream(ctl, r["session"])
         peak = [0, 0]
         n = 0
-        t0 = time.monotonic()
         # slow at first: the program must wait for us
         while st.exit is None:
             m = ctl.recv(timeout=60)

@@ -7,10 +7,8 @@ worker finds its workspaces again."""
 import hashlib
 import os
 import random
-import signal
 import socket
 import subprocess
-import time
 
 import harness as h
 
