@@ -539,8 +539,8 @@ def test_exec_stream_broadcast():
 
 def test_spawn_yield_after_then_read_and_wait():
     with h.Cluster() as c, client(c) as cl:
-        hd = cl.spawn("w1", "echo first; sleep 1; echo second",
-                      yield_after=0.3)
+        hd = cl.spawn("w1", "echo first; sleep 2; echo second",
+                      yield_after=0.8)
         assert hd.running and hd.handle, hd
         assert hd.initial.stdout == "first\n", hd.initial
         r = hd.wait(timeout=h.T(10))

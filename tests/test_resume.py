@@ -428,7 +428,7 @@ def test_output_consumed_while_link_is_down_is_acked_after_resume():
         def paused():
             a = _wchar(pid)
             time.sleep(0.3)
-            return a == _wchar(pid)
+            return a > 0 and a == _wchar(pid)   # begun, then blocked
         # Not reading: the controller holds the output, the window fills.
         h.wait_for(paused, timeout=15, interval=0.01,
                    what="the program to block (client not reading)")
@@ -756,8 +756,11 @@ def test_controller_restart_yielded_exec_readable_by_handle():
     with _cluster() as c:
         c.start_worker("w1")
         ctl = c.connect()
+        go = os.path.join(c.tmp, "go")
+        # It ends only once counted: a slow restart must not outlast it.
         r = h.ok(ctl.call({"op": "exec", "worker": "w1", "yield_after": 0.4,
-                           "cmd": SEQ % n}))
+                           "cmd": SEQ % n + "; while [ ! -e %s ]; do "
+                           "sleep 0.02; done" % go}))
         assert r.get("running") is True, r
         hd = r["handle"]
         got = r.get("stdout", "")
@@ -772,6 +775,7 @@ def test_controller_restart_yielded_exec_readable_by_handle():
              if x["id"] == "w1"]
         assert w and w[0]["running"] >= 1, \
             "adopted exec not counted as running: %r" % w
+        open(go, "w").close()
         got += _read_all(ctl, hd)
         _check_numbered(got, n)
         assert 0 < before < n
@@ -849,7 +853,8 @@ def test_controller_restart_exec_that_ended_meanwhile_reports_exit():
                                   % (pidf, mark)}))
         hd = r["handle"]
         got = r.get("stdout", "")
-        pid = int(open(pidf).read())
+        pid = h.wait_for(lambda: int(open(pidf).read()), timeout=10,
+                         what="the pid file")
         _settle(c)
         c.stop_server(signal.SIGKILL)
         open(mark, "w").close()
@@ -939,6 +944,7 @@ def test_handle_read_to_end_while_link_is_down_stays_finished():
         r = h.ok(ctl.call({"op": "exec", "worker": "w1", "yield_after": 0.2,
                            "cmd": "echo a; sleep 0.5; echo b"}))
         hd = r["handle"]
+        first = r.get("stdout", "")     # "a\n", unless the yield came first
         h.wait_for(lambda: not h.ok(c.connect().call({"op": "workers"}))
                    ["workers"][0]["running"], timeout=10,
                    what="the command to end")
@@ -946,7 +952,8 @@ def test_handle_read_to_end_while_link_is_down_stays_finished():
         p.reset()
         _state(sub, "disconnected")
         r = h.ok(ctl.call({"op": "read", "handle": hd}))
-        assert r.get("running") is False and r.get("stdout") == "b\n", r
+        assert r.get("running") is False, r
+        assert first + r.get("stdout", "") == "a\nb\n", (first, r)
         p.refuse(False)
         _state(sub, "connected", timeout=30)
         h.ok(ctl.call({"op": "workers"}))   # the hello has been handled

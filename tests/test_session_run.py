@@ -207,13 +207,16 @@ def test_session_run_leaves_no_marker_or_nonce_in_the_kept_output():
             assert _run(ctl, sid, "false")["exit_code"] == 1
             _run(ctl, sid, "echo two; sleep 30", timeout=0.5)
             assert _run(ctl, sid, "echo three")["output"] == "three\n"
-            time.sleep(0.2)
-            rd = _read(ctl, sid, since=0, max_bytes=1 << 20)
+
+            def settled():
+                # The prompt may come after the reply: read once it has.
+                rd = _read(ctl, sid, since=0, max_bytes=1 << 20)
+                ls = [s for s in _list(ctl) if s["session"] == sid]
+                return rd if ls[0]["offset"] == rd["offset"] else None
+            rd = h.wait_for(settled, what="the session's offset to settle")
             data = h.out(rd, "data")
             _no_helper(data)
             assert b"echo three\r\n" in data, (kw, data)
-            ls = [s for s in _list(ctl) if s["session"] == sid]
-            assert ls[0]["offset"] == rd["offset"], (ls, rd)
 
 
 def test_session_run_sent_again_after_a_link_drop_runs_once():

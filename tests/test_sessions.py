@@ -941,7 +941,7 @@ def test_session_survives_worker_reconnect():
 
 
 def test_session_lingers_after_exit_then_goes():
-    with h.Cluster(worker_args=["--session-linger", "1"]) as c:
+    with h.Cluster(worker_args=["--session-linger", "3"]) as c:
         ctl = c.connect()
         r = _open(ctl, argv=["sh", "-c", "echo gone-soon"], attach=False)
         sid = r["session"]

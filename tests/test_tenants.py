@@ -397,10 +397,13 @@ def test_ownership_holds_across_a_controller_restart():
 def test_rate_limit_is_hit_then_recovers_even_for_root():
     with cluster(args=["--rate", "2/s,burst=2"]) as c:
         ctl = c.connect()
-        for _ in range(2):
-            h.ok(ctl.call({"op": "exec", "worker": "w1", "cmd": "true"}))
-        r = h.err(ctl.call({"op": "exec", "worker": "w1", "cmd": "true"}),
-                  "rate_limited")
+        # Sent at once: one by one, a slow round trip would let a token in.
+        for i in range(3):
+            ctl.send({"op": "exec", "id": "r%d" % i, "worker": "w1",
+                      "cmd": "true"})
+        for i in range(2):
+            h.ok(ctl.collect("r%d" % i)[1])
+        r = h.err(ctl.collect("r2")[1], "rate_limited")
         wait = r["error"]["retry_after"]
         assert 0 < wait <= 0.5 + 0.01, r
         # views are not rate limited
