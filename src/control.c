@@ -69,6 +69,8 @@ struct stream_reply {
 };
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static size_t			 nclients;
+/* Closed and unreferenced, to be freed on the next turn of the loop. */
+static TAILQ_HEAD(, client) reaping = TAILQ_HEAD_INITIALIZER(reaping);
 static struct evconnlistener	*control_listener;
 static char			*control_path;
 
@@ -95,6 +97,7 @@ control_client_reap_cb(__unused evutil_socket_t fd, __unused short what,
 	struct client		*cl = arg;
 	struct stream_reply	*sr;
 
+	TAILQ_REMOVE(&reaping, cl, entry);
 	event_free(cl->more);
 	event_free(cl->hup);
 	event_free(cl->reaper);
@@ -105,13 +108,32 @@ control_client_reap_cb(__unused evutil_socket_t fd, __unused short what,
 	free(cl);
 }
 
+/*
+ * Drop a reference. The last one frees the client on the next turn of
+ * the loop, not under the callers (closed, it is no longer in clients).
+ */
 void
 control_client_unref(struct client *cl)
 {
 	if (--cl->refs > 0)
 		return;
+	TAILQ_INSERT_TAIL(&reaping, cl, entry);
 	cl->reaper = event_new(ev_base, -1, 0, control_client_reap_cb, cl);
 	event_active(cl->reaper, EV_TIMEOUT, 0);
+}
+
+/*
+ * Free the clients still waiting for their turn: once the loop is over,
+ * the last references can go without one (a request that waited for a
+ * worker holds its client until the worker is freed).
+ */
+void
+control_reap(void)
+{
+	struct client	*cl;
+
+	while ((cl = TAILQ_FIRST(&reaping)) != NULL)
+		control_client_reap_cb(-1, 0, cl);
 }
 
 int

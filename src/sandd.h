@@ -516,6 +516,7 @@ void	 control_client_wait_sink(struct client *, struct chan *);
 void	 control_client_check_finished(struct client *);
 int	 control_listen(const char *, int, char **);
 void	 control_close(void);
+void	 control_reap(void);
 size_t	 control_client_count(void);
 long	 control_client_uid(struct client *);
 const struct compat_peer *control_client_peer(struct client *);

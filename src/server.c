@@ -637,6 +637,7 @@ server_main(void)
 	event_base_dispatch(ev_base);
 	server_worker_free_all();
 	server_link_free_all();
+	control_reap();
 
 	event_free(ev_sigterm);
 	event_free(ev_sigint);

@@ -5,6 +5,7 @@ backpressure with bounded memory, adoption after a controller restart."""
 import base64
 import os
 import re
+import signal
 import time
 
 import harness as h
@@ -954,6 +955,24 @@ def test_session_lingers_after_exit_then_goes():
                    what="linger to pass")
         h.err(ctl.call({"op": "session.read", "session": sid}),
               "no_such_session")
+
+
+def test_serve_stopped_while_an_open_waits_for_its_worker_frees_all():
+    # The open waits for a worker in its resume window and holds its
+    # client; serve stopped then must still free both (LeakSanitizer in
+    # the daemon's log fails the test under make check).
+    with h.Cluster(serve_args=["--resume-window", "60"]) as c:
+        ctl = c.connect()
+        c.stop_worker("w1", signal.SIGKILL)
+        h.wait_for(lambda: not [w for w in h.ok(ctl.call(
+            {"op": "workers"}))["workers"] if w["connected"]],
+            what="w1 disconnected")
+        ctl.send({"op": "session.open", "id": "o", "worker": "w1",
+                  "argv": ["/bin/sh"]})
+        other = c.connect()
+        h.wait_for(lambda: [w for w in h.ok(other.call({"op": "workers"}))[
+            "workers"] if w["sessions"] == 1], what="the waiting session")
+        assert c.stop_server() == 0
 
 
 if __name__ == "__main__":
