@@ -40,7 +40,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	     -fno-sanitize-recover=undefined
 
 .PHONY: all deps asan check unit fuzz test test-asan demo bench install \
-	clean lint-man
+	clean lint-man valgrind
 
 all: sandd
 
@@ -90,6 +90,18 @@ check: deps
 
 test: all
 	python3 tests/run.py
+
+# The daemons under valgrind's memcheck, through the tests that suit it
+# (not the bulk transfers: too slow). A report fails the test, as the
+# sanitizers' do. About 15 minutes on 2 cores; not part of check.
+VALGRIND_TESTS = tests/test_core.py tests/test_errors.py tests/test_exec.py \
+	tests/test_sessions.py tests/test_auth.py tests/test_multi.py
+
+valgrind:
+	@sh scripts/deps.sh valgrind
+	$(MAKE) all
+	SANDD_BIN=$(CURDIR)/tests/valgrind-sandd SANDD_TEST_TIMEOUT=10 \
+	    python3 tests/run.py $(VALGRIND_TESTS)
 
 demo: deps
 	$(MAKE) all

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian packages that building and testing sandd need (and,
-# with "bench", what `make bench` compares against: OpenSSH for scp).
+# with "bench", what `make bench` compares against: OpenSSH for scp; with
+# "valgrind", what `make valgrind` runs the daemons under).
 #
 # Idempotent: packages already installed are left alone, and when nothing
 # is missing the script prints nothing and exits 0 without touching apt.
-# Usage: scripts/deps.sh [-n] [bench]
+# Usage: scripts/deps.sh [-n] [bench] [valgrind]
 #	(-n: only list what is missing; exit 1 if any)
 
 set -eu
@@ -14,9 +15,10 @@ libjansson-dev libwslay-dev libseccomp-dev libclang-rt-14-dev python3
 python3-setuptools python3-wheel python3-venv socat mandoc openssl procps
 iproute2 asciinema e2fsprogs"
 BENCH_PACKAGES="openssh-server openssh-client"
+VALGRIND_PACKAGES="valgrind"
 
 usage() {
-	echo "usage: $0 [-n] [bench]"
+	echo "usage: $0 [-n] [bench] [valgrind]"
 }
 
 dry_run=0
@@ -27,6 +29,9 @@ for arg in "$@"; do
 		;;
 	bench)
 		PACKAGES="$PACKAGES $BENCH_PACKAGES"
+		;;
+	valgrind)
+		PACKAGES="$PACKAGES $VALGRIND_PACKAGES"
 		;;
 	-h|--help)
 		usage

@@ -73,6 +73,10 @@ def T(seconds):
     return seconds * SCALE
 
 
+# Under valgrind (make valgrind) a daemon is far slower and bigger, and
+# valgrind keeps file descriptors of its own.
+VALGRIND = "valgrind" in os.path.basename(SANDD)
+
 # An AddressSanitizer build holds freed memory in quarantine and adds
 # shadow pages: the same run's RSS grows about three times as much.
 SANITIZED = os.path.basename(SANDD).endswith("-asan")
@@ -1068,8 +1072,12 @@ class Cluster:
         except OSError:
             return self.logs.get(name, "")
 
+    # The sanitizers' reports, and memcheck's (make valgrind).
     SANITIZER_MARKS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer",
-                       b"runtime error:", b"WARNING: ThreadSanitizer")
+                       b"runtime error:", b"WARNING: ThreadSanitizer",
+                       b"== Invalid ", b"uninitialised value",
+                       b"uninitialised byte", b"are definitely lost",
+                       b"Mismatched free", b"Source and destination overlap")
 
     def _scan_sanitizer(self, name, path):
         """Remember sanitizer reports in a daemon log (fails the test)."""
