@@ -93,7 +93,7 @@ test: all
 
 # The daemons under valgrind's memcheck, through the tests that suit it
 # (not the bulk transfers: too slow). A report fails the test, as the
-# sanitizers' do. About 15 minutes on 2 cores; not part of check.
+# sanitizers' do. 11 minutes on 2 cores; not part of check.
 VALGRIND_TESTS = tests/test_core.py tests/test_errors.py tests/test_exec.py \
 	tests/test_sessions.py tests/test_auth.py tests/test_multi.py
 
