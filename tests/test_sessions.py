@@ -262,9 +262,12 @@ def test_session_ctrl_z_suspends_foreground_job():
         st.wait_for("Stopped")
         _write(ctl, sid, "kill -9 %1; echo killed-$((2+3))\r")
         st.wait_for("killed-5")
-        h.wait_for(lambda: not os.path.exists("/proc/%d/stat" % sp[0]) or
-                   "sleep" not in [p[1] for p in _procs_in_session(pid)],
-                   what="stopped sleep to go")
+        # Dead: gone, or a zombie that bash reaps at its leisure (it may
+        # wait for its next input to do so).
+        h.wait_for(lambda: not [p for p in _procs_in_session(pid)
+                                if p[0] == sp[0] and p[2] != "Z"],
+                   what="stopped sleep to die (%r)" % (
+                       _procs_in_session(pid),))
 
 
 def test_session_exit_code_is_reported_and_session_stays_readable():
