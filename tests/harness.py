@@ -610,6 +610,26 @@ class Ctl:
 
 # ---------------------------------------------------------------- proxy
 
+def pump(src, dst, before=None):
+    """Copy what src sends to dst until either side ends, then shut both.
+    before(data), if given, sees each piece first (and may wait)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if before is not None:
+                before(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class Proxy:
     """A TCP proxy on 127.0.0.1 in front of a port, to cut links at will.
 
@@ -666,22 +686,12 @@ class Proxy:
                                        daemon=True).start()
 
     def _pump(self, src, dst, up=False):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if up and self.record:
-                    with self.lock:
-                        self.upstream += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        pump(src, dst, self._record if up else None)
+
+    def _record(self, data):
+        if self.record:
+            with self.lock:
+                self.upstream += data
 
     def frames(self):
         """(opcode, payload) of each WebSocket frame recorded so far from

@@ -1210,29 +1210,18 @@ class _HeldControl:
             except OSError:
                 a.close()       # the controller is away: the client retries
                 continue
-            threading.Thread(target=self._pump, args=(a, b, True),
+            threading.Thread(target=h.pump, args=(a, b, self._up),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(b, a, False),
+            threading.Thread(target=h.pump, args=(b, a, self._down),
                              daemon=True).start()
 
-    def _pump(self, src, dst, up):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if up and self.refused.is_set():
-                    self.release.wait(h.T(30))
-                if not up and b"no_such_session" in data:
-                    self.refused.set()
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def _up(self, data):
+        if self.refused.is_set():
+            self.release.wait(h.T(30))
+
+    def _down(self, data):
+        if b"no_such_session" in data:
+            self.refused.set()
 
     def close(self):
         self.srv.close()
