@@ -35,14 +35,11 @@ file_get_end(void *arg)
 {
 	struct job		*j = arg;
 	struct file_xfer	*x = j->data;
-	char			 hex[65];
 
-	hash_final(x->hash, hex);
 	j->out[WIRE_OUT].eof = 1;
 	log_debug("channel %u: get %s: %llu bytes sent", j->ch, x->path,
 	    (unsigned long long)x->sent);
-	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size",
-	    (json_int_t)x->size, "mode", (int)x->mode, "sha256", hex));
+	file_end_hashed(j);
 }
 
 /* Everything is read: end once the hashing has caught up. */

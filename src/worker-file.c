@@ -336,19 +336,31 @@ file_publish(struct file_xfer *x)
 	return (0);
 }
 
+/*
+ * Every byte of a put or a get is hashed: end the job with the file's
+ * size and mode and the digest.
+ */
+void
+file_end_hashed(struct job *j)
+{
+	struct file_xfer	*x = j->data;
+	char			 hex[65];
+
+	hash_final(x->hash, hex);
+	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size", (json_int_t)x->size,
+	    "mode", (int)x->mode, "sha256", hex));
+}
+
 /* The file is in place and every byte hashed: reply. */
 static void
 file_put_reply(void *arg)
 {
 	struct job		*j = arg;
 	struct file_xfer	*x = j->data;
-	char			 hex[65];
 
-	hash_final(x->hash, hex);
 	log_debug("channel %u: put %s: %llu bytes", j->ch, x->path,
 	    (unsigned long long)x->size);
-	job_set_end(j, json_pack("{s:I, s:i, s:s}", "size", (json_int_t)x->size,
-	    "mode", (int)x->mode, "sha256", hex));
+	file_end_hashed(j);
 }
 
 /* What a put must leave alone: "a FIFO" and the like, else NULL. */

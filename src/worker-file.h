@@ -44,6 +44,7 @@ struct file_xfer {
 void	 file_close(struct file_xfer *);
 void	 file_free(struct job *);
 void	 file_forget(struct job *);
+void	 file_end_hashed(struct job *);
 void	 file_fail(struct job *, const char *, int, const char *, ...)
 	     __attribute__((format(printf, 4, 5)));
 void	 file_fail_outside(struct job *);
