@@ -1001,6 +1001,16 @@ class Cluster:
             if ctl is not None:
                 ctl.close()
 
+    def wait_welcomed(self, name, timeout=10):
+        """Wait until worker `name` logged its welcome. The controller
+        lists it once the welcome is sent; a link cut before it arrives
+        leaves the worker without its secret, locked out of its id for
+        the resume window."""
+        log = self.log_paths["worker-%s" % name]
+        needle = ("registered as %s" % name).encode()
+        wait_for(lambda: needle in open(log, "rb").read(), timeout=timeout,
+                 what="%s to have its welcome" % name)
+
     def stop_worker(self, name, sig=signal.SIGTERM, timeout=10):
         """Signal a worker's process group and wait for it to exit."""
         p = self.workers.get(name)

@@ -749,12 +749,7 @@ def _proxied_w1(c):
     be cut while the worker process lives on."""
     p = c.proxy()
     c.start_worker("w1", url=p.url)
-    # The controller lists w1 once it sent the welcome; a cut before the
-    # welcome arrives leaves w1 without its secret, locked out of its id
-    # for the resume window (a limit of its own, not under test here).
-    log = c.log_paths["worker-w1"]
-    h.wait_for(lambda: b"registered as w1" in open(log, "rb").read(),
-               what="w1 to have its welcome")
+    c.wait_welcomed("w1")       # a cut now does not lock it out
     return p
 
 

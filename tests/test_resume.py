@@ -40,11 +40,7 @@ def _proxied(c, name="w1", args=()):
     p = FaultProxy(c.port)
     c.proxies.append(p)         # closed at cleanup
     c.start_worker(name, url=p.url, args=list(args))
-    # A cut before the welcome arrives would leave the worker without
-    # its secret, locked out of its id for the resume window.
-    log = c.log_paths["worker-%s" % name]
-    h.wait_for(lambda: ("registered as %s" % name).encode() in
-               open(log, "rb").read(), what="%s to have its welcome" % name)
+    c.wait_welcomed(name)       # a cut now does not lock it out
     return p
 
 
